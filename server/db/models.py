@@ -1,0 +1,168 @@
+"""Tortoise models: the database is the source of truth for every task and step.
+
+`status` columns are written only through the compare-and-set functions in `server.db.writes`;
+history rows are append-only.
+"""
+
+from tortoise import fields
+from tortoise.indexes import Index
+from tortoise.models import Model
+
+
+class Namespace(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=128, unique=True)
+    description = fields.TextField(null=True)
+
+    class Meta:
+        table = "tasker_namespaces"
+
+
+class NamedTask(Model):
+    id = fields.IntField(primary_key=True)
+    namespace: fields.ForeignKeyRelation[Namespace] = fields.ForeignKeyField(
+        "models.Namespace", related_name="named_tasks", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=128)
+    version = fields.CharField(max_length=64)
+    description = fields.TextField(null=True)
+    definition = fields.JSONField(default=dict)
+
+    class Meta:
+        table = "tasker_named_tasks"
+        unique_together = (("namespace", "name", "version"),)
+
+
+class NamedStep(Model):
+    id = fields.IntField(primary_key=True)
+    named_task: fields.ForeignKeyRelation[NamedTask] = fields.ForeignKeyField(
+        "models.NamedTask", related_name="named_steps", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=128)
+    description = fields.TextField(null=True)
+    handler_class = fields.CharField(max_length=255)
+
+    class Meta:
+        table = "tasker_named_steps"
+        unique_together = (("named_task", "name"),)
+
+
+class Task(Model):
+    id = fields.UUIDField(primary_key=True)
+    named_task: fields.ForeignKeyRelation[NamedTask] = fields.ForeignKeyField(
+        "models.NamedTask", related_name="tasks", on_delete=fields.RESTRICT
+    )
+    # Denormalised so that every API filter is a single-table index scan.
+    namespace = fields.CharField(max_length=128)
+    name = fields.CharField(max_length=128)
+    version = fields.CharField(max_length=64)
+    status = fields.CharField(max_length=32, default="pending")
+    context = fields.JSONField(null=True)
+    initiator = fields.CharField(max_length=255, null=True)
+    source_system = fields.CharField(max_length=255, null=True)
+    reason = fields.TextField(null=True)
+    tags = fields.JSONField(default=list)
+    bypass_steps = fields.JSONField(default=list)
+    idempotency_key = fields.CharField(max_length=255, null=True, unique=True)
+    identity_hash = fields.CharField(max_length=64, db_index=True)
+    requested_at = fields.DatetimeField()
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+    completed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "tasker_tasks"
+        indexes = (
+            Index(fields=("created_at", "id")),
+            Index(fields=("status", "created_at")),
+            Index(fields=("namespace", "name", "version", "created_at")),
+            Index(fields=("namespace", "status", "created_at")),
+            Index(fields=("completed_at",)),
+        )
+
+
+class WorkflowStep(Model):
+    id = fields.BigIntField(primary_key=True)
+    task: fields.ForeignKeyRelation[Task] = fields.ForeignKeyField(
+        "models.Task", related_name="steps", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=128)
+    position = fields.IntField(default=0)
+    handler_class = fields.CharField(max_length=255)
+    status = fields.CharField(max_length=32, default="pending")
+    attempts = fields.IntField(default=0)
+    retry_limit = fields.IntField(default=3)
+    retryable = fields.BooleanField(default=True)
+    skippable = fields.BooleanField(default=False)
+    timeout_seconds = fields.FloatField(null=True)
+    inputs = fields.JSONField(null=True)
+    results = fields.JSONField(null=True)
+    last_error = fields.TextField(null=True)
+    error_class = fields.CharField(max_length=255, null=True)
+    next_attempt_at = fields.DatetimeField(null=True)
+    dispatched_at = fields.DatetimeField(null=True)
+    lease_owner = fields.CharField(max_length=128, null=True)
+    lease_expires_at = fields.DatetimeField(null=True)
+    started_at = fields.DatetimeField(null=True)
+    completed_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "tasker_workflow_steps"
+        unique_together = (("task", "name"),)
+        indexes = (
+            Index(fields=("status", "dispatched_at")),
+            Index(fields=("status", "next_attempt_at")),
+            Index(fields=("status", "lease_expires_at")),
+            Index(fields=("completed_at",)),
+        )
+
+
+class StepEdge(Model):
+    id = fields.BigIntField(primary_key=True)
+    task: fields.ForeignKeyRelation[Task] = fields.ForeignKeyField(
+        "models.Task", related_name="edges", on_delete=fields.CASCADE
+    )
+    from_step: fields.ForeignKeyRelation[WorkflowStep] = fields.ForeignKeyField(
+        "models.WorkflowStep", related_name="child_edges", on_delete=fields.CASCADE
+    )
+    to_step: fields.ForeignKeyRelation[WorkflowStep] = fields.ForeignKeyField(
+        "models.WorkflowStep", related_name="parent_edges", on_delete=fields.CASCADE
+    )
+
+    class Meta:
+        table = "tasker_step_edges"
+
+
+class Transition(Model):
+    """Append-only history of task moves (step null) and step moves, one sequence for both."""
+
+    id = fields.BigIntField(primary_key=True)
+    task: fields.ForeignKeyRelation[Task] = fields.ForeignKeyField(
+        "models.Task", related_name="transitions", on_delete=fields.CASCADE
+    )
+    step: fields.ForeignKeyNullableRelation[WorkflowStep] = fields.ForeignKeyField(
+        "models.WorkflowStep", related_name="transitions", null=True, on_delete=fields.CASCADE
+    )
+    step_name = fields.CharField(max_length=128, null=True)
+    from_status = fields.CharField(max_length=32, null=True)
+    to_status = fields.CharField(max_length=32)
+    reason = fields.TextField(null=True)
+    metadata = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "tasker_transitions"
+        indexes = (Index(fields=("task_id", "id")), Index(fields=("created_at",)))
+
+
+class WorkerHeartbeat(Model):
+    worker_id = fields.CharField(max_length=128, primary_key=True)
+    hostname = fields.CharField(max_length=255)
+    pid = fields.IntField()
+    started_at = fields.DatetimeField()
+    last_seen_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "tasker_workers"

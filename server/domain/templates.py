@@ -1,0 +1,67 @@
+"""Handler templates: the validated, immutable form of a handler definition.
+
+A `HandlerTemplate` is what the registry hands to every other part of the system; it is built
+from YAML by `server.services.registry` and never mutated afterwards.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.domain.dag import StepGraph
+
+
+@dataclass(frozen=True, slots=True)
+class StepTemplate:
+    """One step of a handler: what to run and how to retry it."""
+
+    name: str
+    handler_class: str
+    description: str | None = None
+    depends_on: tuple[str, ...] = ()
+    retryable: bool = True
+    retry_limit: int = 3
+    skippable: bool = False
+    timeout_seconds: float | None = None
+    handler_config: dict[str, Any] = field(default_factory=dict)
+    custom_events: tuple[str, ...] = ()
+    dependent_system: str | None = None
+    depends_on_step: str | None = None
+    """The single-parent form as written in the definition (the seed reports it verbatim)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerTemplate:
+    """A named, versioned DAG of steps in a namespace."""
+
+    namespace: str
+    name: str
+    version: str
+    steps: tuple[StepTemplate, ...]
+    graph: StepGraph
+    description: str | None = None
+    context_schema: dict[str, Any] | None = None
+    default_dependent_system: str | None = None
+    named_steps: tuple[str, ...] = ()
+    source: str | None = None
+    """Where the definition was loaded from (a file path), for error messages."""
+
+    @property
+    def full_name(self) -> str:
+        """`namespace.name@version`, the task's display name."""
+        return f"{self.namespace}.{self.name}@{self.version}"
+
+    def step(self, name: str) -> StepTemplate:
+        """The step template called `name` (KeyError when absent)."""
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceInfo:
+    """A namespace and the handlers registered in it (latest version of each name first)."""
+
+    name: str
+    description: str | None
+    handler_names: tuple[str, ...]

@@ -1,0 +1,208 @@
+"""Read models handed from the services to every adapter.
+
+Frozen dataclasses, never ORM rows: adapters shape these into REST JSON or GraphQL types.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from server.domain.states import StepState, TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """A task as every surface sees it."""
+
+    id: UUID
+    namespace: str
+    name: str
+    version: str
+    status: TaskState
+    context: Any
+    created_at: datetime
+    updated_at: datetime
+    initiator: str | None = None
+    source_system: str | None = None
+    reason: str | None = None
+    tags: tuple[str, ...] = ()
+    bypass_steps: tuple[str, ...] = ()
+    idempotency_key: str | None = None
+    identity_hash: str | None = None
+    requested_at: datetime | None = None
+    completed_at: datetime | None = None
+
+    @property
+    def full_name(self) -> str:
+        """`namespace.name@version`."""
+        return f"{self.namespace}.{self.name}@{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class StepView:
+    """A workflow step with its graph neighbours (by name)."""
+
+    id: int
+    task_id: UUID
+    name: str
+    status: StepState
+    attempts: int
+    retry_limit: int
+    retryable: bool
+    skippable: bool
+    timeout_seconds: float | None
+    inputs: Any
+    results: Any
+    last_error: str | None
+    error_class: str | None
+    next_attempt_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    handler_class: str
+    position: int = 0
+    parents: tuple[str, ...] = ()
+    children: tuple[str, ...] = ()
+
+    @property
+    def duration_ms(self) -> int | None:
+        """Milliseconds from start to completion of the last attempt, when both are known."""
+        if self.started_at is None or self.completed_at is None:
+            return None
+        return int((self.completed_at - self.started_at).total_seconds() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionView:
+    """One row of history: a task move (step fields None) or a step move."""
+
+    id: int
+    task_id: UUID
+    step_id: int | None
+    step_name: str | None
+    from_status: str | None
+    to_status: str
+    reason: str | None
+    metadata: dict[str, Any]
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionEvent:
+    """A committed transition as published to subscribers (in-process or Redis)."""
+
+    cursor: int
+    task_id: str
+    namespace: str
+    step_id: int | None
+    step_name: str | None
+    from_status: str | None
+    to_status: str
+    reason: str | None
+    occurred_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict (the wire form on Redis and in server-sent events)."""
+        return {
+            "cursor": self.cursor,
+            "task_id": self.task_id,
+            "namespace": self.namespace,
+            "step_id": self.step_id,
+            "step_name": self.step_name,
+            "from_status": self.from_status,
+            "to_status": self.to_status,
+            "reason": self.reason,
+            "occurred_at": self.occurred_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TransitionEvent":
+        """Inverse of `to_json`."""
+        return cls(
+            cursor=int(data["cursor"]),
+            task_id=str(data["task_id"]),
+            namespace=str(data["namespace"]),
+            step_id=data.get("step_id"),
+            step_name=data.get("step_name"),
+            from_status=data.get("from_status"),
+            to_status=str(data["to_status"]),
+            reason=data.get("reason"),
+            occurred_at=datetime.fromisoformat(data["occurred_at"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    """Filters shared by REST `GET /tasks` and the GraphQL `tasks` connection."""
+
+    namespace: str | None = None
+    name: str | None = None
+    version: str | None = None
+    status: TaskState | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """One page of tasks plus the total matching the filter."""
+
+    items: tuple[TaskView, ...]
+    total_count: int
+    has_next: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTask:
+    """Input to task creation, already parsed by the adapter."""
+
+    namespace: str
+    name: str
+    context: Any
+    version: str | None = None
+    initiator: str | None = None
+    source_system: str | None = None
+    reason: str | None = None
+    tags: tuple[str, ...] = ()
+    bypass_steps: tuple[str, ...] = ()
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedReason:
+    """Why a step that is not running is not running (machine-readable `code`)."""
+
+    code: str
+    message: str
+    waiting_on: tuple[str, ...] = ()
+    until: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-safe form used by REST and GraphQL's JSON scalar."""
+        return {
+            "code": self.code,
+            "message": self.message,
+            "waiting_on": list(self.waiting_on),
+            "until": self.until.isoformat() if self.until else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyAnalysis:
+    """Which steps are done, runnable and blocked (with their reasons)."""
+
+    analysis: str
+    ready_steps: tuple[str, ...]
+    completed_steps: tuple[str, ...]
+    blocked_steps: tuple[tuple[str, BlockedReason], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerView:
+    """A worker process as seen through its heartbeats."""
+
+    worker_id: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    last_seen_at: datetime
