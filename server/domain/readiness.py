@@ -58,7 +58,7 @@ def is_runnable(step: StepSnapshot, status_of: Mapping[str, StepState], now: dat
     return all(status_of[p] in DONE_STEP_STATES for p in step.parents)
 
 
-def _doomed(steps: Mapping[str, StepSnapshot]) -> set[str]:
+def doomed_steps(steps: Mapping[str, StepSnapshot]) -> set[str]:
     """Steps that can never run because an ancestor failed for good or was cancelled."""
     doomed: set[str] = set()
     memo: dict[str, bool] = {}
@@ -89,7 +89,7 @@ def explain(
     """One reason per step that is neither running nor done (None for those that are)."""
     by_name = {s.name: s for s in steps}
     status_of = {s.name: s.status for s in steps}
-    doomed = _doomed(by_name)
+    doomed = doomed_steps(by_name)
     reasons: dict[str, BlockedReason | None] = {}
     for step in steps:
         reasons[step.name] = _reason(step, status_of, doomed, task_status, now, workers_alive)

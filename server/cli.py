@@ -1,0 +1,129 @@
+"""The `tasker` command line: serve, worker, migrate, handlers."""
+
+import asyncio
+import ipaddress
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from server.config import Settings
+
+
+def _settings(examples: bool) -> Settings:
+    settings = Settings()
+    if examples:
+        settings = settings.model_copy(update={"examples": True})
+    return settings
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@click.group()
+def main() -> None:
+    """Tasker: workflow orchestration with a GraphQL API and a REST compatibility layer."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--examples", is_flag=True, help="Load the bundled example handlers.")
+@click.option("--workers", "uvicorn_workers", default=1, show_default=True, type=int,
+              help="uvicorn worker processes (production mode).")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback address with no auth key.")
+def serve(host: str, port: int, examples: bool, uvicorn_workers: int, insecure: bool) -> None:
+    """Run the API server (and, with no broker URL, the step workers in-process)."""
+    import os
+
+    import uvicorn
+
+    settings = _settings(examples)
+    _configure_logging(settings)
+    if not (settings.jwt_secret or settings.jwt_public_key):
+        if not _is_loopback(host) and not insecure:
+            raise click.ClickException(
+                f"refusing to listen on {host} with authentication off; "
+                "configure TASKER_JWT_SECRET or pass --insecure"
+            )
+        click.echo("Authentication is OFF (no TASKER_JWT_SECRET / TASKER_JWT_PUBLIC_KEY).", err=True)
+    if examples:
+        os.environ["TASKER_EXAMPLES"] = "true"
+    if uvicorn_workers > 1 and not settings.broker_url:
+        raise click.ClickException("--workers > 1 needs TASKER_BROKER_URL (embedded mode is one process)")
+    uvicorn.run(
+        "server.app:create_app", factory=True, host=host, port=port, workers=uvicorn_workers,
+        log_level=settings.log_level.lower(),
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@main.command()
+@click.option("--processes", default=1, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--examples", is_flag=True, help="Load the bundled example handlers.")
+def worker(processes: int, threads: int, examples: bool) -> None:
+    """Run step workers against TASKER_BROKER_URL (Redis) and TASKER_DATABASE_URL."""
+    from workers.process import run_workers
+
+    settings = _settings(examples)
+    _configure_logging(settings)
+    if not settings.broker_url:
+        raise click.ClickException("tasker worker needs TASKER_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
+    sys.exit(run_workers(settings, processes=processes, threads=threads))
+
+
+@main.command()
+def migrate() -> None:
+    """Apply pending database migrations to TASKER_DATABASE_URL."""
+    from server.db.setup import apply_migrations
+
+    settings = Settings()
+    applied = asyncio.run(apply_migrations(settings.database_url))
+    click.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+@main.group()
+def handlers() -> None:
+    """Inspect and validate handler definitions."""
+
+
+@handlers.command("list")
+@click.option("--examples", is_flag=True, help="Include the bundled example handlers.")
+def handlers_list(examples: bool) -> None:
+    """List the handlers loaded from TASKER_HANDLERS_PATH (and the examples)."""
+    from server.container import load_registry
+
+    registry = load_registry(_settings(examples))
+    for info in registry.namespaces():
+        click.echo(f"{info.name}: {info.description or ''}")
+        for template in registry.handlers(info.name):
+            versions = ", ".join(registry.versions(info.name, template.name))
+            click.echo(f"  {template.name} ({versions}): {len(template.steps)} steps")
+
+
+@handlers.command("validate")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+def handlers_validate(path: Path) -> None:
+    """Check handler YAML files; exit 1 listing every problem."""
+    from server.services.registry import validate_path
+
+    problems = validate_path(path)
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"{path}: OK")

@@ -1,0 +1,115 @@
+"""Builds the services of one process from its settings, and opens/closes the database.
+
+The only place that chooses adapters: in-process events or Redis pub/sub, by configuration.
+"""
+
+import os
+import socket
+from dataclasses import dataclass, field
+from uuid import uuid4
+
+from server.config import Settings
+from server.db.setup import close_database, open_database
+from server.domain.retry import BackoffPolicy
+from server.services.catalogue import Catalogue
+from server.services.events import EventHub
+from server.services.execution import StepRunner
+from server.services.ports import EventPublisher, StepDispatcher, SystemClock
+from server.services.registry import HandlerRegistry
+from server.services.steps import StepService
+from server.services.sweeper import Sweeper
+from server.services.tasks import TaskService
+from server.services.transitions import Door
+from server.services.workers import WorkerRegistry
+
+
+def new_worker_id() -> str:
+    """hostname:pid:random — unique per process start."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:6]}"
+
+
+@dataclass
+class Services:
+    """Everything the adapters call, built once per process."""
+
+    settings: Settings
+    registry: HandlerRegistry
+    hub: EventHub
+    door: Door
+    catalogue: Catalogue
+    tasks: TaskService
+    steps: StepService
+    runner: StepRunner
+    sweeper: Sweeper
+    workers: WorkerRegistry
+    worker_id: str = field(default_factory=new_worker_id)
+
+    def set_dispatcher(self, dispatcher: StepDispatcher) -> None:
+        """Attach the broker adapter once it exists (it needs the services to exist first)."""
+        self.door.dispatcher = dispatcher
+
+    async def open(self, *, migrate: bool = True) -> None:
+        """Connect the database (migrating it first) and mirror the handler catalogue."""
+        await open_database(
+            self.settings.database_url, pool_max=self.settings.db_pool_max, migrate=migrate
+        )
+        await self.catalogue.sync()
+
+    async def close(self) -> None:
+        """Close the database connections."""
+        await close_database()
+
+
+def load_registry(settings: Settings) -> HandlerRegistry:
+    """The handler registry for these settings (files on TASKER_HANDLERS_PATH + examples)."""
+    return HandlerRegistry.load(
+        settings.handler_dirs, examples=settings.examples, environment=settings.environment
+    )
+
+
+def build_services(
+    settings: Settings,
+    dispatcher: StepDispatcher,
+    *,
+    registry: HandlerRegistry | None = None,
+    publisher: EventPublisher | None = None,
+) -> Services:
+    """Wire the core. Events go to Redis when a broker URL is set, else straight to the hub."""
+    registry = registry or load_registry(settings)
+    hub = EventHub()
+    if publisher is None:
+        if settings.broker_url:
+            from server.pubsub import RedisPublisher
+
+            publisher = RedisPublisher(settings.broker_url)
+        else:
+            publisher = hub
+    clock = SystemClock()
+    door = Door(clock, dispatcher, publisher)
+    catalogue = Catalogue(registry)
+    worker_id = new_worker_id()
+    runner = StepRunner(
+        door,
+        registry,
+        worker_id=worker_id,
+        backoff=BackoffPolicy(
+            base_seconds=settings.backoff_base_seconds,
+            max_seconds=settings.backoff_max_seconds,
+            jitter=settings.backoff_jitter,
+        ),
+        default_timeout=settings.default_step_timeout,
+        lease_grace=settings.lease_grace_seconds,
+    )
+    return Services(
+        settings=settings,
+        registry=registry,
+        hub=hub,
+        door=door,
+        catalogue=catalogue,
+        tasks=TaskService(door, registry, catalogue),
+        steps=StepService(door),
+        runner=runner,
+        sweeper=Sweeper(door, runner, redispatch_after=settings.redispatch_after),
+        workers=WorkerRegistry(clock, live_within=settings.heartbeat_interval * 3),
+        worker_id=worker_id,
+    )

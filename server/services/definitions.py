@@ -1,0 +1,320 @@
+"""Handler definition files: parse and validate one YAML file into a `HandlerTemplate`.
+
+This module owns Tasker's definition format (DESIGN.md §5.1), semantic-version checks and the
+import of step-handler classes. Every rejection is a `TemplateInvalid` whose message starts with
+the file and, where one is involved, the step (`payments.yaml: step 'charge_card': ...`); its
+`details` carry the same two facts as `file` and `step`.
+
+`environments.<env>.step_templates` entries are merged into the step of the same name, mappings
+(such as `handler_config`) key by key; overrides for every environment must name known steps,
+so a typo in the production block is caught on a developer's machine.
+"""
+
+import difflib
+import importlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import reduce
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import Draft202012Validator, validator_for
+
+from server.domain.dag import GraphError, StepGraph
+from server.domain.errors import TemplateInvalid
+from server.domain.templates import HandlerTemplate, StepTemplate
+from server.handlers.base import StepHandler
+
+HTTP_HANDLER_CLASS = "server.handlers.http:HttpStepHandler"
+"""The handler a step gets when its `handler_config.type` is `http` and it names no class."""
+
+STEP_FIELDS = frozenset({
+    "name", "description", "handler_class", "depends_on_step", "depends_on_steps",
+    "default_retryable", "default_retry_limit", "skippable", "timeout_seconds",
+    "handler_config", "custom_events", "dependent_system",
+})  # fmt: skip
+
+# The grammar of semver.org 2.0.0: no leading zeros, dot-separated pre-release and build parts.
+_IDENT = r"(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)"
+_SEMVER = re.compile(
+    rf"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    rf"(?:-({_IDENT}(?:\.{_IDENT})*))?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?",
+    re.ASCII,
+)
+
+
+def is_semver(version: str) -> bool:
+    """True when `version` is a valid semantic version such as `2.1.0` or `1.0.0-rc.1`."""
+    return _SEMVER.fullmatch(version) is not None
+
+
+def semver_key(version: str) -> tuple[Any, ...]:
+    """A sort key giving semver precedence (1.10.0 > 1.9.0 > 1.9.0-rc.1); ValueError if invalid."""
+    match = _SEMVER.fullmatch(version)
+    if match is None:
+        raise ValueError(f"'{version}' is not a valid semantic version")
+    core = tuple(int(part) for part in match.group(1, 2, 3))
+    pre = match.group(4)
+    if pre is None:
+        return (*core, 1, (), version)
+    # Numeric identifiers rank below alphanumeric ones, and a longer list wins a tie (§11).
+    ids = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
+    return (*core, 0, ids, version)
+
+
+def import_handler_class(spec: str) -> type[StepHandler]:
+    """Import `package.module:ClassName` or `package.module.ClassName`.
+
+    Raises ValueError when it cannot be imported and TypeError when it is not a StepHandler.
+    """
+    module_name, _, attr = spec.partition(":") if ":" in spec else spec.rpartition(".")
+    if not module_name or not attr:
+        raise ValueError(f"'{spec}' is not of the form package.module:ClassName")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # a broken module can raise anything; report it, don't crash the load
+        raise ValueError(f"cannot import '{spec}': {exc}") from exc
+    try:
+        target = reduce(getattr, attr.split("."), module)
+    except AttributeError as exc:
+        raise ValueError(f"cannot import '{spec}': module has no attribute '{attr}'") from exc
+    if not (isinstance(target, type) and issubclass(target, StepHandler)):
+        raise TypeError(f"'{spec}' is not a subclass of server.handlers.StepHandler")
+    return target
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    """A parsed file: the template plus the namespace description it may carry."""
+
+    template: HandlerTemplate
+    namespace_description: str | None = None
+
+
+def load_definition(path: Path, *, environment: str = "development") -> HandlerTemplate:
+    """Parse one handler YAML file into a validated template (TemplateInvalid if it is not)."""
+    return read_definition(path, environment=environment).template
+
+
+def read_definition(path: Path, *, environment: str = "development") -> Definition:
+    """Like `load_definition`, also returning the file's `namespace_description`."""
+    where = _Where(str(path))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise where.error(f"cannot read file: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise where.error(f"invalid YAML: {exc}") from exc
+    return parse_definition(data, source=str(path), environment=environment)
+
+
+def parse_definition(
+    data: object, *, source: str, environment: str = "development"
+) -> Definition:
+    """Validate already-loaded YAML `data`; `source` names it in error messages."""
+    where = _Where(source)
+    if not isinstance(data, dict):
+        raise where.error("expected a mapping at the top level")
+    namespace = where.required_text(data, "namespace_name")
+    name = where.required_text(data, "name")
+    version = where.required_text(data, "version")
+    if not is_semver(version):
+        raise where.error(f"version '{version}' is not a valid semantic version (e.g. 1.2.0)")
+    default_system = where.text(data, "default_dependent_system")
+    steps = tuple(
+        _parse_step(raw, _Where(source, raw["name"]), default_system)
+        for raw in _raw_steps(data, where, environment)
+    )
+    named_steps = where.names(data, "named_steps")
+    for step in steps:
+        if named_steps and step.name not in named_steps:
+            raise _Where(source, step.name).error("not listed in named_steps")
+    try:
+        graph = StepGraph.build({step.name: step.depends_on for step in steps})
+    except GraphError as exc:
+        raise _Where(source, exc.step).error(str(exc)) from exc
+    template = HandlerTemplate(
+        namespace=namespace,
+        name=name,
+        version=version,
+        steps=steps,
+        graph=graph,
+        description=where.text(data, "description"),
+        context_schema=_context_schema(data, where),
+        default_dependent_system=default_system,
+        named_steps=named_steps,
+        source=source,
+    )
+    return Definition(template, where.text(data, "namespace_description"))
+
+
+def _raw_steps(data: dict[str, Any], where: "_Where", environment: str) -> list[dict[str, Any]]:
+    """The step mappings with this environment's overrides merged in; names checked unique."""
+    raw = data.get("step_templates")
+    if not isinstance(raw, list) or not raw:
+        raise where.error("'step_templates' must be a non-empty list")
+    steps: dict[str, dict[str, Any]] = {}
+    for index, step in enumerate(raw, start=1):
+        if not isinstance(step, dict):
+            raise _Where(where.source, f"#{index}").error("expected a mapping")
+        name = _Where(where.source, f"#{index}").required_text(step, "name")
+        if name in steps:
+            raise _Where(where.source, name).error("duplicate step name")
+        steps[name] = step
+    environments = data.get("environments") or {}
+    if not isinstance(environments, dict):
+        raise where.error("'environments' must map environment names to overrides")
+    for env, block in environments.items():
+        for override in _overrides(block, where, str(env)):
+            name = override["name"]
+            if name not in steps:
+                problem = f"environment '{env}' overrides no such step"
+                raise _Where(where.source, name).error(problem)
+            if env == environment:
+                steps[name] = _merge(steps[name], override)
+    return list(steps.values())
+
+
+def _overrides(block: object, where: "_Where", env: str) -> list[dict[str, Any]]:
+    if block is None:
+        return []
+    if not isinstance(block, dict):
+        raise where.error(f"environment '{env}' must be a mapping")
+    overrides = block.get("step_templates") or []
+    if not isinstance(overrides, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) for o in overrides
+    ):
+        raise where.error(f"environment '{env}': step_templates must be mappings with a 'name'")
+    return overrides
+
+
+def _merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        old = merged.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            merged[key] = _merge(old, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _parse_step(raw: dict[str, Any], where: "_Where", default_system: str | None) -> StepTemplate:
+    for key in raw:
+        if key not in STEP_FIELDS:
+            hints = difflib.get_close_matches(str(key), STEP_FIELDS, n=1)
+            hint = f" (did you mean '{hints[0]}'?)" if hints else ""
+            raise where.error(f"unknown field '{key}'{hint}")
+    config = where.mapping(raw, "handler_config")
+    handler_class = where.text(raw, "handler_class")
+    if handler_class is None and config.get("type") == "http":
+        handler_class = HTTP_HANDLER_CLASS
+    if handler_class is None:
+        raise where.error("missing required field 'handler_class'")
+    try:
+        import_handler_class(handler_class)
+    except (ValueError, TypeError) as exc:
+        raise where.error(f"unusable handler_class: {exc}") from exc
+    depends_on_step = where.text(raw, "depends_on_step")
+    parents = [depends_on_step] if depends_on_step else []
+    parents += where.names(raw, "depends_on_steps")
+    return StepTemplate(
+        name=where.required_text(raw, "name"),
+        handler_class=handler_class,
+        description=where.text(raw, "description"),
+        depends_on=tuple(dict.fromkeys(parents)),
+        retryable=where.flag(raw, "default_retryable", default=True),
+        retry_limit=where.count(raw, "default_retry_limit", default=3),
+        skippable=where.flag(raw, "skippable", default=False),
+        timeout_seconds=where.seconds(raw, "timeout_seconds"),
+        handler_config=config,
+        custom_events=_custom_events(raw, where),
+        dependent_system=where.text(raw, "dependent_system") or default_system,
+        depends_on_step=depends_on_step,
+    )
+
+
+def _custom_events(raw: dict[str, Any], where: "_Where") -> tuple[str, ...]:
+    events = raw.get("custom_events") or []
+    if not isinstance(events, list):
+        raise where.error("'custom_events' must be a list")
+    names: list[str] = []
+    for event in events:
+        name = event.get("name") if isinstance(event, dict) else event
+        if not isinstance(name, str) or not name:
+            raise where.error("each custom event must be a name or a mapping with a 'name'")
+        names.append(name)
+    return tuple(names)
+
+
+def _context_schema(data: dict[str, Any], where: "_Where") -> dict[str, Any] | None:
+    schema = data.get("schema")
+    if schema is None:
+        return None
+    if not isinstance(schema, dict):
+        raise where.error("'schema' must be a JSON Schema object")
+    try:
+        validator_for(schema, default=Draft202012Validator).check_schema(schema)
+    except SchemaError as exc:
+        raise where.error(f"'schema' is not a valid JSON Schema: {exc.message}") from exc
+    return schema
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """Where a field is read from; builds the errors and type-checks scalar fields."""
+
+    source: str
+    step: str | None = None
+
+    def error(self, problem: str) -> TemplateInvalid:
+        prefix = self.source if self.step is None else f"{self.source}: step '{self.step}'"
+        details = {"file": self.source} | ({} if self.step is None else {"step": self.step})
+        return TemplateInvalid(f"{prefix}: {problem}", details)
+
+    def text(self, data: Mapping[str, Any], key: str) -> str | None:
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self.error(f"'{key}' must be a string")
+        return value
+
+    def required_text(self, data: Mapping[str, Any], key: str) -> str:
+        value = self.text(data, key)
+        if not value:
+            raise self.error(f"missing required field '{key}'")
+        return value
+
+    def flag(self, data: Mapping[str, Any], key: str, *, default: bool) -> bool:
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(f"'{key}' must be true or false")
+        return value
+
+    def count(self, data: Mapping[str, Any], key: str, *, default: int) -> int:
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.error(f"'{key}' must be a non-negative integer")
+        return value
+
+    def seconds(self, data: Mapping[str, Any], key: str) -> float | None:
+        value = data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise self.error(f"'{key}' must be a positive number of seconds")
+        return float(value)
+
+    def names(self, data: Mapping[str, Any], key: str) -> tuple[str, ...]:
+        value = data.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.error(f"'{key}' must be a list of names")
+        return tuple(value)
+
+    def mapping(self, data: Mapping[str, Any], key: str) -> dict[str, Any]:
+        value = data.get(key) or {}
+        if not isinstance(value, dict):
+            raise self.error(f"'{key}' must be a mapping")
+        return value

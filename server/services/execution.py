@@ -1,0 +1,262 @@
+"""Running one step: claim (compare-and-set + lease), call the handler, record the outcome.
+
+`run_step` is what the worker actor calls with a step id. A message is only a nudge: if the
+step is not runnable any more (already claimed, completed, cancelled, not yet due) the call does
+nothing, so duplicated or stale messages are harmless and a completed step never re-runs.
+"""
+
+import asyncio
+import inspect
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from uuid import uuid4
+
+from tortoise.expressions import F
+
+from server.db.models import WorkflowStep
+from server.domain.errors import PermanentError, RetryableError
+from server.domain.retry import BackoffPolicy, decide_retry
+from server.domain.states import DONE_STEP_STATES, StepState, TaskState
+from server.handlers.base import StepContext
+from server.services.progress import advance
+from server.services.registry import HandlerRegistry
+from server.services.transitions import Door, TaskRef
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A step this worker now holds the lease on."""
+
+    step_id: int
+    step_name: str
+    task: TaskRef
+    handler_name: str
+    handler_version: str
+    handler_class: str
+    attempt: int
+    retry_limit: int
+    retryable: bool
+    timeout: float
+    inputs: Any
+    context: Any
+    parent_results: dict[str, Any]
+    lease_owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What an attempt produced: results, or an error and how to treat it."""
+
+    results: Any = None
+    error: str | None = None
+    error_class: str | None = None
+    permanent: bool = False
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the attempt succeeded."""
+        return self.error is None
+
+
+class StepRunner:
+    """Claims, executes and records steps for one worker identity."""
+
+    def __init__(
+        self,
+        door: Door,
+        registry: HandlerRegistry,
+        *,
+        worker_id: str,
+        backoff: BackoffPolicy,
+        default_timeout: float,
+        lease_grace: float,
+    ) -> None:
+        self.door = door
+        self.registry = registry
+        self.worker_id = worker_id
+        self.backoff = backoff
+        self.default_timeout = default_timeout
+        self.lease_grace = lease_grace
+
+    async def run_step(self, step_id: int) -> str:
+        """Run the step if it is runnable; returns what happened (for logs and tests)."""
+        claim = await self.claim(step_id)
+        if claim is None:
+            return "skipped"
+        outcome = await self.execute(claim)
+        return await self.record(claim, outcome)
+
+    async def claim(self, step_id: int) -> Claim | None:
+        """Compare-and-set the step to in_progress with a lease, or None if not runnable."""
+        async with self.door.transaction() as uow:
+            row = await WorkflowStep.filter(id=step_id).using_db(uow.conn).select_related("task")
+            if not row:
+                return None
+            step, task_row = row[0], row[0].task
+            status = StepState(step.status)
+            if TaskState(task_row.status) not in (TaskState.PENDING, TaskState.IN_PROGRESS):
+                return None
+            due = step.next_attempt_at is None or step.next_attempt_at <= uow.now
+            if status is StepState.ERROR and not (step.next_attempt_at is not None and due):
+                return None
+            if status not in (StepState.PENDING, StepState.ERROR):
+                return None
+            parents = await (
+                WorkflowStep.filter(child_edges__to_step_id=step_id)
+                .using_db(uow.conn)
+                .values("name", "status", "results")
+            )
+            if any(StepState(p["status"]) not in DONE_STEP_STATES for p in parents):
+                return None
+            task = TaskRef(task_row.id, task_row.namespace)
+            await uow.lock_task(task.id)
+            if status is StepState.ERROR:
+                moved = await uow.move_step(
+                    task, step.id, step.name, status, StepState.PENDING, "retry due",
+                    {"attempts": step.attempts},
+                )
+                if not moved:
+                    return None
+            timeout = step.timeout_seconds or self.default_timeout
+            # Unique per claim: a late result from an earlier claim by this same process must
+            # not match a newer lease on the same step.
+            lease = f"{self.worker_id}/{uuid4().hex[:12]}"
+            claimed = await uow.move_step(
+                task, step.id, step.name, StepState.PENDING, StepState.IN_PROGRESS, "claimed",
+                {"attempt": step.attempts + 1, "worker": self.worker_id},
+                attempts=F("attempts") + 1,
+                lease_owner=lease,
+                lease_expires_at=uow.now + timedelta(seconds=timeout + self.lease_grace),
+                started_at=uow.now,
+                completed_at=None,
+                next_attempt_at=None,
+            )
+            if not claimed:
+                return None
+            if TaskState(task_row.status) is TaskState.PENDING:
+                await uow.move_task(task, TaskState.PENDING, TaskState.IN_PROGRESS, "step started")
+            return Claim(
+                step_id=step.id,
+                step_name=step.name,
+                task=task,
+                handler_name=task_row.name,
+                handler_version=task_row.version,
+                handler_class=step.handler_class,
+                attempt=step.attempts + 1,
+                retry_limit=step.retry_limit,
+                retryable=step.retryable,
+                timeout=timeout,
+                inputs=step.inputs,
+                context=task_row.context,
+                parent_results={p["name"]: p["results"] for p in parents},
+                lease_owner=lease,
+            )
+
+    async def execute(self, claim: Claim) -> Outcome:
+        """Call the step handler with its timeout and classify what happened."""
+        try:
+            template = self.registry.get(claim.task.namespace, claim.handler_name,
+                                         claim.handler_version)
+            config = template.step(claim.step_name).handler_config
+            handler = self.registry.step_handler(claim.handler_class)
+        except Exception as exc:  # a worker without this handler: another worker may have it
+            return Outcome(error=f"handler unavailable: {exc}", error_class="HandlerUnavailable")
+        ctx = StepContext(
+            task_id=claim.task.id,
+            name=claim.step_name,
+            attempt=claim.attempt,
+            context=claim.context,
+            inputs=claim.inputs,
+            config=config,
+            parent_results=claim.parent_results,
+            namespace=claim.task.namespace,
+            handler_name=claim.handler_name,
+            handler_version=claim.handler_version,
+            timeout_seconds=claim.timeout,
+        )
+        try:
+            results = await asyncio.wait_for(_call(handler.process, ctx), claim.timeout)
+            json.dumps(results)
+        except TimeoutError:
+            return Outcome(error=f"timed out after {claim.timeout:g}s", error_class="StepTimeout")
+        except RetryableError as exc:
+            return Outcome(error=exc.message, error_class=type(exc).__name__,
+                           retry_after=exc.retry_after)
+        except PermanentError as exc:
+            return Outcome(error=exc.message, error_class=exc.code or type(exc).__name__,
+                           permanent=True)
+        except (TypeError, ValueError) as exc:
+            return Outcome(error=str(exc), error_class=type(exc).__name__)
+        except Exception as exc:
+            log.info("step %s attempt %d raised", claim.step_id, claim.attempt, exc_info=True)
+            return Outcome(error=str(exc) or repr(exc), error_class=type(exc).__name__)
+        return Outcome(results=results)
+
+    async def record(self, claim: Claim, outcome: Outcome) -> str:
+        """Record the attempt's outcome unless the lease was lost (then it is discarded)."""
+        async with self.door.transaction() as uow:
+            await uow.lock_task(claim.task.id)
+            if outcome.ok:
+                moved = await uow.move_step(
+                    claim.task, claim.step_id, claim.step_name, StepState.IN_PROGRESS,
+                    StepState.COMPLETE, "completed", {"attempt": claim.attempt},
+                    held_by=claim.lease_owner,
+                    results=outcome.results, completed_at=uow.now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+                if not moved:
+                    return "discarded"
+                await advance(uow, claim.task)
+                return "complete"
+            decision = decide_retry(
+                attempts=claim.attempt,
+                retry_limit=claim.retry_limit,
+                retryable=claim.retryable,
+                permanent=outcome.permanent,
+                retry_after=outcome.retry_after,
+                now=uow.now,
+                policy=self.backoff,
+            )
+            moved = await uow.move_step(
+                claim.task, claim.step_id, claim.step_name, StepState.IN_PROGRESS, StepState.ERROR,
+                "retry scheduled" if decision else "failed",
+                {
+                    "attempt": claim.attempt,
+                    "error": outcome.error,
+                    "error_class": outcome.error_class,
+                    "retry_at": decision.next_attempt_at.isoformat() if decision else None,
+                },
+                held_by=claim.lease_owner,
+                last_error=outcome.error,
+                error_class=outcome.error_class,
+                next_attempt_at=decision.next_attempt_at if decision else None,
+                dispatched_at=uow.now,
+                completed_at=uow.now,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            if not moved:
+                return "discarded"
+            if decision:
+                uow.nudge([claim.step_id], decision.delay_seconds)
+                return "retrying"
+            await advance(uow, claim.task)
+            return "failed"
+
+
+async def _call(process: Any, ctx: StepContext) -> Any:
+    """Await async handlers on the loop; run sync ones in a thread so the loop stays free."""
+    if inspect.iscoroutinefunction(process):
+        return await process(ctx)
+    result = await asyncio.to_thread(process, ctx)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+

@@ -1,0 +1,46 @@
+"""What the core needs from the outside, as protocols; adapters implement them."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+from server.domain.views import TransitionEvent
+
+
+class StepDispatcher(Protocol):
+    """Sends a nudge ("step N may be runnable") to the workers. Ids only; losing one is safe."""
+
+    def dispatch(self, step_ids: Sequence[int], delay_seconds: float = 0.0) -> None:
+        """Enqueue one message per step id, after `delay_seconds`."""
+        ...
+
+
+class EventPublisher(Protocol):
+    """Carries committed transitions to subscribers (in-process, or Redis pub/sub)."""
+
+    def publish(self, events: Sequence[TransitionEvent]) -> None:
+        """Hand events to subscribers; must not raise."""
+        ...
+
+
+class Clock(Protocol):
+    """The current time (tests may pin it)."""
+
+    def now(self) -> datetime:
+        """An aware UTC datetime."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        """An aware UTC datetime."""
+        return datetime.now(UTC)
+
+
+class NullDispatcher:
+    """Drops nudges; the sweeper will find the steps (used by tools that only read)."""
+
+    def dispatch(self, step_ids: Sequence[int], delay_seconds: float = 0.0) -> None:
+        """Do nothing."""

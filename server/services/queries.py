@@ -1,0 +1,124 @@
+"""Reads shared by the task and step services (and the GraphQL DataLoaders through them)."""
+
+import base64
+import binascii
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+from tortoise.expressions import Q
+
+from server.db.models import StepEdge, Task, Transition, WorkflowStep
+from server.db.rows import step_views, task_view, transition_view
+from server.domain.errors import TaskNotFound, ValidationFailed
+from server.domain.views import StepView, TaskFilter, TaskPage, TaskView, TransitionView
+
+
+def parse_task_id(task_id: UUID | str) -> UUID:
+    """A UUID, or TaskNotFound: a malformed id names no task (404, never 500)."""
+    if isinstance(task_id, UUID):
+        return task_id
+    try:
+        return UUID(str(task_id))
+    except ValueError:
+        raise TaskNotFound(task_id) from None
+
+
+async def task_row(task_id: UUID | str) -> Task:
+    """The task row or TaskNotFound."""
+    row = await Task.get_or_none(id=parse_task_id(task_id))
+    if row is None:
+        raise TaskNotFound(task_id)
+    return row
+
+
+async def tasks_by_ids(task_ids: Sequence[UUID]) -> dict[UUID, TaskView]:
+    """Views of these tasks (missing ids are absent), in one query."""
+    rows = await Task.filter(id__in=list(task_ids))
+    return {row.id: task_view(row) for row in rows}
+
+
+async def steps_by_task(task_ids: Sequence[UUID]) -> dict[UUID, list[StepView]]:
+    """Every step of these tasks, in position order, in two queries whatever the count."""
+    ids = list(task_ids)
+    rows = await WorkflowStep.filter(task_id__in=ids)
+    edges = await StepEdge.filter(task_id__in=ids).values_list("from_step_id", "to_step_id")
+    out: dict[UUID, list[StepView]] = {i: [] for i in ids}
+    for view in step_views(rows, edges):
+        out.setdefault(view.task_id, []).append(view)
+    return out
+
+
+async def transitions_by_task(
+    task_ids: Sequence[UUID], after: int = 0
+) -> dict[UUID, list[TransitionView]]:
+    """History rows of these tasks (cursor-ordered), after an optional cursor."""
+    rows = await Transition.filter(task_id__in=list(task_ids), id__gt=after).order_by("id")
+    out: dict[UUID, list[TransitionView]] = {i: [] for i in task_ids}
+    for row in rows:
+        view = transition_view(row)
+        out.setdefault(view.task_id, []).append(view)
+    return out
+
+
+async def transitions_by_step(step_ids: Sequence[int]) -> dict[int, list[TransitionView]]:
+    """History rows of these steps, oldest first."""
+    rows = await Transition.filter(step_id__in=list(step_ids)).order_by("id")
+    out: dict[int, list[TransitionView]] = {i: [] for i in step_ids}
+    for row in rows:
+        view = transition_view(row)
+        if view.step_id is not None:
+            out.setdefault(view.step_id, []).append(view)
+    return out
+
+
+def _filtered(flt: TaskFilter) -> "Q":
+    q = Q()
+    if flt.namespace:
+        q &= Q(namespace=flt.namespace)
+    if flt.name:
+        q &= Q(name=flt.name)
+    if flt.version:
+        q &= Q(version=flt.version)
+    if flt.status:
+        q &= Q(status=flt.status.value)
+    return q
+
+
+async def list_tasks(flt: TaskFilter, *, page: int, per_page: int) -> TaskPage:
+    """A page of tasks, newest first, with the total matching the filter."""
+    q = _filtered(flt)
+    total = await Task.filter(q).count()
+    rows = await (
+        Task.filter(q).order_by("-created_at", "-id").offset((page - 1) * per_page).limit(per_page)
+    )
+    return TaskPage(tuple(task_view(r) for r in rows), total, page * per_page < total)
+
+
+def encode_cursor(task: TaskView) -> str:
+    """An opaque keyset cursor: stable while new tasks are created."""
+    raw = f"{task.created_at.isoformat()}|{task.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    """Inverse of `encode_cursor`; ValidationFailed for anything else."""
+    try:
+        created, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(created), UUID(ident)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationFailed("Invalid cursor", {"after": ["is not a valid cursor"]}) from None
+
+
+async def tasks_after(flt: TaskFilter, *, first: int, after: str | None) -> TaskPage:
+    """Keyset page: `first` tasks older than the cursor, newest first."""
+    q = _filtered(flt)
+    total = await Task.filter(q).count()
+    query = Task.filter(q)
+    if after:
+        created, ident = decode_cursor(after)
+        query = query.filter(
+            Q(created_at__lt=created) | (Q(created_at=created) & Q(id__lt=ident))
+        )
+    rows = await query.order_by("-created_at", "-id").limit(first + 1)
+    return TaskPage(tuple(task_view(r) for r in rows[:first]), total, len(rows) > first)

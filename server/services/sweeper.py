@@ -1,0 +1,133 @@
+"""The safety net: re-dispatch idle ready steps, reclaim expired leases, finalize stuck tasks.
+
+Runs periodically in every worker process (and the embedded server). Several sweepers at once
+are harmless: every effect goes through compare-and-set, and nudges are idempotent.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from tortoise.expressions import Q
+
+from server.db.models import StepEdge, Task, WorkflowStep
+from server.domain.states import DONE_STEP_STATES, StepState
+from server.services.execution import Claim, Outcome, StepRunner
+from server.services.progress import advance
+from server.services.transitions import Door, TaskRef
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("pending", "in_progress")
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """What one sweep did."""
+
+    reaped: int = 0
+    redispatched: int = 0
+    finalized: int = 0
+
+
+class Sweeper:
+    """One pass of the safety net at a time, in batches."""
+
+    def __init__(
+        self, door: Door, runner: StepRunner, *, redispatch_after: float, batch: int = 500
+    ) -> None:
+        self.door = door
+        self.runner = runner
+        self.redispatch_after = timedelta(seconds=redispatch_after)
+        self.batch = batch
+
+    async def sweep(self) -> SweepReport:
+        """Run every part of the sweep once."""
+        return SweepReport(
+            reaped=await self.reap_expired_leases(),
+            redispatched=await self.redispatch_idle(),
+            finalized=await self.finalize_stuck(),
+        )
+
+    async def reap_expired_leases(self) -> int:
+        """Steps whose worker vanished go down the retry path with reason `worker_lost`."""
+        now = self.door.clock.now()
+        rows = await (
+            WorkflowStep.filter(status=StepState.IN_PROGRESS.value, lease_expires_at__lt=now)
+            .select_related("task")
+            .limit(self.batch)
+        )
+        reaped = 0
+        for row in rows:
+            claim = Claim(
+                step_id=row.id,
+                step_name=row.name,
+                task=TaskRef(row.task.id, row.task.namespace),
+                handler_name=row.task.name,
+                handler_version=row.task.version,
+                handler_class=row.handler_class,
+                attempt=row.attempts,
+                retry_limit=row.retry_limit,
+                retryable=row.retryable,
+                timeout=row.timeout_seconds or 0,
+                inputs=row.inputs,
+                context=None,
+                parent_results={},
+                lease_owner=row.lease_owner or "",
+            )
+            lost = Outcome(error="worker lost: lease expired", error_class="WorkerLost")
+            if await self.runner.record(claim, lost) != "discarded":
+                reaped += 1
+        if reaped:
+            log.warning("reclaimed %d steps from lost workers", reaped)
+        return reaped
+
+    async def redispatch_idle(self) -> int:
+        """Nudge ready steps whose message was lost, and retries whose delayed message was."""
+        now = self.door.clock.now()
+        cutoff = now - self.redispatch_after
+        # A step is stamped `dispatched_at` in the same transaction that makes it ready, so a
+        # NULL stamp means "never ready yet"; only stale stamps can hide a lost message.
+        idle = Q(dispatched_at__lt=cutoff)
+        pending = await (
+            WorkflowStep.filter(idle, status=StepState.PENDING.value, task__status__in=ACTIVE)
+            .limit(self.batch)
+            .values_list("id", flat=True)
+        )
+        ready: list[int] = []
+        if pending:
+            edges = await StepEdge.filter(to_step_id__in=pending).values_list(
+                "to_step_id", "from_step__status"
+            )
+            blocked = {child for child, status in edges if StepState(status) not in DONE_STEP_STATES}
+            ready = [i for i in pending if i not in blocked]
+        due = await (
+            WorkflowStep.filter(
+                status=StepState.ERROR.value, next_attempt_at__lt=cutoff, task__status__in=ACTIVE
+            )
+            .filter(idle)
+            .limit(self.batch)
+            .values_list("id", flat=True)
+        )
+        nudge = ready + list(due)
+        if nudge:
+            await WorkflowStep.filter(id__in=nudge).update(dispatched_at=now)
+            self.door.dispatcher.dispatch(nudge)
+        return len(nudge)
+
+    async def finalize_stuck(self) -> int:
+        """Re-examine active tasks that have been quiet for a while."""
+        quiet = self.door.clock.now() - self.redispatch_after * 3
+        rows = await (
+            Task.filter(status__in=ACTIVE, updated_at__lt=quiet)
+            .limit(self.batch)
+            .values_list("id", "namespace")
+        )
+        finalized = 0
+        for task_id, namespace in rows:
+            async with self.door.transaction() as uow:
+                await uow.lock_task(task_id)
+                before = len(uow.events)
+                await advance(uow, TaskRef(task_id, namespace))
+                finalized += len(uow.events) > before
+        return finalized

@@ -1,0 +1,173 @@
+"""The one door for state changes.
+
+Every status change of a task or step goes through `UnitOfWork.move_task` / `move_step`:
+check the allowed-move table, compare-and-set the row (`UPDATE ... WHERE id=? AND status=?`,
+row count 1 or it lost the race), append the history row, all in the caller's transaction.
+Events are published and nudges dispatched only after the transaction commits.
+"""
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from server.db.models import Task, Transition, WorkflowStep
+from server.domain.states import StepState, TaskState, check_step_move, check_task_move
+from server.domain.views import TransitionEvent
+from server.services.ports import Clock, EventPublisher, StepDispatcher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRef:
+    """What the door needs to know about a task to record a move."""
+
+    id: UUID
+    namespace: str
+
+
+@dataclass
+class UnitOfWork:
+    """One transaction: its connection, its clock reading, and what to do after commit."""
+
+    conn: BaseDBAsyncClient
+    now: datetime
+    events: list[TransitionEvent] = field(default_factory=list)
+    nudges: list[tuple[float, int]] = field(default_factory=list)
+
+    async def lock_task(self, task_id: UUID) -> bool:
+        """Touch the task row, which also serialises concurrent writers of one task on PostgreSQL.
+
+        Without it, two sibling steps completing at once each see the other still running and
+        neither dispatches their common child nor finalizes the task.
+        """
+        return bool(await Task.filter(id=task_id).using_db(self.conn).update(updated_at=self.now))
+
+    async def move_task(
+        self,
+        task: TaskRef,
+        current: TaskState,
+        target: TaskState,
+        reason: str,
+        metadata: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Move a task `current -> target`; False when another writer changed it first."""
+        check_task_move(current, target)
+        changed = await (
+            Task.filter(id=task.id, status=current.value)
+            .using_db(self.conn)
+            .update(status=target.value, updated_at=self.now, **fields)
+        )
+        if changed != 1:
+            return False
+        await self._record(task, None, None, current.value, target.value, reason, metadata)
+        return True
+
+    async def move_step(
+        self,
+        task: TaskRef,
+        step_id: int,
+        step_name: str,
+        current: StepState,
+        target: StepState,
+        reason: str,
+        metadata: dict[str, Any] | None = None,
+        held_by: str | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Move a step `current -> target`; False when it lost the race.
+
+        With `held_by`, the move only applies while that worker still holds the lease, so a
+        result arriving after cancellation or after the lease was reclaimed is discarded.
+        """
+        check_step_move(current, target)
+        query = WorkflowStep.filter(id=step_id, status=current.value)
+        if held_by is not None:
+            query = query.filter(lease_owner=held_by)
+        changed = await query.using_db(self.conn).update(
+            status=target.value, updated_at=self.now, **fields
+        )
+        if changed != 1:
+            return False
+        await self._record(task, step_id, step_name, current.value, target.value, reason, metadata)
+        return True
+
+    async def _record(
+        self,
+        task: TaskRef,
+        step_id: int | None,
+        step_name: str | None,
+        from_status: str | None,
+        to_status: str,
+        reason: str,
+        metadata: dict[str, Any] | None,
+    ) -> None:
+        row = await Transition.create(
+            using_db=self.conn,
+            task_id=task.id,
+            step_id=step_id,
+            step_name=step_name,
+            from_status=from_status,
+            to_status=to_status,
+            reason=reason,
+            metadata=metadata or {},
+            created_at=self.now,
+        )
+        self.events.append(
+            TransitionEvent(
+                cursor=row.id,
+                task_id=str(task.id),
+                namespace=task.namespace,
+                step_id=step_id,
+                step_name=step_name,
+                from_status=from_status,
+                to_status=to_status,
+                reason=reason,
+                occurred_at=self.now,
+            )
+        )
+
+    def nudge(self, step_ids: Sequence[int], delay_seconds: float = 0.0) -> None:
+        """Dispatch these steps after commit."""
+        self.nudges.extend((delay_seconds, i) for i in step_ids)
+
+
+class Door:
+    """Opens units of work and runs their after-commit effects."""
+
+    def __init__(self, clock: Clock, dispatcher: StepDispatcher, publisher: EventPublisher):
+        self.clock = clock
+        self.dispatcher = dispatcher
+        self.publisher = publisher
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[UnitOfWork]:
+        """A transaction whose events and nudges take effect only if it commits."""
+        async with in_transaction() as conn:
+            uow = UnitOfWork(conn=conn, now=self.clock.now())
+            yield uow
+        self.after_commit(uow)
+
+    def after_commit(self, uow: UnitOfWork) -> None:
+        """Publish events and send nudges; failures are logged, the sweeper is the safety net."""
+        if uow.events:
+            try:
+                self.publisher.publish(uow.events)
+            except Exception:
+                log.exception("publishing %d events failed", len(uow.events))
+        by_delay: dict[float, list[int]] = {}
+        for delay, step_id in uow.nudges:
+            by_delay.setdefault(delay, []).append(step_id)
+        for delay, ids in by_delay.items():
+            try:
+                self.dispatcher.dispatch(ids, delay)
+            except Exception:
+                log.warning("dispatching steps %s failed; the sweeper will retry", ids, exc_info=True)

@@ -1,0 +1,142 @@
+"""Shared fixtures: settings, a migrated database per test, and a running engine.
+
+The database backend is chosen per pytest run by `TASKER_TEST_BACKEND` (`sqlite`, the default,
+or `postgres`, which needs `TASKER_TEST_POSTGRES_URL`): Tortoise caches dialect-specific SQL on
+the model classes, so one process talks to one dialect. `make test` runs the suite once per
+backend. On PostgreSQL the run gets its own database, truncated between tests.
+"""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.config import Settings
+from server.container import Services, build_services
+from server.services.ports import NullDispatcher
+from server.services.registry import HandlerRegistry
+from workers.pool import WorkerPool
+from workers.runtime import LoopRuntime
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / "tests" / "fixtures" / "workflows"
+POSTGRES_URL = os.environ.get("TASKER_TEST_POSTGRES_URL")
+REDIS_URL = os.environ.get("TASKER_TEST_REDIS_URL")
+
+for _key in [k for k in os.environ if k.startswith("TASKER_") and not k.startswith("TASKER_TEST_")]:
+    del os.environ[_key]
+
+TABLES = (
+    "tasker_transitions, tasker_step_edges, tasker_workflow_steps, tasker_tasks, "
+    "tasker_named_steps, tasker_named_tasks, tasker_namespaces, tasker_workers"
+)
+
+
+def fast_settings(database_url: str, **overrides: Any) -> Settings:
+    """Settings tuned so retries, sweeps and leases happen in test time."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "handlers_path": str(WORKFLOWS),
+        "examples": True,
+        "sweep_interval": 0.2,
+        "redispatch_after": 1.0,
+        "heartbeat_interval": 0.5,
+        "backoff_base_seconds": 0.05,
+        "backoff_max_seconds": 0.5,
+        "lease_grace_seconds": 0.5,
+        "embedded_worker_threads": 4,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def _pg_test_url() -> str:
+    assert POSTGRES_URL
+    base, _, _db = POSTGRES_URL.rpartition("/")
+    return f"{base}/tasker_test_{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, migrated once."""
+    import asyncpg
+
+    from server.db.setup import apply_migrations
+
+    url = _pg_test_url()
+    name = url.rpartition("/")[2]
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}"'))
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(apply_migrations(url))
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+BACKEND = os.environ.get("TASKER_TEST_BACKEND", "sqlite")
+if BACKEND == "postgres" and not POSTGRES_URL:
+    raise RuntimeError("TASKER_TEST_BACKEND=postgres needs TASKER_TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database: a SQLite file, or the run's PostgreSQL database truncated."""
+    if BACKEND == "sqlite":
+        yield f"sqlite://{tmp_path / 'tasker.db'}"
+        return
+    import asyncpg
+
+    url = request.getfixturevalue("postgres_database")
+
+    async def truncate() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+        finally:
+            await conn.close()
+
+    asyncio.run(truncate())
+    yield url
+
+
+@pytest.fixture(scope="session")
+def registry() -> HandlerRegistry:
+    """The examples plus the test workflow shapes."""
+    return HandlerRegistry.load([WORKFLOWS], examples=True)
+
+
+@pytest.fixture
+async def services(database_url: str, registry: HandlerRegistry) -> AsyncIterator[Services]:
+    """Core services on an open database, with no workers (nudges are dropped)."""
+    svc = build_services(fast_settings(database_url), NullDispatcher(), registry=registry)
+    await svc.open()
+    try:
+        yield svc
+    finally:
+        await svc.close()
+
+
+@pytest.fixture
+async def engine(database_url: str, registry: HandlerRegistry) -> AsyncIterator[Services]:
+    """Core services plus embedded Dramatiq workers (StubBroker) and the sweeper."""
+    svc = build_services(fast_settings(database_url), NullDispatcher(), registry=registry)
+    await svc.open()
+    pool = WorkerPool(svc, LoopRuntime(asyncio.get_running_loop()), threads=4)
+    pool.start_consuming()
+    pool.start_background()
+    try:
+        yield svc
+    finally:
+        await pool.stop_background()
+        await asyncio.to_thread(pool.stop_consuming)
+        await svc.close()

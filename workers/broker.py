@@ -1,0 +1,58 @@
+"""The Dramatiq broker and the `run_step` actor, built from settings at start-up.
+
+Actors are declared against an explicit broker (never Dramatiq's implicit global default).
+Retries belong to the domain, so the actor has `max_retries=0`; a failed message is dropped and
+the sweeper re-dispatches from the database.
+"""
+
+from collections.abc import Callable, Sequence
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import Retries
+
+QUEUE = "tasker"
+
+
+def build_broker(broker_url: str | None) -> dramatiq.Broker:
+    """RedisBroker for a URL, else the in-process StubBroker."""
+    middleware = [Retries(max_retries=0)]
+    broker: dramatiq.Broker
+    if broker_url:
+        # Redeliver a dead worker's unacked messages within ~30 s rather than Dramatiq's
+        # minutes; the database lease is what actually protects the step.
+        broker = RedisBroker(
+            url=broker_url,
+            middleware=middleware,
+            heartbeat_timeout=30_000,
+            maintenance_chance=10_000,
+        )
+    else:
+        broker = StubBroker(middleware=middleware)
+    dramatiq.set_broker(broker)
+    return broker
+
+
+def declare_run_step(broker: dramatiq.Broker, run: Callable[[int], object]) -> dramatiq.Actor:  # type: ignore[type-arg]
+    """Declare the `run_step(step_id)` actor calling `run`."""
+
+    def run_step(step_id: int) -> None:
+        run(step_id)
+
+    return dramatiq.actor(
+        run_step, actor_name="run_step", queue_name=QUEUE, broker=broker, max_retries=0
+    )
+
+
+class DramatiqDispatcher:
+    """The core's StepDispatcher: one message per step id, ids only."""
+
+    def __init__(self, actor: dramatiq.Actor) -> None:  # type: ignore[type-arg]
+        self.actor = actor
+
+    def dispatch(self, step_ids: Sequence[int], delay_seconds: float = 0.0) -> None:
+        """Send `run_step(id)` for each id, delayed when asked."""
+        delay = int(delay_seconds * 1000) or None
+        for step_id in step_ids:
+            self.actor.send_with_options(args=(step_id,), delay=delay)

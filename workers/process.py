@@ -1,0 +1,60 @@
+"""`tasker worker`: N worker processes, each with T Dramatiq threads on one database loop."""
+
+import logging
+import multiprocessing
+import signal
+import threading
+
+from server.config import Settings
+from server.container import build_services
+from server.services.ports import NullDispatcher
+from workers.pool import WorkerPool
+from workers.runtime import LoopRuntime
+
+log = logging.getLogger(__name__)
+
+
+def run_workers(settings: Settings, *, processes: int, threads: int) -> int:
+    """Run the workers until SIGTERM/SIGINT; returns an exit code."""
+    if processes <= 1:
+        return _serve_one(settings, threads)
+    ctx = multiprocessing.get_context("spawn")
+    children = [
+        ctx.Process(target=_serve_one, args=(settings, threads), name=f"tasker-worker-{i}")
+        for i in range(processes)
+    ]
+    for child in children:
+        child.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.is_alive() and child.pid:
+                child.terminate()
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for child in children:
+        child.join()
+    return max((c.exitcode or 0) for c in children)
+
+
+def _serve_one(settings: Settings, threads: int) -> int:
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    services = build_services(settings, NullDispatcher())
+    runtime = LoopRuntime.in_new_thread()
+    runtime.run(services.open())
+    pool = WorkerPool(services, runtime, threads=threads)
+    pool.start_consuming()
+    pool.start_background()
+    log.info("worker %s consuming with %d threads", services.worker_id, threads)
+    stop.wait()
+    log.info("worker %s stopping", services.worker_id)
+    pool.stop_consuming()
+    runtime.run(pool.stop_background())
+    runtime.run(services.close())
+    runtime.stop()
+    return 0
