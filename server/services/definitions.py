@@ -111,9 +111,7 @@ def read_definition(path: Path, *, environment: str = "development") -> Definiti
     return parse_definition(data, source=str(path), environment=environment)
 
 
-def parse_definition(
-    data: object, *, source: str, environment: str = "development"
-) -> Definition:
+def parse_definition(data: object, *, source: str, environment: str = "development") -> Definition:
     """Validate already-loaded YAML `data`; `source` names it in error messages."""
     where = _Where(source)
     if not isinstance(data, dict):

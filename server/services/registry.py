@@ -53,7 +53,9 @@ NAMESPACES_FILES = frozenset({"namespaces.yaml", "namespaces.yml"})
 class HandlerRegistry:
     """Read-only lookup over loaded templates, plus a cache of step-handler instances."""
 
-    def __init__(self, templates: Iterable[HandlerTemplate], descriptions: Mapping[str, str]) -> None:
+    def __init__(
+        self, templates: Iterable[HandlerTemplate], descriptions: Mapping[str, str]
+    ) -> None:
         """Index `templates` (in listing order); TemplateInvalid on a duplicate version."""
         self._descriptions = dict(descriptions)
         self._index: dict[str, dict[str, dict[str, HandlerTemplate]]] = {
@@ -222,7 +224,9 @@ def _read_namespaces(path: Path) -> dict[str, str]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise TemplateInvalid(f"{path}: cannot read namespaces: {exc}", {"file": str(path)}) from exc
+        raise TemplateInvalid(
+            f"{path}: cannot read namespaces: {exc}", {"file": str(path)}
+        ) from exc
     namespaces = data.get("namespaces") if isinstance(data, dict) else None
     if not isinstance(namespaces, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in namespaces.items()

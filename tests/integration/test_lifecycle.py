@@ -27,4 +27,4 @@ async def test_linear_task_completes_in_order(engine):
     steps = await engine.steps.list_steps(task.id)
     assert [s.status for s in steps] == [StepState.COMPLETE] * 4
     assert_parents_first(steps)
-    assert steps[2].results == {"step": "c", "sync": True}
+    assert steps[2].results == {"step": "c", "sync": True, "parents": ["b"]}

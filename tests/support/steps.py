@@ -37,4 +37,4 @@ class SyncWork(StepHandler):
 
     def process(self, step: StepContext) -> Any:
         time.sleep((step.context or {}).get("sleep", 0.01))
-        return {"step": step.name, "sync": True}
+        return {"step": step.name, "sync": True, "parents": sorted(step.parent_results)}
