@@ -25,50 +25,55 @@ async def live(_request: Request) -> Response:
 
 
 def _routes(services: Services) -> list[BaseRoute]:
-    routes: list[BaseRoute] = [Route("/tasker/health/live", live, methods=["GET"])]
-    return routes
+    import graphql_schema.app
+    import rest_compat.observability
+    import rest_compat.routes
+
+    observability = rest_compat.observability.routes or [
+        Route("/tasker/health/live", live, methods=["GET"])
+    ]
+    return [*rest_compat.routes.routes, *observability, *graphql_schema.app.routes(services)]
 
 
-def create_app(
-    settings: Settings | None = None,
-    services: Services | None = None,
-    *,
-    embedded_workers: bool | None = None,
-) -> Starlette:
-    """The Tasker ASGI app.
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
+    """The Tasker ASGI app; adapters find the core at `request.app.state.services`.
 
-    With no broker URL the server runs its own workers (embedded mode); with one it only
-    dispatches to Redis and listens for events there, and `tasker worker` processes run steps.
+    Given `services`, the caller owns their lifecycle (tests do). Otherwise the lifespan opens
+    the database and, with no broker URL, runs the step workers in this process (embedded
+    mode); with a broker URL it only dispatches to Redis and listens for events there, and
+    `tasker worker` processes run the steps.
     """
-    settings = settings or Settings()
-    services = services or build_services(settings, NullDispatcher())
-    run_workers = not settings.broker_url if embedded_workers is None else embedded_workers
+    settings = settings or (services.settings if services else Settings())
+    owned = services is None
+    core = services or build_services(settings, NullDispatcher())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await services.open()
+        if not owned:
+            yield
+            return
+        await core.open()
         pool = WorkerPool(
-            services,
-            LoopRuntime(asyncio.get_running_loop()),
-            threads=settings.embedded_worker_threads,
+            core, LoopRuntime(asyncio.get_running_loop()), threads=settings.embedded_worker_threads
         )
-        listener_task = None
+        listener = None
         if settings.broker_url:
             from server.pubsub import RedisListener
 
-            listener_task = asyncio.create_task(RedisListener(settings.broker_url, services.hub).run())
-        if run_workers:
+            listener = asyncio.create_task(RedisListener(settings.broker_url, core.hub).run())
+        else:
             pool.start_consuming()
             pool.start_background()
-        app.state.services = services
         try:
             yield
         finally:
-            if run_workers:
+            if listener is not None:
+                listener.cancel()
+            else:
                 await pool.stop_background()
                 await asyncio.to_thread(pool.stop_consuming)
-            if listener_task is not None:
-                listener_task.cancel()
-            await services.close()
+            await core.close()
 
-    return Starlette(routes=_routes(services), lifespan=lifespan)
+    app = Starlette(routes=_routes(core), lifespan=lifespan)
+    app.state.services = core
+    return app
