@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from server.config import Settings
 from server.container import Services, build_services
@@ -32,7 +33,22 @@ def _routes(services: Services) -> list[BaseRoute]:
     observability = rest_compat.observability.routes or [
         Route("/tasker/health/live", live, methods=["GET"])
     ]
-    return [*rest_compat.routes.routes, *observability, *graphql_schema.app.routes(services)]
+    from swagger_ui_bundle import swagger_ui_path
+
+    static = [
+        Mount("/tasker/static/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger"),
+        Mount(
+            "/tasker/static",
+            StaticFiles(directory=services.settings.static_dir, check_dir=False),
+            name="static",
+        ),
+    ]
+    return [
+        *rest_compat.routes.routes,
+        *observability,
+        *graphql_schema.app.routes(services),
+        *static,
+    ]
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
