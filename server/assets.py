@@ -58,10 +58,16 @@ def fetch(force: bool = False) -> list[str]:
         if not force and all((VENDOR / local).exists() for _, local in files):
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            out = subprocess.run(
-                ["npm", "pack", spec, "--silent", "--pack-destination", tmp],
-                check=True, capture_output=True, text=True,
-            ).stdout.strip().splitlines()[-1]
+            out = (
+                subprocess.run(
+                    ["npm", "pack", spec, "--silent", "--pack-destination", tmp],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             with tarfile.open(Path(tmp) / out) as tar:
                 for inner, local in files:
                     member = tar.extractfile(f"package/{inner}")

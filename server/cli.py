@@ -34,8 +34,14 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--examples", is_flag=True, help="Load the bundled example handlers.")
-@click.option("--workers", "uvicorn_workers", default=1, show_default=True, type=int,
-              help="uvicorn worker processes (production mode).")
+@click.option(
+    "--workers",
+    "uvicorn_workers",
+    default=1,
+    show_default=True,
+    type=int,
+    help="uvicorn worker processes (production mode).",
+)
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback address with no auth key.")
 def serve(host: str, port: int, examples: bool, uvicorn_workers: int, insecure: bool) -> None:
     """Run the API server (and, with no broker URL, the step workers in-process)."""
@@ -51,13 +57,21 @@ def serve(host: str, port: int, examples: bool, uvicorn_workers: int, insecure: 
                 f"refusing to listen on {host} with authentication off; "
                 "configure TASKER_JWT_SECRET or pass --insecure"
             )
-        click.echo("Authentication is OFF (no TASKER_JWT_SECRET / TASKER_JWT_PUBLIC_KEY).", err=True)
+        click.echo(
+            "Authentication is OFF (no TASKER_JWT_SECRET / TASKER_JWT_PUBLIC_KEY).", err=True
+        )
     if examples:
         os.environ["TASKER_EXAMPLES"] = "true"
     if uvicorn_workers > 1 and not settings.broker_url:
-        raise click.ClickException("--workers > 1 needs TASKER_BROKER_URL (embedded mode is one process)")
+        raise click.ClickException(
+            "--workers > 1 needs TASKER_BROKER_URL (embedded mode is one process)"
+        )
     uvicorn.run(
-        "server.app:create_app", factory=True, host=host, port=port, workers=uvicorn_workers,
+        "server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=uvicorn_workers,
         log_level=settings.log_level.lower(),
     )
 
@@ -82,7 +96,9 @@ def worker(processes: int, threads: int, examples: bool) -> None:
     settings = _settings(examples)
     _configure_logging(settings)
     if not settings.broker_url:
-        raise click.ClickException("tasker worker needs TASKER_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
+        raise click.ClickException(
+            "tasker worker needs TASKER_BROKER_URL (e.g. redis://127.0.0.1:6379/0)"
+        )
     sys.exit(run_workers(settings, processes=processes, threads=threads))
 
 

@@ -10,19 +10,19 @@ from collections.abc import Callable, Sequence
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import Retries
+from dramatiq.middleware import Middleware, Retries
 
 QUEUE = "tasker"
 
 
 def build_broker(broker_url: str | None) -> dramatiq.Broker:
     """RedisBroker for a URL, else the in-process StubBroker."""
-    middleware = [Retries(max_retries=0)]
+    middleware: list[Middleware] = [Retries(max_retries=0)]
     broker: dramatiq.Broker
     if broker_url:
         # Redeliver a dead worker's unacked messages within ~30 s rather than Dramatiq's
         # minutes; the database lease is what actually protects the step.
-        broker = RedisBroker(
+        broker = RedisBroker(  # type: ignore[no-untyped-call]
             url=broker_url,
             middleware=middleware,
             heartbeat_timeout=30_000,
@@ -40,9 +40,8 @@ def declare_run_step(broker: dramatiq.Broker, run: Callable[[int], object]) -> d
     def run_step(step_id: int) -> None:
         run(step_id)
 
-    return dramatiq.actor(
-        run_step, actor_name="run_step", queue_name=QUEUE, broker=broker, max_retries=0
-    )
+    decorate = dramatiq.actor(actor_name="run_step", queue_name=QUEUE, broker=broker, max_retries=0)
+    return decorate(run_step)
 
 
 class DramatiqDispatcher:

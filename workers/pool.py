@@ -79,7 +79,9 @@ class WorkerPool:
             try:
                 if loop.time() >= next_beat:
                     await self.services.workers.heartbeat(
-                        self.services.worker_id, socket.gethostname(), os.getpid(),
+                        self.services.worker_id,
+                        socket.gethostname(),
+                        os.getpid(),
                         self.started_at,
                     )
                     next_beat = loop.time() + settings.heartbeat_interval

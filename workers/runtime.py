@@ -25,9 +25,7 @@ class LoopRuntime:
         """Start a loop in a daemon thread (the worker process's database loop)."""
         loop = asyncio.new_event_loop()
         runtime = cls(loop)
-        runtime._thread = threading.Thread(
-            target=loop.run_forever, name="tasker-loop", daemon=True
-        )
+        runtime._thread = threading.Thread(target=loop.run_forever, name="tasker-loop", daemon=True)
         runtime._thread.start()
         return runtime
 

@@ -4,6 +4,8 @@
 history rows are append-only.
 """
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
@@ -26,7 +28,7 @@ class NamedTask(Model):
     name = fields.CharField(max_length=128)
     version = fields.CharField(max_length=64)
     description = fields.TextField(null=True)
-    definition = fields.JSONField(default=dict)
+    definition: fields.Field[Any] = fields.JSONField(default=dict)
 
     class Meta:
         table = "tasker_named_tasks"
@@ -57,12 +59,12 @@ class Task(Model):
     name = fields.CharField(max_length=128)
     version = fields.CharField(max_length=64)
     status = fields.CharField(max_length=32, default="pending")
-    context = fields.JSONField(null=True)
+    context: fields.Field[Any] = fields.JSONField(null=True)
     initiator = fields.CharField(max_length=255, null=True)
     source_system = fields.CharField(max_length=255, null=True)
     reason = fields.TextField(null=True)
-    tags = fields.JSONField(default=list)
-    bypass_steps = fields.JSONField(default=list)
+    tags: fields.Field[Any] = fields.JSONField(default=list)
+    bypass_steps: fields.Field[Any] = fields.JSONField(default=list)
     idempotency_key = fields.CharField(max_length=255, null=True, unique=True)
     identity_hash = fields.CharField(max_length=64, db_index=True)
     requested_at = fields.DatetimeField()
@@ -95,8 +97,8 @@ class WorkflowStep(Model):
     retryable = fields.BooleanField(default=True)
     skippable = fields.BooleanField(default=False)
     timeout_seconds = fields.FloatField(null=True)
-    inputs = fields.JSONField(null=True)
-    results = fields.JSONField(null=True)
+    inputs: fields.Field[Any] = fields.JSONField(null=True)
+    results: fields.Field[Any] = fields.JSONField(null=True)
     last_error = fields.TextField(null=True)
     error_class = fields.CharField(max_length=255, null=True)
     next_attempt_at = fields.DatetimeField(null=True)
@@ -149,7 +151,7 @@ class Transition(Model):
     from_status = fields.CharField(max_length=32, null=True)
     to_status = fields.CharField(max_length=32)
     reason = fields.TextField(null=True)
-    metadata = fields.JSONField(default=dict)
+    metadata: fields.Field[Any] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField()
 
     class Meta:

@@ -33,9 +33,7 @@ def task_view(row: Task) -> TaskView:
     )
 
 
-def step_views(
-    rows: Sequence[WorkflowStep], edges: Iterable[tuple[int, int]]
-) -> list[StepView]:
+def step_views(rows: Sequence[WorkflowStep], edges: Iterable[tuple[int, int]]) -> list[StepView]:
     """Step rows of one or more tasks as views, with parents and children by name."""
     names = {row.id: row.name for row in rows}
     parents: dict[int, list[str]] = {}

@@ -68,7 +68,11 @@ def doomed_steps(steps: Mapping[str, StepSnapshot]) -> set[str]:
             memo[name] = False
             for parent in steps[name].parents:
                 snap = steps[parent]
-                if snap.status is StepState.CANCELLED or is_failed_for_good(snap) or blocked(parent):
+                if (
+                    snap.status is StepState.CANCELLED
+                    or is_failed_for_good(snap)
+                    or blocked(parent)
+                ):
                     memo[name] = True
                     break
         return memo[name]

@@ -75,8 +75,8 @@ class HttpStepHandler(StepHandler):
             parsed = httpx.URL(url)
         except httpx.InvalidURL as exc:
             raise PermanentError(f"bad url '{url}': {exc}", code="HTTP_CONFIG") from exc
-        if parsed.scheme not in {"http", "https"}:
-            raise PermanentError(f"url '{url}' is not http(s)", code="HTTP_CONFIG")
+        if parsed.scheme not in {"http", "https"} or not parsed.host:
+            raise PermanentError(f"url '{url}' is not an http(s) url", code="HTTP_CONFIG")
         allowed = self._allowed_hosts
         if allowed is None:
             allowed = [h.strip() for h in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",")]

@@ -6,12 +6,16 @@ Several processes may sync at once: unique constraints decide, losers re-read.
 
 import asyncio
 from dataclasses import asdict
+from typing import Any, TypeVar
 
 from tortoise.exceptions import IntegrityError
+from tortoise.models import Model
 
 from server.db.models import NamedStep, NamedTask, Namespace
 from server.domain.templates import HandlerTemplate
 from server.services.registry import HandlerRegistry
+
+M = TypeVar("M", bound=Model)
 
 
 class Catalogue:
@@ -59,7 +63,7 @@ class Catalogue:
         return int(named.id)
 
 
-async def _get_or_create(model, keys, defaults):  # type: ignore[no-untyped-def]
+async def _get_or_create(model: type[M], keys: dict[str, Any], defaults: dict[str, Any]) -> M:
     row = await model.get_or_none(**keys)
     if row is not None:
         return row

@@ -78,7 +78,7 @@ def import_handler_class(spec: str) -> type[StepHandler]:
     except Exception as exc:  # a broken module can raise anything; report it, don't crash the load
         raise ValueError(f"cannot import '{spec}': {exc}") from exc
     try:
-        target = reduce(getattr, attr.split("."), module)
+        target: object = reduce(getattr, attr.split("."), module)
     except AttributeError as exc:
         raise ValueError(f"cannot import '{spec}': module has no attribute '{attr}'") from exc
     if not (isinstance(target, type) and issubclass(target, StepHandler)):

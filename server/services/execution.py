@@ -118,7 +118,12 @@ class StepRunner:
             await uow.lock_task(task.id)
             if status is StepState.ERROR:
                 moved = await uow.move_step(
-                    task, step.id, step.name, status, StepState.PENDING, "retry due",
+                    task,
+                    step.id,
+                    step.name,
+                    status,
+                    StepState.PENDING,
+                    "retry due",
                     {"attempts": step.attempts},
                 )
                 if not moved:
@@ -128,7 +133,12 @@ class StepRunner:
             # not match a newer lease on the same step.
             lease = f"{self.worker_id}/{uuid4().hex[:12]}"
             claimed = await uow.move_step(
-                task, step.id, step.name, StepState.PENDING, StepState.IN_PROGRESS, "claimed",
+                task,
+                step.id,
+                step.name,
+                StepState.PENDING,
+                StepState.IN_PROGRESS,
+                "claimed",
                 {"attempt": step.attempts + 1, "worker": self.worker_id},
                 attempts=F("attempts") + 1,
                 lease_owner=lease,
@@ -161,8 +171,9 @@ class StepRunner:
     async def execute(self, claim: Claim) -> Outcome:
         """Call the step handler with its timeout and classify what happened."""
         try:
-            template = self.registry.get(claim.task.namespace, claim.handler_name,
-                                         claim.handler_version)
+            template = self.registry.get(
+                claim.task.namespace, claim.handler_name, claim.handler_version
+            )
             config = template.step(claim.step_name).handler_config
             handler = self.registry.step_handler(claim.handler_class)
         except Exception as exc:  # a worker without this handler: another worker may have it
@@ -186,11 +197,13 @@ class StepRunner:
         except TimeoutError:
             return Outcome(error=f"timed out after {claim.timeout:g}s", error_class="StepTimeout")
         except RetryableError as exc:
-            return Outcome(error=exc.message, error_class=type(exc).__name__,
-                           retry_after=exc.retry_after)
+            return Outcome(
+                error=exc.message, error_class=type(exc).__name__, retry_after=exc.retry_after
+            )
         except PermanentError as exc:
-            return Outcome(error=exc.message, error_class=exc.code or type(exc).__name__,
-                           permanent=True)
+            return Outcome(
+                error=exc.message, error_class=exc.code or type(exc).__name__, permanent=True
+            )
         except (TypeError, ValueError) as exc:
             return Outcome(error=str(exc), error_class=type(exc).__name__)
         except Exception as exc:
@@ -204,10 +217,16 @@ class StepRunner:
             await uow.lock_task(claim.task.id)
             if outcome.ok:
                 moved = await uow.move_step(
-                    claim.task, claim.step_id, claim.step_name, StepState.IN_PROGRESS,
-                    StepState.COMPLETE, "completed", {"attempt": claim.attempt},
+                    claim.task,
+                    claim.step_id,
+                    claim.step_name,
+                    StepState.IN_PROGRESS,
+                    StepState.COMPLETE,
+                    "completed",
+                    {"attempt": claim.attempt},
                     held_by=claim.lease_owner,
-                    results=outcome.results, completed_at=uow.now,
+                    results=outcome.results,
+                    completed_at=uow.now,
                     lease_owner=None,
                     lease_expires_at=None,
                 )
@@ -225,7 +244,11 @@ class StepRunner:
                 policy=self.backoff,
             )
             moved = await uow.move_step(
-                claim.task, claim.step_id, claim.step_name, StepState.IN_PROGRESS, StepState.ERROR,
+                claim.task,
+                claim.step_id,
+                claim.step_name,
+                StepState.IN_PROGRESS,
+                StepState.ERROR,
                 "retry scheduled" if decision else "failed",
                 {
                     "attempt": claim.attempt,
@@ -259,4 +282,3 @@ async def _call(process: Any, ctx: StepContext) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
-

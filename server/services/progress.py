@@ -29,8 +29,10 @@ async def _load(uow: UnitOfWork, task_id: UUID) -> list[_Step]:
         .using_db(uow.conn)
         .values("id", "name", "status", "next_attempt_at", "dispatched_at", "last_error")
     )
-    edges = await StepEdge.filter(task_id=task_id).using_db(uow.conn).values_list(
-        "from_step_id", "to_step_id"
+    edges = (
+        await StepEdge.filter(task_id=task_id)
+        .using_db(uow.conn)
+        .values_list("from_step_id", "to_step_id")
     )
     names = {r["id"]: r["name"] for r in rows}
     parents: dict[int, list[str]] = {}
@@ -54,12 +56,10 @@ async def _load(uow: UnitOfWork, task_id: UUID) -> list[_Step]:
 
 async def advance(uow: UnitOfWork, task: TaskRef) -> TaskState | None:
     """Dispatch newly ready steps and finalize the task if it is done; returns its new status."""
-    status_value = await Task.filter(id=task.id).using_db(uow.conn).values_list(
-        "status", flat=True
-    )
+    status_value = await Task.filter(id=task.id).using_db(uow.conn).values_list("status", flat=True)
     if not status_value:
         return None
-    status = TaskState(status_value[0])
+    status = TaskState(str(status_value[0]))
     if status not in (TaskState.PENDING, TaskState.IN_PROGRESS, TaskState.ERROR):
         return status
     steps = await _load(uow, task.id)
@@ -89,20 +89,30 @@ async def advance(uow: UnitOfWork, task: TaskRef) -> TaskState | None:
         await uow.move_task(task, status, TaskState.PENDING, "reopened")
         status = TaskState.PENDING
     if all_done:
-        await uow.move_task(task, status, TaskState.COMPLETE, "all steps done", completed_at=uow.now)
+        await uow.move_task(
+            task, status, TaskState.COMPLETE, "all steps done", completed_at=uow.now
+        )
         return TaskState.COMPLETE
     if progressing or status is TaskState.ERROR:
         return status
     failed = sorted(n for n, s in snaps.items() if is_failed_for_good(s))
     if failed:
         await uow.move_task(
-            task, status, TaskState.ERROR, "step failed", {"failed_steps": failed},
+            task,
+            status,
+            TaskState.ERROR,
+            "step failed",
+            {"failed_steps": failed},
             completed_at=uow.now,
         )
         return TaskState.ERROR
     cancelled = sorted(n for n, s in snaps.items() if s.status is StepState.CANCELLED)
     await uow.move_task(
-        task, status, TaskState.CANCELLED, "step cancelled", {"cancelled_steps": cancelled},
+        task,
+        status,
+        TaskState.CANCELLED,
+        "step cancelled",
+        {"cancelled_steps": cancelled},
         completed_at=uow.now,
     )
     return TaskState.CANCELLED

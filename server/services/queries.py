@@ -117,8 +117,6 @@ async def tasks_after(flt: TaskFilter, *, first: int, after: str | None) -> Task
     query = Task.filter(q)
     if after:
         created, ident = decode_cursor(after)
-        query = query.filter(
-            Q(created_at__lt=created) | (Q(created_at=created) & Q(id__lt=ident))
-        )
+        query = query.filter(Q(created_at__lt=created) | (Q(created_at=created) & Q(id__lt=ident)))
     rows = await query.order_by("-created_at", "-id").limit(first + 1)
     return TaskPage(tuple(task_view(r) for r in rows[:first]), total, len(rows) > first)

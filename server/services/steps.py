@@ -73,8 +73,9 @@ class StepService:
         """Cancel a pending, running or backing-off step. Idempotent; 409 when finished."""
         view = await self.get_step(task_id, step)
         if view.status is not StepState.CANCELLED:
-            await self._move(view, StepState.CANCELLED, "cancelled", lease_owner=None,
-                             lease_expires_at=None)
+            await self._move(
+                view, StepState.CANCELLED, "cancelled", lease_owner=None, lease_expires_at=None
+            )
         return await self.get_step(view.task_id, view.name)
 
     async def retry_step(self, task_id: UUID | str, step: str | int) -> StepView:
@@ -82,37 +83,53 @@ class StepService:
         view = await self.get_step(task_id, step)
         if view.status is not StepState.ERROR:
             raise InvalidTransition("step", view.status.value, StepState.PENDING.value)
-        await self._move(view, StepState.PENDING, "retried", attempts=0,
-                         next_attempt_at=None, dispatched_at=None)
+        await self._move(
+            view, StepState.PENDING, "retried", attempts=0, next_attempt_at=None, dispatched_at=None
+        )
         return await self.get_step(view.task_id, view.name)
 
     async def resolve_step(
-        self, task_id: UUID | str, step: str | int, *, results: Any = None,
+        self,
+        task_id: UUID | str,
+        step: str | int,
+        *,
+        results: Any = None,
         reason: str | None = None,
     ) -> StepView:
         """Mark a step resolved by hand; dependants treat it as complete. Idempotent."""
         view = await self.get_step(task_id, step)
         if view.status is not StepState.RESOLVED_MANUALLY:
             await self._move(
-                view, StepState.RESOLVED_MANUALLY, reason or "resolved manually",
+                view,
+                StepState.RESOLVED_MANUALLY,
+                reason or "resolved manually",
                 {"reason": reason} if reason else None,
-                results=results, completed_at=self.door.clock.now(), next_attempt_at=None,
+                results=results,
+                completed_at=self.door.clock.now(),
+                next_attempt_at=None,
             )
         return await self.get_step(view.task_id, view.name)
 
     async def _move(
-        self, view: StepView, target: StepState, reason: str,
-        metadata: dict[str, Any] | None = None, **fields: Any,
+        self,
+        view: StepView,
+        target: StepState,
+        reason: str,
+        metadata: dict[str, Any] | None = None,
+        **fields: Any,
     ) -> None:
         task = await Task.get(id=view.task_id)
         ref = TaskRef(task.id, task.namespace)
         async with self.door.transaction() as uow:
             await uow.lock_task(task.id)
-            current = await WorkflowStep.filter(id=view.id).using_db(uow.conn).values_list(
-                "status", flat=True
+            current = (
+                await WorkflowStep.filter(id=view.id)
+                .using_db(uow.conn)
+                .values_list("status", flat=True)
             )
-            state = StepState(current[0])
-            if not await uow.move_step(ref, view.id, view.name, state, target, reason,
-                                       metadata, **fields):
+            state = StepState(str(current[0]))
+            if not await uow.move_step(
+                ref, view.id, view.name, state, target, reason, metadata, **fields
+            ):
                 raise InvalidTransition("step", state.value, target.value)
             await advance(uow, ref)

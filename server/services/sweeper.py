@@ -89,7 +89,7 @@ class Sweeper:
         # A step is stamped `dispatched_at` in the same transaction that makes it ready, so a
         # NULL stamp means "never ready yet"; only stale stamps can hide a lost message.
         idle = Q(dispatched_at__lt=cutoff)
-        pending = await (
+        pending: list[int] = await (  # type: ignore[assignment]
             WorkflowStep.filter(idle, status=StepState.PENDING.value, task__status__in=ACTIVE)
             .limit(self.batch)
             .values_list("id", flat=True)
@@ -99,9 +99,11 @@ class Sweeper:
             edges = await StepEdge.filter(to_step_id__in=pending).values_list(
                 "to_step_id", "from_step__status"
             )
-            blocked = {child for child, status in edges if StepState(status) not in DONE_STEP_STATES}
+            blocked = {
+                child for child, status in edges if StepState(status) not in DONE_STEP_STATES
+            }
             ready = [i for i in pending if i not in blocked]
-        due = await (
+        due: list[int] = await (  # type: ignore[assignment]
             WorkflowStep.filter(
                 status=StepState.ERROR.value, next_attempt_at__lt=cutoff, task__status__in=ACTIVE
             )
@@ -109,7 +111,7 @@ class Sweeper:
             .limit(self.batch)
             .values_list("id", flat=True)
         )
-        nudge = ready + list(due)
+        nudge = ready + due
         if nudge:
             await WorkflowStep.filter(id__in=nudge).update(dispatched_at=now)
             self.door.dispatcher.dispatch(nudge)

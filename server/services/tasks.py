@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 
 from tortoise.exceptions import IntegrityError
 
-from server.db.models import NamedTask, StepEdge, Task, Transition, WorkflowStep
+from server.db.models import StepEdge, Task, Transition, WorkflowStep
 from server.db.rows import snapshots, task_view
 from server.domain.errors import Conflict, InvalidTransition, ValidationFailed
 from server.domain.readiness import QUEUED, explain
@@ -24,7 +24,7 @@ from server.services import queries
 from server.services.catalogue import Catalogue
 from server.services.progress import advance
 from server.services.registry import HandlerRegistry
-from server.services.transitions import Door, TaskRef
+from server.services.transitions import Door, TaskRef, UnitOfWork
 
 MAX_PER_PAGE = 100
 
@@ -33,7 +33,9 @@ def identity_hash(template: HandlerTemplate, context: Any) -> str:
     """A stable fingerprint of what a task would do: handler identity plus canonical context."""
     canonical = json.dumps(
         [template.namespace, template.name, template.version, context],
-        sort_keys=True, separators=(",", ":"), default=str,
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -91,26 +93,47 @@ class TaskService:
             )
         return task_view(existing)
 
-    async def _insert(self, template: HandlerTemplate, req: CreateTask, fingerprint: str) -> TaskView:
+    async def _insert(
+        self, template: HandlerTemplate, req: CreateTask, fingerprint: str
+    ) -> TaskView:
         named_task_id = await self.catalogue.named_task_id(template)
         bypass = set(req.bypass_steps)
         async with self.door.transaction() as uow:
             now = uow.now
             task = await Task.create(
-                using_db=uow.conn, id=uuid4(), named_task_id=named_task_id,
-                namespace=template.namespace, name=template.name, version=template.version,
-                status=TaskState.PENDING.value, context=req.context, initiator=req.initiator,
-                source_system=req.source_system, reason=req.reason, tags=list(req.tags),
-                bypass_steps=list(req.bypass_steps), idempotency_key=req.idempotency_key,
-                identity_hash=fingerprint, requested_at=now, created_at=now, updated_at=now,
+                using_db=uow.conn,
+                id=uuid4(),
+                named_task_id=named_task_id,
+                namespace=template.namespace,
+                name=template.name,
+                version=template.version,
+                status=TaskState.PENDING.value,
+                context=req.context,
+                initiator=req.initiator,
+                source_system=req.source_system,
+                reason=req.reason,
+                tags=list(req.tags),
+                bypass_steps=list(req.bypass_steps),
+                idempotency_key=req.idempotency_key,
+                identity_hash=fingerprint,
+                requested_at=now,
+                created_at=now,
+                updated_at=now,
             )
             await WorkflowStep.bulk_create(
                 [
                     WorkflowStep(
-                        task_id=task.id, name=s.name, position=i, handler_class=s.handler_class,
-                        status=StepState.PENDING.value, retry_limit=s.retry_limit,
-                        retryable=s.retryable, skippable=s.skippable,
-                        timeout_seconds=s.timeout_seconds, created_at=now, updated_at=now,
+                        task_id=task.id,
+                        name=s.name,
+                        position=i,
+                        handler_class=s.handler_class,
+                        status=StepState.PENDING.value,
+                        retry_limit=s.retry_limit,
+                        retryable=s.retryable,
+                        skippable=s.skippable,
+                        timeout_seconds=s.timeout_seconds,
+                        created_at=now,
+                        updated_at=now,
                     )
                     for i, s in enumerate(template.steps)
                 ],
@@ -130,11 +153,25 @@ class TaskService:
                     using_db=uow.conn,
                 )
             await Transition.bulk_create(
-                [Transition(task_id=task.id, to_status="pending", reason="created",
-                            metadata={}, created_at=now)]
+                [
+                    Transition(
+                        task_id=task.id,
+                        to_status="pending",
+                        reason="created",
+                        metadata={},
+                        created_at=now,
+                    )
+                ]
                 + [
-                    Transition(task_id=task.id, step_id=ids[s.name], step_name=s.name,
-                               to_status="pending", reason="created", metadata={}, created_at=now)
+                    Transition(
+                        task_id=task.id,
+                        step_id=ids[s.name],
+                        step_name=s.name,
+                        to_status="pending",
+                        reason="created",
+                        metadata={},
+                        created_at=now,
+                    )
                     for s in template.steps
                 ],
                 using_db=uow.conn,
@@ -143,8 +180,13 @@ class TaskService:
             for name in template.graph.execution_order:
                 if name in bypass:
                     await uow.move_step(
-                        ref, ids[name], name, StepState.PENDING, StepState.RESOLVED_MANUALLY,
-                        "bypassed", completed_at=now,
+                        ref,
+                        ids[name],
+                        name,
+                        StepState.PENDING,
+                        StepState.RESOLVED_MANUALLY,
+                        "bypassed",
+                        completed_at=now,
                     )
             await advance(uow, ref)
         return task_view(await queries.task_row(task.id))
@@ -194,18 +236,30 @@ class TaskService:
         ref = TaskRef(row.id, row.namespace)
         async with self.door.transaction() as uow:
             await uow.lock_task(row.id)
-            current = TaskState((await Task.get(id=row.id).using_db(uow.conn)).status)
+            current = await _status(uow, row.id)
             if current is not TaskState.CANCELLED:
-                if not await uow.move_task(ref, current, TaskState.CANCELLED, "cancelled",
-                                           completed_at=uow.now):
+                if not await uow.move_task(
+                    ref, current, TaskState.CANCELLED, "cancelled", completed_at=uow.now
+                ):
                     raise InvalidTransition("task", current.value, TaskState.CANCELLED.value)
-                open_steps = await WorkflowStep.filter(
-                    task_id=row.id, status__in=["pending", "in_progress", "error"]
-                ).using_db(uow.conn).values_list("id", "name", "status")
+                open_steps = (
+                    await WorkflowStep.filter(
+                        task_id=row.id, status__in=["pending", "in_progress", "error"]
+                    )
+                    .using_db(uow.conn)
+                    .values_list("id", "name", "status")
+                )
                 for step_id, name, status in open_steps:
-                    await uow.move_step(ref, step_id, name, StepState(status),
-                                        StepState.CANCELLED, "task cancelled",
-                                        lease_owner=None, lease_expires_at=None)
+                    await uow.move_step(
+                        ref,
+                        step_id,
+                        name,
+                        StepState(status),
+                        StepState.CANCELLED,
+                        "task cancelled",
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    )
         return await self.get_task(row.id)
 
     async def retry_task(self, task_id: UUID | str) -> TaskView:
@@ -214,16 +268,26 @@ class TaskService:
         ref = TaskRef(row.id, row.namespace)
         async with self.door.transaction() as uow:
             await uow.lock_task(row.id)
-            current = TaskState((await Task.get(id=row.id).using_db(uow.conn)).status)
+            current = await _status(uow, row.id)
             if current is not TaskState.ERROR:
                 raise InvalidTransition("task", current.value, TaskState.PENDING.value)
-            failed = await WorkflowStep.filter(task_id=row.id, status="error").using_db(
-                uow.conn
-            ).values_list("id", "name")
+            failed = (
+                await WorkflowStep.filter(task_id=row.id, status="error")
+                .using_db(uow.conn)
+                .values_list("id", "name")
+            )
             for step_id, name in failed:
-                await uow.move_step(ref, step_id, name, StepState.ERROR, StepState.PENDING,
-                                    "retried", attempts=0, next_attempt_at=None,
-                                    dispatched_at=None)
+                await uow.move_step(
+                    ref,
+                    step_id,
+                    name,
+                    StepState.ERROR,
+                    StepState.PENDING,
+                    "retried",
+                    attempts=0,
+                    next_attempt_at=None,
+                    dispatched_at=None,
+                )
             await advance(uow, ref)
         return await self.get_task(row.id)
 
@@ -233,19 +297,29 @@ class TaskService:
         """Which steps are done, runnable (or running) and blocked, each blocked one with why."""
         task = await self.get_task(task_id)
         steps = (await queries.steps_by_task([task.id]))[task.id]
-        reasons = explain(snapshots(steps), task_status=task.status,
-                          now=self.door.clock.now(), workers_alive=workers_alive)
+        reasons = explain(
+            snapshots(steps),
+            task_status=task.status,
+            now=self.door.clock.now(),
+            workers_alive=workers_alive,
+        )
         completed = tuple(s.name for s in steps if s.status in DONE_STEP_STATES)
         ready = tuple(
-            s.name for s in steps
+            s.name
+            for s in steps
             if s.status is StepState.IN_PROGRESS
             or ((r := reasons[s.name]) is not None and r.code == QUEUED)
         )
         blocked = tuple(
-            (s.name, r) for s in steps
-            if (r := reasons[s.name]) is not None and r.code != QUEUED
+            (s.name, r) for s in steps if (r := reasons[s.name]) is not None and r.code != QUEUED
         )
         return DependencyAnalysis(_summary(task.status, blocked), ready, completed, blocked)
+
+
+async def _status(uow: UnitOfWork, task_id: UUID) -> TaskState:
+    """The task's status as seen inside this transaction (after the lock)."""
+    rows = await Task.filter(id=task_id).using_db(uow.conn).values_list("status", flat=True)
+    return TaskState(str(rows[0]))
 
 
 def _summary(status: TaskState, blocked: tuple[tuple[str, Any], ...]) -> str:

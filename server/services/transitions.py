@@ -170,4 +170,6 @@ class Door:
             try:
                 self.dispatcher.dispatch(ids, delay)
             except Exception:
-                log.warning("dispatching steps %s failed; the sweeper will retry", ids, exc_info=True)
+                log.warning(
+                    "dispatching steps %s failed; the sweeper will retry", ids, exc_info=True
+                )

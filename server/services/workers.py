@@ -15,14 +15,19 @@ class WorkerRegistry:
         self.clock = clock
         self.live_within = timedelta(seconds=live_within)
 
-    async def heartbeat(self, worker_id: str, hostname: str, pid: int, started_at: datetime) -> None:
+    async def heartbeat(
+        self, worker_id: str, hostname: str, pid: int, started_at: datetime
+    ) -> None:
         """Upsert this worker's row with the current time."""
         now = self.clock.now()
         updated = await WorkerHeartbeat.filter(worker_id=worker_id).update(last_seen_at=now)
         if not updated:
             await WorkerHeartbeat.create(
-                worker_id=worker_id, hostname=hostname, pid=pid,
-                started_at=started_at, last_seen_at=now,
+                worker_id=worker_id,
+                hostname=hostname,
+                pid=pid,
+                started_at=started_at,
+                last_seen_at=now,
             )
 
     async def forget(self, worker_id: str) -> None:

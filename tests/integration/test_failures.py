@@ -122,8 +122,9 @@ async def test_retry_step_of_errored_task_reopens_it(engine):
 async def test_resolving_a_failed_step_lets_dependants_run(engine):
     task = await start(engine, "linear", {"permanent": "b", "sleep": 0})
     assert (await wait_for_task(engine, task.id)).status is TaskState.ERROR
-    resolved = await engine.steps.resolve_step(task.id, "b", results={"by": "hand"},
-                                               reason="fixed upstream")
+    resolved = await engine.steps.resolve_step(
+        task.id, "b", results={"by": "hand"}, reason="fixed upstream"
+    )
     assert resolved.status is StepState.RESOLVED_MANUALLY
     again = await engine.steps.resolve_step(task.id, "b")  # idempotent
     assert again.results == {"by": "hand"}

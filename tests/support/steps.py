@@ -22,14 +22,20 @@ class Work(StepHandler):
             await asyncio.sleep(60)
         fails = (ctx.get("fail") or {}).get(step.name, 0)
         if step.attempt <= fails:
-            raise RetryableError(f"{step.name} failed on attempt {step.attempt}",
-                                 retry_after=ctx.get("retry_after"))
+            raise RetryableError(
+                f"{step.name} failed on attempt {step.attempt}", retry_after=ctx.get("retry_after")
+            )
         if ctx.get("permanent") == step.name:
             raise PermanentError(f"{step.name} cannot succeed", code="CARD_DECLINED")
         started = time.time()
         await asyncio.sleep((ctx.get("sleeps") or {}).get(step.name, ctx.get("sleep", 0.05)))
-        return {"step": step.name, "attempt": step.attempt, "started": started,
-                "finished": time.time(), "parents": sorted(step.parent_results)}
+        return {
+            "step": step.name,
+            "attempt": step.attempt,
+            "started": started,
+            "finished": time.time(),
+            "parents": sorted(step.parent_results),
+        }
 
 
 class SyncWork(StepHandler):
