@@ -308,7 +308,10 @@ def test_semver_key_orders_by_precedence_not_lexically() -> None:
         "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.9.0", "1.10.0", "2.0.0",
     ]  # fmt: skip
 
-    assert sorted(expected[::-1], key=semver_key) == expected
+    lexical = sorted(expected)
+
+    assert lexical != expected
+    assert sorted(lexical, key=semver_key) == expected
     with pytest.raises(ValueError, match="semantic version"):
         semver_key("1.0")
 

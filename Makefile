@@ -1,0 +1,46 @@
+# One entry point for people and CI. `make serve` and `make test` are the README's two commands.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup assets serve test test-sqlite test-postgres lint schema bench clean
+
+setup: $(STAMP) assets
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Browser assets from the npm registry; without npm the pages fall back to the CDN.
+assets: $(STAMP)
+	-$(PY) -m server.assets
+
+serve: setup
+	$(VENV)/bin/tasker serve --examples
+
+# The whole suite on SQLite + the in-process broker, then again on PostgreSQL + Redis when
+# TASKER_TEST_POSTGRES_URL is set (CI always sets it).
+test: setup test-sqlite test-postgres
+
+test-sqlite: $(STAMP)
+	TASKER_TEST_BACKEND=sqlite $(PY) -m pytest $(PYTEST_ARGS)
+
+test-postgres: $(STAMP)
+	@if [ -n "$$TASKER_TEST_POSTGRES_URL" ]; then \
+		TASKER_TEST_BACKEND=postgres $(PY) -m pytest $(PYTEST_ARGS); \
+	else echo "TASKER_TEST_POSTGRES_URL unset: PostgreSQL pass skipped"; fi
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy server graphql_schema rest_compat workers
+	$(VENV)/bin/lint-imports
+
+schema: $(STAMP)
+	$(VENV)/bin/tasker schema > graphql_schema/schema.graphql
+
+clean:
+	rm -rf $(VENV) server/static/vendor tasker.db
