@@ -101,14 +101,18 @@ def load_definition(path: Path, *, environment: str = "development") -> HandlerT
 
 def read_definition(path: Path, *, environment: str = "development") -> Definition:
     """Like `load_definition`, also returning the file's `namespace_description`."""
+    return parse_definition(read_yaml(path), source=str(path), environment=environment)
+
+
+def read_yaml(path: Path) -> object:
+    """The YAML document in `path`; TemplateInvalid naming the file if it cannot be read."""
     where = _Where(str(path))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise where.error(f"cannot read file: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
         raise where.error(f"invalid YAML: {exc}") from exc
-    return parse_definition(data, source=str(path), environment=environment)
 
 
 def parse_definition(data: object, *, source: str, environment: str = "development") -> Definition:

@@ -61,6 +61,16 @@ async def transitions_by_task(
     return out
 
 
+async def transitions_in_namespace(
+    namespace: str, after: int = 0, limit: int = 1000
+) -> list[TransitionView]:
+    """History rows of every task in `namespace` after a cursor, oldest first, at most `limit`."""
+    rows = await (
+        Transition.filter(task__namespace=namespace, id__gt=after).order_by("id").limit(limit)
+    )
+    return [transition_view(row) for row in rows]
+
+
 async def transitions_by_step(step_ids: Sequence[int]) -> dict[int, list[TransitionView]]:
     """History rows of these steps, oldest first."""
     rows = await Transition.filter(step_id__in=list(step_ids)).order_by("id")

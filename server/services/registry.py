@@ -24,7 +24,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jsonschema.exceptions import ValidationError
 from jsonschema.validators import Draft202012Validator, validator_for
 
@@ -41,6 +40,7 @@ from server.services.definitions import (
     import_handler_class,
     is_semver,
     read_definition,
+    read_yaml,
     semver_key,
 )
 
@@ -221,12 +221,7 @@ def _read_into(
 
 
 def _read_namespaces(path: Path) -> dict[str, str]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise TemplateInvalid(
-            f"{path}: cannot read namespaces: {exc}", {"file": str(path)}
-        ) from exc
+    data = read_yaml(path)
     namespaces = data.get("namespaces") if isinstance(data, dict) else None
     if not isinstance(namespaces, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in namespaces.items()

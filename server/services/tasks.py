@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -14,8 +15,10 @@ from server.domain.readiness import QUEUED, explain
 from server.domain.states import DONE_STEP_STATES, StepState, TaskState
 from server.domain.templates import HandlerTemplate
 from server.domain.views import (
+    BlockedReason,
     CreateTask,
     DependencyAnalysis,
+    StepView,
     TaskFilter,
     TaskPage,
     TaskView,
@@ -297,12 +300,24 @@ class TaskService:
         """Which steps are done, runnable (or running) and blocked, each blocked one with why."""
         task = await self.get_task(task_id)
         steps = (await queries.steps_by_task([task.id]))[task.id]
-        reasons = explain(
+        return self.analysis_of(task, steps, workers_alive=workers_alive)
+
+    def explain_steps(
+        self, task: TaskView, steps: Sequence[StepView], *, workers_alive: bool = True
+    ) -> dict[str, BlockedReason | None]:
+        """Why each step of `task` is not running, by name (None when running or done). No I/O."""
+        return explain(
             snapshots(steps),
             task_status=task.status,
             now=self.door.clock.now(),
             workers_alive=workers_alive,
         )
+
+    def analysis_of(
+        self, task: TaskView, steps: Sequence[StepView], *, workers_alive: bool = True
+    ) -> DependencyAnalysis:
+        """`analyze_dependencies` over already-loaded steps (batched readers use it). No I/O."""
+        reasons = self.explain_steps(task, steps, workers_alive=workers_alive)
         completed = tuple(s.name for s in steps if s.status in DONE_STEP_STATES)
         ready = tuple(
             s.name

@@ -1,0 +1,45 @@
+import re
+from dataclasses import dataclass, field
+from uuid import uuid4
+
+import strawberry
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from graphql_schema.loaders import Loaders, build_loaders
+from server.container import Services
+
+REQUEST_ID_HEADER = "x-request-id"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def request_id_of(conn: HTTPConnection) -> str:
+    """The caller's X-Request-ID when it is a short safe token, else a fresh one."""
+    given = conn.headers.get(REQUEST_ID_HEADER, "")
+    return given if _SAFE_ID.match(given) else uuid4().hex
+
+
+@dataclass
+class GraphQLContext:
+    """What every resolver gets: the core services, batch loaders and the request."""
+
+    services: Services
+    request: Request | WebSocket
+    response: Response | WebSocket | None = None
+    request_id: str = field(default_factory=lambda: uuid4().hex)
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.renew_loaders()
+
+    def renew_loaders(self) -> None:
+        """Fresh loaders (their caches last one operation; a websocket runs many)."""
+        self.loaders = build_loaders(self.services)
+
+    @property
+    def is_websocket(self) -> bool:
+        return isinstance(self.request, WebSocket)
+
+
+Info = strawberry.Info[GraphQLContext, None]

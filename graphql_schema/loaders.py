@@ -1,0 +1,59 @@
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from strawberry.dataloader import DataLoader
+
+from server.container import Services
+from server.domain.views import BlockedReason, StepView, TaskView, TransitionView
+from server.services import queries
+
+Reasons = dict[str, BlockedReason | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Loaders:
+    """Per-operation batch readers: one query batch per relation, whatever the page size."""
+
+    task: DataLoader[UUID, TaskView | None]
+    steps: DataLoader[UUID, list[StepView]]
+    task_transitions: DataLoader[UUID, list[TransitionView]]
+    step_transitions: DataLoader[int, list[TransitionView]]
+    blocked: DataLoader[UUID, Reasons]
+
+
+def build_loaders(services: Services) -> Loaders:
+    async def tasks(ids: Sequence[UUID]) -> list[TaskView | None]:
+        found = await queries.tasks_by_ids(ids)
+        return [found.get(i) for i in ids]
+
+    async def steps(ids: Sequence[UUID]) -> list[list[StepView]]:
+        found = await queries.steps_by_task(ids)
+        return [found.get(i, []) for i in ids]
+
+    async def task_transitions(ids: Sequence[UUID]) -> list[list[TransitionView]]:
+        found = await queries.transitions_by_task(ids)
+        return [found.get(i, []) for i in ids]
+
+    async def step_transitions(ids: Sequence[int]) -> list[list[TransitionView]]:
+        found = await services.steps.transitions(list(ids))
+        return [found.get(i, []) for i in ids]
+
+    task_loader = DataLoader(tasks)
+    step_loader = DataLoader(steps)
+
+    async def blocked(ids: Sequence[UUID]) -> list[Reasons]:
+        views = await task_loader.load_many(ids)
+        step_lists = await step_loader.load_many(ids)
+        return [
+            services.tasks.explain_steps(view, step_list) if view is not None else {}
+            for view, step_list in zip(views, step_lists, strict=True)
+        ]
+
+    return Loaders(
+        task=task_loader,
+        steps=step_loader,
+        task_transitions=DataLoader(task_transitions),
+        step_transitions=DataLoader(step_transitions),
+        blocked=DataLoader(blocked),
+    )

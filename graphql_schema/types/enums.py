@@ -1,0 +1,36 @@
+from enum import StrEnum
+
+import strawberry
+
+from server.domain.states import StepState, TaskState
+
+TaskStatus = strawberry.enum(
+    TaskState,
+    name="TaskStatus",
+    description="Lifecycle state of a task.",
+)
+StepStatus = strawberry.enum(
+    StepState,
+    name="StepStatus",
+    description="Lifecycle state of a workflow step.",
+)
+
+
+@strawberry.enum(
+    name="TransitionStatus",
+    description=(
+        "A state named in the transition history: a task's state on task rows, a step's on "
+        "step rows (both lifecycles share these values)."
+    ),
+)
+class TransitionStatus(StrEnum):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETE = "complete"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+    RESOLVED_MANUALLY = "resolved_manually"
+
+
+def transition_status(value: str | None) -> TransitionStatus | None:
+    return None if value is None else TransitionStatus(value)
