@@ -1,0 +1,178 @@
+"""Engine benchmark (issue 2): steps/s, hand-off latency, one task end to end, worker memory.
+
+Production topology on this machine: PostgreSQL + Redis on loopback, 2 `tasker worker`
+processes. The baseline, measured in the same run on the same Redis, is a plain Dramatiq no-op
+message round trip with the same process/thread counts.
+
+    .venv/bin/python -m bench.engine_bench --tasks 1000
+"""
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+TASKER = str(Path(sys.executable).parent / "tasker")
+PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+DB_URL = PG_ADMIN.rpartition("/")[0] + "/tasker_bench"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def env(**extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TASKER_")}
+    return {**base, "PYTHONPATH": str(ROOT), "TASKER_DATABASE_URL": DB_URL,
+            "TASKER_BROKER_URL": REDIS_URL, "TASKER_HANDLERS_PATH": str(ROOT / "bench/handlers"),
+            "TASKER_LOG_LEVEL": "WARNING", **extra}
+
+
+async def reset_database() -> None:
+    conn = await asyncpg.connect(PG_ADMIN)
+    await conn.execute("DROP DATABASE IF EXISTS tasker_bench WITH (FORCE)")
+    await conn.execute("CREATE DATABASE tasker_bench")
+    await conn.close()
+    subprocess.run([TASKER, "migrate"], env=env(), check=True, capture_output=True)
+
+
+def baseline(messages: int, processes: int, threads: int) -> float:
+    """Plain Dramatiq: messages/s for `messages` no-op round trips (send → processed)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "dramatiq", "bench.baseline_actor", "-p", str(processes),
+         "-t", str(threads), "-Q", "baseline"],
+        cwd=ROOT, env={**env(), "BENCH_REDIS_URL": REDIS_URL},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    time.sleep(3)
+    os.environ["BENCH_REDIS_URL"] = REDIS_URL
+    from bench.baseline_actor import noop
+
+    started = time.perf_counter()
+    for i in range(messages):
+        noop.send(i)
+    while int(client.get("bench:baseline:done") or 0) < messages:
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(timeout=30)
+    return messages / elapsed
+
+
+async def engine(tasks: int, processes: int, threads: int) -> dict[str, float]:
+    from server.config import Settings
+    from server.container import build_services
+    from server.domain.states import TaskState
+    from server.domain.views import CreateTask, TaskFilter
+    from server.services.ports import NullDispatcher
+    from workers.pool import WorkerPool
+    from workers.runtime import LoopRuntime
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    settings = Settings(database_url=DB_URL, broker_url=REDIS_URL,
+                        handlers_path=str(ROOT / "bench/handlers"), db_pool_max=20)
+    services = build_services(settings, NullDispatcher())
+    await services.open(migrate=False)
+    WorkerPool(services, LoopRuntime(asyncio.get_running_loop()), threads=1)
+    workers = [
+        subprocess.Popen([TASKER, "worker", "--threads", str(threads)], cwd=ROOT, env=env())
+        for _ in range(processes)
+    ]
+    await asyncio.sleep(4)
+    out: dict[str, float] = {}
+
+    async def complete_count() -> int:
+        page = await services.tasks.list_tasks(TaskFilter(status=TaskState.COMPLETE), per_page=1)
+        return page.total_count
+
+    # 1. Throughput: `tasks` tasks created by 32 concurrent producers while workers run.
+    queue = list(range(tasks))
+
+    async def producer() -> None:
+        while queue:
+            i = queue.pop()
+            await services.tasks.create_task(
+                CreateTask(namespace="bench", name=("chain", "diamond")[i % 2], context={"i": i})
+            )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(producer() for _ in range(32)))
+    created = time.perf_counter() - started
+    while await complete_count() < tasks:
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    out["tasks_created_per_s"] = tasks / created
+    out["steps_per_s"] = tasks * 4 / elapsed
+    out["worker_rss_mb_max"] = max(rss_mb(w.pid) for w in workers)
+
+    # 2. Idle system: one chain task at a time → end-to-end latency and hand-off latency.
+    await asyncio.sleep(1)
+    e2e: list[float] = []
+    handoffs: list[float] = []
+    for i in range(40):
+        t0 = time.perf_counter()
+        task, _ = await services.tasks.create_task(
+            CreateTask(namespace="bench", name="chain", context={"idle": i})
+        )
+        while (await services.tasks.get_task(task.id)).status is not TaskState.COMPLETE:
+            await asyncio.sleep(0.002)
+        e2e.append((time.perf_counter() - t0) * 1000)
+        steps = await services.steps.list_steps(task.id)
+        for parent, child in zip(steps, steps[1:], strict=False):
+            assert parent.completed_at and child.started_at
+            handoffs.append((child.started_at - parent.completed_at).total_seconds() * 1000)
+        await asyncio.sleep(0.2)  # let the consumers go idle again
+    out["e2e_ms_p50"] = statistics.median(e2e)
+    out["e2e_ms_p99"] = pct(e2e, 99)
+    out["handoff_ms_p50"] = statistics.median(handoffs)
+    out["handoff_ms_p99"] = pct(handoffs, 99)
+    for w in workers:
+        w.send_signal(signal.SIGTERM)
+    for w in workers:
+        w.wait(timeout=30)
+    await services.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args()
+    asyncio.run(reset_database())
+    base = baseline(args.tasks * 4, args.processes, args.threads)
+    result = asyncio.run(engine(args.tasks, args.processes, args.threads))
+    print(f"baseline dramatiq no-op round trip: {base:8.0f} msg/s")
+    print(f"tasker steps/s ({args.tasks} tasks x 4):  {result['steps_per_s']:8.0f} steps/s "
+          f"({result['steps_per_s'] / base:.2f} x baseline)")
+    print(f"task creation:                      {result['tasks_created_per_s']:8.0f} tasks/s")
+    print(f"hand-off latency p50 / p99:         {result['handoff_ms_p50']:8.1f} / "
+          f"{result['handoff_ms_p99']:.1f} ms")
+    print(f"one 4-step task end to end p50/p99: {result['e2e_ms_p50']:8.1f} / "
+          f"{result['e2e_ms_p99']:.1f} ms")
+    print(f"worker RSS (max of {args.processes}):            {result['worker_rss_mb_max']:8.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
