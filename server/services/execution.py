@@ -115,7 +115,6 @@ class StepRunner:
             if any(StepState(p["status"]) not in DONE_STEP_STATES for p in parents):
                 return None
             task = TaskRef(task_row.id, task_row.namespace)
-            await uow.lock_task(task.id)
             if status is StepState.ERROR:
                 moved = await uow.move_step(
                     task,
@@ -214,7 +213,9 @@ class StepRunner:
     async def record(self, claim: Claim, outcome: Outcome) -> str:
         """Record the attempt's outcome unless the lease was lost (then it is discarded)."""
         async with self.door.transaction() as uow:
-            await uow.lock_task(claim.task.id)
+            status = await uow.lock_task(claim.task.id)
+            if status is None:
+                return "discarded"
             if outcome.ok:
                 moved = await uow.move_step(
                     claim.task,
@@ -232,7 +233,7 @@ class StepRunner:
                 )
                 if not moved:
                     return "discarded"
-                await advance(uow, claim.task)
+                await advance(uow, claim.task, status)
                 return "complete"
             decision = decide_retry(
                 attempts=claim.attempt,
@@ -270,7 +271,7 @@ class StepRunner:
             if decision:
                 uow.nudge([claim.step_id], decision.delay_seconds)
                 return "retrying"
-            await advance(uow, claim.task)
+            await advance(uow, claim.task, status)
             return "failed"
 
 

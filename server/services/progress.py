@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from server.db.models import StepEdge, Task, WorkflowStep
+from server.db.models import StepEdge, WorkflowStep
 from server.domain.readiness import StepSnapshot, doomed_steps, is_failed_for_good
 from server.domain.states import DONE_STEP_STATES, StepState, TaskState
 from server.services.transitions import TaskRef, UnitOfWork
@@ -54,12 +54,11 @@ async def _load(uow: UnitOfWork, task_id: UUID) -> list[_Step]:
     ]
 
 
-async def advance(uow: UnitOfWork, task: TaskRef) -> TaskState | None:
-    """Dispatch newly ready steps and finalize the task if it is done; returns its new status."""
-    status_value = await Task.filter(id=task.id).using_db(uow.conn).values_list("status", flat=True)
-    if not status_value:
-        return None
-    status = TaskState(str(status_value[0]))
+async def advance(uow: UnitOfWork, task: TaskRef, status: TaskState) -> TaskState:
+    """Dispatch newly ready steps and finalize the task if it is done; returns its new status.
+
+    `status` is the task's status as read under the lock (`UnitOfWork.lock_task`).
+    """
     if status not in (TaskState.PENDING, TaskState.IN_PROGRESS, TaskState.ERROR):
         return status
     steps = await _load(uow, task.id)

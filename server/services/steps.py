@@ -121,7 +121,8 @@ class StepService:
         task = await Task.get(id=view.task_id)
         ref = TaskRef(task.id, task.namespace)
         async with self.door.transaction() as uow:
-            await uow.lock_task(task.id)
+            status = await uow.lock_task(task.id)
+            assert status is not None  # tasks are never deleted while steps are addressed
             current = (
                 await WorkflowStep.filter(id=view.id)
                 .using_db(uow.conn)
@@ -132,4 +133,4 @@ class StepService:
                 ref, view.id, view.name, state, target, reason, metadata, **fields
             ):
                 raise InvalidTransition("step", state.value, target.value)
-            await advance(uow, ref)
+            await advance(uow, ref, status)

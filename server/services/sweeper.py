@@ -128,8 +128,12 @@ class Sweeper:
         finalized = 0
         for task_id, namespace in rows:
             async with self.door.transaction() as uow:
-                await uow.lock_task(task_id)
+                status = await uow.lock_task(task_id)
+                if status is None:
+                    continue
+                # Stamp it so a long-running task is re-examined once per window, not per sweep.
+                await Task.filter(id=task_id).using_db(uow.conn).update(updated_at=uow.now)
                 before = len(uow.events)
-                await advance(uow, TaskRef(task_id, namespace))
+                await advance(uow, TaskRef(task_id, namespace), status)
                 finalized += len(uow.events) > before
         return finalized

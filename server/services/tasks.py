@@ -22,12 +22,13 @@ from server.domain.views import (
     TaskFilter,
     TaskPage,
     TaskView,
+    TransitionEvent,
 )
 from server.services import queries
 from server.services.catalogue import Catalogue
 from server.services.progress import advance
 from server.services.registry import HandlerRegistry
-from server.services.transitions import Door, TaskRef, UnitOfWork
+from server.services.transitions import Door, TaskRef
 
 MAX_PER_PAGE = 100
 
@@ -191,12 +192,34 @@ class TaskService:
                         "bypassed",
                         completed_at=now,
                     )
-            await advance(uow, ref)
+            await advance(uow, ref, TaskState.PENDING)
         return task_view(await queries.task_row(task.id))
 
     async def get_task(self, task_id: UUID | str) -> TaskView:
         """The task, or TaskNotFound."""
         return task_view(await queries.task_row(task_id))
+
+    async def history(self, task_id: UUID | str, *, after: int = 0) -> list[TransitionEvent]:
+        """The task's transitions after cursor `after`, oldest first, as the hub publishes them.
+
+        Lets a stream replay history and then continue live. TaskNotFound for an unknown task.
+        """
+        row = await queries.task_row(task_id)
+        views = (await queries.transitions_by_task([row.id], after=after))[row.id]
+        return [
+            TransitionEvent(
+                cursor=v.id,
+                task_id=str(v.task_id),
+                namespace=row.namespace,
+                step_id=v.step_id,
+                step_name=v.step_name,
+                from_status=v.from_status,
+                to_status=v.to_status,
+                reason=v.reason,
+                occurred_at=v.occurred_at,
+            )
+            for v in views
+        ]
 
     async def list_tasks(self, flt: TaskFilter, *, page: int = 1, per_page: int = 25) -> TaskPage:
         """Offset pagination (REST): page >= 1, per_page capped at 100."""
@@ -238,8 +261,8 @@ class TaskService:
         row = await queries.task_row(task_id)
         ref = TaskRef(row.id, row.namespace)
         async with self.door.transaction() as uow:
-            await uow.lock_task(row.id)
-            current = await _status(uow, row.id)
+            current = await uow.lock_task(row.id)
+            assert current is not None  # tasks are never deleted while addressed
             if current is not TaskState.CANCELLED:
                 if not await uow.move_task(
                     ref, current, TaskState.CANCELLED, "cancelled", completed_at=uow.now
@@ -270,8 +293,8 @@ class TaskService:
         row = await queries.task_row(task_id)
         ref = TaskRef(row.id, row.namespace)
         async with self.door.transaction() as uow:
-            await uow.lock_task(row.id)
-            current = await _status(uow, row.id)
+            current = await uow.lock_task(row.id)
+            assert current is not None  # tasks are never deleted while addressed
             if current is not TaskState.ERROR:
                 raise InvalidTransition("task", current.value, TaskState.PENDING.value)
             failed = (
@@ -291,7 +314,7 @@ class TaskService:
                     next_attempt_at=None,
                     dispatched_at=None,
                 )
-            await advance(uow, ref)
+            await advance(uow, ref, current)
         return await self.get_task(row.id)
 
     async def analyze_dependencies(
@@ -329,12 +352,6 @@ class TaskService:
             (s.name, r) for s in steps if (r := reasons[s.name]) is not None and r.code != QUEUED
         )
         return DependencyAnalysis(_summary(task.status, blocked), ready, completed, blocked)
-
-
-async def _status(uow: UnitOfWork, task_id: UUID) -> TaskState:
-    """The task's status as seen inside this transaction (after the lock)."""
-    rows = await Task.filter(id=task_id).using_db(uow.conn).values_list("status", flat=True)
-    return TaskState(str(rows[0]))
 
 
 def _summary(status: TaskState, blocked: tuple[tuple[str, Any], ...]) -> str:

@@ -42,13 +42,20 @@ class UnitOfWork:
     events: list[TransitionEvent] = field(default_factory=list)
     nudges: list[tuple[float, int]] = field(default_factory=list)
 
-    async def lock_task(self, task_id: UUID) -> bool:
-        """Touch the task row, which also serialises concurrent writers of one task on PostgreSQL.
+    async def lock_task(self, task_id: UUID) -> TaskState | None:
+        """Lock the task row (FOR UPDATE) and return its status; None if it does not exist.
 
+        Serialises writers of one task on PostgreSQL (SQLite serialises all writes anyway).
         Without it, two sibling steps completing at once each see the other still running and
         neither dispatches their common child nor finalizes the task.
         """
-        return bool(await Task.filter(id=task_id).using_db(self.conn).update(updated_at=self.now))
+        rows = await (
+            Task.filter(id=task_id)
+            .select_for_update()
+            .using_db(self.conn)
+            .values_list("status", flat=True)
+        )
+        return TaskState(str(rows[0])) if rows else None
 
     async def move_task(
         self,
