@@ -112,6 +112,14 @@ def migrate() -> None:
     click.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
 
 
+@main.command()
+def schema() -> None:
+    """Print the GraphQL schema (SDL), as committed in graphql_schema/schema.graphql."""
+    from graphql_schema.schema import sdl
+
+    click.echo(sdl(), nl=False)
+
+
 @main.group()
 def handlers() -> None:
     """Inspect and validate handler definitions."""
