@@ -71,6 +71,8 @@ class Task(Model):
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
     completed_at = fields.DatetimeField(null=True)
+    remaining = fields.IntField(default=0, db_default=0)
+    """Steps not yet complete or resolved: the completion that brings it to 0 finalizes."""
 
     class Meta:
         table = "tasker_tasks"
@@ -93,6 +95,8 @@ class WorkflowStep(Model):
     handler_class = fields.CharField(max_length=255)
     status = fields.CharField(max_length=32, default="pending")
     attempts = fields.IntField(default=0)
+    waiting_on = fields.IntField(default=0, db_default=0)
+    """Parents not yet complete or resolved: the completion that brings it to 0 dispatches."""
     retry_limit = fields.IntField(default=3)
     retryable = fields.BooleanField(default=True)
     skippable = fields.BooleanField(default=False)

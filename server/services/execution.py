@@ -16,14 +16,15 @@ from uuid import uuid4
 
 from tortoise.expressions import F
 
+from server.db import fastpath
 from server.db.models import WorkflowStep
 from server.domain.errors import PermanentError, RetryableError
 from server.domain.retry import BackoffPolicy, decide_retry
 from server.domain.states import DONE_STEP_STATES, StepState, TaskState
 from server.handlers.base import StepContext
-from server.services.progress import advance
+from server.services.progress import advance, count_done
 from server.services.registry import HandlerRegistry
-from server.services.transitions import Door, TaskRef
+from server.services.transitions import Door, TaskRef, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ class StepRunner:
 
     async def claim(self, step_id: int) -> Claim | None:
         """Compare-and-set the step to in_progress with a lease, or None if not runnable."""
+        if fastpath.available():
+            return await self._claim_fast(step_id)
         async with self.door.transaction() as uow:
             row = await WorkflowStep.filter(id=step_id).using_db(uow.conn).select_related("task")
             if not row:
@@ -167,6 +170,72 @@ class StepRunner:
                 lease_owner=lease,
             )
 
+    async def _claim_fast(self, step_id: int) -> Claim | None:
+        """The same claim as one PostgreSQL statement (server.db.fastpath)."""
+        now = self.door.clock.now()
+        lease = f"{self.worker_id}/{uuid4().hex[:12]}"
+        row = await fastpath.claim(step_id, now, lease, self.default_timeout, self.lease_grace)
+        if row is None:
+            return None
+        task = TaskRef(row.task_id, row.namespace)
+        uow = UnitOfWork(conn=fastpath.connection(), now=now)
+        for cursor, from_status, to_status, reason in row.history:
+            uow.note(task, row.step_id, row.step_name, from_status, to_status, reason, cursor)
+        if row.task_status == TaskState.PENDING.value:
+            async with self.door.transaction() as tx:
+                await tx.move_task(task, TaskState.PENDING, TaskState.IN_PROGRESS, "step started")
+        self.door.after_commit(uow)
+        return Claim(
+            step_id=row.step_id,
+            step_name=row.step_name,
+            task=task,
+            handler_name=row.handler_name,
+            handler_version=row.version,
+            handler_class=row.handler_class,
+            attempt=row.attempt,
+            retry_limit=row.retry_limit,
+            retryable=row.retryable,
+            timeout=row.timeout_seconds or self.default_timeout,
+            inputs=row.inputs,
+            context=row.context,
+            parent_results=row.parent_results,
+            lease_owner=lease,
+        )
+
+    async def _complete_fast(self, claim: Claim, results: Any) -> str:
+        """Complete as one PostgreSQL statement; finalize when it was the task's last step."""
+        now = self.door.clock.now()
+        done = await fastpath.complete(
+            claim.step_id, claim.lease_owner, results, now, {"attempt": claim.attempt}
+        )
+        if done is None:
+            return "discarded"
+        uow = UnitOfWork(conn=fastpath.connection(), now=now)
+        uow.note(
+            claim.task,
+            claim.step_id,
+            claim.step_name,
+            StepState.IN_PROGRESS.value,
+            StepState.COMPLETE.value,
+            "completed",
+            done.cursor,
+        )
+        uow.nudge(done.ready)
+        self.door.after_commit(uow)
+        if done.remaining == 0:
+            async with self.door.transaction() as tx:
+                finished = await tx.move_task(
+                    claim.task,
+                    TaskState.IN_PROGRESS,
+                    TaskState.COMPLETE,
+                    "all steps done",
+                    completed_at=tx.now,
+                )
+                status = None if finished else await tx.lock_task(claim.task.id)
+                if status is not None:
+                    await advance(tx, claim.task, status)
+        return "complete"
+
     async def execute(self, claim: Claim) -> Outcome:
         """Call the step handler with its timeout and classify what happened."""
         try:
@@ -212,6 +281,8 @@ class StepRunner:
 
     async def record(self, claim: Claim, outcome: Outcome) -> str:
         """Record the attempt's outcome unless the lease was lost (then it is discarded)."""
+        if outcome.ok and fastpath.available():
+            return await self._complete_fast(claim, outcome.results)
         async with self.door.transaction() as uow:
             status = await uow.lock_task(claim.task.id)
             if status is None:
@@ -233,6 +304,7 @@ class StepRunner:
                 )
                 if not moved:
                     return "discarded"
+                await count_done(uow, claim.task, claim.step_id)
                 await advance(uow, claim.task, status)
                 return "complete"
             decision = decide_retry(

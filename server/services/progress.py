@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from server.db.models import StepEdge, WorkflowStep
+from tortoise.expressions import F
+
+from server.db.models import StepEdge, Task, WorkflowStep
 from server.domain.readiness import StepSnapshot, doomed_steps, is_failed_for_good
 from server.domain.states import DONE_STEP_STATES, StepState, TaskState
 from server.services.transitions import TaskRef, UnitOfWork
@@ -52,6 +54,23 @@ async def _load(uow: UnitOfWork, task_id: UUID) -> list[_Step]:
         )
         for r in rows
     ]
+
+
+async def count_done(uow: UnitOfWork, task: TaskRef, step_id: int) -> None:
+    """A step just became complete or resolved: its children wait on one parent fewer and the
+    task needs one step fewer (the readiness counters the PostgreSQL fast path relies on)."""
+    children = (
+        await StepEdge.filter(from_step_id=step_id)
+        .using_db(uow.conn)
+        .values_list("to_step_id", flat=True)
+    )
+    if children:
+        await (
+            WorkflowStep.filter(id__in=list(children))
+            .using_db(uow.conn)
+            .update(waiting_on=F("waiting_on") - 1)
+        )
+    await Task.filter(id=task.id).using_db(uow.conn).update(remaining=F("remaining") - 1)
 
 
 async def advance(uow: UnitOfWork, task: TaskRef, status: TaskState) -> TaskState:

@@ -12,7 +12,7 @@ from server.domain.errors import InvalidTransition, StepNotFound, ValidationFail
 from server.domain.states import StepState
 from server.domain.views import StepView, TransitionView
 from server.services import queries
-from server.services.progress import advance
+from server.services.progress import advance, count_done
 from server.services.transitions import Door, TaskRef
 
 MAX_RETRY_LIMIT = 1000
@@ -133,4 +133,6 @@ class StepService:
                 ref, view.id, view.name, state, target, reason, metadata, **fields
             ):
                 raise InvalidTransition("step", state.value, target.value)
+            if target is StepState.RESOLVED_MANUALLY:
+                await count_done(uow, ref, view.id)
             await advance(uow, ref, status)

@@ -102,6 +102,11 @@ class TaskService:
     ) -> TaskView:
         named_task_id = await self.catalogue.named_task_id(template)
         bypass = set(req.bypass_steps)
+        waiting = {
+            s.name: sum(p not in bypass for p in template.graph.parents(s.name))
+            for s in template.steps
+        }
+        ready = [s.name for s in template.steps if waiting[s.name] == 0 and s.name not in bypass]
         async with self.door.transaction() as uow:
             now = uow.now
             task = await Task.create(
@@ -123,6 +128,7 @@ class TaskService:
                 requested_at=now,
                 created_at=now,
                 updated_at=now,
+                remaining=len(template.steps) - len(bypass),
             )
             await WorkflowStep.bulk_create(
                 [
@@ -138,6 +144,8 @@ class TaskService:
                         timeout_seconds=s.timeout_seconds,
                         created_at=now,
                         updated_at=now,
+                        waiting_on=waiting[s.name],
+                        dispatched_at=now if s.name in ready else None,
                     )
                     for i, s in enumerate(template.steps)
                 ],
@@ -181,19 +189,23 @@ class TaskService:
                 using_db=uow.conn,
             )
             ref = TaskRef(task.id, task.namespace)
-            for name in template.graph.execution_order:
-                if name in bypass:
-                    await uow.move_step(
-                        ref,
-                        ids[name],
-                        name,
-                        StepState.PENDING,
-                        StepState.RESOLVED_MANUALLY,
-                        "bypassed",
-                        completed_at=now,
-                    )
-            await advance(uow, ref, TaskState.PENDING)
-        return task_view(await queries.task_row(task.id))
+            uow.nudge([ids[name] for name in ready])
+            if bypass:
+                for name in template.graph.execution_order:
+                    if name in bypass:
+                        await uow.move_step(
+                            ref,
+                            ids[name],
+                            name,
+                            StepState.PENDING,
+                            StepState.RESOLVED_MANUALLY,
+                            "bypassed",
+                            completed_at=now,
+                        )
+                await advance(uow, ref, TaskState.PENDING)
+        if bypass:
+            return await self.get_task(task.id)
+        return task_view(task)
 
     async def get_task(self, task_id: UUID | str) -> TaskView:
         """The task, or TaskNotFound."""

@@ -128,9 +128,22 @@ class UnitOfWork:
             metadata=metadata or {},
             created_at=self.now,
         )
+        self.note(task, step_id, step_name, from_status, to_status, reason, row.id)
+
+    def note(
+        self,
+        task: TaskRef,
+        step_id: int | None,
+        step_name: str | None,
+        from_status: str | None,
+        to_status: str,
+        reason: str,
+        cursor: int,
+    ) -> None:
+        """Queue the event of a history row already written (by `_record` or the fast path)."""
         self.events.append(
             TransitionEvent(
-                cursor=row.id,
+                cursor=cursor,
                 task_id=str(task.id),
                 namespace=task.namespace,
                 step_id=step_id,

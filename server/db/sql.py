@@ -1,0 +1,96 @@
+"""Raw-SQL helpers shared by the analytics and health queries: one query text, two dialects.
+
+Tortoise's raw queries differ by backend in three ways that matter here (see STACK.md §3):
+placeholders (`$1` on asyncpg, `?` on SQLite), datetime arithmetic, and percentiles (SQLite
+has no `percentile_disc`). `Query` hides the first two; `percentiles_sql` the third. Both
+percentile forms are the nearest-rank definition, so the two dialects return the same values.
+"""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+
+def connection() -> BaseDBAsyncClient:
+    """The default connection of this process."""
+    return Tortoise.get_connection("default")
+
+
+def dialect(conn: BaseDBAsyncClient) -> str:
+    """'postgres' or 'sqlite'."""
+    return str(conn.capabilities.dialect)
+
+
+class Query:
+    """Collects parameters and renders the placeholders of one dialect."""
+
+    def __init__(self, conn: BaseDBAsyncClient) -> None:
+        self.conn = conn
+        self.postgres = dialect(conn) == "postgres"
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any) -> str:
+        """A placeholder bound to `value`."""
+        if isinstance(value, datetime) and not self.postgres:
+            # Tortoise stores SQLite datetimes as `str(aware UTC datetime)`; comparing text
+            # with text in the same format orders correctly and keeps the indexes usable.
+            value = str(value.astimezone(UTC))
+        self.values.append(value)
+        return f"${len(self.values)}" if self.postgres else "?"
+
+    def ms(self, later: str, earlier: str) -> str:
+        """SQL for `later - earlier` in milliseconds (a float)."""
+        if self.postgres:
+            return f"(EXTRACT(EPOCH FROM ({later} - {earlier})) * 1000)"
+        return f"((julianday({later}) - julianday({earlier})) * 86400000.0)"
+
+    async def rows(self, sql: str) -> list[dict[str, Any]]:
+        """Run `sql` with the collected parameters."""
+        return list(await self.conn.execute_query_dict(sql, self.values))
+
+    async def one(self, sql: str) -> dict[str, Any]:
+        """The first row of `sql`, or an empty dict."""
+        found = await self.rows(sql)
+        return found[0] if found else {}
+
+
+def percentiles_sql(
+    q: Query, value: str, source: str, fractions: Sequence[float], keys: Sequence[str] = ()
+) -> str:
+    """Nearest-rank percentiles of `value` over the rows of `source`, per group of `keys`.
+
+    Returns columns `keys...` and `p0, p1, ...` (one per fraction). PostgreSQL's
+    `percentile_disc(p)` is the value at rank ceil(p × n); the SQLite form picks the smallest
+    value whose row number reaches p × n, which is the same rank.
+    """
+    group = ", ".join(keys)
+    select_keys = f"{group}, " if keys else ""
+    group_by = f" GROUP BY {group}" if keys else ""
+    if q.postgres:
+        cols = ", ".join(
+            f"percentile_disc({float(p)!r}) WITHIN GROUP (ORDER BY {value}) AS p{i}"
+            for i, p in enumerate(fractions)
+        )
+        return f"SELECT {select_keys}{cols} FROM ({source}) AS src{group_by}"
+    partition = f"PARTITION BY {group} " if keys else ""
+    cols = ", ".join(
+        f"MIN(CASE WHEN rn >= {float(p)!r} * n THEN v END) AS p{i}"
+        for i, p in enumerate(fractions)
+    )
+    ranked = (
+        f"SELECT {select_keys}{value} AS v, "
+        f"ROW_NUMBER() OVER ({partition}ORDER BY {value}) AS rn, "
+        f"COUNT(*) OVER ({partition.strip()}) AS n FROM ({source}) AS src"
+    )
+    return f"SELECT {select_keys}{cols} FROM ({ranked}) AS ranked{group_by}"
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """A column value as an aware datetime (SQLite hands back text)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
