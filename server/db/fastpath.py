@@ -38,7 +38,8 @@ WITH target AS (
            jsonb_build_object('attempt', c.attempts, 'worker', $3::text), $2
       FROM claimed c,
            (VALUES (1, 'error', 'pending', 'retry due'),
-                   (2, 'pending', 'in_progress', 'claimed')) AS m(ord, from_status, to_status, reason)
+                   (2, 'pending', 'in_progress', 'claimed'))
+               AS m(ord, from_status, to_status, reason)
      WHERE m.ord = 2 OR c.old_status = 'error'
  RETURNING id, from_status, to_status, reason
 )
