@@ -5,6 +5,7 @@ The only place that chooses adapters: in-process events or Redis pub/sub, by con
 
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from uuid import uuid4
 
@@ -56,7 +57,9 @@ class Services:
         await self.catalogue.sync()
 
     async def close(self) -> None:
-        """Close the database connections."""
+        """Flush pending broker effects, then close the database connections."""
+        if self.door.offload is not None:
+            self.door.offload.shutdown(wait=True)
         await close_database()
 
 
@@ -85,7 +88,12 @@ def build_services(
         else:
             publisher = hub
     clock = SystemClock()
-    door = Door(clock, dispatcher, publisher)
+    offload = (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="tasker-outbox")
+        if settings.broker_url
+        else None
+    )
+    door = Door(clock, dispatcher, publisher, offload=offload)
     catalogue = Catalogue(registry)
     worker_id = new_worker_id()
     runner = StepRunner(

@@ -86,12 +86,22 @@ class StepRunner:
         self.lease_grace = lease_grace
 
     async def run_step(self, step_id: int) -> str:
-        """Run the step if it is runnable; returns what happened (for logs and tests)."""
-        claim = await self.claim(step_id)
-        if claim is None:
-            return "skipped"
-        outcome = await self.execute(claim)
-        return await self.record(claim, outcome)
+        """Run the step if it is runnable; returns what happened to it (for logs and tests).
+
+        When its completion makes children ready, this worker goes on with one of them itself
+        (claimed through the same compare-and-set) and nudges the others: a chain hands off in
+        microseconds instead of a broker round trip, and siblings still fan out to other
+        workers. If this worker dies first, the sweeper re-dispatches the child.
+        """
+        first: str | None = None
+        next_id: int | None = step_id
+        while next_id is not None:
+            claim = await self.claim(next_id)
+            if claim is None:
+                return first or "skipped"
+            outcome, next_id = await self._record(claim, await self.execute(claim))
+            first = first or outcome
+        return first or "skipped"
 
     async def claim(self, step_id: int) -> Claim | None:
         """Compare-and-set the step to in_progress with a lease, or None if not runnable."""
@@ -202,14 +212,14 @@ class StepRunner:
             lease_owner=lease,
         )
 
-    async def _complete_fast(self, claim: Claim, results: Any) -> str:
+    async def _complete_fast(self, claim: Claim, results: Any) -> tuple[str, int | None]:
         """Complete as one PostgreSQL statement; finalize when it was the task's last step."""
         now = self.door.clock.now()
         done = await fastpath.complete(
             claim.step_id, claim.lease_owner, results, now, {"attempt": claim.attempt}
         )
         if done is None:
-            return "discarded"
+            return "discarded", None
         uow = UnitOfWork(conn=fastpath.connection(), now=now)
         uow.note(
             claim.task,
@@ -220,7 +230,7 @@ class StepRunner:
             "completed",
             done.cursor,
         )
-        uow.nudge(done.ready)
+        uow.nudge(done.ready[1:])
         self.door.after_commit(uow)
         if done.remaining == 0:
             async with self.door.transaction() as tx:
@@ -234,7 +244,7 @@ class StepRunner:
                 status = None if finished else await tx.lock_task(claim.task.id)
                 if status is not None:
                     await advance(tx, claim.task, status)
-        return "complete"
+        return "complete", (done.ready[0] if done.ready else None)
 
     async def execute(self, claim: Claim) -> Outcome:
         """Call the step handler with its timeout and classify what happened."""
@@ -281,8 +291,19 @@ class StepRunner:
 
     async def record(self, claim: Claim, outcome: Outcome) -> str:
         """Record the attempt's outcome unless the lease was lost (then it is discarded)."""
+        result, local = await self._record(claim, outcome)
+        if local is not None:
+            self.door.dispatcher.dispatch([local])
+        return result
+
+    async def _record(self, claim: Claim, outcome: Outcome) -> tuple[str, int | None]:
+        """`record`, also returning a ready child this worker may run next (fast path only)."""
         if outcome.ok and fastpath.available():
             return await self._complete_fast(claim, outcome.results)
+        return await self._record_portable(claim, outcome), None
+
+    async def _record_portable(self, claim: Claim, outcome: Outcome) -> str:
+        """The portable path: lock the task, compare-and-set, then `advance` under the lock."""
         async with self.door.transaction() as uow:
             status = await uow.lock_task(claim.task.id)
             if status is None:

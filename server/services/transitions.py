@@ -8,6 +8,7 @@ Events are published and nudges dispatched only after the transaction commits.
 
 import contextlib
 import logging
+from concurrent.futures import Executor
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -163,10 +164,20 @@ class UnitOfWork:
 class Door:
     """Opens units of work and runs their after-commit effects."""
 
-    def __init__(self, clock: Clock, dispatcher: StepDispatcher, publisher: EventPublisher):
+    def __init__(
+        self,
+        clock: Clock,
+        dispatcher: StepDispatcher,
+        publisher: EventPublisher,
+        *,
+        offload: Executor | None = None,
+    ) -> None:
         self.clock = clock
         self.dispatcher = dispatcher
         self.publisher = publisher
+        # With a network broker, sending must not block the event loop that every database
+        # call of this process shares: effects then run, in order, on this executor's thread.
+        self.offload = offload
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
@@ -178,13 +189,23 @@ class Door:
 
     def after_commit(self, uow: UnitOfWork) -> None:
         """Publish events and send nudges; failures are logged, the sweeper is the safety net."""
-        if uow.events:
+        if not uow.events and not uow.nudges:
+            return
+        if self.offload is not None:
+            self.offload.submit(self._effects, list(uow.events), list(uow.nudges))
+        else:
+            self._effects(uow.events, uow.nudges)
+
+    def _effects(
+        self, events: Sequence[TransitionEvent], nudges: Sequence[tuple[float, int]]
+    ) -> None:
+        if events:
             try:
-                self.publisher.publish(uow.events)
+                self.publisher.publish(events)
             except Exception:
-                log.exception("publishing %d events failed", len(uow.events))
+                log.exception("publishing %d events failed", len(events))
         by_delay: dict[float, list[int]] = {}
-        for delay, step_id in uow.nudges:
+        for delay, step_id in nudges:
             by_delay.setdefault(delay, []).append(step_id)
         for delay, ids in by_delay.items():
             try:
