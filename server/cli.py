@@ -113,6 +113,29 @@ def migrate() -> None:
 
 
 @main.command()
+@click.option("--older-than", "days", required=True, type=float, help="Age in days.")
+@click.option("--batch", default=1000, show_default=True, type=int)
+def prune(days: float, batch: int) -> None:
+    """Delete finished tasks (complete, cancelled, resolved) older than N days, in batches."""
+    from datetime import timedelta
+
+    from server.db.setup import close_database, open_database
+    from server.services.ports import SystemClock
+    from server.services.retention import prune_finished
+
+    settings = Settings()
+
+    async def run() -> int:
+        await open_database(settings.database_url, migrate=False)
+        try:
+            return await prune_finished(SystemClock(), older_than=timedelta(days=days), batch=batch)
+        finally:
+            await close_database()
+
+    click.echo(f"deleted {asyncio.run(run())} finished tasks older than {days:g} days")
+
+
+@main.command()
 def schema() -> None:
     """Print the GraphQL schema (SDL), as committed in graphql_schema/schema.graphql."""
     from graphql_schema.schema import sdl
@@ -151,3 +174,10 @@ def handlers_validate(path: Path) -> None:
     if problems:
         sys.exit(1)
     click.echo(f"{path}: OK")
+
+
+# Task commands against a (remote) server's API (issue 8): tasker task ..., tasker tasks list.
+from server.cli_tasks import task, tasks  # noqa: E402 - registered after the core commands
+
+main.add_command(task)
+main.add_command(tasks)
