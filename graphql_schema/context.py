@@ -11,13 +11,13 @@ from graphql_schema.loaders import Loaders, build_loaders
 from server.container import Services
 
 REQUEST_ID_HEADER = "x-request-id"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def request_id_of(conn: HTTPConnection) -> str:
-    """The caller's X-Request-ID when it is a short safe token, else a fresh one."""
-    given = conn.headers.get(REQUEST_ID_HEADER, "")
-    return given if _SAFE_ID.match(given) else uuid4().hex
+    """The id the app's middleware gave the request; else the caller's safe X-Request-ID."""
+    given = conn.scope.get("state", {}).get("request_id") or conn.headers.get(REQUEST_ID_HEADER)
+    return given if given and _SAFE_ID.match(given) else uuid4().hex
 
 
 @dataclass
@@ -28,6 +28,8 @@ class GraphQLContext:
     request: Request | WebSocket
     response: Response | WebSocket | None = None
     request_id: str = field(default_factory=lambda: uuid4().hex)
+    connection_params: dict[str, object] | None = None
+    """A websocket's `connection_init` payload (strawberry sets it; it may carry the token)."""
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

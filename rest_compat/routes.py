@@ -1,5 +1,133 @@
-"""The documented REST surface under /tasker (filled in by the REST compatibility layer)."""
+"""The REST surface under /tasker on one screen: path, method, permission, handler, replies.
+
+The seed's endpoints (seed/REST_API.md) come first, then the additive ones (DESIGN.md §5.5).
+This table is the single source for routing, for the permission each call needs
+(`PERMISSIONS`; `rest_compat.operations.authorize` receives it on every request) and for the
+OpenAPI document.
+"""
 
 from starlette.routing import BaseRoute
 
-routes: list[BaseRoute] = []
+from rest_compat import diagrams, discovery, events, observability, steps, tasks
+from rest_compat.api_docs import docs_routes
+from rest_compat.errors import InvalidTaskConfig
+from rest_compat.operations import Link, Operation, Reply, routes_for
+from rest_compat.shapes import (
+    DiagramOut,
+    EventOut,
+    HandlerDetail,
+    NamespaceHandlers,
+    NamespaceList,
+    StepList,
+    StepOut,
+    StreamEndOut,
+    TaskList,
+    TaskOut,
+    TaskRecordOut,
+    TaskWithDependencies,
+)
+
+T = "/tasker/tasks"
+STEP = f"{T}/{{task_id}}/workflow_steps/{{step_id}}"
+HTML = {"type": "string", "description": "A standalone HTML page"}
+EVENTS = (
+    "Replays history after Last-Event-ID (or ?after=), then follows live; each event's id is "
+    "its cursor. Ends with an `end` event once the task is complete, error, cancelled or "
+    "resolved."
+)
+
+# Where a created task and a listed step lead (OpenAPI links; schemathesis follows them).
+TASK_LINKS = tuple(
+    Link(name, {"id": "$response.body#/id"})
+    for name in ("show_task", "update_task", "cancel_task", "retry_task", "task_events")
+) + tuple(Link(name, {"task_id": "$response.body#/id"}) for name in ("list_steps", "show_diagram"))
+STEP_LINKS = tuple(
+    Link(name, {"task_id": "$response.body#/workflow_steps/0/task_id",
+                "step_id": "$response.body#/workflow_steps/0/name"})
+    for name in ("show_step", "update_step", "cancel_step", "retry_step", "resolve_step")
+)  # fmt: skip
+
+# One operation per entry, aligned as a table; the formatter would spread each over 8 lines.
+# fmt: off
+OPERATIONS: list[Operation] = [
+    # --- handler discovery (seed) ---
+    Operation("GET", "/tasker/handlers", discovery.list_namespaces,
+              "tasker.handler:index", "List namespaces with their handlers",
+              (Reply(200, "Every namespace", NamespaceList),), tag="handlers"),
+    Operation("GET", "/tasker/handlers/{namespace}", discovery.list_handlers,
+              "tasker.handler:index", "List the handlers of a namespace",
+              (Reply(200, "The latest version of each handler", NamespaceHandlers),),
+              tag="handlers"),
+    Operation("GET", "/tasker/handlers/{namespace}/{name}", discovery.show_handler,
+              "tasker.handler:show", "A handler's step templates and dependency graph",
+              (Reply(200, "The handler (the latest version unless asked)", HandlerDetail),),
+              tag="handlers"),
+    # --- tasks (seed) ---
+    Operation("POST", T, tasks.create_task,
+              "tasker.task:create", "Create a task",
+              (Reply(201, "Created", TaskOut, links=TASK_LINKS),
+               Reply(200, "The task an earlier request with this Idempotency-Key created",
+                     TaskOut, links=TASK_LINKS)),
+              errors=(404, 409), invalid=(InvalidTaskConfig, "Invalid task configuration")),
+    Operation("GET", T, tasks.list_tasks,
+              "tasker.task:index", "List tasks, newest first",
+              (Reply(200, "One page of tasks", TaskList),)),
+    Operation("GET", f"{T}/{{id}}", tasks.show_task,
+              "tasker.task:show", "A task",
+              (Reply(200, "The task; with include_dependencies=true also its steps and "
+                     "dependency analysis", TaskOut | TaskWithDependencies),)),
+    Operation("GET", f"{T}/{{task_id}}/task_diagrams", diagrams.show_diagram,
+              "tasker.task_diagram:show", "A task's dependency diagram",
+              (Reply(200, "The diagram, or with format=html a page drawing it", DiagramOut,
+                     alternatives=(("text/html", HTML),)),),
+              tag="diagrams"),
+    # --- workflow steps (seed); {step_id} is a step name or id ---
+    Operation("GET", f"{T}/{{task_id}}/workflow_steps", steps.list_steps,
+              "tasker.workflow_step:index", "List a task's steps",
+              (Reply(200, "Every step, in template order", StepList, links=STEP_LINKS),),
+              tag="workflow_steps"),
+    Operation("GET", STEP, steps.show_step,
+              "tasker.workflow_step:show", "A step",
+              (Reply(200, "The step", StepOut),), tag="workflow_steps"),
+    Operation("PATCH", STEP, steps.update_step,
+              "tasker.workflow_step:update", "Change a step's retry limit and/or inputs",
+              (Reply(200, "The updated step", StepOut),), tag="workflow_steps"),
+    Operation("DELETE", STEP, steps.cancel_step,
+              "tasker.workflow_step:destroy", "Cancel a step",
+              (Reply(200, "The cancelled step", StepOut),), errors=(409,),
+              tag="workflow_steps"),
+    # --- additive (DESIGN.md 5.5) ---
+    Operation("PATCH", f"{T}/{{id}}", tasks.update_task,
+              "tasker.task:update", "Change a task's reason and/or tags",
+              (Reply(200, "The updated task", TaskRecordOut),)),
+    Operation("DELETE", f"{T}/{{id}}", tasks.cancel_task,
+              "tasker.task:destroy", "Cancel a task and its unfinished steps",
+              (Reply(200, "The cancelled task", TaskRecordOut),), errors=(409,)),
+    Operation("POST", f"{T}/{{id}}/retry", tasks.retry_task,
+              "tasker.task:retry", "Re-run the failed steps of an errored task",
+              (Reply(200, "The task, pending again", TaskRecordOut),), errors=(409,)),
+    Operation("POST", f"{STEP}/retry", steps.retry_step,
+              "tasker.workflow_step:retry", "Re-run a failed step with a fresh attempt budget",
+              (Reply(200, "The step, pending again", StepOut),), errors=(409,),
+              tag="workflow_steps"),
+    Operation("POST", f"{STEP}/resolve", steps.resolve_step,
+              "tasker.workflow_step:update", "Resolve a step by hand (its dependants proceed)",
+              (Reply(200, "The resolved step", StepOut),), errors=(409,),
+              tag="workflow_steps"),
+    Operation("GET", f"{T}/{{id}}/events", events.task_events,
+              "tasker.task:show", "Stream a task's transitions (server-sent events)",
+              (Reply(200, "Transition events, then one end event", EventOut | StreamEndOut,
+                     media_type="text/event-stream"),
+               Reply(204, "The task has stopped and nothing is newer than Last-Event-ID")),
+              description=EVENTS),
+]
+# fmt: on
+
+DOCUMENTED: list[Operation] = [*OPERATIONS, *observability.operations]
+"""Everything in /tasker/api-docs.json: these routes, and the analytics, health and metrics
+operations that `rest_compat.observability` routes itself."""
+
+PERMISSIONS: dict[tuple[str, str], str] = {(op.method, op.path): op.permission for op in DOCUMENTED}
+"""(method, path template) -> the permission a caller needs, e.g. ("GET", "/tasker/tasks")."""
+
+routes: list[BaseRoute] = [*routes_for(OPERATIONS), *docs_routes(DOCUMENTED)]

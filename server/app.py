@@ -43,10 +43,13 @@ def _routes(services: Services) -> list[BaseRoute]:
             name="static",
         ),
     ]
+    import server.console.routes  # web console at /tasker/ui (issue 8)
+
     return [
         *rest_compat.routes.routes,
         *observability,
         *graphql_schema.app.routes(services),
+        *server.console.routes.routes,  # issue 8: the console page and its static files
         *static,
     ]
 
@@ -90,6 +93,25 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 await asyncio.to_thread(pool.stop_consuming)
             await core.close()
 
-    app = Starlette(routes=_routes(core), lifespan=lifespan)
+    # REST compatibility layer (issue 3): the error envelope on every non-2xx (masked 500s
+    # included), request ids, and the request body cap.
+    import rest_compat.errors
+    import rest_compat.middleware
+    import server.auth.middleware as security
+
+    # Security (issue 5): CORS outermost (it answers preflights), then the request id, then
+    # header caps, token verification, rate limiting and security headers, then the body cap.
+    request_id, *http = rest_compat.middleware.middleware(settings.max_body_bytes)
+    app = Starlette(
+        routes=_routes(core),
+        lifespan=lifespan,
+        middleware=[
+            *security.cors(core.settings),
+            request_id,
+            security.middleware(core.auth, core.settings),
+            *http,
+        ],
+        exception_handlers=rest_compat.errors.exception_handlers,
+    )
     app.state.services = core
     return app

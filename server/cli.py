@@ -143,6 +143,36 @@ def schema() -> None:
     click.echo(sdl(), nl=False)
 
 
+# --- issue 5: `tasker token` mints a bearer token (docs/security.md) ---------------------------
+@main.command()
+@click.option("--sub", "subject", required=True, help="Who the token names (its `sub`).")
+@click.option(
+    "--permission",
+    "permissions",
+    multiple=True,
+    metavar="P",
+    help="A grant, e.g. tasker.task:show, tasker.*:index or '*'; repeat for more.",
+)
+@click.option("--ttl", default="1h", show_default=True, help="Lifetime: 90s, 15m, 1h, 7d.")
+@click.option(
+    "--private-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM private key for RS256/ES256 (else TASKER_JWT_PRIVATE_KEY).",
+)
+def token(subject: str, permissions: tuple[str, ...], ttl: str, private_key: str | None) -> None:
+    """Print a token signed with the configured key (TASKER_JWT_SECRET, or the private key
+    matching TASKER_JWT_PUBLIC_KEY), with TASKER_JWT_ISSUER/AUDIENCE when set."""
+    from server.auth.tokens import issue
+
+    try:
+        click.echo(issue(Settings(), subject, permissions, ttl, private_key))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+# -----------------------------------------------------------------------------------------------
+
+
 @main.group()
 def handlers() -> None:
     """Inspect and validate handler definitions."""

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,13 +17,23 @@ class Settings(BaseSettings):
     examples: bool = False
     environment: str = "development"
 
-    jwt_secret: str | None = None
+    # Authentication (issue 5, docs/security.md). Secrets are SecretStr so no repr or log of
+    # the settings shows them. Keys are PEM text or a path to a PEM file.
+    jwt_secret: SecretStr | None = None
     jwt_public_key: str | None = None
-    jwt_algorithms: str = ""
+    jwt_private_key: SecretStr | None = None  # only `tasker token` uses it (RS256/ES256)
+    jwt_algorithms: str = ""  # comma-separated; empty: HS256, or inferred from the public key
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
+    jwt_leeway_seconds: float = Field(default=30.0, ge=0, le=300)
     health_status_requires_auth: bool = True
     metrics_requires_auth: bool = False
+    # Rate limiting (off unless set), e.g. "100/minute" or "100/minute;2000/hour". Counted per
+    # token subject (client address when anonymous) in Redis (this URL, else the broker's) or
+    # in process memory.
+    rate_limit: str | None = None
+    rate_limit_storage_url: str | None = None
+    cors_origins: str = ""  # comma-separated origins allowed cross-origin; empty: CORS off
 
     embedded_worker_threads: int = Field(default=8, ge=1)
     worker_poll_ms: int = Field(default=5, ge=1)
@@ -42,6 +52,11 @@ class Settings(BaseSettings):
     graphql_max_depth: int = 12
     graphql_max_tokens: int = 5000
     graphql_max_aliases: int = 30
+    # Observability (issue 6): probe timeout for /health/ready, when a ready step counts as
+    # stuck, and where analytics are cached (default: the broker's Redis; none: in memory).
+    health_timeout_seconds: float = Field(default=2.0, gt=0)
+    stuck_after_seconds: float = Field(default=300.0, gt=0)
+    cache_url: str | None = None
     log_json: bool = False
     log_level: str = "INFO"
     static_dir: Path = Path(__file__).resolve().parent / "static"
@@ -55,3 +70,13 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """True on the embedded database."""
         return self.database_url.startswith("sqlite")
+
+    @property
+    def auth_enabled(self) -> bool:
+        """True when a JWT key is configured; without one the server is open (DESIGN §5.3)."""
+        return bool(self.jwt_secret or self.jwt_public_key)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The origins named by `TASKER_CORS_ORIGINS` (comma-separated)."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]

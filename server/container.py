@@ -9,12 +9,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from uuid import uuid4
 
+from server.auth.gate import Gate
 from server.config import Settings
 from server.db.setup import close_database, open_database
 from server.domain.retry import BackoffPolicy
+from server.metrics import MetricsPublisher
+from server.services.analytics import AnalyticsService
+from server.services.cache import Cache, MemoryCache, RedisCache
 from server.services.catalogue import Catalogue
 from server.services.events import EventHub
 from server.services.execution import StepRunner
+from server.services.health import HealthService
 from server.services.ports import EventPublisher, StepDispatcher, SystemClock
 from server.services.registry import HandlerRegistry
 from server.services.steps import StepService
@@ -43,7 +48,15 @@ class Services:
     runner: StepRunner
     sweeper: Sweeper
     workers: WorkerRegistry
+    analytics: AnalyticsService
+    health: HealthService
     worker_id: str = field(default_factory=new_worker_id)
+    auth: Gate = field(init=False)
+    """Authentication and authorization for every adapter (issue 5, `server.auth`)."""
+
+    def __post_init__(self) -> None:
+        # Built here so unusable key settings (e.g. a short secret) stop the process at start.
+        self.auth = Gate(self.settings)
 
     def set_dispatcher(self, dispatcher: StepDispatcher) -> None:
         """Attach the broker adapter once it exists (it needs the services to exist first)."""
@@ -60,6 +73,7 @@ class Services:
         """Flush pending broker effects, then close the database connections."""
         if self.door.offload is not None:
             self.door.offload.shutdown(wait=True)
+        await self.analytics.close()
         await close_database()
 
 
@@ -87,6 +101,8 @@ def build_services(
             publisher = RedisPublisher(settings.broker_url)
         else:
             publisher = hub
+    # Counts every committed transition once, in the process that committed it (issue 6).
+    publisher = MetricsPublisher(publisher)
     clock = SystemClock()
     offload = (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="tasker-outbox")
@@ -108,16 +124,32 @@ def build_services(
         default_timeout=settings.default_step_timeout,
         lease_grace=settings.lease_grace_seconds,
     )
+    workers = WorkerRegistry(clock, live_within=settings.heartbeat_interval * 3)
     return Services(
         settings=settings,
         registry=registry,
         hub=hub,
         door=door,
         catalogue=catalogue,
-        tasks=TaskService(door, registry, catalogue),
+        tasks=TaskService(door, registry, catalogue, workers),
         steps=StepService(door),
         runner=runner,
         sweeper=Sweeper(door, runner, redispatch_after=settings.redispatch_after),
-        workers=WorkerRegistry(clock, live_within=settings.heartbeat_interval * 3),
+        workers=workers,
+        analytics=AnalyticsService(
+            _analytics_cache(settings, clock), clock,
+            default_timeout=settings.default_step_timeout,
+            stuck_after=settings.stuck_after_seconds,
+        ),
+        health=HealthService(
+            clock, workers, broker_url=settings.broker_url,
+            timeout=settings.health_timeout_seconds, stuck_after=settings.stuck_after_seconds,
+        ),
         worker_id=worker_id,
     )
+
+
+def _analytics_cache(settings: Settings, clock: SystemClock) -> Cache:
+    """Redis shared by all server processes in production; process memory when embedded."""
+    url = settings.cache_url or settings.broker_url
+    return RedisCache(url, clock) if url else MemoryCache(clock)

@@ -1,19 +1,15 @@
 from enum import StrEnum
+from typing import TypeAlias
 
 import strawberry
 
 from server.domain.states import StepState, TaskState
 
-TaskStatus = strawberry.enum(
-    TaskState,
-    name="TaskStatus",
-    description="Lifecycle state of a task.",
-)
-StepStatus = strawberry.enum(
-    StepState,
-    name="StepStatus",
-    description="Lifecycle state of a workflow step.",
-)
+# The domain enums themselves are the GraphQL enums (strawberry registers them in place).
+strawberry.enum(TaskState, name="TaskStatus", description="Lifecycle state of a task.")
+strawberry.enum(StepState, name="StepStatus", description="Lifecycle state of a workflow step.")
+TaskStatus: TypeAlias = TaskState
+StepStatus: TypeAlias = StepState
 
 
 @strawberry.enum(

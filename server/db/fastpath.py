@@ -22,6 +22,9 @@ WITH target AS (
       FROM tasker_workflow_steps ws JOIN tasker_tasks t ON t.id = ws.task_id
      WHERE ws.id = $1 AND ws.waiting_on = 0 AND t.status IN ('pending', 'in_progress')
        AND (ws.status = 'pending' OR (ws.status = 'error' AND ws.next_attempt_at <= $2))
+       -- Shares the task row lock that cancel/resolve/finalize take exclusively: a claim
+       -- cannot slip between a cancel's read of the open steps and its commit.
+       FOR SHARE OF t
 ), claimed AS (
     UPDATE tasker_workflow_steps ws
        SET status = 'in_progress', attempts = ws.attempts + 1, lease_owner = $3,
@@ -49,6 +52,10 @@ SELECT c.id, c.task_id, c.name, c.attempts, c.retry_limit, c.retryable, c.timeou
        (SELECT json_object_agg(p.name, p.results)
           FROM tasker_step_edges e JOIN tasker_workflow_steps p ON p.id = e.from_step_id
          WHERE e.to_step_id = c.id) AS parent_results,
+       t.created_at AS task_created_at,
+       (SELECT MAX(p.completed_at)
+          FROM tasker_step_edges e JOIN tasker_workflow_steps p ON p.id = e.from_step_id
+         WHERE e.to_step_id = c.id) AS parents_done_at,
        (SELECT json_agg(json_build_array(h.id, h.from_status, h.to_status, h.reason)
                         ORDER BY h.id) FROM history h) AS history
   FROM claimed c JOIN tasker_tasks t ON t.id = c.task_id
@@ -115,6 +122,8 @@ class ClaimedRow:
     context: Any
     parent_results: dict[str, Any]
     history: list[tuple[int, str, str, str]]
+    task_created_at: datetime | None = None  # metrics only (issue 6)
+    parents_done_at: datetime | None = None
 
 
 def _json(value: Any) -> Any:
@@ -147,6 +156,8 @@ async def claim(
         task_status=r["task_status"],
         context=_json(r["context"]),
         parent_results=_json(r["parent_results"]) or {},
+        task_created_at=r["task_created_at"],
+        parents_done_at=r["parents_done_at"],
         history=[tuple(h) for h in _json(r["history"]) or []],
     )
 

@@ -139,6 +139,13 @@ class StepEdge(Model):
 
     class Meta:
         table = "tasker_step_edges"
+        # Every claim and completion looks edges up by step, `advance` by task (issue 6 found
+        # them doing sequential scans of the whole table at scale).
+        indexes = (
+            Index(fields=("task_id",)),
+            Index(fields=("from_step_id",)),
+            Index(fields=("to_step_id",)),
+        )
 
 
 class Transition(Model):

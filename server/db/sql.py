@@ -2,7 +2,7 @@
 
 Tortoise's raw queries differ by backend in three ways that matter here (see STACK.md §3):
 placeholders (`$1` on asyncpg, `?` on SQLite), datetime arithmetic, and percentiles (SQLite
-has no `percentile_disc`). `Query` hides the first two; `percentiles_sql` the third. Both
+has no `percentile_disc`). `Query` hides the first two; `ranked` + `percentile` the third. Both
 percentile forms are the nearest-rank definition, so the two dialects return the same values.
 """
 
@@ -39,7 +39,8 @@ class Query:
             # with text in the same format orders correctly and keeps the indexes usable.
             value = str(value.astimezone(UTC))
         self.values.append(value)
-        return f"${len(self.values)}" if self.postgres else "?"
+        # Numbered on both (`?N` on SQLite), so one placeholder may appear twice in a query.
+        return f"${len(self.values)}" if self.postgres else f"?{len(self.values)}"
 
     def ms(self, later: str, earlier: str) -> str:
         """SQL for `later - earlier` in milliseconds (a float)."""
@@ -57,35 +58,30 @@ class Query:
         return found[0] if found else {}
 
 
-def percentiles_sql(
-    q: Query, value: str, source: str, fractions: Sequence[float], keys: Sequence[str] = ()
-) -> str:
-    """Nearest-rank percentiles of `value` over the rows of `source`, per group of `keys`.
+def ranked(q: Query, source: str, value: str, keys: Sequence[str] = ()) -> str:
+    """`source` prepared for `percentile` over `value`, per group of `keys`.
 
-    Returns columns `keys...` and `p0, p1, ...` (one per fraction). PostgreSQL's
-    `percentile_disc(p)` is the value at rank ceil(p × n); the SQLite form picks the smallest
-    value whose row number reaches p × n, which is the same rank.
+    PostgreSQL needs nothing (`percentile_disc` is an aggregate). SQLite gets each row's rank
+    `rn` within its group and the group size `n` from window functions.
     """
-    group = ", ".join(keys)
-    select_keys = f"{group}, " if keys else ""
-    group_by = f" GROUP BY {group}" if keys else ""
     if q.postgres:
-        cols = ", ".join(
-            f"percentile_disc({float(p)!r}) WITHIN GROUP (ORDER BY {value}) AS p{i}"
-            for i, p in enumerate(fractions)
-        )
-        return f"SELECT {select_keys}{cols} FROM ({source}) AS src{group_by}"
-    partition = f"PARTITION BY {group} " if keys else ""
-    cols = ", ".join(
-        f"MIN(CASE WHEN rn >= {float(p)!r} * n THEN v END) AS p{i}"
-        for i, p in enumerate(fractions)
-    )
-    ranked = (
-        f"SELECT {select_keys}{value} AS v, "
-        f"ROW_NUMBER() OVER ({partition}ORDER BY {value}) AS rn, "
+        return source
+    partition = f"PARTITION BY {', '.join(keys)} " if keys else ""
+    return (
+        f"SELECT src.*, ROW_NUMBER() OVER ({partition}ORDER BY {value}) AS rn, "
         f"COUNT(*) OVER ({partition.strip()}) AS n FROM ({source}) AS src"
     )
-    return f"SELECT {select_keys}{cols} FROM ({ranked}) AS ranked{group_by}"
+
+
+def percentile(q: Query, value: str, p: float) -> str:
+    """Aggregate: the nearest-rank p-quantile of `value` over rows from `ranked`.
+
+    PostgreSQL's `percentile_disc(p)` is the value at rank ceil(p * n); the SQLite form takes
+    the smallest value whose row number reaches p * n, which is the same rank.
+    """
+    if q.postgres:
+        return f"percentile_disc({float(p)!r}) WITHIN GROUP (ORDER BY {value})"
+    return f"MIN(CASE WHEN rn >= {float(p)!r} * n THEN {value} END)"
 
 
 def as_datetime(value: Any) -> datetime | None:

@@ -127,3 +127,40 @@ class PermanentError(StepFailure):
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+class AuthenticationFailed(DomainError):
+    """No token, or one that does not verify (expired, wrong key, wrong audience, ...).
+
+    The message is the same whatever went wrong, so a caller learns nothing about the keys
+    or claims; `reason` (an exception class name, never token text) is for the server log.
+    """
+
+    type = "AuthenticationError"
+    code = "AUTHENTICATION_FAILED"
+
+    def __init__(self, reason: str = "missing token") -> None:
+        super().__init__("Invalid or expired authentication token")
+        self.reason = reason
+
+
+class AuthorizationFailed(DomainError):
+    """A valid token that lacks a permission the request needs; the message names them."""
+
+    type = "AuthorizationError"
+    code = "AUTHORIZATION_FAILED"
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(f"Insufficient permissions for {', '.join(missing)}")
+        self.missing = list(missing)
+
+
+class RateLimited(DomainError):
+    """Too many requests from one caller; `retry_after` is in whole seconds."""
+
+    type = "RateLimitExceeded"
+    code = "RATE_LIMITED"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Rate limit exceeded; retry in {retry_after} seconds")
+        self.retry_after = retry_after

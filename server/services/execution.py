@@ -10,7 +10,7 @@ import inspect
 import json
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -22,6 +22,8 @@ from server.domain.errors import PermanentError, RetryableError
 from server.domain.retry import BackoffPolicy, decide_retry
 from server.domain.states import DONE_STEP_STATES, StepState, TaskState
 from server.handlers.base import StepContext
+from server.logging import bind
+from server.metrics import StepTimer
 from server.services.progress import advance, count_done
 from server.services.registry import HandlerRegistry
 from server.services.transitions import Door, TaskRef, UnitOfWork
@@ -47,6 +49,9 @@ class Claim:
     context: Any
     parent_results: dict[str, Any]
     lease_owner: str
+    # For metrics only: task duration and step hand-off latency (issue 6).
+    task_created_at: datetime | None = None
+    parents_done_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +104,12 @@ class StepRunner:
             claim = await self.claim(next_id)
             if claim is None:
                 return first or "skipped"
-            outcome, next_id = await self._record(claim, await self.execute(claim))
+            timer = StepTimer(claim, self.door.clock.now())  # metrics (issue 6)
+            with bind(task_id=str(claim.task.id), step=claim.step_name):  # log correlation
+                result = await self.execute(claim)
+                timer.executed()
+                outcome, next_id = await self._record(claim, result)
+            timer.recorded(outcome)
             first = first or outcome
         return first or "skipped"
 
@@ -123,7 +133,7 @@ class StepRunner:
             parents = await (
                 WorkflowStep.filter(child_edges__to_step_id=step_id)
                 .using_db(uow.conn)
-                .values("name", "status", "results")
+                .values("name", "status", "results", "completed_at")
             )
             if any(StepState(p["status"]) not in DONE_STEP_STATES for p in parents):
                 return None
@@ -178,6 +188,10 @@ class StepRunner:
                 context=task_row.context,
                 parent_results={p["name"]: p["results"] for p in parents},
                 lease_owner=lease,
+                task_created_at=task_row.created_at,
+                parents_done_at=max(
+                    (p["completed_at"] for p in parents if p["completed_at"]), default=None
+                ),
             )
 
     async def _claim_fast(self, step_id: int) -> Claim | None:
@@ -191,10 +205,11 @@ class StepRunner:
         uow = UnitOfWork(conn=fastpath.connection(), now=now)
         for cursor, from_status, to_status, reason in row.history:
             uow.note(task, row.step_id, row.step_name, from_status, to_status, reason, cursor)
+        # Publish the claim before the task's own move so subscribers see cursors in order.
+        self.door.after_commit(uow)
         if row.task_status == TaskState.PENDING.value:
             async with self.door.transaction() as tx:
                 await tx.move_task(task, TaskState.PENDING, TaskState.IN_PROGRESS, "step started")
-        self.door.after_commit(uow)
         return Claim(
             step_id=row.step_id,
             step_name=row.step_name,
@@ -210,6 +225,8 @@ class StepRunner:
             context=row.context,
             parent_results=row.parent_results,
             lease_owner=lease,
+            task_created_at=row.task_created_at,
+            parents_done_at=row.parents_done_at,
         )
 
     async def _complete_fast(self, claim: Claim, results: Any) -> tuple[str, int | None]:

@@ -119,7 +119,7 @@ class HandlerRegistry:
             raise ValidationFailed(
                 "Invalid version", {"version": ["must be a valid semantic version"]}
             )
-        versions = self._versions(namespace, name)
+        versions = self._versions(namespace, name, version)
         if version is None:
             return self._latest(versions)
         try:
@@ -165,11 +165,14 @@ class HandlerRegistry:
         except KeyError:
             raise NamespaceNotFound(namespace) from None
 
-    def _versions(self, namespace: str, name: str) -> dict[str, HandlerTemplate]:
+    def _versions(
+        self, namespace: str, name: str, version: str | None = None
+    ) -> dict[str, HandlerTemplate]:
+        # `version` only words the error like the seed's ("... version '1.0.0'").
         try:
             return self._names(namespace)[name]
         except KeyError:
-            raise HandlerNotFound(namespace, name, None) from None
+            raise HandlerNotFound(namespace, name, version) from None
 
     @staticmethod
     def _latest(versions: Mapping[str, HandlerTemplate]) -> HandlerTemplate:

@@ -24,11 +24,13 @@ from server.domain.views import (
     TaskView,
     TransitionEvent,
 )
+from server.metrics import task_created
 from server.services import queries
 from server.services.catalogue import Catalogue
 from server.services.progress import advance
 from server.services.registry import HandlerRegistry
 from server.services.transitions import Door, TaskRef
+from server.services.workers import WorkerRegistry
 
 MAX_PER_PAGE = 100
 
@@ -47,10 +49,17 @@ def identity_hash(template: HandlerTemplate, context: Any) -> str:
 class TaskService:
     """Creates tasks and applies task-level commands through the door."""
 
-    def __init__(self, door: Door, registry: HandlerRegistry, catalogue: Catalogue) -> None:
+    def __init__(
+        self,
+        door: Door,
+        registry: HandlerRegistry,
+        catalogue: Catalogue,
+        workers: WorkerRegistry | None = None,
+    ) -> None:
         self.door = door
         self.registry = registry
         self.catalogue = catalogue
+        self.workers = workers
 
     async def create_task(self, req: CreateTask) -> tuple[TaskView, bool]:
         """Create a task with its steps and edges; returns (task, created).
@@ -67,7 +76,9 @@ class TaskService:
             if existing is not None:
                 return self._same_request(existing, fingerprint), False
         try:
-            return await self._insert(template, req, fingerprint), True
+            view = await self._insert(template, req, fingerprint)
+            task_created(view.namespace)  # metrics: creation publishes no transition event
+            return view, True
         except IntegrityError:
             existing = await Task.get_or_none(idempotency_key=req.idempotency_key)
             if existing is None:
@@ -330,11 +341,17 @@ class TaskService:
         return await self.get_task(row.id)
 
     async def analyze_dependencies(
-        self, task_id: UUID | str, *, workers_alive: bool = True
+        self, task_id: UUID | str, *, workers_alive: bool | None = None
     ) -> DependencyAnalysis:
-        """Which steps are done, runnable (or running) and blocked, each blocked one with why."""
+        """Which steps are done, runnable (or running) and blocked, each blocked one with why.
+
+        Unless told, whether any worker is alive comes from the heartbeats, so a ready step
+        with nobody to run it says `no_live_worker` rather than `queued`.
+        """
         task = await self.get_task(task_id)
         steps = (await queries.steps_by_task([task.id]))[task.id]
+        if workers_alive is None:
+            workers_alive = self.workers is None or bool(await self.workers.live())
         return self.analysis_of(task, steps, workers_alive=workers_alive)
 
     def explain_steps(

@@ -50,13 +50,15 @@ class UnitOfWork:
         Without it, two sibling steps completing at once each see the other still running and
         neither dispatches their common child nor finalizes the task.
         """
-        rows = await (
+        # A model query, not values_list(): Tortoise drops FOR UPDATE from values queries.
+        row = await (
             Task.filter(id=task_id)
             .select_for_update()
+            .only("id", "status")
             .using_db(self.conn)
-            .values_list("status", flat=True)
+            .first()
         )
-        return TaskState(str(rows[0])) if rows else None
+        return TaskState(row.status) if row else None
 
     async def move_task(
         self,

@@ -1,6 +1,7 @@
 """Retries, permanent failures, exhausted retries, cancellation, retry and resolve by hand."""
 
 import asyncio
+import contextvars
 import time
 
 from server.domain.errors import InvalidTransition
@@ -155,3 +156,23 @@ async def wait_for_step(engine, task_id, name, status, timeout=10.0):
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"{name} never reached {status}")
+
+
+async def test_a_claim_cannot_slip_between_a_cancel_and_its_commit(services):
+    """Regression: on PostgreSQL the one-statement claim did not wait for a running cancel."""
+    from server.services.transitions import TaskRef
+
+    task = await start(services, "linear", {"sleep": 0})
+    root = await services.steps.get_step(task.id, "a")
+    ref = TaskRef(task.id, task.namespace)
+    # Workers' claims run in their own context; one copied inside the transaction would join it.
+    outside = contextvars.copy_context()
+    async with services.door.transaction() as uow:
+        status = await uow.lock_task(task.id)
+        claim = asyncio.create_task(services.runner.claim(root.id), context=outside)
+        await asyncio.sleep(0.3)
+        assert not claim.done()  # the claim waits for the task row
+        await uow.move_task(ref, status, TaskState.CANCELLED, "cancelled")
+        await uow.move_step(ref, root.id, "a", StepState.PENDING, StepState.CANCELLED, "x")
+    assert await claim is None
+    assert (await services.steps.get_step(task.id, "a")).status is StepState.CANCELLED

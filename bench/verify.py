@@ -1,0 +1,249 @@
+"""The invariants after a bench.load (or bench.soak) run, read from the database (issue 7).
+
+Checks, each printed with its count; any violation makes the exit status 1:
+ 1. every task is terminal (complete, error, cancelled, resolved_manually);
+ 2. no step is left in progress, and a complete task has only complete/resolved steps;
+ 3. every completed step was completed exactly once (one `-> complete` history row, none for
+    steps that are not complete), and its attempts equal its claims;
+ 4. the history is consistent: each step's and task's rows chain (`from` = previous `to`, the
+    last `to` = the current status), no step was claimed before all its parents completed
+    (by history order and by clock), each finished task was finalized exactly once;
+ 5. from the clients' record (bench/out/load.json): every acknowledged task exists and no
+    other task does (no duplicate creations), every create succeeded, every idempotent
+    re-submission returned the original task, every GraphQL subscriber saw its task's final
+    transition (and that it matches the database).
+
+    .venv/bin/python -m bench.verify --database tasker_cluster --load bench/out/load.json
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench.cluster import OUT, PG_BASE
+
+FINISHED = ["complete", "error", "cancelled", "resolved_manually"]
+
+CHECKS: list[tuple[str, str]] = [
+    ("tasks not terminal",
+     "SELECT count(*) FROM tasker_tasks WHERE status <> ALL($1::text[])"),
+    ("steps left in progress",
+     "SELECT count(*) FROM tasker_workflow_steps WHERE status = 'in_progress'"),
+    ("complete tasks with unfinished steps",
+     """SELECT count(*) FROM tasker_workflow_steps s JOIN tasker_tasks t ON t.id = s.task_id
+         WHERE t.status = 'complete' AND s.status NOT IN ('complete', 'resolved_manually')"""),
+    ("steps completed more than once",
+     """SELECT count(*) FROM (SELECT step_id FROM tasker_transitions
+         WHERE step_id IS NOT NULL AND to_status = 'complete'
+         GROUP BY step_id HAVING count(*) > 1) x"""),
+    ("complete steps without exactly one completion row",
+     """SELECT count(*) FROM tasker_workflow_steps s LEFT JOIN (
+             SELECT step_id, count(*) AS n FROM tasker_transitions
+              WHERE step_id IS NOT NULL AND to_status = 'complete' GROUP BY step_id) h
+             ON h.step_id = s.id
+         WHERE s.status = 'complete' AND COALESCE(h.n, 0) <> 1"""),
+    ("steps not complete but with a completion row",
+     """SELECT count(*) FROM tasker_workflow_steps s JOIN (
+             SELECT DISTINCT step_id FROM tasker_transitions
+              WHERE step_id IS NOT NULL AND to_status = 'complete') h ON h.step_id = s.id
+         WHERE s.status <> 'complete'"""),
+    ("steps whose attempts differ from their claims",
+     """SELECT count(*) FROM tasker_workflow_steps s LEFT JOIN (
+             SELECT step_id, count(*) AS n FROM tasker_transitions
+              WHERE step_id IS NOT NULL AND to_status = 'in_progress' GROUP BY step_id) h
+             ON h.step_id = s.id
+         WHERE s.attempts <> COALESCE(h.n, 0)"""),
+    ("step history rows that do not chain",
+     """SELECT count(*) FROM (SELECT from_status, lag(to_status) OVER w AS prev,
+                                      row_number() OVER w AS n
+                                FROM tasker_transitions WHERE step_id IS NOT NULL
+                              WINDOW w AS (PARTITION BY step_id ORDER BY id)) x
+         WHERE (n = 1 AND from_status IS NOT NULL)
+            OR (n > 1 AND from_status IS DISTINCT FROM prev)"""),
+    ("steps whose last history row is not their status",
+     """SELECT count(*) FROM tasker_workflow_steps s LEFT JOIN (
+             SELECT DISTINCT ON (step_id) step_id, to_status FROM tasker_transitions
+              WHERE step_id IS NOT NULL ORDER BY step_id, id DESC) h ON h.step_id = s.id
+         WHERE s.status IS DISTINCT FROM h.to_status"""),
+    ("task history rows that do not chain",
+     """SELECT count(*) FROM (SELECT from_status, lag(to_status) OVER w AS prev,
+                                      row_number() OVER w AS n
+                                FROM tasker_transitions WHERE step_id IS NULL
+                              WINDOW w AS (PARTITION BY task_id ORDER BY id)) x
+         WHERE (n = 1 AND from_status IS NOT NULL)
+            OR (n > 1 AND from_status IS DISTINCT FROM prev)"""),
+    ("tasks whose last history row is not their status",
+     """SELECT count(*) FROM tasker_tasks t LEFT JOIN (
+             SELECT DISTINCT ON (task_id) task_id, to_status FROM tasker_transitions
+              WHERE step_id IS NULL ORDER BY task_id, id DESC) h ON h.task_id = t.id
+         WHERE t.status IS DISTINCT FROM h.to_status"""),
+    ("tasks finalized more than once",
+     """SELECT count(*) FROM (SELECT task_id FROM tasker_transitions
+         WHERE step_id IS NULL AND to_status = ANY($1::text[])
+         GROUP BY task_id HAVING count(*) > 1) x"""),
+    ("steps claimed before a parent completed (history order)",
+     """WITH claims AS (SELECT step_id, min(id) AS first_claim, min(created_at) AS claimed_at
+                          FROM tasker_transitions WHERE to_status = 'in_progress'
+                           AND step_id IS NOT NULL GROUP BY step_id),
+             done AS (SELECT step_id, min(id) AS done_id FROM tasker_transitions
+                       WHERE step_id IS NOT NULL AND to_status IN ('complete', 'resolved_manually')
+                       GROUP BY step_id)
+        SELECT count(*) FROM tasker_step_edges e JOIN claims c ON c.step_id = e.to_step_id
+          LEFT JOIN done d ON d.step_id = e.from_step_id
+         WHERE d.done_id IS NULL OR d.done_id > c.first_claim"""),
+    ("steps started before a parent completed (clock)",
+     """SELECT count(*) FROM tasker_step_edges e
+          JOIN tasker_workflow_steps c ON c.id = e.to_step_id
+          JOIN tasker_workflow_steps p ON p.id = e.from_step_id
+         WHERE c.started_at IS NOT NULL
+           AND (p.completed_at IS NULL OR c.started_at < p.completed_at)"""),
+]
+
+FIGURES: list[tuple[str, str]] = [
+    ("tasks", "SELECT count(*) FROM tasker_tasks"),
+    ("steps", "SELECT count(*) FROM tasker_workflow_steps"),
+    ("step edges", "SELECT count(*) FROM tasker_step_edges"),
+    ("history rows", "SELECT count(*) FROM tasker_transitions"),
+    ("step attempts (claims)",
+     "SELECT count(*) FROM tasker_transitions WHERE to_status = 'in_progress'"
+     " AND step_id IS NOT NULL"),
+    ("attempts that timed out (StepTimeout)",
+     "SELECT count(*) FROM tasker_transitions WHERE metadata->>'error_class' = 'StepTimeout'"),
+    ("attempts reclaimed from killed workers (WorkerLost)",
+     "SELECT count(*) FROM tasker_transitions WHERE metadata->>'error_class' = 'WorkerLost'"),
+    ("attempts that failed and were retried",
+     "SELECT count(*) FROM tasker_transitions WHERE reason = 'retry scheduled'"),
+]
+
+
+async def database_checks(url: str) -> tuple[dict[str, int], dict[str, Any], list[str]]:
+    conn = await asyncpg.connect(url)
+    try:
+        figures: dict[str, Any] = {}
+        for label, sql in FIGURES:
+            figures[label] = await conn.fetchval(sql)
+        by_status = await conn.fetch(
+            "SELECT status, count(*) AS n FROM tasker_tasks GROUP BY 1 ORDER BY 1")
+        figures["tasks by status"] = {r["status"]: r["n"] for r in by_status}
+        steps_by = await conn.fetch(
+            "SELECT status, count(*) AS n FROM tasker_workflow_steps GROUP BY 1 ORDER BY 1")
+        figures["steps by status"] = {r["status"]: r["n"] for r in steps_by}
+        span = await conn.fetchrow(
+            """SELECT min(created_at) AS first, max(completed_at) AS last,
+                      percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM
+                          completed_at - created_at)) AS p50,
+                      percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM
+                          completed_at - created_at)) AS p99
+                 FROM tasker_tasks WHERE status = 'complete'""")
+        if span["first"] is not None:
+            seconds = (span["last"] - span["first"]).total_seconds() or 1.0
+            done_steps = await conn.fetchval(
+                "SELECT count(*) FROM tasker_workflow_steps WHERE status = 'complete'")
+            figures["first create -> last completion (s)"] = round(seconds, 1)
+            figures["completed steps/s over that span"] = round(done_steps / seconds, 1)
+            figures["finished tasks/s over that span"] = round(
+                sum(v for k, v in figures["tasks by status"].items() if k in FINISHED)
+                / seconds, 1)
+            figures["complete task latency p50 / p99 (s)"] = (
+                f"{span['p50']:.2f} / {span['p99']:.2f}")
+        counts: dict[str, int] = {}
+        for label, sql in CHECKS:
+            args = [FINISHED] if "$1" in sql else []
+            counts[label] = int(await conn.fetchval(sql, *args))
+        ids: list[str] = []
+        return counts, figures, ids
+    finally:
+        await conn.close()
+
+
+async def client_checks(url: str, load: dict[str, Any]) -> tuple[dict[str, int], dict[str, Any]]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch("SELECT id::text AS id, idempotency_key, status FROM tasker_tasks")
+    finally:
+        await conn.close()
+    db = {r["id"]: r for r in rows}
+    by_key = {r["idempotency_key"]: r["id"] for r in rows if r["idempotency_key"]}
+    created = load["created"]
+    acked = {c["id"] for c in created}
+    counts = {
+        "creates that failed": len(load["errors"]),
+        "acknowledged tasks missing from the database": len(acked - set(db)),
+        "tasks in the database nobody acknowledged (duplicates)": len(set(db) - acked),
+        "acknowledged ids that are not their key's task": sum(
+            by_key.get(c["key"]) != c["id"] for c in created),
+    }
+    resub = load["resubmissions"]
+    counts["re-submissions that did not return the original task"] = sum(
+        r["returned_id"] is None or r["returned_id"] != r["original_id"]
+        or by_key.get(r["key"]) != r["original_id"] for r in resub)
+    counts["later REST re-submissions not answered 200"] = sum(
+        r["kind"] == "later" and r["via"] == "rest" and r["http_status"] != 200 for r in resub)
+    follows = load["follows"]
+    counts["subscribers that missed their task's final transition"] = sum(
+        not f["completed"] or f["final"] is None for f in follows)
+    counts["subscribers whose final transition differs from the database"] = sum(
+        f["final"] is not None and db.get(f["task_id"]) is not None
+        and f["final"] != db[f["task_id"]]["status"] for f in follows)
+    counts["subscriptions that reported errors"] = sum(bool(f["errors"]) for f in follows)
+    figures = {
+        "tasks planned": load["planned"],
+        "tasks acknowledged": len(created),
+        "  via REST / GraphQL": (f"{sum(c['via'] == 'rest' for c in created)} / "
+                                 f"{sum(c['via'] == 'graphql' for c in created)}"),
+        "client-side retries of creates (server down)": load.get("create_retries", 0),
+        "idempotent re-submissions": len(resub),
+        "  racing the original / later": (f"{sum(r['kind'] == 'race' for r in resub)} / "
+                                          f"{sum(r['kind'] == 'later' for r in resub)}"),
+        "GraphQL subscriptions": len(follows),
+        "  subscription events received": sum(f["events"] for f in follows),
+        "  subscriber reconnects (resumed with `after`)": load.get("subscriber_reconnects", 0),
+        "faults injected": _fault_summary(load.get("faults", [])),
+        "create latency p50 / p99 (ms)": (f"{load['create_latency_ms']['p50']:.0f} / "
+                                          f"{load['create_latency_ms']['p99']:.0f}"),
+    }
+    return counts, figures
+
+
+def _fault_summary(events: list[dict[str, Any]]) -> str:
+    kinds: dict[str, int] = {}
+    for e in events:
+        if e["what"] in ("started", "stopped"):
+            continue
+        kinds[e["what"]] = kinds.get(e["what"], 0) + 1
+    return ", ".join(f"{k} x{v}" for k, v in kinds.items()) or "none"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", default="tasker_cluster")
+    parser.add_argument("--load", type=Path, default=OUT / "load.json",
+                        help="the clients' record; 'none' to check the database only")
+    args = parser.parse_args()
+    url = f"{PG_BASE}/{args.database}"
+    counts, figures, _ = asyncio.run(database_checks(url))
+    if str(args.load) != "none":
+        load = json.loads(args.load.read_text())
+        client_counts, client_figures = asyncio.run(client_checks(url, load))
+        counts.update(client_counts)
+        figures.update(client_figures)
+    print(f"verify {url}")
+    print("figures:")
+    for label, value in figures.items():
+        print(f"  {label:<55} {value}")
+    print("invariants (violations):")
+    bad = 0
+    for label, n in counts.items():
+        bad += n
+        print(f"  {'FAIL' if n else 'ok  '} {label:<60} {n}")
+    print("RESULT:", "FAIL" if bad else "PASS", f"({bad} violations)")
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+from typing import Annotated, Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from graphql_schema.context import Info
+from graphql_schema.errors import (
+    ConflictErrorType,
+    HandlerNotFoundErrorType,
+    InvalidTransitionErrorType,
+    NotFoundErrorType,
+    ValidationErrorType,
+    expected_errors,
+)
+from graphql_schema.types.steps import StepType
+from graphql_schema.types.tasks import TaskType
+from server.domain.views import CreateTask
+
+
+@strawberry.input(name="CreateTaskInput", description="What to run, and with which context.")
+class CreateTaskInput:
+    namespace: str = strawberry.field(description="Namespace of the handler.")
+    name: str = strawberry.field(description="Handler name.")
+    context: JSON = strawberry.field(description="The task's input: a JSON object.")
+    version: str | None = strawberry.field(
+        default=None, description="Handler version; omitted means the latest by semver."
+    )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Repeating a request with the same key returns the first task.",
+    )
+    initiator: str | None = strawberry.field(default=None, description="Who asks.")
+    source_system: str | None = strawberry.field(default=None, description="Calling system.")
+    reason: str | None = strawberry.field(default=None, description="Why the task exists.")
+    tags: list[str] | None = strawberry.field(default=None, description="Free-form labels.")
+    bypass_steps: list[str] | None = strawberry.field(
+        default=None, description="Skippable steps to mark resolved at creation."
+    )
+
+    def to_request(self) -> CreateTask:
+        return CreateTask(
+            namespace=self.namespace,
+            name=self.name,
+            context=self.context,
+            version=self.version,
+            initiator=self.initiator,
+            source_system=self.source_system,
+            reason=self.reason,
+            tags=tuple(self.tags or ()),
+            bypass_steps=tuple(self.bypass_steps or ()),
+            idempotency_key=self.idempotency_key,
+        )
+
+
+@strawberry.input(name="UpdateTaskInput", description="Task fields that may change.")
+class UpdateTaskInput:
+    reason: str | None = strawberry.field(default=None, description="New reason.")
+    tags: list[str] | None = strawberry.field(default=None, description="New labels.")
+
+
+@strawberry.input(name="UpdateStepInput", description="Step settings that may change.")
+class UpdateStepInput:
+    retry_limit: int | None = strawberry.field(
+        default=None, description="Most attempts the step gets (0 to 1000)."
+    )
+    inputs: JSON | None = strawberry.field(
+        default=strawberry.UNSET, description="Inputs for the step's next attempts (null clears)."
+    )
+
+    def changes(self) -> dict[str, Any]:
+        given = {"retry_limit": self.retry_limit, "inputs": self.inputs}
+        return {k: v for k, v in given.items() if v is not strawberry.UNSET}
+
+
+CreateTaskResult = Annotated[
+    TaskType | ValidationErrorType | HandlerNotFoundErrorType | ConflictErrorType,
+    strawberry.union("CreateTaskResult", description="The new (or repeated) task, or why not."),
+]
+UpdateTaskResult = Annotated[
+    TaskType | NotFoundErrorType | ValidationErrorType,
+    strawberry.union("UpdateTaskResult", description="The updated task, or why not."),
+]
+TaskCommandResult = Annotated[
+    TaskType | NotFoundErrorType | InvalidTransitionErrorType,
+    strawberry.union("TaskCommandResult", description="The task after the command, or why not."),
+]
+UpdateStepResult = Annotated[
+    StepType | NotFoundErrorType | ValidationErrorType,
+    strawberry.union("UpdateStepResult", description="The updated step, or why not."),
+]
+StepCommandResult = Annotated[
+    StepType | NotFoundErrorType | InvalidTransitionErrorType,
+    strawberry.union("StepCommandResult", description="The step after the command, or why not."),
+]
+TaskId = Annotated[strawberry.ID, strawberry.argument(description="Task id.")]
+StepRef = Annotated[str, strawberry.argument(description="Step name, or step id.")]
+Results = Annotated[JSON | None, strawberry.argument(description="Results to record.")]
+Reason = Annotated[str | None, strawberry.argument(description="Why, for the record.")]
+NewTask = Annotated[CreateTaskInput, strawberry.argument(description="The task to create.")]
+TaskChanges = Annotated[UpdateTaskInput, strawberry.argument(description="Fields to change.")]
+StepChanges = Annotated[UpdateStepInput, strawberry.argument(description="Settings to change.")]
+
+
+@expected_errors
+async def create_task(info: Info, input: NewTask) -> CreateTaskResult:
+    task, _created = await info.context.services.tasks.create_task(input.to_request())
+    return TaskType.from_view(task, info)
+
+
+@expected_errors
+async def update_task(info: Info, id: TaskId, input: TaskChanges) -> UpdateTaskResult:
+    tasks = info.context.services.tasks
+    view = await tasks.update_task(id, reason=input.reason, tags=input.tags)
+    return TaskType.from_view(view, info)
+
+
+@expected_errors
+async def cancel_task(info: Info, id: TaskId) -> TaskCommandResult:
+    return TaskType.from_view(await info.context.services.tasks.cancel_task(id), info)
+
+
+@expected_errors
+async def retry_task(info: Info, id: TaskId) -> TaskCommandResult:
+    return TaskType.from_view(await info.context.services.tasks.retry_task(id), info)
+
+
+@expected_errors
+async def update_step(
+    info: Info, task_id: TaskId, step: StepRef, input: StepChanges
+) -> UpdateStepResult:
+    steps = info.context.services.steps
+    return StepType.from_view(await steps.update_step(task_id, step, **input.changes()))
+
+
+@expected_errors
+async def cancel_step(info: Info, task_id: TaskId, step: StepRef) -> StepCommandResult:
+    return StepType.from_view(await info.context.services.steps.cancel_step(task_id, step))
+
+
+@expected_errors
+async def retry_step(info: Info, task_id: TaskId, step: StepRef) -> StepCommandResult:
+    return StepType.from_view(await info.context.services.steps.retry_step(task_id, step))
+
+
+@expected_errors
+async def resolve_step(
+    info: Info, task_id: TaskId, step: StepRef, results: Results = None, reason: Reason = None
+) -> StepCommandResult:
+    steps = info.context.services.steps
+    view = await steps.resolve_step(task_id, step, results=results, reason=reason)
+    return StepType.from_view(view)
+
+
+@strawberry.type(name="Mutation", description="Commands on tasks and steps.")
+class Mutation:
+    create_task: CreateTaskResult = strawberry.mutation(
+        resolver=create_task,
+        description="Create a task; repeating an idempotency key returns the first task.",
+    )
+    update_task: UpdateTaskResult = strawberry.mutation(
+        resolver=update_task, description="Change a task's reason and/or tags."
+    )
+    cancel_task: TaskCommandResult = strawberry.mutation(
+        resolver=cancel_task, description="Cancel a task and its unfinished steps (idempotent)."
+    )
+    retry_task: TaskCommandResult = strawberry.mutation(
+        resolver=retry_task, description="Re-run the failed steps of a task in error."
+    )
+    update_step: UpdateStepResult = strawberry.mutation(
+        resolver=update_step, description="Change a step's retry limit and/or inputs."
+    )
+    cancel_step: StepCommandResult = strawberry.mutation(
+        resolver=cancel_step, description="Cancel a pending, running or failed step (idempotent)."
+    )
+    retry_step: StepCommandResult = strawberry.mutation(
+        resolver=retry_step, description="Re-run a failed step now, with a fresh attempt budget."
+    )
+    resolve_step: StepCommandResult = strawberry.mutation(
+        resolver=resolve_step,
+        description="Mark a step resolved by hand (idempotent); dependants proceed.",
+    )

@@ -1,0 +1,89 @@
+from typing import Annotated
+
+import strawberry
+
+from graphql_schema.context import Info
+from graphql_schema.types.enums import TaskStatus
+from graphql_schema.types.handlers import HandlerType, NamespaceType
+from graphql_schema.types.tasks import TaskConnectionType, TaskType
+from server.domain.errors import NotFound
+from server.domain.views import TaskFilter
+
+
+def _arg(description: str) -> object:
+    return strawberry.argument(description=description)
+
+
+def resolve_namespaces(info: Info) -> list[NamespaceType]:
+    return [NamespaceType.from_info(n) for n in info.context.services.registry.namespaces()]
+
+
+def resolve_namespace(
+    info: Info, name: Annotated[str, _arg("Namespace name.")]
+) -> NamespaceType | None:
+    try:
+        return NamespaceType.from_info(info.context.services.registry.namespace(name))
+    except NotFound:
+        return None
+
+
+def resolve_handler(
+    info: Info,
+    namespace: Annotated[str, _arg("Namespace of the handler.")],
+    name: Annotated[str, _arg("Handler name.")],
+    version: Annotated[str | None, _arg("Exact version; omitted means latest.")] = None,
+) -> HandlerType | None:
+    try:
+        return HandlerType.from_template(
+            info.context.services.registry.get(namespace, name, version)
+        )
+    except NotFound:
+        return None
+
+
+async def resolve_task(
+    info: Info, id: Annotated[strawberry.ID, _arg("Task id.")]
+) -> TaskType | None:
+    try:
+        return TaskType.from_view(await info.context.services.tasks.get_task(id), info)
+    except NotFound:
+        return None
+
+
+async def resolve_tasks(
+    info: Info,
+    namespace: Annotated[str | None, _arg("Only this namespace.")] = None,
+    name: Annotated[str | None, _arg("Only this handler name.")] = None,
+    version: Annotated[str | None, _arg("Only this handler version.")] = None,
+    status: Annotated[TaskStatus | None, _arg("Only tasks in this state.")] = None,
+    first: Annotated[int, _arg("Page size (at most 100).")] = 25,
+    after: Annotated[str | None, _arg("Cursor of the edge to start after.")] = None,
+) -> TaskConnectionType:
+    flt = TaskFilter(namespace=namespace, name=name, version=version, status=status)
+    page = await info.context.services.tasks.list_tasks_after(flt, first=first, after=after)
+    return TaskConnectionType.from_page(page, after, info)
+
+
+@strawberry.type(description="Queries over the handler catalogue.")
+class CatalogueQueries:
+    namespaces: list[NamespaceType] = strawberry.field(
+        resolver=resolve_namespaces, description="Every namespace that has handlers."
+    )
+    namespace: NamespaceType | None = strawberry.field(
+        resolver=resolve_namespace, description="One namespace, or null when it has no handlers."
+    )
+    handler: HandlerType | None = strawberry.field(
+        resolver=resolve_handler,
+        description="One handler (latest version by semver unless given), or null.",
+    )
+
+
+@strawberry.type(description="Queries over tasks.")
+class TaskQueries:
+    task: TaskType | None = strawberry.field(
+        resolver=resolve_task, description="One task, or null when no task has this id."
+    )
+    tasks: TaskConnectionType = strawberry.field(
+        resolver=resolve_tasks,
+        description="Tasks, newest first, filtered; paginate with first/after.",
+    )

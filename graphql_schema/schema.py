@@ -1,0 +1,67 @@
+"""The schema: Query composed from per-feature mixins, Mutation, Subscription, hardening.
+
+To add query fields from another module, define a `@strawberry.type` class of fields there
+(as `graphql_schema.analytics.AnalyticsQuery` does), add it to `Query`'s bases below, add its
+rows to `graphql_schema.permissions.FIELD_PERMISSIONS`, and refresh `schema.graphql`
+(`make schema`); the schema tests fail until all three are done.
+"""
+
+import logging
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import ExecutionContext
+
+from graphql_schema.analytics import AnalyticsQuery
+from graphql_schema.authorization import Authorization
+from graphql_schema.extensions import ErrorShaping, FreshLoaders, Limits, is_unexpected, request_id
+from graphql_schema.mutations import Mutation
+from graphql_schema.queries import CatalogueQueries, TaskQueries
+from graphql_schema.subscriptions import Subscription
+from server.config import Settings
+
+log = logging.getLogger("tasker.graphql")
+
+
+@strawberry.type(
+    name="Query", description="Reads: the handler catalogue, tasks, analytics and health."
+)
+class Query(CatalogueQueries, TaskQueries, AnalyticsQuery):
+    pass
+
+
+class TaskerSchema(strawberry.Schema):
+    """Logs each error once: crashes with a traceback and the request id, the rest quietly."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        rid = request_id(execution_context)
+        for error in errors:
+            if is_unexpected(error):
+                log.error(
+                    "GraphQL crash [request_id=%s] at %s: %s",
+                    rid,
+                    error.path,
+                    error.message,
+                    exc_info=error.original_error,
+                )
+            else:
+                log.debug("GraphQL error [request_id=%s]: %s", rid, error.message)
+
+
+def build_schema(settings: Settings) -> TaskerSchema:
+    limits = Limits(settings)
+    return TaskerSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        # Authorization after the limits: both set `pre_execution_errors` before validation,
+        # and a refusal must be the last word (issue 5).
+        extensions=[ErrorShaping, limits.extension, Authorization, FreshLoaders],
+    )
+
+
+def sdl() -> str:
+    """The schema in SDL, as committed in `graphql_schema/schema.graphql`."""
+    return build_schema(Settings()).as_str() + "\n"

@@ -1,0 +1,109 @@
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from graphql_schema.context import Info
+from graphql_schema.types.enums import StepStatus
+from graphql_schema.types.transitions import TransitionType
+from server.domain.views import BlockedReason, StepView
+
+
+@strawberry.type(
+    name="BlockedReason", description="Why a step that is neither running nor done is waiting."
+)
+class BlockedReasonType:
+    code: str = strawberry.field(
+        description=(
+            "waiting_on_parents, backing_off, retries_exhausted, cancelled, upstream_failed, "
+            "no_live_worker or queued."
+        )
+    )
+    message: str = strawberry.field(description="A sentence for people.")
+    waiting_on: list[str] = strawberry.field(description="Parents not done yet, by name.")
+    until: datetime | None = strawberry.field(description="When a backing-off step retries.")
+
+    @classmethod
+    def from_view(cls, reason: BlockedReason) -> "BlockedReasonType":
+        return cls(
+            code=reason.code,
+            message=reason.message,
+            waiting_on=list(reason.waiting_on),
+            until=reason.until,
+        )
+
+
+async def resolve_blocked_reason(root: "StepType", info: Info) -> BlockedReasonType | None:
+    reasons = await info.context.loaders.blocked.load(root.view.task_id)
+    reason = reasons.get(root.view.name)
+    return None if reason is None else BlockedReasonType.from_view(reason)
+
+
+async def resolve_step_transitions(root: "StepType", info: Info) -> list[TransitionType]:
+    rows = await info.context.loaders.step_transitions.load(root.view.id)
+    return [TransitionType.from_view(r) for r in rows]
+
+
+@strawberry.type(name="Step", description="One workflow step of a task.")
+class StepType:
+    id: strawberry.ID = strawberry.field(description="Step id.")
+    task_id: strawberry.ID = strawberry.field(description="The task it belongs to.")
+    name: str = strawberry.field(description="Step name, unique within the task.")
+    status: StepStatus = strawberry.field(description="Current state.")
+    handler_class: str = strawberry.field(description="Python class that runs the step.")
+    attempts: int = strawberry.field(description="Attempts started so far.")
+    retry_limit: int = strawberry.field(description="Most attempts a retryable step gets.")
+    retryable: bool = strawberry.field(description="Whether a failure is retried.")
+    skippable: bool = strawberry.field(description="Whether the step may be bypassed.")
+    results: JSON | None = strawberry.field(description="What the handler returned.")
+    inputs: JSON | None = strawberry.field(description="Inputs set on the step, if any.")
+    started_at: datetime | None = strawberry.field(description="Start of the last attempt.")
+    completed_at: datetime | None = strawberry.field(description="When it finished.")
+    next_attempt_at: datetime | None = strawberry.field(
+        description="When a failed retryable step runs again."
+    )
+    last_error: str | None = strawberry.field(description="Message of the last failure.")
+    error_class: str | None = strawberry.field(description="Exception class of the last failure.")
+    parents: list[str] = strawberry.field(description="Steps it depends on, by name.")
+    children: list[str] = strawberry.field(description="Steps that depend on it, by name.")
+    duration_ms: int | None = strawberry.field(
+        description="Milliseconds from start to completion of the last attempt."
+    )
+    created_at: datetime = strawberry.field(description="When the step was created.")
+    updated_at: datetime = strawberry.field(description="Last change to the step.")
+    view: strawberry.Private[StepView]
+
+    blocked_reason: BlockedReasonType | None = strawberry.field(
+        resolver=resolve_blocked_reason,
+        description="Why the step is not running (null when running or done).",
+    )
+    transitions: list[TransitionType] = strawberry.field(
+        resolver=resolve_step_transitions, description="The step's state changes, oldest first."
+    )
+
+    @classmethod
+    def from_view(cls, view: StepView) -> "StepType":
+        return cls(
+            id=strawberry.ID(str(view.id)),
+            task_id=strawberry.ID(str(view.task_id)),
+            name=view.name,
+            status=view.status,
+            handler_class=view.handler_class,
+            attempts=view.attempts,
+            retry_limit=view.retry_limit,
+            retryable=view.retryable,
+            skippable=view.skippable,
+            results=view.results,
+            inputs=view.inputs,
+            started_at=view.started_at,
+            completed_at=view.completed_at,
+            next_attempt_at=view.next_attempt_at,
+            last_error=view.last_error,
+            error_class=view.error_class,
+            parents=list(view.parents),
+            children=list(view.children),
+            duration_ms=view.duration_ms,
+            created_at=view.created_at,
+            updated_at=view.updated_at,
+            view=view,
+        )

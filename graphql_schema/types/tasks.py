@@ -1,0 +1,152 @@
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from graphql_schema.context import Info
+from graphql_schema.types.enums import TaskStatus
+from graphql_schema.types.steps import BlockedReasonType, StepType
+from graphql_schema.types.transitions import TransitionType
+from server.domain.views import DependencyAnalysis, TaskPage, TaskView
+from server.services.queries import encode_cursor
+
+
+@strawberry.type(name="BlockedStep", description="A step that cannot run now, and why.")
+class BlockedStepType:
+    step: str = strawberry.field(description="Step name.")
+    reason: BlockedReasonType = strawberry.field(description="Why it is waiting.")
+
+
+@strawberry.type(
+    name="DependencyAnalysis", description="Which steps are done, runnable and blocked."
+)
+class DependencyAnalysisType:
+    analysis: str = strawberry.field(description="A one-line summary of the task's progress.")
+    ready_steps: list[str] = strawberry.field(description="Steps running or ready to run.")
+    completed_steps: list[str] = strawberry.field(description="Steps complete or resolved.")
+    blocked_steps: list[BlockedStepType] = strawberry.field(
+        description="Every other step, with its reason."
+    )
+
+    @classmethod
+    def from_view(cls, view: DependencyAnalysis) -> "DependencyAnalysisType":
+        return cls(
+            analysis=view.analysis,
+            ready_steps=list(view.ready_steps),
+            completed_steps=list(view.completed_steps),
+            blocked_steps=[
+                BlockedStepType(step=name, reason=BlockedReasonType.from_view(reason))
+                for name, reason in view.blocked_steps
+            ],
+        )
+
+
+async def resolve_steps(root: "TaskType", info: Info) -> list[StepType]:
+    return [StepType.from_view(s) for s in await info.context.loaders.steps.load(root.view.id)]
+
+
+async def resolve_task_transitions(root: "TaskType", info: Info) -> list[TransitionType]:
+    rows = await info.context.loaders.task_transitions.load(root.view.id)
+    return [TransitionType.from_view(r) for r in rows]
+
+
+async def resolve_dependencies(root: "TaskType", info: Info) -> DependencyAnalysisType:
+    steps = await info.context.loaders.steps.load(root.view.id)
+    return DependencyAnalysisType.from_view(
+        info.context.services.tasks.analysis_of(root.view, steps)
+    )
+
+
+@strawberry.type(name="Task", description="One run of a handler, with its own context.")
+class TaskType:
+    id: strawberry.ID = strawberry.field(description="Task id (a UUID).")
+    namespace: str = strawberry.field(description="Namespace of its handler.")
+    name: str = strawberry.field(description="Name of its handler.")
+    version: str = strawberry.field(description="Version of its handler.")
+    full_name: str = strawberry.field(description="`namespace.name@version`.")
+    status: TaskStatus = strawberry.field(description="Current state.")
+    context: JSON | None = strawberry.field(description="The input the task was created with.")
+    initiator: str | None = strawberry.field(description="Who or what created the task.")
+    source_system: str | None = strawberry.field(description="System the request came from.")
+    reason: str | None = strawberry.field(description="Why the task exists.")
+    tags: list[str] = strawberry.field(description="Free-form labels.")
+    bypass_steps: list[str] = strawberry.field(description="Steps skipped at creation.")
+    created_at: datetime = strawberry.field(description="When the task was created.")
+    updated_at: datetime = strawberry.field(description="Last change to the task.")
+    completed_at: datetime | None = strawberry.field(description="When it reached its end.")
+    view: strawberry.Private[TaskView]
+
+    steps: list[StepType] = strawberry.field(
+        resolver=resolve_steps, description="The task's steps, in template order."
+    )
+    transitions: list[TransitionType] = strawberry.field(
+        resolver=resolve_task_transitions,
+        description="Every state change of the task and its steps, oldest first.",
+    )
+    dependencies: DependencyAnalysisType = strawberry.field(
+        resolver=resolve_dependencies,
+        description="Which steps are done, runnable and blocked, and why.",
+    )
+
+    @classmethod
+    def from_view(cls, view: TaskView, info: Info | None = None) -> "TaskType":
+        if info is not None:
+            info.context.loaders.task.prime(view.id, view)
+        return cls(
+            id=strawberry.ID(str(view.id)),
+            namespace=view.namespace,
+            name=view.name,
+            version=view.version,
+            full_name=view.full_name,
+            status=view.status,
+            context=view.context,
+            initiator=view.initiator,
+            source_system=view.source_system,
+            reason=view.reason,
+            tags=list(view.tags),
+            bypass_steps=list(view.bypass_steps),
+            created_at=view.created_at,
+            updated_at=view.updated_at,
+            completed_at=view.completed_at,
+            view=view,
+        )
+
+
+@strawberry.type(name="TaskEdge", description="A task in a page, with its cursor.")
+class TaskEdgeType:
+    cursor: str = strawberry.field(description="Pass as `after` to get the tasks that follow.")
+    node: TaskType = strawberry.field(description="The task.")
+
+
+@strawberry.type(name="PageInfo", description="Where a page sits in the whole list.")
+class PageInfoType:
+    has_next_page: bool = strawberry.field(description="Whether more tasks follow.")
+    has_previous_page: bool = strawberry.field(description="Whether this page started `after`.")
+    start_cursor: str | None = strawberry.field(description="Cursor of the first edge.")
+    end_cursor: str | None = strawberry.field(description="Cursor of the last edge.")
+
+
+@strawberry.type(
+    name="TaskConnection", description="A page of tasks, newest first (Relay connection)."
+)
+class TaskConnectionType:
+    total_count: int = strawberry.field(description="Tasks matching the filter, all pages.")
+    edges: list[TaskEdgeType] = strawberry.field(description="The tasks of this page.")
+    page_info: PageInfoType = strawberry.field(description="Pagination state.")
+
+    @classmethod
+    def from_page(cls, page: TaskPage, after: str | None, info: Info) -> "TaskConnectionType":
+        edges = [
+            TaskEdgeType(cursor=encode_cursor(t), node=TaskType.from_view(t, info))
+            for t in page.items
+        ]
+        return cls(
+            total_count=page.total_count,
+            edges=edges,
+            page_info=PageInfoType(
+                has_next_page=page.has_next,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )

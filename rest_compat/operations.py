@@ -1,0 +1,203 @@
+"""The request pipeline every REST endpoint runs through, declared once per operation.
+
+An `Operation` names its method, path, permission, replies and handler. The handler's
+parameters say what it takes (`query`, `headers`, `body`, each a pydantic model); the
+pipeline authorizes, validates those, calls the handler and renders the reply. The OpenAPI
+document is generated from the same declarations (`rest_compat.openapi`).
+
+Authentication (issue 5) plugs in at ONE place: `authorize()`. Every operation declares its
+permission (`tasker.task:show`, ...), and `authorize` receives it for each request.
+"""
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast, get_type_hints
+
+from pydantic import BaseModel, ValidationError
+from starlette.endpoints import HTTPEndpoint
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from rest_compat.errors import BadRequest
+from server.container import Services
+from server.domain.errors import ValidationFailed
+
+Handler = Callable[..., Awaitable[BaseModel | Response]]
+Authorizer = Callable[[Request, str], Awaitable[None]]
+INPUTS = ("query", "headers", "body")
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An OpenAPI link: how a reply's body addresses another operation (stateful clients)."""
+
+    operation: str
+    """The target's operationId (its handler's name)."""
+    parameters: Mapping[str, str]
+    """Target path parameter -> runtime expression, e.g. {"id": "$response.body#/id"}."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One documented success response."""
+
+    status: int
+    description: str
+    model: Any = None
+    """A `Shape` class, a union of them, or None for no JSON body."""
+    media_type: str = "application/json"
+    schema: dict[str, Any] | None = None
+    """The schema of a non-JSON body (HTML, event stream)."""
+    alternatives: tuple[tuple[str, dict[str, Any]], ...] = ()
+    """Other media types this reply may come as: (media type, schema)."""
+    links: tuple[Link, ...] = ()
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One method on one path: what it needs, what it answers, who may call it."""
+
+    method: str
+    path: str
+    handler: Handler
+    permission: str
+    summary: str
+    replies: tuple[Reply, ...]
+    errors: tuple[int, ...] = ()
+    description: str = ""
+    tag: str = "tasks"
+    invalid: tuple[type[ValidationFailed], str] | None = None
+    """Raise validation failures as this class with this message (the seed's create code)."""
+    inputs: Mapping[str, type[BaseModel]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        hints = get_type_hints(self.handler)
+        params = inspect.signature(self.handler).parameters
+        object.__setattr__(self, "inputs", {name: hints[name] for name in INPUTS if name in params})
+
+    @property
+    def status(self) -> int:
+        """The status of a plain model reply."""
+        return self.replies[0].status
+
+
+def services_of(request: Request) -> Services:
+    """The core, as the composition root attached it to the app."""
+    return cast(Services, request.app.state.services)
+
+
+async def authorize(request: Request, permission: str) -> None:
+    """Let the request through, or raise. The single hook for authentication/authorization.
+
+    The services' gate (issue 5, `server.auth.gate`) checks the connection's bearer token for
+    `permission` and raises AuthenticationFailed (401) or AuthorizationFailed (403), mapped in
+    `rest_compat.errors.STATUS_BY_ERROR`. A callable at `app.state.authorizer` may refuse more.
+    """
+    request.state.permission = permission
+    request.state.principal = services_of(request).auth.require(request.scope, [permission])
+    authorizer: Authorizer | None = getattr(request.app.state, "authorizer", None)
+    if authorizer is not None:
+        await authorizer(request, permission)
+
+
+async def run(operation: Operation, request: Request) -> Response:
+    """Authorize, validate inputs, call the handler, render its reply."""
+    await authorize(request, operation.permission)
+    try:
+        kwargs = {name: await _parse(name, m, request) for name, m in operation.inputs.items()}
+        result = await operation.handler(request, **kwargs)
+    except ValidationFailed as exc:
+        if operation.invalid is None or isinstance(exc, operation.invalid[0]):
+            raise
+        cls, message = operation.invalid
+        raise cls(message, exc.details or {}) from exc
+    if isinstance(result, Response):
+        return result
+    return render(result, operation.status)
+
+
+def render(model: BaseModel, status: int = 200) -> Response:
+    """A model as JSON (pydantic's serializer, by alias: `from` in graph edges)."""
+    return Response(
+        model.model_dump_json(by_alias=True), status_code=status, media_type="application/json"
+    )
+
+
+async def _parse(kind: str, model: type[BaseModel], request: Request) -> BaseModel:
+    try:
+        if kind == "query":
+            return model.model_validate(dict(request.query_params))
+        if kind == "headers":
+            names = [f.alias or n for n, f in model.model_fields.items()]
+            return model.model_validate(
+                {n: request.headers[n] for n in names if n in request.headers}
+            )
+        raw = await request.body()
+        if raw.strip() == b"":
+            raw = b"{}"
+        parsed = model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    _refuse_nul(parsed.model_dump(mode="python"), "")
+    return parsed
+
+
+def _invalid(exc: ValidationError) -> Exception:
+    """pydantic's errors as BadRequest (unreadable JSON) or ValidationFailed by field."""
+    details: dict[str, list[str]] = {}
+    for error in exc.errors(include_url=False):
+        if error["type"] == "json_invalid":
+            return BadRequest("Malformed JSON in request body", {"body": [error["msg"]]})
+        if error["type"] == "model_type" and not error["loc"]:
+            return BadRequest("Request body must be a JSON object")
+        details.setdefault(_field(error["loc"]), []).append(_message(error))
+    return ValidationFailed("Invalid request", details)
+
+
+def _field(loc: Iterable[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    if error["type"] == "missing":
+        return "must be present"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _refuse_nul(value: Any, where: str) -> None:
+    """Free-form JSON (context, inputs, results) may not hold NUL either, at any depth."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            message = "must not contain NUL characters"
+            raise ValidationFailed("Invalid request", {where or "body": [message]})
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, where)
+            _refuse_nul(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _refuse_nul(item, f"{where}[{i}]")
+
+
+def routes_for(operations: Iterable[Operation]) -> list[BaseRoute]:
+    """One Route per path whose endpoint serves each declared method (405 lists the rest)."""
+    by_path: dict[str, dict[str, Operation]] = {}
+    for op in operations:
+        by_path.setdefault(op.path, {})[op.method.lower()] = op
+    return [Route(path, _endpoint(path, ops)) for path, ops in by_path.items()]
+
+
+def _endpoint(path: str, operations: dict[str, Operation]) -> type[HTTPEndpoint]:
+    def bind(op: Operation) -> Callable[[HTTPEndpoint, Request], Awaitable[Response]]:
+        async def method(self: HTTPEndpoint, request: Request) -> Response:
+            return await run(op, request)
+
+        return method
+
+    methods = {name: bind(op) for name, op in operations.items()}
+    return type(f"Endpoint[{path}]", (HTTPEndpoint,), methods)

@@ -1,0 +1,215 @@
+"""Request inputs as pydantic models: query strings, headers and JSON bodies.
+
+The pipeline validates every request against these before an endpoint runs, and the OpenAPI
+document is generated from them. Constraints are stated in the schema wherever the server
+enforces them, so a request the document calls valid is never refused as invalid:
+strings may not hold NUL (PostgreSQL cannot store it), numbers stay in the database's range.
+"""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from server.domain.states import TaskState
+from server.services.definitions import _SEMVER, is_semver
+from server.services.steps import MAX_RETRY_LIMIT
+
+MAX_CURSOR = 2**63 - 1
+MAX_PAGE = 1_000_000
+NO_NUL_PATTERN = r"^[^\u0000]*$"
+SEMVER_PATTERN = f"^(?:{_SEMVER.pattern})$"
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _semver(value: str) -> str:
+    if not is_semver(value):
+        raise ValueError("must be a valid semantic version")
+    return value
+
+
+def _query_int(value: Any) -> Any:
+    # Lax int parsing would take "1.0" or " 1"; a query integer is digits with an optional sign.
+    if isinstance(value, str) and not value.lstrip("-").isdigit():
+        raise ValueError("must be an integer")
+    return value
+
+
+def _whole_number(value: Any) -> Any:
+    # JSON Schema counts 2.0 as an integer; strict pydantic would not.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _query_bool(value: Any) -> Any:
+    if isinstance(value, str):
+        if value.lower() not in ("true", "false"):
+            raise ValueError("must be true or false")
+        return value.lower() == "true"
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra={"pattern": NO_NUL_PATTERN})]
+Version = Annotated[
+    str,
+    AfterValidator(_semver),
+    Field(
+        max_length=64,
+        description="A semantic version, e.g. 2.1.0",
+        json_schema_extra={"pattern": SEMVER_PATTERN},
+    ),
+]
+QueryInt = Annotated[int, BeforeValidator(_query_int)]
+# Constraints go before the validator, or the JSON Schema gets raw `ge`/`le` keys.
+Cursor = Annotated[int, Field(ge=0, le=MAX_CURSOR), BeforeValidator(_query_int)]
+QueryBool = Annotated[bool, BeforeValidator(_query_bool)]
+
+JSON_VALUE_REF = "#/components/schemas/JsonValue"
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "description": "Any JSON value whose strings and keys hold no NUL character",
+    "anyOf": [
+        {"type": "string", "pattern": NO_NUL_PATTERN},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "null"},
+        {"type": "array", "items": {"$ref": JSON_VALUE_REF}},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": NO_NUL_PATTERN},
+            "additionalProperties": {"$ref": JSON_VALUE_REF},
+        },
+    ],
+}
+"""The `JsonValue` component; the pipeline refuses NUL anywhere in a body (`_refuse_nul`)."""
+# Wrapped in allOf: pydantic would try to resolve a bare $ref among its own definitions.
+JsonValue = Annotated[Any, WithJsonSchema({"allOf": [{"$ref": JSON_VALUE_REF}]})]
+JsonObject = Annotated[
+    dict[str, Any],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": {"pattern": NO_NUL_PATTERN},
+            "additionalProperties": {"$ref": JSON_VALUE_REF},
+        }
+    ),
+]
+
+
+class Query(BaseModel):
+    """Query-string parameters (and headers): strings in, converted leniently to types."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class Body(BaseModel):
+    """A JSON request body: types are checked strictly, unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class HandlerQuery(Query):
+    version: Version | None = Field(None, description="Defaults to the latest version by semver")
+
+
+class TaskListQuery(Query):
+    namespace: Text | None = None
+    name: Text | None = None
+    version: Text | None = None
+    status: TaskState | None = None
+    page: QueryInt = Field(1, ge=1, le=MAX_PAGE, description="Page number, from 1")
+    per_page: QueryInt = Field(25, ge=1, description="Items per page (default 25, at most 100)")
+
+
+class TaskShowQuery(Query):
+    include_dependencies: QueryBool = Field(
+        False, description="Add the steps and the dependency analysis"
+    )
+
+
+class DiagramQuery(Query):
+    format: Literal["json", "html"] = Field(
+        "json", description="`json` (the diagram) or `html` (a page drawing it with Mermaid)"
+    )
+
+
+class EventsQuery(Query):
+    after: Cursor | None = Field(None, description="Replay only events after this cursor")
+
+
+class EventsHeaders(Query):
+    last_event_id: Cursor | None = Field(
+        None,
+        alias="Last-Event-ID",
+        description="Resume after this event id (sent by EventSource on reconnect)",
+    )
+
+
+class CreateTaskHeaders(Query):
+    idempotency_key: Text | None = Field(
+        None,
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Repeating a key returns the task it created (200); "
+        "reusing it with a different request is a conflict (409)",
+    )
+
+
+class CreateTaskBody(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "process_payment",
+                    "namespace": "payments",
+                    "version": "2.1.0",
+                    "context": {
+                        "payment_id": 12345,
+                        "amount": 99.99,
+                        "currency": "USD",
+                        "customer_id": 67890,
+                    },
+                }
+            ]
+        }
+    )
+
+    name: Text = Field(min_length=1, max_length=128, description="Handler name")
+    namespace: Text = Field(min_length=1, max_length=128)
+    version: Version | None = Field(None, description="Defaults to the latest version")
+    context: JsonObject = Field(
+        default_factory=dict, description="Checked against the handler's context schema"
+    )
+    initiator: Text | None = Field(None, max_length=255)
+    source_system: Text | None = Field(None, max_length=255)
+    reason: Text | None = None
+    tags: list[Text] = Field(default_factory=list)
+    bypass_steps: list[Text] = Field(
+        default_factory=list, description="Skippable steps to mark resolved at once"
+    )
+
+
+class UpdateTaskBody(Body):
+    reason: Text | None = None
+    tags: list[Text] | None = None
+
+
+class UpdateStepBody(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"retry_limit": 5, "inputs": {"timeout": 30, "custom_param": "value"}}]
+        }
+    )
+
+    retry_limit: (
+        Annotated[int, Field(ge=0, le=MAX_RETRY_LIMIT), BeforeValidator(_whole_number)] | None
+    ) = None
+    inputs: JsonValue = Field(None, description="Replaces the step's inputs when present")
+
+
+class ResolveStepBody(Body):
+    results: JsonValue = Field(None, description="Recorded as the step's results")
+    reason: Text | None = None

@@ -1,0 +1,223 @@
+"""Domain views -> the documented response shapes (`rest_compat.shapes`).
+
+No I/O and no logic beyond renaming, plus the arithmetic the seed's shapes ask for
+(`total_pages`).
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rest_compat import shapes
+from server.domain.templates import HandlerTemplate, NamespaceInfo
+from server.domain.views import (
+    BlockedReason,
+    DependencyAnalysis,
+    StepView,
+    TaskPage,
+    TaskView,
+    TransitionEvent,
+)
+from server.services.diagrams import TaskDiagram
+
+
+def namespace_out(info: NamespaceInfo) -> shapes.NamespaceOut:
+    return shapes.NamespaceOut(
+        name=info.name,
+        description=info.description,
+        handler_count=len(info.handler_names),
+        handlers=list(info.handler_names),
+    )
+
+
+def handler_summary(template: HandlerTemplate) -> shapes.HandlerSummary:
+    return shapes.HandlerSummary(
+        id=template.name,
+        namespace=template.namespace,
+        version=template.version,
+        description=template.description,
+        step_count=len(template.steps),
+        step_names=[s.name for s in template.steps],
+    )
+
+
+def handler_detail(template: HandlerTemplate) -> shapes.HandlerDetail:
+    graph = template.graph
+    return shapes.HandlerDetail(
+        id=template.name,
+        namespace=template.namespace,
+        version=template.version,
+        description=template.description,
+        step_templates=[
+            shapes.StepTemplateOut(
+                name=s.name,
+                description=s.description,
+                handler_class=s.handler_class,
+                depends_on_step=s.depends_on_step,
+                default_retryable=s.retryable,
+                default_retry_limit=s.retry_limit,
+                skippable=s.skippable,
+                custom_events=list(s.custom_events),
+            )
+            for s in template.steps
+        ],
+        dependency_graph=shapes.DependencyGraph(
+            nodes=list(graph.nodes),
+            edges=[shapes.GraphEdge(from_=p, to=c) for p, c in graph.edges],
+            execution_order=list(graph.execution_order),
+        ),
+    )
+
+
+def _task_fields(task: TaskView) -> dict[str, Any]:
+    return {
+        "id": str(task.id),
+        "name": task.name,
+        "namespace": task.namespace,
+        "version": task.version,
+        "full_name": task.full_name,
+        "status": task.status,
+        "context": task.context,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+    }
+
+
+def task_out(task: TaskView) -> shapes.TaskOut:
+    return shapes.TaskOut(**_task_fields(task))
+
+
+def task_record(task: TaskView) -> shapes.TaskRecordOut:
+    return shapes.TaskRecordOut(
+        **_task_fields(task),
+        initiator=task.initiator,
+        source_system=task.source_system,
+        reason=task.reason,
+        tags=list(task.tags),
+        bypass_steps=list(task.bypass_steps),
+        completed_at=task.completed_at,
+    )
+
+
+def task_list(page: TaskPage, *, current_page: int, per_page: int) -> shapes.TaskList:
+    return shapes.TaskList(
+        tasks=[task_out(t) for t in page.items],
+        pagination=shapes.Pagination(
+            current_page=current_page,
+            per_page=per_page,
+            total_pages=math.ceil(page.total_count / per_page),
+            total_count=page.total_count,
+        ),
+    )
+
+
+def task_with_dependencies(
+    task: TaskView, steps: Sequence[StepView], analysis: DependencyAnalysis
+) -> shapes.TaskWithDependencies:
+    return shapes.TaskWithDependencies(
+        **_task_fields(task),
+        steps=[
+            shapes.TaskStepOut(
+                name=s.name,
+                status=s.status,
+                results=s.results,
+                attempts=s.attempts,
+                started_at=s.started_at,
+                completed_at=s.completed_at,
+            )
+            for s in steps
+        ],
+        dependencies=shapes.Dependencies(
+            analysis=analysis.analysis,
+            blocked_steps=[
+                shapes.BlockedStepOut(name=name, **_reason_fields(r))
+                for name, r in analysis.blocked_steps
+            ],
+            ready_steps=list(analysis.ready_steps),
+            completed_steps=list(analysis.completed_steps),
+        ),
+    )
+
+
+def _reason_fields(reason: BlockedReason) -> dict[str, Any]:
+    return {
+        "code": reason.code,
+        "message": reason.message,
+        "waiting_on": list(reason.waiting_on),
+        "until": reason.until,
+    }
+
+
+def blocked_reason(reason: BlockedReason) -> shapes.BlockedReasonOut:
+    return shapes.BlockedReasonOut(**_reason_fields(reason))
+
+
+def step_out(step: StepView, reasons: Mapping[str, BlockedReason]) -> shapes.StepOut:
+    """A step; `reasons` are the task's blocked steps by name (from the dependency analysis)."""
+    reason = reasons.get(step.name)
+    return shapes.StepOut(
+        id=step.id,
+        task_id=str(step.task_id),
+        name=step.name,
+        status=step.status,
+        attempts=step.attempts,
+        retry_limit=step.retry_limit,
+        retryable=step.retryable,
+        skippable=step.skippable,
+        inputs=step.inputs,
+        results=step.results,
+        last_error=step.last_error,
+        error_class=step.error_class,
+        next_attempt_at=step.next_attempt_at,
+        started_at=step.started_at,
+        completed_at=step.completed_at,
+        created_at=step.created_at,
+        updated_at=step.updated_at,
+        parents=list(step.parents),
+        children=list(step.children),
+        blocked_reason=blocked_reason(reason) if reason else None,
+    )
+
+
+def diagram_out(diagram: TaskDiagram) -> shapes.DiagramOut:
+    return shapes.DiagramOut(
+        nodes=[
+            shapes.DiagramNodeOut(
+                id=n.id,
+                label=n.label,
+                shape=n.shape,
+                style=n.style,
+                url=n.url,
+                attributes=shapes.NodeAttributes(status=n.status, duration_ms=n.duration_ms),
+            )
+            for n in diagram.nodes
+        ],
+        edges=[
+            shapes.DiagramEdgeOut(
+                source_id=e.source_id,
+                target_id=e.target_id,
+                label=e.label,
+                type=e.type,
+                direction=e.direction,
+                attributes={},
+            )
+            for e in diagram.edges
+        ],
+        direction=diagram.direction,
+        title=diagram.title,
+        attributes=shapes.DiagramAttributes(task_id=str(diagram.task_id), status=diagram.status),
+    )
+
+
+def event_out(event: TransitionEvent) -> shapes.EventOut:
+    return shapes.EventOut(
+        cursor=event.cursor,
+        task_id=event.task_id,
+        namespace=event.namespace,
+        step_id=event.step_id,
+        step_name=event.step_name,
+        from_status=event.from_status,
+        to_status=event.to_status,
+        reason=event.reason,
+        occurred_at=event.occurred_at,
+    )

@@ -1,0 +1,282 @@
+"""Response bodies as pydantic models: the JSON shapes of seed/REST_API.md, and ours beside it.
+
+Endpoints return instances of these and the OpenAPI document is generated from the same
+classes, so the document cannot drift from what is served. Field order follows the seed.
+Timestamps are ISO-8601 UTC with a `Z` and millisecond precision (as Rails renders them).
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+from server.domain.states import StepState, TaskState
+
+
+def _iso_z(value: datetime) -> str:
+    moment = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(_iso_z, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2024-01-15T10:30:00Z"]}),
+]
+JsonValue = Annotated[Any, Field(description="Any JSON value")]
+
+
+class Shape(BaseModel):
+    """Base of every response body."""
+
+    model_config = ConfigDict(populate_by_name=True, use_enum_values=True)
+
+
+# --- handler discovery -------------------------------------------------------------------
+
+
+class NamespaceOut(Shape):
+    name: str
+    description: str | None
+    handler_count: int
+    handlers: list[str]
+
+
+class NamespaceList(Shape):
+    namespaces: list[NamespaceOut]
+
+
+class HandlerSummary(Shape):
+    id: str = Field(description="The handler name")
+    namespace: str
+    version: str
+    description: str | None
+    step_count: int
+    step_names: list[str]
+
+
+class NamespaceHandlers(Shape):
+    namespace: str
+    handlers: list[HandlerSummary] = Field(description="The latest version of each handler")
+
+
+class StepTemplateOut(Shape):
+    name: str
+    description: str | None
+    handler_class: str
+    depends_on_step: str | None
+    default_retryable: bool
+    default_retry_limit: int
+    skippable: bool
+    custom_events: list[str]
+
+
+class GraphEdge(Shape):
+    from_: str = Field(serialization_alias="from")
+    to: str
+
+
+class DependencyGraph(Shape):
+    nodes: list[str]
+    edges: list[GraphEdge]
+    execution_order: list[str]
+
+
+class HandlerDetail(Shape):
+    id: str = Field(description="The handler name")
+    namespace: str
+    version: str
+    description: str | None
+    step_templates: list[StepTemplateOut]
+    dependency_graph: DependencyGraph
+
+
+# --- tasks -------------------------------------------------------------------------------
+
+
+class TaskOut(Shape):
+    id: str = Field(json_schema_extra={"format": "uuid"})
+    name: str
+    namespace: str
+    version: str
+    full_name: str = Field(description="`namespace.name@version`")
+    status: TaskState
+    context: JsonValue
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class TaskRecordOut(TaskOut):
+    """The full task, answered by the additive task commands (update, cancel, retry)."""
+
+    initiator: str | None
+    source_system: str | None
+    reason: str | None
+    tags: list[str]
+    bypass_steps: list[str]
+    completed_at: Timestamp | None
+
+
+class Pagination(Shape):
+    current_page: int
+    per_page: int
+    total_pages: int
+    total_count: int
+
+
+class TaskList(Shape):
+    tasks: list[TaskOut]
+    pagination: Pagination
+
+
+class TaskStepOut(Shape):
+    name: str
+    status: StepState
+    results: JsonValue
+    attempts: int
+    started_at: Timestamp | None
+    completed_at: Timestamp | None
+
+
+class BlockedReasonOut(Shape):
+    code: str = Field(
+        description="waiting_on_parents, backing_off, retries_exhausted, cancelled, "
+        "upstream_failed, no_live_worker or queued"
+    )
+    message: str
+    waiting_on: list[str] = Field(description="Unfinished parents, for waiting_on_parents")
+    until: Timestamp | None = Field(description="When the next attempt is due, for backing_off")
+
+
+class BlockedStepOut(BlockedReasonOut):
+    name: str
+
+
+class Dependencies(Shape):
+    analysis: str
+    blocked_steps: list[BlockedStepOut]
+    ready_steps: list[str] = Field(description="Steps running or waiting only for a worker")
+    completed_steps: list[str]
+
+
+class TaskWithDependencies(Shape):
+    id: str = Field(json_schema_extra={"format": "uuid"})
+    name: str
+    namespace: str
+    version: str
+    full_name: str
+    status: TaskState
+    context: JsonValue
+    steps: list[TaskStepOut]
+    dependencies: Dependencies
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+# --- workflow steps ----------------------------------------------------------------------
+
+
+class StepOut(Shape):
+    id: int
+    task_id: str = Field(json_schema_extra={"format": "uuid"})
+    name: str
+    status: StepState
+    attempts: int
+    retry_limit: int = Field(description="Most attempts a retryable step gets")
+    retryable: bool
+    skippable: bool
+    inputs: JsonValue
+    results: JsonValue
+    last_error: str | None
+    error_class: str | None
+    next_attempt_at: Timestamp | None
+    started_at: Timestamp | None
+    completed_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    parents: list[str]
+    children: list[str]
+    blocked_reason: BlockedReasonOut | None = Field(
+        description="Why a step that is neither running nor done is not running"
+    )
+
+
+class StepList(Shape):
+    workflow_steps: list[StepOut]
+
+
+# --- diagrams and events -----------------------------------------------------------------
+
+
+class NodeAttributes(Shape):
+    status: StepState
+    duration_ms: int | None
+
+
+class DiagramNodeOut(Shape):
+    id: str
+    label: str
+    shape: str
+    style: str
+    url: str
+    attributes: NodeAttributes
+
+
+class DiagramEdgeOut(Shape):
+    source_id: str
+    target_id: str
+    label: str
+    type: str
+    direction: str
+    attributes: dict[str, Any]
+
+
+class DiagramAttributes(Shape):
+    task_id: str = Field(json_schema_extra={"format": "uuid"})
+    status: TaskState
+
+
+class DiagramOut(Shape):
+    nodes: list[DiagramNodeOut]
+    edges: list[DiagramEdgeOut]
+    direction: str
+    title: str
+    attributes: DiagramAttributes
+
+
+class EventOut(Shape):
+    """The `data` of one server-sent event; the event's `id` is its `cursor`."""
+
+    sse_event: ClassVar[str] = "message"
+    cursor: int
+    task_id: str
+    namespace: str
+    step_id: int | None
+    step_name: str | None
+    from_status: str | None
+    to_status: str
+    reason: str | None
+    occurred_at: Timestamp
+
+
+class StreamEndOut(Shape):
+    """The `data` of the `end` event closing a task's stream."""
+
+    sse_event: ClassVar[str] = "end"
+    status: TaskState
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+class ErrorDetail(Shape):
+    type: str
+    message: str
+    details: dict[str, Any] | None = Field(
+        None, description="Present for validation errors: messages keyed by field"
+    )
+    code: str
+
+
+class ErrorOut(Shape):
+    error: ErrorDetail

@@ -1,0 +1,74 @@
+"""Task endpoints: create, list, show (optionally with dependencies), update, cancel, retry."""
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rest_compat import serializers
+from rest_compat.operations import render, services_of
+from rest_compat.params import (
+    CreateTaskBody,
+    CreateTaskHeaders,
+    TaskListQuery,
+    TaskShowQuery,
+    UpdateTaskBody,
+)
+from rest_compat.shapes import TaskList, TaskOut, TaskRecordOut, TaskWithDependencies
+from server.domain.views import CreateTask, TaskFilter
+from server.services.tasks import MAX_PER_PAGE
+
+
+async def create_task(
+    request: Request, body: CreateTaskBody, headers: CreateTaskHeaders
+) -> Response:
+    task, created = await services_of(request).tasks.create_task(
+        CreateTask(
+            namespace=body.namespace,
+            name=body.name,
+            version=body.version,
+            context=body.context,
+            initiator=body.initiator,
+            source_system=body.source_system,
+            reason=body.reason,
+            tags=tuple(body.tags),
+            bypass_steps=tuple(body.bypass_steps),
+            idempotency_key=headers.idempotency_key,
+        )
+    )
+    # A repeated Idempotency-Key answers with the task it created the first time.
+    return render(serializers.task_out(task), 201 if created else 200)
+
+
+async def list_tasks(request: Request, query: TaskListQuery) -> TaskList:
+    per_page = min(query.per_page, MAX_PER_PAGE)
+    flt = TaskFilter(
+        namespace=query.namespace, name=query.name, version=query.version, status=query.status
+    )
+    page = await services_of(request).tasks.list_tasks(flt, page=query.page, per_page=per_page)
+    return serializers.task_list(page, current_page=query.page, per_page=per_page)
+
+
+async def show_task(request: Request, query: TaskShowQuery) -> TaskOut | TaskWithDependencies:
+    services = services_of(request)
+    task = await services.tasks.get_task(request.path_params["id"])
+    if not query.include_dependencies:
+        return serializers.task_out(task)
+    steps = await services.steps.list_steps(task.id)
+    analysis = services.tasks.analysis_of(task, steps)
+    return serializers.task_with_dependencies(task, steps, analysis)
+
+
+async def update_task(request: Request, body: UpdateTaskBody) -> TaskRecordOut:
+    task = await services_of(request).tasks.update_task(
+        request.path_params["id"], reason=body.reason, tags=body.tags
+    )
+    return serializers.task_record(task)
+
+
+async def cancel_task(request: Request) -> TaskRecordOut:
+    task = await services_of(request).tasks.cancel_task(request.path_params["id"])
+    return serializers.task_record(task)
+
+
+async def retry_task(request: Request) -> TaskRecordOut:
+    task = await services_of(request).tasks.retry_task(request.path_params["id"])
+    return serializers.task_record(task)

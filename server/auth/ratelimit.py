@@ -1,0 +1,72 @@
+"""Optional request rate limiting (`TASKER_RATE_LIMIT`), on the `limits` library.
+
+Off unless configured. Counted per verified token subject, or per client address for callers
+without a valid token, in fixed windows: in Redis when `TASKER_RATE_LIMIT_STORAGE_URL` (else
+the broker URL) names one, so every server process shares the counts; in process memory for
+the embedded server. If the store is unreachable, requests are let through (and a warning
+logged now and then): an outage of the limiter must not take the API down with it.
+"""
+
+import logging
+import math
+import time
+
+from limits import RateLimitItem, parse_many
+from limits.aio.strategies import FixedWindowRateLimiter
+from limits.storage import storage_from_string
+
+from server.config import Settings
+
+log = logging.getLogger("tasker.ratelimit")
+
+WARN_EVERY_SECONDS = 60.0
+KEY_PREFIX = "tasker-rate"
+
+
+class RateLimiter:
+    """Counts hits per key against every configured limit."""
+
+    def __init__(self, items: list[RateLimitItem], storage_url: str | None) -> None:
+        self.items = items
+        uri, options = _storage(storage_url)
+        self.storage = storage_from_string(uri, **options)
+        self.strategy = FixedWindowRateLimiter(self.storage)
+        self._warned_at = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "RateLimiter | None":
+        """The limiter the settings ask for; None when rate limiting is off."""
+        if not settings.rate_limit:
+            return None
+        try:
+            items = parse_many(settings.rate_limit)
+        except ValueError:
+            raise ValueError(
+                f"TASKER_RATE_LIMIT={settings.rate_limit!r} is not a rate limit; "
+                "use e.g. '100/minute' or '100/minute;2000/hour'"
+            ) from None
+        return cls(items, settings.rate_limit_storage_url or settings.broker_url)
+
+    async def hit(self, key: str) -> int | None:
+        """Count one request for `key`: None if allowed, else the seconds until it may retry."""
+        try:
+            for item in self.items:
+                if not await self.strategy.hit(item, key):
+                    stats = await self.strategy.get_window_stats(item, key)
+                    return max(1, math.ceil(stats.reset_time - time.time()))
+        except Exception as exc:  # any storage failure: fail open, see the module docstring
+            now = time.monotonic()
+            if now - self._warned_at > WARN_EVERY_SECONDS:
+                self._warned_at = now
+                log.warning("rate limiting skipped: storage unavailable (%s)", type(exc).__name__)
+        return None
+
+
+def _storage(url: str | None) -> tuple[str, dict[str, str]]:
+    """The `limits` async storage URI (and options) for a Redis URL, or process memory."""
+    if not url or url.startswith("memory"):
+        return "async+memory://", {}
+    if url.startswith(("redis://", "rediss://", "redis+unix://")):
+        # redis-py is already a dependency; `limits` would otherwise want coredis.
+        return f"async+{url}", {"implementation": "redispy", "key_prefix": KEY_PREFIX}
+    raise ValueError("TASKER_RATE_LIMIT_STORAGE_URL must be a redis:// URL or memory://")

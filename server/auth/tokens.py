@@ -1,0 +1,170 @@
+"""JWT in and out: `Verifier` turns a bearer token into a `Principal`; `mint` makes one.
+
+Verification pins the algorithms from configuration (`server.auth.keys`), requires `exp` and
+`sub`, checks `iss` and `aud` when configured, and allows a small clock leeway. Every failure
+is the same `AuthenticationFailed` for the caller; its `reason` is the PyJWT exception's class
+name, which never contains token text, so it is safe to log.
+"""
+
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jwt
+
+from server.auth.keys import SigningKey, VerificationKey, verification_key
+from server.config import Settings
+from server.domain.errors import AuthenticationFailed
+from server.domain.principal import Principal
+
+PERMISSIONS_CLAIM = "permissions"
+_TTL = re.compile(r"(\d+)\s*([smhd]?)")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Verifier:
+    """Checks bearer tokens against one configured key."""
+
+    def __init__(
+        self,
+        key: VerificationKey,
+        *,
+        issuer: str | None = None,
+        audience: str | None = None,
+        leeway: float = 30.0,
+    ) -> None:
+        self.key = key
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = leeway
+        self.options: dict[str, Any] = {
+            "require": ["exp", "sub"],
+            # Not configured means not checked (DESIGN §5.3), whatever the token carries.
+            "verify_aud": audience is not None,
+            "verify_iss": issuer is not None,
+        }
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Verifier | None":
+        """The verifier for these settings; None when no key is configured (server open)."""
+        key = verification_key(settings)
+        if key is None:
+            return None
+        return cls(
+            key,
+            issuer=settings.jwt_issuer or None,
+            audience=settings.jwt_audience or None,
+            leeway=settings.jwt_leeway_seconds,
+        )
+
+    def verify(self, token: str) -> Principal:
+        """The caller a valid token names; `AuthenticationFailed` for anything else."""
+        try:
+            claims = jwt.decode(
+                token,
+                self.key.key,
+                algorithms=list(self.key.algorithms),
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options=self.options,  # type: ignore[arg-type]
+            )
+        except jwt.PyJWTError as exc:
+            raise AuthenticationFailed(type(exc).__name__) from None
+        except (ValueError, TypeError, UnicodeError) as exc:
+            # Malformed input PyJWT does not wrap (exotic keys, odd claim types): still a 401.
+            raise AuthenticationFailed(type(exc).__name__) from None
+        return principal_from_claims(claims)
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    """The `Principal` of verified claims; refuses a malformed `sub` or `permissions`."""
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise AuthenticationFailed("InvalidSubject")
+    permissions = claims.get(PERMISSIONS_CLAIM, [])
+    if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
+        raise AuthenticationFailed("InvalidPermissionsClaim")
+    exp = claims.get("exp")
+    return Principal(
+        subject,
+        frozenset(permissions),
+        float(exp) if isinstance(exp, int | float) else None,
+    )
+
+
+def parse_ttl(text: str) -> int:
+    """Seconds in `90`, `90s`, `15m`, `1h` or `7d`."""
+    match = _TTL.fullmatch(text.strip().lower())
+    if match is None or int(match[1]) <= 0:
+        raise ValueError(f"invalid TTL {text!r}: use e.g. 90s, 15m, 1h or 7d")
+    return int(match[1]) * _UNIT_SECONDS[match[2]]
+
+
+def mint(
+    key: SigningKey,
+    subject: str,
+    permissions: Sequence[str],
+    *,
+    ttl_seconds: int,
+    issuer: str | None = None,
+    audience: str | None = None,
+    now: float | None = None,
+) -> str:
+    """A signed token for `subject` holding `permissions`, valid for `ttl_seconds`."""
+    issued = int(time.time() if now is None else now)
+    claims: dict[str, Any] = {
+        "sub": subject,
+        PERMISSIONS_CLAIM: list(permissions),
+        "iat": issued,
+        "exp": issued + ttl_seconds,
+    }
+    if issuer:
+        claims["iss"] = issuer
+    if audience:
+        claims["aud"] = audience
+    return jwt.encode(claims, key.key, algorithm=key.algorithm)
+
+
+def issue(
+    settings: Settings,
+    subject: str,
+    permissions: Sequence[str],
+    ttl: str,
+    private_key: str | None = None,
+) -> str:
+    """`tasker token`: a token from the configured key, checked against the server's verifier.
+
+    Raises ValueError (a `KeyConfigError` for key problems) with a message for the operator.
+    """
+    from server.auth.keys import signing_key
+    from server.domain.principal import is_valid_grant
+
+    grants = [p for text in permissions for p in text.replace(",", " ").split()]
+    wrong = [p for p in grants if not is_valid_grant(p)]
+    if wrong:
+        raise ValueError(
+            f"not a permission: {', '.join(wrong)} (use tasker.<resource>:<action>, "
+            "with * for either part, or * alone)"
+        )
+    if not subject.strip():
+        raise ValueError("--sub must not be empty")
+    token = mint(
+        signing_key(settings, private_key),
+        subject,
+        grants,
+        ttl_seconds=parse_ttl(ttl),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+    verifier = Verifier.from_settings(settings)
+    if verifier is not None:
+        try:
+            verifier.verify(token)
+        except AuthenticationFailed:
+            raise ValueError(
+                "the signing key does not match the server's (TASKER_JWT_PUBLIC_KEY / "
+                "TASKER_JWT_ALGORITHMS): the server would refuse this token"
+            ) from None
+    return token

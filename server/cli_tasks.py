@@ -1,0 +1,239 @@
+"""`tasker task ...` and `tasker tasks list`: run and follow tasks on a (remote) server.
+
+They talk to the server's public REST API through `server.client`, so they work against any
+Tasker server: `--url`/`TASKER_URL` and `--token`/`TASKER_TOKEN`. Failures print the server's
+message and exit non-zero; `--debug` (or `TASKER_DEBUG=1`) shows the traceback instead.
+"""
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from server import cli_render
+from server.client import TaskerClient, TaskerError, ValidationError
+from server.client.transport import DEFAULT_URL
+
+F = TypeVar("F", bound=Callable[..., Any])
+STATUSES = ("pending", "in_progress", "complete", "error", "cancelled", "resolved_manually")
+EXIT_CODES = {"complete": 0, "resolved_manually": 0}
+"""Exit status by a watched task's final state; anything else (error, cancelled) is 1."""
+
+
+def connection_options(command: F) -> F:
+    """--url, --token, --debug and --json on every command (also from the environment)."""
+    options = [
+        click.option(
+            "--url",
+            envvar="TASKER_URL",
+            default=DEFAULT_URL,
+            show_default=True,
+            help="Server URL (env TASKER_URL).",
+        ),
+        click.option("--token", envvar="TASKER_TOKEN", help="Bearer token (env TASKER_TOKEN)."),
+        click.option("--debug", is_flag=True, envvar="TASKER_DEBUG", help="Show tracebacks."),
+        click.option("--json", "as_json", is_flag=True, help="Print the JSON the server sent."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@contextmanager
+def _session(url: str, token: str | None, debug: bool) -> Iterator[TaskerClient]:
+    """A client; API errors become one line on stderr and exit status 1."""
+    try:
+        with TaskerClient(url, token or None) as client:
+            yield client
+    except TaskerError as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc.message}" + (f" [{exc.code}]" if exc.code else ""), err=True)
+        if isinstance(exc, ValidationError):
+            for field, messages in exc.details.items():
+                items = messages if isinstance(messages, list) else [messages]
+                click.echo(f"  {field}: {'; '.join(map(str, items))}", err=True)
+        sys.exit(1)
+    except (TimeoutError, KeyboardInterrupt) as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc or 'interrupted'}", err=True)
+        sys.exit(130 if isinstance(exc, KeyboardInterrupt) else 1)
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=False))
+
+
+def _parse_context(_ctx: click.Context, _param: click.Parameter, value: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object, e.g. '{\"payment_id\": 1}'")
+    return parsed
+
+
+def _finish(task: dict[str, Any]) -> None:
+    sys.exit(EXIT_CODES.get(task["status"], 1))
+
+
+@click.group()
+def task() -> None:
+    """Create, inspect, follow, cancel and retry tasks on a Tasker server."""
+
+
+@task.command("create")
+@click.argument("namespace")
+@click.argument("name")
+@click.option("--version", help="Handler version (default: the latest by semver).")
+@click.option(
+    "--context", default="{}", callback=_parse_context, help="The task context, a JSON object."
+)
+@click.option("--idempotency-key", help="Repeating a create with this key returns the first task.")
+@click.option("--wait", is_flag=True, help="Follow the task until it ends; exit 0 if complete.")
+@connection_options
+def task_create(
+    namespace: str,
+    name: str,
+    version: str | None,
+    context: dict[str, Any],
+    idempotency_key: str | None,
+    wait: bool,
+    url: str,
+    token: str | None,
+    debug: bool,
+    as_json: bool,
+) -> None:
+    """Create a task from handler NAMESPACE NAME."""
+    with _session(url, token, debug) as client:
+        created = client.create_task(
+            namespace, name, context, version=version, idempotency_key=idempotency_key
+        )
+        if not wait:
+            if as_json:
+                _print_json(created)
+            else:
+                click.echo(f"{created['id']}  {created['full_name']}  {created['status']}")
+            return
+        if not as_json:
+            click.echo(f"created {created['id']} ({created['full_name']})")
+            final = cli_render.watch(client, created["id"], _console())
+        else:
+            final = client.wait_for_task(created["id"])
+            _print_json(client.get_task(created["id"], include_dependencies=True))
+    _finish(dict(final))
+
+
+@task.command("show")
+@click.argument("task_id")
+@connection_options
+def task_show(task_id: str, url: str, token: str | None, debug: bool, as_json: bool) -> None:
+    """Show a task and its steps."""
+    with _session(url, token, debug) as client:
+        found = client.get_task(task_id)
+        steps = client.list_steps(task_id)
+        if as_json:
+            _print_json({**found, "workflow_steps": steps})
+            return
+        _console().print(cli_render.task_view(found, steps))
+
+
+@task.command("watch")
+@click.argument("task_id")
+@connection_options
+def task_watch(task_id: str, url: str, token: str | None, debug: bool, as_json: bool) -> None:
+    """Follow a task live until it ends; exit 0 when complete, 1 on error or cancel."""
+    with _session(url, token, debug) as client:
+        if as_json:
+            for frame in client.events(task_id):
+                if frame.event == "message":
+                    click.echo(json.dumps(frame.data))
+            final = client.get_task(task_id)
+        else:
+            final = cli_render.watch(client, task_id, _console())
+    _finish(dict(final))
+
+
+@task.command("cancel")
+@click.argument("task_id")
+@connection_options
+def task_cancel(task_id: str, url: str, token: str | None, debug: bool, as_json: bool) -> None:
+    """Cancel a task and its unfinished steps (repeating it is harmless)."""
+    with _session(url, token, debug) as client:
+        _report(client.cancel_task(task_id), as_json)
+
+
+@task.command("retry")
+@click.argument("task_id")
+@connection_options
+def task_retry(task_id: str, url: str, token: str | None, debug: bool, as_json: bool) -> None:
+    """Re-run the failed steps of a task in error."""
+    with _session(url, token, debug) as client:
+        _report(client.retry_task(task_id), as_json)
+
+
+def _report(found: Any, as_json: bool) -> None:
+    if as_json:
+        _print_json(found)
+    else:
+        click.echo(f"{found['id']}  {found['full_name']}  {found['status']}")
+
+
+@click.group()
+def tasks() -> None:
+    """List tasks on a Tasker server."""
+
+
+@tasks.command("list")
+@click.option("--namespace", help="Only this namespace.")
+@click.option("--name", help="Only this handler name.")
+@click.option("--version", help="Only this handler version.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only tasks in this state.")
+@click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--per-page", type=click.IntRange(1, 100), default=25, show_default=True)
+@connection_options
+def tasks_list(
+    namespace: str | None,
+    name: str | None,
+    version: str | None,
+    status: str | None,
+    page: int,
+    per_page: int,
+    url: str,
+    token: str | None,
+    debug: bool,
+    as_json: bool,
+) -> None:
+    """Tasks, newest first, one page at a time."""
+    with _session(url, token, debug) as client:
+        found = client.list_tasks(
+            namespace=namespace,
+            name=name,
+            version=version,
+            status=status,
+            page=page,
+            per_page=per_page,
+        )
+    if as_json:
+        _print_json(found)
+        return
+    console = _console()
+    console.print(cli_render.tasks_table(found["tasks"]))
+    p = found["pagination"]
+    console.print(
+        f"page {p['current_page']} of {max(p['total_pages'], 1)} ({p['total_count']} tasks)",
+        style="dim",
+    )
+
+
+__all__ = ["task", "tasks"]

@@ -1,0 +1,121 @@
+// The handler catalogue: namespaces and their handlers, and one handler with its step graph
+// and a form to start a task from it.
+import { gql, unwrap } from "../api.js";
+import { clear, errorBox, h, json, link } from "../dom.js";
+import { drawGraph, miniGraph } from "../graph.js";
+
+const CATALOGUE = `query Catalogue {
+  namespaces { name description handlerCount
+    handlers { name version description versions stepTemplates { name }
+               dependencyGraph { nodes edges { from to } } } } }`;
+
+const HANDLER = `query Handler($namespace: String!, $name: String!, $version: String) {
+  handler(namespace: $namespace, name: $name, version: $version) {
+    name namespace version fullName description versions contextSchema
+    stepTemplates { name description handlerClass dependsOn retryable retryLimit skippable
+                    timeoutSeconds customEvents }
+    dependencyGraph { nodes edges { from to } executionOrder } } }`;
+
+const CREATE = `mutation Create($input: CreateTaskInput!) {
+  createTask(input: $input) {
+    __typename
+    ... on Task { id status fullName }
+    ... on Error { code message }
+    ... on ValidationError { details { field messages } } } }`;
+
+export async function renderCatalogue(view) {
+  const data = await gql(CATALOGUE);
+  const cards = data.namespaces.map((ns) => h("section", { class: "panel card", dataset: { namespace: ns.name } },
+    h("h3", {}, ns.name),
+    h("div", { class: "muted" }, ns.description || "", ` · ${ns.handlerCount} handler${ns.handlerCount === 1 ? "" : "s"}`),
+    h("ul", {}, ns.handlers.map((handler) => h("li", {},
+      link(`#/handlers/${encodeURIComponent(ns.name)}/${encodeURIComponent(handler.name)}`, handler.name),
+      " ", h("span", { class: "muted" }, handler.versions.join(", ")),
+      ` · ${handler.stepTemplates.length} steps`,
+      handler.description ? h("div", { class: "muted" }, handler.description) : null,
+      miniGraph(handler.dependencyGraph.nodes.map((n) => ({ name: n })),
+        handler.dependencyGraph.edges.map((e) => [e.from, e.to])))))));
+  clear(view, h("h1", {}, "Handler catalogue"),
+    data.namespaces.length ? h("div", { class: "grid" }, cards)
+      : h("p", { class: "muted" }, "No handlers are loaded. Start the server with --examples or set TASKER_HANDLERS_PATH."));
+}
+
+export async function renderHandler(view, ctx, namespace, name) {
+  const version = ctx.params.version || null;
+  const { handler } = await gql(HANDLER, { namespace, name, version });
+  if (!handler) {
+    clear(view, errorBox({ message: `No handler ${namespace}.${name}${version ? `@${version}` : ""} is loaded.` }));
+    return;
+  }
+  const graph = h("div", { class: "graph", id: "handler-graph" });
+  const versions = h("select", { id: "version-select", onchange: (e) =>
+    ctx.navigate(`#/handlers/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}?version=${encodeURIComponent(e.target.value)}`) },
+    handler.versions.map((v) => h("option", { value: v, selected: v === handler.version }, v)));
+  clear(view,
+    h("p", {}, link("#/handlers", "← Catalogue")),
+    h("h1", {}, handler.fullName),
+    h("p", {}, handler.description || ""),
+    h("label", { style: "max-width:200px" }, "Version", versions),
+    h("h2", {}, "Step graph"),
+    h("div", { class: "panel" }, graph),
+    h("h2", {}, "Steps"),
+    stepTemplates(handler.stepTemplates),
+    h("h2", {}, "Start a task"),
+    createForm(handler, ctx),
+    handler.contextSchema ? h("details", {}, h("summary", {}, "Context schema"), json(handler.contextSchema)) : null);
+  const g = handler.dependencyGraph;
+  await drawGraph(graph, g.nodes.map((n) => ({ name: n })), g.edges.map((e) => [e.from, e.to]));
+}
+
+function stepTemplates(steps) {
+  return h("table", { class: "data" },
+    h("thead", {}, h("tr", {}, ["step", "depends on", "handler class", "retries", "timeout", "skippable"].map((c) => h("th", {}, c)))),
+    h("tbody", {}, steps.map((s) => h("tr", {},
+      h("td", {}, h("strong", {}, s.name), s.description ? h("div", { class: "muted" }, s.description) : null),
+      h("td", {}, s.dependsOn.join(", ") || "—"),
+      h("td", {}, h("code", {}, s.handlerClass)),
+      h("td", {}, s.retryable ? `up to ${s.retryLimit} attempts` : "no retry"),
+      h("td", {}, s.timeoutSeconds ? `${s.timeoutSeconds} s` : "default"),
+      h("td", {}, s.skippable ? "yes" : "no")))));
+}
+
+function createForm(handler, ctx) {
+  const example = exampleContext(handler.contextSchema);
+  const context = h("textarea", { id: "create-context", rows: 6, cols: 60, spellcheck: "false" }, JSON.stringify(example, null, 2));
+  const out = h("div", { id: "create-result" });
+  async function submit(event) {
+    event.preventDefault();
+    let parsed;
+    try {
+      parsed = JSON.parse(context.value || "{}");
+    } catch (err) {
+      clear(out, errorBox({ message: `The context is not valid JSON: ${err.message}` }));
+      return;
+    }
+    clear(out, h("p", { class: "muted" }, "Creating…"));
+    try {
+      const { createTask } = await gql(CREATE, { input: {
+        namespace: handler.namespace, name: handler.name, version: handler.version, context: parsed } });
+      const task = unwrap(createTask);
+      ctx.navigate(`#/tasks/${task.id}`);
+    } catch (err) {
+      clear(out, errorBox(err, "The task was not created:"));
+    }
+  }
+  return h("form", { class: "panel", id: "create-form", onsubmit: submit },
+    h("label", {}, "Context (JSON object)", context),
+    h("div", { class: "actions", style: "margin-top:10px" }, h("button", { class: "primary", type: "submit", id: "create-submit" }, "Create task")),
+    out);
+}
+
+/** A starting context: the schema's required properties with placeholder values. */
+function exampleContext(schema) {
+  const out = {};
+  if (!schema || typeof schema !== "object") return out;
+  for (const key of schema.required || []) {
+    const type = ((schema.properties || {})[key] || {}).type;
+    out[key] = type === "integer" || type === "number" ? 1 : type === "boolean" ? false
+      : type === "array" ? [] : type === "object" ? {} : "";
+  }
+  return out;
+}

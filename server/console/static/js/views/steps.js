@@ -1,0 +1,105 @@
+// The live step table of a task page: status, attempts, durations, next attempt, blocked
+// reason, last error and results, with per-step retry / resolve / cancel.
+import { badge, clear, errorBox, h, json, ms, relative } from "../dom.js";
+
+const COLUMNS = ["step", "status", "attempts", "duration", "next attempt", "blocked because",
+                 "last error", "results", ""];
+
+export function stepTable({ onCommand }) {
+  const body = h("tbody");
+  const element = h("table", { class: "data", id: "steps" },
+    h("thead", {}, h("tr", {}, COLUMNS.map((c) => h("th", {}, c)))), body);
+  // Kept across re-renders so a half-typed resolution or an opened result survives an event.
+  const forms = new Map();
+  const opened = new Set();
+  let task = null;
+
+  function update(next) {
+    task = next;
+    clear(body, task.steps.map(row));
+    tick();
+  }
+
+  function row(step) {
+    const reason = step.blockedReason;
+    return h("tr", { dataset: { step: step.name, status: step.status } },
+      h("td", {}, h("strong", {}, step.name)),
+      h("td", {}, badge(step.status)),
+      h("td", { class: "num" }, `${step.attempts} / ${Math.max(step.retryLimit, 1)}`),
+      h("td", { class: "num", dataset: { live: "duration" } }),
+      h("td", { dataset: { live: "next" } }),
+      h("td", {}, reason ? reason.message : ""),
+      h("td", {}, step.lastError ? [h("span", {}, step.lastError),
+        step.errorClass ? h("div", { class: "muted" }, step.errorClass) : null] : ""),
+      h("td", {}, results(step)),
+      h("td", {}, actions(step)));
+  }
+
+  function results(step) {
+    if (step.results === null || step.results === undefined) return "";
+    const details = h("details", { open: opened.has(step.name), ontoggle: (e) => {
+      if (e.target.open) opened.add(step.name); else opened.delete(step.name);
+    } }, h("summary", {}, "show"), json(step.results));
+    return details;
+  }
+
+  function actions(step) {
+    if (!task || task.status === "COMPLETE" || task.status === "CANCELLED") return "";
+    const name = step.name;
+    const buttons = [];
+    if (step.status === "ERROR")
+      buttons.push(h("button", { class: "small", dataset: { action: "retry" }, onclick: () => onCommand("retryStep", { step: name }) }, "Retry"));
+    if (["PENDING", "ERROR"].includes(step.status))
+      buttons.push(h("button", { class: "small", dataset: { action: "resolve" }, onclick: () => openResolve(name) }, "Resolve"));
+    if (["PENDING", "IN_PROGRESS", "ERROR"].includes(step.status))
+      buttons.push(h("button", { class: "small danger", dataset: { action: "cancel" }, onclick: () => onCommand("cancelStep", { step: name }) }, "Cancel"));
+    return [h("div", { class: "actions" }, buttons), forms.get(name) || null];
+  }
+
+  function openResolve(name) {
+    if (!forms.has(name)) forms.set(name, resolveForm(name));
+    update(task);
+    forms.get(name).querySelector("textarea").focus();
+  }
+
+  function resolveForm(name) {
+    const results = h("textarea", { name: "results", rows: 3, spellcheck: "false" }, "{}");
+    const reason = h("input", { name: "reason", placeholder: "why (for the record)" });
+    const out = h("div");
+    const close = () => { forms.delete(name); update(task); };
+    return h("form", { class: "resolve-form", onsubmit: async (e) => {
+        e.preventDefault();
+        let parsed;
+        try { parsed = JSON.parse(results.value || "null"); } catch (err) {
+          clear(out, errorBox({ message: `Results are not valid JSON: ${err.message}` }));
+          return;
+        }
+        forms.delete(name);
+        await onCommand("resolveStep", { step: name, results: parsed, reason: reason.value || null });
+      } },
+      h("label", {}, "Results (JSON)", results), reason,
+      h("div", { class: "actions" }, h("button", { class: "small primary", type: "submit" }, "Resolve step"),
+        h("button", { class: "small", type: "button", onclick: close }, "Close")), out);
+  }
+
+  /** Refresh the cells that change with time alone. */
+  function tick() {
+    if (!task) return;
+    const now = Date.now();
+    for (const step of task.steps) {
+      const tr = body.querySelector(`tr[data-step="${CSS.escape(step.name)}"]`);
+      if (!tr) continue;
+      tr.querySelector('[data-live="duration"]').textContent = duration(step, now);
+      tr.querySelector('[data-live="next"]').textContent =
+        step.status === "ERROR" && step.nextAttemptAt ? relative(step.nextAttemptAt, now) : "";
+    }
+  }
+
+  return { element, update, tick };
+}
+
+function duration(step, now) {
+  if (step.durationMs !== null && step.durationMs !== undefined && step.status !== "IN_PROGRESS") return ms(step.durationMs);
+  if (step.status === "IN_PROGRESS" && step.startedAt) return ms(now - new Date(step.startedAt).getTime());
+  return "";
+}

@@ -1,0 +1,294 @@
+"""The analytics reports and the pure rules behind them: percentiles, health score, advice.
+
+The database layer computes aggregates; everything here is arithmetic on them, so that the
+REST and GraphQL adapters shape the same reports and the tests can check the rules directly.
+
+Percentiles use ONE definition everywhere (SQL on both dialects and `nearest_rank` here):
+the nearest-rank method, the value at 1-based rank ceil(p * n) of the ascending values.
+
+Health score (0-100, one decimal), from four rates, each 0 when its denominator is 0:
+    F = failed / (completed + failed)       of tasks that finished in the last 24 h
+    R = retried / total                     share of tasks created in the last 24 h that
+                                            needed a second attempt of some step
+    X = min(1, exhausted / total)           steps that failed for good (retries exhausted or
+                                            permanent error), per task created in the last 24 h
+    S = stuck / active                      steps stuck right now (ready, due for retry, or
+                                            holding an expired lease, for longer than
+                                            `stuck_after`) among steps of unfinished tasks
+    score = 100 * (1 - 0.4 F - 0.2 R - 0.2 X - 0.2 S), clamped to [0, 100]
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PERCENTILES = (0.5, 0.95, 0.99)
+TREND_WINDOWS = (("1h", 1), ("4h", 4), ("24h", 24))
+MAX_PERIOD_HOURS = 8760
+MIN_SAMPLE = 20
+"""Fewest finished runs of a step before a recommendation may rest on its figures."""
+
+
+def nearest_rank(ascending: Sequence[float], p: float) -> float | None:
+    """The p-quantile by nearest rank (None for no values); `ascending` must be sorted."""
+    if not ascending:
+        return None
+    rank = max(1, math.ceil(p * len(ascending)))
+    return ascending[rank - 1]
+
+
+@dataclass(frozen=True, slots=True)
+class Trend:
+    """Tasks that finished within one window: share completed, mean duration of those."""
+
+    completion_rate: float | None
+    avg_duration_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStatistics:
+    """Tasks created in the last 24 hours."""
+
+    total_tasks: int
+    completed: int
+    failed: int
+    retried: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessingTimes:
+    """Nearest-rank percentiles (ms) of the durations of tasks completed in the last 24 h."""
+
+    p50: int | None
+    p95: int | None
+    p99: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthInputs:
+    """The counts the health score is computed from (see the module docstring)."""
+
+    completed: int = 0
+    failed: int = 0
+    total: int = 0
+    retried: int = 0
+    exhausted: int = 0
+    stuck: int = 0
+    active: int = 0
+
+
+def _rate(part: int, whole: int) -> float:
+    return min(1.0, part / whole) if whole > 0 else 0.0
+
+
+def health_score(h: HealthInputs) -> float:
+    """The documented 0-100 score."""
+    penalty = (
+        0.4 * _rate(h.failed, h.completed + h.failed)
+        + 0.2 * _rate(h.retried, h.total)
+        + 0.2 * _rate(h.exhausted, h.total)
+        + 0.2 * _rate(h.stuck, h.active)
+    )
+    return round(max(0.0, min(100.0, 100.0 * (1.0 - penalty))), 1)
+
+
+@dataclass(frozen=True, slots=True)
+class PerformanceReport:
+    """`GET /analytics/performance`."""
+
+    system_health_score: float
+    performance_trends: dict[str, Trend]
+    task_statistics: TaskStatistics
+    processing_times: ProcessingTimes
+
+    def to_json(self) -> dict[str, Any]:
+        """The seed's JSON shape."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "PerformanceReport":
+        """Inverse of `to_json` (reports travel through the cache as JSON)."""
+        return cls(
+            system_health_score=data["system_health_score"],
+            performance_trends={k: Trend(**v) for k, v in data["performance_trends"].items()},
+            task_statistics=TaskStatistics(**data["task_statistics"]),
+            processing_times=ProcessingTimes(**data["processing_times"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BottleneckScope:
+    """Which tasks a bottleneck analysis looks at."""
+
+    namespace: str | None = None
+    name: str | None = None
+    version: str | None = None
+    period_hours: int = 24
+
+    def to_json(self) -> dict[str, str]:
+        """The filters that were given (the seed's `scope`)."""
+        given = {"namespace": self.namespace, "name": self.name, "version": self.version}
+        return {k: v for k, v in given.items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class SlowTask:
+    """One handler's tasks finished in the period."""
+
+    task_name: str
+    namespace: str
+    version: str
+    avg_duration_ms: int | None
+    execution_count: int
+    failure_rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class StepStats:
+    """One (handler, step)'s finished attempts in the period: what the advice rests on."""
+
+    task_name: str
+    step_name: str
+    runs: int
+    avg_duration_ms: int
+    p95_duration_ms: int
+    retried: int
+    timeout_seconds: float
+    timed_out: int
+    retry_limit: int
+    retried_successes: int
+    last_attempt_successes: int
+    exhausted: int
+
+    @property
+    def retry_rate(self) -> float:
+        """Share of runs that needed more than one attempt."""
+        return round(self.retried / self.runs, 4) if self.runs else 0.0
+
+    def as_slow_step(self) -> "SlowStep":
+        """The seed's `slowest_steps` entry for these figures."""
+        return SlowStep(self.step_name, self.task_name, self.avg_duration_ms, self.retry_rate)
+
+
+@dataclass(frozen=True, slots=True)
+class SlowStep:
+    """The seed's `slowest_steps` entry."""
+
+    step_name: str
+    task_name: str
+    avg_duration_ms: int
+    retry_rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorPattern:
+    """Failed attempts by error class, and the steps they hit."""
+
+    error_type: str
+    frequency: int
+    affected_steps: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """Advice that quotes the figures it rests on in `rationale`."""
+
+    type: str
+    step: str
+    task_name: str
+    rationale: str
+    current_timeout: float | None = None
+    suggested_timeout: float | None = None
+    current_retry_limit: int | None = None
+    suggested_retry_limit: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Only the fields that apply to this type."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class BottleneckReport:
+    """`GET /analytics/bottlenecks`."""
+
+    analysis_period: str
+    scope: dict[str, str]
+    slowest_tasks: list[SlowTask]
+    slowest_steps: list[SlowStep]
+    error_patterns: list[ErrorPattern]
+    recommendations: list[Recommendation] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Every field (the cached form; `from_json` reads it back)."""
+        data = asdict(self)
+        data["recommendations"] = [r.to_json() for r in self.recommendations]
+        return data
+
+    def seed_json(self) -> dict[str, Any]:
+        """The seed's REST shape, field for field: without the handler namespace and version
+        of slowest tasks, or the handler of recommendations (the rationale names it)."""
+        data = self.to_json()
+        for task in data["slowest_tasks"]:
+            del task["namespace"], task["version"]
+        for rec in data["recommendations"]:
+            del rec["task_name"]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "BottleneckReport":
+        """Inverse of `to_json`."""
+        return cls(
+            analysis_period=data["analysis_period"],
+            scope=dict(data["scope"]),
+            slowest_tasks=[SlowTask(**t) for t in data["slowest_tasks"]],
+            slowest_steps=[SlowStep(**s) for s in data["slowest_steps"]],
+            error_patterns=[ErrorPattern(**e) for e in data["error_patterns"]],
+            recommendations=[Recommendation(**r) for r in data["recommendations"]],
+        )
+
+
+def recommend(stats: Sequence[StepStats]) -> list[Recommendation]:
+    """Advice the figures support; nothing for steps with fewer than MIN_SAMPLE runs."""
+    out: list[Recommendation] = []
+    for s in stats:
+        if s.runs < MIN_SAMPLE:
+            continue
+        timeout_ms = s.timeout_seconds * 1000
+        # p95 within 20 % of the limit: one slow day away from timing out.
+        if s.p95_duration_ms >= 0.8 * timeout_ms:
+            suggested = 5 * math.ceil(1.25 * s.p95_duration_ms / 1000 / 5)
+            out.append(Recommendation(
+                type="timeout_optimization", step=s.step_name, task_name=s.task_name,
+                current_timeout=s.timeout_seconds, suggested_timeout=float(suggested),
+                rationale=(
+                    f"95th percentile execution time is {s.p95_duration_ms / 1000:.1f}s "
+                    f"against a {s.timeout_seconds:g}s timeout over {s.runs} runs "
+                    f"of {s.task_name}"
+                    + (f"; {s.timed_out} attempts timed out" if s.timed_out else "")
+                ),
+            ))
+        # Retries that only work at the very last allowed attempt mean the limit is binding:
+        # some of the exhausted runs would probably have succeeded with one more.
+        if (
+            s.retry_limit > 1
+            and s.last_attempt_successes >= 3
+            and s.last_attempt_successes * 2 >= s.retried_successes
+            and s.exhausted > 0
+        ):
+            out.append(Recommendation(
+                type="retry_limit", step=s.step_name, task_name=s.task_name,
+                current_retry_limit=s.retry_limit, suggested_retry_limit=s.retry_limit + 1,
+                rationale=(
+                    f"{s.last_attempt_successes} of {s.retried_successes} retried runs of "
+                    f"{s.task_name} succeeded "
+                    f"only at the last allowed attempt ({s.retry_limit} of {s.retry_limit}) and "
+                    f"{s.exhausted} runs exhausted all {s.retry_limit} attempts"
+                ),
+            ))
+    return out
+
+
+def period_label(hours: int) -> str:
+    """'24 hours', '1 hour'."""
+    return f"{hours} hour" if hours == 1 else f"{hours} hours"

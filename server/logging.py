@@ -1,0 +1,126 @@
+"""Structured logs: one JSON object per line (with `TASKER_LOG_JSON`), and correlation ids.
+
+Two context variables follow the work through `await`s: `request_id` (set per HTTP request
+or websocket by `RequestIdMiddleware`) and `task_id` / `step` (set around each step attempt
+by the runner with `bind`). `ContextFilter` copies them onto every log record, so both the
+JSON and the plain text format show them, whichever library logged.
+"""
+
+import contextlib
+import json
+import logging
+import re
+import sys
+import traceback
+from collections.abc import Iterator
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+from server.config import Settings
+
+request_id_var: ContextVar[str | None] = ContextVar("tasker_log_request_id", default=None)
+task_id_var: ContextVar[str | None] = ContextVar("tasker_log_task_id", default=None)
+step_var: ContextVar[str | None] = ContextVar("tasker_log_step", default=None)
+
+REQUEST_ID_HEADER = b"x-request-id"
+_SAFE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is kept.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+@contextlib.contextmanager
+def bind(*, task_id: str | None = None, step: str | None = None) -> Iterator[None]:
+    """Tag log records emitted inside the block with this task (and step)."""
+    tokens = [task_id_var.set(task_id), step_var.set(step)]
+    try:
+        yield
+    finally:
+        step_var.reset(tokens[1])
+        task_id_var.reset(tokens[0])
+
+
+class ContextFilter(logging.Filter):
+    """Puts the correlation ids on each record (None when outside a request or task)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        record.task_id = task_id_var.get()
+        record.step = step_var.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """`{"ts", "level", "logger", "message", "request_id"?, "task_id"?, "step"?, ...extra}`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and value is not None and not key.startswith("_"):
+                data[key] = value
+        if record.exc_info:
+            data["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        return json.dumps(data, default=str)
+
+
+TEXT_FORMAT = (
+    "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s task=%(task_id)s]: %(message)s"
+)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Root logging for a server or worker process: level, format, correlation ids."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ContextFilter())
+    if settings.log_json:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(settings.log_level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "dramatiq"):
+        # Route library loggers through the one handler (uvicorn installs its own otherwise).
+        lib = logging.getLogger(name)
+        lib.handlers.clear()
+        lib.propagate = True
+
+
+class RequestIdMiddleware:
+    """Gives each HTTP request and websocket an id: the caller's `X-Request-ID` when it is a
+    short safe token, else a new one. Sets `request_id_var` and `scope["state"]["request_id"]`
+    and echoes the id in the response's `X-Request-ID` header. Plain ASGI (streams stay
+    streaming)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        offered = dict(scope.get("headers") or []).get(REQUEST_ID_HEADER, b"")
+        request_id = offered.decode() if _SAFE_ID.fullmatch(offered) else uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER
+                ]
+                message["headers"] = [*headers, (REQUEST_ID_HEADER, request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
