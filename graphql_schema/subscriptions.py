@@ -31,6 +31,8 @@ async def replay_then_live(
     accepts: Callable[[TransitionEvent], bool],
     history: Callable[[], AsyncIterator[Iterable[TransitionEvent]]],
     after: int,
+    *,
+    then_live: bool = True,
 ) -> AsyncIterator[TransitionEvent]:
     """History after the cursor, then live events; none twice, none missed in between."""
     async with services.hub.subscribe(accepts=accepts) as live:
@@ -39,6 +41,8 @@ async def replay_then_live(
             for event in batch:
                 seen = max(seen, event.cursor)
                 yield event
+        if not then_live:
+            return
         async for event in live:
             if event.cursor > seen:
                 yield event
@@ -49,6 +53,9 @@ async def follow_task(
 ) -> AsyncIterator[TransitionEvent]:
     task = await services.tasks.get_task(task_id)
     key = str(task.id)
+    # A task that has already ended sends nothing more: after the replay (which holds its
+    # final transition unless the cursor is past it), the stream completes instead of waiting.
+    ended = task.status in FINAL_TASK_STATES
 
     async def history() -> AsyncIterator[list[TransitionEvent]]:
         if after is not None:
@@ -56,7 +63,10 @@ async def follow_task(
         elif (await services.tasks.get_task(task.id)).status in FINAL_TASK_STATES:
             yield [e for e in await services.tasks.history(task.id) if is_final(e)][-1:]
 
-    async for event in replay_then_live(services, lambda e: e.task_id == key, history, after or 0):
+    events = replay_then_live(
+        services, lambda e: e.task_id == key, history, after or 0, then_live=not ended
+    )
+    async for event in events:
         yield event
         if is_final(event):
             return

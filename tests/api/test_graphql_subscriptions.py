@@ -110,6 +110,13 @@ def test_a_finished_task_completes_at_once_with_its_final_event(app_client):
     assert [(e["stepName"], e["toStatus"]) for e in events] == [(None, "COMPLETE")]
 
 
+def test_resuming_a_finished_task_after_its_last_event_completes_empty(app_client):
+    """Regression: with nothing after the cursor, the stream waited forever for live events."""
+    task_id = create(app_client)
+    everything = follow(app_client, task_id, after="0")
+    assert follow(app_client, task_id, after=everything[-1]["cursor"]) == []
+
+
 def test_a_failed_task_ends_the_stream_with_error(app_client):
     task_id = create(app_client, simulate_permanent_failure="charge_card")
     events = follow(app_client, task_id, after="0")
