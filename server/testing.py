@@ -74,6 +74,10 @@ class RecordingDispatcher:
             heapq.heappush(self.queue, (due, next(self._order), step_id))
             self.dispatched.append(step_id)
 
+    def backlog(self) -> int:
+        """Nudges not yet run."""
+        return len(self.queue)
+
 
 @dataclass(frozen=True)
 class TaskRun:

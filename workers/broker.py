@@ -50,6 +50,14 @@ class DramatiqDispatcher:
     def __init__(self, actor: dramatiq.Actor) -> None:  # type: ignore[type-arg]
         self.actor = actor
 
+    def backlog(self) -> int:
+        """Messages waiting in the step queue (delayed retries not counted)."""
+        broker = self.actor.broker
+        if isinstance(broker, RedisBroker):
+            return int(broker.do_qsize(QUEUE))
+        queue = getattr(broker, "queues", {}).get(QUEUE)
+        return int(queue.qsize()) if queue is not None else 0
+
     def dispatch(self, step_ids: Sequence[int], delay_seconds: float = 0.0) -> None:
         """Send `run_step(id)` for each id, delayed when asked."""
         delay = int(delay_seconds * 1000) or None

@@ -14,6 +14,10 @@ class StepDispatcher(Protocol):
         """Enqueue one message per step id, after `delay_seconds`."""
         ...
 
+    def backlog(self) -> int:
+        """Messages waiting in the queue now (0 when unknown)."""
+        ...
+
 
 class EventPublisher(Protocol):
     """Carries committed transitions to subscribers (in-process, or Redis pub/sub)."""
@@ -44,3 +48,7 @@ class NullDispatcher:
 
     def dispatch(self, step_ids: Sequence[int], delay_seconds: float = 0.0) -> None:
         """Do nothing."""
+
+    def backlog(self) -> int:
+        """Nothing is ever queued."""
+        return 0

@@ -83,7 +83,13 @@ class Sweeper:
         return reaped
 
     async def redispatch_idle(self) -> int:
-        """Nudge ready steps whose message was lost, and retries whose delayed message was."""
+        """Nudge ready steps whose message was lost, and retries whose delayed message was.
+
+        Skipped while messages are queued: a step idle behind a backlog has not lost its
+        message, and re-sending it would only grow the backlog with duplicates.
+        """
+        if self.door.dispatcher.backlog() > 0:
+            return 0
         now = self.door.clock.now()
         cutoff = now - self.redispatch_after
         # A step is stamped `dispatched_at` in the same transaction that makes it ready, so a
@@ -114,7 +120,7 @@ class Sweeper:
         nudge = ready + due
         if nudge:
             await WorkflowStep.filter(id__in=nudge).update(dispatched_at=now)
-            self.door.dispatcher.dispatch(nudge)
+            self.door.send(nudge)
         return len(nudge)
 
     async def finalize_stuck(self) -> int:

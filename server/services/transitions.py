@@ -191,12 +191,21 @@ class Door:
 
     def after_commit(self, uow: UnitOfWork) -> None:
         """Publish events and send nudges; failures are logged, the sweeper is the safety net."""
-        if not uow.events and not uow.nudges:
+        self._submit(uow.events, uow.nudges)
+
+    def send(self, step_ids: Sequence[int]) -> None:
+        """Nudge steps outside any transaction (the sweeper), the same way as after a commit."""
+        self._submit([], [(0.0, i) for i in step_ids])
+
+    def _submit(
+        self, events: Sequence[TransitionEvent], nudges: Sequence[tuple[float, int]]
+    ) -> None:
+        if not events and not nudges:
             return
         if self.offload is not None:
-            self.offload.submit(self._effects, list(uow.events), list(uow.nudges))
+            self.offload.submit(self._effects, list(events), list(nudges))
         else:
-            self._effects(uow.events, uow.nudges)
+            self._effects(events, nudges)
 
     def _effects(
         self, events: Sequence[TransitionEvent], nudges: Sequence[tuple[float, int]]
