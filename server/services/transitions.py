@@ -8,8 +8,8 @@ Events are published and nudges dispatched only after the transaction commits.
 
 import contextlib
 import logging
-from concurrent.futures import Executor
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
