@@ -2,22 +2,36 @@
 
 Producers (workers and servers) publish each committed event to one channel; each server process
 runs one listener that feeds its in-process `EventHub`, which fans out to all subscribers.
+
+Pub/sub is fire-and-forget: whatever is published while Redis restarts, or while this listener
+is disconnected, is gone. So after every reconnect the listener re-reads the recent history
+from the database (the source of truth) and feeds it to the hub too; subscribers drop what
+they already saw by cursor. Without that, a subscriber whose task finished during a Redis
+restart waited forever for its final transition (issue 7).
 """
 
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
 import redis
 import redis.asyncio as aioredis
 
 from server.domain.views import TransitionEvent
+from server.services import queries
 from server.services.events import EventHub
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "tasker:transitions"
+# After a disconnect, history written from this long before it is re-read: events reach Redis
+# after their transaction commits, through an outbox that may lag behind under load.
+CATCH_UP_WINDOW = timedelta(seconds=15)
+CATCH_UP_LIMIT = 10_000
+
+CatchUp = Callable[[datetime, int], Awaitable[Sequence[TransitionEvent]]]
 
 
 class RedisPublisher:
@@ -37,18 +51,31 @@ class RedisPublisher:
 class RedisListener:
     """The one subscription of this process; reconnects until stopped."""
 
-    def __init__(self, url: str, hub: EventHub) -> None:
+    def __init__(
+        self,
+        url: str,
+        hub: EventHub,
+        *,
+        catch_up: CatchUp = queries.events_since,
+        window: timedelta = CATCH_UP_WINDOW,
+    ) -> None:
         self.url = url
         self.hub = hub
         self.ready = asyncio.Event()
+        self.catch_up = catch_up
+        self.window = window
 
     async def run(self) -> None:
         """Forward every message on the channel into the hub, reconnecting after failures."""
+        lost_at: datetime | None = None
         while True:
             client = aioredis.Redis.from_url(self.url)
             try:
                 async with client.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
+                    if lost_at is not None:  # subscribed again: now fill the gap
+                        await self._catch_up(lost_at - self.window)
+                        lost_at = None
                     self.ready.set()
                     async for message in pubsub.listen():
                         if message.get("type") != "message":
@@ -58,8 +85,20 @@ class RedisListener:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                lost_at = lost_at or datetime.now(UTC)
                 self.ready.clear()
                 log.warning("Redis event listener lost its connection; retrying", exc_info=True)
                 await asyncio.sleep(0.5)
             finally:
                 await client.aclose()
+
+    async def _catch_up(self, since: datetime) -> None:
+        """Feed the hub the history written since `since`; duplicates are dropped downstream."""
+        try:
+            events = await self.catch_up(since, CATCH_UP_LIMIT)
+        except Exception:
+            log.warning("could not re-read events after reconnecting", exc_info=True)
+            return
+        if events:
+            self.hub.publish(events)
+        log.info("event listener reconnected; re-read %d recent events", len(events))

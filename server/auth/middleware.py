@@ -56,6 +56,9 @@ class SecurityMiddleware:
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" and self.limiter is not None:
+            await self.app(scope, self._closing_limiter(receive), send)
+            return
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
@@ -76,6 +79,15 @@ class SecurityMiddleware:
         if scope["type"] == "http":
             send = _with_security_headers(send)
         await self.app(scope, receive, send)
+
+    def _closing_limiter(self, receive: Receive) -> Receive:
+        async def wrapped() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown" and self.limiter is not None:
+                await self.limiter.close()
+            return message
+
+        return wrapped
 
     async def _limit(self, scope: Scope) -> RateLimited | None:
         assert self.limiter is not None

@@ -14,6 +14,7 @@ import time
 from limits import RateLimitItem, parse_many
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
+from redis.asyncio import ConnectionPool
 
 from server.config import Settings
 
@@ -28,8 +29,21 @@ class RateLimiter:
 
     def __init__(self, items: list[RateLimitItem], storage_url: str | None) -> None:
         self.items = items
-        uri, options = _storage(storage_url)
-        self.storage = storage_from_string(uri, **options)
+        self.pool: ConnectionPool | None = None
+        if not storage_url or storage_url.startswith("memory"):
+            self.storage = storage_from_string("async+memory://")
+        elif storage_url.startswith(("redis://", "rediss://", "unix://")):
+            # Our own pool (redis-py, already a dependency; `limits` would want coredis), so
+            # the server can close it at shutdown.
+            self.pool = ConnectionPool.from_url(storage_url)
+            self.storage = storage_from_string(
+                "async+redis://",  # the pool says where
+                implementation="redispy",
+                key_prefix=KEY_PREFIX,
+                connection_pool=self.pool,  # type: ignore[arg-type]
+            )
+        else:
+            raise ValueError("TASKER_RATE_LIMIT_STORAGE_URL must be a redis:// URL or memory://")
         self.strategy = FixedWindowRateLimiter(self.storage)
         self._warned_at = 0.0
 
@@ -61,12 +75,7 @@ class RateLimiter:
                 log.warning("rate limiting skipped: storage unavailable (%s)", type(exc).__name__)
         return None
 
-
-def _storage(url: str | None) -> tuple[str, dict[str, str]]:
-    """The `limits` async storage URI (and options) for a Redis URL, or process memory."""
-    if not url or url.startswith("memory"):
-        return "async+memory://", {}
-    if url.startswith(("redis://", "rediss://", "redis+unix://")):
-        # redis-py is already a dependency; `limits` would otherwise want coredis.
-        return f"async+{url}", {"implementation": "redispy", "key_prefix": KEY_PREFIX}
-    raise ValueError("TASKER_RATE_LIMIT_STORAGE_URL must be a redis:// URL or memory://")
+    async def close(self) -> None:
+        """Release the Redis connections (at server shutdown)."""
+        if self.pool is not None:
+            await self.pool.aclose()

@@ -19,6 +19,7 @@ from server.domain.errors import AuthenticationFailed
 from server.domain.principal import Principal
 
 PERMISSIONS_CLAIM = "permissions"
+MAX_EXP = 10**12  # seconds since the epoch (year 33658): clamps absurd `exp` values before float()
 _TTL = re.compile(r"(\d+)\s*([smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -72,8 +73,7 @@ class Verifier:
             )
         except jwt.PyJWTError as exc:
             raise AuthenticationFailed(type(exc).__name__) from None
-        except (ValueError, TypeError, UnicodeError) as exc:
-            # Malformed input PyJWT does not wrap (exotic keys, odd claim types): still a 401.
+        except Exception as exc:  # input PyJWT does not wrap is still a refusal, not a 500
             raise AuthenticationFailed(type(exc).__name__) from None
         return principal_from_claims(claims)
 
@@ -86,12 +86,8 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     permissions = claims.get(PERMISSIONS_CLAIM, [])
     if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
         raise AuthenticationFailed("InvalidPermissionsClaim")
-    exp = claims.get("exp")
-    return Principal(
-        subject,
-        frozenset(permissions),
-        float(exp) if isinstance(exp, int | float) else None,
-    )
+    exp: float = claims["exp"]  # required, and checked by PyJWT: a number in the future
+    return Principal(subject, frozenset(permissions), float(min(exp, MAX_EXP)))
 
 
 def parse_ttl(text: str) -> int:

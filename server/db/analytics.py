@@ -13,7 +13,9 @@ the window, not the size of the history.
 
 from datetime import datetime, timedelta
 
-from server.db.sql import Query, connection, percentile, ranked
+from tortoise.backends.base.client import BaseDBAsyncClient as Conn
+
+from server.db.sql import Query, percentile, ranked
 from server.domain.analytics import (
     PERCENTILES,
     TREND_WINDOWS,
@@ -24,6 +26,7 @@ from server.domain.analytics import (
     StepStats,
     TaskStatistics,
     Trend,
+    needs_p95,
 )
 
 FINISHED = "('complete', 'error')"
@@ -42,61 +45,59 @@ def _scope(q: Query, scope: BottleneckScope, alias: str = "t") -> str:
     return sql
 
 
-async def trends(now: datetime) -> tuple[dict[str, Trend], dict[str, tuple[int, int]]]:
-    """Completion rate and mean duration of the tasks finished in the last 1, 4 and 24 hours,
-    and per window the (completed, failed) counts the rates come from."""
-    q = Query(connection())
+async def finished_tasks(
+    conn: Conn, now: datetime
+) -> tuple[dict[str, Trend], dict[str, tuple[int, int]], ProcessingTimes]:
+    """One pass over the tasks finished in the last 24 hours: per 1/4/24 h window the
+    completion rate, mean duration of the completed and the (completed, failed) counts; and
+    the nearest-rank p50/p95/p99 (ms) of the completed ones' durations."""
+    q = Query(conn)
     since = q(now - timedelta(hours=max(h for _, h in TREND_WINDOWS)))
-    dur = q.ms("t.completed_at", "t.created_at")
-    cols = []
+    source = (
+        f"SELECT t.status, t.completed_at, {q.ms('t.completed_at', 't.created_at')} AS d "
+        f"FROM tasker_tasks t WHERE t.completed_at >= {since} AND t.status IN {FINISHED}"
+    )
+    done = "status = 'complete'"
+    cols = [
+        f"{percentile(q, 'd', p, where=done)} AS p{i}" for i, p in enumerate(PERCENTILES)
+    ]
     for label, hours in TREND_WINDOWS:
         edge = q(now - timedelta(hours=hours))
-        cols.append(
-            f"COUNT(*) FILTER (WHERE t.status = 'complete' AND t.completed_at >= {edge}) "
-            f"AS c_{label}, "
-            f"COUNT(*) FILTER (WHERE t.status = 'error' AND t.completed_at >= {edge}) "
-            f"AS e_{label}, "
-            f"AVG({dur}) FILTER (WHERE t.status = 'complete' AND t.completed_at >= {edge}) "
-            f"AS d_{label}"
-        )
+        cols += [
+            f"COUNT(*) FILTER (WHERE {done} AND completed_at >= {edge}) AS c_{label}",
+            f"COUNT(*) FILTER (WHERE status = 'error' AND completed_at >= {edge}) AS e_{label}",
+            f"AVG(d) FILTER (WHERE {done} AND completed_at >= {edge}) AS d_{label}",
+        ]
+    # Ranked per status, so that the percentiles count the completed tasks only.
     row = await q.one(
-        f"SELECT {', '.join(cols)} FROM tasker_tasks t "
-        f"WHERE t.completed_at >= {since} AND t.status IN {FINISHED}"
+        f"SELECT {', '.join(cols)} FROM ({ranked(q, source, 'd', ('status',))}) AS r"
     )
-    out: dict[str, Trend] = {}
+    trends: dict[str, Trend] = {}
     counts: dict[str, tuple[int, int]] = {}
     for label, _ in TREND_WINDOWS:
-        done, failed = int(row[f"c_{label}"] or 0), int(row[f"e_{label}"] or 0)
-        rate = round(done / (done + failed), 4) if done + failed else None
-        out[label] = Trend(completion_rate=rate, avg_duration_ms=_int(row[f"d_{label}"]))
-        counts[label] = (done, failed)
-    return out, counts
-
-
-async def processing_times(since: datetime) -> ProcessingTimes:
-    """Nearest-rank p50/p95/p99 (ms) of the tasks completed since `since`."""
-    q = Query(connection())
-    source = (
-        f"SELECT {q.ms('t.completed_at', 't.created_at')} AS d FROM tasker_tasks t "
-        f"WHERE t.completed_at >= {q(since)} AND t.status = 'complete'"
-    )
-    cols = ", ".join(f"{percentile(q, 'd', p)} AS p{i}" for i, p in enumerate(PERCENTILES))
-    row = await q.one(f"SELECT {cols} FROM ({ranked(q, source, 'd')}) AS r")
-    return ProcessingTimes(
+        completed, failed = int(row[f"c_{label}"] or 0), int(row[f"e_{label}"] or 0)
+        total = completed + failed
+        rate = round(completed / total, 4) if total else None
+        trends[label] = Trend(completion_rate=rate, avg_duration_ms=_int(row[f"d_{label}"]))
+        counts[label] = (completed, failed)
+    times = ProcessingTimes(
         p50=_int(row.get("p0")), p95=_int(row.get("p1")), p99=_int(row.get("p2"))
     )
+    return trends, counts, times
 
 
-async def task_statistics(since: datetime) -> TaskStatistics:
+async def task_statistics(conn: Conn, since: datetime) -> TaskStatistics:
     """Tasks created since `since`: how many, completed, failed, and retried."""
-    q = Query(connection())
+    q = Query(conn)
     edge = q(since)
+    # A task's steps are created with it (same `created_at`), so the retried ones are a range
+    # of the small partial index of steps attempted more than once.
     row = await q.one(
         "SELECT COUNT(*) AS total, "
         "COUNT(*) FILTER (WHERE t.status = 'complete') AS completed, "
         "COUNT(*) FILTER (WHERE t.status = 'error') AS failed, "
-        "COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM tasker_workflow_steps s "
-        "WHERE s.task_id = t.id AND s.attempts > 1)) AS retried "
+        "(SELECT COUNT(DISTINCT s.task_id) FROM tasker_workflow_steps s "
+        f"WHERE s.attempts > 1 AND s.created_at >= {edge}) AS retried "
         f"FROM tasker_tasks t WHERE t.created_at >= {edge}"
     )
     return TaskStatistics(
@@ -107,20 +108,19 @@ async def task_statistics(since: datetime) -> TaskStatistics:
     )
 
 
-async def exhausted_steps(since: datetime) -> int:
+async def exhausted_steps(conn: Conn, since: datetime) -> int:
     """Steps of tasks created since `since` that failed for good (no retry scheduled)."""
-    q = Query(connection())
+    q = Query(conn)
     row = await q.one(
-        "SELECT COUNT(*) AS n FROM tasker_workflow_steps s JOIN tasker_tasks t "
-        "ON t.id = s.task_id WHERE s.status = 'error' AND s.next_attempt_at IS NULL "
-        f"AND t.created_at >= {q(since)}"
+        "SELECT COUNT(*) AS n FROM tasker_workflow_steps s WHERE s.status = 'error' "
+        f"AND s.next_attempt_at IS NULL AND s.created_at >= {q(since)}"
     )
     return int(row.get("n") or 0)
 
 
-async def slowest_tasks(scope: BottleneckScope, since: datetime) -> list[SlowTask]:
+async def slowest_tasks(conn: Conn, scope: BottleneckScope, since: datetime) -> list[SlowTask]:
     """Per handler: tasks finished in the period, failure share, mean duration of successes."""
-    q = Query(connection())
+    q = Query(conn)
     dur = q.ms("t.completed_at", "t.created_at")
     rows = await q.rows(
         "SELECT t.namespace, t.name, t.version, COUNT(*) AS runs, "
@@ -157,58 +157,81 @@ def _step_runs(q: Query, scope: BottleneckScope, since: datetime) -> str:
     )
 
 
-async def step_stats(
-    scope: BottleneckScope, since: datetime, default_timeout: float
-) -> list[StepStats]:
-    """Per (handler, step): the figures `slowest_steps` and the recommendations rest on."""
+async def step_figures(
+    conn: Conn, scope: BottleneckScope, since: datetime, default_timeout: float
+) -> tuple[list[StepStats], list[ErrorPattern]]:
+    """Per (handler, step): the figures of `slowest_steps` and of the advice; and the error
+    patterns. One hash-aggregated pass over the window's step runs (grouped by error class
+    too), then a 95th percentile only for the steps whose slowest run could put it near
+    the timeout (`needs_p95`): the advice is exact, and big windows are not sorted whole."""
     keys = ("ns", "task_name", "version", "step_name")
-    group = ", ".join(keys)
-    q = Query(connection())
+    q = Query(conn)
     timeout = q(float(default_timeout))
+    failures = "(CASE WHEN status = 'error' THEN attempts ELSE attempts - 1 END)"
     rows = await q.rows(
-        f"SELECT {group}, COUNT(*) AS runs, AVG(d) AS avg_ms, "
-        f"{percentile(q, 'd', 0.95)} AS p95, "
+        f"SELECT {', '.join(keys)}, error_class, COUNT(*) AS runs, SUM(d) AS sum_ms, "
+        f"MAX(d) AS max_ms, SUM({failures}) AS failures, "
         "COUNT(*) FILTER (WHERE attempts > 1) AS retried, "
         f"MAX(COALESCE(timeout_seconds, {timeout})) AS timeout, "
         "MAX(retry_limit) AS retry_limit, "
-        "SUM(CASE WHEN error_class = 'StepTimeout' THEN "
-        "(CASE WHEN status = 'error' THEN attempts ELSE attempts - 1 END) ELSE 0 END) "
-        "AS timed_out, "
         "COUNT(*) FILTER (WHERE status = 'complete' AND attempts > 1) AS retried_ok, "
         "COUNT(*) FILTER (WHERE status = 'complete' AND attempts > 1 "
         "AND attempts >= retry_limit) AS last_ok, "
         "COUNT(*) FILTER (WHERE status = 'error' AND next_attempt_at IS NULL AND retryable "
         "AND attempts >= retry_limit) AS exhausted "
-        f"FROM ({ranked(q, _step_runs(q, scope, since), 'd', keys)}) AS runs GROUP BY {group}"
+        f"FROM ({_step_runs(q, scope, since)}) AS runs "
+        f"GROUP BY {', '.join(keys)}, error_class"
     )
-    return [
-        StepStats(
-            task_name=r["task_name"], step_name=r["step_name"], runs=int(r["runs"]),
-            avg_duration_ms=round(float(r["avg_ms"])), p95_duration_ms=round(float(r["p95"])),
-            retried=int(r["retried"]), timeout_seconds=float(r["timeout"]),
-            timed_out=int(r["timed_out"] or 0), retry_limit=int(r["retry_limit"]),
-            retried_successes=int(r["retried_ok"]), last_attempt_successes=int(r["last_ok"]),
-            exhausted=int(r["exhausted"]),
-        )
-        for r in rows
-    ]
-
-
-async def error_patterns(scope: BottleneckScope, since: datetime) -> list[ErrorPattern]:
-    """Failed attempts by error class (each step's attempts attributed to its last error)."""
-    q = Query(connection())
-    rows = await q.rows(
-        "SELECT error_class, step_name, "
-        "SUM(CASE WHEN status = 'error' THEN attempts ELSE attempts - 1 END) AS failures "
-        f"FROM ({_step_runs(q, scope, since)}) AS runs WHERE error_class IS NOT NULL "
-        "GROUP BY error_class, step_name"
-    )
-    by_class: dict[str, tuple[int, set[str]]] = {}
+    steps: dict[tuple[str, ...], dict[str, float]] = {}
+    errors: dict[str, tuple[int, set[str]]] = {}
     for r in rows:
-        failures = int(r["failures"] or 0)
-        if failures <= 0:
-            continue
-        count, steps = by_class.get(r["error_class"], (0, set()))
-        by_class[r["error_class"]] = (count + failures, steps | {r["step_name"]})
-    patterns = [ErrorPattern(k, n, sorted(s)) for k, (n, s) in by_class.items()]
-    return sorted(patterns, key=lambda e: (-e.frequency, e.error_type))
+        key = tuple(r[k] for k in keys)
+        acc = steps.setdefault(key, dict.fromkeys(
+            ("runs", "sum_ms", "max_ms", "retried", "timeout", "retry_limit", "timed_out",
+             "retried_ok", "last_ok", "exhausted"), 0.0))
+        for name in ("runs", "sum_ms", "retried", "retried_ok", "last_ok", "exhausted"):
+            acc[name] += float(r[name] or 0)
+        for name in ("max_ms", "timeout", "retry_limit"):
+            acc[name] = max(acc[name], float(r[name] or 0))
+        failed = int(r["failures"] or 0)
+        if r["error_class"] == "StepTimeout":
+            acc["timed_out"] += failed
+        if r["error_class"] is not None and failed > 0:
+            count, names = errors.get(r["error_class"], (0, set()))
+            errors[r["error_class"]] = (count + failed, names | {r["step_name"]})
+    candidates = [
+        key for key, acc in steps.items()
+        if needs_p95(int(acc["runs"]), acc["max_ms"], acc["timeout"])
+    ]
+    p95s = await _p95s(conn, scope, since, candidates) if candidates else {}
+    stats = [
+        StepStats(
+            task_name=key[1], step_name=key[3], runs=int(acc["runs"]),
+            avg_duration_ms=round(acc["sum_ms"] / acc["runs"]), p95_duration_ms=p95s.get(key),
+            retried=int(acc["retried"]), timeout_seconds=acc["timeout"],
+            timed_out=int(acc["timed_out"]), retry_limit=int(acc["retry_limit"]),
+            retried_successes=int(acc["retried_ok"]),
+            last_attempt_successes=int(acc["last_ok"]), exhausted=int(acc["exhausted"]),
+        )
+        for key, acc in steps.items()
+    ]
+    patterns = [ErrorPattern(k, n, sorted(names)) for k, (n, names) in errors.items()]
+    return stats, sorted(patterns, key=lambda e: (-e.frequency, e.error_type))
+
+
+async def _p95s(
+    conn: Conn, scope: BottleneckScope, since: datetime, keys: list[tuple[str, ...]]
+) -> dict[tuple[str, ...], int | None]:
+    """Nearest-rank p95 (ms) of the runs of these handler steps, in one query."""
+    q = Query(conn)
+    wanted = ", ".join(f"({', '.join(q(v) for v in key)})" for key in keys)
+    columns = ("ns", "task_name", "version", "step_name")
+    source = (
+        f"SELECT * FROM ({_step_runs(q, scope, since)}) AS runs "
+        f"WHERE ({', '.join(columns)}) IN ({wanted})"
+    )
+    rows = await q.rows(
+        f"SELECT {', '.join(columns)}, {percentile(q, 'd', 0.95)} AS p95 "
+        f"FROM ({ranked(q, source, 'd', columns)}) AS r GROUP BY {', '.join(columns)}"
+    )
+    return {tuple(r[c] for c in columns): _int(r["p95"]) for r in rows}

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
+
 from server.db.sql import Query, as_datetime, connection
 from server.domain.states import StepState, TaskState
 
@@ -70,14 +72,17 @@ class Backlog:
     active_steps: int
 
 
-async def backlog(now: datetime, stuck_before: datetime) -> Backlog:
+async def backlog(
+    now: datetime, stuck_before: datetime, conn: BaseDBAsyncClient | None = None
+) -> Backlog:
     """Ready steps (parents done, or retry due) of unfinished tasks, and the stuck ones.
 
     A step is ready since the later of when it became pending and when its last parent
     finished; a retry is ready since its `next_attempt_at`. A step is *stuck* when it has been
     ready since before `stuck_before`, or holds a lease that expired before then.
     """
-    q = Query(connection())
+    conn = conn or connection()
+    q = Query(conn)
     at, cutoff = q(now), q(stuck_before)
     latest_parent = "MAX(p.completed_at)"
     ready_sql = (
@@ -98,12 +103,12 @@ async def backlog(now: datetime, stuck_before: datetime) -> Backlog:
         f"SELECT COUNT(*) AS ready, COUNT(*) FILTER (WHERE since < {cutoff}) AS stuck, "
         f"MIN(since) AS oldest FROM ({ready_sql}) AS r"
     )
-    leases = Query(connection())
+    leases = Query(conn)
     lost = await leases.one(
         "SELECT COUNT(*) AS n FROM tasker_workflow_steps WHERE status = 'in_progress' "
         f"AND lease_expires_at < {leases(stuck_before)}"
     )
-    active = Query(connection())
+    active = Query(conn)
     steps = await active.one(
         "SELECT COUNT(*) AS n FROM tasker_workflow_steps s JOIN tasker_tasks t "
         f"ON t.id = s.task_id WHERE t.status IN {ACTIVE_TASKS}"

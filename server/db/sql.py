@@ -6,12 +6,14 @@ has no `percentile_disc`). `Query` hides the first two; `ranked` + `percentile` 
 percentile forms are the nearest-rank definition, so the two dialects return the same values.
 """
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
 
 
 def connection() -> BaseDBAsyncClient:
@@ -73,15 +75,39 @@ def ranked(q: Query, source: str, value: str, keys: Sequence[str] = ()) -> str:
     )
 
 
-def percentile(q: Query, value: str, p: float) -> str:
-    """Aggregate: the nearest-rank p-quantile of `value` over rows from `ranked`.
+def percentile(q: Query, value: str, p: float, where: str | None = None) -> str:
+    """Aggregate: the nearest-rank p-quantile of `value` over rows from `ranked` (only the rows
+    matching `where`, which must then be one of `ranked`'s groups).
 
     PostgreSQL's `percentile_disc(p)` is the value at rank ceil(p * n); the SQLite form takes
     the smallest value whose row number reaches p * n, which is the same rank.
     """
     if q.postgres:
-        return f"percentile_disc({float(p)!r}) WITHIN GROUP (ORDER BY {value})"
-    return f"MIN(CASE WHEN rn >= {float(p)!r} * n THEN {value} END)"
+        only = f" FILTER (WHERE {where})" if where else ""
+        return f"percentile_disc({float(p)!r}) WITHIN GROUP (ORDER BY {value}){only}"
+    only = f"{where} AND " if where else ""
+    return f"MIN(CASE WHEN {only}rn >= {float(p)!r} * n THEN {value} END)"
+
+
+@contextlib.asynccontextmanager
+async def reading() -> AsyncIterator[BaseDBAsyncClient]:
+    """A connection for a report's queries.
+
+    On PostgreSQL, one read-only transaction, so all of a report's figures come from one
+    snapshot, with settings for big aggregates: no JIT (compiling costs more than it saves on
+    these one-off queries) and room to hash and sort in memory. SQLite gets the shared
+    connection as it is: a transaction there would hold up the writers for the duration.
+    """
+    conn = connection()
+    if dialect(conn) != "postgres":
+        yield conn
+        return
+    async with in_transaction("default") as tx:
+        await tx.execute_script(
+            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; "
+            "SET LOCAL jit = off; SET LOCAL work_mem = '64MB'"
+        )
+        yield tx
 
 
 def as_datetime(value: Any) -> datetime | None:

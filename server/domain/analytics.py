@@ -28,6 +28,8 @@ TREND_WINDOWS = (("1h", 1), ("4h", 4), ("24h", 24))
 MAX_PERIOD_HOURS = 8760
 MIN_SAMPLE = 20
 """Fewest finished runs of a step before a recommendation may rest on its figures."""
+NEAR_TIMEOUT = 0.8
+"""A step whose p95 reaches this share of its timeout is one slow day from timing out."""
 
 
 def nearest_rank(ascending: Sequence[float], p: float) -> float | None:
@@ -152,7 +154,7 @@ class StepStats:
     step_name: str
     runs: int
     avg_duration_ms: int
-    p95_duration_ms: int
+    p95_duration_ms: int | None  # only computed where it can matter (see `needs_p95`)
     retried: int
     timeout_seconds: float
     timed_out: int
@@ -248,6 +250,12 @@ class BottleneckReport:
         )
 
 
+def needs_p95(runs: int, max_ms: float, timeout_seconds: float) -> bool:
+    """Whether a step's p95 could support timeout advice: enough runs, and a slowest run near
+    the timeout (p95 <= max, so when the max is below the threshold the p95 is too)."""
+    return runs >= MIN_SAMPLE and max_ms >= NEAR_TIMEOUT * timeout_seconds * 1000
+
+
 def recommend(stats: Sequence[StepStats]) -> list[Recommendation]:
     """Advice the figures support; nothing for steps with fewer than MIN_SAMPLE runs."""
     out: list[Recommendation] = []
@@ -255,8 +263,7 @@ def recommend(stats: Sequence[StepStats]) -> list[Recommendation]:
         if s.runs < MIN_SAMPLE:
             continue
         timeout_ms = s.timeout_seconds * 1000
-        # p95 within 20 % of the limit: one slow day away from timing out.
-        if s.p95_duration_ms >= 0.8 * timeout_ms:
+        if s.p95_duration_ms is not None and s.p95_duration_ms >= NEAR_TIMEOUT * timeout_ms:
             suggested = 5 * math.ceil(1.25 * s.p95_duration_ms / 1000 / 5)
             out.append(Recommendation(
                 type="timeout_optimization", step=s.step_name, task_name=s.task_name,

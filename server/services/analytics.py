@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from server.db import analytics as db
 from server.db import health as state
+from server.db.sql import reading
 from server.domain.analytics import (
     MAX_PERIOD_HOURS,
     BottleneckReport,
@@ -125,11 +126,11 @@ class AnalyticsService:
     async def _performance(self) -> dict[str, Any]:
         now = self.clock.now()
         day_ago = now - timedelta(hours=24)
-        trends, finished = await db.trends(now)
-        stats = await db.task_statistics(day_ago)
-        times = await db.processing_times(day_ago)
-        exhausted = await db.exhausted_steps(day_ago)
-        backlog = await state.backlog(now, now - self.stuck_after)
+        async with reading() as conn:
+            trends, finished, times = await db.finished_tasks(conn, now)
+            stats = await db.task_statistics(conn, day_ago)
+            exhausted = await db.exhausted_steps(conn, day_ago)
+            backlog = await state.backlog(now, now - self.stuck_after, conn)
         completed, failed = finished["24h"]
         inputs = HealthInputs(
             completed=completed, failed=failed, total=stats.total_tasks, retried=stats.retried,
@@ -144,9 +145,9 @@ class AnalyticsService:
 
     async def _bottlenecks(self, scope: BottleneckScope) -> BottleneckReport:
         since = self.clock.now() - timedelta(hours=scope.period_hours)
-        tasks = await db.slowest_tasks(scope, since)
-        steps = await db.step_stats(scope, since, self.default_timeout)
-        errors = await db.error_patterns(scope, since)
+        async with reading() as conn:
+            tasks = await db.slowest_tasks(conn, scope, since)
+            steps, errors = await db.step_figures(conn, scope, since, self.default_timeout)
         tasks.sort(key=lambda t: (-(t.avg_duration_ms or 0), t.task_name))
         steps.sort(key=lambda s: (-s.avg_duration_ms, s.task_name, s.step_name))
         return BottleneckReport(

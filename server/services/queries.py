@@ -11,7 +11,14 @@ from tortoise.expressions import Q
 from server.db.models import StepEdge, Task, Transition, WorkflowStep
 from server.db.rows import step_views, task_view, transition_view
 from server.domain.errors import TaskNotFound, ValidationFailed
-from server.domain.views import StepView, TaskFilter, TaskPage, TaskView, TransitionView
+from server.domain.views import (
+    StepView,
+    TaskFilter,
+    TaskPage,
+    TaskView,
+    TransitionEvent,
+    TransitionView,
+)
 
 
 def parse_task_id(task_id: UUID | str) -> UUID:
@@ -69,6 +76,34 @@ async def transitions_in_namespace(
         Transition.filter(task__namespace=namespace, id__gt=after).order_by("id").limit(limit)
     )
     return [transition_view(row) for row in rows]
+
+
+async def events_since(since: datetime, limit: int) -> list[TransitionEvent]:
+    """Events of every task written at or after `since`, cursor order, at most `limit` (the
+    newest kept): what a process re-reads after it may have missed some on the broker."""
+    rows = await (
+        Transition.filter(created_at__gte=since)
+        .order_by("-id")
+        .limit(limit)
+        .values(
+            "id", "task_id", "task__namespace", "step_id", "step_name", "from_status",
+            "to_status", "reason", "created_at",
+        )
+    )
+    return [
+        TransitionEvent(
+            cursor=r["id"],
+            task_id=str(r["task_id"]),
+            namespace=r["task__namespace"],
+            step_id=r["step_id"],
+            step_name=r["step_name"],
+            from_status=r["from_status"],
+            to_status=r["to_status"],
+            reason=r["reason"],
+            occurred_at=r["created_at"],
+        )
+        for r in reversed(rows)
+    ]
 
 
 async def transitions_by_step(step_ids: Sequence[int]) -> dict[int, list[TransitionView]]:

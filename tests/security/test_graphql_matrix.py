@@ -190,3 +190,12 @@ def test_queries_over_the_websocket_are_checked_per_operation(
         refused = ws.receive_json()
         assert refused["type"] == "error"
         assert refused["payload"][0]["extensions"] == {"code": "AUTHORIZATION_FAILED"}
+
+
+def test_the_legacy_graphql_ws_protocol_refuses_too(rs256_client: TestClient):
+    with rs256_client.websocket_connect(URL, subprotocols=["graphql-ws"]) as ws:
+        ws.send_json({"type": "connection_init", "payload": {"Authorization": "Bearer nope"}})
+        assert ws.receive_json()["type"] == "connection_error"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 1011

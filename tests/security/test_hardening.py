@@ -3,9 +3,8 @@
 headers and the log guard."""
 
 import logging
-import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -19,8 +18,6 @@ from server.services.ports import NullDispatcher
 from server.services.registry import HandlerRegistry
 from tests.conftest import REDIS_URL, LeakGuard, fast_settings, remember_secret
 from tests.security.conftest import AUTHENTICATION_ERROR, OTHER_SECRET, SECRET, Tokens, claims
-
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
 def headers(token: str) -> dict[str, str]:
@@ -143,10 +140,26 @@ def test_the_log_guard_would_catch_a_leak():
 # --- apps with other settings (HS256, defaults, rate limits, CORS): no database is needed ---
 
 
-def app_with(**settings: Any) -> TestClient:
-    config = fast_settings("sqlite://:memory:", jwt_secret=SECRET, **settings)
-    services: Services = build_services(config, NullDispatcher(), registry=HandlerRegistry.load([]))
-    return TestClient(create_app(services=services))
+AppMaker = Callable[..., TestClient]
+
+
+@pytest.fixture
+def app_with() -> Iterator[AppMaker]:
+    """Makes started apps (HS256 and the given settings) over unopened services."""
+    started: list[TestClient] = []
+
+    def make(**settings: Any) -> TestClient:
+        config = fast_settings("sqlite://:memory:", jwt_secret=SECRET, **settings)
+        services: Services = build_services(
+            config, NullDispatcher(), registry=HandlerRegistry.load([], examples=False)
+        )
+        client = TestClient(create_app(services=services))
+        started.append(client.__enter__())  # one event loop for all its requests, and shutdown
+        return client
+
+    yield make
+    for client in started:
+        client.__exit__(None, None, None)
 
 
 def hs256(permissions: list[str], secret: str = SECRET, **overrides: Any) -> dict[str, str]:
@@ -157,7 +170,7 @@ def gql(client: TestClient, query: str, auth: dict[str, str] | None = None) -> h
     return client.post("/tasker/graphql", json={"query": query}, headers=auth or {})
 
 
-def test_hs256_with_the_secret_and_without_iss_or_aud_configured():
+def test_hs256_with_the_secret_and_without_iss_or_aud_configured(app_with: AppMaker):
     client = app_with()
     assert gql(client, "{ __typename }", hs256([], iss=None, aud=None)).status_code == 200
     assert gql(client, "{ __typename }", hs256([], OTHER_SECRET)).status_code == 401
@@ -165,7 +178,7 @@ def test_hs256_with_the_secret_and_without_iss_or_aud_configured():
     assert refused.status_code == 403
 
 
-def test_by_default_metrics_and_analytics_are_open_and_health_status_is_not():
+def test_by_default_metrics_and_analytics_are_open_and_health_status_is_not(app_with: AppMaker):
     client = app_with()
     assert gql(client, "{ analytics { __typename } }").status_code == 200
     assert gql(client, "{ health { __typename } }").status_code == 401
@@ -176,7 +189,7 @@ def test_by_default_metrics_and_analytics_are_open_and_health_status_is_not():
     assert gql(closed, "{ health { __typename } }").status_code == 200
 
 
-def test_no_websocket_without_a_token_even_for_open_fields():
+def test_no_websocket_without_a_token_even_for_open_fields(app_with: AppMaker):
     client = app_with()
     with client.websocket_connect("/tasker/graphql", subprotocols=["graphql-transport-ws"]) as ws:
         ws.send_json({"type": "connection_init", "payload": {}})
@@ -185,7 +198,7 @@ def test_no_websocket_without_a_token_even_for_open_fields():
     assert getattr(closed.value, "code", None) == 4403
 
 
-def test_cors_allows_only_the_configured_origins():
+def test_cors_allows_only_the_configured_origins(app_with: AppMaker):
     client = app_with(cors_origins="https://ui.example, https://ops.example/")
     preflight = {
         "Origin": "https://ops.example",
@@ -209,7 +222,7 @@ def test_cors_allows_only_the_configured_origins():
     assert simple.headers["access-control-allow-origin"] == "https://ui.example"
 
 
-def rate_limited(storage: str | None) -> None:
+def rate_limited(app_with: AppMaker, storage: str | None) -> None:
     client = app_with(rate_limit="3/minute", rate_limit_storage_url=storage)
     alice = hs256([], sub=f"alice-{uuid.uuid4()}")
     bob = hs256([], sub=f"bob-{uuid.uuid4()}")
@@ -229,49 +242,36 @@ def rate_limited(storage: str | None) -> None:
     assert client.get("/tasker/health/live").status_code == 200  # probes are never limited
 
 
-def test_rate_limiting_per_subject_in_memory():
-    rate_limited(None)
+def test_rate_limiting_per_subject_in_memory(app_with: AppMaker):
+    rate_limited(app_with, None)
 
 
 @pytest.mark.redis
 @pytest.mark.skipif(not REDIS_URL, reason="needs TASKER_TEST_REDIS_URL")
-def test_rate_limiting_per_subject_in_redis():
-    rate_limited(REDIS_URL)
+def test_rate_limiting_per_subject_in_redis(app_with: AppMaker):
+    rate_limited(app_with, REDIS_URL)
 
 
-def test_anonymous_callers_are_limited_by_address():
+def test_anonymous_callers_are_limited_by_address(app_with: AppMaker):
     client = app_with(rate_limit="2/minute")
     statuses = [client.get("/tasker/api-docs.json").status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
 
 
-def test_rate_limiting_is_off_by_default():
+def test_rate_limiting_is_off_by_default(app_with: AppMaker):
     client = app_with()
     assert {client.get("/tasker/api-docs.json").status_code for _ in range(30)} == {200}
 
 
-def test_a_bad_rate_limit_refuses_to_start():
+def test_a_bad_rate_limit_refuses_to_start(app_with: AppMaker):
     with pytest.raises(ValueError, match="TASKER_RATE_LIMIT"):
         app_with(rate_limit="lots")
 
 
-def test_an_unreachable_limiter_store_lets_requests_through(caplog: pytest.LogCaptureFixture):
+def test_an_unreachable_limiter_store_lets_requests_through(
+    app_with: AppMaker, caplog: pytest.LogCaptureFixture
+):
     client = app_with(rate_limit="1/minute", rate_limit_storage_url="redis://127.0.0.1:1/0")
     with caplog.at_level(logging.WARNING, logger="tasker.ratelimit"):
         assert [client.get("/tasker/api-docs.json").status_code for _ in range(3)] == [200] * 3
     assert "storage unavailable" in caplog.text
-
-
-@pytest.fixture
-async def open_client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    """The default server: no key configured, so open."""
-    transport = httpx.ASGITransport(app=create_app(services=services))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
-
-
-async def test_with_no_key_the_server_is_open_and_ignores_tokens(open_client: httpx.AsyncClient):
-    assert (await open_client.get("/tasker/tasks")).status_code == 200
-    garbage = {"Authorization": "Bearer garbage"}
-    assert (await open_client.get("/tasker/tasks", headers=garbage)).status_code == 200
-    assert os.environ.get("TASKER_JWT_SECRET") is None

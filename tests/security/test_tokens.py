@@ -1,5 +1,7 @@
 """The verifier, the key settings and the wildcard grammar, without a server."""
 
+import hashlib
+import hmac
 import time
 import warnings
 
@@ -123,6 +125,17 @@ class TestVerifier:
         token = jwt.encode(claims(["tasker.tâche:show", "☃"], sub="zoë ☃"), SECRET, "HS256")
         principal = verifier(jwt_secret=SECRET).verify(remember_secret(token))
         assert principal.subject == "zoë ☃" and not principal.allows("tasker.task:show")
+
+    def test_absurd_numbers_in_claims_are_no_crash(self):
+        def hs256(data: bytes) -> bytes:
+            return hmac.new(SECRET.encode(), data, hashlib.sha256).digest()
+
+        check = verifier(jwt_secret=SECRET)
+        for exp in (float("inf"), float("nan"), "soon", [1]):
+            with pytest.raises(AuthenticationFailed):
+                check.verify(forge({"alg": "HS256"}, {"sub": "a", "exp": exp}, hs256))
+        far = check.verify(forge({"alg": "HS256"}, {"sub": "a", "exp": 10**400}, hs256))
+        assert far.expires_at is not None and not far.expired(time.time())
 
     @pytest.mark.parametrize("garbage", ["", "a.b.c", "....", "\x00\x01", "é" * 50, "eyJ." * 3])
     def test_garbage_is_a_refusal_not_a_crash(self, garbage: str):
