@@ -49,8 +49,14 @@ def serve(host: str, port: int, examples: bool, uvicorn_workers: int, insecure: 
 
     import uvicorn
 
+    from server.auth.keys import KeyConfigError, verification_key
+
     settings = _settings(examples)
     _configure_logging(settings)
+    try:
+        verification_key(settings)  # a bad key refuses to start here, not in a traceback
+    except KeyConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     if not (settings.jwt_secret or settings.jwt_public_key):
         if not _is_loopback(host) and not insecure:
             raise click.ClickException(

@@ -61,3 +61,10 @@ def test_worker_needs_a_broker_url(monkeypatch):
     result = CliRunner().invoke(main, ["worker"])
     assert result.exit_code != 0
     assert "TASKER_BROKER_URL" in result.output
+
+
+def test_serve_refuses_a_short_secret_with_a_clear_message(monkeypatch):
+    monkeypatch.setenv("TASKER_JWT_SECRET", "too-short")
+    result = CliRunner().invoke(main, ["serve"])
+    assert result.exit_code != 0
+    assert "32" in result.output and "Traceback" not in result.output
