@@ -121,7 +121,10 @@ def migrate() -> None:
 @main.command()
 @click.option("--older-than", "days", required=True, type=float, help="Age in days.")
 @click.option("--batch", default=1000, show_default=True, type=int)
-def prune(days: float, batch: int) -> None:
+@click.option(
+    "--include-errors", is_flag=True, help="Also delete tasks in error (they could be retried)."
+)
+def prune(days: float, batch: int, include_errors: bool) -> None:
     """Delete finished tasks (complete, cancelled, resolved) older than N days, in batches."""
     from datetime import timedelta
 
@@ -134,7 +137,12 @@ def prune(days: float, batch: int) -> None:
     async def run() -> int:
         await open_database(settings.database_url, migrate=False)
         try:
-            return await prune_finished(SystemClock(), older_than=timedelta(days=days), batch=batch)
+            return await prune_finished(
+                SystemClock(),
+                older_than=timedelta(days=days),
+                batch=batch,
+                include_errors=include_errors,
+            )
         finally:
             await close_database()
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient as Conn
 
-from server.db.sql import Query, percentile, ranked
+from server.db.sql import Query, percentile, percentile_columns, percentile_values, ranked
 from server.domain.analytics import (
     PERCENTILES,
     TREND_WINDOWS,
@@ -58,9 +58,7 @@ async def finished_tasks(
         f"FROM tasker_tasks t WHERE t.completed_at >= {since} AND t.status IN {FINISHED}"
     )
     done = "status = 'complete'"
-    cols = [
-        f"{percentile(q, 'd', p, where=done)} AS p{i}" for i, p in enumerate(PERCENTILES)
-    ]
+    cols = [percentile_columns(q, "d", PERCENTILES, where=done)]
     for label, hours in TREND_WINDOWS:
         edge = q(now - timedelta(hours=hours))
         cols += [
@@ -80,10 +78,8 @@ async def finished_tasks(
         rate = round(completed / total, 4) if total else None
         trends[label] = Trend(completion_rate=rate, avg_duration_ms=_int(row[f"d_{label}"]))
         counts[label] = (completed, failed)
-    times = ProcessingTimes(
-        p50=_int(row.get("p0")), p95=_int(row.get("p1")), p99=_int(row.get("p2"))
-    )
-    return trends, counts, times
+    p50, p95, p99 = (_int(v) for v in percentile_values(row, len(PERCENTILES)))
+    return trends, counts, ProcessingTimes(p50=p50, p95=p95, p99=p99)
 
 
 async def task_statistics(conn: Conn, since: datetime) -> TaskStatistics:

@@ -167,7 +167,12 @@ class Transition(Model):
 
     class Meta:
         table = "tasker_transitions"
-        indexes = (Index(fields=("task_id", "id")), Index(fields=("created_at",)))
+        # (step_id): deleting a step cascades to its history through this column (issue 7).
+        indexes = (
+            Index(fields=("task_id", "id")),
+            Index(fields=("created_at",)),
+            Index(fields=("step_id",)),
+        )
 
 
 class WorkerHeartbeat(Model):

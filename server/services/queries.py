@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
@@ -130,14 +131,50 @@ def _filtered(flt: TaskFilter) -> "Q":
     return q
 
 
+# Counting a million matching tasks costs more than reading the page itself, and an exact
+# figure that large is out of date by the next request anyway: counts above LARGE_COUNT are
+# reused by this process for COUNT_TTL seconds. Smaller counts are always exact (issue 7).
+LARGE_COUNT = 10_000
+COUNT_TTL = 5.0
+_counts: dict[tuple[str | None, ...], tuple[int, float]] = {}
+
+
+async def count_tasks(flt: TaskFilter) -> int:
+    """How many tasks match the filter (see LARGE_COUNT for when it may be seconds old)."""
+    key = (flt.namespace, flt.name, flt.version, flt.status.value if flt.status else None)
+    cached = _counts.get(key)
+    now = time.monotonic()
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    total = await Task.filter(_filtered(flt)).count()
+    if total > LARGE_COUNT:
+        if len(_counts) > 1000:
+            _counts.clear()
+        _counts[key] = (total, now + COUNT_TTL)
+    else:
+        _counts.pop(key, None)
+    return total
+
+
 async def list_tasks(flt: TaskFilter, *, page: int, per_page: int) -> TaskPage:
-    """A page of tasks, newest first, with the total matching the filter."""
+    """A page of tasks, newest first, with the total matching the filter.
+
+    The offset is walked over ids only (an index-only scan on (created_at, id) when there is
+    no filter), then just the page's rows are read: a page deep in a million tasks no longer
+    reads every row before it.
+    """
     q = _filtered(flt)
-    total = await Task.filter(q).count()
-    rows = await (
-        Task.filter(q).order_by("-created_at", "-id").offset((page - 1) * per_page).limit(per_page)
+    total = await count_tasks(flt)
+    ids = await (
+        Task.filter(q)
+        .order_by("-created_at", "-id")
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+        .values_list("id", flat=True)
     )
-    return TaskPage(tuple(task_view(r) for r in rows), total, page * per_page < total)
+    rows = {r.id: r for r in await Task.filter(id__in=list(ids))} if ids else {}
+    items = tuple(task_view(rows[i]) for i in ids if i in rows)
+    return TaskPage(items, total, page * per_page < total)
 
 
 def encode_cursor(task: TaskView) -> str:
@@ -155,13 +192,23 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         raise ValidationFailed("Invalid cursor", {"after": ["is not a valid cursor"]}) from None
 
 
+def older_than(after: str | None) -> Q:
+    """Tasks after a keyset cursor in newest-first order: (created_at, id) < the cursor's.
+
+    Written as `created_at <= c AND (created_at < c OR id < i)` rather than the plain OR, so
+    that the first term bounds the index scan: with the OR alone PostgreSQL walked the index
+    from the newest task and filtered every row up to the cursor, and a page deep in a million
+    tasks took as long as reading all the ones before it (issue 7).
+    """
+    if not after:
+        return Q()
+    created, ident = decode_cursor(after)
+    return Q(created_at__lte=created) & (Q(created_at__lt=created) | Q(id__lt=ident))
+
+
 async def tasks_after(flt: TaskFilter, *, first: int, after: str | None) -> TaskPage:
     """Keyset page: `first` tasks older than the cursor, newest first."""
     q = _filtered(flt)
-    total = await Task.filter(q).count()
-    query = Task.filter(q)
-    if after:
-        created, ident = decode_cursor(after)
-        query = query.filter(Q(created_at__lt=created) | (Q(created_at=created) & Q(id__lt=ident)))
-    rows = await query.order_by("-created_at", "-id").limit(first + 1)
+    total = await count_tasks(flt)
+    rows = await Task.filter(q & older_than(after)).order_by("-created_at", "-id").limit(first + 1)
     return TaskPage(tuple(task_view(r) for r in rows[:first]), total, len(rows) > first)

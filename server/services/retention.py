@@ -7,16 +7,26 @@ and workers keep running. History, steps and edges go with their task (ON DELETE
 from datetime import datetime, timedelta
 
 from server.db.models import Task
-from server.domain.states import TERMINAL_TASK_STATES
+from server.domain.states import TERMINAL_TASK_STATES, TaskState
 from server.services.ports import Clock
 
 
 async def prune_finished(
-    clock: Clock, *, older_than: timedelta, batch: int = 1000, max_batches: int | None = None
+    clock: Clock,
+    *,
+    older_than: timedelta,
+    batch: int = 1000,
+    max_batches: int | None = None,
+    include_errors: bool = False,
 ) -> int:
-    """Delete tasks that finished before now - `older_than`; returns how many were deleted."""
+    """Delete tasks that finished before now - `older_than`; returns how many were deleted.
+
+    A task in `error` may still be retried, so it is kept unless `include_errors`.
+    """
     cutoff: datetime = clock.now() - older_than
     finished = [s.value for s in TERMINAL_TASK_STATES]
+    if include_errors:
+        finished.append(TaskState.ERROR.value)
     deleted = 0
     batches = 0
     while max_batches is None or batches < max_batches:

@@ -28,3 +28,17 @@ async def test_prune_deletes_old_finished_tasks_in_batches(engine):
     left = await engine.tasks.list_tasks(TaskFilter())
     assert {t.id for t in left.items} == {t.id for t in tasks[3:]} | {running.id}
     assert (await engine.tasks.get_task(running.id)).status is not TaskState.COMPLETE
+
+
+async def test_prune_keeps_errored_tasks_unless_asked(services):
+    """Issue 7: tasks in error may still be retried, so only `include_errors` deletes them."""
+    from tests.integration.test_history_index import _old_task
+
+    done = await _old_task(services, "complete")
+    failed = await _old_task(services, "error")
+    clock = services.door.clock
+    assert await prune_finished(clock, older_than=timedelta(days=30)) == 1
+    assert {t.id for t in (await services.tasks.list_tasks(TaskFilter())).items} == {failed}
+    assert await prune_finished(clock, older_than=timedelta(days=30), include_errors=True) == 1
+    assert (await services.tasks.list_tasks(TaskFilter())).items == ()
+    assert done != failed
