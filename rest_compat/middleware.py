@@ -1,5 +1,5 @@
-"""ASGI middleware for the HTTP surface: a request id, a cap on request body size, and a
-masked 500 for anything unexpected.
+"""ASGI middleware for the HTTP surface: a cap on request body size and a masked 500 for
+anything unexpected (the request id comes from `server.logging.RequestIdMiddleware`).
 
 All plain ASGI (no BaseHTTPMiddleware) so streaming responses such as the server-sent events
 stay streaming. Listed in `middleware` for `Starlette(middleware=...)`.
@@ -7,11 +7,8 @@ stay streaming. Listed in `middleware` for `Starlette(middleware=...)`.
 
 import json
 import logging
-import re
-from contextvars import ContextVar
-from uuid import uuid4
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,43 +16,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rest_compat.errors import error_body
 
 log = logging.getLogger(__name__)
-
-REQUEST_ID_HEADER = "X-Request-ID"
-_ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-request_id_var: ContextVar[str | None] = ContextVar("tasker_request_id", default=None)
-"""The current request's id, for log records."""
-
-
-class RequestIdMiddleware:
-    """Tags each request with an id: the caller's `X-Request-ID` when sane, else a new one.
-
-    The id is in `request.state.request_id` (so any adapter can log it without importing this
-    module), in `request_id_var`, and echoed in the response's `X-Request-ID` header.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        offered = Headers(scope=scope).get(REQUEST_ID_HEADER)
-        request_id = offered if offered and _ACCEPTABLE_ID.fullmatch(offered) else uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        token = request_id_var.set(request_id)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            request_id_var.reset(token)
-
 
 class BodyLimitMiddleware:
     """Refuses request bodies over `max_bytes` with 413.
@@ -135,7 +95,6 @@ class UnexpectedErrorMiddleware:
 def middleware(max_body_bytes: int) -> list[Middleware]:
     """The stack for `Starlette(middleware=...)`, outermost first."""
     return [
-        Middleware(RequestIdMiddleware),
         Middleware(BodyLimitMiddleware, max_bytes=max_body_bytes),
         Middleware(UnexpectedErrorMiddleware),
     ]

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -13,6 +14,8 @@ from starlette.staticfiles import StaticFiles
 
 from server.config import Settings
 from server.container import Services, build_services
+from server.logging import RequestIdMiddleware
+from server.metrics import HttpMetricsMiddleware
 from server.services.ports import NullDispatcher
 from workers.pool import WorkerPool
 from workers.runtime import LoopRuntime
@@ -99,17 +102,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     import rest_compat.middleware
     import server.auth.middleware as security
 
-    # Security (issue 5): CORS outermost (it answers preflights), then the request id, then
-    # header caps, token verification, rate limiting and security headers, then the body cap.
-    request_id, *http = rest_compat.middleware.middleware(settings.max_body_bytes)
+    # Outermost first: HTTP metrics (they see every answer, refusals included), CORS (it
+    # answers preflights), the request id, header caps / tokens / rate limits / security
+    # headers, then the body cap and the masked 500.
     app = Starlette(
         routes=_routes(core),
         lifespan=lifespan,
         middleware=[
+            Middleware(HttpMetricsMiddleware),
             *security.cors(core.settings),
-            request_id,
+            Middleware(RequestIdMiddleware),
             security.middleware(core.auth, core.settings),
-            *http,
+            *rest_compat.middleware.middleware(settings.max_body_bytes),
         ],
         exception_handlers=rest_compat.errors.exception_handlers,
     )

@@ -2,13 +2,13 @@
 
 import asyncio
 import ipaddress
-import logging
 import sys
 from pathlib import Path
 
 import click
 
 from server.config import Settings
+from server.logging import configure_logging, logging_config
 
 
 def _settings(examples: bool) -> Settings:
@@ -16,13 +16,6 @@ def _settings(examples: bool) -> Settings:
     if examples:
         settings = settings.model_copy(update={"examples": True})
     return settings
-
-
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 @click.group()
@@ -52,7 +45,7 @@ def serve(host: str, port: int, examples: bool, uvicorn_workers: int, insecure: 
     from server.auth.keys import KeyConfigError, verification_key
 
     settings = _settings(examples)
-    _configure_logging(settings)
+    configure_logging(settings)
     try:
         verification_key(settings)  # a bad key refuses to start here, not in a traceback
     except KeyConfigError as exc:
@@ -79,6 +72,7 @@ def serve(host: str, port: int, examples: bool, uvicorn_workers: int, insecure: 
         port=port,
         workers=uvicorn_workers,
         log_level=settings.log_level.lower(),
+        log_config=logging_config(settings),  # applied in every spawned worker too
     )
 
 
@@ -100,7 +94,7 @@ def worker(processes: int, threads: int, examples: bool) -> None:
     from workers.process import run_workers
 
     settings = _settings(examples)
-    _configure_logging(settings)
+    configure_logging(settings)
     if not settings.broker_url:
         raise click.ClickException(
             "tasker worker needs TASKER_BROKER_URL (e.g. redis://127.0.0.1:6379/0)"

@@ -9,8 +9,8 @@ JSON and the plain text format show them, whichever library logged.
 import contextlib
 import json
 import logging
+import logging.config
 import re
-import sys
 import traceback
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -74,24 +74,36 @@ TEXT_FORMAT = (
 )
 
 
+def logging_config(settings: Settings) -> dict[str, Any]:
+    """A `logging.config.dictConfig` for a server or worker process: level, format, ids.
+
+    Also handed to uvicorn as `log_config`, which applies it in every worker process it spawns.
+    Library loggers (uvicorn, dramatiq) lose their own handlers and propagate to the root.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"context": {"()": ContextFilter}},
+        "formatters": {"json": {"()": JsonFormatter}, "text": {"format": TEXT_FORMAT}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "filters": ["context"],
+                "formatter": "json" if settings.log_json else "text",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": settings.log_level.upper()},
+        "loggers": {
+            name: {"handlers": [], "propagate": True}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "dramatiq")
+        },
+    }
+
+
 def configure_logging(settings: Settings) -> None:
-    """Root logging for a server or worker process: level, format, correlation ids."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(ContextFilter())
-    if settings.log_json:
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(settings.log_level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "dramatiq"):
-        # Route library loggers through the one handler (uvicorn installs its own otherwise).
-        lib = logging.getLogger(name)
-        lib.handlers.clear()
-        lib.propagate = True
+    """Apply `logging_config` to this process."""
+    logging.config.dictConfig(logging_config(settings))
 
 
 class RequestIdMiddleware:

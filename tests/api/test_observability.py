@@ -8,7 +8,6 @@ from server.app import create_app
 from server.container import build_services
 from server.db.setup import close_database, open_database
 from server.domain.views import CreateTask
-from server.metrics import HttpMetricsMiddleware
 from server.services.ports import NullDispatcher
 from tests.api.rest_support import PAYMENT
 from tests.conftest import BACKEND, fast_settings
@@ -200,8 +199,7 @@ async def test_failures_and_retries_are_counted(client, engine):
 
 
 async def test_http_requests_are_counted_by_route_template(app, engine):
-    wrapped = HttpMetricsMiddleware(app)
-    transport = httpx.ASGITransport(app=wrapped)
+    transport = httpx.ASGITransport(app=app)  # create_app installs HttpMetricsMiddleware
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         before = samples((await client.get("/tasker/metrics")).text)
         await client.get("/tasker/tasks/7b6f1f52-0000-4000-8000-000000000000")
