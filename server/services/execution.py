@@ -10,48 +10,21 @@ import inspect
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
-from uuid import uuid4
-
-from tortoise.expressions import F
 
 from server.db import fastpath
-from server.db.models import WorkflowStep
 from server.domain.errors import PermanentError, RetryableError
 from server.domain.retry import BackoffPolicy, decide_retry
-from server.domain.states import DONE_STEP_STATES, StepState, TaskState
+from server.domain.states import StepState, TaskState
 from server.handlers.base import StepContext
 from server.logging import bind
 from server.metrics import StepTimer
+from server.services.claims import Claim, Claimer
 from server.services.progress import advance, count_done
 from server.services.registry import HandlerRegistry
-from server.services.transitions import Door, TaskRef, UnitOfWork
+from server.services.transitions import Door, UnitOfWork
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """A step this worker now holds the lease on."""
-
-    step_id: int
-    step_name: str
-    task: TaskRef
-    handler_name: str
-    handler_version: str
-    handler_class: str
-    attempt: int
-    retry_limit: int
-    retryable: bool
-    timeout: float
-    inputs: Any
-    context: Any
-    parent_results: dict[str, Any]
-    lease_owner: str
-    # For metrics only: task duration and step hand-off latency (issue 6).
-    task_created_at: datetime | None = None
-    parents_done_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +61,9 @@ class StepRunner:
         self.worker_id = worker_id
         self.backoff = backoff
         self.default_timeout = default_timeout
-        self.lease_grace = lease_grace
+        self.claimer = Claimer(
+            door, worker_id=worker_id, default_timeout=default_timeout, lease_grace=lease_grace
+        )
 
     async def run_step(self, step_id: int) -> str:
         """Run the step if it is runnable; returns what happened to it (for logs and tests).
@@ -115,119 +90,7 @@ class StepRunner:
 
     async def claim(self, step_id: int) -> Claim | None:
         """Compare-and-set the step to in_progress with a lease, or None if not runnable."""
-        if fastpath.available():
-            return await self._claim_fast(step_id)
-        async with self.door.transaction() as uow:
-            row = await WorkflowStep.filter(id=step_id).using_db(uow.conn).select_related("task")
-            if not row:
-                return None
-            step, task_row = row[0], row[0].task
-            status = StepState(step.status)
-            if TaskState(task_row.status) not in (TaskState.PENDING, TaskState.IN_PROGRESS):
-                return None
-            due = step.next_attempt_at is None or step.next_attempt_at <= uow.now
-            if status is StepState.ERROR and not (step.next_attempt_at is not None and due):
-                return None
-            if status not in (StepState.PENDING, StepState.ERROR):
-                return None
-            parents = await (
-                WorkflowStep.filter(child_edges__to_step_id=step_id)
-                .using_db(uow.conn)
-                .values("name", "status", "results", "completed_at")
-            )
-            if any(StepState(p["status"]) not in DONE_STEP_STATES for p in parents):
-                return None
-            task = TaskRef(task_row.id, task_row.namespace)
-            if status is StepState.ERROR:
-                moved = await uow.move_step(
-                    task,
-                    step.id,
-                    step.name,
-                    status,
-                    StepState.PENDING,
-                    "retry due",
-                    {"attempts": step.attempts},
-                )
-                if not moved:
-                    return None
-            timeout = step.timeout_seconds or self.default_timeout
-            # Unique per claim: a late result from an earlier claim by this same process must
-            # not match a newer lease on the same step.
-            lease = f"{self.worker_id}/{uuid4().hex[:12]}"
-            claimed = await uow.move_step(
-                task,
-                step.id,
-                step.name,
-                StepState.PENDING,
-                StepState.IN_PROGRESS,
-                "claimed",
-                {"attempt": step.attempts + 1, "worker": self.worker_id},
-                attempts=F("attempts") + 1,
-                lease_owner=lease,
-                lease_expires_at=uow.now + timedelta(seconds=timeout + self.lease_grace),
-                started_at=uow.now,
-                completed_at=None,
-                next_attempt_at=None,
-            )
-            if not claimed:
-                return None
-            if TaskState(task_row.status) is TaskState.PENDING:
-                await uow.move_task(task, TaskState.PENDING, TaskState.IN_PROGRESS, "step started")
-            return Claim(
-                step_id=step.id,
-                step_name=step.name,
-                task=task,
-                handler_name=task_row.name,
-                handler_version=task_row.version,
-                handler_class=step.handler_class,
-                attempt=step.attempts + 1,
-                retry_limit=step.retry_limit,
-                retryable=step.retryable,
-                timeout=timeout,
-                inputs=step.inputs,
-                context=task_row.context,
-                parent_results={p["name"]: p["results"] for p in parents},
-                lease_owner=lease,
-                task_created_at=task_row.created_at,
-                parents_done_at=max(
-                    (p["completed_at"] for p in parents if p["completed_at"]), default=None
-                ),
-            )
-
-    async def _claim_fast(self, step_id: int) -> Claim | None:
-        """The same claim as one PostgreSQL statement (server.db.fastpath)."""
-        now = self.door.clock.now()
-        lease = f"{self.worker_id}/{uuid4().hex[:12]}"
-        row = await fastpath.claim(step_id, now, lease, self.default_timeout, self.lease_grace)
-        if row is None:
-            return None
-        task = TaskRef(row.task_id, row.namespace)
-        uow = UnitOfWork(conn=fastpath.connection(), now=now)
-        for cursor, from_status, to_status, reason in row.history:
-            uow.note(task, row.step_id, row.step_name, from_status, to_status, reason, cursor)
-        # Publish the claim before the task's own move so subscribers see cursors in order.
-        self.door.after_commit(uow)
-        if row.task_status == TaskState.PENDING.value:
-            async with self.door.transaction() as tx:
-                await tx.move_task(task, TaskState.PENDING, TaskState.IN_PROGRESS, "step started")
-        return Claim(
-            step_id=row.step_id,
-            step_name=row.step_name,
-            task=task,
-            handler_name=row.handler_name,
-            handler_version=row.version,
-            handler_class=row.handler_class,
-            attempt=row.attempt,
-            retry_limit=row.retry_limit,
-            retryable=row.retryable,
-            timeout=row.timeout_seconds or self.default_timeout,
-            inputs=row.inputs,
-            context=row.context,
-            parent_results=row.parent_results,
-            lease_owner=lease,
-            task_created_at=row.task_created_at,
-            parents_done_at=row.parents_done_at,
-        )
+        return await self.claimer.claim(step_id)
 
     async def _complete_fast(self, claim: Claim, results: Any) -> tuple[str, int | None]:
         """Complete as one PostgreSQL statement; finalize when it was the task's last step."""

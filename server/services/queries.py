@@ -87,8 +87,15 @@ async def events_since(since: datetime, limit: int) -> list[TransitionEvent]:
         .order_by("-id")
         .limit(limit)
         .values(
-            "id", "task_id", "task__namespace", "step_id", "step_name", "from_status",
-            "to_status", "reason", "created_at",
+            "id",
+            "task_id",
+            "task__namespace",
+            "step_id",
+            "step_name",
+            "from_status",
+            "to_status",
+            "reason",
+            "created_at",
         )
     )
     return [
@@ -172,8 +179,9 @@ async def list_tasks(flt: TaskFilter, *, page: int, per_page: int) -> TaskPage:
         .limit(per_page)
         .values_list("id", flat=True)
     )
-    rows = {r.id: r for r in await Task.filter(id__in=list(ids))} if ids else {}
-    items = tuple(task_view(rows[i]) for i in ids if i in rows)
+    page_ids: list[UUID] = list(ids)  # type: ignore[arg-type]  # flat values_list
+    rows = {r.id: r for r in await Task.filter(id__in=page_ids)} if page_ids else {}
+    items = tuple(task_view(rows[i]) for i in page_ids if i in rows)
     return TaskPage(items, total, page * per_page < total)
 
 

@@ -12,7 +12,8 @@ from tortoise.expressions import Q
 
 from server.db.models import StepEdge, Task, WorkflowStep
 from server.domain.states import DONE_STEP_STATES, StepState
-from server.services.execution import Claim, Outcome, StepRunner
+from server.services.claims import Claim
+from server.services.execution import Outcome, StepRunner
 from server.services.progress import advance
 from server.services.transitions import Door, TaskRef
 
