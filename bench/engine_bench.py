@@ -133,7 +133,7 @@ async def engine(tasks: int, processes: int, threads: int) -> dict[str, float]:
             done_steps = await pg.fetchval(
                 "SELECT count(*) FROM tasker_workflow_steps WHERE status = 'complete'"
             )
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)  # the probe itself must not load the database
 
     workers = [
         subprocess.Popen([TASKER, "worker", "--threads", str(threads)], cwd=ROOT, env=env())
