@@ -53,8 +53,9 @@ def line(label: str, ms: list[float], budget: float | None = None) -> bool:
     median = statistics.median(ms)
     ok = budget is None or median <= budget
     verdict = "" if budget is None else ("  ok" if ok else f"  OVER {budget:.0f} ms")
-    print(f"  {label:<44} median {median:8.1f} ms   min {min(ms):8.1f}   max {max(ms):8.1f}"
-          f"{verdict}")
+    print(
+        f"  {label:<44} median {median:8.1f} ms   min {min(ms):8.1f}   max {max(ms):8.1f}{verdict}"
+    )
     return ok
 
 
@@ -63,30 +64,39 @@ async def main(url: str, rounds: int, budget: float) -> int:
     try:
         conn = connection()
         tasks = (await conn.execute_query_dict("SELECT COUNT(*) AS n FROM tasker_tasks"))[0]["n"]
-        steps = (await conn.execute_query_dict(
-            "SELECT COUNT(*) AS n FROM tasker_workflow_steps"))[0]["n"]
+        steps = (await conn.execute_query_dict("SELECT COUNT(*) AS n FROM tasker_workflow_steps"))[
+            0
+        ]["n"]
         print(f"{url.rsplit('@', 1)[-1]}: {tasks} tasks, {steps} steps; {rounds} rounds each")
         clock = SystemClock()
         cold = AnalyticsService(NoCache(), clock, default_timeout=300.0)
         warm = AnalyticsService(MemoryCache(clock), clock, default_timeout=300.0)
         print("baselines")
         line("SELECT 1 (round trip)", await timed(lambda: conn.execute_query("SELECT 1"), rounds))
-        line("COUNT(*) of every step (full scan)", await timed(
-            lambda: conn.execute_query("SELECT COUNT(*) FROM tasker_workflow_steps"), rounds))
+        line(
+            "COUNT(*) of every step (full scan)",
+            await timed(
+                lambda: conn.execute_query("SELECT COUNT(*) FROM tasker_workflow_steps"), rounds
+            ),
+        )
         print("uncached reports")
         ok = line("performance", await timed(cold.performance, rounds), budget)
         for label, kwargs in (
             ("bottlenecks (all, 24 h)", {}),
             ("bottlenecks (namespace=payments, 24 h)", {"namespace": "payments"}),
-            ("bottlenecks (inventory/process_order, 24 h)",
-             {"namespace": "inventory", "name": "process_order"}),
+            (
+                "bottlenecks (inventory/process_order, 24 h)",
+                {"namespace": "inventory", "name": "process_order"},
+            ),
             ("bottlenecks (all, 1 h)", {"period_hours": 1}),
         ):
             ok &= line(label, await timed(lambda k=kwargs: cold.bottlenecks(**k), rounds), budget)
         print("larger windows (beyond the 1 s goal, for reference)")
         for hours in (168, 720):
-            line(f"bottlenecks (all, {hours} h)",
-                 await timed(lambda h=hours: cold.bottlenecks(period_hours=h), 2))
+            line(
+                f"bottlenecks (all, {hours} h)",
+                await timed(lambda h=hours: cold.bottlenecks(period_hours=h), 2),
+            )
         print("cached")
         await warm.performance()
         line("performance (from the in-process cache)", await timed(warm.performance, rounds))

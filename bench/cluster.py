@@ -38,8 +38,15 @@ PG_BASE = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:54
 CODE = OUT / "code"
 # What the processes import. Copied at start, so that edits to the working tree during a run
 # (other people work in it) never reach a worker restarted by a fault.
-SNAPSHOT = ("server", "workers", "graphql_schema", "rest_compat", "tests/__init__.py",
-            "tests/support", "tests/fixtures/workflows")
+SNAPSHOT = (
+    "server",
+    "workers",
+    "graphql_schema",
+    "rest_compat",
+    "tests/__init__.py",
+    "tests/support",
+    "tests/fixtures/workflows",
+)
 
 # The cluster's configuration: production defaults except where a 10-minute run needs shorter
 # waits (a kill -9'd step is re-run after its lease: timeout + grace).
@@ -233,8 +240,13 @@ class Cluster:
             exists = False
         if not exists:
             psql(f'CREATE DATABASE "{database}"')
-        subprocess.run([TASKER, "migrate"], cwd=self.state.code, env=self.process_env(),
-                       check=True, capture_output=True)
+        subprocess.run(
+            [TASKER, "migrate"],
+            cwd=self.state.code,
+            env=self.process_env(),
+            check=True,
+            capture_output=True,
+        )
 
     def _spawn(self, role: str, index: int, argv: list[str], port: int | None = None) -> Proc:
         log = LOGS / f"{role}-{index}.log"
@@ -266,8 +278,21 @@ class Cluster:
             raise SystemExit("redis-server is not installed")
         port = self.state.redis.port
         assert port is not None
-        argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                "no", "--dir", str(OUT), "--maxmemory-policy", "noeviction"]
+        argv = [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(OUT),
+            "--maxmemory-policy",
+            "noeviction",
+        ]
         self.state.redis = self._spawn("redis", 0, argv, port)
         if not wait_port(port):
             raise SystemExit("private redis did not start")
@@ -344,8 +369,9 @@ class Cluster:
 
     def status(self) -> list[tuple[Proc, bool]]:
         """Every recorded process and whether it is alive."""
-        return [(p, alive(p.pid)) for p in [self.state.redis, *self.state.servers,
-                                             *self.state.workers]]
+        return [
+            (p, alive(p.pid)) for p in [self.state.redis, *self.state.servers, *self.state.workers]
+        ]
 
     @property
     def server_urls(self) -> list[str]:
@@ -367,8 +393,9 @@ def take_snapshot(dest: Path) -> str:
     for path in sorted(dest.rglob("*.py")) + sorted(dest.rglob("*.yaml")):
         digest.update(path.relative_to(dest).as_posix().encode())
         digest.update(path.read_bytes())
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                          capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     return f"{head}+{digest.hexdigest()[:12]}"
 
 
@@ -424,8 +451,11 @@ def main() -> None:
     start.add_argument("--threads", type=int, default=8)
     start.add_argument("--ttl", type=float, default=1800, help="watchdog stops it after this")
     start.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
-    start.add_argument("--live-code", action="store_true",
-                       help="run the working tree itself instead of a snapshot of it")
+    start.add_argument(
+        "--live-code",
+        action="store_true",
+        help="run the working tree itself instead of a snapshot of it",
+    )
     sub.add_parser("stop")
     sub.add_parser("status")
     sub.add_parser("watchdog")
@@ -443,8 +473,10 @@ def main() -> None:
             snapshot=not args.live_code,
         )
         for proc, ok in cluster.status():
-            print(f"{proc.role}-{proc.index} pid {proc.pid} port {proc.port or '-'} "
-                  f"{'up' if ok else 'DOWN'}")
+            print(
+                f"{proc.role}-{proc.index} pid {proc.pid} port {proc.port or '-'} "
+                f"{'up' if ok else 'DOWN'}"
+            )
         print(f"pids: {PIDS}; code {cluster.state.code} ({cluster.state.code_digest})")
     elif args.command == "watchdog":
         _watchdog()
@@ -457,8 +489,10 @@ def main() -> None:
             print("stopped")
         else:
             for proc, ok in cluster.status():
-                print(f"{proc.role}-{proc.index} pid {proc.pid} port {proc.port or '-'} "
-                      f"{'up' if ok else 'DOWN'}")
+                print(
+                    f"{proc.role}-{proc.index} pid {proc.pid} port {proc.port or '-'} "
+                    f"{'up' if ok else 'DOWN'}"
+                )
 
 
 if __name__ == "__main__":

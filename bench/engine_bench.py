@@ -12,15 +12,15 @@ message round trip with the same process/thread counts.
 
 import argparse
 import asyncio
+import itertools
 import os
 import signal
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
-
 from collections.abc import Callable
+from pathlib import Path
 
 import asyncpg
 import redis
@@ -46,9 +46,15 @@ def rss_mb(pid: int) -> float:
 
 def env(**extra: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("TASKER_")}
-    return {**base, "PYTHONPATH": str(ROOT), "TASKER_DATABASE_URL": DB_URL,
-            "TASKER_BROKER_URL": REDIS_URL, "TASKER_HANDLERS_PATH": str(ROOT / "bench/handlers"),
-            "TASKER_LOG_LEVEL": "WARNING", **extra}
+    return {
+        **base,
+        "PYTHONPATH": str(ROOT),
+        "TASKER_DATABASE_URL": DB_URL,
+        "TASKER_BROKER_URL": REDIS_URL,
+        "TASKER_HANDLERS_PATH": str(ROOT / "bench/handlers"),
+        "TASKER_LOG_LEVEL": "WARNING",
+        **extra,
+    }
 
 
 async def reset_database() -> None:
@@ -81,10 +87,22 @@ def baseline(messages: int, processes: int, threads: int) -> float:
     for i in range(messages):
         noop.send(i)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "bench.baseline_actor", "-p", str(processes),
-         "-t", str(threads), "-Q", "baseline"],
-        cwd=ROOT, env={**env(), "BENCH_REDIS_URL": REDIS_URL},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "bench.baseline_actor",
+            "-p",
+            str(processes),
+            "-t",
+            str(threads),
+            "-Q",
+            "baseline",
+        ],
+        cwd=ROOT,
+        env={**env(), "BENCH_REDIS_URL": REDIS_URL},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     rate = steady_rate(lambda: int(client.get("bench:baseline:done") or 0), messages)
     worker.send_signal(signal.SIGTERM)
@@ -96,14 +114,18 @@ async def engine(tasks: int, processes: int, threads: int) -> dict[str, float]:
     from server.config import Settings
     from server.container import build_services
     from server.domain.states import TaskState
-    from server.domain.views import CreateTask, TaskFilter
+    from server.domain.views import CreateTask
     from server.services.ports import NullDispatcher
     from workers.pool import WorkerPool
     from workers.runtime import LoopRuntime
 
     redis.Redis.from_url(REDIS_URL).flushdb()
-    settings = Settings(database_url=DB_URL, broker_url=REDIS_URL,
-                        handlers_path=str(ROOT / "bench/handlers"), db_pool_max=20)
+    settings = Settings(
+        database_url=DB_URL,
+        broker_url=REDIS_URL,
+        handlers_path=str(ROOT / "bench/handlers"),
+        db_pool_max=20,
+    )
     services = build_services(settings, NullDispatcher())
     await services.open(migrate=False)
     WorkerPool(services, LoopRuntime(asyncio.get_running_loop()), threads=1)
@@ -158,7 +180,7 @@ async def engine(tasks: int, processes: int, threads: int) -> dict[str, float]:
             await asyncio.sleep(0.002)
         e2e.append((time.perf_counter() - t0) * 1000)
         steps = await services.steps.list_steps(task.id)
-        for parent, child in zip(steps, steps[1:], strict=False):
+        for parent, child in itertools.pairwise(steps):
             assert parent.completed_at and child.started_at
             handoffs.append((child.started_at - parent.completed_at).total_seconds() * 1000)
         await asyncio.sleep(0.2)  # let the consumers go idle again
@@ -184,13 +206,19 @@ def main() -> None:
     base = baseline(args.tasks * 4, args.processes, args.threads)
     result = asyncio.run(engine(args.tasks, args.processes, args.threads))
     print(f"baseline: plain dramatiq no-op drain {base:8.0f} msg/s")
-    print(f"tasker steps/s ({args.tasks} tasks x 4):  {result['steps_per_s']:8.0f} steps/s "
-          f"({result['steps_per_s'] / base:.2f} x baseline)")
+    print(
+        f"tasker steps/s ({args.tasks} tasks x 4):  {result['steps_per_s']:8.0f} steps/s "
+        f"({result['steps_per_s'] / base:.2f} x baseline)"
+    )
     print(f"task creation:                      {result['tasks_created_per_s']:8.0f} tasks/s")
-    print(f"hand-off latency p50 / p99:         {result['handoff_ms_p50']:8.1f} / "
-          f"{result['handoff_ms_p99']:.1f} ms")
-    print(f"one 4-step task end to end p50/p99: {result['e2e_ms_p50']:8.1f} / "
-          f"{result['e2e_ms_p99']:.1f} ms")
+    print(
+        f"hand-off latency p50 / p99:         {result['handoff_ms_p50']:8.1f} / "
+        f"{result['handoff_ms_p99']:.1f} ms"
+    )
+    print(
+        f"one 4-step task end to end p50/p99: {result['e2e_ms_p50']:8.1f} / "
+        f"{result['e2e_ms_p99']:.1f} ms"
+    )
     print(f"worker RSS (max of {args.processes}):            {result['worker_rss_mb_max']:8.1f} MB")
 
 

@@ -48,19 +48,29 @@ FOLLOW = """subscription($id: ID!, $after: String) { taskEvents(id: $id, after: 
 # Valid contexts for the example catalogue (server/examples); `i` makes each task distinct.
 EXAMPLES: dict[tuple[str, str], Callable[[int], dict[str, Any]]] = {
     ("payments", "process_payment"): lambda i: {
-        "payment_id": i, "amount": 10.5, "currency": "USD", "customer_id": i},
+        "payment_id": i,
+        "amount": 10.5,
+        "currency": "USD",
+        "customer_id": i,
+    },
     ("payments", "refund_payment"): lambda i: {"payment_id": i, "refund_amount": 5.0},
-    ("payments", "validate_card"): lambda i: {"card_number": "4111 1111 1111 1111",
-                                              "customer_id": i},
+    ("payments", "validate_card"): lambda i: {
+        "card_number": "4111 1111 1111 1111",
+        "customer_id": i,
+    },
     ("payments", "process_subscription"): lambda i: {"customer_id": i, "plan": "pro"},
     ("payments", "cancel_subscription"): lambda i: {"subscription_id": i},
     ("inventory", "update_stock"): lambda i: {"sku": f"SKU-{i % 50}", "quantity_change": 3},
     ("inventory", "process_order"): lambda i: {
-        "order_id": i, "items": [{"sku": f"SKU-{i % 50}", "quantity": 2}]},
+        "order_id": i,
+        "items": [{"sku": f"SKU-{i % 50}", "quantity": 2}],
+    },
     ("inventory", "check_availability"): lambda i: {"items": [{"sku": f"SKU-{i % 50}"}]},
     ("notifications", "send_email"): lambda i: {"recipient": f"user{i}@example.com"},
-    ("notifications", "send_sms"): lambda i: {"phone_number": "+15555550100",
-                                              "message": f"hello {i}"},
+    ("notifications", "send_sms"): lambda i: {
+        "phone_number": "+15555550100",
+        "message": f"hello {i}",
+    },
     ("notifications", "push_notification"): lambda i: {"customer_id": i},
     ("notifications", "alert_admin"): lambda i: {"message": f"alert {i}", "severity": "info"},
 }
@@ -117,8 +127,14 @@ class Follow:
     gen: int = -1
 
 
-def plan(total: int, resubmits: int, follow_every: int, timeouts: int, seed: int,
-         steps: dict[tuple[str, str], list[str]]) -> list[Spec]:
+def plan(
+    total: int,
+    resubmits: int,
+    follow_every: int,
+    timeouts: int,
+    seed: int,
+    steps: dict[tuple[str, str], list[str]],
+) -> list[Spec]:
     """The tasks to create: half examples, half shapes, with some failures and timeouts."""
     rng = random.Random(seed)
     examples = sorted(EXAMPLES)
@@ -127,8 +143,9 @@ def plan(total: int, resubmits: int, follow_every: int, timeouts: int, seed: int
     for i in range(total):
         key = f"load-{seed}-{i}-{uuid.UUID(int=rng.getrandbits(128))}"
         if i in timeout_at:  # the handler that sleeps past its timeout (step d: 2 s)
-            specs.append(Spec(i, "shapes", "linear", {"run": i, "sleep": 0.01,
-                                                       "sleeps": {"d": 5}}, key))
+            specs.append(
+                Spec(i, "shapes", "linear", {"run": i, "sleep": 0.01, "sleeps": {"d": 5}}, key)
+            )
             continue
         if i % 2 == 0:
             ns, name = examples[(i // 2) % len(examples)]
@@ -164,8 +181,9 @@ class Servers:
         self.turn += 1
         return self.urls[self.turn % len(self.urls)]
 
-    async def request(self, call: Callable[[str], Awaitable[httpx.Response]],
-                      deadline: float) -> tuple[httpx.Response, int]:
+    async def request(
+        self, call: Callable[[str], Awaitable[httpx.Response]], deadline: float
+    ) -> tuple[httpx.Response, int]:
         """Call on the next server until it answers (not 5xx); returns (response, attempts)."""
         attempt = 0
         while True:
@@ -207,19 +225,23 @@ class Subscriber:
             return
         follow.gen = self.gen
         follow.via_server = ws.request.path if hasattr(ws, "request") else ""
-        payload = {"query": FOLLOW, "variables": {"id": follow.task_id,
-                                                   "after": follow.cursor or "0"}}
+        payload = {
+            "query": FOLLOW,
+            "variables": {"id": follow.task_id, "after": follow.cursor or "0"},
+        }
         # If the connection just died, the run loop reconnects and subscribes again.
         with contextlib.suppress(websockets.ConnectionClosed):
-            await ws.send(json.dumps({"id": follow.task_id, "type": "subscribe",
-                                      "payload": payload}))
+            await ws.send(
+                json.dumps({"id": follow.task_id, "type": "subscribe", "payload": payload})
+            )
 
     async def run(self, deadline: float) -> None:
         while time.monotonic() < deadline and not (self.closing and not self.pending()):
             url = self.servers.next().replace("http://", "ws://") + "/tasker/graphql"
             try:
-                async with websockets.connect(url, subprotocols=["graphql-transport-ws"],
-                                              open_timeout=5, max_size=None) as ws:
+                async with websockets.connect(
+                    url, subprotocols=["graphql-transport-ws"], open_timeout=5, max_size=None
+                ) as ws:
                     await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
                     ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
                     if ack.get("type") != "connection_ack":
@@ -292,29 +314,34 @@ class Load:
         self.later: list[tuple[Created, Spec]] = []
         self.creation_done = asyncio.Event()
         self.finished = asyncio.Event()
+        self.max_backends = 0
 
     @staticmethod
     def body(spec: Spec) -> dict[str, Any]:
         return {"namespace": spec.namespace, "name": spec.name, "context": spec.context}
 
-    async def create_rest(self, http: httpx.AsyncClient, servers: Servers, spec: Spec
-                          ) -> tuple[str, int, int]:
+    async def create_rest(
+        self, http: httpx.AsyncClient, servers: Servers, spec: Spec
+    ) -> tuple[str, int, int]:
         async def call(base: str) -> httpx.Response:
-            return await http.post(f"{base}/tasker/tasks", json=self.body(spec),
-                                   headers={"Idempotency-Key": spec.key})
+            return await http.post(
+                f"{base}/tasker/tasks", json=self.body(spec), headers={"Idempotency-Key": spec.key}
+            )
 
         resp, attempts = await servers.request(call, self.deadline)
         if resp.status_code not in (200, 201):
             raise RuntimeError(f"REST create {resp.status_code}: {resp.text[:300]}")
         return str(resp.json()["id"]), attempts, resp.status_code
 
-    async def create_graphql(self, http: httpx.AsyncClient, servers: Servers, spec: Spec
-                             ) -> tuple[str, int, int]:
+    async def create_graphql(
+        self, http: httpx.AsyncClient, servers: Servers, spec: Spec
+    ) -> tuple[str, int, int]:
         variables = {"input": {**self.body(spec), "idempotencyKey": spec.key}}
 
         async def call(base: str) -> httpx.Response:
-            return await http.post(f"{base}/tasker/graphql",
-                                   json={"query": CREATE, "variables": variables})
+            return await http.post(
+                f"{base}/tasker/graphql", json={"query": CREATE, "variables": variables}
+            )
 
         resp, attempts = await servers.request(call, self.deadline)
         data = resp.json()
@@ -345,18 +372,35 @@ class Load:
                         rival = Servers(self.cluster.server_urls)
                         rival.turn = servers.turn + 1
                         first, second = await asyncio.gather(
-                            create(http, servers, spec), other(http, rival, spec))
+                            create(http, servers, spec), other(http, rival, spec)
+                        )
                         task_id, attempts, status = first
-                        self.resubmissions.append(Resubmission(
-                            spec.key, "race", task_id, "graphql" if via == "rest" else "rest",
-                            second[0], second[2]))
+                        self.resubmissions.append(
+                            Resubmission(
+                                spec.key,
+                                "race",
+                                task_id,
+                                "graphql" if via == "rest" else "rest",
+                                second[0],
+                                second[2],
+                            )
+                        )
                     else:
                         task_id, attempts, status = await create(http, servers, spec)
                 except Exception as exc:
                     self.errors.append(f"create {spec.index} via {via}: {exc}")
                     continue
-                made = Created(spec.index, task_id, via, spec.key, spec.namespace, spec.name,
-                               attempts, (time.perf_counter() - started) * 1000, status)
+                made = Created(
+                    spec.index,
+                    task_id,
+                    via,
+                    spec.key,
+                    spec.namespace,
+                    spec.name,
+                    attempts,
+                    (time.perf_counter() - started) * 1000,
+                    status,
+                )
                 self.created.append(made)
                 if spec.resubmit == "later":
                     self.later.append((made, spec))
@@ -382,15 +426,24 @@ class Load:
                 call = self.create_graphql if made.via == "rest" else self.create_rest
                 try:
                     task_id, _, status = await call(http, servers, spec)
-                    self.resubmissions.append(Resubmission(
-                        spec.key, "later", made.id, "graphql" if made.via == "rest" else "rest",
-                        task_id, status))
+                    self.resubmissions.append(
+                        Resubmission(
+                            spec.key,
+                            "later",
+                            made.id,
+                            "graphql" if made.via == "rest" else "rest",
+                            task_id,
+                            status,
+                        )
+                    )
                 except Exception as exc:
-                    self.resubmissions.append(Resubmission(
-                        spec.key, "later", made.id, "?", None, None, str(exc)[:300]))
+                    self.resubmissions.append(
+                        Resubmission(spec.key, "later", made.id, "?", None, None, str(exc)[:300])
+                    )
 
-    async def faults(self, kill_every: float, redis_at: float, server_at: float,
-                     redis_down: float = 1.0) -> None:
+    async def faults(
+        self, kill_every: float, redis_at: float, server_at: float, redis_down: float = 1.0
+    ) -> None:
         """kill -9 a random worker every `kill_every` s (back after 2 s); Redis and a server
         once each, at those offsets — until every task is terminal."""
         loop = asyncio.get_running_loop()
@@ -425,10 +478,16 @@ class Load:
         try:
             while time.monotonic() < self.deadline:
                 row = await conn.fetchrow(
-                    "SELECT count(*) AS total, count(*) FILTER (WHERE status = ANY($1)) AS done "
-                    "FROM tasker_tasks", list(TERMINAL))
-                line = f"  {time.monotonic() - began:6.1f}s created {len(self.created):>6} " \
-                       f"terminal {row['done']:>6}/{expected}"
+                    "SELECT count(*) AS total, count(*) FILTER (WHERE status = ANY($1)) AS done, "
+                    "(SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()) "
+                    "AS backends FROM tasker_tasks",
+                    list(TERMINAL),
+                )
+                self.max_backends = max(self.max_backends, row["backends"])
+                line = (
+                    f"  {time.monotonic() - began:6.1f}s created {len(self.created):>6} "
+                    f"terminal {row['done']:>6}/{expected}"
+                )
                 if line.split("s ", 1)[1] != last:
                     print(line, flush=True)
                     last = line.split("s ", 1)[1]
@@ -440,22 +499,27 @@ class Load:
         self.finished.set()
         return {"seconds_to_terminal": time.monotonic() - began}
 
-    async def run(self, faults: bool, kill_every: float, redis_at: float,
-                  server_at: float, redis_down: float) -> dict[str, Any]:
+    async def run(
+        self, faults: bool, kill_every: float, redis_at: float, server_at: float, redis_down: float
+    ) -> dict[str, Any]:
         began = time.monotonic()
         clients = [asyncio.create_task(self.client(n)) for n in range(self.clients)]
         resub = asyncio.create_task(self.resubmitter())
-        fault_task = (asyncio.create_task(
-            self.faults(kill_every, redis_at, server_at, redis_down))
-                      if faults else None)
+        fault_task = (
+            asyncio.create_task(self.faults(kill_every, redis_at, server_at, redis_down))
+            if faults
+            else None
+        )
         monitor = asyncio.create_task(self.monitor(len(self.specs)))
 
         async def creation() -> None:
             while self.queue and time.monotonic() < self.deadline:
                 await asyncio.sleep(0.2)
             # Every popped spec has either been recorded or failed once the clients are idle.
-            while (len(self.created) + len(self.errors) < len(self.specs)
-                   and time.monotonic() < self.deadline):
+            while (
+                len(self.created) + len(self.errors) < len(self.specs)
+                and time.monotonic() < self.deadline
+            ):
                 await asyncio.sleep(0.2)
             self.creation_done.set()
 
@@ -474,10 +538,13 @@ async def step_names(urls: list[str]) -> dict[tuple[str, str], list[str]]:
     out: dict[tuple[str, str], list[str]] = {}
     async with httpx.AsyncClient(timeout=30) as http:
         for ns, name in [*EXAMPLES, *(("shapes", s) for s in SHAPES)]:
-            q = ('query($ns: String!, $n: String!) { handler(namespace: $ns, name: $n) '
-                 '{ stepTemplates { name } } }')
-            resp = await http.post(f"{urls[0]}/tasker/graphql",
-                                   json={"query": q, "variables": {"ns": ns, "n": name}})
+            q = (
+                "query($ns: String!, $n: String!) { handler(namespace: $ns, name: $n) "
+                "{ stepTemplates { name } } }"
+            )
+            resp = await http.post(
+                f"{urls[0]}/tasker/graphql", json={"query": q, "variables": {"ns": ns, "n": name}}
+            )
             out[(ns, name)] = [s["name"] for s in resp.json()["data"]["handler"]["stepTemplates"]]
     return out
 
@@ -487,10 +554,18 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--resubmit", type=int, default=200)
-    parser.add_argument("--follow-every", type=int, default=5,
-                        help="GraphQL clients follow every Nth task they create")
-    parser.add_argument("--timeouts", type=int, default=10,
-                        help="shapes/linear tasks whose step d sleeps past its timeout")
+    parser.add_argument(
+        "--follow-every",
+        type=int,
+        default=5,
+        help="GraphQL clients follow every Nth task they create",
+    )
+    parser.add_argument(
+        "--timeouts",
+        type=int,
+        default=10,
+        help="shapes/linear tasks whose step d sleeps past its timeout",
+    )
     parser.add_argument("--faults", action="store_true")
     parser.add_argument("--kill-every", type=float, default=5.0)
     parser.add_argument("--redis-at", type=float, default=20.0)
@@ -503,13 +578,15 @@ def main() -> None:
 
     cluster = Cluster(State.load())
     specs_steps = asyncio.run(step_names(cluster.server_urls))
-    specs = plan(args.tasks, args.resubmit, args.follow_every, args.timeouts, args.seed,
-                 specs_steps)
+    specs = plan(
+        args.tasks, args.resubmit, args.follow_every, args.timeouts, args.seed, specs_steps
+    )
     load = Load(cluster, specs, args.clients, time.monotonic() + args.deadline)
     started = time.time()
     print(f"{args.tasks} tasks, {args.clients} clients, faults {'on' if args.faults else 'off'}")
-    timing = asyncio.run(load.run(args.faults, args.kill_every, args.redis_at,
-                                    args.server_at, args.redis_down))
+    timing = asyncio.run(
+        load.run(args.faults, args.kill_every, args.redis_at, args.server_at, args.redis_down)
+    )
     follows = [asdict(f) for s in load.subscribers for f in s.follows.values()]
     latencies = sorted(c.latency_ms for c in load.created) or [0.0]
     result = {
@@ -531,15 +608,19 @@ def main() -> None:
             "max": latencies[-1],
         },
         "create_retries": sum(c.attempts - 1 for c in load.created),
+        "max_postgres_backends": load.max_backends,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
-    print(f"created {len(load.created)}/{len(specs)} in {timing['created_seconds']:.1f}s; "
-          f"all terminal after {timing['total_seconds']:.1f}s; "
-          f"create p50 {result['create_latency_ms']['p50']:.1f} ms "
-          f"p99 {result['create_latency_ms']['p99']:.1f} ms; "
-          f"client retries {result['create_retries']}; errors {len(load.errors)}; "
-          f"faults {len(result['faults'])}; follows {len(follows)}")
+    print(
+        f"created {len(load.created)}/{len(specs)} in {timing['created_seconds']:.1f}s; "
+        f"all terminal after {timing['total_seconds']:.1f}s; "
+        f"create p50 {result['create_latency_ms']['p50']:.1f} ms "
+        f"p99 {result['create_latency_ms']['p99']:.1f} ms; "
+        f"client retries {result['create_retries']}; errors {len(load.errors)}; "
+        f"faults {len(result['faults'])}; follows {len(follows)}; "
+        f"max PostgreSQL backends {load.max_backends}"
+    )
     print(f"wrote {args.out}")
 
 

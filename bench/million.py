@@ -128,9 +128,13 @@ async def seed(tasks: int, batch: int, chunk: int) -> dict[str, float]:
         # Bulk load: the rows are consistent by construction (bench.verify checks them), so
         # skip the per-row foreign-key triggers, and build the history indexes once at the end.
         await conn.execute("SET session_replication_role = replica")
-        history_indexes = [r["indexdef"] for r in await conn.fetch(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'tasker_transitions'"
-            " AND indexname <> 'tasker_transitions_pkey'")]
+        history_indexes = [
+            r["indexdef"]
+            for r in await conn.fetch(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'tasker_transitions'"
+                " AND indexname <> 'tasker_transitions_pkey'"
+            )
+        ]
         for definition in history_indexes:
             name = definition.split(" INDEX ", 1)[1].split(" ON ", 1)[0]
             await conn.execute(f"DROP INDEX {name}")
@@ -141,33 +145,45 @@ async def seed(tasks: int, batch: int, chunk: int) -> dict[str, float]:
         for i, rows in enumerate(gen.batches(tasks, batch)):
             async with conn.transaction():
                 await conn.copy_records_to_table(
-                    "tasker_tasks", records=rows.tasks, columns=seeder.TASK_COLUMNS)
+                    "tasker_tasks", records=rows.tasks, columns=seeder.TASK_COLUMNS
+                )
                 await conn.copy_records_to_table(
-                    "tasker_workflow_steps", records=rows.steps, columns=seeder.STEP_COLUMNS)
+                    "tasker_workflow_steps", records=rows.steps, columns=seeder.STEP_COLUMNS
+                )
                 await conn.copy_records_to_table(
-                    "tasker_step_edges", records=rows.edges, columns=seeder.EDGE_COLUMNS)
+                    "tasker_step_edges", records=rows.edges, columns=seeder.EDGE_COLUMNS
+                )
             if (i + 1) % 10 == 0 or (i + 1) * batch >= tasks:
-                print(f"  tasks {min((i + 1) * batch, tasks):>9}  "
-                      f"{time.monotonic() - began:6.1f}s", flush=True)
-        await conn.execute("SELECT setval(pg_get_serial_sequence('tasker_workflow_steps', 'id'),"
-                           " (SELECT MAX(id) FROM tasker_workflow_steps))")
+                print(
+                    f"  tasks {min((i + 1) * batch, tasks):>9}  {time.monotonic() - began:6.1f}s",
+                    flush=True,
+                )
+        await conn.execute(
+            "SELECT setval(pg_get_serial_sequence('tasker_workflow_steps', 'id'),"
+            " (SELECT MAX(id) FROM tasker_workflow_steps))"
+        )
         out["tasks_steps_edges_s"] = time.monotonic() - began
         # A few seeded tasks may still have been running at `now`: finish them as cancelled.
-        await conn.execute("""
+        await conn.execute(
+            """
             UPDATE tasker_workflow_steps s SET status = 'cancelled', lease_owner = NULL
               FROM tasker_tasks t WHERE t.id = s.task_id
                AND t.status IN ('pending', 'in_progress')
                AND s.status NOT IN ('complete', 'error');
             UPDATE tasker_tasks SET status = 'cancelled', completed_at = $1
-             WHERE status IN ('pending', 'in_progress');""".replace("$1", f"'{now.isoformat()}'"))
+             WHERE status IN ('pending', 'in_progress');""".replace("$1", f"'{now.isoformat()}'")
+        )
         await conn.execute(_COUNTERS)
         out["counters_s"] = time.monotonic() - began - out["tasks_steps_edges_s"]
         t0 = time.monotonic()
         last = await conn.fetchval("SELECT max(id) FROM tasker_workflow_steps")
         for lo in range(1, last + 1, chunk):
             await conn.execute(_STEP_HISTORY, lo, lo + chunk - 1)
-            print(f"  step history to step {min(lo + chunk - 1, last):>9}  "
-                  f"{time.monotonic() - began:6.1f}s", flush=True)
+            print(
+                f"  step history to step {min(lo + chunk - 1, last):>9}  "
+                f"{time.monotonic() - began:6.1f}s",
+                flush=True,
+            )
         first = await conn.fetchval("SELECT min(created_at) FROM tasker_tasks")
         day = timedelta(days=3)
         cursor = first
@@ -179,16 +195,25 @@ async def seed(tasks: int, batch: int, chunk: int) -> dict[str, float]:
             await conn.execute(definition)
         out["history_s"] = time.monotonic() - t0
         t0 = time.monotonic()
-        for table in ("tasker_tasks", "tasker_workflow_steps", "tasker_step_edges",
-                      "tasker_transitions"):
+        for table in (
+            "tasker_tasks",
+            "tasker_workflow_steps",
+            "tasker_step_edges",
+            "tasker_transitions",
+        ):
             await conn.execute(f"VACUUM ANALYZE {table}")
         out["vacuum_analyze_s"] = time.monotonic() - t0
         out["total_s"] = time.monotonic() - began
-        for table in ("tasker_tasks", "tasker_workflow_steps", "tasker_step_edges",
-                      "tasker_transitions"):
+        for table in (
+            "tasker_tasks",
+            "tasker_workflow_steps",
+            "tasker_step_edges",
+            "tasker_transitions",
+        ):
             out[f"rows_{table}"] = float(await conn.fetchval(f"SELECT count(*) FROM {table}"))
-        out["database_size_gb"] = float(await conn.fetchval(
-            "SELECT pg_database_size(current_database()) / 1e9"))
+        out["database_size_gb"] = float(
+            await conn.fetchval("SELECT pg_database_size(current_database()) / 1e9")
+        )
     finally:
         await conn.close()
     return out
@@ -238,11 +263,20 @@ async def create_and_complete(http: httpx.AsyncClient, repeat: int) -> dict[str,
     latencies: list[float] = []
     for i in range(repeat):
         t0 = time.perf_counter()
-        task = await ok(await http.post("/tasker/tasks", json={
-            "namespace": "payments", "name": "process_payment",
-            "context": {"payment_id": i, "amount": 5.0}}))
+        task = await ok(
+            await http.post(
+                "/tasker/tasks",
+                json={
+                    "namespace": "payments",
+                    "name": "process_payment",
+                    "context": {"payment_id": i, "amount": 5.0},
+                },
+            )
+        )
         while (await ok(await http.get(f"/tasker/tasks/{task['id']}")))["status"] not in (
-                "complete", "error"):
+            "complete",
+            "error",
+        ):
             await asyncio.sleep(0.005)
         latencies.append((time.perf_counter() - t0) * 1000)
     return {"create -> complete, 4-step task (ms)": p50(latencies)}
@@ -251,6 +285,7 @@ async def create_and_complete(http: httpx.AsyncClient, repeat: int) -> dict[str,
 def getter(http: httpx.AsyncClient, path: str) -> Callable[[], Awaitable[Any]]:
     async def call() -> Any:
         return await ok(await http.get(path))
+
     return call
 
 
@@ -268,8 +303,10 @@ async def rest_reads(http: httpx.AsyncClient, url: str, repeat: int) -> dict[str
         figures[label] = p50(await timed(getter(http, f"/tasker/tasks?{query}"), repeat))
     pg = await asyncpg.connect(url)
     try:
-        ids = [str(r["id"]) for r in await pg.fetch(
-            "SELECT id FROM tasker_tasks TABLESAMPLE SYSTEM (1) LIMIT 200")]
+        ids = [
+            str(r["id"])
+            for r in await pg.fetch("SELECT id FROM tasker_tasks TABLESAMPLE SYSTEM (1) LIMIT 200")
+        ]
         if len(ids) < 20:
             ids = [str(r["id"]) for r in await pg.fetch("SELECT id FROM tasker_tasks LIMIT 200")]
     finally:
@@ -281,15 +318,18 @@ async def rest_reads(http: httpx.AsyncClient, url: str, repeat: int) -> dict[str
 
     figures["GET /tasks/{id} (ms)"] = p50(await timed(show, repeat))
     figures["GET /tasks/{id}?include_dependencies (ms)"] = p50(
-        await timed(lambda: show("?include_dependencies=true"), repeat))
+        await timed(lambda: show("?include_dependencies=true"), repeat)
+    )
     return figures
 
 
 async def graphql_reads(http: httpx.AsyncClient, repeat: int) -> dict[str, float]:
     """The GraphQL tasks connection: first page, the next one, filtered."""
+
     async def gql(variables: dict[str, Any]) -> Any:
-        data = await ok(await http.post("/tasker/graphql", json={
-            "query": GQL_TASKS, "variables": variables}))
+        data = await ok(
+            await http.post("/tasker/graphql", json={"query": GQL_TASKS, "variables": variables})
+        )
         if data.get("errors"):
             raise RuntimeError(data["errors"])
         return data["data"]["tasks"]
@@ -298,9 +338,11 @@ async def graphql_reads(http: httpx.AsyncClient, repeat: int) -> dict[str, float
     return {
         "GraphQL tasks(first: 25) (ms)": p50(await timed(lambda: gql({"first": 25}), repeat)),
         "GraphQL tasks(first: 25, after) (ms)": p50(
-            await timed(lambda: gql({"first": 25, "after": after}), repeat)),
-        "GraphQL tasks filtered ns+status (ms)": p50(await timed(
-            lambda: gql({"first": 25, "ns": "payments", "status": "ERROR"}), repeat)),
+            await timed(lambda: gql({"first": 25, "after": after}), repeat)
+        ),
+        "GraphQL tasks filtered ns+status (ms)": p50(
+            await timed(lambda: gql({"first": 25, "ns": "payments", "status": "ERROR"}), repeat)
+        ),
     }
 
 
@@ -314,17 +356,21 @@ async def analytics(http: httpx.AsyncClient, broker_url: str, repeat: int) -> di
             if keys:
                 await cache.delete(*keys)
             return await ok(await http.get(path))
+
         return call
 
     n = max(3, repeat // 5)
     try:
         return {
             "analytics/performance cold (ms)": p50(
-                await timed(cold("/tasker/analytics/performance"), n)),
+                await timed(cold("/tasker/analytics/performance"), n)
+            ),
             "analytics/bottlenecks cold (ms)": p50(
-                await timed(cold("/tasker/analytics/bottlenecks"), n)),
+                await timed(cold("/tasker/analytics/bottlenecks"), n)
+            ),
             "analytics/performance warm (ms)": p50(
-                await timed(getter(http, "/tasker/analytics/performance"), repeat)),
+                await timed(getter(http, "/tasker/analytics/performance"), repeat)
+            ),
         }
     finally:
         await cache.aclose()
@@ -340,8 +386,7 @@ async def sweeper_cost(url: str, repeat: int) -> dict[str, float]:
     await services.open(migrate=False)
     try:
         sweeper = services.sweeper
-        parts: dict[str, list[float]] = {"reap": [], "redispatch": [], "finalize": [],
-                                         "cycle": []}
+        parts: dict[str, list[float]] = {"reap": [], "redispatch": [], "finalize": [], "cycle": []}
         for _ in range(repeat):
             t0 = time.perf_counter()
             await sweeper.reap_expired_leases()
@@ -373,17 +418,21 @@ async def retention_batch(url: str) -> dict[str, float]:
     await open_database(url, migrate=False)
     try:
         t0 = time.perf_counter()
-        deleted = await prune_finished(SystemClock(), older_than=timedelta(days=29), batch=1000,
-                                       max_batches=1)
-        return {"prune: one batch of 1000 tasks (ms)": (time.perf_counter() - t0) * 1000,
-                "prune: tasks deleted": float(deleted)}
+        deleted = await prune_finished(
+            SystemClock(), older_than=timedelta(days=29), batch=1000, max_batches=1
+        )
+        return {
+            "prune: one batch of 1000 tasks (ms)": (time.perf_counter() - t0) * 1000,
+            "prune: tasks deleted": float(deleted),
+        }
     finally:
         await close_database()
 
 
 def run_on(database: str, reset: bool, repeat: int, prune: bool) -> dict[str, float]:
-    cluster = Cluster.start(database=database, reset=reset, servers=2, workers=3, threads=8,
-                            ttl=1200)
+    cluster = Cluster.start(
+        database=database, reset=reset, servers=2, workers=3, threads=8, ttl=1200
+    )
     try:
         time.sleep(3)  # workers up, catalogue synced
         figures = asyncio.run(measure_one(cluster, database, repeat))

@@ -40,49 +40,107 @@ class HandlerSpec:
 
 
 CATALOGUE = (
-    HandlerSpec("payments", "process_payment", "2.1.0", 0.35, (
-        StepSpec("validate_payment", 40, 10, 0.01, 0.001, "ValidationError"),
-        StepSpec("check_fraud", 250, 30, 0.03, 0.002, "NetworkTimeoutError"),
-        StepSpec("charge_card", 900, 30, 0.08, 0.01, "CARD_DECLINED"),
-        StepSpec("send_confirmation", 120, 30, 0.02, 0.001, "SMTPError"),
-    )),
-    HandlerSpec("inventory", "process_order", "1.0.0", 0.25, (
-        StepSpec("validate_order", 30, None, 0.01, 0.001, "ValidationError"),
-        StepSpec("inventory_check", 400, 30, 0.04, 0.002, "NetworkTimeoutError"),
-        # Runs close to its 3 s timeout: the benchmark's timeout recommendation comes from here.
-        StepSpec("payment_processing", 2400, 3, 0.10, 0.01, "StepTimeout"),
-        StepSpec("ship_order", 300, 30, 0.02, 0.001, "CarrierError"),
-    )),
-    HandlerSpec("inventory", "update_stock", "1.2.0", 0.15, (
-        StepSpec("lock_sku", 20, None, 0.01, 0.0, "LockError"),
-        StepSpec("read_levels", 60, None, 0.01, 0.0, "DatabaseError"),
-        StepSpec("write_levels", 80, None, 0.02, 0.001, "DatabaseError"),
-        StepSpec("publish_change", 50, None, 0.01, 0.0, "NetworkTimeoutError"),
-    )),
-    HandlerSpec("notifications", "send_email", "2.0.0", 0.2, (
-        StepSpec("load_template", 15, None, 0.0, 0.0, "TemplateError"),
-        StepSpec("render", 35, None, 0.0, 0.001, "TemplateError"),
-        StepSpec("deliver", 600, 60, 0.12, 0.005, "SMTPError"),
-        StepSpec("record_delivery", 25, None, 0.01, 0.0, "DatabaseError"),
-    )),
-    HandlerSpec("analytics", "customer_analytics", "1.0.0", 0.05, (
-        StepSpec("extract", 4000, 600, 0.05, 0.002, "NetworkTimeoutError"),
-        StepSpec("transform", 2500, 600, 0.01, 0.001, "ValueError"),
-        StepSpec("load", 1500, 600, 0.03, 0.002, "DatabaseError"),
-        StepSpec("report", 300, None, 0.01, 0.0, "ValueError"),
-    )),
+    HandlerSpec(
+        "payments",
+        "process_payment",
+        "2.1.0",
+        0.35,
+        (
+            StepSpec("validate_payment", 40, 10, 0.01, 0.001, "ValidationError"),
+            StepSpec("check_fraud", 250, 30, 0.03, 0.002, "NetworkTimeoutError"),
+            StepSpec("charge_card", 900, 30, 0.08, 0.01, "CARD_DECLINED"),
+            StepSpec("send_confirmation", 120, 30, 0.02, 0.001, "SMTPError"),
+        ),
+    ),
+    HandlerSpec(
+        "inventory",
+        "process_order",
+        "1.0.0",
+        0.25,
+        (
+            StepSpec("validate_order", 30, None, 0.01, 0.001, "ValidationError"),
+            StepSpec("inventory_check", 400, 30, 0.04, 0.002, "NetworkTimeoutError"),
+            # Runs close to its 3 s timeout: the benchmark's timeout recommendation comes from here.
+            StepSpec("payment_processing", 2400, 3, 0.10, 0.01, "StepTimeout"),
+            StepSpec("ship_order", 300, 30, 0.02, 0.001, "CarrierError"),
+        ),
+    ),
+    HandlerSpec(
+        "inventory",
+        "update_stock",
+        "1.2.0",
+        0.15,
+        (
+            StepSpec("lock_sku", 20, None, 0.01, 0.0, "LockError"),
+            StepSpec("read_levels", 60, None, 0.01, 0.0, "DatabaseError"),
+            StepSpec("write_levels", 80, None, 0.02, 0.001, "DatabaseError"),
+            StepSpec("publish_change", 50, None, 0.01, 0.0, "NetworkTimeoutError"),
+        ),
+    ),
+    HandlerSpec(
+        "notifications",
+        "send_email",
+        "2.0.0",
+        0.2,
+        (
+            StepSpec("load_template", 15, None, 0.0, 0.0, "TemplateError"),
+            StepSpec("render", 35, None, 0.0, 0.001, "TemplateError"),
+            StepSpec("deliver", 600, 60, 0.12, 0.005, "SMTPError"),
+            StepSpec("record_delivery", 25, None, 0.01, 0.0, "DatabaseError"),
+        ),
+    ),
+    HandlerSpec(
+        "analytics",
+        "customer_analytics",
+        "1.0.0",
+        0.05,
+        (
+            StepSpec("extract", 4000, 600, 0.05, 0.002, "NetworkTimeoutError"),
+            StepSpec("transform", 2500, 600, 0.01, 0.001, "ValueError"),
+            StepSpec("load", 1500, 600, 0.03, 0.002, "DatabaseError"),
+            StepSpec("report", 300, None, 0.01, 0.0, "ValueError"),
+        ),
+    ),
 )
 RETRY_LIMIT = 3
 P_CANCEL = 0.003
 
 TASK_COLUMNS = (
-    "id", "named_task_id", "namespace", "name", "version", "status", "context", "tags",
-    "bypass_steps", "identity_hash", "requested_at", "created_at", "updated_at", "completed_at",
+    "id",
+    "named_task_id",
+    "namespace",
+    "name",
+    "version",
+    "status",
+    "context",
+    "tags",
+    "bypass_steps",
+    "identity_hash",
+    "requested_at",
+    "created_at",
+    "updated_at",
+    "completed_at",
 )
 STEP_COLUMNS = (
-    "id", "task_id", "name", "position", "handler_class", "status", "attempts", "retry_limit",
-    "retryable", "skippable", "timeout_seconds", "last_error", "error_class", "next_attempt_at",
-    "dispatched_at", "started_at", "completed_at", "created_at", "updated_at",
+    "id",
+    "task_id",
+    "name",
+    "position",
+    "handler_class",
+    "status",
+    "attempts",
+    "retry_limit",
+    "retryable",
+    "skippable",
+    "timeout_seconds",
+    "last_error",
+    "error_class",
+    "next_attempt_at",
+    "dispatched_at",
+    "started_at",
+    "completed_at",
+    "created_at",
+    "updated_at",
 )
 EDGE_COLUMNS = ("task_id", "from_step_id", "to_step_id")
 
@@ -99,8 +157,15 @@ class Batch:
 class Generator:
     """Deterministic rows: tasks spread uniformly over `days` days before `now`."""
 
-    def __init__(self, handler_ids: dict[tuple[str, str, str], int], *, days: float,
-                 now: datetime, seed: int, first_step_id: int) -> None:
+    def __init__(
+        self,
+        handler_ids: dict[tuple[str, str, str], int],
+        *,
+        days: float,
+        now: datetime,
+        seed: int,
+        first_step_id: int,
+    ) -> None:
         self.handler_ids = handler_ids
         self.span = days * 86400.0
         self.now = now
@@ -155,31 +220,73 @@ class Generator:
             task_done = cursor
         if task_done is not None and task_done > self.now:
             task_status, task_done = "in_progress", None
-        batch.tasks.append((
-            task_id, self.handler_ids[(spec.namespace, spec.name, spec.version)],
-            spec.namespace, spec.name, spec.version, task_status, "{}", "[]", "[]",
-            task_id.hex, created, created, task_done or created, task_done,
-        ))
+        batch.tasks.append(
+            (
+                task_id,
+                self.handler_ids[(spec.namespace, spec.name, spec.version)],
+                spec.namespace,
+                spec.name,
+                spec.version,
+                task_status,
+                "{}",
+                "[]",
+                "[]",
+                task_id.hex,
+                created,
+                created,
+                task_done or created,
+                task_done,
+            )
+        )
         batch.edges.extend((task_id, ids[i], ids[i + 1]) for i in range(3))
 
     @staticmethod
-    def _idle(step: StepSpec, pos: int, step_id: int, task_id: uuid.UUID, created: datetime,
-              status: str) -> tuple[Any, ...]:
+    def _idle(
+        step: StepSpec, pos: int, step_id: int, task_id: uuid.UUID, created: datetime, status: str
+    ) -> tuple[Any, ...]:
         """A step that never ran: waiting on a parent that failed or runs, or cancelled."""
-        return (step_id, task_id, step.name, pos, f"bench.handlers:{step.name}", status, 0,
-                RETRY_LIMIT, True, False, step.timeout_s, None, None, None, None, None, None,
-                created, created)
+        return (
+            step_id,
+            task_id,
+            step.name,
+            pos,
+            f"bench.handlers:{step.name}",
+            status,
+            0,
+            RETRY_LIMIT,
+            True,
+            False,
+            step.timeout_s,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            created,
+            created,
+        )
 
-    def _step(self, step: StepSpec, pos: int, step_id: int, task_id: uuid.UUID,
-              created: datetime, cursor: datetime) -> tuple[tuple[Any, ...], datetime, str]:
+    def _step(
+        self,
+        step: StepSpec,
+        pos: int,
+        step_id: int,
+        task_id: uuid.UUID,
+        created: datetime,
+        cursor: datetime,
+    ) -> tuple[tuple[Any, ...], datetime, str]:
         """One step that became ready at `cursor`: the row, when its last attempt ended, and
         whether it is complete, failed for good (error) or still running."""
         rng = self.rng
         base = (step_id, task_id, step.name, pos, f"bench.handlers:{step.name}")
         limits = (RETRY_LIMIT, True, False, step.timeout_s)
         if cursor > self.now:  # its parent is still running
-            return (*base, "pending", 0, *limits, *([None] * 6), created, created), cursor, \
-                "running"
+            return (
+                (*base, "pending", 0, *limits, *([None] * 6), created, created),
+                cursor,
+                "running",
+            )
         fail = rng.random() < step.p_fail
         retries = 0
         if fail:
@@ -188,22 +295,58 @@ class Generator:
             retries = min(RETRY_LIMIT - 1, 1 + int(rng.expovariate(1.5)))
         started = cursor
         for attempt in range(retries):
-            started += timedelta(milliseconds=self._duration(step) + 1000 * 2 ** attempt)
+            started += timedelta(milliseconds=self._duration(step) + 1000 * 2**attempt)
         finished = started + timedelta(milliseconds=self._duration(step))
         attempts = retries + 1
         error = step.error if (fail or retries) else None
         if started > self.now:  # backing off before its next attempt
-            row = (*base, "error", attempts - 1, *limits, f"{error} on attempt {attempts - 1}",
-                   error, started, cursor, None, None, created, cursor)
+            row = (
+                *base,
+                "error",
+                attempts - 1,
+                *limits,
+                f"{error} on attempt {attempts - 1}",
+                error,
+                started,
+                cursor,
+                None,
+                None,
+                created,
+                cursor,
+            )
             return row, started, "running"
         last = f"{error} on attempt {attempts - (0 if fail else 1)}" if error else None
         if finished > self.now:
-            row = (*base, "in_progress", attempts, *limits, last, error, None, cursor, started,
-                   None, created, started)
+            row = (
+                *base,
+                "in_progress",
+                attempts,
+                *limits,
+                last,
+                error,
+                None,
+                cursor,
+                started,
+                None,
+                created,
+                started,
+            )
             return row, finished, "running"
         status = "error" if fail else "complete"
-        row = (*base, status, attempts, *limits, last, error, None, cursor, started, finished,
-               created, finished)
+        row = (
+            *base,
+            status,
+            attempts,
+            *limits,
+            last,
+            error,
+            None,
+            cursor,
+            started,
+            finished,
+            created,
+            finished,
+        )
         return row, finished + timedelta(milliseconds=rng.uniform(2, 30)), status
 
     def _duration(self, step: StepSpec) -> float:

@@ -67,8 +67,7 @@ def _tcp_by_inode() -> dict[str, int]:
     return out
 
 
-def sample_process(pid: int, tcp: dict[str, int], pg_port: int, redis_port: int
-                   ) -> dict[str, int]:
+def sample_process(pid: int, tcp: dict[str, int], pg_port: int, redis_port: int) -> dict[str, int]:
     fds, inodes = _socket_inodes(pid)
     ports = [tcp[i] for i in inodes if i in tcp]
     return {
@@ -80,8 +79,9 @@ def sample_process(pid: int, tcp: dict[str, int], pg_port: int, redis_port: int
 
 
 class Soak:
-    def __init__(self, cluster: Cluster, rate: float, duration: float, follow_every: int,
-                 interval: float) -> None:
+    def __init__(
+        self, cluster: Cluster, rate: float, duration: float, follow_every: int, interval: float
+    ) -> None:
         self.cluster = cluster
         self.rate = rate
         self.duration = duration
@@ -105,8 +105,7 @@ class Soak:
         gate = asyncio.Semaphore(64)
         began = time.monotonic()
         pending: set[asyncio.Task[None]] = set()
-        async with httpx.AsyncClient(timeout=30,
-                                     limits=httpx.Limits(max_connections=64)) as http:
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as http:
 
             async def one(n: int) -> None:
                 spec = specs[n]
@@ -157,7 +156,8 @@ class Soak:
                 for proc in [*state.servers, *state.workers]:
                     if alive(proc.pid):
                         procs[f"{proc.role}-{proc.index}"] = sample_process(
-                            proc.pid, tcp, 5432, redis_port)
+                            proc.pid, tcp, 5432, redis_port
+                        )
                 row = await pg.fetchrow(
                     """SELECT (SELECT count(*) FROM pg_stat_activity
                                 WHERE datname = current_database()) AS pg_backends,
@@ -165,16 +165,27 @@ class Soak:
                                 WHERE status IN ('pending', 'in_progress')) AS active_tasks,
                               (SELECT count(*) FROM tasker_tasks
                                 WHERE status = ANY($1::text[])) AS finished_tasks""",
-                    TERMINAL)
-                sample = {"t": round(time.monotonic() - began, 1), "procs": procs,
-                          "sent": self.sent, "failed": self.failed,
-                          "in_flight": self.in_flight, **dict(row)}
+                    TERMINAL,
+                )
+                sample = {
+                    "t": round(time.monotonic() - began, 1),
+                    "procs": procs,
+                    "sent": self.sent,
+                    "failed": self.failed,
+                    "in_flight": self.in_flight,
+                    **dict(row),
+                }
                 self.samples.append(sample)
-                rss = " ".join(f"{k}:{v['rss_kb'] // 1024}M/{v['pg_conns']}pg/"
-                               f"{v['redis_conns']}r" for k, v in procs.items())
-                print(f"  {sample['t']:7.0f}s sent {self.sent:>6} active "
-                      f"{row['active_tasks']:>4} done {row['finished_tasks']:>6} "
-                      f"backends {row['pg_backends']:>3} | {rss}", flush=True)
+                rss = " ".join(
+                    f"{k}:{v['rss_kb'] // 1024}M/{v['pg_conns']}pg/{v['redis_conns']}r"
+                    for k, v in procs.items()
+                )
+                print(
+                    f"  {sample['t']:7.0f}s sent {self.sent:>6} active "
+                    f"{row['active_tasks']:>4} done {row['finished_tasks']:>6} "
+                    f"backends {row['pg_backends']:>3} | {rss}",
+                    flush=True,
+                )
                 await asyncio.sleep(self.interval - (time.monotonic() - began) % self.interval)
         finally:
             await pg.close()
@@ -184,8 +195,9 @@ class Soak:
         await asyncio.gather(self.arrivals(specs_steps), self.sampler())
 
 
-def growth_report(samples: list[dict[str, Any]], warmup: float, window: float,
-                  max_growth: float) -> tuple[list[str], bool]:
+def growth_report(
+    samples: list[dict[str, Any]], warmup: float, window: float, max_growth: float
+) -> tuple[list[str], bool]:
     """Median of [warmup, warmup+window) against the median of the last `window` seconds."""
     end = samples[-1]["t"]
     early = [s for s in samples if warmup <= s["t"] < warmup + window]
@@ -206,16 +218,20 @@ def growth_report(samples: list[dict[str, Any]], warmup: float, window: float,
             ok &= not bad
             unit = "MB" if key == "rss_kb" else ""
             scale = 1024 if key == "rss_kb" else 1
-            lines.append(f"  {'FAIL' if bad else 'ok  '} {name:<9} {key:<12} "
-                         f"{a / scale:8.1f}{unit} -> {b / scale:8.1f}{unit} ({grew * 100:+.1f} %)")
+            lines.append(
+                f"  {'FAIL' if bad else 'ok  '} {name:<9} {key:<12} "
+                f"{a / scale:8.1f}{unit} -> {b / scale:8.1f}{unit} ({grew * 100:+.1f} %)"
+            )
     for key in ("pg_backends", "active_tasks"):
         a = statistics.median(s[key] for s in early)
         b = statistics.median(s[key] for s in late)
         grew = (b - a) / a if a else 0.0
         bad = key == "pg_backends" and grew > max_growth and b - a > 1
         ok &= not bad
-        lines.append(f"  {'FAIL' if bad else 'ok  '} {'database':<9} {key:<12} "
-                     f"{a:8.1f} -> {b:8.1f} ({grew * 100:+.1f} %)")
+        lines.append(
+            f"  {'FAIL' if bad else 'ok  '} {'database':<9} {key:<12} "
+            f"{a:8.1f} -> {b:8.1f} ({grew * 100:+.1f} %)"
+        )
     return lines, ok
 
 
@@ -239,17 +255,27 @@ def main() -> None:
     lines, ok = growth_report(soak.samples, args.warmup, args.window, args.max_growth)
     missed = sum(not f.completed for f in follows)
     summary = {
-        "rate": args.rate, "duration": args.duration, "sent": soak.sent,
+        "rate": args.rate,
+        "duration": args.duration,
+        "sent": soak.sent,
         "failed_creates": soak.failed,
-        "create_ms_p50": statistics.median(lat), "create_ms_p99": lat[int(len(lat) * 0.99)],
-        "follows": len(follows), "follows_missing_final": missed,
+        "create_ms_p50": statistics.median(lat),
+        "create_ms_p99": lat[int(len(lat) * 0.99)],
+        "follows": len(follows),
+        "follows_missing_final": missed,
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"started_at": started, "summary": summary,
-                                    "report": lines, "samples": soak.samples}, indent=1))
+    args.out.write_text(
+        json.dumps(
+            {"started_at": started, "summary": summary, "report": lines, "samples": soak.samples},
+            indent=1,
+        )
+    )
     print(json.dumps(summary))
-    print(f"growth, median of minute {args.warmup / 60:.0f}-{(args.warmup + args.window) / 60:.0f}"
-          f" vs the last minute (limit {args.max_growth * 100:.0f} %):")
+    print(
+        f"growth, median of minute {args.warmup / 60:.0f}-{(args.warmup + args.window) / 60:.0f}"
+        f" vs the last minute (limit {args.max_growth * 100:.0f} %):"
+    )
     print("\n".join(lines))
     ok &= soak.failed == 0 and missed == 0
     print("SOAK:", "PASS" if ok else "FAIL")

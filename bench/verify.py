@@ -30,64 +30,86 @@ from bench.cluster import OUT, PG_BASE
 FINISHED = ["complete", "error", "cancelled", "resolved_manually"]
 
 CHECKS: list[tuple[str, str]] = [
-    ("tasks not terminal",
-     "SELECT count(*) FROM tasker_tasks WHERE status <> ALL($1::text[])"),
-    ("steps left in progress",
-     "SELECT count(*) FROM tasker_workflow_steps WHERE status = 'in_progress'"),
-    ("complete tasks with unfinished steps",
-     """SELECT count(*) FROM tasker_workflow_steps s JOIN tasker_tasks t ON t.id = s.task_id
-         WHERE t.status = 'complete' AND s.status NOT IN ('complete', 'resolved_manually')"""),
-    ("steps completed more than once",
-     """SELECT count(*) FROM (SELECT step_id FROM tasker_transitions
+    ("tasks not terminal", "SELECT count(*) FROM tasker_tasks WHERE status <> ALL($1::text[])"),
+    (
+        "steps left in progress",
+        "SELECT count(*) FROM tasker_workflow_steps WHERE status = 'in_progress'",
+    ),
+    (
+        "complete tasks with unfinished steps",
+        """SELECT count(*) FROM tasker_workflow_steps s JOIN tasker_tasks t ON t.id = s.task_id
+         WHERE t.status = 'complete' AND s.status NOT IN ('complete', 'resolved_manually')""",
+    ),
+    (
+        "steps completed more than once",
+        """SELECT count(*) FROM (SELECT step_id FROM tasker_transitions
          WHERE step_id IS NOT NULL AND to_status = 'complete'
-         GROUP BY step_id HAVING count(*) > 1) x"""),
-    ("complete steps without exactly one completion row",
-     """SELECT count(*) FROM tasker_workflow_steps s LEFT JOIN (
+         GROUP BY step_id HAVING count(*) > 1) x""",
+    ),
+    (
+        "complete steps without exactly one completion row",
+        """SELECT count(*) FROM tasker_workflow_steps s LEFT JOIN (
              SELECT step_id, count(*) AS n FROM tasker_transitions
               WHERE step_id IS NOT NULL AND to_status = 'complete' GROUP BY step_id) h
              ON h.step_id = s.id
-         WHERE s.status = 'complete' AND COALESCE(h.n, 0) <> 1"""),
-    ("steps not complete but with a completion row",
-     """SELECT count(*) FROM tasker_workflow_steps s JOIN (
+         WHERE s.status = 'complete' AND COALESCE(h.n, 0) <> 1""",
+    ),
+    (
+        "steps not complete but with a completion row",
+        """SELECT count(*) FROM tasker_workflow_steps s JOIN (
              SELECT DISTINCT step_id FROM tasker_transitions
               WHERE step_id IS NOT NULL AND to_status = 'complete') h ON h.step_id = s.id
-         WHERE s.status <> 'complete'"""),
-    ("steps whose attempts differ from their claims",
-     """SELECT count(*) FROM tasker_workflow_steps s LEFT JOIN (
+         WHERE s.status <> 'complete'""",
+    ),
+    (
+        "steps whose attempts differ from their claims",
+        """SELECT count(*) FROM tasker_workflow_steps s LEFT JOIN (
              SELECT step_id, count(*) AS n FROM tasker_transitions
               WHERE step_id IS NOT NULL AND to_status = 'in_progress' GROUP BY step_id) h
              ON h.step_id = s.id
-         WHERE s.attempts <> COALESCE(h.n, 0)"""),
-    ("step history rows that do not chain",
-     """SELECT count(*) FROM (SELECT from_status, lag(to_status) OVER w AS prev,
+         WHERE s.attempts <> COALESCE(h.n, 0)""",
+    ),
+    (
+        "step history rows that do not chain",
+        """SELECT count(*) FROM (SELECT from_status, lag(to_status) OVER w AS prev,
                                       row_number() OVER w AS n
                                 FROM tasker_transitions WHERE step_id IS NOT NULL
                               WINDOW w AS (PARTITION BY step_id ORDER BY id)) x
          WHERE (n = 1 AND from_status IS NOT NULL)
-            OR (n > 1 AND from_status IS DISTINCT FROM prev)"""),
-    ("steps whose last history row is not their status",
-     """SELECT count(*) FROM tasker_workflow_steps s LEFT JOIN (
+            OR (n > 1 AND from_status IS DISTINCT FROM prev)""",
+    ),
+    (
+        "steps whose last history row is not their status",
+        """SELECT count(*) FROM tasker_workflow_steps s LEFT JOIN (
              SELECT DISTINCT ON (step_id) step_id, to_status FROM tasker_transitions
               WHERE step_id IS NOT NULL ORDER BY step_id, id DESC) h ON h.step_id = s.id
-         WHERE s.status IS DISTINCT FROM h.to_status"""),
-    ("task history rows that do not chain",
-     """SELECT count(*) FROM (SELECT from_status, lag(to_status) OVER w AS prev,
+         WHERE s.status IS DISTINCT FROM h.to_status""",
+    ),
+    (
+        "task history rows that do not chain",
+        """SELECT count(*) FROM (SELECT from_status, lag(to_status) OVER w AS prev,
                                       row_number() OVER w AS n
                                 FROM tasker_transitions WHERE step_id IS NULL
                               WINDOW w AS (PARTITION BY task_id ORDER BY id)) x
          WHERE (n = 1 AND from_status IS NOT NULL)
-            OR (n > 1 AND from_status IS DISTINCT FROM prev)"""),
-    ("tasks whose last history row is not their status",
-     """SELECT count(*) FROM tasker_tasks t LEFT JOIN (
+            OR (n > 1 AND from_status IS DISTINCT FROM prev)""",
+    ),
+    (
+        "tasks whose last history row is not their status",
+        """SELECT count(*) FROM tasker_tasks t LEFT JOIN (
              SELECT DISTINCT ON (task_id) task_id, to_status FROM tasker_transitions
               WHERE step_id IS NULL ORDER BY task_id, id DESC) h ON h.task_id = t.id
-         WHERE t.status IS DISTINCT FROM h.to_status"""),
-    ("tasks finalized more than once",
-     """SELECT count(*) FROM (SELECT task_id FROM tasker_transitions
+         WHERE t.status IS DISTINCT FROM h.to_status""",
+    ),
+    (
+        "tasks finalized more than once",
+        """SELECT count(*) FROM (SELECT task_id FROM tasker_transitions
          WHERE step_id IS NULL AND to_status = ANY($1::text[])
-         GROUP BY task_id HAVING count(*) > 1) x"""),
-    ("steps claimed before a parent completed (history order)",
-     """WITH claims AS (SELECT step_id, min(id) AS first_claim, min(created_at) AS claimed_at
+         GROUP BY task_id HAVING count(*) > 1) x""",
+    ),
+    (
+        "steps claimed before a parent completed (history order)",
+        """WITH claims AS (SELECT step_id, min(id) AS first_claim, min(created_at) AS claimed_at
                           FROM tasker_transitions WHERE to_status = 'in_progress'
                            AND step_id IS NOT NULL GROUP BY step_id),
              done AS (SELECT step_id, min(id) AS done_id FROM tasker_transitions
@@ -95,13 +117,16 @@ CHECKS: list[tuple[str, str]] = [
                        GROUP BY step_id)
         SELECT count(*) FROM tasker_step_edges e JOIN claims c ON c.step_id = e.to_step_id
           LEFT JOIN done d ON d.step_id = e.from_step_id
-         WHERE d.done_id IS NULL OR d.done_id > c.first_claim"""),
-    ("steps started before a parent completed (clock)",
-     """SELECT count(*) FROM tasker_step_edges e
+         WHERE d.done_id IS NULL OR d.done_id > c.first_claim""",
+    ),
+    (
+        "steps started before a parent completed (clock)",
+        """SELECT count(*) FROM tasker_step_edges e
           JOIN tasker_workflow_steps c ON c.id = e.to_step_id
           JOIN tasker_workflow_steps p ON p.id = e.from_step_id
          WHERE c.started_at IS NOT NULL
-           AND (p.completed_at IS NULL OR c.started_at < p.completed_at)"""),
+           AND (p.completed_at IS NULL OR c.started_at < p.completed_at)""",
+    ),
 ]
 
 FIGURES: list[tuple[str, str]] = [
@@ -109,15 +134,23 @@ FIGURES: list[tuple[str, str]] = [
     ("steps", "SELECT count(*) FROM tasker_workflow_steps"),
     ("step edges", "SELECT count(*) FROM tasker_step_edges"),
     ("history rows", "SELECT count(*) FROM tasker_transitions"),
-    ("step attempts (claims)",
-     "SELECT count(*) FROM tasker_transitions WHERE to_status = 'in_progress'"
-     " AND step_id IS NOT NULL"),
-    ("attempts that timed out (StepTimeout)",
-     "SELECT count(*) FROM tasker_transitions WHERE metadata->>'error_class' = 'StepTimeout'"),
-    ("attempts reclaimed from killed workers (WorkerLost)",
-     "SELECT count(*) FROM tasker_transitions WHERE metadata->>'error_class' = 'WorkerLost'"),
-    ("attempts that failed and were retried",
-     "SELECT count(*) FROM tasker_transitions WHERE reason = 'retry scheduled'"),
+    (
+        "step attempts (claims)",
+        "SELECT count(*) FROM tasker_transitions WHERE to_status = 'in_progress'"
+        " AND step_id IS NOT NULL",
+    ),
+    (
+        "attempts that timed out (StepTimeout)",
+        "SELECT count(*) FROM tasker_transitions WHERE metadata->>'error_class' = 'StepTimeout'",
+    ),
+    (
+        "attempts reclaimed from killed workers (WorkerLost)",
+        "SELECT count(*) FROM tasker_transitions WHERE metadata->>'error_class' = 'WorkerLost'",
+    ),
+    (
+        "attempts that failed and were retried",
+        "SELECT count(*) FROM tasker_transitions WHERE reason = 'retry scheduled'",
+    ),
 ]
 
 
@@ -128,10 +161,12 @@ async def database_checks(url: str) -> tuple[dict[str, int], dict[str, Any], lis
         for label, sql in FIGURES:
             figures[label] = await conn.fetchval(sql)
         by_status = await conn.fetch(
-            "SELECT status, count(*) AS n FROM tasker_tasks GROUP BY 1 ORDER BY 1")
+            "SELECT status, count(*) AS n FROM tasker_tasks GROUP BY 1 ORDER BY 1"
+        )
         figures["tasks by status"] = {r["status"]: r["n"] for r in by_status}
         steps_by = await conn.fetch(
-            "SELECT status, count(*) AS n FROM tasker_workflow_steps GROUP BY 1 ORDER BY 1")
+            "SELECT status, count(*) AS n FROM tasker_workflow_steps GROUP BY 1 ORDER BY 1"
+        )
         figures["steps by status"] = {r["status"]: r["n"] for r in steps_by}
         span = await conn.fetchrow(
             """SELECT min(created_at) AS first, max(completed_at) AS last,
@@ -139,18 +174,32 @@ async def database_checks(url: str) -> tuple[dict[str, int], dict[str, Any], lis
                           completed_at - created_at)) AS p50,
                       percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM
                           completed_at - created_at)) AS p99
-                 FROM tasker_tasks WHERE status = 'complete'""")
+                 FROM tasker_tasks WHERE status = 'complete'"""
+        )
         if span["first"] is not None:
             seconds = (span["last"] - span["first"]).total_seconds() or 1.0
             done_steps = await conn.fetchval(
-                "SELECT count(*) FROM tasker_workflow_steps WHERE status = 'complete'")
+                "SELECT count(*) FROM tasker_workflow_steps WHERE status = 'complete'"
+            )
             figures["first create -> last completion (s)"] = round(seconds, 1)
             figures["completed steps/s over that span"] = round(done_steps / seconds, 1)
             figures["finished tasks/s over that span"] = round(
-                sum(v for k, v in figures["tasks by status"].items() if k in FINISHED)
-                / seconds, 1)
+                sum(v for k, v in figures["tasks by status"].items() if k in FINISHED) / seconds, 1
+            )
+            steady = await conn.fetchrow(
+                """SELECT percentile_cont(0.1) WITHIN GROUP (ORDER BY extract(epoch FROM
+                              completed_at)) AS t10,
+                          percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM
+                              completed_at)) AS t90, count(*) AS n
+                     FROM tasker_tasks WHERE completed_at IS NOT NULL"""
+            )
+            if steady["t90"] and steady["t90"] > steady["t10"]:
+                figures["steady finished tasks/s (10 % -> 90 % of completions)"] = round(
+                    0.8 * steady["n"] / (steady["t90"] - steady["t10"]), 1
+                )
             figures["complete task latency p50 / p99 (s)"] = (
-                f"{span['p50']:.2f} / {span['p99']:.2f}")
+                f"{span['p50']:.2f} / {span['p99']:.2f}"
+            )
         counts: dict[str, int] = {}
         for label, sql in CHECKS:
             args = [FINISHED] if "$1" in sql else []
@@ -176,36 +225,51 @@ async def client_checks(url: str, load: dict[str, Any]) -> tuple[dict[str, int],
         "acknowledged tasks missing from the database": len(acked - set(db)),
         "tasks in the database nobody acknowledged (duplicates)": len(set(db) - acked),
         "acknowledged ids that are not their key's task": sum(
-            by_key.get(c["key"]) != c["id"] for c in created),
+            by_key.get(c["key"]) != c["id"] for c in created
+        ),
     }
     resub = load["resubmissions"]
     counts["re-submissions that did not return the original task"] = sum(
-        r["returned_id"] is None or r["returned_id"] != r["original_id"]
-        or by_key.get(r["key"]) != r["original_id"] for r in resub)
+        r["returned_id"] is None
+        or r["returned_id"] != r["original_id"]
+        or by_key.get(r["key"]) != r["original_id"]
+        for r in resub
+    )
     counts["later REST re-submissions not answered 200"] = sum(
-        r["kind"] == "later" and r["via"] == "rest" and r["http_status"] != 200 for r in resub)
+        r["kind"] == "later" and r["via"] == "rest" and r["http_status"] != 200 for r in resub
+    )
     follows = load["follows"]
     counts["subscribers that missed their task's final transition"] = sum(
-        not f["completed"] or f["final"] is None for f in follows)
+        not f["completed"] or f["final"] is None for f in follows
+    )
     counts["subscribers whose final transition differs from the database"] = sum(
-        f["final"] is not None and db.get(f["task_id"]) is not None
-        and f["final"] != db[f["task_id"]]["status"] for f in follows)
+        f["final"] is not None
+        and db.get(f["task_id"]) is not None
+        and f["final"] != db[f["task_id"]]["status"]
+        for f in follows
+    )
     counts["subscriptions that reported errors"] = sum(bool(f["errors"]) for f in follows)
     figures = {
         "tasks planned": load["planned"],
         "tasks acknowledged": len(created),
-        "  via REST / GraphQL": (f"{sum(c['via'] == 'rest' for c in created)} / "
-                                 f"{sum(c['via'] == 'graphql' for c in created)}"),
+        "  via REST / GraphQL": (
+            f"{sum(c['via'] == 'rest' for c in created)} / "
+            f"{sum(c['via'] == 'graphql' for c in created)}"
+        ),
         "client-side retries of creates (server down)": load.get("create_retries", 0),
         "idempotent re-submissions": len(resub),
-        "  racing the original / later": (f"{sum(r['kind'] == 'race' for r in resub)} / "
-                                          f"{sum(r['kind'] == 'later' for r in resub)}"),
+        "  racing the original / later": (
+            f"{sum(r['kind'] == 'race' for r in resub)} / "
+            f"{sum(r['kind'] == 'later' for r in resub)}"
+        ),
         "GraphQL subscriptions": len(follows),
         "  subscription events received": sum(f["events"] for f in follows),
         "  subscriber reconnects (resumed with `after`)": load.get("subscriber_reconnects", 0),
         "faults injected": _fault_summary(load.get("faults", [])),
-        "create latency p50 / p99 (ms)": (f"{load['create_latency_ms']['p50']:.0f} / "
-                                          f"{load['create_latency_ms']['p99']:.0f}"),
+        "most PostgreSQL connections seen (all processes)": load.get("max_postgres_backends"),
+        "create latency p50 / p99 (ms)": (
+            f"{load['create_latency_ms']['p50']:.0f} / {load['create_latency_ms']['p99']:.0f}"
+        ),
     }
     return counts, figures
 
@@ -222,8 +286,12 @@ def _fault_summary(events: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", default="tasker_cluster")
-    parser.add_argument("--load", type=Path, default=OUT / "load.json",
-                        help="the clients' record; 'none' to check the database only")
+    parser.add_argument(
+        "--load",
+        type=Path,
+        default=OUT / "load.json",
+        help="the clients' record; 'none' to check the database only",
+    )
     args = parser.parse_args()
     url = f"{PG_BASE}/{args.database}"
     counts, figures, _ = asyncio.run(database_checks(url))

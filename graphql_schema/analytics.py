@@ -64,8 +64,9 @@ class PerformanceType:
         return cls(
             system_health_score=r.system_health_score,
             performance_trends=[
-                TrendType(window=k, completion_rate=t.completion_rate,
-                          avg_duration_ms=t.avg_duration_ms)
+                TrendType(
+                    window=k, completion_rate=t.completion_rate, avg_duration_ms=t.avg_duration_ms
+                )
                 for k, t in r.performance_trends.items()
             ],
             task_statistics=TaskStatisticsType(**vars_of(r.task_statistics)),
@@ -229,8 +230,12 @@ class HealthType:
             reasons=list(report.reasons),
             checked_at=report.checked_at,
             checks=[
-                HealthCheckType(name=name, ok=c["status"] == "ok",
-                                latency_ms=c.get("latency_ms"), error=c.get("error"))
+                HealthCheckType(
+                    name=name,
+                    ok=c["status"] == "ok",
+                    latency_ms=c.get("latency_ms"),
+                    error=c.get("error"),
+                )
                 for name, c in report.checks.items()
             ],
             tasks=counts("tasks"),
@@ -241,7 +246,9 @@ class HealthType:
             oldest_ready_step_age_seconds=backlog.get("oldest_ready_step_age_seconds"),
             live_workers=[
                 LiveWorkerType(
-                    worker_id=w["worker_id"], hostname=w["hostname"], pid=w["pid"],
+                    worker_id=w["worker_id"],
+                    hostname=w["hostname"],
+                    pid=w["pid"],
                     started_at=datetime.fromisoformat(w["started_at"]),
                     last_seen_at=datetime.fromisoformat(w["last_seen_at"]),
                 )

@@ -17,6 +17,7 @@ from rest_compat.errors import error_body
 
 log = logging.getLogger(__name__)
 
+
 class BodyLimitMiddleware:
     """Refuses request bodies over `max_bytes` with 413.
 

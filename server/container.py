@@ -137,13 +137,17 @@ def build_services(
         sweeper=Sweeper(door, runner, redispatch_after=settings.redispatch_after),
         workers=workers,
         analytics=AnalyticsService(
-            _analytics_cache(settings, clock), clock,
+            _analytics_cache(settings, clock),
+            clock,
             default_timeout=settings.default_step_timeout,
             stuck_after=settings.stuck_after_seconds,
         ),
         health=HealthService(
-            clock, workers, broker_url=settings.broker_url,
-            timeout=settings.health_timeout_seconds, stuck_after=settings.stuck_after_seconds,
+            clock,
+            workers,
+            broker_url=settings.broker_url,
+            timeout=settings.health_timeout_seconds,
+            stuck_after=settings.stuck_after_seconds,
         ),
         worker_id=worker_id,
     )

@@ -55,28 +55,36 @@ STEP_EXECUTIONS = Counter(
     ["namespace", "outcome"],
 )
 STEP_RETRIES = Counter(
-    "tasker_step_retries", "Retries started: a step leaving backoff for another attempt.",
+    "tasker_step_retries",
+    "Retries started: a step leaving backoff for another attempt.",
     ["namespace"],
 )
 TASK_DURATION = Histogram(
-    "tasker_task_duration_seconds", "Task creation to completion or failure.",
-    ["namespace", "status"], buckets=DURATION_BUCKETS,
+    "tasker_task_duration_seconds",
+    "Task creation to completion or failure.",
+    ["namespace", "status"],
+    buckets=DURATION_BUCKETS,
 )
 STEP_DURATION = Histogram(
-    "tasker_step_duration_seconds", "Time in the step handler for one attempt, by outcome.",
-    ["namespace", "outcome"], buckets=DURATION_BUCKETS,
+    "tasker_step_duration_seconds",
+    "Time in the step handler for one attempt, by outcome.",
+    ["namespace", "outcome"],
+    buckets=DURATION_BUCKETS,
 )
 STEP_HANDOFF = Histogram(
     "tasker_step_handoff_seconds",
     "Latency from a step's last parent completing to the step starting (first attempts).",
-    ["namespace"], buckets=HANDOFF_BUCKETS,
+    ["namespace"],
+    buckets=HANDOFF_BUCKETS,
 )
 HTTP_REQUESTS = Counter(
-    "tasker_http_requests", "HTTP requests by route template and status.",
+    "tasker_http_requests",
+    "HTTP requests by route template and status.",
     ["method", "route", "status"],
 )
 HTTP_LATENCY = Histogram(
-    "tasker_http_request_duration_seconds", "HTTP request latency by route template.",
+    "tasker_http_request_duration_seconds",
+    "HTTP request latency by route template.",
     ["method", "route"],
 )
 
@@ -196,25 +204,33 @@ class ScrapeGauges:
     def families(self) -> Iterator[Metric]:
         """The gauges as metric families."""
         for name, help_, values in (
-            ("tasker_tasks", "Unfinished tasks by status (finished ones: the counters).",
-             self.tasks),
+            (
+                "tasker_tasks",
+                "Unfinished tasks by status (finished ones: the counters).",
+                self.tasks,
+            ),
             ("tasker_steps", "Steps of unfinished work by status.", self.steps),
-            ("tasker_step_retries_pending", "Errored steps: backing_off, due, exhausted.",
-             self.retries),
+            (
+                "tasker_step_retries_pending",
+                "Errored steps: backing_off, due, exhausted.",
+                self.retries,
+            ),
         ):
             family = GaugeMetricFamily(name, help_, labels=["status"])
             for status, n in sorted(values.items()):
                 family.add_metric([status], n)
             yield family
-        yield GaugeMetricFamily("tasker_steps_ready", "Steps ready to run now.",
-                                value=self.ready_steps)
+        yield GaugeMetricFamily(
+            "tasker_steps_ready", "Steps ready to run now.", value=self.ready_steps
+        )
         yield GaugeMetricFamily(
             "tasker_oldest_ready_step_age_seconds",
             "How long the longest-waiting ready step has waited (0 when none).",
             value=self.oldest_ready_step_age_seconds,
         )
-        yield GaugeMetricFamily("tasker_live_workers", "Workers with a recent heartbeat.",
-                                value=self.live_workers)
+        yield GaugeMetricFamily(
+            "tasker_live_workers", "Workers with a recent heartbeat.", value=self.live_workers
+        )
 
 
 class _Collected:

@@ -67,9 +67,7 @@ async def finished_tasks(
             f"AVG(d) FILTER (WHERE {done} AND completed_at >= {edge}) AS d_{label}",
         ]
     # Ranked per status, so that the percentiles count the completed tasks only.
-    row = await q.one(
-        f"SELECT {', '.join(cols)} FROM ({ranked(q, source, 'd', ('status',))}) AS r"
-    )
+    row = await q.one(f"SELECT {', '.join(cols)} FROM ({ranked(q, source, 'd', ('status',))}) AS r")
     trends: dict[str, Trend] = {}
     counts: dict[str, tuple[int, int]] = {}
     for label, _ in TREND_WINDOWS:
@@ -127,8 +125,11 @@ async def slowest_tasks(conn: Conn, scope: BottleneckScope, since: datetime) -> 
     )
     return [
         SlowTask(
-            task_name=r["name"], namespace=r["namespace"], version=r["version"],
-            avg_duration_ms=_int(r["avg_ms"]), execution_count=int(r["runs"]),
+            task_name=r["name"],
+            namespace=r["namespace"],
+            version=r["version"],
+            avg_duration_ms=_int(r["avg_ms"]),
+            execution_count=int(r["runs"]),
             failure_rate=round(int(r["failed"]) / int(r["runs"]), 4),
         )
         for r in rows
@@ -182,9 +183,24 @@ async def step_figures(
     errors: dict[str, tuple[int, set[str]]] = {}
     for r in rows:
         key = tuple(r[k] for k in keys)
-        acc = steps.setdefault(key, dict.fromkeys(
-            ("runs", "sum_ms", "max_ms", "retried", "timeout", "retry_limit", "timed_out",
-             "retried_ok", "last_ok", "exhausted"), 0.0))
+        acc = steps.setdefault(
+            key,
+            dict.fromkeys(
+                (
+                    "runs",
+                    "sum_ms",
+                    "max_ms",
+                    "retried",
+                    "timeout",
+                    "retry_limit",
+                    "timed_out",
+                    "retried_ok",
+                    "last_ok",
+                    "exhausted",
+                ),
+                0.0,
+            ),
+        )
         for name in ("runs", "sum_ms", "retried", "retried_ok", "last_ok", "exhausted"):
             acc[name] += float(r[name] or 0)
         for name in ("max_ms", "timeout", "retry_limit"):
@@ -196,18 +212,25 @@ async def step_figures(
             count, names = errors.get(r["error_class"], (0, set()))
             errors[r["error_class"]] = (count + failed, names | {r["step_name"]})
     candidates = [
-        key for key, acc in steps.items()
+        key
+        for key, acc in steps.items()
         if needs_p95(int(acc["runs"]), acc["max_ms"], acc["timeout"])
     ]
     p95s = await _p95s(conn, scope, since, candidates) if candidates else {}
     stats = [
         StepStats(
-            task_name=key[1], step_name=key[3], runs=int(acc["runs"]),
-            avg_duration_ms=round(acc["sum_ms"] / acc["runs"]), p95_duration_ms=p95s.get(key),
-            retried=int(acc["retried"]), timeout_seconds=acc["timeout"],
-            timed_out=int(acc["timed_out"]), retry_limit=int(acc["retry_limit"]),
+            task_name=key[1],
+            step_name=key[3],
+            runs=int(acc["runs"]),
+            avg_duration_ms=round(acc["sum_ms"] / acc["runs"]),
+            p95_duration_ms=p95s.get(key),
+            retried=int(acc["retried"]),
+            timeout_seconds=acc["timeout"],
+            timed_out=int(acc["timed_out"]),
+            retry_limit=int(acc["retry_limit"]),
             retried_successes=int(acc["retried_ok"]),
-            last_attempt_successes=int(acc["last_ok"]), exhausted=int(acc["exhausted"]),
+            last_attempt_successes=int(acc["last_ok"]),
+            exhausted=int(acc["exhausted"]),
         )
         for key, acc in steps.items()
     ]

@@ -28,8 +28,10 @@ def pool_stats() -> dict[str, Any]:
     pool = getattr(conn, "_pool", None)
     if pool is not None and hasattr(pool, "get_size"):  # asyncpg
         info.update(
-            size=pool.get_size(), idle=pool.get_idle_size(),
-            min=pool.get_min_size(), max=pool.get_max_size(),
+            size=pool.get_size(),
+            idle=pool.get_idle_size(),
+            min=pool.get_min_size(),
+            max=pool.get_max_size(),
         )
     else:  # SQLite: one connection per process
         info.update(size=1, max=1)

@@ -265,16 +265,21 @@ def recommend(stats: Sequence[StepStats]) -> list[Recommendation]:
         timeout_ms = s.timeout_seconds * 1000
         if s.p95_duration_ms is not None and s.p95_duration_ms >= NEAR_TIMEOUT * timeout_ms:
             suggested = 5 * math.ceil(1.25 * s.p95_duration_ms / 1000 / 5)
-            out.append(Recommendation(
-                type="timeout_optimization", step=s.step_name, task_name=s.task_name,
-                current_timeout=s.timeout_seconds, suggested_timeout=float(suggested),
-                rationale=(
-                    f"95th percentile execution time is {s.p95_duration_ms / 1000:.1f}s "
-                    f"against a {s.timeout_seconds:g}s timeout over {s.runs} runs "
-                    f"of {s.task_name}"
-                    + (f"; {s.timed_out} attempts timed out" if s.timed_out else "")
-                ),
-            ))
+            out.append(
+                Recommendation(
+                    type="timeout_optimization",
+                    step=s.step_name,
+                    task_name=s.task_name,
+                    current_timeout=s.timeout_seconds,
+                    suggested_timeout=float(suggested),
+                    rationale=(
+                        f"95th percentile execution time is {s.p95_duration_ms / 1000:.1f}s "
+                        f"against a {s.timeout_seconds:g}s timeout over {s.runs} runs "
+                        f"of {s.task_name}"
+                        + (f"; {s.timed_out} attempts timed out" if s.timed_out else "")
+                    ),
+                )
+            )
         # Retries that only work at the very last allowed attempt mean the limit is binding:
         # some of the exhausted runs would probably have succeeded with one more.
         if (
@@ -283,16 +288,22 @@ def recommend(stats: Sequence[StepStats]) -> list[Recommendation]:
             and s.last_attempt_successes * 2 >= s.retried_successes
             and s.exhausted > 0
         ):
-            out.append(Recommendation(
-                type="retry_limit", step=s.step_name, task_name=s.task_name,
-                current_retry_limit=s.retry_limit, suggested_retry_limit=s.retry_limit + 1,
-                rationale=(
-                    f"{s.last_attempt_successes} of {s.retried_successes} retried runs of "
-                    f"{s.task_name} succeeded "
-                    f"only at the last allowed attempt ({s.retry_limit} of {s.retry_limit}) and "
-                    f"{s.exhausted} runs exhausted all {s.retry_limit} attempts"
-                ),
-            ))
+            out.append(
+                Recommendation(
+                    type="retry_limit",
+                    step=s.step_name,
+                    task_name=s.task_name,
+                    current_retry_limit=s.retry_limit,
+                    suggested_retry_limit=s.retry_limit + 1,
+                    rationale=(
+                        f"{s.last_attempt_successes} of {s.retried_successes} retried runs of "
+                        f"{s.task_name} succeeded "
+                        "only at the last allowed attempt "
+                        f"({s.retry_limit} of {s.retry_limit}) and "
+                        f"{s.exhausted} runs exhausted all {s.retry_limit} attempts"
+                    ),
+                )
+            )
     return out
 
 

@@ -77,8 +77,11 @@ class AnalyticsService:
         """System health score, 1/4/24 h trends, 24 h statistics and processing times."""
         timed = await self._cached("performance", self.performance_ttl, self._performance)
         return Timed(
-            PerformanceReport.from_json(timed.report), timed.generated_at, timed.age_seconds,
-            timed.max_age_seconds, timed.cached,
+            PerformanceReport.from_json(timed.report),
+            timed.generated_at,
+            timed.age_seconds,
+            timed.max_age_seconds,
+            timed.cached,
         )
 
     async def bottlenecks(
@@ -105,8 +108,11 @@ class AnalyticsService:
 
         timed = await self._cached(key, self.bottlenecks_ttl, compute)
         return Timed(
-            BottleneckReport.from_json(timed.report), timed.generated_at, timed.age_seconds,
-            timed.max_age_seconds, timed.cached,
+            BottleneckReport.from_json(timed.report),
+            timed.generated_at,
+            timed.age_seconds,
+            timed.max_age_seconds,
+            timed.cached,
         )
 
     async def _cached(
@@ -133,8 +139,13 @@ class AnalyticsService:
             backlog = await state.backlog(now, now - self.stuck_after, conn)
         completed, failed = finished["24h"]
         inputs = HealthInputs(
-            completed=completed, failed=failed, total=stats.total_tasks, retried=stats.retried,
-            exhausted=exhausted, stuck=backlog.stuck, active=backlog.active_steps,
+            completed=completed,
+            failed=failed,
+            total=stats.total_tasks,
+            retried=stats.retried,
+            exhausted=exhausted,
+            stuck=backlog.stuck,
+            active=backlog.active_steps,
         )
         return PerformanceReport(
             system_health_score=health_score(inputs),

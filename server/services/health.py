@@ -145,7 +145,9 @@ class HealthService:
                 "live_within_seconds": self.workers.live_within.total_seconds(),
                 "workers": [
                     {
-                        "worker_id": w.worker_id, "hostname": w.hostname, "pid": w.pid,
+                        "worker_id": w.worker_id,
+                        "hostname": w.hostname,
+                        "pid": w.pid,
                         "started_at": w.started_at.isoformat(),
                         "last_seen_at": w.last_seen_at.isoformat(),
                         "last_seen_seconds_ago": round((now - w.last_seen_at).total_seconds(), 3),
@@ -197,8 +199,9 @@ class HealthService:
         try:
             await asyncio.wait_for(call, self.timeout)
         except TimeoutError:
-            return Check(name, False, error=f"no answer within {self.timeout:g}s",
-                         detail=detail or {})
+            return Check(
+                name, False, error=f"no answer within {self.timeout:g}s", detail=detail or {}
+            )
         except Exception as exc:
             return Check(name, False, error=f"{type(exc).__name__}: {exc}", detail=detail or {})
         latency = round((time.perf_counter() - began) * 1000, 2)

@@ -14,17 +14,32 @@ from tests.conftest import BACKEND, fast_settings
 from tests.support.cluster import free_port
 from tests.support.waiting import wait_for_task
 
-PERFORMANCE_KEYS = {"system_health_score", "performance_trends", "task_statistics",
-                    "processing_times"}
-BOTTLENECK_KEYS = {"analysis_period", "scope", "slowest_tasks", "slowest_steps",
-                   "error_patterns", "recommendations"}
+PERFORMANCE_KEYS = {
+    "system_health_score",
+    "performance_trends",
+    "task_statistics",
+    "processing_times",
+}
+BOTTLENECK_KEYS = {
+    "analysis_period",
+    "scope",
+    "slowest_tasks",
+    "slowest_steps",
+    "error_patterns",
+    "recommendations",
+}
 
 
 async def run_payment(client: httpx.AsyncClient, engine) -> str:  # type: ignore[no-untyped-def]
-    created = await client.post("/tasker/tasks", json={
-        "name": "process_payment", "namespace": "payments", "version": "2.1.0",
-        "context": PAYMENT,
-    })
+    created = await client.post(
+        "/tasker/tasks",
+        json={
+            "name": "process_payment",
+            "namespace": "payments",
+            "version": "2.1.0",
+            "context": PAYMENT,
+        },
+    )
     assert created.status_code == 201, created.text
     task_id = created.json()["id"]
     await wait_for_task(engine, task_id)
@@ -63,11 +78,20 @@ async def test_bottlenecks_has_the_seed_shape_and_scope(client, engine):
     [task] = body["slowest_tasks"]
     assert set(task) == {"task_name", "avg_duration_ms", "execution_count", "failure_rate"}
     assert (task["task_name"], task["execution_count"], task["failure_rate"]) == (
-        "process_payment", 1, 0.0)
+        "process_payment",
+        1,
+        0.0,
+    )
     assert {s["step_name"] for s in body["slowest_steps"]} == {
-        "validate_payment", "charge_card", "update_order", "send_confirmation"}
-    assert all(set(s) == {"step_name", "task_name", "avg_duration_ms", "retry_rate"}
-               for s in body["slowest_steps"])
+        "validate_payment",
+        "charge_card",
+        "update_order",
+        "send_confirmation",
+    }
+    assert all(
+        set(s) == {"step_name", "task_name", "avg_duration_ms", "retry_rate"}
+        for s in body["slowest_steps"]
+    )
     assert response.headers["Cache-Control"] == "private, max-age=120"
     other = await client.get("/tasker/analytics/bottlenecks", params={"namespace": "inventory"})
     assert other.json()["slowest_tasks"] == []
@@ -188,14 +212,26 @@ async def test_failures_and_retries_are_counted(client, engine):
     await wait_for_task(engine, task.id)
     after = samples((await client.get("/tasker/metrics")).text)
     ns = {"namespace": "shapes"}
-    assert value(after, "tasker_step_executions_total", outcome="retry", **ns) - value(
-        before, "tasker_step_executions_total", outcome="retry", **ns) == 1
-    assert value(after, "tasker_step_retries_total", **ns) - value(
-        before, "tasker_step_retries_total", **ns) == 1
-    assert value(after, "tasker_step_executions_total", outcome="failed", **ns) - value(
-        before, "tasker_step_executions_total", outcome="failed", **ns) == 1
-    assert value(after, "tasker_tasks_failed_total", **ns) - value(
-        before, "tasker_tasks_failed_total", **ns) == 1
+    assert (
+        value(after, "tasker_step_executions_total", outcome="retry", **ns)
+        - value(before, "tasker_step_executions_total", outcome="retry", **ns)
+        == 1
+    )
+    assert (
+        value(after, "tasker_step_retries_total", **ns)
+        - value(before, "tasker_step_retries_total", **ns)
+        == 1
+    )
+    assert (
+        value(after, "tasker_step_executions_total", outcome="failed", **ns)
+        - value(before, "tasker_step_executions_total", outcome="failed", **ns)
+        == 1
+    )
+    assert (
+        value(after, "tasker_tasks_failed_total", **ns)
+        - value(before, "tasker_tasks_failed_total", **ns)
+        == 1
+    )
 
 
 async def test_http_requests_are_counted_by_route_template(app, engine):
@@ -206,10 +242,22 @@ async def test_http_requests_are_counted_by_route_template(app, engine):
         await client.get("/tasker/no/such/route")
         after = samples((await client.get("/tasker/metrics")).text)
     key = {"method": "GET", "route": "/tasker/tasks/{id}", "status": "404"}
-    assert value(after, "tasker_http_requests_total", **key) - value(
-        before, "tasker_http_requests_total", **key) == 1
-    assert value(after, "tasker_http_requests_total", method="GET", route="<unmatched>",
-                 status="404") >= 1
-    assert value(after, "tasker_http_request_duration_seconds_count", method="GET",
-                 route="/tasker/metrics") >= 1
+    assert (
+        value(after, "tasker_http_requests_total", **key)
+        - value(before, "tasker_http_requests_total", **key)
+        == 1
+    )
+    assert (
+        value(after, "tasker_http_requests_total", method="GET", route="<unmatched>", status="404")
+        >= 1
+    )
+    assert (
+        value(
+            after,
+            "tasker_http_request_duration_seconds_count",
+            method="GET",
+            route="/tasker/metrics",
+        )
+        >= 1
+    )
     assert not any("7b6f1f52" in str(labels) for _, labels in after)

@@ -53,19 +53,31 @@ async def seeded(services):
     nte, smtp = "NetworkTimeoutError", "SMTPError"
     await h.task(CHECKOUT, 30 * M, [Run("prepare", 200), Run("pay", 700)])
     await h.task(CHECKOUT, 40 * M, [Run("prepare", 200), Run("pay", 2500, attempts=2, error=nte)])
-    await h.task(CHECKOUT, 50 * M, [Run("prepare", 300),
-                                    Run("pay", 1500, "error", attempts=3, error=nte)], "error")
+    await h.task(
+        CHECKOUT,
+        50 * M,
+        [Run("prepare", 300), Run("pay", 1500, "error", attempts=3, error=nte)],
+        "error",
+    )
     await h.task(CHECKOUT, 30 * H, [Run("prepare", 200), Run("pay", 9799)])
-    await h.task(CHECKOUT, 5 * M, [Run("prepare", 100),
-                                   Run("pay", 10, "in_progress", lease_expires_at=NOW - 10 * M)],
-                 "in_progress")
+    await h.task(
+        CHECKOUT,
+        5 * M,
+        [Run("prepare", 100), Run("pay", 10, "in_progress", lease_expires_at=NOW - 10 * M)],
+        "in_progress",
+    )
     await h.task(REFUND, 2 * H, [Run("validate", 100), Run("refund", 3800)])
     await h.task(REFUND, 3 * H, [Run("validate", 100), Run("refund", 5800)])
     await h.task(SEND, 10 * H, [Run("render", 50), Run("deliver", 9900)])
-    await h.task(SEND, 20 * H, [Run("render", 50),
-                                Run("deliver", 400, "error", attempts=3, error=smtp)], "error")
-    await h.task(SEND, 6 * H, [Run("render", 50), Run("deliver", None, "cancelled", attempts=0)],
-                 "cancelled")
+    await h.task(
+        SEND,
+        20 * H,
+        [Run("render", 50), Run("deliver", 400, "error", attempts=3, error=smtp)],
+        "error",
+    )
+    await h.task(
+        SEND, 6 * H, [Run("render", 50), Run("deliver", None, "cancelled", attempts=0)], "cancelled"
+    )
     await h.save()
     return services
 
@@ -80,7 +92,10 @@ async def test_performance_report_matches_the_hand_computed_figures(seeded):
     }
     # Created in 24 h: A1-A3, A5, B1, B2, C1-C3; retried: A2, A3, C2.
     assert report["task_statistics"] == {
-        "total_tasks": 9, "completed": 5, "failed": 2, "retried": 3,
+        "total_tasks": 9,
+        "completed": 5,
+        "failed": 2,
+        "retried": 3,
     }
     # Completed in 24 h, ascending: 900 2700 3900 5900 9950 -> ranks ceil(p * 5) = 3, 5, 5.
     assert report["processing_times"] == {"p50": 3900, "p95": 9950, "p99": 9950}
@@ -101,13 +116,19 @@ async def test_bottlenecks_over_the_default_day(seeded):
     report = (await analytics_at()[0].bottlenecks()).report.to_json()
     assert report["analysis_period"] == "24 hours"
     assert report["scope"] == {}
-    assert [(t["task_name"], t["avg_duration_ms"], t["execution_count"], t["failure_rate"])
-            for t in report["slowest_tasks"]] == [
-        ("send", 9950, 2, 0.5), ("refund", 4900, 2, 0.0), ("checkout", 1800, 3, 0.3333),
+    assert [
+        (t["task_name"], t["avg_duration_ms"], t["execution_count"], t["failure_rate"])
+        for t in report["slowest_tasks"]
+    ] == [
+        ("send", 9950, 2, 0.5),
+        ("refund", 4900, 2, 0.0),
+        ("checkout", 1800, 3, 0.3333),
     ]
     # Step runs whose last attempt ended in the window (A5's prepare counts; A4's do not).
-    assert [(s["task_name"], s["step_name"], s["avg_duration_ms"], s["retry_rate"])
-            for s in report["slowest_steps"]] == [
+    assert [
+        (s["task_name"], s["step_name"], s["avg_duration_ms"], s["retry_rate"])
+        for s in report["slowest_steps"]
+    ] == [
         ("send", "deliver", 5150, 0.5),
         ("refund", "refund", 4800, 0.0),
         ("checkout", "pay", 1567, 0.6667),
@@ -138,7 +159,8 @@ async def test_bottlenecks_scoped_by_namespace_name_version_and_period(seeded):
     assert hour.analysis_period == "1 hour"
     assert [(t.task_name, t.execution_count) for t in hour.slowest_tasks] == [("checkout", 3)]
     assert [(s.step_name, s.avg_duration_ms) for s in hour.slowest_steps] == [
-        ("pay", 1567), ("prepare", 200),  # A5's prepare (100 ms) is in the last hour too
+        ("pay", 1567),
+        ("prepare", 200),  # A5's prepare (100 ms) is in the last hour too
     ]
     week = (await analytics.bottlenecks(period_hours=48)).report
     checkout = next(t for t in week.slowest_tasks if t.task_name == "checkout")
@@ -163,9 +185,12 @@ async def test_recommendations_only_where_the_figures_support_them(services):
     outcomes = [(1, "complete")] * 10 + [(2, "complete")] + [(3, "complete")] * 4
     outcomes += [(3, "error")] * 5
     for i, (attempts, status) in enumerate(outcomes):
-        await h.task(("ops", "push", "1.0.0"), (30 + i) * M,
-                     [Run("push", 100, status, attempts=attempts, error="Busy" if attempts > 1
-                          else None)], "complete" if status == "complete" else "error")
+        await h.task(
+            ("ops", "push", "1.0.0"),
+            (30 + i) * M,
+            [Run("push", 100, status, attempts=attempts, error="Busy" if attempts > 1 else None)],
+            "complete" if status == "complete" else "error",
+        )
     # slow: 19 runs close to the timeout is one short of MIN_SAMPLE; calm: far from it.
     for i in range(MIN_SAMPLE - 1):
         await h.task(("ops", "slow", "1.0.0"), (60 + i) * M, [Run("slow", 9900, timeout=10)])
@@ -174,14 +199,24 @@ async def test_recommendations_only_where_the_figures_support_them(services):
     await h.save()
     report = (await analytics_at()[0].bottlenecks(namespace="ops")).report.to_json()
     assert report["recommendations"] == [  # in slowest-first order of their steps
-        {"type": "timeout_optimization", "step": "fetch", "task_name": "sync",
-         "current_timeout": 10.0, "suggested_timeout": 15.0,
-         "rationale": "95th percentile execution time is 9.5s against a 10s timeout "
-                      "over 20 runs of sync"},
-        {"type": "retry_limit", "step": "push", "task_name": "push",
-         "current_retry_limit": 3, "suggested_retry_limit": 4,
-         "rationale": "4 of 5 retried runs of push succeeded only at the last allowed "
-                      "attempt (3 of 3) and 5 runs exhausted all 3 attempts"},
+        {
+            "type": "timeout_optimization",
+            "step": "fetch",
+            "task_name": "sync",
+            "current_timeout": 10.0,
+            "suggested_timeout": 15.0,
+            "rationale": "95th percentile execution time is 9.5s against a 10s timeout "
+            "over 20 runs of sync",
+        },
+        {
+            "type": "retry_limit",
+            "step": "push",
+            "task_name": "push",
+            "current_retry_limit": 3,
+            "suggested_retry_limit": 4,
+            "rationale": "4 of 5 retried runs of push succeeded only at the last allowed "
+            "attempt (3 of 3) and 5 runs exhausted all 3 attempts",
+        },
     ]
 
 

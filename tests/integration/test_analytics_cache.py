@@ -27,9 +27,12 @@ def redis_cache(clock: FixedClock) -> Cache:
 CACHES = [
     pytest.param(memory, id="memory"),
     pytest.param(
-        redis_cache, id="redis",
-        marks=[pytest.mark.redis,
-               pytest.mark.skipif(not REDIS_URL, reason="needs TASKER_TEST_REDIS_URL")],
+        redis_cache,
+        id="redis",
+        marks=[
+            pytest.mark.redis,
+            pytest.mark.skipif(not REDIS_URL, reason="needs TASKER_TEST_REDIS_URL"),
+        ],
     ),
 ]
 

@@ -45,8 +45,11 @@ async def test_the_cursor_bounds_the_index_scan(services: Services) -> None:
         CreateTask(namespace="shapes", name="linear", context={})
     )
     cursor = queries.encode_cursor(await services.tasks.get_task(task.id))
-    sql = Task.filter(queries.older_than(cursor)).order_by("-created_at", "-id").limit(26).sql(
-        params_inline=True
+    sql = (
+        Task.filter(queries.older_than(cursor))
+        .order_by("-created_at", "-id")
+        .limit(26)
+        .sql(params_inline=True)
     )
     async with conn._in_transaction() as tx:
         # A few rows are cheaper to sort than to walk in order; plan as for a large table.

@@ -51,8 +51,11 @@ async def test_worker_process_metrics_appear_on_the_server_scrape(database_url, 
     port = free_port()
     log = (tmp_path / "server.log").open("wb")
     server = subprocess.Popen(
-        [TASKER, "serve", "--port", str(port)], cwd=ROOT, env=workers.env,
-        stdout=log, stderr=subprocess.STDOUT,
+        [TASKER, "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=workers.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -67,9 +70,14 @@ async def test_worker_process_metrics_appear_on_the_server_scrape(database_url, 
                 assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
                 time.sleep(0.1)
             workers.start(1, threads=2)
-            created = await client.post("/tasker/tasks", json={
-                "namespace": "shapes", "name": "linear", "context": {"sleep": 0},
-            })
+            created = await client.post(
+                "/tasker/tasks",
+                json={
+                    "namespace": "shapes",
+                    "name": "linear",
+                    "context": {"sleep": 0},
+                },
+            )
             assert created.status_code == 201, created.text
             task_id = created.json()["id"]
             while (await client.get(f"/tasker/tasks/{task_id}")).json()["status"] != "complete":
@@ -77,8 +85,10 @@ async def test_worker_process_metrics_appear_on_the_server_scrape(database_url, 
                 time.sleep(0.1)
             text = (await client.get("/tasker/metrics")).text
         # Counted by the worker process (it ran all four steps and finished the task) ...
-        assert counter(text, "tasker_step_executions_total", namespace="shapes",
-                       outcome="complete") == 4, text
+        assert (
+            counter(text, "tasker_step_executions_total", namespace="shapes", outcome="complete")
+            == 4
+        ), text
         assert counter(text, "tasker_tasks_completed_total", namespace="shapes") == 1
         assert counter(text, "tasker_step_duration_seconds_count", namespace="shapes") == 4
         # ... and by the server process (it created the task), on the same page.

@@ -67,22 +67,44 @@ class History:
                     cursor = completed
                 else:
                     completed = None
-            self.steps.append(WorkflowStep(
-                task_id=task_id, name=run.name, position=position, handler_class="x:Y",
-                status=run.status, attempts=run.attempts, retry_limit=run.retry_limit,
-                retryable=True, timeout_seconds=run.timeout, error_class=run.error,
-                last_error=f"{run.error} happened" if run.error else None,
-                next_attempt_at=run.next_attempt_at, lease_expires_at=run.lease_expires_at,
-                dispatched_at=run.dispatched_at or started,
-                started_at=started, completed_at=completed, created_at=created,
-                updated_at=completed or started or created,
-            ))
+            self.steps.append(
+                WorkflowStep(
+                    task_id=task_id,
+                    name=run.name,
+                    position=position,
+                    handler_class="x:Y",
+                    status=run.status,
+                    attempts=run.attempts,
+                    retry_limit=run.retry_limit,
+                    retryable=True,
+                    timeout_seconds=run.timeout,
+                    error_class=run.error,
+                    last_error=f"{run.error} happened" if run.error else None,
+                    next_attempt_at=run.next_attempt_at,
+                    lease_expires_at=run.lease_expires_at,
+                    dispatched_at=run.dispatched_at or started,
+                    started_at=started,
+                    completed_at=completed,
+                    created_at=created,
+                    updated_at=completed or started or created,
+                )
+            )
         finished = status in ("complete", "error", "cancelled")
         row = Task(
-            id=task_id, named_task_id=await self.handler(*handler), namespace=handler[0],
-            name=handler[1], version=handler[2], status=status, context={}, tags=[],
-            bypass_steps=[], identity_hash=task_id.hex, requested_at=created,
-            created_at=created, updated_at=cursor, completed_at=cursor if finished else None,
+            id=task_id,
+            named_task_id=await self.handler(*handler),
+            namespace=handler[0],
+            name=handler[1],
+            version=handler[2],
+            status=status,
+            context={},
+            tags=[],
+            bypass_steps=[],
+            identity_hash=task_id.hex,
+            requested_at=created,
+            created_at=created,
+            updated_at=cursor,
+            completed_at=cursor if finished else None,
         )
         self.tasks.append(row)
         return row

@@ -47,11 +47,15 @@ def reachable(draw: st.DrawFn) -> tuple[list[StepSnapshot], TaskState, bool]:
         status = draw(st.sampled_from(choices))
         retry_at = None
         if status is S.ERROR:
-            retry_at = draw(st.sampled_from([None, NOW - timedelta(seconds=5),
-                                             NOW + timedelta(seconds=5)]))
+            retry_at = draw(
+                st.sampled_from([None, NOW - timedelta(seconds=5), NOW + timedelta(seconds=5)])
+            )
         steps.append(StepSnapshot(f"s{i}", status, retry_at, parents, "boom"))
-    task = draw(st.sampled_from([TaskState.PENDING, TaskState.IN_PROGRESS, TaskState.ERROR,
-                                 TaskState.CANCELLED]))
+    task = draw(
+        st.sampled_from(
+            [TaskState.PENDING, TaskState.IN_PROGRESS, TaskState.ERROR, TaskState.CANCELLED]
+        )
+    )
     return steps, task, draw(st.booleans())
 
 
