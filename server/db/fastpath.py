@@ -22,9 +22,10 @@ WITH target AS (
       FROM tasker_workflow_steps ws JOIN tasker_tasks t ON t.id = ws.task_id
      WHERE ws.id = $1 AND ws.waiting_on = 0 AND t.status IN ('pending', 'in_progress')
        AND (ws.status = 'pending' OR (ws.status = 'error' AND ws.next_attempt_at <= $2))
-       -- Shares the task row lock that cancel/resolve/finalize take exclusively: a claim
-       -- cannot slip between a cancel's read of the open steps and its commit.
-       FOR SHARE OF t
+       -- Locks the task row (as cancel/resolve/finalize do, exclusively): a claim cannot slip
+       -- between a cancel's read of the open steps and its commit, and sibling claims of a
+       -- pending task serialise, so exactly one of them starts the task.
+       FOR NO KEY UPDATE OF t
 ), claimed AS (
     UPDATE tasker_workflow_steps ws
        SET status = 'in_progress', attempts = ws.attempts + 1, lease_owner = $3,
@@ -45,6 +46,16 @@ WITH target AS (
                AS m(ord, from_status, to_status, reason)
      WHERE m.ord = 2 OR c.old_status = 'error'
  RETURNING id, from_status, to_status, reason
+), started AS (
+    UPDATE tasker_tasks t SET status = 'in_progress', updated_at = $2
+      FROM claimed c WHERE t.id = c.task_id AND t.status = 'pending'
+ RETURNING t.id
+), started_history AS (
+    INSERT INTO tasker_transitions
+           (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
+    SELECT id, NULL, NULL, 'pending', 'in_progress', 'step started', '{}'::jsonb, $2
+      FROM started
+ RETURNING id
 )
 SELECT c.id, c.task_id, c.name, c.attempts, c.retry_limit, c.retryable, c.timeout_seconds,
        c.inputs, c.handler_class, t.namespace, t.name AS handler_name, t.version,
@@ -57,7 +68,8 @@ SELECT c.id, c.task_id, c.name, c.attempts, c.retry_limit, c.retryable, c.timeou
           FROM tasker_step_edges e JOIN tasker_workflow_steps p ON p.id = e.from_step_id
          WHERE e.to_step_id = c.id) AS parents_done_at,
        (SELECT json_agg(json_build_array(h.id, h.from_status, h.to_status, h.reason)
-                        ORDER BY h.id) FROM history h) AS history
+                        ORDER BY h.id) FROM history h) AS history,
+       (SELECT id FROM started_history) AS started_cursor
   FROM claimed c JOIN tasker_tasks t ON t.id = c.task_id
 """
 
@@ -82,12 +94,28 @@ WITH done AS (
      WHERE e.from_step_id = done.id AND c.id = e.to_step_id
  RETURNING c.id, c.waiting_on, c.status
 ), task AS (
-    UPDATE tasker_tasks t SET remaining = t.remaining - 1
+    -- One UPDATE (a statement may change a row only once): count the step done and, when it
+    -- was the last one of a running task, finish the task.
+    UPDATE tasker_tasks t
+       SET remaining = t.remaining - 1,
+           status = CASE WHEN t.remaining = 1 AND t.status = 'in_progress'
+                         THEN 'complete' ELSE t.status END,
+           completed_at = CASE WHEN t.remaining = 1 AND t.status = 'in_progress'
+                               THEN $4 ELSE t.completed_at END,
+           updated_at = CASE WHEN t.remaining = 1 AND t.status = 'in_progress'
+                             THEN $4 ELSE t.updated_at END
       FROM done WHERE t.id = done.task_id
- RETURNING t.remaining
+ RETURNING t.id, t.remaining, t.status
+), finished_history AS (
+    INSERT INTO tasker_transitions
+           (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
+    SELECT id, NULL, NULL, 'in_progress', 'complete', 'all steps done', '{}'::jsonb, $4
+      FROM task WHERE remaining = 0 AND status = 'complete'
+ RETURNING id
 )
 SELECT (SELECT id FROM history) AS cursor,
        (SELECT remaining FROM task) AS remaining,
+       (SELECT id FROM finished_history) AS finished_cursor,
        ARRAY(SELECT id FROM children WHERE waiting_on = 0 AND status = 'pending') AS ready
 """
 
@@ -122,6 +150,8 @@ class ClaimedRow:
     context: Any
     parent_results: dict[str, Any]
     history: list[tuple[int, str, str, str]]
+    started_cursor: int | None = None
+    """History cursor of the task's pending -> in_progress move when this claim started it."""
     task_created_at: datetime | None = None  # metrics only (issue 6)
     parents_done_at: datetime | None = None
 
@@ -156,6 +186,7 @@ async def claim(
         task_status=r["task_status"],
         context=_json(r["context"]),
         parent_results=_json(r["parent_results"]) or {},
+        started_cursor=r["started_cursor"],
         task_created_at=r["task_created_at"],
         parents_done_at=r["parents_done_at"],
         history=[tuple(h) for h in _json(r["history"]) or []],
@@ -169,6 +200,8 @@ class Completion:
     cursor: int
     remaining: int
     ready: list[int]
+    finished_cursor: int | None = None
+    """History cursor of the task's in_progress -> complete move when this step finished it."""
 
 
 async def complete(
@@ -181,4 +214,9 @@ async def complete(
     row = rows[0] if rows else None
     if row is None or row["cursor"] is None:
         return None
-    return Completion(int(row["cursor"]), int(row["remaining"]), list(row["ready"] or []))
+    return Completion(
+        int(row["cursor"]),
+        int(row["remaining"]),
+        list(row["ready"] or []),
+        row["finished_cursor"],
+    )

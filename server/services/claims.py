@@ -151,11 +151,17 @@ class Claimer:
         uow = UnitOfWork(conn=fastpath.connection(), now=now)
         for cursor, from_status, to_status, reason in row.history:
             uow.note(task, row.step_id, row.step_name, from_status, to_status, reason, cursor)
-        # Publish the claim before the task's own move so subscribers see cursors in order.
+        if row.started_cursor is not None:  # this claim started the task, in the same statement
+            uow.note(
+                task,
+                None,
+                None,
+                TaskState.PENDING.value,
+                TaskState.IN_PROGRESS.value,
+                "step started",
+                row.started_cursor,
+            )
         self.door.after_commit(uow)
-        if row.task_status == TaskState.PENDING.value:
-            async with self.door.transaction() as tx:
-                await tx.move_task(task, TaskState.PENDING, TaskState.IN_PROGRESS, "step started")
         return self._claim_of(row, lease)
 
     def _new_lease(self) -> str:

@@ -110,18 +110,23 @@ class StepRunner:
             "completed",
             done.cursor,
         )
+        if done.finished_cursor is not None:  # the last step finished the task, same statement
+            uow.note(
+                claim.task,
+                None,
+                None,
+                TaskState.IN_PROGRESS.value,
+                TaskState.COMPLETE.value,
+                "all steps done",
+                done.finished_cursor,
+            )
         uow.nudge(done.ready[1:])
         self.door.after_commit(uow)
-        if done.remaining == 0:
+        if done.remaining == 0 and done.finished_cursor is None:
+            # All steps done but the task was not running (e.g. reopened from error): the
+            # general path under the task lock decides.
             async with self.door.transaction() as tx:
-                finished = await tx.move_task(
-                    claim.task,
-                    TaskState.IN_PROGRESS,
-                    TaskState.COMPLETE,
-                    "all steps done",
-                    completed_at=tx.now,
-                )
-                status = None if finished else await tx.lock_task(claim.task.id)
+                status = await tx.lock_task(claim.task.id)
                 if status is not None:
                     await advance(tx, claim.task, status)
         return "complete", (done.ready[0] if done.ready else None)
