@@ -5,6 +5,7 @@ are harmless: every effect goes through compare-and-set, and nudges are idempote
 """
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -40,6 +41,7 @@ class Sweeper:
         self.door = door
         self.runner = runner
         self.redispatch_after = timedelta(seconds=redispatch_after)
+        self._backlog_since: float | None = None
         self.batch = batch
 
     async def sweep(self) -> SweepReport:
@@ -90,7 +92,13 @@ class Sweeper:
         message, and re-sending it would only grow the backlog with duplicates.
         """
         if self.door.dispatcher.backlog() > 0:
-            return 0
+            # ...but a queue that never drains must not hide a lost message for ever: at most
+            # every few windows, re-send anyway.
+            started = self._backlog_since or time.monotonic()
+            self._backlog_since = started
+            if time.monotonic() - started < 5 * self.redispatch_after.total_seconds():
+                return 0
+        self._backlog_since = None
         now = self.door.clock.now()
         cutoff = now - self.redispatch_after
         # A step is stamped `dispatched_at` in the same transaction that makes it ready, so a

@@ -35,6 +35,12 @@ async def test_lost_nudges_are_resent_only_once_the_queue_is_empty(services):
     assert await services.sweeper.redispatch_idle() == 0
     assert recorder.sent == []
 
+    services.sweeper._backlog_since -= 3600  # a backlog that never drains: re-send anyway
+    assert await services.sweeper.redispatch_idle() == 1
+    assert recorder.sent == [root.id]
+    recorder.sent.clear()
+    await WorkflowStep.filter(id=root.id).update(dispatched_at=stale)
+
     recorder.queued = 0
     assert await services.sweeper.redispatch_idle() == 1
     assert recorder.sent == [root.id]
