@@ -5,6 +5,7 @@ schemathesis's own event-loop thread, so it runs beside, not inside, the per-tes
 Checks: no 5xx, every status and body as documented, invalid input refused, valid accepted.
 """
 
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,14 +72,23 @@ def test_linked_operations_conform_to_the_document(api_schema: schemathesis.sche
                 recorder=getattr(self, "recorder", None),
             )
 
-    Machine.run(
-        settings=settings(
-            max_examples=40,
-            stateful_step_count=6,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-        )
+    run = settings(
+        max_examples=40,
+        stateful_step_count=6,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
     )
+    try:
+        Machine.run(settings=run)
+    except AssertionError as exc:
+        # The embedded workers move tasks on between Hypothesis's replays, so a replayed
+        # prefix can meet different responses and trip Hypothesis's own data-tree assertion
+        # (an AssertionError raised inside hypothesis/internal, not a contract violation).
+        # Retry once on exactly that; a real violation is raised again by the second run.
+        if "hypothesis/internal" not in "".join(traceback.format_tb(exc.__traceback__)):
+            raise
+        Machine.run(settings=run)
 
 
 def _excluded(case: schemathesis.Case) -> list:  # type: ignore[type-arg]
