@@ -68,14 +68,4 @@ class TransitionEventType:
 
 def as_event(view: TransitionView, namespace: str) -> TransitionEvent:
     """A history row in the shape of a live event (replays use it)."""
-    return TransitionEvent(
-        cursor=view.id,
-        task_id=str(view.task_id),
-        namespace=namespace,
-        step_id=view.step_id,
-        step_name=view.step_name,
-        from_status=view.from_status,
-        to_status=view.to_status,
-        reason=view.reason,
-        occurred_at=view.occurred_at,
-    )
+    return view.as_event(namespace)

@@ -88,6 +88,20 @@ class TransitionView:
     metadata: dict[str, Any]
     occurred_at: datetime
 
+    def as_event(self, namespace: str) -> "TransitionEvent":
+        """This history row in the shape of a live event (stream replays use it)."""
+        return TransitionEvent(
+            cursor=self.id,
+            task_id=str(self.task_id),
+            namespace=namespace,
+            step_id=self.step_id,
+            step_name=self.step_name,
+            from_status=self.from_status,
+            to_status=self.to_status,
+            reason=self.reason,
+            occurred_at=self.occurred_at,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class TransitionEvent:

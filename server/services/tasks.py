@@ -60,20 +60,7 @@ class TaskService:
         """
         row = await queries.task_row(task_id)
         views = (await queries.transitions_by_task([row.id], after=after))[row.id]
-        return [
-            TransitionEvent(
-                cursor=v.id,
-                task_id=str(v.task_id),
-                namespace=row.namespace,
-                step_id=v.step_id,
-                step_name=v.step_name,
-                from_status=v.from_status,
-                to_status=v.to_status,
-                reason=v.reason,
-                occurred_at=v.occurred_at,
-            )
-            for v in views
-        ]
+        return [v.as_event(row.namespace) for v in views]
 
     async def list_tasks(self, flt: TaskFilter, *, page: int = 1, per_page: int = 25) -> TaskPage:
         """Offset pagination (REST): page >= 1, per_page capped at 100."""
