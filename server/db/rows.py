@@ -5,32 +5,15 @@ from typing import Any
 from uuid import UUID
 
 from server.db.models import Task, Transition, WorkerHeartbeat, WorkflowStep
+from server.db.reads import COLUMNS, task_view_of
 from server.domain.readiness import StepSnapshot
-from server.domain.states import StepState, TaskState
+from server.domain.states import StepState
 from server.domain.views import StepView, TaskView, TransitionView, WorkerView
 
 
 def task_view(row: Task) -> TaskView:
     """A task row as a view."""
-    return TaskView(
-        id=row.id,
-        namespace=row.namespace,
-        name=row.name,
-        version=row.version,
-        status=TaskState(row.status),
-        context=row.context,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        initiator=row.initiator,
-        source_system=row.source_system,
-        reason=row.reason,
-        tags=tuple(row.tags or ()),
-        bypass_steps=tuple(row.bypass_steps or ()),
-        idempotency_key=row.idempotency_key,
-        identity_hash=row.identity_hash,
-        requested_at=row.requested_at,
-        completed_at=row.completed_at,
-    )
+    return task_view_of({c: getattr(row, c) for c in COLUMNS}, json_decoded=True)
 
 
 def step_views(rows: Sequence[WorkflowStep], edges: Iterable[tuple[int, int]]) -> list[StepView]:

@@ -200,5 +200,5 @@ class TaskCreator:
                         )
                 await advance(uow, ref, TaskState.PENDING)
         if bypass:
-            return task_view(await queries.task_row(task.id))
+            return await queries.find_task(task.id)
         return task_view(task)

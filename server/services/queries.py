@@ -7,10 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from tortoise.expressions import Q
-
-from server.db.models import StepEdge, Task, Transition, WorkflowStep
-from server.db.rows import step_views, task_view, transition_view
+from server.db import reads
+from server.db.models import StepEdge, Transition, WorkflowStep
+from server.db.rows import step_views, transition_view
 from server.domain.errors import TaskNotFound, ValidationFailed
 from server.domain.views import (
     StepView,
@@ -32,18 +31,17 @@ def parse_task_id(task_id: UUID | str) -> UUID:
         raise TaskNotFound(task_id) from None
 
 
-async def task_row(task_id: UUID | str) -> Task:
-    """The task row or TaskNotFound."""
-    row = await Task.get_or_none(id=parse_task_id(task_id))
-    if row is None:
+async def find_task(task_id: UUID | str) -> TaskView:
+    """The task or TaskNotFound."""
+    found = await reads.task_by_id(parse_task_id(task_id))
+    if found is None:
         raise TaskNotFound(task_id)
-    return row
+    return found
 
 
 async def tasks_by_ids(task_ids: Sequence[UUID]) -> dict[UUID, TaskView]:
     """Views of these tasks (missing ids are absent), in one query."""
-    rows = await Task.filter(id__in=list(task_ids))
-    return {row.id: task_view(row) for row in rows}
+    return {view.id: view for view in await reads.tasks_by_ids(task_ids)}
 
 
 async def steps_by_task(task_ids: Sequence[UUID]) -> dict[UUID, list[StepView]]:
@@ -125,19 +123,6 @@ async def transitions_by_step(step_ids: Sequence[int]) -> dict[int, list[Transit
     return out
 
 
-def _filtered(flt: TaskFilter) -> "Q":
-    q = Q()
-    if flt.namespace:
-        q &= Q(namespace=flt.namespace)
-    if flt.name:
-        q &= Q(name=flt.name)
-    if flt.version:
-        q &= Q(version=flt.version)
-    if flt.status:
-        q &= Q(status=flt.status.value)
-    return q
-
-
 # Counting a million matching tasks costs more than reading the page itself, and an exact
 # figure that large is out of date by the next request anyway: counts above LARGE_COUNT are
 # reused by this process for COUNT_TTL seconds. Smaller counts are always exact (issue 7).
@@ -153,7 +138,7 @@ async def count_tasks(flt: TaskFilter) -> int:
     now = time.monotonic()
     if cached is not None and cached[1] > now:
         return cached[0]
-    total = await Task.filter(_filtered(flt)).count()
+    total = await reads.count(flt)
     if total > LARGE_COUNT:
         if len(_counts) > 1000:
             _counts.clear()
@@ -164,25 +149,10 @@ async def count_tasks(flt: TaskFilter) -> int:
 
 
 async def list_tasks(flt: TaskFilter, *, page: int, per_page: int) -> TaskPage:
-    """A page of tasks, newest first, with the total matching the filter.
-
-    The offset is walked over ids only (an index-only scan on (created_at, id) when there is
-    no filter), then just the page's rows are read: a page deep in a million tasks no longer
-    reads every row before it.
-    """
-    q = _filtered(flt)
+    """A page of tasks, newest first, with the total matching the filter."""
     total = await count_tasks(flt)
-    ids = await (
-        Task.filter(q)
-        .order_by("-created_at", "-id")
-        .offset((page - 1) * per_page)
-        .limit(per_page)
-        .values_list("id", flat=True)
-    )
-    page_ids: list[UUID] = list(ids)  # type: ignore[arg-type]  # flat values_list
-    rows = {r.id: r for r in await Task.filter(id__in=page_ids)} if page_ids else {}
-    items = tuple(task_view(rows[i]) for i in page_ids if i in rows)
-    return TaskPage(items, total, page * per_page < total)
+    items = await reads.page(flt, offset=(page - 1) * per_page, limit=per_page)
+    return TaskPage(tuple(items), total, page * per_page < total)
 
 
 def encode_cursor(task: TaskView) -> str:
@@ -200,23 +170,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         raise ValidationFailed("Invalid cursor", {"after": ["is not a valid cursor"]}) from None
 
 
-def older_than(after: str | None) -> Q:
-    """Tasks after a keyset cursor in newest-first order: (created_at, id) < the cursor's.
-
-    Written as `created_at <= c AND (created_at < c OR id < i)` rather than the plain OR, so
-    that the first term bounds the index scan: with the OR alone PostgreSQL walked the index
-    from the newest task and filtered every row up to the cursor, and a page deep in a million
-    tasks took as long as reading all the ones before it (issue 7).
-    """
-    if not after:
-        return Q()
-    created, ident = decode_cursor(after)
-    return Q(created_at__lte=created) & (Q(created_at__lt=created) | Q(id__lt=ident))
-
-
 async def tasks_after(flt: TaskFilter, *, first: int, after: str | None) -> TaskPage:
     """Keyset page: `first` tasks older than the cursor, newest first."""
-    q = _filtered(flt)
     total = await count_tasks(flt)
-    rows = await Task.filter(q & older_than(after)).order_by("-created_at", "-id").limit(first + 1)
-    return TaskPage(tuple(task_view(r) for r in rows[:first]), total, len(rows) > first)
+    cursor = decode_cursor(after) if after else None
+    rows = await reads.older_than(flt, cursor, limit=first + 1)
+    return TaskPage(tuple(rows[:first]), total, len(rows) > first)

@@ -27,7 +27,7 @@ class StepService:
 
     async def list_steps(self, task_id: UUID | str) -> list[StepView]:
         """Every step of the task, in template order."""
-        task = await queries.task_row(task_id)
+        task = await queries.find_task(task_id)
         return (await queries.steps_by_task([task.id]))[task.id]
 
     async def get_step(self, task_id: UUID | str, step: str | int) -> StepView:

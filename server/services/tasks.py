@@ -5,7 +5,7 @@ from typing import Any
 from uuid import UUID
 
 from server.db.models import Task, WorkflowStep
-from server.db.rows import snapshots, task_view
+from server.db.rows import snapshots
 from server.domain.errors import InvalidTransition, ValidationFailed
 from server.domain.readiness import QUEUED, explain
 from server.domain.states import DONE_STEP_STATES, StepState, TaskState
@@ -51,14 +51,14 @@ class TaskService:
 
     async def get_task(self, task_id: UUID | str) -> TaskView:
         """The task, or TaskNotFound."""
-        return task_view(await queries.task_row(task_id))
+        return await queries.find_task(task_id)
 
     async def history(self, task_id: UUID | str, *, after: int = 0) -> list[TransitionEvent]:
         """The task's transitions after cursor `after`, oldest first, as the hub publishes them.
 
         Lets a stream replay history and then continue live. TaskNotFound for an unknown task.
         """
-        row = await queries.task_row(task_id)
+        row = await queries.find_task(task_id)
         views = (await queries.transitions_by_task([row.id], after=after))[row.id]
         return [v.as_event(row.namespace) for v in views]
 
@@ -85,7 +85,7 @@ class TaskService:
         self, task_id: UUID | str, *, reason: str | None = None, tags: list[str] | None = None
     ) -> TaskView:
         """Change a task's `reason` and/or `tags` (no state change)."""
-        row = await queries.task_row(task_id)
+        row = await queries.find_task(task_id)
         fields: dict[str, Any] = {}
         if reason is not None:
             fields["reason"] = reason
@@ -99,7 +99,7 @@ class TaskService:
 
     async def cancel_task(self, task_id: UUID | str) -> TaskView:
         """Cancel the task and every unfinished step. Idempotent; 409 once it has completed."""
-        row = await queries.task_row(task_id)
+        row = await queries.find_task(task_id)
         ref = TaskRef(row.id, row.namespace)
         async with self.door.transaction() as uow:
             current = await uow.lock_task(row.id)
@@ -131,7 +131,7 @@ class TaskService:
 
     async def retry_task(self, task_id: UUID | str) -> TaskView:
         """Re-run the failed steps of an errored task (attempts start again from zero)."""
-        row = await queries.task_row(task_id)
+        row = await queries.find_task(task_id)
         ref = TaskRef(row.id, row.namespace)
         async with self.door.transaction() as uow:
             current = await uow.lock_task(row.id)

@@ -2,7 +2,7 @@
 
 bench/million.py found GraphQL `tasks(after: ...)` slower the deeper the cursor: the condition
 `created_at < c OR (created_at = c AND id < i)` gave PostgreSQL no bound for its index scan,
-so it read and discarded every newer task. `queries.older_than` bounds the scan.
+so it read and discarded every newer task. `reads.keyset_sql` bounds the scan.
 """
 
 from datetime import timedelta
@@ -10,7 +10,9 @@ from datetime import timedelta
 from tortoise import Tortoise
 
 from server.container import Services
+from server.db import reads
 from server.db.models import Task
+from server.db.sql import Query
 from server.domain.views import CreateTask, TaskFilter
 from server.services import queries
 
@@ -45,17 +47,13 @@ async def test_the_cursor_bounds_the_index_scan(services: Services) -> None:
         CreateTask(namespace="shapes", name="linear", context={})
     )
     cursor = queries.encode_cursor(await services.tasks.get_task(task.id))
-    sql = (
-        Task.filter(queries.older_than(cursor))
-        .order_by("-created_at", "-id")
-        .limit(26)
-        .sql(params_inline=True)
-    )
+    q = Query(conn)
+    sql = reads.keyset_sql(q, TaskFilter(), queries.decode_cursor(cursor), 26)
     async with conn._in_transaction() as tx:
         # A few rows are cheaper to sort than to walk in order; plan as for a large table.
         for knob in ("seqscan", "bitmapscan", "sort"):
             await tx.execute_script(f"SET LOCAL enable_{knob} = off")
-        rows = await tx.execute_query_dict(f"EXPLAIN {sql}")
+        rows = await tx.execute_query_dict(f"EXPLAIN {sql}", q.values)
     plan = "\n".join(str(v) for row in rows for v in row.values())
     # Newest first straight off the (created_at, id) index, starting at the cursor: no sort,
     # and the cursor is an index condition rather than a filter over every newer row.
