@@ -91,8 +91,10 @@ def start_uvicorn(target: str, port: int, env: dict[str, str], factory: bool) ->
     return subprocess.Popen(command, cwd=ROOT, env=env)
 
 
-def tasker_env(database_url: str) -> dict[str, str]:
+def tasker_env(database_url: str, broker_url: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKER_")}
+    if broker_url:
+        env["TASKER_BROKER_URL"] = broker_url
     env.update(
         TASKER_DATABASE_URL=database_url,
         TASKER_EXAMPLES="true",
@@ -225,15 +227,25 @@ def run(args: argparse.Namespace) -> None:
         if args.seed_tasks:
             seed(database_url, args.seed_tasks)
         tasker_port, bare_port = free_port(), free_port()
+        env = tasker_env(database_url, args.broker_url)
         servers = [
-            start_uvicorn("server.app:create_app", tasker_port, tasker_env(database_url), True),
-            start_uvicorn("bench.rest_bench:bare_app", bare_port, tasker_env(database_url), False),
+            start_uvicorn("server.app:create_app", tasker_port, env, True),
+            start_uvicorn("bench.rest_bench:bare_app", bare_port, env, False),
         ]
         try:
             base = f"http://127.0.0.1:{tasker_port}"
             asyncio.run(wait_until_up(f"{base}/tasker/handlers"))
             asyncio.run(wait_until_up(f"http://127.0.0.1:{bare_port}/bare"))
+            # Production topology: the tasks run on a separate worker, stopped before the
+            # measurement so that only the API server and PostgreSQL share the machine.
+            worker = None
+            if args.broker_url:
+                command = [str(Path(sys.executable).with_name("tasker")), "worker"]
+                worker = subprocess.Popen(command, cwd=ROOT, env=env)
             task_id = asyncio.run(create_tasks(base, args.tasks))
+            if worker is not None:
+                worker.terminate()
+                worker.wait(30)
             targets = {
                 "GET /tasker/tasks/{id}": (tasker_port, f"/tasker/tasks/{task_id}"),
                 "GET /tasker/tasks?per_page=25": (tasker_port, "/tasker/tasks?per_page=25"),
@@ -271,12 +283,17 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace,
             "failures": sum(r["failures"] for r in runs),
         }
     floor = summary["GET /bare (Starlette)"]
+    single, listing = summary["GET /tasker/tasks/{id}"], summary["GET /tasker/tasks?per_page=25"]
     for name, row in summary.items():
         print(
             f"  {name:32s} {row['rps']:8.0f} req/s  p50 {row['p50_ms']:6.1f} ms  "
             f"p99 {row['p99_ms']:6.1f} ms  x{row['rps'] / floor['rps']:.2f} of bare req/s, "
             f"p99 x{row['p99_ms'] / floor['p99_ms']:.1f}  failures {row['failures']:.0f}"
         )
+    print(
+        f"  list / single read latency: p50 x{listing['p50_ms'] / single['p50_ms']:.2f}, "
+        f"p99 x{listing['p99_ms'] / single['p99_ms']:.2f}"
+    )
     if args.json:
         print(json.dumps(summary))
 
@@ -293,6 +310,11 @@ def main() -> None:
         "--database-url",
         default=None,
         help="default: TASKER_DATABASE_URL, else a temporary SQLite file",
+    )
+    parser.add_argument(
+        "--broker-url",
+        help="production mode: the server only serves (no in-process workers), tasks run on a "
+        "`tasker worker` on this Redis",
     )
     parser.add_argument("--json", action="store_true", help="also print the summary as JSON")
     run(parser.parse_args())

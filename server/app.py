@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from server.config import Settings
 from server.container import Services, build_services
+from server.heap import settle as settle_heap
 from server.logging import RequestIdMiddleware
 from server.metrics import HttpMetricsMiddleware
 from server.services.ports import NullDispatcher
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         else:
             pool.start_consuming()
             pool.start_background()
+        settle_heap()
         try:
             yield
         finally:

@@ -285,9 +285,14 @@ class HttpMetricsMiddleware:
 def route_of(scope: dict[str, Any]) -> str:
     """The path template of the route that matches this request, or `<unmatched>`.
 
-    Asks the app's routes as Starlette's router does (`route.matches`), comparing the match
-    by name so that this module stays free of web-framework imports (the core imports it).
+    The router leaves the route it chose in `scope["route"]`; without one (no route matched,
+    or the method did not), asks the app's routes as Starlette's router does
+    (`route.matches`), comparing the match by name so that this module stays free of
+    web-framework imports (the core imports it).
     """
+    chosen = scope.get("route")
+    if chosen is not None and hasattr(chosen, "path"):
+        return str(chosen.path)
     app = scope.get("app")
     partial = "<unmatched>"
     for route in getattr(getattr(app, "router", None), "routes", ()):

@@ -7,6 +7,7 @@ import threading
 
 from server.config import Settings
 from server.container import build_services
+from server.heap import settle as settle_heap
 from server.services.ports import NullDispatcher
 from workers.pool import WorkerPool
 from workers.runtime import LoopRuntime
@@ -49,6 +50,7 @@ def _serve_one(settings: Settings, threads: int) -> int:
     runtime = LoopRuntime.in_new_thread()
     runtime.run(services.open())
     pool = WorkerPool(services, runtime, threads=threads)
+    settle_heap()
     pool.start_consuming()
     pool.start_background()
     log.info("worker %s consuming with %d threads", services.worker_id, threads)
