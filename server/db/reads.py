@@ -37,7 +37,8 @@ COLUMNS = (
     "requested_at",
     "completed_at",
 )
-_SELECT = f"SELECT {', '.join(f't.{c}' for c in COLUMNS)} FROM tasker_tasks t"
+_COLUMN_LIST = ", ".join(f"t.{c}" for c in COLUMNS)
+_SELECT = f"SELECT {_COLUMN_LIST} FROM tasker_tasks t"
 NEWEST_FIRST = "ORDER BY t.created_at DESC, t.id DESC"
 
 
@@ -135,8 +136,11 @@ async def count(flt: TaskFilter) -> int:
     return int(row["n"])
 
 
-async def page(flt: TaskFilter, *, offset: int, limit: int) -> list[TaskView]:
-    """`limit` tasks matching the filter after skipping `offset`, newest first.
+async def page(
+    flt: TaskFilter, *, offset: int, limit: int, count: bool = False
+) -> tuple[list[TaskView], int | None]:
+    """`limit` tasks matching the filter after skipping `offset`, newest first, and with
+    `count` how many match in all (in the same round trip; None when the page is empty).
 
     The offset is walked over ids only (an index-only scan of (created_at, id) when there is
     no filter) and only the page's rows are read: a page deep in a million tasks does not read
@@ -147,7 +151,13 @@ async def page(flt: TaskFilter, *, offset: int, limit: int) -> list[TaskView]:
     ids = (
         f"SELECT t.id FROM tasker_tasks t{where} {NEWEST_FIRST} LIMIT {q(limit)} OFFSET {q(offset)}"
     )
-    return await _views(q, f"{_SELECT} JOIN ({ids}) AS p ON p.id = t.id {NEWEST_FIRST}")
+    total = f", (SELECT COUNT(*) FROM tasker_tasks t{where}) AS total_count" if count else ""
+    rows = await q.rows(
+        f"SELECT {_COLUMN_LIST}{total} FROM tasker_tasks t "
+        f"JOIN ({ids}) AS p ON p.id = t.id {NEWEST_FIRST}"
+    )
+    counted = int(rows[0]["total_count"]) if count and rows else None
+    return [task_view_of(r) for r in rows], counted
 
 
 def keyset_sql(q: Query, flt: TaskFilter, cursor: tuple[datetime, UUID] | None, limit: int) -> str:

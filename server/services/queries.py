@@ -131,27 +131,40 @@ COUNT_TTL = 5.0
 _counts: dict[tuple[str | None, ...], tuple[int, float]] = {}
 
 
-async def count_tasks(flt: TaskFilter) -> int:
-    """How many tasks match the filter (see LARGE_COUNT for when it may be seconds old)."""
+def _cached_count(flt: TaskFilter) -> tuple[tuple[str | None, ...], int | None]:
     key = (flt.namespace, flt.name, flt.version, flt.status.value if flt.status else None)
     cached = _counts.get(key)
-    now = time.monotonic()
-    if cached is not None and cached[1] > now:
-        return cached[0]
-    total = await reads.count(flt)
+    fresh = cached is not None and cached[1] > time.monotonic()
+    return key, cached[0] if cached is not None and fresh else None
+
+
+def _remember(key: tuple[str | None, ...], total: int) -> None:
     if total > LARGE_COUNT:
         if len(_counts) > 1000:
             _counts.clear()
-        _counts[key] = (total, now + COUNT_TTL)
+        _counts[key] = (total, time.monotonic() + COUNT_TTL)
     else:
         _counts.pop(key, None)
+
+
+async def count_tasks(flt: TaskFilter) -> int:
+    """How many tasks match the filter (see LARGE_COUNT for when it may be seconds old)."""
+    key, total = _cached_count(flt)
+    if total is None:
+        total = await reads.count(flt)
+        _remember(key, total)
     return total
 
 
 async def list_tasks(flt: TaskFilter, *, page: int, per_page: int) -> TaskPage:
-    """A page of tasks, newest first, with the total matching the filter."""
-    total = await count_tasks(flt)
-    items = await reads.page(flt, offset=(page - 1) * per_page, limit=per_page)
+    """A page of tasks, newest first, with the total matching the filter (counted in the
+    page's own statement unless a recent large count is reused)."""
+    key, total = _cached_count(flt)
+    offset = (page - 1) * per_page
+    items, counted = await reads.page(flt, offset=offset, limit=per_page, count=total is None)
+    if total is None:
+        total = counted if counted is not None else await reads.count(flt)
+        _remember(key, total)
     return TaskPage(tuple(items), total, page * per_page < total)
 
 
