@@ -44,6 +44,20 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def redis_pids() -> list[int]:
+    found = subprocess.run(["pgrep", "-x", "redis-server"], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
+
+
 def env(**extra: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("TASKER_")}
     return {
@@ -157,13 +171,25 @@ async def engine(tasks: int, processes: int, threads: int) -> dict[str, float]:
             )
             await asyncio.sleep(0.05)  # the probe itself must not load the database
 
+    backends_sql = "SELECT pid FROM pg_stat_activity WHERE datname = 'tasker_bench'"
+    producers = {r["pid"] for r in await pg.fetch(backends_sql)}
     workers = [
         subprocess.Popen([TASKER, "worker", "--threads", str(threads)], cwd=ROOT, env=env())
         for _ in range(processes)
     ]
+    # CPU spent per step by each part of the system: unlike steps/s, it barely moves when
+    # something else is using the machine.
+    parts = {"workers": [w.pid for w in workers], "redis": redis_pids()}
+    cpu_before = {name: sum(cpu_seconds(p) for p in pids) for name, pids in parts.items()}
     poller = asyncio.create_task(poll())
     out["steps_per_s"] = await asyncio.to_thread(steady_rate, lambda: done_steps, tasks * 4)
     await poller
+    backends = [r["pid"] for r in await pg.fetch(backends_sql) if r["pid"] not in producers]
+    for name, pids in parts.items():
+        spent = sum(cpu_seconds(p) for p in pids) - cpu_before[name]
+        out[f"cpu_ms_per_step_{name}"] = spent * 1000 / (tasks * 4)
+    # PostgreSQL backends start with the workers' pools: all of their time is the drain's.
+    out["cpu_ms_per_step_postgres"] = sum(cpu_seconds(p) for p in backends) * 1000 / (tasks * 4)
     await pg.close()
     out["worker_rss_mb_max"] = max(rss_mb(w.pid) for w in workers)
 
@@ -218,6 +244,12 @@ def main() -> None:
     print(
         f"one 4-step task end to end p50/p99: {result['e2e_ms_p50']:8.1f} / "
         f"{result['e2e_ms_p99']:.1f} ms"
+    )
+    cpu = {k.rsplit("_", 1)[1]: v for k, v in result.items() if k.startswith("cpu_ms_per_step_")}
+    print(
+        "CPU ms per step:                  "
+        + ", ".join(f"{name} {ms:.2f}" for name, ms in cpu.items())
+        + f" (total {sum(cpu.values()):.2f})"
     )
     print(f"worker RSS (max of {args.processes}):            {result['worker_rss_mb_max']:8.1f} MB")
 

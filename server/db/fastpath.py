@@ -5,6 +5,12 @@ one round trip. They do exactly what the portable ORM path in `server.services.e
 does — compare-and-set on the step, history rows, readiness counters — and the same tests run
 against both. Under READ COMMITTED an UPDATE re-checks its WHERE clause against the newest row
 version, so the compare-and-set holds when two workers race for one step.
+
+Every row a statement changes is addressed by its primary key or, once locked, by its `ctid`,
+never by a predicate the planner could serve from another index: on tables not yet analyzed
+(a new database, or a burst before autovacuum catches up) PostgreSQL costed the status indexes
+the same as the primary key and chose them, and each claim walked every pending step and
+task (bench/engine_bench.py: ~1.7 ms of database CPU per step).
 """
 
 import json
@@ -18,21 +24,22 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 _CLAIM = """
 WITH target AS (
-    SELECT ws.id, ws.status AS old_status
+    SELECT ws.ctid AS step_row, t.ctid AS task_row, ws.status AS old_status
       FROM tasker_workflow_steps ws JOIN tasker_tasks t ON t.id = ws.task_id
      WHERE ws.id = $1 AND ws.waiting_on = 0 AND t.status IN ('pending', 'in_progress')
        AND (ws.status = 'pending' OR (ws.status = 'error' AND ws.next_attempt_at <= $2))
        -- Locks the task row (as cancel/resolve/finalize do, exclusively): a claim cannot slip
        -- between a cancel's read of the open steps and its commit, and sibling claims of a
-       -- pending task serialise, so exactly one of them starts the task.
-       FOR NO KEY UPDATE OF t
+       -- pending task serialise, so exactly one of them starts the task. The step row is
+       -- locked too: a racing claim waits, then finds it no longer runnable.
+       FOR NO KEY UPDATE OF t, ws
 ), claimed AS (
     UPDATE tasker_workflow_steps ws
        SET status = 'in_progress', attempts = ws.attempts + 1, lease_owner = $3,
            lease_expires_at = $2 + make_interval(secs => COALESCE(ws.timeout_seconds, $4) + $5),
            started_at = $2, completed_at = NULL, next_attempt_at = NULL, updated_at = $2
       FROM target
-     WHERE ws.id = target.id AND ws.status = target.old_status
+     WHERE ws.ctid = target.step_row
  RETURNING ws.id, ws.task_id, ws.name, ws.attempts, ws.retry_limit, ws.retryable,
            ws.timeout_seconds, ws.inputs, ws.handler_class, target.old_status
 ), history AS (
@@ -48,7 +55,7 @@ WITH target AS (
  RETURNING id, from_status, to_status, reason
 ), started AS (
     UPDATE tasker_tasks t SET status = 'in_progress', updated_at = $2
-      FROM claimed c WHERE t.id = c.task_id AND t.status = 'pending'
+      FROM target, claimed c WHERE t.ctid = target.task_row AND t.status = 'pending'
  RETURNING t.id
 ), started_history AS (
     INSERT INTO tasker_transitions
@@ -60,13 +67,14 @@ WITH target AS (
 SELECT c.id, c.task_id, c.name, c.attempts, c.retry_limit, c.retryable, c.timeout_seconds,
        c.inputs, c.handler_class, t.namespace, t.name AS handler_name, t.version,
        t.status AS task_status, t.context,
+       -- `p.task_id` bounds the parents to this task's steps whatever plan is chosen.
        (SELECT json_object_agg(p.name, p.results)
           FROM tasker_step_edges e JOIN tasker_workflow_steps p ON p.id = e.from_step_id
-         WHERE e.to_step_id = c.id) AS parent_results,
+         WHERE e.to_step_id = c.id AND p.task_id = c.task_id) AS parent_results,
        t.created_at AS task_created_at,
        (SELECT MAX(p.completed_at)
           FROM tasker_step_edges e JOIN tasker_workflow_steps p ON p.id = e.from_step_id
-         WHERE e.to_step_id = c.id) AS parents_done_at,
+         WHERE e.to_step_id = c.id AND p.task_id = c.task_id) AS parents_done_at,
        (SELECT json_agg(json_build_array(h.id, h.from_status, h.to_status, h.reason)
                         ORDER BY h.id) FROM history h) AS history,
        (SELECT id FROM started_history) AS started_cursor
@@ -75,10 +83,13 @@ SELECT c.id, c.task_id, c.name, c.attempts, c.retry_limit, c.retryable, c.timeou
 
 _COMPLETE = """
 WITH done AS (
+    -- A concurrent change to the row (cancel, lease reaped) moves it to a new ctid, and the
+    -- re-check then skips it: the result is discarded, as it must be in those cases.
     UPDATE tasker_workflow_steps
        SET status = 'complete', results = $3::jsonb, completed_at = $4, updated_at = $4,
            lease_owner = NULL, lease_expires_at = NULL
-     WHERE id = $1 AND status = 'in_progress' AND lease_owner = $2
+     WHERE ctid = (SELECT ctid FROM tasker_workflow_steps WHERE id = $1)
+       AND status = 'in_progress' AND lease_owner = $2
  RETURNING id, task_id, name
 ), history AS (
     INSERT INTO tasker_transitions
