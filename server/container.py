@@ -5,7 +5,6 @@ The only place that chooses adapters: in-process events or Redis pub/sub, by con
 
 import os
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from uuid import uuid4
 
@@ -71,8 +70,7 @@ class Services:
 
     async def close(self) -> None:
         """Flush pending broker effects, then close the database connections."""
-        if self.door.offload is not None:
-            self.door.offload.shutdown(wait=True)
+        self.door.close()
         await self.analytics.close()
         await close_database()
 
@@ -104,12 +102,7 @@ def build_services(
     # Counts every committed transition once, in the process that committed it (issue 6).
     publisher = MetricsPublisher(publisher)
     clock = SystemClock()
-    offload = (
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="tasker-outbox")
-        if settings.broker_url
-        else None
-    )
-    door = Door(clock, dispatcher, publisher, offload=offload)
+    door = Door(clock, dispatcher, publisher, background=bool(settings.broker_url))
     catalogue = Catalogue(registry)
     worker_id = new_worker_id()
     runner = StepRunner(

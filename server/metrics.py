@@ -104,7 +104,7 @@ class _TaskStarts:
     def __init__(self, size: int = 10_000) -> None:
         self._size = size
         self._items: OrderedDict[str, datetime] = OrderedDict()
-        self._lock = threading.Lock()  # publishing may run on an offload thread
+        self._lock = threading.Lock()  # publishing may run on the outbox thread
 
     def note(self, task_id: str, created_at: datetime) -> None:
         with self._lock:

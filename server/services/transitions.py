@@ -9,7 +9,6 @@ Events are published and nudges dispatched only after the transaction commits.
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,6 +20,7 @@ from tortoise.transactions import in_transaction
 from server.db.models import Task, Transition, WorkflowStep
 from server.domain.states import StepState, TaskState, check_step_move, check_task_move
 from server.domain.views import TransitionEvent
+from server.services.outbox import Outbox
 from server.services.ports import Clock, EventPublisher, StepDispatcher
 
 log = logging.getLogger(__name__)
@@ -172,14 +172,14 @@ class Door:
         dispatcher: StepDispatcher,
         publisher: EventPublisher,
         *,
-        offload: Executor | None = None,
+        background: bool = False,
     ) -> None:
         self.clock = clock
         self.dispatcher = dispatcher
         self.publisher = publisher
         # With a network broker, sending must not block the event loop that every database
-        # call of this process shares: effects then run, in order, on this executor's thread.
-        self.offload = offload
+        # call of this process shares: effects then run, in order, on the outbox's thread.
+        self.outbox = Outbox(self._effects) if background else None
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
@@ -202,10 +202,15 @@ class Door:
     ) -> None:
         if not events and not nudges:
             return
-        if self.offload is not None:
-            self.offload.submit(self._effects, list(events), list(nudges))
+        if self.outbox is not None:
+            self.outbox.submit(list(events), list(nudges))
         else:
             self._effects(events, nudges)
+
+    def close(self) -> None:
+        """Send the effects still queued for the outbox, and stop it."""
+        if self.outbox is not None:
+            self.outbox.shutdown()
 
     def _effects(
         self, events: Sequence[TransitionEvent], nudges: Sequence[tuple[float, int]]
