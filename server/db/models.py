@@ -184,3 +184,59 @@ class WorkerHeartbeat(Model):
 
     class Meta:
         table = "tasker_workers"
+
+
+class AnalyticsHour(Model):
+    """An hour whose analytics rollups are written (hours since the Unix epoch, UTC)."""
+
+    hour = fields.BigIntField(primary_key=True, generated=False)
+    rolled_at = fields.DatetimeField()
+
+    class Meta:
+        table = "tasker_analytics_hours"
+
+
+class TaskHour(Model):
+    """Per hour and handler: tasks created (by `created_at`) and finished (by `completed_at`)."""
+
+    id = fields.BigIntField(primary_key=True)
+    hour = fields.BigIntField()
+    namespace = fields.CharField(max_length=128)
+    name = fields.CharField(max_length=128)
+    version = fields.CharField(max_length=64)
+    created = fields.IntField(default=0)
+    completed = fields.IntField(default=0)
+    failed = fields.IntField(default=0)
+    completed_ms = fields.FloatField(default=0)
+    histogram = fields.TextField(default="{}")
+
+    class Meta:
+        table = "tasker_analytics_task_hours"
+        unique_together = (("hour", "namespace", "name", "version"),)
+
+
+class StepHour(Model):
+    """Per hour, handler and step: the settled step runs that ended in the hour."""
+
+    id = fields.BigIntField(primary_key=True)
+    hour = fields.BigIntField()
+    namespace = fields.CharField(max_length=128)
+    name = fields.CharField(max_length=128)
+    version = fields.CharField(max_length=64)
+    step_name = fields.CharField(max_length=128)
+    runs = fields.IntField(default=0)
+    sum_ms = fields.FloatField(default=0)
+    max_ms = fields.FloatField(default=0)
+    retried = fields.IntField(default=0)
+    timeout_max = fields.FloatField(null=True)
+    untimed = fields.IntField(default=0)
+    retry_limit = fields.IntField(default=0)
+    retried_ok = fields.IntField(default=0)
+    last_ok = fields.IntField(default=0)
+    exhausted = fields.IntField(default=0)
+    errors = fields.TextField(default="{}")
+    histogram = fields.TextField(default="{}")
+
+    class Meta:
+        table = "tasker_analytics_step_hours"
+        unique_together = (("hour", "namespace", "name", "version", "step_name"),)

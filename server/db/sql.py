@@ -15,6 +15,8 @@ from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from server.domain.analytics_rollup import BUCKETS_PER_LN, Range
+
 
 def connection() -> BaseDBAsyncClient:
     """The default connection of this process."""
@@ -139,3 +141,45 @@ def as_datetime(value: Any) -> datetime | None:
         return value
     parsed = datetime.fromisoformat(str(value))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def hour_of(q: Query, column: str) -> str:
+    """SQL for the hour number (hours since the Unix epoch, UTC) of a timestamp column."""
+    if q.postgres:
+        return f"CAST(floor(date_part('epoch', {column}) / 3600) AS BIGINT)"
+    return f"(CAST(strftime('%s', {column}) AS INTEGER) / 3600)"
+
+
+def bucket_of(value: str) -> str:
+    """SQL for the histogram bucket of a duration in ms (`analytics_rollup.bucket`): the same
+    text on both dialects, on whole milliseconds so that both feed `ln` the same number."""
+    whole = f"round({value})"
+    return (
+        f"(CASE WHEN {whole} < 1 THEN -1 "
+        f"ELSE CAST(floor(ln({whole}) * {BUCKETS_PER_LN!r}) AS INTEGER) END)"
+    )
+
+
+def object_agg(q: Query, key: str, value: str, where: str | None = None) -> str:
+    """Aggregate: a JSON object text `{key: value}` over the group ('{}' for none)."""
+    only = f" FILTER (WHERE {where})" if where else ""
+    if q.postgres:
+        return f"COALESCE(CAST(json_object_agg({key}, {value}){only} AS TEXT), '{{}}')"
+    return f"COALESCE(json_group_object({key}, {value}){only}, '{{}}')"
+
+
+def json_pair(q: Query, first: str, second: str) -> str:
+    """SQL for a two-element JSON array."""
+    function = "json_build_array" if q.postgres else "json_array"
+    return f"{function}({first}, {second})"
+
+
+def in_ranges(q: Query, column: str, ranges: Sequence[Range]) -> str:
+    """A predicate: `column` in any of these half-open time ranges (FALSE for none)."""
+    parts = []
+    for start, end in ranges:
+        if end is not None and end <= start:
+            continue
+        upper = "" if end is None else f" AND {column} < {q(end)}"
+        parts.append(f"({column} >= {q(start)}{upper})")
+    return f"({' OR '.join(parts)})" if parts else "(1 = 0)"

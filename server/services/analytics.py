@@ -13,18 +13,22 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from server.db import analytics as db
+from server.db import analytics_rollup as rollup
 from server.db import health as state
+from server.db.analytics_steps import step_figures
 from server.db.sql import reading
 from server.domain.analytics import (
     MAX_PERIOD_HOURS,
+    TREND_WINDOWS,
     BottleneckReport,
     BottleneckScope,
     HealthInputs,
     PerformanceReport,
     health_score,
     period_label,
-    recommend,
 )
+from server.domain.analytics_advice import recommend
+from server.domain.analytics_rollup import Split, split
 from server.domain.errors import ValidationFailed
 from server.services.cache import Cache
 from server.services.ports import Clock
@@ -60,6 +64,7 @@ class AnalyticsService:
         stuck_after: float = 300.0,
         performance_ttl: float = PERFORMANCE_TTL,
         bottlenecks_ttl: float = BOTTLENECKS_TTL,
+        rollups: bool = True,
     ) -> None:
         self.cache = cache
         self.clock = clock
@@ -67,6 +72,8 @@ class AnalyticsService:
         self.stuck_after = timedelta(seconds=stuck_after)
         self.performance_ttl = performance_ttl
         self.bottlenecks_ttl = bottlenecks_ttl
+        self.rollups = rollups
+        """False: every figure from the tasks and steps tables (for comparison and tests)."""
         self._inflight: dict[str, asyncio.Lock] = {}
 
     async def close(self) -> None:
@@ -129,13 +136,23 @@ class AnalyticsService:
         age = max(0.0, (self.clock.now() - entry.stored_at).total_seconds())
         return Timed(entry.value, entry.stored_at, age, ttl, True)
 
+    async def _split(self, hours: int) -> Split:
+        """The window of the last `hours`, its settled hours rolled up first (outside the
+        report's read snapshot, which must see them)."""
+        now = self.clock.now()
+        window = split(now - timedelta(hours=hours), now, rollups=self.rollups)
+        if window.rolled:
+            await rollup.roll(window.first_hour, window.end_hour, now)
+        return window
+
     async def _performance(self) -> dict[str, Any]:
         now = self.clock.now()
-        day_ago = now - timedelta(hours=24)
+        windows = {label: await self._split(hours) for label, hours in TREND_WINDOWS}
+        day = windows["24h"]
         async with reading() as conn:
-            trends, finished, times = await db.finished_tasks(conn, now)
-            stats = await db.task_statistics(conn, day_ago)
-            exhausted = await db.exhausted_steps(conn, day_ago)
+            trends, finished, times = await db.finished_tasks(conn, windows)
+            stats = await db.task_statistics(conn, day)
+            exhausted = await db.exhausted_steps(conn, day.since)
             backlog = await state.backlog(now, now - self.stuck_after, conn)
         completed, failed = finished["24h"]
         inputs = HealthInputs(
@@ -155,10 +172,10 @@ class AnalyticsService:
         ).to_json()
 
     async def _bottlenecks(self, scope: BottleneckScope) -> BottleneckReport:
-        since = self.clock.now() - timedelta(hours=scope.period_hours)
+        window = await self._split(scope.period_hours)
         async with reading() as conn:
-            tasks = await db.slowest_tasks(conn, scope, since)
-            steps, errors = await db.step_figures(conn, scope, since, self.default_timeout)
+            tasks = await db.slowest_tasks(conn, scope, window)
+            steps, errors = await step_figures(conn, scope, window, self.default_timeout)
         tasks.sort(key=lambda t: (-(t.avg_duration_ms or 0), t.task_name))
         steps.sort(key=lambda s: (-s.avg_duration_ms, s.task_name, s.step_name))
         return BottleneckReport(
@@ -169,3 +186,10 @@ class AnalyticsService:
             error_patterns=errors,
             recommendations=recommend(steps),
         )
+
+
+async def roll_recent(clock: Clock, hours: int = 25) -> int:
+    """Roll up the settled hours of the last `hours` that are not yet (for the sweeper, so
+    that reports seldom have to); returns how many hours were rolled up."""
+    window = split(clock.now() - timedelta(hours=hours), clock.now())
+    return await rollup.roll(window.first_hour, window.end_hour, clock.now())

@@ -1,0 +1,199 @@
+"""The step figures of the bottleneck report: rolled hours plus the live step runs.
+
+Per (handler, step) the figures of `slowest_steps` and of the advice, and the error patterns:
+sums and maxima from the hourly rollups and one hash-aggregated pass over the live runs
+(grouped by error class too); then a 95th percentile only for the steps whose slowest run could
+put it near the timeout (`needs_p95`), from merged duration histograms.
+"""
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient as Conn
+
+from server.db.analytics_rollup import KEYS, step_runs
+from server.db.sql import Query, bucket_of, in_ranges
+from server.domain.analytics import BottleneckScope, ErrorPattern
+from server.domain.analytics_advice import StepStats, needs_p95
+from server.domain.analytics_rollup import Histogram, Split, hour_start
+
+Key = tuple[str, ...]
+SUMS = ("runs", "sum_ms", "retried", "retried_ok", "last_ok", "exhausted", "timed_out")
+MAXIMA = ("max_ms", "timeout", "retry_limit")
+FAILURES = "(CASE WHEN status = 'error' THEN attempts ELSE attempts - 1 END)"
+
+
+def _scope(q: Query, scope: BottleneckScope, prefix: str) -> str:
+    sql = ""
+    for column in ("namespace", "name", "version"):
+        value = getattr(scope, column)
+        if value is not None:
+            sql += f" AND {prefix}{column} = {q(value)}"
+    return sql
+
+
+def _rolled_where(q: Query, scope: BottleneckScope, split: Split) -> str:
+    return f"hour >= {q(split.first_hour)} AND hour < {q(split.end_hour)}{_scope(q, scope, '')}"
+
+
+def live_runs(q: Query, scope: BottleneckScope, split: Split) -> str:
+    """The window's step runs that are not in the rollups: those in the live ranges, and the
+    failures with a retry scheduled (rollups skip them: their next attempt moves them)."""
+    parts = [
+        step_runs(q, in_ranges(q, "s.completed_at", [(start, end)]), start) + _scope(q, scope, "t.")
+        for start, end in split.live
+    ]
+    if split.rolled:
+        where = (
+            f"s.completed_at >= {q(hour_start(split.first_hour))} "
+            f"AND s.completed_at < {q(hour_start(split.end_hour))} "
+            "AND s.status = 'error' AND s.next_attempt_at IS NOT NULL"
+        )
+        parts.append(step_runs(q, where, None) + _scope(q, scope, "t."))
+    return " UNION ALL ".join(parts)
+
+
+class Figures:
+    """Per-step accumulators, fed by rolled and live rows alike."""
+
+    def __init__(self, default_timeout: float) -> None:
+        self.default_timeout = default_timeout
+        self.steps: dict[Key, dict[str, float]] = {}
+        self.errors: dict[str, tuple[int, set[str]]] = {}
+
+    def add(self, key: Key, row: dict[str, Any]) -> None:
+        acc = self.steps.setdefault(key, dict.fromkeys(SUMS + MAXIMA, 0.0))
+        for name in SUMS:
+            acc[name] += float(row.get(name) or 0)
+        for name in MAXIMA:
+            acc[name] = max(acc[name], float(row.get(name) or 0))
+
+    def fail(self, key: Key, error_class: str | None, failed: int) -> None:
+        if error_class is None or failed <= 0:
+            return
+        if error_class == "StepTimeout":
+            self.steps[key]["timed_out"] += failed
+        count, names = self.errors.get(error_class, (0, set()))
+        self.errors[error_class] = (count + failed, names | {key[3]})
+
+    def candidates(self) -> list[Key]:
+        return [
+            key
+            for key, acc in self.steps.items()
+            if needs_p95(int(acc["runs"]), acc["max_ms"], acc["timeout"])
+        ]
+
+    def stats(self, p95s: dict[Key, int | None]) -> list[StepStats]:
+        return [
+            StepStats(
+                task_name=key[1],
+                step_name=key[3],
+                runs=int(acc["runs"]),
+                avg_duration_ms=round(acc["sum_ms"] / acc["runs"]),
+                p95_duration_ms=p95s.get(key),
+                retried=int(acc["retried"]),
+                timeout_seconds=acc["timeout"],
+                timed_out=int(acc["timed_out"]),
+                retry_limit=int(acc["retry_limit"]),
+                retried_successes=int(acc["retried_ok"]),
+                last_attempt_successes=int(acc["last_ok"]),
+                exhausted=int(acc["exhausted"]),
+            )
+            for key, acc in self.steps.items()
+            if acc["runs"] > 0
+        ]
+
+    def patterns(self) -> list[ErrorPattern]:
+        found = [ErrorPattern(k, n, sorted(names)) for k, (n, names) in self.errors.items()]
+        return sorted(found, key=lambda e: (-e.frequency, e.error_type))
+
+
+async def step_figures(
+    conn: Conn, scope: BottleneckScope, split: Split, default_timeout: float
+) -> tuple[list[StepStats], list[ErrorPattern]]:
+    """The window's per-step figures and error patterns."""
+    figures = Figures(default_timeout)
+    if split.rolled:
+        await _rolled(conn, scope, split, figures)
+    q = Query(conn)
+    timeout = q(float(default_timeout))
+    keys = ", ".join(KEYS)
+    for r in await q.rows(
+        f"SELECT {keys}, error_class, COUNT(*) AS runs, SUM(d) AS sum_ms, MAX(d) AS max_ms, "
+        f"SUM({FAILURES}) AS failures, COUNT(*) FILTER (WHERE attempts > 1) AS retried, "
+        f"MAX(COALESCE(timeout_seconds, {timeout})) AS timeout, "
+        "MAX(retry_limit) AS retry_limit, "
+        "COUNT(*) FILTER (WHERE status = 'complete' AND attempts > 1) AS retried_ok, "
+        "COUNT(*) FILTER (WHERE status = 'complete' AND attempts > 1 "
+        "AND attempts >= retry_limit) AS last_ok, "
+        "COUNT(*) FILTER (WHERE status = 'error' AND next_attempt_at IS NULL AND retryable "
+        "AND attempts >= retry_limit) AS exhausted "
+        f"FROM ({live_runs(q, scope, split)}) AS runs GROUP BY {keys}, error_class"
+    ):
+        key = tuple(r[k] for k in KEYS)
+        figures.add(key, r)
+        figures.fail(key, r["error_class"], int(r["failures"] or 0))
+    candidates = figures.candidates()
+    p95s = await _p95s(conn, scope, split, candidates) if candidates else {}
+    return figures.stats(p95s), figures.patterns()
+
+
+async def _rolled(conn: Conn, scope: BottleneckScope, split: Split, figures: Figures) -> None:
+    q = Query(conn)
+    rows = await q.rows(
+        "SELECT namespace, name, version, step_name, SUM(runs) AS runs, SUM(sum_ms) AS sum_ms, "
+        "MAX(max_ms) AS max_ms, SUM(retried) AS retried, MAX(timeout_max) AS timeout_max, "
+        "SUM(untimed) AS untimed, MAX(retry_limit) AS retry_limit, "
+        "SUM(retried_ok) AS retried_ok, SUM(last_ok) AS last_ok, SUM(exhausted) AS exhausted "
+        f"FROM tasker_analytics_step_hours WHERE {_rolled_where(q, scope, split)} "
+        "GROUP BY namespace, name, version, step_name"
+    )
+    for r in rows:
+        # Timeouts are stored as set (NULL = the server default, which may change): the
+        # default applies at read time, as it does for live runs.
+        default = figures.default_timeout if int(r["untimed"] or 0) else 0.0
+        r["timeout"] = max(float(r["timeout_max"] or 0), default)
+        figures.add(_key(r), r)
+    q = Query(conn)
+    for r in await q.rows(
+        "SELECT namespace, name, version, step_name, errors FROM tasker_analytics_step_hours "
+        f"WHERE {_rolled_where(q, scope, split)} AND errors <> '{{}}'"
+    ):
+        for error_class, failed in _json(r["errors"]).items():
+            figures.fail(_key(r), error_class, int(failed))
+
+
+def _key(row: dict[str, Any]) -> Key:
+    return (row["namespace"], row["name"], row["version"], row["step_name"])
+
+
+def _json(text: str) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(text)
+    return value
+
+
+async def _p95s(
+    conn: Conn, scope: BottleneckScope, split: Split, keys: Iterable[Key]
+) -> dict[Key, int | None]:
+    """Nearest-rank p95 (ms, from histograms) of the runs of these handler steps."""
+    merged: dict[Key, Histogram] = {key: Histogram() for key in keys}
+    q = Query(conn)
+    wanted = ", ".join(f"({', '.join(q(v) for v in key)})" for key in merged)
+    if split.rolled:
+        for r in await q.rows(
+            "SELECT namespace, name, version, step_name, histogram "
+            f"FROM tasker_analytics_step_hours WHERE {_rolled_where(q, scope, split)} "
+            f"AND (namespace, name, version, step_name) IN ({wanted})"
+        ):
+            merged[_key(r)].add_json(r["histogram"])
+        q = Query(conn)
+        wanted = ", ".join(f"({', '.join(q(v) for v in key)})" for key in merged)
+    keys_sql = ", ".join(KEYS)
+    for r in await q.rows(
+        f"SELECT {keys_sql}, {bucket_of('d')} AS b, COUNT(*) AS n, SUM(round(d)) AS s "
+        f"FROM ({live_runs(q, scope, split)}) AS runs WHERE ({keys_sql}) IN ({wanted}) "
+        f"GROUP BY {keys_sql}, b"
+    ):
+        merged[tuple(r[k] for k in KEYS)].add(int(r["b"]), int(r["n"]), float(r["s"]))
+    return {key: h.percentile(0.95) for key, h in merged.items()}
