@@ -87,7 +87,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         else:
             pool.start_consuming()
             pool.start_background()
-        settle_heap()
+        if settings.freeze_heap:
+            settle_heap()
         try:
             yield
         finally:

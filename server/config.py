@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     rate_limit_storage_url: str | None = None
     cors_origins: str = ""  # comma-separated origins allowed cross-origin; empty: CORS off
 
+    # Freeze the start-up heap out of the collector's full passes (server.heap): a server
+    # process does this once; a process that builds many apps (a test run) must not.
+    freeze_heap: bool = True
     embedded_worker_threads: int = Field(default=8, ge=1)
     worker_poll_ms: int = Field(default=5, ge=1)
     default_step_timeout: float = Field(default=300.0, gt=0)

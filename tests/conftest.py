@@ -49,6 +49,9 @@ def fast_settings(database_url: str, **overrides: Any) -> Settings:
         "backoff_max_seconds": 0.5,
         "lease_grace_seconds": 0.5,
         "embedded_worker_threads": 4,
+        # One test process builds many apps: freezing the heap in each would keep every
+        # earlier test's objects (and their finalizers) alive for good.
+        "freeze_heap": False,
     }
     values.update(overrides)
     return Settings(**values)

@@ -50,7 +50,8 @@ def _serve_one(settings: Settings, threads: int) -> int:
     runtime = LoopRuntime.in_new_thread()
     runtime.run(services.open())
     pool = WorkerPool(services, runtime, threads=threads)
-    settle_heap()
+    if settings.freeze_heap:
+        settle_heap()
     pool.start_consuming()
     pool.start_background()
     log.info("worker %s consuming with %d threads", services.worker_id, threads)

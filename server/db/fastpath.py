@@ -216,11 +216,12 @@ class Completion:
 
 
 async def complete(
-    step_id: int, lease_owner: str, results: Any, now: datetime, metadata: dict[str, Any]
+    step_id: int, lease_owner: str, results_json: str, now: datetime, metadata: dict[str, Any]
 ) -> Completion | None:
-    """Complete a step we hold the lease on, count it done; None if the lease was lost."""
+    """Complete a step we hold the lease on (its results already JSON), count it done; None
+    if the lease was lost."""
     rows = await connection().execute_query_dict(
-        _COMPLETE, [step_id, lease_owner, json.dumps(results), now, json.dumps(metadata)]
+        _COMPLETE, [step_id, lease_owner, results_json, now, json.dumps(metadata)]
     )
     row = rows[0] if rows else None
     if row is None or row["cursor"] is None:

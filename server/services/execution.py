@@ -32,6 +32,8 @@ class Outcome:
     """What an attempt produced: results, or an error and how to treat it."""
 
     results: Any = None
+    encoded: str = "null"
+    """`results` as JSON, encoded once (which also proves they are JSON)."""
     error: str | None = None
     error_class: str | None = None
     permanent: bool = False
@@ -92,11 +94,11 @@ class StepRunner:
         """Compare-and-set the step to in_progress with a lease, or None if not runnable."""
         return await self.claimer.claim(step_id)
 
-    async def _complete_fast(self, claim: Claim, results: Any) -> tuple[str, int | None]:
+    async def _complete_fast(self, claim: Claim, encoded: str) -> tuple[str, int | None]:
         """Complete as one PostgreSQL statement; finalize when it was the task's last step."""
         now = self.door.clock.now()
         done = await fastpath.complete(
-            claim.step_id, claim.lease_owner, results, now, {"attempt": claim.attempt}
+            claim.step_id, claim.lease_owner, encoded, now, {"attempt": claim.attempt}
         )
         if done is None:
             return "discarded", None
@@ -155,8 +157,10 @@ class StepRunner:
             timeout_seconds=claim.timeout,
         )
         try:
-            results = await asyncio.wait_for(_call(handler.process, ctx), claim.timeout)
-            json.dumps(results)
+            # asyncio.timeout rather than wait_for: no extra Task per step.
+            async with asyncio.timeout(claim.timeout):
+                results = await _call(handler.process, ctx)
+            encoded = json.dumps(results)
         except TimeoutError:
             return Outcome(error=f"timed out after {claim.timeout:g}s", error_class="StepTimeout")
         except RetryableError as exc:
@@ -172,7 +176,7 @@ class StepRunner:
         except Exception as exc:
             log.info("step %s attempt %d raised", claim.step_id, claim.attempt, exc_info=True)
             return Outcome(error=str(exc) or repr(exc), error_class=type(exc).__name__)
-        return Outcome(results=results)
+        return Outcome(results=results, encoded=encoded)
 
     async def record(self, claim: Claim, outcome: Outcome) -> str:
         """Record the attempt's outcome unless the lease was lost (then it is discarded)."""
@@ -184,7 +188,7 @@ class StepRunner:
     async def _record(self, claim: Claim, outcome: Outcome) -> tuple[str, int | None]:
         """`record`, also returning a ready child this worker may run next (fast path only)."""
         if outcome.ok and fastpath.available():
-            return await self._complete_fast(claim, outcome.results)
+            return await self._complete_fast(claim, outcome.encoded)
         return await self._record_portable(claim, outcome), None
 
     async def _record_portable(self, claim: Claim, outcome: Outcome) -> str:
