@@ -1,5 +1,6 @@
 """ORM rows -> domain views. The only place that knows both shapes."""
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
@@ -9,6 +10,16 @@ from server.db.reads import COLUMNS, task_view_of
 from server.domain.readiness import StepSnapshot
 from server.domain.states import StepState
 from server.domain.views import StepView, TaskView, TransitionView, WorkerView
+
+
+def json_text(value: Any) -> str:
+    """Any JSON value, encoded, for writing a Tortoise JSONField.
+
+    The field takes a Python `str` as JSON that is already encoded, so a plain string value
+    ("done") was refused as invalid JSON and the request failed with a 500; encoding every
+    value first stores strings, objects and null alike.
+    """
+    return json.dumps(value)
 
 
 def task_view(row: Task) -> TaskView:

@@ -207,7 +207,7 @@ class StepRunner:
                     "completed",
                     {"attempt": claim.attempt},
                     held_by=claim.lease_owner,
-                    results=outcome.results,
+                    results=outcome.encoded,  # JSON text: see server.db.rows.json_text
                     completed_at=uow.now,
                     lease_owner=None,
                     lease_expires_at=None,

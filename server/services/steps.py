@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from server.db.models import Task, WorkflowStep
+from server.db.rows import json_text
 from server.domain.errors import InvalidTransition, StepNotFound, ValidationFailed
 from server.domain.states import StepState
 from server.domain.views import StepView, TransitionView
@@ -64,7 +65,7 @@ class StepService:
                 )
             fields["retry_limit"] = retry_limit
         if inputs is not _UNSET:
-            fields["inputs"] = inputs
+            fields["inputs"] = json_text(inputs)
         if fields:
             await WorkflowStep.filter(id=view.id).update(updated_at=self.door.clock.now(), **fields)
         return await self.get_step(view.task_id, view.name)
@@ -104,7 +105,7 @@ class StepService:
                 StepState.RESOLVED_MANUALLY,
                 reason or "resolved manually",
                 {"reason": reason} if reason else None,
-                results=results,
+                results=json_text(results),
                 completed_at=self.door.clock.now(),
                 next_attempt_at=None,
             )

@@ -101,6 +101,18 @@ async def test_update_changes_retry_limit_and_inputs(client):
     assert cleared["inputs"] is None
 
 
+@pytest.mark.parametrize("inputs", ["__main__", "", 3, [1, "a"], "{not json"])
+async def test_any_json_value_is_accepted_as_inputs(client, inputs):
+    # schemathesis found a plain string answered with a 500: the ORM took it for encoded JSON.
+    task = await create_task(client)
+    await wait_until(client, task["id"])
+    response = await client.patch(steps_url(task["id"], "update_order"), json={"inputs": inputs})
+    assert response.status_code == 200
+    assert response.json()["inputs"] == inputs
+    shown = await client.get(steps_url(task["id"], "update_order"))
+    assert shown.json()["inputs"] == inputs
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -172,3 +184,13 @@ async def test_resolving_a_failed_step_lets_the_task_finish(client):
     assert response.json()["results"] == {"charge_id": "manual"}
     assert (await client.post(url)).status_code == 200  # idempotent, and the body is optional
     assert (await wait_until(client, task["id"], {"complete"}))["status"] == "complete"
+
+
+async def test_a_step_can_be_resolved_with_a_plain_string_as_results(client):
+    context = {**PAYMENT, "simulate_permanent_failure": "charge_card"}
+    task = await create_task(client, context)
+    assert (await wait_until(client, task["id"]))["status"] == "error"
+    url = steps_url(task["id"], "charge_card") + "/resolve"
+    response = await client.post(url, json={"results": "paid by phone"})
+    assert response.status_code == 200
+    assert response.json()["results"] == "paid by phone"
