@@ -7,7 +7,7 @@ percentile forms are the nearest-rank definition, so the two dialects return the
 """
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +57,11 @@ class Query:
     async def rows(self, sql: str) -> list[dict[str, Any]]:
         """Run `sql` with the collected parameters."""
         return list(await self.conn.execute_query_dict(sql, self.values))
+
+    async def records(self, sql: str) -> Sequence[Mapping[str, Any]]:
+        """Run `sql`; rows as the driver returns them (read by column name only): no copy
+        into dicts, which cost a third of reading a page of tasks."""
+        return (await self.conn.execute_query(sql, self.values))[1]
 
     async def one(self, sql: str) -> dict[str, Any]:
         """The first row of `sql`, or an empty dict."""
