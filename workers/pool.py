@@ -6,6 +6,7 @@ heartbeat.
 """
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -33,7 +34,8 @@ class WorkerPool:
         services.set_dispatcher(DramatiqDispatcher(actor))
         self.threads = threads
         self.worker: dramatiq.Worker | None = None
-        self._background: asyncio.Task[None] | None = None
+        self._background: concurrent.futures.Future[None] | None = None
+        self._stopping: asyncio.Event | None = None
         self.started_at = datetime.now(UTC)
 
     def _run(self, step_id: int) -> None:
@@ -60,14 +62,24 @@ class WorkerPool:
 
     def start_background(self) -> None:
         """Schedule the sweeper/heartbeat loop on the runtime's loop."""
-        self._background = asyncio.run_coroutine_threadsafe(  # type: ignore[assignment]
-            self._housekeeping(), self.runtime.loop
-        )
+        self._background = asyncio.run_coroutine_threadsafe(self._housekeeping(), self.runtime.loop)
 
-    async def stop_background(self) -> None:
-        """Cancel the housekeeping loop and forget this worker's heartbeat."""
+    async def stop_background(self, grace: float = 10.0) -> None:
+        """Stop the housekeeping loop, then forget this worker's heartbeat (on the loop).
+
+        The pass under way is let finish rather than cancelled: a transaction cancelled
+        half-way left SQLite's connection lock held, and the shutdown then waited forever.
+        """
         if self._background is not None:
-            self._background.cancel()
+            if self._stopping is not None:
+                self._stopping.set()
+            running = asyncio.wrap_future(self._background)
+            try:
+                await asyncio.wait_for(asyncio.shield(running), grace)
+            except (TimeoutError, asyncio.CancelledError):
+                running.cancel()
+            except Exception:
+                log.exception("housekeeping ended with an error")
         with contextlib.suppress(Exception):
             await self.services.workers.forget(self.services.worker_id)
 
@@ -75,7 +87,8 @@ class WorkerPool:
         settings = self.services.settings
         next_beat = 0.0
         loop = asyncio.get_running_loop()
-        while True:
+        self._stopping = stopping = asyncio.Event()
+        while not stopping.is_set():
             try:
                 if loop.time() >= next_beat:
                     await self.services.workers.heartbeat(
@@ -90,4 +103,5 @@ class WorkerPool:
                 raise
             except Exception:
                 log.exception("housekeeping pass failed")
-            await asyncio.sleep(settings.sweep_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), settings.sweep_interval)
