@@ -13,6 +13,7 @@ from tortoise.expressions import Q
 
 from server.db.models import StepEdge, Task, WorkflowStep
 from server.domain.states import DONE_STEP_STATES, StepState
+from server.services.analytics import roll_recent
 from server.services.claims import Claim
 from server.services.execution import Outcome, StepRunner
 from server.services.progress import advance
@@ -30,6 +31,7 @@ class SweepReport:
     reaped: int = 0
     redispatched: int = 0
     finalized: int = 0
+    rolled_up: int = 0
 
 
 class Sweeper:
@@ -50,7 +52,17 @@ class Sweeper:
             reaped=await self.reap_expired_leases(),
             redispatched=await self.redispatch_idle(),
             finalized=await self.finalize_stuck(),
+            rolled_up=await self.roll_up_analytics(),
         )
+
+    async def roll_up_analytics(self) -> int:
+        """Roll up the analytics hours of the last day as they settle, so that reports seldom
+        have to (they would do it themselves otherwise; failing here must not stop a sweep)."""
+        try:
+            return await roll_recent(self.door.clock)
+        except Exception:
+            log.warning("analytics rollup failed; reports will roll up on demand", exc_info=True)
+            return 0
 
     async def reap_expired_leases(self) -> int:
         """Steps whose worker vanished go down the retry path with reason `worker_lost`."""
