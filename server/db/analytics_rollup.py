@@ -1,9 +1,9 @@
 """Writing and reading the hourly analytics rollups (tables of migration 4).
 
 When an hour is rolled up, and why its figures then stand:
-- Hours are rolled once, `SETTLE` after they end, lazily by the first report that needs them
-  (before it opens its read snapshot), or ahead of time by `services.analytics.roll_recent`.
-  Never on the per-step hot path: the engine writes nothing extra.
+- Hours are rolled once, `SETTLE` after they end: lazily by the first report that needs them
+  (before it opens its read snapshot) and by the sweeper for the last day. Never on the
+  per-step hot path: the engine writes nothing extra.
 - Every figure is keyed by a time that no later change moves into or out of a closed hour:
   tasks by `created_at` (count only) and `completed_at`, step runs by the step's
   `completed_at`. Tasks and steps that finished `complete` never change again. What can

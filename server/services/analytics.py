@@ -189,7 +189,7 @@ class AnalyticsService:
 
 
 async def roll_recent(clock: Clock, hours: int = 25) -> int:
-    """Roll up the settled hours of the last `hours` that are not yet (ahead of the
-    reports, so that they seldom have to); returns how many hours were rolled up."""
+    """Roll up the settled hours of the last `hours` that are not yet (for the sweeper, so
+    that reports seldom have to); returns how many hours were rolled up."""
     window = split(clock.now() - timedelta(hours=hours), clock.now())
     return await rollup.roll(window.first_hour, window.end_hour, clock.now())

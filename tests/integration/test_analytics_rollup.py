@@ -135,7 +135,7 @@ async def test_a_task_finishing_after_its_hour_was_rolled_up(services):
     assert await reports(NOW + 25 * M, True) == await reports(NOW + 25 * M, False)
 
 
-async def test_roll_recent_rolls_the_last_day_once(services):
+async def test_the_sweeper_hook_rolls_the_last_day(services):
     await random_history(5, tasks=40)
     assert await roll_recent(FixedClock(NOW)) == len(split(NOW - 25 * H, NOW).hours())
     assert await roll_recent(FixedClock(NOW)) == 0
