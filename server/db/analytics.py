@@ -19,7 +19,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient as Conn
 
-from server.db.analytics_rollup import FINISHED
+from server.db.analytics_rollup import FINISHED, scope_sql
 from server.db.sql import Query, bucket_of, in_ranges
 from server.domain.analytics import (
     PERCENTILES,
@@ -39,15 +39,6 @@ Key = tuple[str, ...]
 
 def _int(value: object) -> int | None:
     return None if value is None else round(float(value))  # type: ignore[arg-type]
-
-
-def _scope(q: Query, scope: BottleneckScope, prefix: str = "t.") -> str:
-    sql = ""
-    for column in ("namespace", "name", "version"):
-        value = getattr(scope, column)
-        if value is not None:
-            sql += f" AND {prefix}{column} = {q(value)}"
-    return sql
 
 
 def _hours(q: Query, split: Split) -> str:
@@ -181,7 +172,7 @@ async def slowest_tasks(conn: Conn, scope: BottleneckScope, split: Split) -> lis
         rows += await q.rows(
             "SELECT namespace, name, version, SUM(completed) AS c, SUM(failed) AS e, "
             "SUM(completed_ms) AS ms FROM tasker_analytics_task_hours "
-            f"WHERE {_hours(q, split)}{_scope(q, scope, '')} GROUP BY namespace, name, version"
+            f"WHERE {_hours(q, split)}{scope_sql(q, scope, '')} GROUP BY namespace, name, version"
         )
     q = Query(conn)
     rows += await q.rows(
@@ -189,7 +180,7 @@ async def slowest_tasks(conn: Conn, scope: BottleneckScope, split: Split) -> lis
         "COUNT(*) FILTER (WHERE t.status = 'error') AS e, "
         f"SUM({q.ms('t.completed_at', 't.created_at')}) FILTER (WHERE t.{DONE}) AS ms "
         f"FROM tasker_tasks t WHERE {in_ranges(q, 't.completed_at', split.live)} "
-        f"AND t.status IN {FINISHED}{_scope(q, scope)} GROUP BY t.namespace, t.name, t.version"
+        f"AND t.status IN {FINISHED}{scope_sql(q, scope)} GROUP BY t.namespace, t.name, t.version"
     )
     sums: dict[Key, list[float]] = {}
     for r in rows:

@@ -27,7 +27,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient as Conn
 from tortoise.transactions import in_transaction
 
 from server.db.sql import Query, bucket_of, connection, hour_of, json_pair, object_agg
-from server.domain.analytics import MAX_PERIOD_HOURS
+from server.domain.analytics import MAX_PERIOD_HOURS, BottleneckScope
 from server.domain.analytics_rollup import hour_start
 
 FINISHED = "('complete', 'error')"
@@ -183,3 +183,13 @@ async def _forget(conn: Conn, before: int) -> None:
     ):
         q = Query(conn)
         await q.rows(f"DELETE FROM {table} WHERE hour < {q(before)}")
+
+
+def scope_sql(q: Query, scope: BottleneckScope, prefix: str = "t.") -> str:
+    """` AND …` terms restricting rows to a report's namespace / name / version."""
+    sql = ""
+    for column in ("namespace", "name", "version"):
+        value = getattr(scope, column)
+        if value is not None:
+            sql += f" AND {prefix}{column} = {q(value)}"
+    return sql

@@ -12,7 +12,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient as Conn
 
-from server.db.analytics_rollup import KEYS, step_runs
+from server.db.analytics_rollup import KEYS, scope_sql, step_runs
 from server.db.sql import Query, bucket_of, in_ranges
 from server.domain.analytics import BottleneckScope, ErrorPattern
 from server.domain.analytics_advice import StepStats, needs_p95
@@ -24,24 +24,15 @@ MAXIMA = ("max_ms", "timeout", "retry_limit")
 FAILURES = "(CASE WHEN status = 'error' THEN attempts ELSE attempts - 1 END)"
 
 
-def _scope(q: Query, scope: BottleneckScope, prefix: str) -> str:
-    sql = ""
-    for column in ("namespace", "name", "version"):
-        value = getattr(scope, column)
-        if value is not None:
-            sql += f" AND {prefix}{column} = {q(value)}"
-    return sql
-
-
 def _rolled_where(q: Query, scope: BottleneckScope, split: Split) -> str:
-    return f"hour >= {q(split.first_hour)} AND hour < {q(split.end_hour)}{_scope(q, scope, '')}"
+    return f"hour >= {q(split.first_hour)} AND hour < {q(split.end_hour)}{scope_sql(q, scope, '')}"
 
 
 def live_runs(q: Query, scope: BottleneckScope, split: Split) -> str:
     """The window's step runs that are not in the rollups: those in the live ranges, and the
     failures with a retry scheduled (rollups skip them: their next attempt moves them)."""
     parts = [
-        step_runs(q, in_ranges(q, "s.completed_at", [(start, end)]), start) + _scope(q, scope, "t.")
+        step_runs(q, in_ranges(q, "s.completed_at", [(start, end)]), start) + scope_sql(q, scope)
         for start, end in split.live
     ]
     if split.rolled:
@@ -50,7 +41,7 @@ def live_runs(q: Query, scope: BottleneckScope, split: Split) -> str:
             f"AND s.completed_at < {q(hour_start(split.end_hour))} "
             "AND s.status = 'error' AND s.next_attempt_at IS NOT NULL"
         )
-        parts.append(step_runs(q, where, None) + _scope(q, scope, "t."))
+        parts.append(step_runs(q, where, None) + scope_sql(q, scope))
     return " UNION ALL ".join(parts)
 
 
