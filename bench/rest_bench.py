@@ -38,6 +38,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from bench.engine_bench import cpu_seconds
+
 ROOT = Path(__file__).resolve().parent.parent
 
 TASK_LIKE = {
@@ -184,8 +186,14 @@ def _load(port: int, path: str, connections: int, seconds: float) -> tuple[list[
 
 
 def measure(
-    pool: ProcessPoolExecutor, port: int, path: str, args: argparse.Namespace, seconds: float
+    pool: ProcessPoolExecutor,
+    port: int,
+    path: str,
+    args: argparse.Namespace,
+    seconds: float,
+    server_pid: int,
 ) -> dict[str, float]:
+    cpu_before = cpu_seconds(server_pid)
     share = [args.connections // args.processes] * args.processes
     share[0] += args.connections - sum(share)
     began = time.perf_counter()
@@ -202,6 +210,9 @@ def measure(
     latencies = [x for lat, _ in parts for x in lat]
     return {
         "rps": len(latencies) / elapsed,
+        # The server's own CPU per request: steadier than req/s on a machine whose two cores
+        # the server, the load generator and PostgreSQL take turns on.
+        "cpu_us": (cpu_seconds(server_pid) - cpu_before) / max(1, len(latencies)) * 1e6,
         "p50_ms": pct(latencies, 50) * 1000,
         "p99_ms": pct(latencies, 99) * 1000,
         "failures": sum(f for _, f in parts),
@@ -246,18 +257,19 @@ def run(args: argparse.Namespace) -> None:
             if worker is not None:
                 worker.terminate()
                 worker.wait(30)
+            tasker_pid, bare_pid = (server.pid for server in servers)
             targets = {
-                "GET /tasker/tasks/{id}": (tasker_port, f"/tasker/tasks/{task_id}"),
-                "GET /tasker/tasks?per_page=25": (tasker_port, "/tasker/tasks?per_page=25"),
-                "GET /bare (Starlette)": (bare_port, "/bare"),
+                "GET /tasker/tasks/{id}": (tasker_port, f"/tasker/tasks/{task_id}", tasker_pid),
+                "GET /tasker/tasks?per_page=25": (tasker_port, "/tasker/tasks?per_page=25", tasker_pid),
+                "GET /bare (Starlette)": (bare_port, "/bare", bare_pid),
             }
             results: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
             with ProcessPoolExecutor(args.processes) as pool:
-                for port, path in targets.values():  # warm-up: imports, caches, connections
-                    measure(pool, port, path, args, 1.0)
+                for target in targets.values():  # warm-up: imports, caches, connections
+                    measure(pool, *target[:2], args, 1.0, target[2])
                 for _ in range(args.rounds):  # interleaved, so drift hits every endpoint alike
-                    for name, (port, path) in targets.items():
-                        results[name].append(measure(pool, port, path, args, args.seconds))
+                    for name, (port, path, pid) in targets.items():
+                        results[name].append(measure(pool, port, path, args, args.seconds, pid))
         finally:
             for server in servers:
                 server.terminate()
@@ -280,6 +292,7 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace,
             "rps": rps,
             "p50_ms": p50,
             "p99_ms": p99,
+            "cpu_us": sorted(r["cpu_us"] for r in runs)[len(runs) // 2],
             "failures": sum(r["failures"] for r in runs),
         }
     floor = summary["GET /bare (Starlette)"]
@@ -287,7 +300,8 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace,
     for name, row in summary.items():
         print(
             f"  {name:32s} {row['rps']:8.0f} req/s  p50 {row['p50_ms']:6.1f} ms  "
-            f"p99 {row['p99_ms']:6.1f} ms  x{row['rps'] / floor['rps']:.2f} of bare req/s, "
+            f"p99 {row['p99_ms']:6.1f} ms  cpu {row['cpu_us']:5.0f} us/req  "
+            f"x{row['rps'] / floor['rps']:.2f} of bare req/s, "
             f"p99 x{row['p99_ms'] / floor['p99_ms']:.1f}  failures {row['failures']:.0f}"
         )
     print(

@@ -19,7 +19,7 @@ def tortoise_config(database_url: str, pool_max: int = 10) -> dict[str, Any]:
         credentials = {"minsize": 1, "maxsize": pool_max, "reset": _keep_session}
     connection: str | dict[str, Any] = database_url
     if credentials:
-        connection = {"engine": "tortoise.backends.asyncpg", "credentials": _pg(database_url)}
+        connection = {"engine": "server.db.fair_pool", "credentials": _pg(database_url)}
         connection["credentials"].update(credentials)
     return {
         "connections": {"default": connection},

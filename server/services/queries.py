@@ -2,7 +2,6 @@
 
 import base64
 import binascii
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
@@ -19,6 +18,7 @@ from server.domain.views import (
     TransitionEvent,
     TransitionView,
 )
+from server.services.task_counts import Key, TaskCounts
 
 
 def parse_task_id(task_id: UUID | str) -> UUID:
@@ -123,48 +123,33 @@ async def transitions_by_step(step_ids: Sequence[int]) -> dict[int, list[Transit
     return out
 
 
-# Counting a million matching tasks costs more than reading the page itself, and an exact
-# figure that large is out of date by the next request anyway: counts above LARGE_COUNT are
-# reused by this process for COUNT_TTL seconds. Smaller counts are always exact (issue 7).
-LARGE_COUNT = 10_000
-COUNT_TTL = 5.0
-_counts: dict[tuple[str | None, ...], tuple[int, float]] = {}
+COUNTS = TaskCounts()
 
 
-def _cached_count(flt: TaskFilter) -> tuple[tuple[str | None, ...], int | None]:
-    key = (flt.namespace, flt.name, flt.version, flt.status.value if flt.status else None)
-    cached = _counts.get(key)
-    fresh = cached is not None and cached[1] > time.monotonic()
-    return key, cached[0] if cached is not None and fresh else None
-
-
-def _remember(key: tuple[str | None, ...], total: int) -> None:
-    if total > LARGE_COUNT:
-        if len(_counts) > 1000:
-            _counts.clear()
-        _counts[key] = (total, time.monotonic() + COUNT_TTL)
-    else:
-        _counts.pop(key, None)
+def _count_key(flt: TaskFilter) -> Key:
+    return (flt.namespace, flt.name, flt.version, flt.status.value if flt.status else None)
 
 
 async def count_tasks(flt: TaskFilter) -> int:
-    """How many tasks match the filter (see LARGE_COUNT for when it may be seconds old)."""
-    key, total = _cached_count(flt)
+    """How many tasks match the filter (see `task_counts` for when it may be seconds old)."""
+    key = _count_key(flt)
+    total = COUNTS.recall(key, lambda: reads.count(flt))
     if total is None:
         total = await reads.count(flt)
-        _remember(key, total)
+        COUNTS.remember(key, total)
     return total
 
 
 async def list_tasks(flt: TaskFilter, *, page: int, per_page: int) -> TaskPage:
     """A page of tasks, newest first, with the total matching the filter (counted in the
     page's own statement unless a recent large count is reused)."""
-    key, total = _cached_count(flt)
+    key = _count_key(flt)
+    total = COUNTS.recall(key, lambda: reads.count(flt))
     offset = (page - 1) * per_page
     items, counted = await reads.page(flt, offset=offset, limit=per_page, count=total is None)
     if total is None:
         total = counted if counted is not None else await reads.count(flt)
-        _remember(key, total)
+        COUNTS.remember(key, total)
     return TaskPage(tuple(items), total, page * per_page < total)
 
 

@@ -1,0 +1,54 @@
+"""A Tortoise engine for PostgreSQL whose connection pool serves waiters in arrival order.
+
+asyncpg's pool hands connections out through an `asyncio.LifoQueue`. When a connection comes
+back, the waiter it wakes only runs later, and a request arriving in between takes the
+connection first; the woken waiter finds the queue empty and goes to the BACK of the line.
+With more requests in flight than connections, some requests lose that race again and again:
+32 clients on a 10-connection pool saw a p50 of 3 ms and a p99 over 200 ms (issue 3).
+
+`FairPool` puts a FIFO semaphore (asyncio's does not let newcomers overtake its waiters) of
+the pool's size in front of the pool, so a request that waits is served in its turn.
+Tortoise acquires and releases through `client._pool` for plain queries and transactions
+alike, so wrapping the pool covers both. Selected with `"engine": "server.db.fair_pool"`.
+"""
+
+import asyncio
+from typing import Any
+
+import asyncpg
+from tortoise.backends.asyncpg.client import AsyncpgDBClient
+
+
+class FairPool:
+    """asyncpg's pool behind a first-come-first-served turnstile."""
+
+    def __init__(self, pool: asyncpg.Pool, size: int) -> None:
+        self._pool = pool
+        self._turns = asyncio.Semaphore(size)
+
+    async def acquire(self, *, timeout: float | None = None) -> Any:
+        await self._turns.acquire()
+        try:
+            return await self._pool.acquire(timeout=timeout)
+        except BaseException:
+            self._turns.release()
+            raise
+
+    async def release(self, connection: Any, *, timeout: float | None = None) -> None:
+        try:
+            await self._pool.release(connection, timeout=timeout)
+        finally:
+            self._turns.release()
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything else (sizes for the health report, close, terminate, expiry) is the pool's.
+        return getattr(self._pool, name)
+
+
+class FairAsyncpgClient(AsyncpgDBClient):
+    async def create_pool(self, **kwargs: Any) -> Any:
+        pool = await super().create_pool(**kwargs)
+        return FairPool(pool, int(kwargs["max_size"]))
+
+
+client_class = FairAsyncpgClient
