@@ -258,9 +258,10 @@ def run(args: argparse.Namespace) -> None:
                 worker.terminate()
                 worker.wait(30)
             tasker_pid, bare_pid = (server.pid for server in servers)
+            listing = "/tasker/tasks?per_page=25"
             targets = {
                 "GET /tasker/tasks/{id}": (tasker_port, f"/tasker/tasks/{task_id}", tasker_pid),
-                "GET /tasker/tasks?per_page=25": (tasker_port, "/tasker/tasks?per_page=25", tasker_pid),
+                "GET /tasker/tasks?per_page=25": (tasker_port, listing, tasker_pid),
                 "GET /bare (Starlette)": (bare_port, "/bare", bare_pid),
             }
             results: dict[str, list[dict[str, float]]] = {name: [] for name in targets}

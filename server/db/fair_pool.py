@@ -26,17 +26,17 @@ class FairPool:
         self._pool = pool
         self._turns = asyncio.Semaphore(size)
 
-    async def acquire(self, *, timeout: float | None = None) -> Any:
+    async def acquire(self) -> Any:
         await self._turns.acquire()
         try:
-            return await self._pool.acquire(timeout=timeout)
+            return await self._pool.acquire()
         except BaseException:
             self._turns.release()
             raise
 
-    async def release(self, connection: Any, *, timeout: float | None = None) -> None:
+    async def release(self, connection: Any) -> None:
         try:
-            await self._pool.release(connection, timeout=timeout)
+            await self._pool.release(connection)
         finally:
             self._turns.release()
 

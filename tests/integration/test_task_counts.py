@@ -13,9 +13,9 @@ import asyncio
 import pytest
 
 from server.container import Services
+from server.db import reads
 from server.domain.states import TaskState
 from server.domain.views import CreateTask, TaskFilter
-from server.db import reads
 from server.services import queries, task_counts
 
 
