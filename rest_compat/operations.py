@@ -9,6 +9,7 @@ Authentication (issue 5) plugs in at ONE place: `authorize()`. Every operation d
 permission (`tasker.task:show`, ...), and `authorize` receives it for each request.
 """
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -128,6 +129,8 @@ def render(model: BaseModel, status: int = 200) -> Response:
 async def _parse(kind: str, model: type[BaseModel], request: Request) -> BaseModel:
     try:
         if kind == "query":
+            if not request.scope["query_string"]:
+                return _defaults(model)
             return model.model_validate(dict(request.query_params))
         if kind == "headers":
             names = [f.alias or n for n, f in model.model_fields.items()]
@@ -142,6 +145,12 @@ async def _parse(kind: str, model: type[BaseModel], request: Request) -> BaseMod
         raise _invalid(exc) from None
     _refuse_nul(parsed.model_dump(mode="python"), "")
     return parsed
+
+
+@functools.cache
+def _defaults(model: type[BaseModel]) -> BaseModel:
+    """A query model with no parameters given (the common case: validated once)."""
+    return model.model_validate({})
 
 
 def _invalid(exc: ValidationError) -> Exception:

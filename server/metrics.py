@@ -11,6 +11,7 @@ whole deployment. Gauges are not kept in those files at all: they are computed f
 database at scrape time (`ScrapeGauges`), so they are right whichever process answers.
 """
 
+import functools
 import logging
 import os
 import threading
@@ -277,9 +278,16 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route, method = route_of(scope), scope.get("method", "GET")
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - began)
+            counter, timer = _http_series(scope.get("method", "GET"), route_of(scope), status)
+            counter.inc()
+            timer.observe(time.perf_counter() - began)
+
+
+@functools.cache
+def _http_series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    # `labels()` validates and locks on every call; the series of one (method, route, status)
+    # are the same objects for the life of the process. Bounded: routes are templates.
+    return HTTP_REQUESTS.labels(method, route, str(status)), HTTP_LATENCY.labels(method, route)
 
 
 def route_of(scope: dict[str, Any]) -> str:

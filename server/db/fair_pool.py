@@ -13,6 +13,7 @@ alike, so wrapping the pool covers both. Selected with `"engine": "server.db.fai
 """
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -49,6 +50,20 @@ class FairAsyncpgClient(AsyncpgDBClient):
     async def create_pool(self, **kwargs: Any) -> Any:
         pool = await super().create_pool(**kwargs)
         return FairPool(pool, int(kwargs["max_size"]))
+
+    async def fetch_records(self, sql: str, values: Sequence[Any]) -> list[asyncpg.Record]:
+        """One read statement on a pooled connection, without `execute_query`'s wrapping
+        (exception translation, debug logging, a second pool wrapper, a loop check): that
+        wrapping was a tenth of the CPU of a single-task read (`server.db.sql.Query.records`).
+        """
+        if self._pool is None:
+            return list((await self.execute_query(sql, list(values)))[1])
+        connection = await self._pool.acquire()
+        try:
+            records: list[asyncpg.Record] = await connection.fetch(sql, *values)
+            return records
+        finally:
+            await self._pool.release(connection)
 
 
 client_class = FairAsyncpgClient

@@ -80,7 +80,7 @@ class Task(Model):
             Index(fields=("created_at", "id")),
             Index(fields=("status", "created_at")),
             Index(fields=("namespace", "name", "version", "created_at")),
-            Index(fields=("namespace", "status", "created_at")),
+            Index(fields=("namespace", "status", "created_at", "id")),
             Index(fields=("completed_at",)),
         )
 
