@@ -472,6 +472,7 @@ def main() -> None:
         out = asyncio.run(seed(args.tasks, args.batch, args.chunk))
         for k, v in out.items():
             print(f"{k:<40} {v:,.1f}")
+        OUT.mkdir(parents=True, exist_ok=True)  # a fresh clone has no bench/out yet
         (OUT / "million-seed.json").write_text(json.dumps(out, indent=1))
         return
     if Path(OUT / "pids.json").exists():
