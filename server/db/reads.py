@@ -42,6 +42,14 @@ _SELECT = f"SELECT {_COLUMN_LIST} FROM tasker_tasks t"
 NEWEST_FIRST = "ORDER BY t.created_at DESC, t.id DESC"
 
 
+Key = tuple[datetime, UUID]
+"""A task's place in the newest-first order: (created_at, id)."""
+
+
+def _as_uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
 def _json(value: Any) -> Any:
     # asyncpg hands jsonb over as text, SQLite stores it as text; '[]' is the common case.
     if value is None:
@@ -66,9 +74,8 @@ def task_view_of(record: Mapping[str, Any], *, json_decoded: bool = False) -> Ta
     """A record of `COLUMNS` as a view: a row as the driver returns it, or the values of an
     ORM instance (`json_decoded`: its JSON columns are Python values already)."""
     load = _decoded if json_decoded else _json
-    ident = record["id"]
     return TaskView(
-        id=ident if isinstance(ident, UUID) else UUID(str(ident)),
+        id=_as_uuid(record["id"]),
         namespace=record["namespace"],
         name=record["name"],
         version=record["version"],
@@ -140,19 +147,28 @@ async def count(flt: TaskFilter) -> int:
 
 
 async def page(
-    flt: TaskFilter, *, offset: int, limit: int, count: bool = False
+    flt: TaskFilter,
+    *,
+    offset: int,
+    limit: int,
+    count: bool = False,
+    start: Key | None = None,
 ) -> tuple[list[TaskView], int | None]:
-    """`limit` tasks matching the filter after skipping `offset`, newest first, and with
-    `count` how many match in all (in the same round trip; None when the page is empty).
+    """`limit` tasks matching the filter after skipping `offset` (counted from the task
+    `start`, inclusive, when given; see `anchors`), newest first, and with `count` how many
+    match in all (in the same round trip; None when the page is empty).
 
     The offset is walked over ids only (an index-only scan of (created_at, id) when there is
-    no filter) and only the page's rows are read: a page deep in a million tasks does not read
-    every row before it.
+    no filter) and only the page's rows are read.
     """
     q = Query(connection())
-    where = _clause(_where(q, flt))
+    terms = _where(q, flt)
+    where = _clause(terms)
+    if start is not None:
+        terms = [*terms, _at_or_older(q, start, inclusive=True)]
     ids = (
-        f"SELECT t.id FROM tasker_tasks t{where} {NEWEST_FIRST} LIMIT {q(limit)} OFFSET {q(offset)}"
+        f"SELECT t.id FROM tasker_tasks t{_clause(terms)} {NEWEST_FIRST} "
+        f"LIMIT {q(limit)} OFFSET {q(offset)}"
     )
     total = f", (SELECT COUNT(*) FROM tasker_tasks t{where}) AS total_count" if count else ""
     # The page's ids as an array (PostgreSQL) or an IN list (SQLite): the rows are then read
@@ -166,7 +182,7 @@ async def page(
     return [task_view_of(r) for r in rows], counted
 
 
-def keyset_sql(q: Query, flt: TaskFilter, cursor: tuple[datetime, UUID] | None, limit: int) -> str:
+def keyset_sql(q: Query, flt: TaskFilter, cursor: Key | None, limit: int) -> str:
     """`limit` tasks matching the filter, newest first, older than a keyset cursor.
 
     Written as `created_at <= c AND (created_at < c OR id < i)` rather than the plain OR, so
@@ -176,17 +192,65 @@ def keyset_sql(q: Query, flt: TaskFilter, cursor: tuple[datetime, UUID] | None, 
     """
     terms = _where(q, flt)
     if cursor is not None:
-        created = q(cursor[0])
-        terms.append(
-            f"t.created_at <= {created} AND "
-            f"(t.created_at < {created} OR t.id < {_uuid_param(q, cursor[1])})"
-        )
+        terms.append(_at_or_older(q, cursor, inclusive=False))
     return f"{_SELECT}{_clause(terms)} {NEWEST_FIRST} LIMIT {q(limit)}"
 
 
-async def older_than(
-    flt: TaskFilter, cursor: tuple[datetime, UUID] | None, *, limit: int
-) -> list[TaskView]:
+def _at_or_older(q: Query, key: Key, *, inclusive: bool) -> str:
+    # `created_at <= c AND (created_at < c OR id < i)` rather than the plain OR, so that the
+    # first term bounds the index scan (with the OR alone PostgreSQL walked the index from the
+    # newest task and filtered every row up to the key).
+    created, ident = q(key[0]), _uuid_param(q, key[1])
+    return (
+        f"t.created_at <= {created} AND "
+        f"(t.created_at < {created} OR t.id {'<=' if inclusive else '<'} {ident})"
+    )
+
+
+async def count_newer(flt: TaskFilter, key: Key) -> int:
+    """How many tasks matching the filter come before `key` in the newest-first order."""
+    q = Query(connection())
+    created, ident = q(key[0]), _uuid_param(q, key[1])
+    terms = [
+        *_where(q, flt),
+        f"t.created_at >= {created} AND (t.created_at > {created} OR t.id > {ident})",
+    ]
+    row = await q.one(f"SELECT COUNT(*) AS n FROM tasker_tasks t{_clause(terms)}")
+    return int(row["n"])
+
+
+async def anchors(flt: TaskFilter, every: int) -> list[Key]:
+    """The keys at positions 0, `every`, 2 * `every`, ... of the filter's newest-first order.
+
+    PostgreSQL hops from each anchor to the next with an `OFFSET every - 1 LIMIT 1` over the
+    index (a million tasks in ~0.1 s; numbering every row with a window function took 0.7 s).
+    SQLite, which has no LATERAL, numbers the rows.
+    """
+    q = Query(connection())
+    terms = _where(q, flt)
+    if q.postgres:
+        hop = [
+            *terms,
+            "t.created_at <= a.created_at AND (t.created_at < a.created_at OR t.id < a.id)",
+        ]
+        newest = f"SELECT t.created_at, t.id, 0 FROM tasker_tasks t{_clause(terms)}"
+        sql = (
+            f"WITH RECURSIVE a(created_at, id, n) AS (({newest} {NEWEST_FIRST} LIMIT 1) "
+            "UNION ALL SELECT nx.created_at, nx.id, a.n + 1 FROM a, LATERAL ("
+            f"SELECT t.created_at, t.id FROM tasker_tasks t{_clause(hop)} {NEWEST_FIRST} "
+            f"OFFSET {q(every - 1)} LIMIT 1) AS nx) SELECT created_at, id FROM a ORDER BY n"
+        )
+    else:
+        sql = (
+            "SELECT created_at, id FROM (SELECT t.created_at, t.id, "
+            f"ROW_NUMBER() OVER ({NEWEST_FIRST}) - 1 AS pos FROM tasker_tasks t{_clause(terms)}) "
+            f"WHERE pos % {q(every)} = 0 ORDER BY pos"
+        )
+    rows = await q.records(sql)
+    return [(_moment(r["created_at"]), _as_uuid(r["id"])) for r in rows]
+
+
+async def older_than(flt: TaskFilter, cursor: Key | None, *, limit: int) -> list[TaskView]:
     """See `keyset_sql`."""
     q = Query(connection())
     return await _views(q, keyset_sql(q, flt, cursor, limit))

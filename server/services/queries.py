@@ -18,7 +18,8 @@ from server.domain.views import (
     TransitionEvent,
     TransitionView,
 )
-from server.services.task_counts import Key, TaskCounts
+from server.services import page_anchors
+from server.services.task_counts import COUNTS, Key
 
 
 def parse_task_id(task_id: UUID | str) -> UUID:
@@ -123,21 +124,13 @@ async def transitions_by_step(step_ids: Sequence[int]) -> dict[int, list[Transit
     return out
 
 
-COUNTS = TaskCounts()
-
-
 def _count_key(flt: TaskFilter) -> Key:
     return (flt.namespace, flt.name, flt.version, flt.status.value if flt.status else None)
 
 
 async def count_tasks(flt: TaskFilter) -> int:
     """How many tasks match the filter (see `task_counts` for when it may be seconds old)."""
-    key = _count_key(flt)
-    total = COUNTS.recall(key, lambda: reads.count(flt))
-    if total is None:
-        total = await reads.count(flt)
-        COUNTS.remember(key, total)
-    return total
+    return await COUNTS.get(_count_key(flt), lambda: reads.count(flt))
 
 
 async def list_tasks(flt: TaskFilter, *, page: int, per_page: int) -> TaskPage:
@@ -145,8 +138,10 @@ async def list_tasks(flt: TaskFilter, *, page: int, per_page: int) -> TaskPage:
     page's own statement unless a recent large count is reused)."""
     key = _count_key(flt)
     total = COUNTS.recall(key, lambda: reads.count(flt))
-    offset = (page - 1) * per_page
-    items, counted = await reads.page(flt, offset=offset, limit=per_page, count=total is None)
+    start, offset = await page_anchors.seek(flt, (page - 1) * per_page)
+    items, counted = await reads.page(
+        flt, offset=offset, limit=per_page, count=total is None, start=start
+    )
     if total is None:
         total = counted if counted is not None else await reads.count(flt)
         COUNTS.remember(key, total)

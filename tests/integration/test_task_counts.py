@@ -54,7 +54,7 @@ async def test_large_counts_are_reused_briefly(
     # ...per filter: another filter is counted on its own.
     pending = TaskFilter(status=TaskState.PENDING)
     assert (await services.tasks.list_tasks(pending)).total_count == 4
-    monkeypatch.setattr(task_counts, "COUNT_TTL", 0.0)
+    monkeypatch.setattr(queries.COUNTS, "ttl", 0.0)
     queries.COUNTS.clear()
     assert (await services.tasks.list_tasks(TaskFilter())).total_count == 4
 
@@ -87,7 +87,7 @@ async def test_an_expired_count_is_refreshed_once_while_requests_keep_answering(
         return await real_count(flt)
 
     monkeypatch.setattr(reads, "count", counting)
-    monkeypatch.setattr(task_counts, "COUNT_TTL", 0.0)
+    monkeypatch.setattr(queries.COUNTS, "ttl", 0.0)
     pages = await asyncio.gather(
         *(services.tasks.list_tasks(TaskFilter()) for _ in range(10)),
         services.tasks.list_tasks_after(TaskFilter(), first=2),
@@ -95,7 +95,7 @@ async def test_an_expired_count_is_refreshed_once_while_requests_keep_answering(
     # Every request answered at once with the expired figure; one count ran behind them.
     assert [p.total_count for p in pages] == [3] * 11
     for _ in range(100):
-        if counted and not queries.COUNTS._refreshing:
+        if counted and not queries.COUNTS._computing:
             break
         await asyncio.sleep(0.01)
     assert counted == 1
@@ -110,8 +110,8 @@ async def test_a_count_past_the_stale_limit_is_counted_afresh(
     await _create(services, 3)
     assert (await services.tasks.list_tasks(TaskFilter())).total_count == 3
     await _create(services, 1)
-    monkeypatch.setattr(task_counts, "COUNT_TTL", 0.0)
-    monkeypatch.setattr(task_counts, "STALE_LIMIT", 0.0)
+    monkeypatch.setattr(queries.COUNTS, "ttl", 0.0)
+    monkeypatch.setattr(queries.COUNTS, "stale_limit", 0.0)
     assert (await services.tasks.list_tasks(TaskFilter())).total_count == 4
     assert (await services.tasks.list_tasks_after(TaskFilter(), first=2)).total_count == 4
 
