@@ -157,11 +157,16 @@ async def task_statistics(conn: Conn, split: Split) -> TaskStatistics:
 async def exhausted_steps(conn: Conn, since: datetime) -> int:
     """Steps of tasks created since `since` that failed for good (no retry scheduled)."""
     q = Query(conn)
-    row = await q.one(
+    row = await q.one(exhausted_sql(q, since))
+    return int(row.get("n") or 0)
+
+
+def exhausted_sql(q: Query, since: datetime) -> str:
+    """A range of migration 6's partial index (those steps only, by `created_at`)."""
+    return (
         "SELECT COUNT(*) AS n FROM tasker_workflow_steps s WHERE s.status = 'error' "
         f"AND s.next_attempt_at IS NULL AND s.created_at >= {q(since)}"
     )
-    return int(row.get("n") or 0)
 
 
 async def slowest_tasks(conn: Conn, scope: BottleneckScope, split: Split) -> list[SlowTask]:
