@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any, cast, get_type_hints
 
 from pydantic import BaseModel, ValidationError
-from starlette.endpoints import HTTPEndpoint
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from rest_compat.errors import BadRequest
 from server.container import Services
@@ -197,16 +198,27 @@ def routes_for(operations: Iterable[Operation]) -> list[BaseRoute]:
     """One Route per path whose endpoint serves each declared method (405 lists the rest)."""
     by_path: dict[str, dict[str, Operation]] = {}
     for op in operations:
-        by_path.setdefault(op.path, {})[op.method.lower()] = op
-    return [Route(path, _endpoint(path, ops)) for path, ops in by_path.items()]
+        by_path.setdefault(op.path, {})[op.method.upper()] = op
+    return [Route(path, PathEndpoint(ops)) for path, ops in by_path.items()]
 
 
-def _endpoint(path: str, operations: dict[str, Operation]) -> type[HTTPEndpoint]:
-    def bind(op: Operation) -> Callable[[HTTPEndpoint, Request], Awaitable[Response]]:
-        async def method(self: HTTPEndpoint, request: Request) -> Response:
-            return await run(op, request)
+class PathEndpoint:
+    """The ASGI endpoint of one path: runs the operation declared for the request's method.
 
-        return method
+    Plain ASGI rather than a generated `HTTPEndpoint` subclass, which worked out the allowed
+    methods and inspected the handler anew on every request."""
 
-    methods = {name: bind(op) for name, op in operations.items()}
-    return type(f"Endpoint[{path}]", (HTTPEndpoint,), methods)
+    def __init__(self, operations: Mapping[str, Operation]) -> None:
+        self._operations = dict(operations)
+        if "GET" in self._operations:
+            self._operations.setdefault("HEAD", self._operations["GET"])
+        order = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+        self._allow = ", ".join(m for m in order if m in self._operations)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive=receive, send=send)
+        operation = self._operations.get(request.method)
+        if operation is None:
+            raise HTTPException(status_code=405, headers={"Allow": self._allow})
+        response = await run(operation, request)
+        await response(scope, receive, send)
