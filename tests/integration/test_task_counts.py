@@ -31,6 +31,17 @@ async def _create(services: Services, n: int) -> list[str]:
     return ids
 
 
+async def _remembered_three_then_a_fourth(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counts over 2 are "large": a count of 3 is remembered, then a fourth task created."""
+    queries.COUNTS.clear()
+    monkeypatch.setattr(task_counts, "LARGE_COUNT", 2)
+    await _create(services, 3)
+    assert (await services.tasks.list_tasks(TaskFilter())).total_count == 3
+    await _create(services, 1)
+
+
 async def test_small_counts_are_always_exact(services: Services) -> None:
     queries.COUNTS.clear()
     await _create(services, 3)
@@ -42,11 +53,7 @@ async def test_small_counts_are_always_exact(services: Services) -> None:
 async def test_large_counts_are_reused_briefly(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queries.COUNTS.clear()
-    monkeypatch.setattr(task_counts, "LARGE_COUNT", 2)
-    await _create(services, 3)
-    assert (await services.tasks.list_tasks(TaskFilter())).total_count == 3
-    await _create(services, 1)
+    await _remembered_three_then_a_fourth(services, monkeypatch)
     # Within the TTL the large count is reused, by REST pages and GraphQL connections alike...
     assert (await services.tasks.list_tasks(TaskFilter())).total_count == 3
     assert (await services.tasks.list_tasks_after(TaskFilter(), first=2)).total_count == 3
@@ -72,11 +79,7 @@ async def test_offset_pages_list_every_task_once_newest_first(services: Services
 async def test_an_expired_count_is_refreshed_once_while_requests_keep_answering(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queries.COUNTS.clear()
-    monkeypatch.setattr(task_counts, "LARGE_COUNT", 2)
-    await _create(services, 3)
-    assert (await services.tasks.list_tasks(TaskFilter())).total_count == 3
-    await _create(services, 1)
+    await _remembered_three_then_a_fourth(services, monkeypatch)
     counted = 0
     real_count = reads.count
 
@@ -104,11 +107,7 @@ async def test_an_expired_count_is_refreshed_once_while_requests_keep_answering(
 async def test_a_count_past_the_stale_limit_is_counted_afresh(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queries.COUNTS.clear()
-    monkeypatch.setattr(task_counts, "LARGE_COUNT", 2)
-    await _create(services, 3)
-    assert (await services.tasks.list_tasks(TaskFilter())).total_count == 3
-    await _create(services, 1)
+    await _remembered_three_then_a_fourth(services, monkeypatch)
     monkeypatch.setattr(queries.COUNTS, "ttl", 0.0)
     monkeypatch.setattr(queries.COUNTS, "stale_limit", 0.0)
     assert (await services.tasks.list_tasks(TaskFilter())).total_count == 4
