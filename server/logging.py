@@ -125,8 +125,11 @@ class RequestIdMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        offered = dict(scope.get("headers") or []).get(REQUEST_ID_HEADER, b"")
-        request_id = offered.decode() if _SAFE_ID.fullmatch(offered) else new_request_id()
+        # A scan of the raw pairs, not a dict of every header: this runs on every request.
+        offered = next((v for k, v in scope.get("headers") or () if k == REQUEST_ID_HEADER), b"")
+        request_id = (
+            offered.decode() if offered and _SAFE_ID.fullmatch(offered) else new_request_id()
+        )
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
 
