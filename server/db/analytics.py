@@ -103,11 +103,11 @@ async def _task_histogram(conn: Conn, split: Split) -> Histogram:
     merged = Histogram()
     if split.rolled:
         q = Query(conn)
-        for r in await q.rows(
+        rows = await q.rows(
             "SELECT histogram FROM tasker_analytics_task_hours "
             f"WHERE {_hours(q, split)} AND completed > 0"
-        ):
-            merged.add_json(r["histogram"])
+        )
+        merged.add_stored(r["histogram"] for r in rows)
     q = Query(conn)
     merged.add_rows(
         await q.rows(

@@ -172,12 +172,15 @@ async def _p95s(
     q = Query(conn)
     wanted = ", ".join(f"({', '.join(q(v) for v in key)})" for key in merged)
     if split.rolled:
+        stored: dict[Key, list[str]] = {key: [] for key in merged}
         for r in await q.rows(
             "SELECT namespace, name, version, step_name, histogram "
             f"FROM tasker_analytics_step_hours WHERE {_rolled_where(q, scope, split)} "
             f"AND (namespace, name, version, step_name) IN ({wanted})"
         ):
-            merged[_key(r)].add_json(r["histogram"])
+            stored[_key(r)].append(r["histogram"])
+        for key, texts in stored.items():
+            merged[key].add_stored(texts)
         q = Query(conn)
         wanted = ", ".join(f"({', '.join(q(v) for v in key)})" for key in merged)
     keys_sql = ", ".join(KEYS)

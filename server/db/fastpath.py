@@ -22,6 +22,8 @@ from uuid import UUID
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from server.db.sql import json_value
+
 _CLAIM = """
 WITH target AS (
     SELECT ws.ctid AS step_row, t.ctid AS task_row, ws.status AS old_status
@@ -168,7 +170,7 @@ class ClaimedRow:
 
 
 def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+    return json_value(value) if isinstance(value, str) else value
 
 
 async def claim(

@@ -7,13 +7,12 @@ single-task read and most of a 25-task page there. These reads go straight from 
 the ORM and the door (`server.services.transitions`); nothing here changes a row.
 """
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from server.db.sql import Query, as_datetime, connection
+from server.db.sql import Query, as_datetime, connection, json_value
 from server.domain.states import TaskState
 from server.domain.views import TaskFilter, TaskView
 
@@ -54,7 +53,7 @@ def _json(value: Any) -> Any:
     # asyncpg hands jsonb over as text, SQLite stores it as text; '[]' is the common case.
     if value is None:
         return None
-    return [] if value == "[]" else json.loads(value)
+    return [] if value == "[]" else json_value(value)
 
 
 def _decoded(value: Any) -> Any:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 HOUR = timedelta(hours=1)
 SETTLE = timedelta(minutes=2)
 """How long after an hour ends before it is rolled up: rows stamped just before the hour's end
@@ -91,9 +93,22 @@ class Histogram:
         slot[0] += int(count)
         slot[1] += round(float(total))
 
-    def add_json(self, text: str | None) -> None:
-        """Merge a stored histogram (`{"bucket": [count, sum]}`)."""
-        for index, (count, total) in json.loads(text or "{}").items():
+    def add_stored(self, texts: Iterable[str | None]) -> None:
+        """Merge stored histograms (`{"bucket": [count, sum]}`, whole numbers as written).
+
+        Merged under their text keys first and converted once at the end: a day of hourly
+        rows holds tens of thousands of buckets, and converting each one was most of the
+        performance report's time at a million tasks."""
+        merged: dict[str, list[int]] = {}
+        for text in texts:
+            for index, (count, total) in orjson.loads(text or "{}").items():
+                slot = merged.get(index)
+                if slot is None:
+                    merged[index] = [count, total]
+                else:
+                    slot[0] += count
+                    slot[1] += total
+        for index, (count, total) in merged.items():
             self.add(int(index), count, total)
 
     def add_rows(self, rows: Iterable[dict[str, Any]]) -> None:
