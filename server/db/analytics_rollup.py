@@ -36,22 +36,27 @@ SETTLED = "(status = 'complete' OR (status = 'error' AND next_attempt_at IS NULL
 CLAIM_CHUNK = 500
 
 
-def step_runs(q: Query, where: str, edge: datetime | None) -> str:
-    """Steps whose last attempt ended `where`, with their task's identity; `edge` is a lower
-    bound of the steps' `completed_at` (None: the steps are few, join them row by row)."""
+def step_runs(q: Query, where: str, end: datetime | None = None, *, many: bool = True) -> str:
+    """Steps whose last attempt ended `where` (before `end`, when given), with their task's
+    identity. `many`: bound the tasks to join, for step sets too large to join row by row."""
+    filtered = f"{where} AND s.status IN {FINISHED} AND s.started_at IS NOT NULL"
     sql = (
         "SELECT t.namespace AS ns, t.name AS task_name, t.version AS version, "
         "s.name AS step_name, s.status, s.attempts, s.retry_limit, s.retryable, "
         "s.timeout_seconds, s.error_class, s.next_attempt_at, s.completed_at, "
         f"{q.ms('s.completed_at', 's.started_at')} AS d "
-        "FROM tasker_workflow_steps s JOIN tasker_tasks t ON t.id = s.task_id "
-        f"WHERE {where} AND s.status IN {FINISHED} AND s.started_at IS NOT NULL"
+        f"FROM tasker_workflow_steps s JOIN tasker_tasks t ON t.id = s.task_id WHERE {filtered}"
     )
-    if edge is None:
+    if not many:
         return sql
-    # Implied by the step's own window (a task ends after its steps, or has not ended):
-    # stated so that the planner joins a window of tasks instead of scanning them all.
-    return sql + f" AND (t.completed_at >= {q(edge)} OR t.status IN ('pending', 'in_progress'))"
+    # A step is created with its task (the same `created_at`, see `services.creation`), so
+    # the tasks to join lie between the earliest of these steps' creation and `end`: a short
+    # range of the tasks' (created_at, id) index. Bounding them by completion instead made
+    # PostgreSQL hash every task finished since the range began (31,000 of them for an hour's
+    # 4,700 steps a day ago, at a million tasks: 15 ms against 2.4).
+    earliest = f"(SELECT MIN(s.created_at) FROM tasker_workflow_steps s WHERE {filtered})"
+    upper = "" if end is None else f" AND t.created_at < {q(end)}"
+    return f"{sql} AND t.created_at >= {earliest}{upper}"
 
 
 async def roll(first: int, end: int, now: datetime) -> int:
@@ -137,7 +142,7 @@ async def _roll_steps(conn: Conn, lo: int, hi: int) -> None:
     q = Query(conn)
     start, end = hour_start(lo), hour_start(hi)
     keys = ", ".join(KEYS)
-    runs = step_runs(q, f"s.completed_at >= {q(start)} AND s.completed_at < {q(end)}", start)
+    runs = step_runs(q, f"s.completed_at >= {q(start)} AND s.completed_at < {q(end)}", end)
     settled = f"SELECT *, {hour_of(q, 'completed_at')} AS h FROM ({runs}) AS r WHERE {SETTLED}"
     one = "THEN 1 ELSE 0 END)"
     await q.rows(
@@ -159,7 +164,7 @@ async def _roll_steps(conn: Conn, lo: int, hi: int) -> None:
         f"FROM ({settled}) AS s GROUP BY h, {keys}, b) AS g GROUP BY h, {keys}"
     )
     q = Query(conn)
-    runs = step_runs(q, f"s.completed_at >= {q(start)} AND s.completed_at < {q(end)}", start)
+    runs = step_runs(q, f"s.completed_at >= {q(start)} AND s.completed_at < {q(end)}", end)
     settled = f"SELECT *, {hour_of(q, 'completed_at')} AS h FROM ({runs}) AS r WHERE {SETTLED}"
     failures = "(CASE WHEN status = 'error' THEN attempts ELSE attempts - 1 END)"
     await q.rows(

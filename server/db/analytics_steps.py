@@ -32,7 +32,7 @@ def live_runs(q: Query, scope: BottleneckScope, split: Split) -> str:
     """The window's step runs that are not in the rollups: those in the live ranges, and the
     failures with a retry scheduled (rollups skip them: their next attempt moves them)."""
     parts = [
-        step_runs(q, in_ranges(q, "s.completed_at", [(start, end)]), start) + scope_sql(q, scope)
+        step_runs(q, in_ranges(q, "s.completed_at", [(start, end)]), end) + scope_sql(q, scope)
         for start, end in split.live
     ]
     if split.rolled:
@@ -41,7 +41,7 @@ def live_runs(q: Query, scope: BottleneckScope, split: Split) -> str:
             f"AND s.completed_at < {q(hour_start(split.end_hour))} "
             "AND s.status = 'error' AND s.next_attempt_at IS NOT NULL"
         )
-        parts.append(step_runs(q, where, None) + scope_sql(q, scope))
+        parts.append(step_runs(q, where, many=False) + scope_sql(q, scope))
     return " UNION ALL ".join(parts)
 
 
