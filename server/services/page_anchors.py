@@ -24,7 +24,8 @@ EVERY = 1000
 DEEP = 10_000
 """Offsets below this are walked directly (at most a few milliseconds)."""
 
-ANCHORS: Recent[list[Key]] = Recent(ttl=60.0, stale_limit=600.0)
+ANCHORS: Recent[list[Key]] = Recent(ttl=60.0, stale_limit=600.0, max_keys=64)
+"""At most 1,000 keys per million matching tasks, for at most 64 filters (they are user input)."""
 
 
 async def seek(flt: TaskFilter, offset: int) -> tuple[Key | None, int]:
