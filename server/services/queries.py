@@ -19,7 +19,7 @@ from server.domain.views import (
     TransitionView,
 )
 from server.services import page_anchors
-from server.services.task_counts import COUNTS, Key
+from server.services.task_counts import COUNTS, FilterKey
 
 
 def parse_task_id(task_id: UUID | str) -> UUID:
@@ -124,7 +124,7 @@ async def transitions_by_step(step_ids: Sequence[int]) -> dict[int, list[Transit
     return out
 
 
-def _count_key(flt: TaskFilter) -> Key:
+def _count_key(flt: TaskFilter) -> FilterKey:
     return (flt.namespace, flt.name, flt.version, flt.status.value if flt.status else None)
 
 

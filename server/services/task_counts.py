@@ -10,7 +10,8 @@ from server.services.recent import Recent
 
 LARGE_COUNT = 10_000
 
-Key = tuple[str | None, ...]
+FilterKey = tuple[str | None, ...]
+"""namespace, name, version, status: what a count is remembered by."""
 
 
 def _large(total: int) -> bool:
