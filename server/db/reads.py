@@ -182,13 +182,7 @@ async def page(
 
 
 def keyset_sql(q: Query, flt: TaskFilter, cursor: Key | None, limit: int) -> str:
-    """`limit` tasks matching the filter, newest first, older than a keyset cursor.
-
-    Written as `created_at <= c AND (created_at < c OR id < i)` rather than the plain OR, so
-    that the first term bounds the index scan: with the OR alone PostgreSQL walked the index
-    from the newest task and filtered every row up to the cursor, and a page deep in a million
-    tasks took as long as reading all the ones before it (issue 7).
-    """
+    """`limit` tasks matching the filter, newest first, older than a keyset cursor."""
     terms = _where(q, flt)
     if cursor is not None:
         terms.append(_at_or_older(q, cursor, inclusive=False))
@@ -197,8 +191,9 @@ def keyset_sql(q: Query, flt: TaskFilter, cursor: Key | None, limit: int) -> str
 
 def _at_or_older(q: Query, key: Key, *, inclusive: bool) -> str:
     # `created_at <= c AND (created_at < c OR id < i)` rather than the plain OR, so that the
-    # first term bounds the index scan (with the OR alone PostgreSQL walked the index from the
-    # newest task and filtered every row up to the key).
+    # first term bounds the index scan: with the OR alone PostgreSQL walked the index from the
+    # newest task and filtered every row up to the key, and a page deep in a million tasks
+    # took as long as reading all the ones before it (issue 7).
     created, ident = q(key[0]), _uuid_param(q, key[1])
     return (
         f"t.created_at <= {created} AND "
