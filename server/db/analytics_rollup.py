@@ -34,6 +34,8 @@ FINISHED = "('complete', 'error')"
 KEYS = ("ns", "task_name", "version", "step_name")
 SETTLED = "(status = 'complete' OR (status = 'error' AND next_attempt_at IS NULL))"
 CLAIM_CHUNK = 500
+FAILURES = "(CASE WHEN status = 'error' THEN attempts ELSE attempts - 1 END)"
+"""Failed attempts of a step run: all of them if it ended in error, else all but the last."""
 
 
 def step_runs(q: Query, where: str, end: datetime | None = None, *, many: bool = True) -> str:
@@ -138,12 +140,17 @@ async def _roll_tasks(conn: Conn, lo: int, hi: int) -> None:
     )
 
 
+def _settled_runs(q: Query, start: datetime, end: datetime) -> str:
+    """The settled step runs of `[start, end)` with their hour `h` (see SETTLED)."""
+    runs = step_runs(q, f"s.completed_at >= {q(start)} AND s.completed_at < {q(end)}", end)
+    return f"SELECT *, {hour_of(q, 'completed_at')} AS h FROM ({runs}) AS r WHERE {SETTLED}"
+
+
 async def _roll_steps(conn: Conn, lo: int, hi: int) -> None:
     q = Query(conn)
     start, end = hour_start(lo), hour_start(hi)
     keys = ", ".join(KEYS)
-    runs = step_runs(q, f"s.completed_at >= {q(start)} AND s.completed_at < {q(end)}", end)
-    settled = f"SELECT *, {hour_of(q, 'completed_at')} AS h FROM ({runs}) AS r WHERE {SETTLED}"
+    settled = _settled_runs(q, start, end)
     one = "THEN 1 ELSE 0 END)"
     await q.rows(
         "INSERT INTO tasker_analytics_step_hours (hour, namespace, name, version, step_name, "
@@ -164,16 +171,14 @@ async def _roll_steps(conn: Conn, lo: int, hi: int) -> None:
         f"FROM ({settled}) AS s GROUP BY h, {keys}, b) AS g GROUP BY h, {keys}"
     )
     q = Query(conn)
-    runs = step_runs(q, f"s.completed_at >= {q(start)} AND s.completed_at < {q(end)}", end)
-    settled = f"SELECT *, {hour_of(q, 'completed_at')} AS h FROM ({runs}) AS r WHERE {SETTLED}"
-    failures = "(CASE WHEN status = 'error' THEN attempts ELSE attempts - 1 END)"
+    settled = _settled_runs(q, start, end)
     await q.rows(
         "INSERT INTO tasker_analytics_step_hours "
         "(hour, namespace, name, version, step_name, errors) "
         f"SELECT h, {keys}, {object_agg(q, 'error_class', 'f')} "
-        f"FROM (SELECT h, {keys}, error_class, SUM({failures}) AS f FROM ({settled}) AS s "
+        f"FROM (SELECT h, {keys}, error_class, SUM({FAILURES}) AS f FROM ({settled}) AS s "
         f"WHERE error_class IS NOT NULL GROUP BY h, {keys}, error_class "
-        f"HAVING SUM({failures}) > 0) AS e GROUP BY h, {keys} "
+        f"HAVING SUM({FAILURES}) > 0) AS e GROUP BY h, {keys} "
         "ON CONFLICT (hour, namespace, name, version, step_name) "
         "DO UPDATE SET errors = excluded.errors"
     )

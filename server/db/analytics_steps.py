@@ -12,7 +12,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient as Conn
 
-from server.db.analytics_rollup import KEYS, scope_sql, step_runs
+from server.db.analytics_rollup import FAILURES, KEYS, scope_sql, step_runs
 from server.db.sql import Query, bucket_of, in_ranges
 from server.domain.analytics import BottleneckScope, ErrorPattern
 from server.domain.analytics_advice import StepStats, needs_p95
@@ -21,7 +21,6 @@ from server.domain.analytics_rollup import Histogram, Split, hour_start
 Key = tuple[str, ...]
 SUMS = ("runs", "sum_ms", "retried", "retried_ok", "last_ok", "exhausted", "timed_out")
 MAXIMA = ("max_ms", "timeout", "retry_limit")
-FAILURES = "(CASE WHEN status = 'error' THEN attempts ELSE attempts - 1 END)"
 
 
 def _rolled_where(q: Query, scope: BottleneckScope, split: Split) -> str:
