@@ -164,7 +164,7 @@ async def page(
     terms = _where(q, flt)
     where = _clause(terms)
     if start is not None:
-        terms = [*terms, _at_or_older(q, start, inclusive=True)]
+        terms = [*terms, _beside(q, start, "<=")]
     ids = (
         f"SELECT t.id FROM tasker_tasks t{_clause(terms)} {NEWEST_FIRST} "
         f"LIMIT {q(limit)} OFFSET {q(offset)}"
@@ -185,30 +185,33 @@ def keyset_sql(q: Query, flt: TaskFilter, cursor: Key | None, limit: int) -> str
     """`limit` tasks matching the filter, newest first, older than a keyset cursor."""
     terms = _where(q, flt)
     if cursor is not None:
-        terms.append(_at_or_older(q, cursor, inclusive=False))
+        terms.append(_beside(q, cursor, "<"))
     return f"{_SELECT}{_clause(terms)} {NEWEST_FIRST} LIMIT {q(limit)}"
 
 
-def _at_or_older(q: Query, key: Key, *, inclusive: bool) -> str:
-    # `created_at <= c AND (created_at < c OR id < i)` rather than the plain OR, so that the
-    # first term bounds the index scan: with the OR alone PostgreSQL walked the index from the
-    # newest task and filtered every row up to the key, and a page deep in a million tasks
-    # took as long as reading all the ones before it (issue 7).
-    created, ident = q(key[0]), _uuid_param(q, key[1])
+def _beside(q: Query, key: Key, op: str) -> str:
+    """`(t.created_at, t.id) op key` for a key given as values (see `_compare`)."""
+    return _compare(q(key[0]), _uuid_param(q, key[1]), op)
+
+
+def _compare(created: str, ident: str, op: str) -> str:
+    """`(t.created_at, t.id) op (created, ident)`, `op` one of <, <=, >.
+
+    Written as `created_at <= c AND (created_at < c OR id < i)` rather than the plain OR, so
+    that the first term bounds the index scan: with the OR alone PostgreSQL walked the index
+    from the newest task and filtered every row up to the key, and a page deep in a million
+    tasks took as long as reading all the ones before it (issue 7)."""
+    strict = op[0]
     return (
-        f"t.created_at <= {created} AND "
-        f"(t.created_at < {created} OR t.id {'<=' if inclusive else '<'} {ident})"
+        f"t.created_at {strict}= {created} AND "
+        f"(t.created_at {strict} {created} OR t.id {op} {ident})"
     )
 
 
 async def count_newer(flt: TaskFilter, key: Key) -> int:
     """How many tasks matching the filter come before `key` in the newest-first order."""
     q = Query(connection())
-    created, ident = q(key[0]), _uuid_param(q, key[1])
-    terms = [
-        *_where(q, flt),
-        f"t.created_at >= {created} AND (t.created_at > {created} OR t.id > {ident})",
-    ]
+    terms = [*_where(q, flt), _beside(q, key, ">")]
     row = await q.one(f"SELECT COUNT(*) AS n FROM tasker_tasks t{_clause(terms)}")
     return int(row["n"])
 
@@ -223,10 +226,7 @@ async def anchors(flt: TaskFilter, every: int) -> list[Key]:
     q = Query(connection())
     terms = _where(q, flt)
     if q.postgres:
-        hop = [
-            *terms,
-            "t.created_at <= a.created_at AND (t.created_at < a.created_at OR t.id < a.id)",
-        ]
+        hop = [*terms, _compare("a.created_at", "a.id", "<")]
         newest = f"SELECT t.created_at, t.id, 0 FROM tasker_tasks t{_clause(terms)}"
         sql = (
             f"WITH RECURSIVE a(created_at, id, n) AS (({newest} {NEWEST_FIRST} LIMIT 1) "
