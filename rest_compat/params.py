@@ -99,9 +99,11 @@ JsonObject = Annotated[
 
 
 class Query(BaseModel):
-    """Query-string parameters (and headers): strings in, converted leniently to types."""
+    """Query-string parameters (and headers): strings in, converted leniently to types.
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    Frozen: a parsed query string is shared by every request that sends the same one."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
 
 class Body(BaseModel):

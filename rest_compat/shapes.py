@@ -8,25 +8,27 @@ Timestamps are ISO-8601 UTC with a `Z` and millisecond precision (as Rails rende
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from server.domain.states import StepState, TaskState
 
 
-def _iso_z(value: datetime) -> str:
-    # Called twice per task in every list: string slicing is a third cheaper than isoformat's
-    # timespec plus a replace, and the stored times are UTC already (no astimezone).
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    elif value.utcoffset():
-        value = value.astimezone(UTC)
-    text = value.isoformat()
-    return f"{text[:23]}Z" if value.microsecond else f"{text[:19]}.000Z"
+def iso_z(value: datetime) -> str:
+    """`2024-01-15T10:30:00.000Z`: UTC, milliseconds, as Rails renders times."""
+    # Twice per task in every list: orjson formats in C, a third of `isoformat`'s cost on an
+    # aware datetime (whose `utcoffset` call dominated), and a fifth of a task page's CPU was here.
+    # Its RFC 3339 text is cut to milliseconds; stored times are UTC already.
+    if value.tzinfo is not UTC:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    text = orjson.dumps(value, option=orjson.OPT_UTC_Z).decode()
+    # '"2024-01-15T10:30:00Z"' has no fraction; '"2024-01-15T10:30:00.123456Z"' has micros.
+    return f"{text[1:24]}Z" if len(text) > 22 else f"{text[1:20]}.000Z"
 
 
 Timestamp = Annotated[
     datetime,
-    PlainSerializer(_iso_z, return_type=str),
+    PlainSerializer(iso_z, return_type=str),
     WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2024-01-15T10:30:00Z"]}),
 ]
 JsonValue = Annotated[Any, Field(description="Any JSON value")]

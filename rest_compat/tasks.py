@@ -4,7 +4,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from rest_compat import serializers
-from rest_compat.operations import render, services_of
+from rest_compat.operations import render_json, services_of
 from rest_compat.params import (
     CreateTaskBody,
     CreateTaskHeaders,
@@ -35,23 +35,25 @@ async def create_task(
         )
     )
     # A repeated Idempotency-Key answers with the task it created the first time.
-    return render(serializers.task_out(task), 201 if created else 200)
+    return render_json(serializers.task_json(task), TaskOut, 201 if created else 200)
 
 
-async def list_tasks(request: Request, query: TaskListQuery) -> TaskList:
+async def list_tasks(request: Request, query: TaskListQuery) -> Response:
     per_page = min(query.per_page, MAX_PER_PAGE)
     flt = TaskFilter(
         namespace=query.namespace, name=query.name, version=query.version, status=query.status
     )
     page = await services_of(request).tasks.list_tasks(flt, page=query.page, per_page=per_page)
-    return serializers.task_list(page, current_page=query.page, per_page=per_page)
+    return render_json(
+        serializers.task_list(page, current_page=query.page, per_page=per_page), TaskList
+    )
 
 
-async def show_task(request: Request, query: TaskShowQuery) -> TaskOut | TaskWithDependencies:
+async def show_task(request: Request, query: TaskShowQuery) -> Response | TaskWithDependencies:
     services = services_of(request)
     task = await services.tasks.get_task(request.path_params["id"])
     if not query.include_dependencies:
-        return serializers.task_out(task)
+        return render_json(serializers.task_json(task), TaskOut)
     steps = await services.steps.list_steps(task.id)
     analysis = services.tasks.analysis_of(task, steps)
     return serializers.task_with_dependencies(task, steps, analysis)

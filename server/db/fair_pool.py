@@ -10,6 +10,7 @@ With more requests in flight than connections, some requests lose that race agai
 the pool's size in front of the pool, so a request that waits is served in its turn.
 Tortoise acquires and releases through `client._pool` for plain queries and transactions
 alike, so wrapping the pool covers both. Selected with `"engine": "server.db.fair_pool"`.
+Its connections also read timestamps as text (`server.db.pg_times`).
 """
 
 import asyncio
@@ -18,6 +19,9 @@ from typing import Any
 
 import asyncpg
 from tortoise.backends.asyncpg.client import AsyncpgDBClient
+
+from server.db import pg_times
+from server.db.pg_times import SERVER_SETTINGS
 
 
 class FairPool:
@@ -48,6 +52,8 @@ class FairPool:
 
 class FairAsyncpgClient(AsyncpgDBClient):
     async def create_pool(self, **kwargs: Any) -> Any:
+        kwargs["server_settings"] = {**(kwargs.get("server_settings") or {}), **SERVER_SETTINGS}
+        kwargs["init"] = pg_times.install
         pool = await super().create_pool(**kwargs)
         return FairPool(pool, int(kwargs["max_size"]))
 

