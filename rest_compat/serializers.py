@@ -70,7 +70,7 @@ def handler_detail(template: HandlerTemplate) -> shapes.HandlerDetail:
 
 
 def task_json(task: TaskView) -> dict[str, Any]:
-    """A task in the seed's shape (`shapes.TaskOut`) with every value ready for JSON.
+    """A task in the seed's shape (`shapes.TaskOut`) with every value ready for orjson.
 
     The hot reads (one task, a page of them) are encoded from this straight away
     (`operations.render_json`); the larger task bodies validate it into their models, which
@@ -81,7 +81,7 @@ def task_json(task: TaskView) -> dict[str, Any]:
         "namespace": task.namespace,
         "version": task.version,
         "full_name": task.full_name,
-        "status": task.status.value,
+        "status": task.status,
         "context": task.context,
         "created_at": shapes.iso_z(task.created_at),
         "updated_at": shapes.iso_z(task.updated_at),
