@@ -21,7 +21,6 @@ import asyncpg
 from tortoise.backends.asyncpg.client import AsyncpgDBClient
 
 from server.db import pg_times
-from server.db.pg_times import SERVER_SETTINGS
 
 
 class FairPool:
@@ -52,7 +51,7 @@ class FairPool:
 
 class FairAsyncpgClient(AsyncpgDBClient):
     async def create_pool(self, **kwargs: Any) -> Any:
-        kwargs["server_settings"] = {**(kwargs.get("server_settings") or {}), **SERVER_SETTINGS}
+        kwargs["server_settings"] = {**(kwargs.get("server_settings") or {}), **pg_times.SERVER_SETTINGS}
         kwargs["init"] = pg_times.install
         pool = await super().create_pool(**kwargs)
         return FairPool(pool, int(kwargs["max_size"]))
