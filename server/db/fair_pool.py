@@ -51,7 +51,8 @@ class FairPool:
 
 class FairAsyncpgClient(AsyncpgDBClient):
     async def create_pool(self, **kwargs: Any) -> Any:
-        kwargs["server_settings"] = {**(kwargs.get("server_settings") or {}), **pg_times.SERVER_SETTINGS}
+        settings = kwargs.get("server_settings") or {}
+        kwargs["server_settings"] = {**settings, **pg_times.SERVER_SETTINGS}
         kwargs["init"] = pg_times.install
         pool = await super().create_pool(**kwargs)
         return FairPool(pool, int(kwargs["max_size"]))
