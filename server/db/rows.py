@@ -24,7 +24,7 @@ def json_text(value: Any) -> str:
 
 def task_view(row: Task) -> TaskView:
     """A task row as a view."""
-    return task_view_of({c: getattr(row, c) for c in COLUMNS}, json_decoded=True)
+    return task_view_of([getattr(row, c) for c in COLUMNS], json_decoded=True)
 
 
 def step_views(rows: Sequence[WorkflowStep], edges: Iterable[tuple[int, int]]) -> list[StepView]:

@@ -8,9 +8,9 @@ percentile forms are the nearest-rank definition, so the two dialects return the
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from tortoise import Tortoise
@@ -29,6 +29,12 @@ def connection() -> BaseDBAsyncClient:
 def dialect(conn: BaseDBAsyncClient) -> str:
     """'postgres' or 'sqlite'."""
     return str(conn.capabilities.dialect)
+
+
+class Row(Protocol):
+    """A driver's row (asyncpg's `Record`, `sqlite3.Row`): by column name or by position."""
+
+    def __getitem__(self, key: Any, /) -> Any: ...
 
 
 class Query:
@@ -61,9 +67,9 @@ class Query:
         """Run `sql` with the collected parameters."""
         return list(await self.conn.execute_query_dict(sql, self.values))
 
-    async def records(self, sql: str) -> Sequence[Mapping[str, Any]]:
-        """Run `sql`; rows as the driver returns them (read by column name only): no copy
-        into dicts, which cost a third of reading a page of tasks."""
+    async def records(self, sql: str) -> Sequence["Row"]:
+        """Run `sql`; rows as the driver returns them: no copy into dicts, which cost a
+        third of reading a page of tasks."""
         if isinstance(self.conn, FairAsyncpgClient):  # the pool itself, not a transaction
             return await self.conn.fetch_records(sql, self.values)
         return (await self.conn.execute_query(sql, self.values))[1]
