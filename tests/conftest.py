@@ -16,6 +16,7 @@ import pytest
 
 from server.config import Settings
 from server.container import Services, build_services
+from server.services import page_anchors, task_counts
 from server.services.ports import NullDispatcher
 from server.services.registry import HandlerRegistry
 from workers.pool import WorkerPool
@@ -94,7 +95,14 @@ if BACKEND == "postgres" and not POSTGRES_URL:
 
 @pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty database: a SQLite file, or the run's PostgreSQL database truncated."""
+    """A migrated, empty database: a SQLite file, or the run's PostgreSQL database truncated.
+
+    What this process remembers of the previous test's database goes with it: a large count
+    is reused for up to 30 s, so a test that made one "large" left its figure to the next
+    (`test_graphql_hardening` then saw 3 tasks in an empty database when run right after
+    `test_task_counts`)."""
+    page_anchors.ANCHORS.clear()
+    task_counts.COUNTS.clear()
     if BACKEND == "sqlite":
         yield f"sqlite://{tmp_path / 'tasker.db'}"
         return

@@ -11,15 +11,13 @@ import pytest
 from server.container import Services
 from server.domain.states import TaskState
 from server.domain.views import CreateTask, TaskFilter
-from server.services import page_anchors, queries
+from server.services import page_anchors
 
 
 @pytest.fixture(autouse=True)
 def _small_anchors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(page_anchors, "EVERY", 3)
     monkeypatch.setattr(page_anchors, "DEEP", 2)
-    page_anchors.ANCHORS.clear()
-    queries.COUNTS.clear()
 
 
 async def _create(services: Services, n: int, name: str = "linear") -> None:

@@ -35,7 +35,6 @@ async def _remembered_three_then_a_fourth(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Counts over 2 are "large": a count of 3 is remembered, then a fourth task created."""
-    queries.COUNTS.clear()
     monkeypatch.setattr(task_counts, "LARGE_COUNT", 2)
     await _create(services, 3)
     assert (await services.tasks.list_tasks(TaskFilter())).total_count == 3
@@ -43,7 +42,6 @@ async def _remembered_three_then_a_fourth(
 
 
 async def test_small_counts_are_always_exact(services: Services) -> None:
-    queries.COUNTS.clear()
     await _create(services, 3)
     assert (await services.tasks.list_tasks(TaskFilter())).total_count == 3
     await _create(services, 1)
@@ -66,7 +64,6 @@ async def test_large_counts_are_reused_briefly(
 
 
 async def test_offset_pages_list_every_task_once_newest_first(services: Services) -> None:
-    queries.COUNTS.clear()
     ids = await _create(services, 7)
     seen: list[str] = []
     for page in range(1, 5):
