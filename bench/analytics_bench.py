@@ -26,7 +26,7 @@ from typing import Any
 from server.db import analytics_rollup as rollup
 from server.db.setup import close_database, open_database
 from server.db.sql import connection
-from server.domain.analytics_rollup import hour_number
+from server.domain.analytics_rollup import split
 from server.services.analytics import AnalyticsService
 from server.services.cache import CacheEntry, MemoryCache
 from server.services.ports import SystemClock
@@ -86,10 +86,10 @@ async def main(url: str, rounds: int, budget: float) -> int:
         )
         now = clock.now()
         began = time.perf_counter()
-        hours = await rollup.roll(hour_number(now - timedelta(hours=721)), hour_number(now), now)
+        hours = await rollup.roll(split(now - timedelta(hours=721), now).blocks, now)
         took = (time.perf_counter() - began) * 1000
         # Once per database (then per hour, by the sweeper); 0 hours when already rolled up.
-        print(f"  {'roll up the last 30 days (' + str(hours) + ' hours, once)':<44} {took:8.1f} ms")
+        print(f"  {'roll up the last 30 days (' + str(hours) + ' slots, once)':<44} {took:8.1f} ms")
         print("uncached reports")
         ok = line("performance", await timed(cold.performance, rounds), budget)
         for label, kwargs in (

@@ -1,4 +1,4 @@
-"""History queries behind the analytics reports: hourly rollups plus SQL over recent rows.
+"""History queries behind the analytics reports: rollups plus SQL over recent rows.
 
 Populations (the reports say the same in their docs):
 - a task *finished* in a window when it is `complete` or `error` with `completed_at` in it;
@@ -7,10 +7,10 @@ Populations (the reports say the same in their docs):
   `completed_at` in it), whatever its task is doing now; its duration is that attempt's
   `completed_at - started_at`;
 - a task is *retried* when any of its steps was attempted more than once.
-Each window is a `Split`: its whole settled hours are read from the rollups (a few rows per
-hour and handler, see `server.db.analytics_rollup`), the rest from the tasks and steps tables
-through their time indexes, so a report's cost follows the number of hours and handlers in
-its window, not the number of tasks.
+Each window is a `Split`: its whole settled hours and five-minute slots are read from the
+rollups (a few rows per slot and handler, see `server.db.analytics_rollup`), the rest (a few
+minutes) from the tasks and steps tables through their time indexes, so a report's cost
+follows the number of slots and handlers in its window, not the number of tasks.
 """
 
 from collections.abc import Mapping
@@ -19,7 +19,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient as Conn
 
-from server.db.analytics_rollup import FINISHED, scope_sql
+from server.db.analytics_rollup import FINISHED, rolled_sql, scope_sql
 from server.db.sql import Query, bucket_of, in_ranges
 from server.domain.analytics import (
     PERCENTILES,
@@ -41,10 +41,6 @@ def _int(value: object) -> int | None:
     return None if value is None else round(float(value))  # type: ignore[arg-type]
 
 
-def _hours(q: Query, split: Split) -> str:
-    return f"hour >= {q(split.first_hour)} AND hour < {q(split.end_hour)}"
-
-
 async def finished_tasks(
     conn: Conn, windows: Mapping[str, Split]
 ) -> tuple[dict[str, Trend], dict[str, tuple[int, int]], ProcessingTimes]:
@@ -55,14 +51,14 @@ async def finished_tasks(
     rolled = [s for s in windows.values() if s.rolled]
     if rolled:
         q = Query(conn)
-        lo, hi = min(s.first_hour for s in rolled), max(s.end_hour for s in rolled)
+        blocks = {b for s in rolled for b in s.blocks}
         for r in await q.rows(
-            "SELECT hour, SUM(completed) AS c, SUM(failed) AS e, SUM(completed_ms) AS ms "
-            f"FROM tasker_analytics_task_hours WHERE hour >= {q(lo)} AND hour < {q(hi)} "
-            "GROUP BY hour"
+            "SELECT span, slot, SUM(completed) AS c, SUM(failed) AS e, "
+            "SUM(completed_ms) AS ms FROM tasker_analytics_task_slots "
+            f"WHERE {rolled_sql(q, blocks)} GROUP BY span, slot"
         ):
             for label, split in windows.items():
-                if int(r["hour"]) in split.hours():
+                if split.covers(int(r["span"]), int(r["slot"])):
                     sums[label][0] += int(r["c"] or 0)
                     sums[label][1] += int(r["e"] or 0)
                     sums[label][2] += float(r["ms"] or 0)
@@ -104,8 +100,8 @@ async def _task_histogram(conn: Conn, split: Split) -> Histogram:
     if split.rolled:
         q = Query(conn)
         rows = await q.rows(
-            "SELECT histogram FROM tasker_analytics_task_hours "
-            f"WHERE {_hours(q, split)} AND completed > 0"
+            "SELECT histogram FROM tasker_analytics_task_slots "
+            f"WHERE {rolled_sql(q, split.blocks)} AND completed > 0"
         )
         merged.add_stored(r["histogram"] for r in rows)
     q = Query(conn)
@@ -121,13 +117,14 @@ async def _task_histogram(conn: Conn, split: Split) -> Histogram:
 
 async def task_statistics(conn: Conn, split: Split) -> TaskStatistics:
     """Tasks created in the window: how many, completed, failed, and retried. Statuses are
-    read now (tasks created in a rolled hour may have finished since): the tasks that are not
+    read now (tasks created in a rolled slot may have finished since): the tasks that are not
     complete are few and indexed by status, the complete ones are the rest."""
     created = 0
     if split.rolled:
         q = Query(conn)
         found = await q.one(
-            f"SELECT SUM(created) AS n FROM tasker_analytics_task_hours WHERE {_hours(q, split)}"
+            "SELECT SUM(created) AS n FROM tasker_analytics_task_slots "
+            f"WHERE {rolled_sql(q, split.blocks)}"
         )
         created = int(found.get("n") or 0)
     q = Query(conn)
@@ -176,8 +173,9 @@ async def slowest_tasks(conn: Conn, scope: BottleneckScope, split: Split) -> lis
         q = Query(conn)
         rows += await q.rows(
             "SELECT namespace, name, version, SUM(completed) AS c, SUM(failed) AS e, "
-            "SUM(completed_ms) AS ms FROM tasker_analytics_task_hours "
-            f"WHERE {_hours(q, split)}{scope_sql(q, scope, '')} GROUP BY namespace, name, version"
+            "SUM(completed_ms) AS ms FROM tasker_analytics_task_slots "
+            f"WHERE {rolled_sql(q, split.blocks)}{scope_sql(q, scope, '')} "
+            "GROUP BY namespace, name, version"
         )
     q = Query(conn)
     rows += await q.rows(

@@ -1,10 +1,11 @@
-"""Writing and reading the hourly analytics rollups (tables of migration 4).
+"""Writing and reading the analytics rollups (tables of migration 7): per hour, and per
+five minutes at the edges of report windows (`server.domain.analytics_rollup`).
 
-When an hour is rolled up, and why its figures then stand:
-- Hours are rolled once, `SETTLE` after they end: lazily by the first report that needs them
+When a slot is rolled up, and why its figures then stand:
+- Slots are rolled once, `SETTLE` after they end: lazily by the first report that needs them
   (before it opens its read snapshot) and by the sweeper for the last day. Never on the
   per-step hot path: the engine writes nothing extra.
-- Every figure is keyed by a time that no later change moves into or out of a closed hour:
+- Every figure is keyed by a time that no later change moves into or out of a closed slot:
   tasks by `created_at` (count only) and `completed_at`, step runs by the step's
   `completed_at`. Tasks and steps that finished `complete` never change again. What can
   still change is read live instead of rolled:
@@ -15,25 +16,32 @@ When an hour is rolled up, and why its figures then stand:
     table (the status index) over the whole window.
 - Hence the documented differences from a fully live computation, all about history being
   rewritten after the fact: a task or step in `error` (retries exhausted) that is retried or
-  resolved by hand after its hour was rolled up still counts as failed in that hour (and as
-  complete in the hour it completes); and tasks deleted by retention still count in the hours
-  they were created and finished in. Rollups older than the longest period are deleted.
+  resolved by hand after its slot was rolled up still counts as failed in that slot (and as
+  complete in the slot it completes); and tasks deleted by retention still count in the slots
+  they were created and finished in.
+- Hourly rollups older than the longest period are deleted; five-minute ones after a day
+  (`FINE_KEEP`), since only the edges of the windows reports ask for read them, and those of
+  longer periods are rolled again on demand.
 """
 
-from collections.abc import Iterator, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient as Conn
 from tortoise.transactions import in_transaction
 
-from server.db.sql import Query, bucket_of, connection, hour_of, json_pair, object_agg
+from server.db.sql import Query, bucket_of, connection, json_pair, object_agg, slot_of
 from server.domain.analytics import MAX_PERIOD_HOURS, BottleneckScope
-from server.domain.analytics_rollup import hour_start
+from server.domain.analytics_rollup import HOUR, Block, slot_number, slot_start
 
 FINISHED = "('complete', 'error')"
 KEYS = ("ns", "task_name", "version", "step_name")
 SETTLED = "(status = 'complete' OR (status = 'error' AND next_attempt_at IS NULL))"
 CLAIM_CHUNK = 500
+FINE_KEEP = timedelta(hours=26)
+"""Five-minute slots older than this are deleted (the sweeper keeps the last day's edges)."""
+JUST_ROLLED = timedelta(minutes=10)
+"""Slots rolled this recently are kept: the report that rolled them has yet to read them."""
 FAILURES = "(CASE WHEN status = 'error' THEN attempts ELSE attempts - 1 END)"
 """Failed attempts of a step run: all of them if it ended in error, else all but the last."""
 
@@ -61,68 +69,78 @@ def step_runs(q: Query, where: str, end: datetime | None = None, *, many: bool =
     return f"{sql} AND t.created_at >= {earliest}{upper}"
 
 
-async def roll(first: int, end: int, now: datetime) -> int:
-    """Roll up every hour in `[first, end)` not rolled up yet; returns how many were."""
-    if end <= first:
+async def roll(blocks: Iterable[Block], now: datetime) -> int:
+    """Roll up every slot of these blocks not rolled up yet; returns how many were."""
+    wanted = [(b.span, slot) for b in blocks for slot in range(b.first, b.end)]
+    if not wanted:
         return 0
     q = Query(connection())
     done = await q.rows(
-        f"SELECT hour FROM tasker_analytics_hours WHERE hour >= {q(first)} AND hour < {q(end)}"
+        f"SELECT span, slot FROM tasker_analytics_slots WHERE {rolled_sql(q, blocks)}"
     )
-    known = {int(r["hour"]) for r in done}
-    missing = [h for h in range(first, end) if h not in known]
+    known = {(int(r["span"]), int(r["slot"])) for r in done}
+    missing = [key for key in wanted if key not in known]
     if not missing:
         return 0
     async with in_transaction("default") as tx:
-        claimed: list[int] = []
+        claimed: list[tuple[int, int]] = []
         for i in range(0, len(missing), CLAIM_CHUNK):
             claimed += await _claim(tx, missing[i : i + CLAIM_CHUNK], now)
-        for lo, hi in _runs(sorted(claimed)):
-            await _roll_tasks(tx, lo, hi)
-            await _roll_steps(tx, lo, hi)
+        for span, lo, hi in _runs(sorted(claimed)):
+            await _roll_tasks(tx, span, lo, hi)
+            await _roll_steps(tx, span, lo, hi)
         if claimed:
-            await _forget(tx, min(claimed) - MAX_PERIOD_HOURS - 24)
+            await _forget(tx, now)
     return len(claimed)
 
 
-async def _claim(conn: Conn, hours: Sequence[int], now: datetime) -> list[int]:
-    """Mark these hours rolled; returns the ones this transaction marked. A concurrent roller
-    of the same hour waits on the key until this commits, then finds it taken."""
+def rolled_sql(q: Query, blocks: Iterable[Block]) -> str:
+    """A predicate on `span` and `slot`: the rollup rows of these blocks."""
+    terms = [f"(span = {q(b.span)} AND slot >= {q(b.first)} AND slot < {q(b.end)})" for b in blocks]
+    return f"({' OR '.join(terms)})" if terms else "(1 = 0)"
+
+
+async def _claim(
+    conn: Conn, slots: Sequence[tuple[int, int]], now: datetime
+) -> list[tuple[int, int]]:
+    """Mark these slots rolled; returns the ones this transaction marked. A concurrent roller
+    of the same slot waits on the key until this commits, then finds it taken."""
     q = Query(conn)
-    values = ", ".join(f"({q(h)}, {q(now)})" for h in hours)
+    values = ", ".join(f"({q(span)}, {q(slot)}, {q(now)})" for span, slot in slots)
     rows = await q.rows(
-        f"INSERT INTO tasker_analytics_hours (hour, rolled_at) VALUES {values} "
-        "ON CONFLICT (hour) DO NOTHING RETURNING hour"
+        f"INSERT INTO tasker_analytics_slots (span, slot, rolled_at) VALUES {values} "
+        "ON CONFLICT (span, slot) DO NOTHING RETURNING span, slot"
     )
-    return [int(r["hour"]) for r in rows]
+    return [(int(r["span"]), int(r["slot"])) for r in rows]
 
 
-def _runs(hours: Sequence[int]) -> Iterator[tuple[int, int]]:
-    """Sorted hours as contiguous `[lo, hi)` runs."""
-    start = prev = None
-    for h in hours:
-        if start is None or prev is None or h != prev + 1:
-            if start is not None and prev is not None:
-                yield start, prev + 1
-            start = h
-        prev = h
-    if start is not None and prev is not None:
-        yield start, prev + 1
+def _runs(slots: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int, int]]:
+    """Sorted (span, slot) pairs as contiguous `(span, lo, hi)` runs."""
+    run: list[int] | None = None
+    for span, slot in slots:
+        if run is not None and run[0] == span and run[2] == slot:
+            run[2] += 1
+            continue
+        if run is not None:
+            yield run[0], run[1], run[2]
+        run = [span, slot, slot + 1]
+    if run is not None:
+        yield run[0], run[1], run[2]
 
 
-async def _roll_tasks(conn: Conn, lo: int, hi: int) -> None:
+async def _roll_tasks(conn: Conn, span: int, lo: int, hi: int) -> None:
     q = Query(conn)
-    start, end = hour_start(lo), hour_start(hi)
+    start, end = slot_start(lo, span), slot_start(hi, span)
     done = "status = 'complete'"
     await q.rows(
-        "INSERT INTO tasker_analytics_task_hours "
-        "(hour, namespace, name, version, created, completed, failed, completed_ms, histogram) "
-        "SELECT h, namespace, name, version, 0, "
+        "INSERT INTO tasker_analytics_task_slots (span, slot, namespace, name, version, "
+        "created, completed, failed, completed_ms, histogram) "
+        f"SELECT {q(span)}, h, namespace, name, version, 0, "
         f"COALESCE(SUM(n) FILTER (WHERE {done}), 0), "
         "COALESCE(SUM(n) FILTER (WHERE status = 'error'), 0), "
         f"COALESCE(SUM(ms) FILTER (WHERE {done}), 0), "
         f"{object_agg(q, 'b', json_pair(q, 'n', 'rs'), done)} "
-        f"FROM (SELECT {hour_of(q, 'completed_at')} AS h, namespace, name, version, status, "
+        f"FROM (SELECT {slot_of(q, 'completed_at', span)} AS h, namespace, name, version, status, "
         f"{bucket_of('d')} AS b, COUNT(*) AS n, SUM(d) AS ms, "
         "CAST(SUM(round(d)) AS BIGINT) AS rs "
         f"FROM (SELECT *, {q.ms('completed_at', 'created_at')} AS d FROM tasker_tasks "
@@ -132,32 +150,32 @@ async def _roll_tasks(conn: Conn, lo: int, hi: int) -> None:
     )
     q = Query(conn)
     await q.rows(
-        "INSERT INTO tasker_analytics_task_hours (hour, namespace, name, version, created) "
-        f"SELECT {hour_of(q, 'created_at')} AS h, namespace, name, version, COUNT(*) "
-        f"FROM tasker_tasks WHERE created_at >= {q(start)} AND created_at < {q(end)} "
-        "GROUP BY 1, 2, 3, 4 ON CONFLICT (hour, namespace, name, version) "
+        "INSERT INTO tasker_analytics_task_slots (span, slot, namespace, name, version, created) "
+        f"SELECT {q(span)}, {slot_of(q, 'created_at', span)} AS h, namespace, name, version, "
+        f"COUNT(*) FROM tasker_tasks WHERE created_at >= {q(start)} AND created_at < {q(end)} "
+        "GROUP BY 2, 3, 4, 5 ON CONFLICT (span, slot, namespace, name, version) "
         "DO UPDATE SET created = excluded.created"
     )
 
 
-def _settled_runs(q: Query, start: datetime, end: datetime) -> str:
-    """The settled step runs of `[start, end)` with their hour `h` (see SETTLED)."""
+def _settled_runs(q: Query, span: int, start: datetime, end: datetime) -> str:
+    """The settled step runs of `[start, end)` with their slot `h` (see SETTLED)."""
     runs = step_runs(q, f"s.completed_at >= {q(start)} AND s.completed_at < {q(end)}", end)
-    return f"SELECT *, {hour_of(q, 'completed_at')} AS h FROM ({runs}) AS r WHERE {SETTLED}"
+    return f"SELECT *, {slot_of(q, 'completed_at', span)} AS h FROM ({runs}) AS r WHERE {SETTLED}"
 
 
-async def _roll_steps(conn: Conn, lo: int, hi: int) -> None:
+async def _roll_steps(conn: Conn, span: int, lo: int, hi: int) -> None:
     q = Query(conn)
-    start, end = hour_start(lo), hour_start(hi)
+    start, end = slot_start(lo, span), slot_start(hi, span)
     keys = ", ".join(KEYS)
-    settled = _settled_runs(q, start, end)
+    settled = _settled_runs(q, span, start, end)
     one = "THEN 1 ELSE 0 END)"
     await q.rows(
-        "INSERT INTO tasker_analytics_step_hours (hour, namespace, name, version, step_name, "
-        "runs, sum_ms, max_ms, retried, timeout_max, untimed, retry_limit, retried_ok, "
-        "last_ok, exhausted, histogram) "
-        f"SELECT h, {keys}, SUM(n), SUM(ms), MAX(mx), SUM(retried), MAX(tmo), SUM(untimed), "
-        "MAX(rl), SUM(retried_ok), SUM(last_ok), SUM(exhausted), "
+        "INSERT INTO tasker_analytics_step_slots (span, slot, namespace, name, version, "
+        "step_name, runs, sum_ms, max_ms, retried, timeout_max, untimed, retry_limit, "
+        "retried_ok, last_ok, exhausted, histogram) "
+        f"SELECT {q(span)}, h, {keys}, SUM(n), SUM(ms), MAX(mx), SUM(retried), MAX(tmo), "
+        "SUM(untimed), MAX(rl), SUM(retried_ok), SUM(last_ok), SUM(exhausted), "
         f"{object_agg(q, 'b', json_pair(q, 'n', 'rs'))} "
         f"FROM (SELECT h, {keys}, {bucket_of('d')} AS b, COUNT(*) AS n, SUM(d) AS ms, "
         "CAST(SUM(round(d)) AS BIGINT) AS rs, MAX(d) AS mx, "
@@ -171,28 +189,32 @@ async def _roll_steps(conn: Conn, lo: int, hi: int) -> None:
         f"FROM ({settled}) AS s GROUP BY h, {keys}, b) AS g GROUP BY h, {keys}"
     )
     q = Query(conn)
-    settled = _settled_runs(q, start, end)
+    settled = _settled_runs(q, span, start, end)
     await q.rows(
-        "INSERT INTO tasker_analytics_step_hours "
-        "(hour, namespace, name, version, step_name, errors) "
-        f"SELECT h, {keys}, {object_agg(q, 'error_class', 'f')} "
+        "INSERT INTO tasker_analytics_step_slots "
+        "(span, slot, namespace, name, version, step_name, errors) "
+        f"SELECT {q(span)}, h, {keys}, {object_agg(q, 'error_class', 'f')} "
         f"FROM (SELECT h, {keys}, error_class, SUM({FAILURES}) AS f FROM ({settled}) AS s "
         f"WHERE error_class IS NOT NULL GROUP BY h, {keys}, error_class "
         f"HAVING SUM({FAILURES}) > 0) AS e GROUP BY h, {keys} "
-        "ON CONFLICT (hour, namespace, name, version, step_name) "
+        "ON CONFLICT (span, slot, namespace, name, version, step_name) "
         "DO UPDATE SET errors = excluded.errors"
     )
 
 
-async def _forget(conn: Conn, before: int) -> None:
-    """Drop rollups older than any report can ask for."""
-    for table in (
-        "tasker_analytics_step_hours",
-        "tasker_analytics_task_hours",
-        "tasker_analytics_hours",
-    ):
-        q = Query(conn)
-        await q.rows(f"DELETE FROM {table} WHERE hour < {q(before)}")
+async def _forget(conn: Conn, now: datetime) -> None:
+    """Drop rollups older than any report can ask for, and five-minute ones older than
+    `FINE_KEEP` unless just rolled (a report of a long period may be about to read them)."""
+    hours = slot_number(now, HOUR) - MAX_PERIOD_HOURS - 24
+    q = Query(conn)
+    old = (
+        f"(span = {q(HOUR)} AND slot < {q(hours)}) OR (span <> {q(HOUR)} AND rolled_at < "
+        f"{q(now - JUST_ROLLED)} AND slot * span < {q(int((now - FINE_KEEP).timestamp()))})"
+    )
+    gone = f"SELECT span, slot FROM tasker_analytics_slots WHERE {old}"
+    for table in ("tasker_analytics_step_slots", "tasker_analytics_task_slots"):
+        await q.rows(f"DELETE FROM {table} WHERE (span, slot) IN ({gone})")
+    await q.rows(f"DELETE FROM tasker_analytics_slots WHERE {old}")
 
 
 def scope_sql(q: Query, scope: BottleneckScope, prefix: str = "t.") -> str:

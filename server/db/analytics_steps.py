@@ -1,7 +1,7 @@
-"""The step figures of the bottleneck report: rolled hours plus the live step runs.
+"""The step figures of the bottleneck report: rolled slots plus the live step runs.
 
 Per (handler, step) the figures of `slowest_steps` and of the advice, and the error patterns:
-sums and maxima from the hourly rollups and one hash-aggregated pass over the live runs
+sums and maxima from the rollups and one hash-aggregated pass over the live runs
 (grouped by error class too); then a 95th percentile only for the steps whose slowest run could
 put it near the timeout (`needs_p95`), from merged duration histograms.
 """
@@ -12,11 +12,11 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient as Conn
 
-from server.db.analytics_rollup import FAILURES, KEYS, scope_sql, step_runs
+from server.db.analytics_rollup import FAILURES, KEYS, rolled_sql, scope_sql, step_runs
 from server.db.sql import Query, bucket_of, in_ranges
 from server.domain.analytics import BottleneckScope, ErrorPattern
 from server.domain.analytics_advice import StepStats, needs_p95
-from server.domain.analytics_rollup import Histogram, Split, hour_start
+from server.domain.analytics_rollup import Histogram, Split
 
 Key = tuple[str, ...]
 SUMS = ("runs", "sum_ms", "retried", "retried_ok", "last_ok", "exhausted", "timed_out")
@@ -24,7 +24,7 @@ MAXIMA = ("max_ms", "timeout", "retry_limit")
 
 
 def _rolled_where(q: Query, scope: BottleneckScope, split: Split) -> str:
-    return f"hour >= {q(split.first_hour)} AND hour < {q(split.end_hour)}{scope_sql(q, scope, '')}"
+    return f"{rolled_sql(q, split.blocks)}{scope_sql(q, scope, '')}"
 
 
 def live_runs(q: Query, scope: BottleneckScope, split: Split) -> str:
@@ -36,8 +36,8 @@ def live_runs(q: Query, scope: BottleneckScope, split: Split) -> str:
     ]
     if split.rolled:
         where = (
-            f"s.completed_at >= {q(hour_start(split.first_hour))} "
-            f"AND s.completed_at < {q(hour_start(split.end_hour))} "
+            f"s.completed_at >= {q(split.rolled_start)} "
+            f"AND s.completed_at < {q(split.rolled_end)} "
             "AND s.status = 'error' AND s.next_attempt_at IS NOT NULL"
         )
         parts.append(step_runs(q, where, many=False) + scope_sql(q, scope))
@@ -136,7 +136,7 @@ async def _rolled(conn: Conn, scope: BottleneckScope, split: Split, figures: Fig
         "MAX(max_ms) AS max_ms, SUM(retried) AS retried, MAX(timeout_max) AS timeout_max, "
         "SUM(untimed) AS untimed, MAX(retry_limit) AS retry_limit, "
         "SUM(retried_ok) AS retried_ok, SUM(last_ok) AS last_ok, SUM(exhausted) AS exhausted "
-        f"FROM tasker_analytics_step_hours WHERE {_rolled_where(q, scope, split)} "
+        f"FROM tasker_analytics_step_slots WHERE {_rolled_where(q, scope, split)} "
         "GROUP BY namespace, name, version, step_name"
     )
     for r in rows:
@@ -147,7 +147,7 @@ async def _rolled(conn: Conn, scope: BottleneckScope, split: Split, figures: Fig
         figures.add(_key(r), r)
     q = Query(conn)
     for r in await q.rows(
-        "SELECT namespace, name, version, step_name, errors FROM tasker_analytics_step_hours "
+        "SELECT namespace, name, version, step_name, errors FROM tasker_analytics_step_slots "
         f"WHERE {_rolled_where(q, scope, split)} AND errors <> '{{}}'"
     ):
         for error_class, failed in _json(r["errors"]).items():
@@ -174,7 +174,7 @@ async def _p95s(
         stored: dict[Key, list[str]] = {key: [] for key in merged}
         for r in await q.rows(
             "SELECT namespace, name, version, step_name, histogram "
-            f"FROM tasker_analytics_step_hours WHERE {_rolled_where(q, scope, split)} "
+            f"FROM tasker_analytics_step_slots WHERE {_rolled_where(q, scope, split)} "
             f"AND (namespace, name, version, step_name) IN ({wanted})"
         ):
             stored[_key(r)].append(r["histogram"])

@@ -186,21 +186,25 @@ class WorkerHeartbeat(Model):
         table = "tasker_workers"
 
 
-class AnalyticsHour(Model):
-    """An hour whose analytics rollups are written (hours since the Unix epoch, UTC)."""
+class AnalyticsSlot(Model):
+    """A rolled-up slot of the analytics: `span` seconds long (an hour or five minutes), the
+    `slot`-th since the Unix epoch (UTC). Its key is (span, slot): Tortoise has no composite
+    primary key, so the model declares `slot` as one and migration 7 declares the real key."""
 
-    hour = fields.BigIntField(primary_key=True, generated=False)
+    span = fields.IntField()
+    slot = fields.BigIntField(primary_key=True, generated=False)
     rolled_at = fields.DatetimeField()
 
     class Meta:
-        table = "tasker_analytics_hours"
+        table = "tasker_analytics_slots"
 
 
-class TaskHour(Model):
-    """Per hour and handler: tasks created (by `created_at`) and finished (by `completed_at`)."""
+class TaskSlot(Model):
+    """Per slot and handler: tasks created (by `created_at`) and finished (by `completed_at`)."""
 
     id = fields.BigIntField(primary_key=True)
-    hour = fields.BigIntField()
+    span = fields.IntField()
+    slot = fields.BigIntField()
     namespace = fields.CharField(max_length=128)
     name = fields.CharField(max_length=128)
     version = fields.CharField(max_length=64)
@@ -211,15 +215,16 @@ class TaskHour(Model):
     histogram = fields.TextField(default="{}")
 
     class Meta:
-        table = "tasker_analytics_task_hours"
-        unique_together = (("hour", "namespace", "name", "version"),)
+        table = "tasker_analytics_task_slots"
+        unique_together = (("span", "slot", "namespace", "name", "version"),)
 
 
-class StepHour(Model):
-    """Per hour, handler and step: the settled step runs that ended in the hour."""
+class StepSlot(Model):
+    """Per slot, handler and step: the settled step runs that ended in the slot."""
 
     id = fields.BigIntField(primary_key=True)
-    hour = fields.BigIntField()
+    span = fields.IntField()
+    slot = fields.BigIntField()
     namespace = fields.CharField(max_length=128)
     name = fields.CharField(max_length=128)
     version = fields.CharField(max_length=64)
@@ -238,5 +243,5 @@ class StepHour(Model):
     histogram = fields.TextField(default="{}")
 
     class Meta:
-        table = "tasker_analytics_step_hours"
-        unique_together = (("hour", "namespace", "name", "version", "step_name"),)
+        table = "tasker_analytics_step_slots"
+        unique_together = (("span", "slot", "namespace", "name", "version", "step_name"),)

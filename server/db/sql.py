@@ -169,11 +169,11 @@ def json_value(text: str | bytes) -> Any:
         return json.loads(text)
 
 
-def hour_of(q: Query, column: str) -> str:
-    """SQL for the hour number (hours since the Unix epoch, UTC) of a timestamp column."""
+def slot_of(q: Query, column: str, span: int) -> str:
+    """SQL for the slot number (`span` seconds since the Unix epoch, UTC) of a timestamp."""
     if q.postgres:
-        return f"CAST(floor(date_part('epoch', {column}) / 3600) AS BIGINT)"
-    return f"(CAST(strftime('%s', {column}) AS INTEGER) / 3600)"
+        return f"CAST(floor(date_part('epoch', {column}) / {int(span)}) AS BIGINT)"
+    return f"(CAST(strftime('%s', {column}) AS INTEGER) / {int(span)})"
 
 
 def bucket_of(value: str) -> str:

@@ -137,12 +137,12 @@ class AnalyticsService:
         return Timed(entry.value, entry.stored_at, age, ttl, True)
 
     async def _split(self, hours: int) -> Split:
-        """The window of the last `hours`, its settled hours rolled up first (outside the
+        """The window of the last `hours`, its settled slots rolled up first (outside the
         report's read snapshot, which must see them)."""
         now = self.clock.now()
         window = split(now - timedelta(hours=hours), now, rollups=self.rollups)
         if window.rolled:
-            await rollup.roll(window.first_hour, window.end_hour, now)
+            await rollup.roll(window.blocks, now)
         return window
 
     async def _performance(self) -> dict[str, Any]:
@@ -189,7 +189,7 @@ class AnalyticsService:
 
 
 async def roll_recent(clock: Clock, hours: int = 25) -> int:
-    """Roll up the settled hours of the last `hours` that are not yet (for the sweeper, so
-    that reports seldom have to); returns how many hours were rolled up."""
-    window = split(clock.now() - timedelta(hours=hours), clock.now())
-    return await rollup.roll(window.first_hour, window.end_hour, clock.now())
+    """Roll up the settled slots of the last `hours` that are not yet (for the sweeper, so
+    that reports seldom have to); returns how many slots were rolled up."""
+    now = clock.now()
+    return await rollup.roll(split(now - timedelta(hours=hours), now).blocks, now)

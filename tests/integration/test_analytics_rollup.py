@@ -1,5 +1,5 @@
-"""Hourly rollups (both dialects): the reports give the figures of a fully live computation,
-closed hours are rolled up once, the open hour and late changes are read live."""
+"""Rollups by slot (both dialects): the reports give the figures of a fully live computation,
+closed slots are rolled up once, the open slot and late changes are read live."""
 
 import random
 from datetime import UTC, datetime, timedelta
@@ -9,9 +9,9 @@ import pytest
 
 from server.db import analytics as analytics_db
 from server.db import analytics_rollup as rollup
-from server.db.models import AnalyticsHour, StepHour, Task, TaskHour, WorkflowStep
+from server.db.models import AnalyticsSlot, StepSlot, Task, TaskSlot, WorkflowStep
 from server.domain.analytics import nearest_rank
-from server.domain.analytics_rollup import Histogram, bucket, hour_number, split
+from server.domain.analytics_rollup import FIVE_MINUTES, HOUR, Histogram, bucket, slot_number, split
 from server.services.analytics import AnalyticsService, roll_recent
 from server.services.cache import MemoryCache
 from tests.conftest import BACKEND
@@ -83,29 +83,35 @@ async def test_rolled_up_figures_equal_live_ones(services, seed):
         assert await reports(now, rollups=True) == await reports(now, rollups=False)
         shop = {"namespace": "shop"}
         assert await reports(now, True, **shop) == await reports(now, False, **shop)
-    assert await AnalyticsHour.all().count() > 24
+    assert await AnalyticsSlot.filter(span=HOUR).count() > 24
 
 
 async def test_closed_hours_are_rolled_up_once(services):
     await random_history(3)
     before = await reports(NOW, rollups=True)
-    rolled = await AnalyticsHour.all().count()
+    rolled = await AnalyticsSlot.all().count()
     window = split(NOW - 48 * H, NOW)
-    assert rolled == len(window.hours())
-    assert await rollup.roll(window.first_hour, window.end_hour, NOW) == 0
+    assert rolled == len(list(window.slots()))
+    # 47 closed hours, then 11 five-minute slots of the hour still settling (11:58 at noon).
+    assert await AnalyticsSlot.filter(span=HOUR).count() == 47
+    assert await AnalyticsSlot.filter(span=FIVE_MINUTES).count() == 11
+    assert await rollup.roll(window.blocks, NOW) == 0
     # A write into a rolled hour behind the reports' back is not seen: the hour is not redone.
-    row = await TaskHour.filter(created__gt=0, hour__gte=hour_number(NOW - 20 * H)).first()
+    row = await TaskSlot.filter(
+        created__gt=0, span=HOUR, slot__gte=slot_number(NOW - 20 * H)
+    ).first()
     assert row is not None
-    await TaskHour.filter(id=row.id).update(created=0)
+    await TaskSlot.filter(id=row.id).update(created=0)
     assert await reports(NOW, rollups=True) != before
-    assert await AnalyticsHour.all().count() == rolled
+    assert await AnalyticsSlot.all().count() == rolled
 
 
-async def test_the_open_hour_is_live(services):
+async def test_the_open_slot_is_live(services):
     await random_history(4)
     first = (await service(NOW + 30 * M).performance()).report
     h = History(NOW + 30 * M)
-    await h.task(HANDLERS[0], 10 * M, [Run("a", 1000), Run("b", 2000)])
+    # 12:27: after the last five-minute slot that has settled by 12:30 (12:20 to 12:25).
+    await h.task(HANDLERS[0], 3 * M, [Run("a", 1000), Run("b", 2000)])
     await h.save()
     second = (await service(NOW + 30 * M).performance()).report
     assert second.performance_trends["1h"] != first.performance_trends["1h"]
@@ -122,7 +128,7 @@ async def test_a_task_finishing_after_its_hour_was_rolled_up(services):
     await h.save()
     early = (await service(NOW).performance()).report
     assert (early.task_statistics.total_tasks, early.task_statistics.completed) == (2, 1)
-    assert await AnalyticsHour.filter(hour=hour_number(NOW - 3 * H)).exists()
+    assert await AnalyticsSlot.filter(span=HOUR, slot=slot_number(NOW - 3 * H)).exists()
     # It finishes 2 h later than it started, in an hour the rollups have not reached.
     done_at = NOW + 20 * M
     await WorkflowStep.filter(task_id=late.id, name="b").update(
@@ -140,9 +146,9 @@ async def test_a_task_finishing_after_its_hour_was_rolled_up(services):
 
 async def test_the_sweeper_hook_rolls_the_last_day(services):
     await random_history(5, tasks=40)
-    assert await roll_recent(FixedClock(NOW)) == len(split(NOW - 25 * H, NOW).hours())
+    assert await roll_recent(FixedClock(NOW)) == len(list(split(NOW - 25 * H, NOW).slots()))
     assert await roll_recent(FixedClock(NOW)) == 0
-    assert await StepHour.all().count() > 0
+    assert await StepSlot.all().count() > 0
 
 
 def test_histogram_percentiles_are_within_one_percent():
@@ -166,3 +172,26 @@ async def test_steps_that_failed_for_good_are_counted_from_their_own_index(servi
     since = datetime.now(UTC) - timedelta(hours=24)
     lines = await plan_lines(lambda q: analytics_db.exhausted_sql(q, since))
     assert index_condition_on(lines, "created_at"), lines
+
+
+async def test_old_five_minute_slots_are_forgotten_unless_just_rolled(services):
+    await random_history(6, tasks=60)
+    now = NOW + 37 * M
+    await reports(now, rollups=True)  # rolls the margins of 1, 4, 24 and 48 hours ago too
+    assert await AnalyticsSlot.filter(
+        span=FIVE_MINUTES, slot__lt=slot_number(now - 47 * H, FIVE_MINUTES)
+    ).exists()
+    hours = await AnalyticsSlot.filter(span=HOUR).count()
+    # A day and a half later the sweeper's roll forgets five-minute slots older than 26 h...
+    later = now + 36 * H
+    await roll_recent(FixedClock(later))
+    cutoff = slot_number(later - rollup.FINE_KEEP, FIVE_MINUTES)
+    for model in (AnalyticsSlot, StepSlot, TaskSlot):
+        assert not await model.filter(span=FIVE_MINUTES, slot__lt=cutoff).exists()
+    assert await AnalyticsSlot.filter(span=HOUR).count() > hours  # hours stay (and grow)
+    # ...but not the ones a report of a long period has just rolled and is about to read.
+    await service(later).bottlenecks(period_hours=48)
+    assert await AnalyticsSlot.filter(span=FIVE_MINUTES, slot__lt=cutoff).exists()
+    await roll_recent(FixedClock(later + 5 * M))
+    assert await AnalyticsSlot.filter(span=FIVE_MINUTES, slot__lt=cutoff).exists()
+    assert await reports(later, True) == await reports(later, False)
