@@ -1,19 +1,19 @@
 """The step figures of the bottleneck report: rolled slots plus the live step runs.
 
 Per (handler, step) the figures of `slowest_steps` and of the advice, and the error patterns:
-sums and maxima from the rollups and one hash-aggregated pass over the live runs
-(grouped by error class too); then a 95th percentile only for the steps whose slowest run could
-put it near the timeout (`needs_p95`), from merged duration histograms.
+sums and maxima from the rollups and one pass over the live runs (grouped by error class and
+duration bucket too, so that it also gives their histograms); then a 95th percentile only for
+the steps whose slowest run could put it near the timeout (`needs_p95`), from merged duration
+histograms.
 """
 
-import json
-from collections.abc import Iterable
+from collections import defaultdict
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient as Conn
 
 from server.db.analytics_rollup import FAILURES, KEYS, rolled_sql, scope_sql, step_runs
-from server.db.sql import Query, bucket_of, in_ranges
+from server.db.sql import Query, bucket_of, in_ranges, json_entries
 from server.domain.analytics import BottleneckScope, ErrorPattern
 from server.domain.analytics_advice import StepStats, needs_p95
 from server.domain.analytics_rollup import Histogram, Split
@@ -109,8 +109,10 @@ async def step_figures(
     q = Query(conn)
     timeout = q(float(default_timeout))
     keys = ", ".join(KEYS)
+    live: defaultdict[Key, Histogram] = defaultdict(Histogram)
     for r in await q.rows(
-        f"SELECT {keys}, error_class, COUNT(*) AS runs, SUM(d) AS sum_ms, MAX(d) AS max_ms, "
+        f"SELECT {keys}, error_class, {bucket_of('d')} AS b, COUNT(*) AS runs, "
+        "SUM(d) AS sum_ms, SUM(round(d)) AS rounded_ms, MAX(d) AS max_ms, "
         f"SUM({FAILURES}) AS failures, COUNT(*) FILTER (WHERE attempts > 1) AS retried, "
         f"MAX(COALESCE(timeout_seconds, {timeout})) AS timeout, "
         "MAX(retry_limit) AS retry_limit, "
@@ -119,12 +121,13 @@ async def step_figures(
         "AND attempts >= retry_limit) AS last_ok, "
         "COUNT(*) FILTER (WHERE status = 'error' AND next_attempt_at IS NULL AND retryable "
         "AND attempts >= retry_limit) AS exhausted "
-        f"FROM ({live_runs(q, scope, split)}) AS runs GROUP BY {keys}, error_class"
+        f"FROM ({live_runs(q, scope, split)}) AS runs GROUP BY {keys}, error_class, b"
     ):
         key = tuple(r[k] for k in KEYS)
         figures.add(key, r)
         figures.fail(key, r["error_class"], int(r["failures"] or 0))
-    candidates = figures.candidates()
+        live[key].add(int(r["b"]), int(r["runs"]), float(r["rounded_ms"]))
+    candidates = {key: live[key] for key in figures.candidates()}
     p95s = await _p95s(conn, scope, split, candidates) if candidates else {}
     return figures.stats(p95s), figures.patterns()
 
@@ -147,31 +150,28 @@ async def _rolled(conn: Conn, scope: BottleneckScope, split: Split, figures: Fig
         figures.add(_key(r), r)
     q = Query(conn)
     for r in await q.rows(
-        "SELECT namespace, name, version, step_name, errors FROM tasker_analytics_step_slots "
-        f"WHERE {_rolled_where(q, scope, split)} AND errors <> '{{}}'"
+        "SELECT namespace, name, version, step_name, e.key AS error_class, "
+        "SUM(CAST(e.value AS INTEGER)) AS failed "
+        f"FROM tasker_analytics_step_slots, {json_entries(q, 'errors')} AS e "
+        f"WHERE {_rolled_where(q, scope, split)} AND errors <> '{{}}' "
+        "GROUP BY namespace, name, version, step_name, e.key"
     ):
-        for error_class, failed in _json(r["errors"]).items():
-            figures.fail(_key(r), error_class, int(failed))
+        figures.fail(_key(r), r["error_class"], int(r["failed"]))
 
 
 def _key(row: dict[str, Any]) -> Key:
     return (row["namespace"], row["name"], row["version"], row["step_name"])
 
 
-def _json(text: str) -> dict[str, Any]:
-    value: dict[str, Any] = json.loads(text)
-    return value
-
-
 async def _p95s(
-    conn: Conn, scope: BottleneckScope, split: Split, keys: Iterable[Key]
+    conn: Conn, scope: BottleneckScope, split: Split, live: dict[Key, Histogram]
 ) -> dict[Key, int | None]:
-    """Nearest-rank p95 (ms, from histograms) of the runs of these handler steps."""
-    merged: dict[Key, Histogram] = {key: Histogram() for key in keys}
-    q = Query(conn)
-    wanted = ", ".join(f"({', '.join(q(v) for v in key)})" for key in merged)
+    """Nearest-rank p95 (ms) of the runs of these handler steps: their live histograms merged
+    with their rolled ones."""
     if split.rolled:
-        stored: dict[Key, list[str]] = {key: [] for key in merged}
+        q = Query(conn)
+        wanted = ", ".join(f"({', '.join(q(v) for v in key)})" for key in live)
+        stored: dict[Key, list[str]] = {key: [] for key in live}
         for r in await q.rows(
             "SELECT namespace, name, version, step_name, histogram "
             f"FROM tasker_analytics_step_slots WHERE {_rolled_where(q, scope, split)} "
@@ -179,14 +179,5 @@ async def _p95s(
         ):
             stored[_key(r)].append(r["histogram"])
         for key, texts in stored.items():
-            merged[key].add_stored(texts)
-        q = Query(conn)
-        wanted = ", ".join(f"({', '.join(q(v) for v in key)})" for key in merged)
-    keys_sql = ", ".join(KEYS)
-    for r in await q.rows(
-        f"SELECT {keys_sql}, {bucket_of('d')} AS b, COUNT(*) AS n, SUM(round(d)) AS s "
-        f"FROM ({live_runs(q, scope, split)}) AS runs WHERE ({keys_sql}) IN ({wanted}) "
-        f"GROUP BY {keys_sql}, b"
-    ):
-        merged[tuple(r[k] for k in KEYS)].add(int(r["b"]), int(r["n"]), float(r["s"]))
-    return {key: h.percentile(0.95) for key, h in merged.items()}
+            live[key].add_stored(texts)
+    return {key: h.percentile(0.95) for key, h in live.items()}

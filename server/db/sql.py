@@ -194,6 +194,13 @@ def object_agg(q: Query, key: str, value: str, where: str | None = None) -> str:
     return f"COALESCE(json_group_object({key}, {value}){only}, '{{}}')"
 
 
+def json_entries(q: Query, column: str) -> str:
+    """A table function: the `key` and `value` (as text) of each entry of a JSON object text."""
+    if q.postgres:
+        return f"json_each_text(CAST({column} AS json))"
+    return f"json_each({column})"
+
+
 def json_pair(q: Query, first: str, second: str) -> str:
     """SQL for a two-element JSON array."""
     function = "json_build_array" if q.postgres else "json_array"
