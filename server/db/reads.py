@@ -39,6 +39,8 @@ COLUMNS = (
 _COLUMN_LIST = ", ".join(f"t.{c}" for c in COLUMNS)
 _SELECT = f"SELECT {_COLUMN_LIST} FROM tasker_tasks t"
 NEWEST_FIRST = "ORDER BY t.created_at DESC, t.id DESC"
+DIRECT_OFFSET = 100
+"""Pages starting this close to the newest task read their rows in the same index walk."""
 
 
 Key = tuple[datetime, UUID]
@@ -160,26 +162,30 @@ async def page(
     `start`, inclusive, when given; see `anchors`), newest first, and with `count` how many
     match in all (in the same round trip; None when the page is empty).
 
-    The offset is walked over ids only (an index-only scan of (created_at, id) when there is
-    no filter) and only the page's rows are read.
+    Beyond `DIRECT_OFFSET` the offset is walked over ids only (an index-only scan of
+    (created_at, id) when there is no filter) and only the page's rows are read.
     """
     q = Query(connection())
     terms = _where(q, flt)
     where = _clause(terms)
     if start is not None:
         terms = [*terms, _beside(q, start, "<=")]
-    ids = (
-        f"SELECT t.id FROM tasker_tasks t{_clause(terms)} {NEWEST_FIRST} "
-        f"LIMIT {q(limit)} OFFSET {q(offset)}"
-    )
+    order = f"{NEWEST_FIRST} LIMIT {q(limit)} OFFSET {q(offset)}"
     total = f", (SELECT COUNT(*) FROM tasker_tasks t{where}) AS total_count" if count else ""
-    # The page's ids as an array (PostgreSQL) or an IN list (SQLite): the rows are then read
-    # by primary key whatever the planner believes about the table (a join let it hash the
-    # whole table when its statistics were stale).
-    chosen = f"= ANY(ARRAY({ids}))" if q.postgres else f"IN ({ids})"
-    rows = await q.records(
-        f"SELECT {_COLUMN_LIST}{total} FROM tasker_tasks t WHERE t.id {chosen} {NEWEST_FIRST}"
-    )
+    if offset <= DIRECT_OFFSET:
+        # Near the start of the order the rows are read straight from the index walk: finding
+        # 25 ids and then each row by primary key took PostgreSQL 0.58 ms against 0.09 for the
+        # first page, the one clients poll.
+        sql = f"SELECT {_COLUMN_LIST}{total} FROM tasker_tasks t{_clause(terms)} {order}"
+    else:
+        # Deeper, the offset is walked over ids only (an index-only scan) and the page's ids
+        # are matched as an array (PostgreSQL) or an IN list (SQLite): the rows are then read
+        # by primary key whatever the planner believes about the table (a join let it hash
+        # the whole table when its statistics were stale).
+        ids = f"SELECT t.id FROM tasker_tasks t{_clause(terms)} {order}"
+        chosen = f"= ANY(ARRAY({ids}))" if q.postgres else f"IN ({ids})"
+        sql = f"SELECT {_COLUMN_LIST}{total} FROM tasker_tasks t WHERE t.id {chosen} {NEWEST_FIRST}"
+    rows = await q.records(sql)
     counted = int(rows[0]["total_count"]) if count and rows else None
     return [task_view_of(r) for r in rows], counted
 

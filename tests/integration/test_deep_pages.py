@@ -9,6 +9,7 @@ check every page against the plain walk, including after tasks are created behin
 import pytest
 
 from server.container import Services
+from server.db import reads
 from server.domain.states import TaskState
 from server.domain.views import CreateTask, TaskFilter
 from server.services import page_anchors
@@ -78,3 +79,21 @@ async def test_filters_on_fixed_fields_use_anchors_and_status_filters_walk(
 
 async def _never() -> list[page_anchors.Key]:
     raise AssertionError("recall only")
+
+
+@pytest.mark.parametrize("flt", [TaskFilter(), TaskFilter(namespace="shapes", name="linear")])
+async def test_pages_read_directly_and_by_ids_meet_without_gaps(
+    services: Services, monkeypatch: pytest.MonkeyPatch, flt: TaskFilter
+) -> None:
+    """Pages up to `reads.DIRECT_OFFSET` read their rows in the index walk, deeper ones by
+    ids: together they give every task once, in order, as either alone does."""
+    monkeypatch.setattr(page_anchors, "DEEP", 10**9)
+    await _create(services, 11)
+    runs = []
+    for direct in (3, 0, 10**9):  # the boundary inside the pages, then all one way or the other
+        monkeypatch.setattr(reads, "DIRECT_OFFSET", direct)
+        pages = await _pages(services, flt, 2)
+        assert [len(p) for p in pages] == [2, 2, 2, 2, 2, 1, 0]
+        runs.append([i for p in pages for i in p])
+    newest_first = [str(t.id) for t in (await services.tasks.list_tasks(flt, per_page=11)).items]
+    assert runs == [newest_first] * 3
