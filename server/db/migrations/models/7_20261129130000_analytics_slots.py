@@ -1,6 +1,6 @@
 """Analytics rollups by slot: hours, and five-minute slots at the edges of report windows.
 
-Replaces migration 4's hourly tables. A report window's partial first and last hours used to
+Succeeds migration 4's hourly tables. A report window's partial first and last hours used to
 be read raw from the steps table; at a million tasks that was most of the bottleneck report
 (issue 7). Now those margins come from five-minute rollups, so at most a few minutes are read
 raw. Every table gains `span` (the slot's length in seconds: 3600 or 300), and `hour` becomes
@@ -14,22 +14,15 @@ raw. Every table gains `span` (the slot's length in seconds: 3600 or 300), and `
   step's `completed_at`, with the bottleneck report's figures; `errors` is
   `{error_class: failed attempts}`.
 
-Rollups are derived data, rebuilt on first use and by the sweeper: the old tables are dropped,
-nothing is copied, and applying this is instant whatever the size of the history.
+Rollups are derived data, rebuilt on first use and by the sweeper: nothing is copied, and
+applying this is instant whatever the size of the history. Migration 4's tables are left in
+place, unread: servers of the previous version keep using them until they are replaced, and
+they are dropped one release later (docs/operations.md, "Upgrades and migrations").
 """
-
-import importlib
 
 from tortoise import BaseDBAsyncClient
 
 RUN_IN_TRANSACTION = True
-
-DROP_HOURS = """
-DROP TABLE IF EXISTS "tasker_analytics_step_hours";
-DROP TABLE IF EXISTS "tasker_analytics_task_hours";
-DROP TABLE IF EXISTS "tasker_analytics_hours";
-"""
-
 
 def _tables(serial: str, real: str, stamp: str) -> str:
     return f"""
@@ -81,18 +74,13 @@ CREATE TABLE IF NOT EXISTS "tasker_analytics_step_slots" (
 
 async def upgrade(db: BaseDBAsyncClient) -> str:
     if db.capabilities.dialect == "postgres":
-        tables = _tables("BIGSERIAL NOT NULL PRIMARY KEY", "DOUBLE PRECISION", "TIMESTAMPTZ")
-    else:
-        tables = _tables("INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL", "REAL", "TIMESTAMP")
-    return DROP_HOURS + tables
+        return _tables("BIGSERIAL NOT NULL PRIMARY KEY", "DOUBLE PRECISION", "TIMESTAMPTZ")
+    return _tables("INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL", "REAL", "TIMESTAMP")
 
 
 async def downgrade(db: BaseDBAsyncClient) -> str:
-    # Migration 4's tables come back empty: its hours are rolled up again on first use.
-    hours = importlib.import_module(f"{__package__}.4_20261129100000_analytics_rollups")
-    drop = """
+    return """
 DROP TABLE IF EXISTS "tasker_analytics_step_slots";
 DROP TABLE IF EXISTS "tasker_analytics_task_slots";
 DROP TABLE IF EXISTS "tasker_analytics_slots";
 """
-    return drop + str(await hours.upgrade(db))
