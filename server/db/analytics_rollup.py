@@ -69,7 +69,7 @@ def step_runs(q: Query, where: str, end: datetime | None = None, *, many: bool =
     return f"{sql} AND t.created_at >= {earliest}{upper}"
 
 
-async def roll(blocks: Iterable[Block], now: datetime) -> int:
+async def roll(blocks: Sequence[Block], now: datetime) -> int:
     """Roll up every slot of these blocks not rolled up yet; returns how many were."""
     wanted = [(b.span, slot) for b in blocks for slot in range(b.first, b.end)]
     if not wanted:
