@@ -32,7 +32,7 @@ from tortoise.transactions import in_transaction
 
 from server.db.sql import Query, bucket_of, connection, json_pair, object_agg, slot_of
 from server.domain.analytics import MAX_PERIOD_HOURS, BottleneckScope
-from server.domain.analytics_rollup import HOUR, Block, slot_number, slot_start
+from server.domain.analytics_rollup import HOUR, Block, Split, slot_number, slot_start
 
 FINISHED = "('complete', 'error')"
 KEYS = ("ns", "task_name", "version", "step_name")
@@ -69,14 +69,14 @@ def step_runs(q: Query, where: str, end: datetime | None = None, *, many: bool =
     return f"{sql} AND t.created_at >= {earliest}{upper}"
 
 
-async def roll(blocks: Sequence[Block], now: datetime) -> int:
-    """Roll up every slot of these blocks not rolled up yet; returns how many were."""
-    wanted = [(b.span, slot) for b in blocks for slot in range(b.first, b.end)]
+async def roll(window: Split, now: datetime) -> int:
+    """Roll up every rolled slot of this window not rolled up yet; returns how many were."""
+    wanted = list(window.slots())
     if not wanted:
         return 0
     q = Query(connection())
     done = await q.rows(
-        f"SELECT span, slot FROM tasker_analytics_slots WHERE {rolled_sql(q, blocks)}"
+        f"SELECT span, slot FROM tasker_analytics_slots WHERE {rolled_sql(q, window.blocks)}"
     )
     known = {(int(r["span"]), int(r["slot"])) for r in done}
     missing = [key for key in wanted if key not in known]

@@ -142,7 +142,7 @@ class AnalyticsService:
         now = self.clock.now()
         window = split(now - timedelta(hours=hours), now, rollups=self.rollups)
         if window.rolled:
-            await rollup.roll(window.blocks, now)
+            await rollup.roll(window, now)
         return window
 
     async def _performance(self) -> dict[str, Any]:
@@ -192,4 +192,4 @@ async def roll_recent(clock: Clock, hours: int = 25) -> int:
     """Roll up the settled slots of the last `hours` that are not yet (for the sweeper, so
     that reports seldom have to); returns how many slots were rolled up."""
     now = clock.now()
-    return await rollup.roll(split(now - timedelta(hours=hours), now).blocks, now)
+    return await rollup.roll(split(now - timedelta(hours=hours), now), now)

@@ -98,7 +98,7 @@ async def test_closed_hours_are_rolled_up_once(services):
     # 47 closed hours, then 11 five-minute slots of the hour still settling (11:58 at noon).
     assert await AnalyticsSlot.filter(span=HOUR).count() == 47
     assert await AnalyticsSlot.filter(span=FIVE_MINUTES).count() == 11
-    assert await rollup.roll(window.blocks, NOW) == 0
+    assert await rollup.roll(window, NOW) == 0
     # A write into a rolled hour behind the reports' back is not seen: the hour is not redone.
     row = await TaskSlot.filter(
         created__gt=0, span=HOUR, slot__gte=slot_number(NOW - 20 * H)
