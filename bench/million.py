@@ -24,6 +24,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +251,7 @@ async def measure_one(cluster: Cluster, label: str, repeat: int) -> dict[str, fl
         figures.update(await graphql_reads(http, repeat))
         figures.update(await analytics(http, cluster.state.broker_url, repeat))
     figures.update(await sweeper_cost(cluster.state.database_url, repeat))
+    figures.update(await analytics_in_process(cluster.state.database_url, repeat))
     print(f"  {label}: done", flush=True)
     return figures
 
@@ -381,6 +383,46 @@ async def analytics(http: httpx.AsyncClient, broker_url: str, repeat: int) -> di
         }
     finally:
         await cache.aclose()
+
+
+async def analytics_in_process(url: str, repeat: int) -> dict[str, float]:
+    """Cold reports in this process, without HTTP: from a fresh service each time, which has
+    read nothing of the rolled blocks yet (a server's first report, or its first after the
+    hour turns), and from one service that keeps what it read (every other cache miss)."""
+    from server.db.setup import close_database, open_database
+    from server.services.analytics import AnalyticsService
+    from server.services.cache import MemoryCache
+    from server.services.ports import SystemClock
+
+    clock = SystemClock()
+
+    def service() -> AnalyticsService:
+        return AnalyticsService(MemoryCache(clock), clock, default_timeout=30.0)
+
+    async def first(report: str) -> None:
+        await getattr(service(), report)()
+
+    kept = service()
+
+    async def again(report: str) -> None:
+        kept.cache = MemoryCache(clock)
+        await getattr(kept, report)()
+
+    await open_database(url, migrate=False)
+    try:
+        n = max(3, repeat // 5)
+        figures: dict[str, float] = {}
+        for report in ("performance", "bottlenecks"):
+            figures[f"in-process {report}, nothing read yet (ms)"] = p50(
+                await timed(partial(first, report), n)
+            )
+            await again(report)
+            figures[f"in-process {report}, blocks kept (ms)"] = p50(
+                await timed(partial(again, report), n)
+            )
+        return figures
+    finally:
+        await close_database()
 
 
 async def sweeper_cost(url: str, repeat: int) -> dict[str, float]:

@@ -15,11 +15,11 @@ follows the number of slots and handlers in its window, not the number of tasks.
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient as Conn
 
 from server.db.analytics_rollup import FINISHED, rolled_sql, scope_sql
+from server.db.rolled_memo import RolledMemo
 from server.db.sql import Query, bucket_of, in_ranges
 from server.domain.analytics import (
     PERCENTILES,
@@ -29,7 +29,7 @@ from server.domain.analytics import (
     TaskStatistics,
     Trend,
 )
-from server.domain.analytics_rollup import Histogram, Split
+from server.domain.analytics_rollup import Block, Histogram, Split
 from server.domain.states import TaskState
 
 DONE = "status = 'complete'"
@@ -42,26 +42,21 @@ def _int(value: object) -> int | None:
 
 
 async def finished_tasks(
-    conn: Conn, windows: Mapping[str, Split]
+    conn: Conn, memo: RolledMemo, windows: Mapping[str, Split]
 ) -> tuple[dict[str, Trend], dict[str, tuple[int, int]], ProcessingTimes]:
     """Per trend window: completion rate, mean duration of the completed and the (completed,
     failed) counts of the tasks finished in it; and the p50/p95/p99 (ms) of the completed
     ones' durations over the widest window (the last one)."""
     sums = {label: [0, 0, 0.0] for label in windows}
-    rolled = [s for s in windows.values() if s.rolled]
-    if rolled:
-        q = Query(conn)
-        blocks = {b for s in rolled for b in s.blocks}
-        for r in await q.rows(
-            "SELECT span, slot, SUM(completed) AS c, SUM(failed) AS e, "
-            "SUM(completed_ms) AS ms FROM tasker_analytics_task_slots "
-            f"WHERE {rolled_sql(q, blocks)} GROUP BY span, slot"
-        ):
-            for label, split in windows.items():
-                if split.covers(int(r["span"]), int(r["slot"])):
-                    sums[label][0] += int(r["c"] or 0)
-                    sums[label][1] += int(r["e"] or 0)
-                    sums[label][2] += float(r["ms"] or 0)
+    # The windows share blocks and slots (the last hours are in all three): one row a slot.
+    blocks = {b for s in windows.values() for b in s.blocks}
+    rolled = await memo.rows(conn, "finished per slot", blocks, _finished_per_slot)
+    for r in {(r["span"], r["slot"]): r for r in rolled}.values():
+        for label, split in windows.items():
+            if split.covers(int(r["span"]), int(r["slot"])):
+                sums[label][0] += int(r["c"] or 0)
+                sums[label][1] += int(r["e"] or 0)
+                sums[label][2] += float(r["ms"] or 0)
     q = Query(conn)
     cols = []
     for label, split in windows.items():
@@ -89,21 +84,35 @@ async def finished_tasks(
             avg_duration_ms=round(total_ms / completed) if completed else None,
         )
         counts[label] = (completed, failed)
-    durations = await _task_histogram(conn, list(windows.values())[-1])
+    durations = await _task_histogram(conn, memo, list(windows.values())[-1])
     p50, p95, p99 = (durations.percentile(p) for p in PERCENTILES)
     return trends, counts, ProcessingTimes(p50=p50, p95=p95, p99=p99)
 
 
-async def _task_histogram(conn: Conn, split: Split) -> Histogram:
+def _finished_per_slot(q: Query, where: str) -> str:
+    return (
+        "SELECT span, slot, SUM(completed) AS c, SUM(failed) AS e, "
+        f"SUM(completed_ms) AS ms FROM tasker_analytics_task_slots WHERE {where} "
+        "GROUP BY span, slot"
+    )
+
+
+async def _task_histogram(conn: Conn, memo: RolledMemo, split: Split) -> Histogram:
     """Durations of the tasks completed in the window."""
     merged = Histogram()
-    if split.rolled:
+
+    async def read(block: Block) -> Histogram:
         q = Query(conn)
         rows = await q.rows(
             "SELECT histogram FROM tasker_analytics_task_slots "
-            f"WHERE {rolled_sql(q, split.blocks)} AND completed > 0"
+            f"WHERE {rolled_sql(q, [block])} AND completed > 0"
         )
-        merged.add_stored(r["histogram"] for r in rows)
+        rolled = Histogram()
+        rolled.add_stored(r["histogram"] for r in rows)
+        return rolled
+
+    for rolled in await memo.each("task durations", split.blocks, read):
+        merged.merge(rolled)
     q = Query(conn)
     merged.add_rows(
         await q.rows(
@@ -115,18 +124,12 @@ async def _task_histogram(conn: Conn, split: Split) -> Histogram:
     return merged
 
 
-async def task_statistics(conn: Conn, split: Split) -> TaskStatistics:
+async def task_statistics(conn: Conn, memo: RolledMemo, split: Split) -> TaskStatistics:
     """Tasks created in the window: how many, completed, failed, and retried. Statuses are
     read now (tasks created in a rolled slot may have finished since): the tasks that are not
     complete are few and indexed by status, the complete ones are the rest."""
-    created = 0
-    if split.rolled:
-        q = Query(conn)
-        found = await q.one(
-            "SELECT SUM(created) AS n FROM tasker_analytics_task_slots "
-            f"WHERE {rolled_sql(q, split.blocks)}"
-        )
-        created = int(found.get("n") or 0)
+    rolled = await memo.rows(conn, "created", split.blocks, _created)
+    created = sum(int(r.get("n") or 0) for r in rolled)
     q = Query(conn)
     edge = q(split.since)
     others = ", ".join(q(s) for s in NOT_COMPLETE)
@@ -151,6 +154,10 @@ async def task_statistics(conn: Conn, split: Split) -> TaskStatistics:
     )
 
 
+def _created(q: Query, where: str) -> str:
+    return f"SELECT SUM(created) AS n FROM tasker_analytics_task_slots WHERE {where}"
+
+
 async def exhausted_steps(conn: Conn, since: datetime) -> int:
     """Steps of tasks created since `since` that failed for good (no retry scheduled)."""
     q = Query(conn)
@@ -166,17 +173,12 @@ def exhausted_sql(q: Query, since: datetime) -> str:
     )
 
 
-async def slowest_tasks(conn: Conn, scope: BottleneckScope, split: Split) -> list[SlowTask]:
+async def slowest_tasks(
+    conn: Conn, memo: RolledMemo, scope: BottleneckScope, split: Split
+) -> list[SlowTask]:
     """Per handler: tasks finished in the period, failure share, mean duration of successes."""
-    rows: list[dict[str, Any]] = []
-    if split.rolled:
-        q = Query(conn)
-        rows += await q.rows(
-            "SELECT namespace, name, version, SUM(completed) AS c, SUM(failed) AS e, "
-            "SUM(completed_ms) AS ms FROM tasker_analytics_task_slots "
-            f"WHERE {rolled_sql(q, split.blocks)}{scope_sql(q, scope, '')} "
-            "GROUP BY namespace, name, version"
-        )
+    rolled = await memo.rows(conn, "finished per handler", split.blocks, _finished_per_handler)
+    rows = [r for r in rolled if scope.holds(r["namespace"], r["name"], r["version"])]
     q = Query(conn)
     rows += await q.rows(
         f"SELECT t.namespace, t.name, t.version, COUNT(*) FILTER (WHERE t.{DONE}) AS c, "
@@ -202,3 +204,11 @@ async def slowest_tasks(conn: Conn, scope: BottleneckScope, split: Split) -> lis
         for (ns, name, version), (done, failed, ms) in sums.items()
         if done + failed > 0
     ]
+
+
+def _finished_per_handler(q: Query, where: str) -> str:
+    return (
+        "SELECT namespace, name, version, SUM(completed) AS c, SUM(failed) AS e, "
+        f"SUM(completed_ms) AS ms FROM tasker_analytics_task_slots WHERE {where} "
+        "GROUP BY namespace, name, version"
+    )

@@ -13,18 +13,15 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient as Conn
 
 from server.db.analytics_rollup import FAILURES, KEYS, rolled_sql, scope_sql, step_runs
+from server.db.rolled_memo import RolledMemo
 from server.db.sql import Query, bucket_of, in_ranges, json_entries
 from server.domain.analytics import BottleneckScope, ErrorPattern
 from server.domain.analytics_advice import StepStats, needs_p95
-from server.domain.analytics_rollup import Histogram, Split
+from server.domain.analytics_rollup import Block, Histogram, Split
 
 Key = tuple[str, ...]
 SUMS = ("runs", "sum_ms", "retried", "retried_ok", "last_ok", "exhausted", "timed_out")
 MAXIMA = ("max_ms", "timeout", "retry_limit")
-
-
-def _rolled_where(q: Query, scope: BottleneckScope, split: Split) -> str:
-    return f"{rolled_sql(q, split.blocks)}{scope_sql(q, scope, '')}"
 
 
 def live_runs(q: Query, scope: BottleneckScope, split: Split) -> str:
@@ -100,12 +97,11 @@ class Figures:
 
 
 async def step_figures(
-    conn: Conn, scope: BottleneckScope, split: Split, default_timeout: float
+    conn: Conn, memo: RolledMemo, scope: BottleneckScope, split: Split, default_timeout: float
 ) -> tuple[list[StepStats], list[ErrorPattern]]:
     """The window's per-step figures and error patterns."""
     figures = Figures(default_timeout)
-    if split.rolled:
-        await _rolled(conn, scope, split, figures)
+    await _rolled(conn, memo, scope, split, figures)
     q = Query(conn)
     timeout = q(float(default_timeout))
     keys = ", ".join(KEYS)
@@ -128,35 +124,43 @@ async def step_figures(
         figures.fail(key, r["error_class"], int(r["failures"] or 0))
         live[key].add(int(r["b"]), int(r["runs"]), float(r["rounded_ms"]))
     candidates = {key: live[key] for key in figures.candidates()}
-    p95s = await _p95s(conn, scope, split, candidates) if candidates else {}
+    p95s = await _p95s(conn, memo, split, candidates) if candidates else {}
     return figures.stats(p95s), figures.patterns()
 
 
-async def _rolled(conn: Conn, scope: BottleneckScope, split: Split, figures: Figures) -> None:
-    q = Query(conn)
-    rows = await q.rows(
+async def _rolled(
+    conn: Conn, memo: RolledMemo, scope: BottleneckScope, split: Split, figures: Figures
+) -> None:
+    for r in await memo.rows(conn, "step sums", split.blocks, _step_sums):
+        if scope.holds(*_key(r)[:3]):
+            # Timeouts are stored as set (NULL = the server default, which may change): the
+            # default applies at read time, as it does for live runs.
+            default = figures.default_timeout if int(r["untimed"] or 0) else 0.0
+            figures.add(_key(r), {**r, "timeout": max(float(r["timeout_max"] or 0), default)})
+    for r in await memo.rows(conn, "step errors", split.blocks, _step_errors):
+        if scope.holds(*_key(r)[:3]):
+            figures.fail(_key(r), r["error_class"], int(r["failed"]))
+
+
+def _step_sums(q: Query, where: str) -> str:
+    return (
         "SELECT namespace, name, version, step_name, SUM(runs) AS runs, SUM(sum_ms) AS sum_ms, "
         "MAX(max_ms) AS max_ms, SUM(retried) AS retried, MAX(timeout_max) AS timeout_max, "
         "SUM(untimed) AS untimed, MAX(retry_limit) AS retry_limit, "
         "SUM(retried_ok) AS retried_ok, SUM(last_ok) AS last_ok, SUM(exhausted) AS exhausted "
-        f"FROM tasker_analytics_step_slots WHERE {_rolled_where(q, scope, split)} "
+        f"FROM tasker_analytics_step_slots WHERE {where} "
         "GROUP BY namespace, name, version, step_name"
     )
-    for r in rows:
-        # Timeouts are stored as set (NULL = the server default, which may change): the
-        # default applies at read time, as it does for live runs.
-        default = figures.default_timeout if int(r["untimed"] or 0) else 0.0
-        r["timeout"] = max(float(r["timeout_max"] or 0), default)
-        figures.add(_key(r), r)
-    q = Query(conn)
-    for r in await q.rows(
+
+
+def _step_errors(q: Query, where: str) -> str:
+    return (
         "SELECT namespace, name, version, step_name, e.key AS error_class, "
         "SUM(CAST(e.value AS INTEGER)) AS failed "
         f"FROM tasker_analytics_step_slots, {json_entries(q, 'errors')} AS e "
-        f"WHERE {_rolled_where(q, scope, split)} AND errors <> '{{}}' "
+        f"WHERE {where} AND errors <> '{{}}' "
         "GROUP BY namespace, name, version, step_name, e.key"
-    ):
-        figures.fail(_key(r), r["error_class"], int(r["failed"]))
+    )
 
 
 def _key(row: dict[str, Any]) -> Key:
@@ -164,20 +168,27 @@ def _key(row: dict[str, Any]) -> Key:
 
 
 async def _p95s(
-    conn: Conn, scope: BottleneckScope, split: Split, live: dict[Key, Histogram]
+    conn: Conn, memo: RolledMemo, split: Split, live: dict[Key, Histogram]
 ) -> dict[Key, int | None]:
     """Nearest-rank p95 (ms) of the runs of these handler steps: their live histograms merged
     with their rolled ones."""
-    if split.rolled:
+
+    async def read(block: Block) -> dict[Key, Histogram]:
         q = Query(conn)
-        wanted = ", ".join(f"({', '.join(q(v) for v in key)})" for key in live)
-        stored: dict[Key, list[str]] = {key: [] for key in live}
-        for r in await q.rows(
+        rows = await q.rows(
             "SELECT namespace, name, version, step_name, histogram "
-            f"FROM tasker_analytics_step_slots WHERE {_rolled_where(q, scope, split)} "
-            f"AND (namespace, name, version, step_name) IN ({wanted})"
-        ):
-            stored[_key(r)].append(r["histogram"])
-        for key, texts in stored.items():
-            live[key].add_stored(texts)
+            f"FROM tasker_analytics_step_slots WHERE {rolled_sql(q, [block])}"
+        )
+        texts: defaultdict[Key, list[str]] = defaultdict(list)
+        for r in rows:
+            texts[_key(r)].append(r["histogram"])
+        merged = {key: Histogram() for key in texts}
+        for key, stored in texts.items():
+            merged[key].add_stored(stored)
+        return merged
+
+    for rolled in await memo.each("step durations", split.blocks, read):
+        for key, histogram in live.items():
+            if key in rolled:
+                histogram.merge(rolled[key])
     return {key: h.percentile(0.95) for key, h in live.items()}

@@ -124,6 +124,11 @@ class BottleneckScope:
     version: str | None = None
     period_hours: int = 24
 
+    def holds(self, namespace: str, name: str, version: str) -> bool:
+        """Whether a handler's tasks are in this scope."""
+        given = ((self.namespace, namespace), (self.name, name), (self.version, version))
+        return all(wanted is None or wanted == value for wanted, value in given)
+
     def to_json(self) -> dict[str, str]:
         """The filters that were given (the seed's `scope`)."""
         given = {"namespace": self.namespace, "name": self.name, "version": self.version}

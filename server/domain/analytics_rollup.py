@@ -168,6 +168,11 @@ class Histogram:
         for index, (count, total) in merged.items():
             self.add(int(index), count, total)
 
+    def merge(self, other: "Histogram") -> None:
+        """Add another histogram's values to this one."""
+        for index, (count, total) in other.buckets.items():
+            self.add(index, count, total)
+
     def add_rows(self, rows: Iterable[dict[str, Any]]) -> None:
         """Merge live rows with columns `b`, `n`, `s`."""
         for r in rows:

@@ -16,6 +16,7 @@ from server.db import analytics as db
 from server.db import analytics_rollup as rollup
 from server.db import health as state
 from server.db.analytics_steps import step_figures
+from server.db.rolled_memo import RolledMemo
 from server.db.sql import reading
 from server.domain.analytics import (
     MAX_PERIOD_HOURS,
@@ -75,6 +76,8 @@ class AnalyticsService:
         self.rollups = rollups
         """False: every figure from the tasks and steps tables (for comparison and tests)."""
         self._inflight: dict[str, asyncio.Lock] = {}
+        self.rolled = RolledMemo()
+        """What this process has read of the rolled blocks (they never change)."""
 
     async def close(self) -> None:
         """Release the cache's connections."""
@@ -150,8 +153,8 @@ class AnalyticsService:
         windows = {label: await self._split(hours) for label, hours in TREND_WINDOWS}
         day = windows["24h"]
         async with reading() as conn:
-            trends, finished, times = await db.finished_tasks(conn, windows)
-            stats = await db.task_statistics(conn, day)
+            trends, finished, times = await db.finished_tasks(conn, self.rolled, windows)
+            stats = await db.task_statistics(conn, self.rolled, day)
             exhausted = await db.exhausted_steps(conn, day.since)
             backlog = await state.backlog(now, now - self.stuck_after, conn)
         completed, failed = finished["24h"]
@@ -174,8 +177,10 @@ class AnalyticsService:
     async def _bottlenecks(self, scope: BottleneckScope) -> BottleneckReport:
         window = await self._split(scope.period_hours)
         async with reading() as conn:
-            tasks = await db.slowest_tasks(conn, scope, window)
-            steps, errors = await step_figures(conn, scope, window, self.default_timeout)
+            tasks = await db.slowest_tasks(conn, self.rolled, scope, window)
+            steps, errors = await step_figures(
+                conn, self.rolled, scope, window, self.default_timeout
+            )
         tasks.sort(key=lambda t: (-(t.avg_duration_ms or 0), t.task_name))
         steps.sort(key=lambda s: (-s.avg_duration_ms, s.task_name, s.step_name))
         return BottleneckReport(

@@ -89,6 +89,35 @@ async def test_rolled_up_figures_equal_live_ones(services, seed):
     assert await AnalyticsSlot.filter(span=HOUR).count() > 24
 
 
+async def warm_reports(analytics: AnalyticsService, **scope: Any) -> list[dict[str, Any]]:
+    """`reports` from one long-lived service, its report cache emptied first."""
+    analytics.cache = MemoryCache(analytics.clock)
+    out = [(await analytics.performance()).report.to_json()]
+    for hours in (1, 4, 24, 48):
+        out.append((await analytics.bottlenecks(period_hours=hours, **scope)).report.to_json())
+    return out
+
+
+async def test_remembered_blocks_answer_as_live_reads(services):
+    """One service over time and across scopes, reusing what it read of the rolled blocks,
+    answers as a fully live computation each time; and it does not read them again."""
+    await random_history(2)
+    clock = FixedClock(NOW)
+    warm = AnalyticsService(MemoryCache(clock), clock, default_timeout=3.0)
+    scopes: list[dict[str, str]] = [{}, {"namespace": "shop"}, {"name": "send", "version": "2.0"}]
+    for now in (NOW, NOW + 37 * M, NOW + 61 * M + 30 * timedelta(seconds=1)):
+        clock.at = now
+        for scope in scopes:
+            assert await warm_reports(warm, **scope) == await reports(now, False, **scope)
+    # Behind its back the rollup rows go (the slots stay claimed, so nothing is redone): the
+    # warm service still answers from what it read, a fresh one cannot.
+    before = await warm_reports(warm)
+    await StepSlot.all().delete()
+    await TaskSlot.all().delete()
+    assert await warm_reports(warm) == before
+    assert await reports(clock.at, True) != before
+
+
 async def test_closed_hours_are_rolled_up_once(services):
     await random_history(3)
     before = await reports(NOW, rollups=True)
