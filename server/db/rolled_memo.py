@@ -12,7 +12,8 @@ database's.
 
 Values are read per block, not per scope: callers filter by scope in Python (a block holds
 a few rows per handler step), so every scope shares one entry. What is kept is bounded
-(least recently used first out); values are shared and must not be mutated by callers.
+(least recently used first out); values are shared: callers do not change them, except a
+value that is documented as filled in as reports ask (the step histograms).
 """
 
 from collections import OrderedDict
