@@ -9,9 +9,12 @@ from server.container import Services
 from server.domain.errors import ValidationFailed
 from server.domain.views import TransitionEvent
 from server.services import queries
+from server.services.follow import STOPPED, stops
+from server.services.follow import follow_task as follow
 
-FINAL_TASK_STATES = frozenset({"complete", "error", "cancelled", "resolved_manually"})
 REPLAY_LIMIT = 10_000
+KEEPALIVE_SECONDS = 15.0
+"""How often a quiet task stream wakes (graphql-transport-ws keeps its own pings)."""
 
 
 def parse_cursor(after: str | None) -> int | None:
@@ -22,27 +25,23 @@ def parse_cursor(after: str | None) -> int | None:
     return int(after)
 
 
-def is_final(event: TransitionEvent) -> bool:
-    return event.step_id is None and event.to_status in FINAL_TASK_STATES
-
-
 async def replay_then_live(
     services: Services,
     accepts: Callable[[TransitionEvent], bool],
     history: Callable[[], AsyncIterator[Iterable[TransitionEvent]]],
     after: int,
-    *,
-    then_live: bool = True,
 ) -> AsyncIterator[TransitionEvent]:
-    """History after the cursor, then live events; none twice, none missed in between."""
+    """History after the cursor, then live events, none twice (a namespace's stream).
+
+    Unlike one task's (`server.services.follow`), a namespace's transitions come from many
+    tasks, whose cursors can commit out of order: one that commits late, below a cursor
+    already sent, is not sent. Follow a task for an exact stream."""
     async with services.hub.subscribe(accepts=accepts) as live:
         seen = after
         async for batch in history():
             for event in batch:
                 seen = max(seen, event.cursor)
                 yield event
-        if not then_live:
-            return
         async for event in live:
             if event.cursor > seen:
                 yield event
@@ -51,25 +50,20 @@ async def replay_then_live(
 async def follow_task(
     services: Services, task_id: str, after: int | None
 ) -> AsyncIterator[TransitionEvent]:
+    """The task's transitions after the cursor (see `server.services.follow`); without one,
+    those from now on, or only its final transition if it has already ended."""
     task = await services.tasks.get_task(task_id)
-    key = str(task.id)
-    # A task that has already ended sends nothing more: after the replay (which holds its
-    # final transition unless the cursor is past it), the stream completes instead of waiting.
-    ended = task.status in FINAL_TASK_STATES
-
-    async def history() -> AsyncIterator[list[TransitionEvent]]:
-        if after is not None:
-            yield await services.tasks.history(task.id, after=after)
-        elif (await services.tasks.get_task(task.id)).status in FINAL_TASK_STATES:
-            yield [e for e in await services.tasks.history(task.id) if is_final(e)][-1:]
-
-    events = replay_then_live(
-        services, lambda e: e.task_id == key, history, after or 0, then_live=not ended
-    )
-    async for event in events:
-        yield event
-        if is_final(event):
+    if after is None:
+        past = await services.tasks.history(task.id)
+        if task.status in STOPPED:
+            for event in [e for e in past if stops(e)][-1:]:
+                yield event
             return
+        after = past[-1].cursor if past else 0
+    events = follow(services.hub, services.tasks, task.id, after, quiet=KEEPALIVE_SECONDS)
+    async for followed in events:
+        if followed is not None:
+            yield followed
 
 
 async def follow_namespace(

@@ -93,11 +93,6 @@ WITH done AS (
      WHERE ctid = (SELECT ctid FROM tasker_workflow_steps WHERE id = $1)
        AND status = 'in_progress' AND lease_owner = $2
  RETURNING id, task_id, name
-), history AS (
-    INSERT INTO tasker_transitions
-           (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
-    SELECT task_id, id, name, 'in_progress', 'complete', 'completed', $5::jsonb, $4 FROM done
- RETURNING id
 ), children AS (
     UPDATE tasker_workflow_steps c
        SET waiting_on = c.waiting_on - 1,
@@ -119,6 +114,15 @@ WITH done AS (
                              THEN $4 ELSE t.updated_at END
       FROM done WHERE t.id = done.task_id
  RETURNING t.id, t.remaining, t.status
+), history AS (
+    -- After `task`, whose UPDATE takes the task's row lock: ids are drawn under that lock, as
+    -- every writer of a task's history draws them, so one task's cursors commit in order
+    -- (`server.services.follow` depends on it).
+    INSERT INTO tasker_transitions
+           (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
+    SELECT d.task_id, d.id, d.name, 'in_progress', 'complete', 'completed', $5::jsonb, $4
+      FROM done d, task
+ RETURNING id
 ), finished_history AS (
     INSERT INTO tasker_transitions
            (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)

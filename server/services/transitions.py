@@ -4,6 +4,10 @@ Every status change of a task or step goes through `UnitOfWork.move_task` / `mov
 check the allowed-move table, compare-and-set the row (`UPDATE ... WHERE id=? AND status=?`,
 row count 1 or it lost the race), append the history row, all in the caller's transaction.
 Events are published and nudges dispatched only after the transaction commits.
+
+Writers of an existing task take its row lock (`lock_task`, or the fast path's statements)
+before they append its history, so the history ids they draw commit in order, task by task;
+`server.services.follow` relies on it.
 """
 
 import contextlib
