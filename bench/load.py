@@ -120,6 +120,8 @@ class Follow:
     via_server: str = ""
     events: int = 0
     cursor: str | None = None
+    cursors: list[int] = field(default_factory=list)
+    """Every event's cursor, in the order received (the verifier compares it with history)."""
     final: str | None = None
     completed: bool = False
     reconnects: int = 0
@@ -285,6 +287,8 @@ class Subscriber:
                 event = (payload.get("data") or {}).get("taskEvents") or {}
                 follow.events += 1
                 follow.cursor = event.get("cursor") or follow.cursor
+                if event.get("cursor"):
+                    follow.cursors.append(int(event["cursor"]))
                 if event.get("stepName") is None and event.get("toStatus") in FINAL_EVENT:
                     follow.final = event["toStatus"].lower()
             elif kind == "complete":

@@ -11,7 +11,8 @@ Checks, each printed with its count; any violation makes the exit status 1:
  5. from the clients' record (bench/out/load.json): every acknowledged task exists and no
     other task does (no duplicate creations), every create succeeded, every idempotent
     re-submission returned the original task, every GraphQL subscriber saw its task's final
-    transition (and that it matches the database).
+    transition (and that it matches the database) and received its task's whole history,
+    each transition once and in cursor order, across its reconnections.
 
     .venv/bin/python -m bench.verify --database tasker_cluster --load bench/out/load.json
 """
@@ -214,6 +215,12 @@ async def client_checks(url: str, load: dict[str, Any]) -> tuple[dict[str, int],
     conn = await asyncpg.connect(url)
     try:
         rows = await conn.fetch("SELECT id::text AS id, idempotency_key, status FROM tasker_tasks")
+        followed = [f["task_id"] for f in load["follows"]]
+        histories = await conn.fetch(
+            "SELECT task_id::text AS id, array_agg(id ORDER BY id) AS cursors "
+            "FROM tasker_transitions WHERE task_id = ANY($1::uuid[]) GROUP BY task_id",
+            followed,
+        )
     finally:
         await conn.close()
     db = {r["id"]: r for r in rows}
@@ -249,6 +256,12 @@ async def client_checks(url: str, load: dict[str, Any]) -> tuple[dict[str, int],
         for f in follows
     )
     counts["subscriptions that reported errors"] = sum(bool(f["errors"]) for f in follows)
+    # Each subscribes from cursor 0 and resumes after the last cursor it received: it must
+    # have received its task's whole history, each transition once, in order.
+    history = {r["id"]: list(r["cursors"]) for r in histories}
+    counts["subscribers that missed, repeated or reordered a transition"] = sum(
+        "cursors" in f and f["cursors"] != history.get(f["task_id"], []) for f in follows
+    )
     figures = {
         "tasks planned": load["planned"],
         "tasks acknowledged": len(created),
