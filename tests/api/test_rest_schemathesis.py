@@ -59,6 +59,10 @@ def test_every_operation_conforms_to_the_document(case: schemathesis.Case) -> No
     case.call_and_validate(excluded_checks=_excluded(case))
 
 
+RUNS = 4
+"""How often the linked-operations machine may meet Hypothesis's replay check (see below)."""
+
+
 def test_linked_operations_conform_to_the_document(api_schema: schemathesis.schemas.BaseSchema):
     """Create tasks, then follow the document's links to read, list, change and cancel them."""
     machine = api_schema.as_state_machine()
@@ -80,17 +84,19 @@ def test_linked_operations_conform_to_the_document(api_schema: schemathesis.sche
         suppress_health_check=list(HealthCheck),
         database=None,
     )
-    try:
-        Machine.run(settings=run)
-    except (AssertionError, FlakyStrategyDefinition) as exc:
-        # The embedded workers move tasks on between Hypothesis's replays, so a replayed
-        # prefix can meet different responses (a bundle empty this time) and trip
-        # Hypothesis's own data-tree checks (raised inside hypothesis/internal, not a
-        # contract violation). Retry once on exactly that; a real violation is raised again
-        # by the second run.
-        if "hypothesis/internal" not in "".join(traceback.format_tb(exc.__traceback__)):
-            raise
-        Machine.run(settings=run)
+    for attempt in range(1, RUNS + 1):
+        try:
+            Machine.run(settings=run)
+            return
+        except (AssertionError, FlakyStrategyDefinition) as exc:
+            # The embedded workers move tasks on between Hypothesis's replays, so a replayed
+            # prefix can meet different responses (a bundle empty this time) and trip
+            # Hypothesis's own data-tree checks (raised inside hypothesis/internal, not a
+            # contract violation). Only that is run again; a contract violation is raised
+            # at once. A fresh-clone CI run once met it twice in a row, so up to RUNS runs.
+            inside = "hypothesis/internal" in "".join(traceback.format_tb(exc.__traceback__))
+            if attempt == RUNS or not inside:
+                raise
 
 
 def _excluded(case: schemathesis.Case) -> list:  # type: ignore[type-arg]
