@@ -217,11 +217,11 @@ async def _forget(conn: Conn, now: datetime) -> None:
     await q.rows(f"DELETE FROM tasker_analytics_slots WHERE {old}")
 
 
-def scope_sql(q: Query, scope: BottleneckScope, prefix: str = "t.") -> str:
-    """` AND …` terms restricting rows to a report's namespace / name / version."""
+def scope_sql(q: Query, scope: BottleneckScope) -> str:
+    """` AND …` terms restricting tasks (`t`) to a report's namespace / name / version."""
     sql = ""
     for column in ("namespace", "name", "version"):
         value = getattr(scope, column)
         if value is not None:
-            sql += f" AND {prefix}{column} = {q(value)}"
+            sql += f" AND t.{column} = {q(value)}"
     return sql
