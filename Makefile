@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# Browser assets from the npm registry; without npm the pages fall back to the CDN.
+# Browser assets from the npm registry. The install above already vendored them (the build
+# backend does, for every install); this restores them if server/static/vendor was removed.
 assets: $(STAMP)
-	-$(PY) -m server.assets
+	$(PY) -m server.assets
 
 serve: setup
 	$(VENV)/bin/tasker serve --examples

@@ -27,7 +27,7 @@ PATH = "/tasker/graphql"
 
 @functools.cache
 def graphiql_html() -> str:
-    """Strawberry's GraphiQL page, loading the vendored copies of its CDN files when present."""
+    """Strawberry's GraphiQL page, loading the vendored copies of its CDN files (never the CDN)."""
     html = files("strawberry").joinpath("static/graphiql.html").read_text(encoding="utf-8")
     for local, cdn_url in CDN.items():
         html = html.replace(cdn_url, asset_url(local))

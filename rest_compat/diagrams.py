@@ -1,7 +1,7 @@
 """`GET /tasks/{task_id}/task_diagrams`: the task's graph as JSON, or a page drawing it.
 
 The shaping lives in the core (`server.services.diagrams`); this module only picks the format.
-The HTML page is standalone and loads Mermaid from the vendored copy when present.
+The HTML page is standalone and loads Mermaid from this server's vendored copy.
 """
 
 import html

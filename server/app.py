@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from server.assets import VENDOR
 from server.config import Settings
 from server.container import Services, build_services
 from server.heap import settle as settle_heap
@@ -41,6 +42,8 @@ def _routes(services: Services) -> list[BaseRoute]:
 
     static = [
         Mount("/tasker/static/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger"),
+        # The pages' vendored scripts ship inside the package, whatever TASKER_STATIC_DIR says.
+        Mount("/tasker/static/vendor", StaticFiles(directory=VENDOR, check_dir=False)),
         Mount(
             "/tasker/static",
             StaticFiles(directory=services.settings.static_dir, check_dir=False),
