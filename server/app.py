@@ -40,10 +40,13 @@ def _routes(services: Services) -> list[BaseRoute]:
     ]
     from swagger_ui_bundle import swagger_ui_path
 
+    # The pages' vendored scripts ship inside the package, whatever TASKER_STATIC_DIR says.
+    vendor = (
+        [Mount("/tasker/static/vendor", StaticFiles(directory=VENDOR))] if VENDOR.is_dir() else []
+    )
     static = [
         Mount("/tasker/static/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger"),
-        # The pages' vendored scripts ship inside the package, whatever TASKER_STATIC_DIR says.
-        Mount("/tasker/static/vendor", StaticFiles(directory=VENDOR, check_dir=False)),
+        *vendor,
         Mount(
             "/tasker/static",
             StaticFiles(directory=services.settings.static_dir, check_dir=False),

@@ -203,7 +203,8 @@ def fetch(
             raise AssetsError(
                 f"could not vendor {package.spec} from {url}: {exc}. Tasker's browser pages "
                 "(GraphiQL, diagrams, console graphs) load these files from the server itself, "
-                "so the build needs the npm registry (npm_config_registry names a mirror)."
+                "so the build needs the npm registry (npm_config_registry names a mirror), "
+                "or build from Tasker's sdist, which carries them."
             ) from exc
         _verify(package, url, tarball)
         _extract(package, tarball, vendor)
