@@ -1,6 +1,6 @@
 """Third-party browser assets (React, GraphiQL, js-cookie, Mermaid), served by Tasker itself.
 
-They are part of what gets installed. The build backend (`build_backend/tasker_build.py`) runs
+They are part of what gets installed. The build backend (`server/build_hook/tasker_build.py`) runs
 `fetch()` before setuptools builds a wheel, an sdist or an editable install, so the files land in
 `server/static/vendor/` (git-ignored) and ship as package data; the sdist carries them, so a
 wheel built from it needs no network. Pages always load them from this server (`asset_url`):

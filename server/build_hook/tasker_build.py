@@ -19,7 +19,7 @@ from setuptools import build_meta
 from setuptools.build_meta import *  # noqa: F403
 
 Settings = dict[str, Any] | None  # PEP 517's config_settings
-ASSETS = Path(__file__).resolve().parent.parent / "server" / "assets.py"
+ASSETS = Path(__file__).resolve().parent.parent / "assets.py"
 
 
 def _assets_module() -> ModuleType:
