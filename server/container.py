@@ -127,7 +127,13 @@ def build_services(
         tasks=TaskService(door, registry, catalogue, workers),
         steps=StepService(door),
         runner=runner,
-        sweeper=Sweeper(door, runner, redispatch_after=settings.redispatch_after),
+        sweeper=Sweeper(
+            door,
+            runner,
+            workers,
+            redispatch_after=settings.redispatch_after,
+            dead_after=settings.worker_dead_after_seconds,
+        ),
         workers=workers,
         analytics=AnalyticsService(
             _analytics_cache(settings, clock),

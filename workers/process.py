@@ -52,6 +52,7 @@ def _serve_one(settings: Settings, threads: int) -> int:
     pool = WorkerPool(services, runtime, threads=threads)
     if settings.freeze_heap:
         settle_heap()
+    runtime.run(pool.heartbeat())
     pool.start_consuming()
     pool.start_background()
     log.info("worker %s consuming with %d threads", services.worker_id, threads)

@@ -1,7 +1,13 @@
-"""Worker liveness from heartbeats written to the database by every worker process."""
+"""Worker liveness from heartbeats written to the database by every worker process.
 
+Ages are measured on the database's clock: each heartbeat is stamped with it and compared
+with it, so hosts whose clocks disagree never make a live worker look dead (or the reverse).
+"""
+
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from server.db import fastpath
 from server.db.models import WorkerHeartbeat
 from server.db.rows import worker_view
 from server.domain.views import WorkerView
@@ -9,17 +15,26 @@ from server.services.ports import Clock
 
 
 class WorkerRegistry:
-    """Records heartbeats and answers "who is alive"."""
+    """Records heartbeats and answers "who is alive" and "who is dead"."""
 
     def __init__(self, clock: Clock, *, live_within: float) -> None:
         self.clock = clock
         self.live_within = timedelta(seconds=live_within)
 
+    async def now(self) -> datetime:
+        """The database's clock on PostgreSQL; on SQLite, whose file is on this host, this
+        process's clock is the database's."""
+        if fastpath.available():
+            rows = await fastpath.connection().execute_query_dict("SELECT clock_timestamp() AS now")
+            now: datetime = rows[0]["now"]
+            return now
+        return self.clock.now()
+
     async def heartbeat(
         self, worker_id: str, hostname: str, pid: int, started_at: datetime
     ) -> None:
         """Upsert this worker's row with the current time."""
-        now = self.clock.now()
+        now = await self.now()
         updated = await WorkerHeartbeat.filter(worker_id=worker_id).update(last_seen_at=now)
         if not updated:
             await WorkerHeartbeat.create(
@@ -36,6 +51,21 @@ class WorkerRegistry:
 
     async def live(self) -> list[WorkerView]:
         """Workers seen within the liveness window, most recent first."""
-        since = self.clock.now() - self.live_within
+        since = await self.now() - self.live_within
         rows = await WorkerHeartbeat.filter(last_seen_at__gte=since).order_by("-last_seen_at")
         return [worker_view(r) for r in rows]
+
+    async def dead_among(self, worker_ids: Iterable[str], silent_for: timedelta) -> set[str]:
+        """Those of `worker_ids` whose last heartbeat is older than `silent_for`.
+
+        A worker with no row at all is not called dead: it has not written its first
+        heartbeat yet, or it shut down cleanly (then its steps wait for their leases).
+        """
+        wanted = list(worker_ids)
+        if not wanted:
+            return set()
+        cutoff = await self.now() - silent_for
+        rows: list[tuple[str, datetime]] = await WorkerHeartbeat.filter(
+            worker_id__in=wanted
+        ).values_list("worker_id", "last_seen_at")
+        return {worker for worker, seen in rows if seen < cutoff}
