@@ -180,7 +180,8 @@ async def test_kill_9_mid_step_reruns_elsewhere_within_30_seconds(cluster, tmp_p
     lost = [t for t in history if t.to_status == "error"]
     assert lost and lost[0].metadata["error_class"] == "WorkerLost"
     assert "heartbeats stopped" in lost[0].metadata["error"]  # not the 315 s lease
-    claimed_by = [t.metadata["worker"] for t in history if t.reason == "claimed"]
+    # Claims name their lease on PostgreSQL: `<worker id>/<n>`.
+    claimed_by = [lease_holder(t.metadata["worker"]) for t in history if t.reason == "claimed"]
     assert len(set(claimed_by)) == 2  # the re-run was on the other worker
 
 
