@@ -25,6 +25,7 @@ from tests.conftest import BACKEND, REDIS_URL
 from tests.integration.test_production import _producer
 from tests.support.cluster import WorkerProcesses
 from tests.support.waiting import wait_for_task
+from workers.broker import QUEUE, DramatiqDispatcher, build_broker, declare_run_step
 
 
 class Recorder:
@@ -204,3 +205,24 @@ async def test_a_live_workers_step_longer_than_the_threshold_is_kept(cluster):
     assert step.attempts == 1, history
     assert not [t for t in history if t.to_status == "error"]
     assert "reclaimed" not in workers.logs()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="needs TASKER_TEST_REDIS_URL")
+def test_the_backlog_counts_waiting_messages_not_delayed_or_held_ones(broker_url):
+    """A pending retry's delayed message (a reclaimed step's, say) is not a backlog: counting
+    it held back the sweeper's re-send of lost nudges for minutes."""
+    broker = build_broker(broker_url)
+    dispatcher = DramatiqDispatcher(declare_run_step(broker, lambda step_id: None))
+    try:
+        dispatcher.dispatch([1], delay_seconds=60)
+        assert dispatcher.backlog() == 0
+        dispatcher.dispatch([2, 3])
+        assert dispatcher.backlog() == 2
+        consumer = broker.consume(QUEUE, prefetch=1, timeout=1000)
+        held = next(m for m in consumer if m is not None)  # a worker holds it, unacked
+        assert dispatcher.backlog() == 1
+        consumer.ack(held)
+        consumer.close()
+    finally:
+        broker.close()
