@@ -2,6 +2,9 @@
 
 Ages are measured on the database's clock: each heartbeat is stamped with it and compared
 with it, so hosts whose clocks disagree never make a live worker look dead (or the reverse).
+A process judges others dead only once it has itself been beating without a gap for the whole
+threshold: after a database outage every heartbeat is stale, and the first sweep back must not
+take every running step from workers that have not had their turn to beat again.
 """
 
 from collections.abc import Iterable
@@ -20,6 +23,9 @@ class WorkerRegistry:
     def __init__(self, clock: Clock, *, live_within: float) -> None:
         self.clock = clock
         self.live_within = timedelta(seconds=live_within)
+        self.watching_since: datetime | None = None
+        """Since when (database clock) this process has been beating without a gap."""
+        self._last_beat: datetime | None = None
 
     async def now(self) -> datetime:
         """The database's clock on PostgreSQL; on SQLite, whose file is on this host, this
@@ -44,6 +50,9 @@ class WorkerRegistry:
                 started_at=started_at,
                 last_seen_at=now,
             )
+        if self._last_beat is None or now - self._last_beat > self.live_within:
+            self.watching_since = now  # first beat, or back from a gap: watch afresh
+        self._last_beat = now
 
     async def forget(self, worker_id: str) -> None:
         """Remove a worker that shut down cleanly."""
@@ -59,12 +68,15 @@ class WorkerRegistry:
         """Those of `worker_ids` whose last heartbeat is older than `silent_for`.
 
         A worker with no row at all is not called dead: it has not written its first
-        heartbeat yet, or it shut down cleanly (then its steps wait for their leases).
+        heartbeat yet, or it shut down cleanly (then its steps wait for their leases). Nobody
+        is, until this process has been beating for `silent_for` itself.
         """
         wanted = list(worker_ids)
-        if not wanted:
+        if not wanted or self.watching_since is None:
             return set()
         cutoff = await self.now() - silent_for
+        if cutoff < self.watching_since:
+            return set()
         rows: list[tuple[str, datetime]] = await WorkerHeartbeat.filter(
             worker_id__in=wanted
         ).values_list("worker_id", "last_seen_at")

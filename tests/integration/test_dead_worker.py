@@ -39,26 +39,38 @@ class Recorder:
         return 0
 
 
+HOLDER = "far-host:4242:abcdef"
+"""Another worker process, which claims the step and then goes quiet (or not)."""
+
+
 async def _running_step(services: Services):
-    """A task whose first step this process claimed (lease: the 300 s default timeout)."""
+    """A task whose first step HOLDER claimed (lease: the 300 s default timeout), seen by this
+    process, which has been beating for a minute."""
     services.set_dispatcher(Recorder())
     task, _ = await services.tasks.create_task(
         CreateTask(namespace="shapes", name="linear", context={})
     )
     step = await services.steps.get_step(task.id, "a")
-    claim = await services.runner.claim(step.id)
+    holder = Claimer(services.door, worker_id=HOLDER, default_timeout=300, lease_grace=15)
+    claim = await holder.claim(step.id)
     assert claim is not None
-    assert lease_holder(claim.lease_owner) == services.worker_id
+    assert lease_holder(claim.lease_owner) == HOLDER
+    await services.workers.heartbeat(services.worker_id, "here", os.getpid(), _now(services))
+    assert services.workers.watching_since is not None
+    services.workers.watching_since -= timedelta(minutes=1)
     return task, claim
 
 
+def _now(services: Services):
+    return services.door.clock.now()
+
+
 async def _last_seen(services: Services, seconds_ago: float) -> None:
-    """This process's heartbeat, written `seconds_ago` on the database's clock."""
-    await services.workers.heartbeat(
-        services.worker_id, "host", os.getpid(), services.door.clock.now()
-    )
+    """HOLDER's last heartbeat, `seconds_ago` on the database's clock."""
     seen = await services.workers.now() - timedelta(seconds=seconds_ago)
-    await WorkerHeartbeat.filter(worker_id=services.worker_id).update(last_seen_at=seen)
+    await WorkerHeartbeat.create(
+        worker_id=HOLDER, hostname="far-host", pid=4242, started_at=seen, last_seen_at=seen
+    )
 
 
 async def test_steps_of_a_worker_silent_past_the_threshold_are_reclaimed(services):
@@ -84,6 +96,20 @@ async def test_a_worker_that_never_beat_is_left_to_its_lease(services):
     task, _ = await _running_step(services)
     assert await services.sweeper.reclaim_from_dead_workers() == 0
     assert (await services.steps.get_step(task.id, "a")).status.value == "in_progress"
+
+
+async def test_nobody_is_called_dead_until_this_process_has_watched_the_whole_threshold(
+    services,
+):
+    """Back from a database outage, every heartbeat is stale, this process's own included:
+    it must not take the steps of workers that have not had their turn to beat again."""
+    task, _ = await _running_step(services)
+    await _last_seen(services, 60)
+    services.workers.watching_since = await services.workers.now()  # just came back
+    assert await services.sweeper.reclaim_from_dead_workers() == 0
+    assert (await services.steps.get_step(task.id, "a")).status.value == "in_progress"
+    services.workers.watching_since -= timedelta(seconds=16)  # watched long enough
+    assert await services.sweeper.reclaim_from_dead_workers() == 1
 
 
 async def test_a_frozen_worker_that_wakes_cannot_record_over_the_new_attempt(services):
@@ -191,13 +217,13 @@ async def test_kill_9_mid_step_reruns_elsewhere_within_30_seconds(cluster, tmp_p
 @pytest.mark.skipif(BACKEND != "postgres" or not REDIS_URL, reason="needs PostgreSQL and Redis")
 async def test_a_live_workers_step_longer_than_the_threshold_is_kept(cluster):
     services, workers = cluster
-    # Dead after 2 s of silence; the step runs 6 s, three times that.
+    # Dead after 3 s of silence (six heartbeats); the step runs 7 s, more than twice that.
     workers.env.update(
-        {"TASKER_HEARTBEAT_INTERVAL": "0.5", "TASKER_WORKER_DEAD_AFTER_SECONDS": "2"}
+        {"TASKER_HEARTBEAT_INTERVAL": "0.5", "TASKER_WORKER_DEAD_AFTER_SECONDS": "3"}
     )
     workers.start(2)
     task, _ = await services.tasks.create_task(
-        CreateTask(namespace="shapes", name="linear", context={"sleeps": {"b": 6}, "sleep": 0})
+        CreateTask(namespace="shapes", name="linear", context={"sleeps": {"b": 7}, "sleep": 0})
     )
     done = await wait_for_task(services, task.id, timeout=60)
     assert done.status is TaskState.COMPLETE, workers.logs()
