@@ -14,7 +14,9 @@ from datetime import timedelta
 
 import pytest
 import redis
+from pydantic import ValidationError
 
+from server.config import Settings
 from server.container import Services
 from server.db.models import WorkerHeartbeat, WorkflowStep
 from server.domain.states import TaskState
@@ -252,3 +254,10 @@ def test_the_backlog_counts_waiting_messages_not_delayed_or_held_ones(broker_url
         consumer.close()
     finally:
         broker.close()
+
+
+def test_a_threshold_under_two_heartbeats_is_refused_at_start():
+    """One late heartbeat must never make a live worker dead."""
+    with pytest.raises(ValidationError, match="TASKER_WORKER_DEAD_AFTER_SECONDS"):
+        Settings(heartbeat_interval=10, worker_dead_after_seconds=15)
+    assert Settings().worker_dead_after_seconds == 15  # three default heartbeats
