@@ -117,7 +117,7 @@ def build_services(
         default_timeout=settings.default_step_timeout,
         lease_grace=settings.lease_grace_seconds,
     )
-    workers = WorkerRegistry(clock, live_within=settings.heartbeat_interval * 3)
+    workers = WorkerRegistry(clock, heartbeat_interval=settings.heartbeat_interval)
     return Services(
         settings=settings,
         registry=registry,

@@ -2,9 +2,10 @@
 
 Ages are measured on the database's clock: each heartbeat is stamped with it and compared
 with it, so hosts whose clocks disagree never make a live worker look dead (or the reverse).
-A process judges others dead only once it has itself been beating without a gap for the whole
-threshold: after a database outage every heartbeat is stale, and the first sweep back must not
-take every running step from workers that have not had their turn to beat again.
+A process judges others dead only once it has itself been beating without a gap for two
+heartbeat intervals: after a database outage every heartbeat is stale, and the first sweep back
+must not take every running step from workers that have not had their turn to beat again
+(each beats once per interval, so within two of the outage's end every live one has).
 """
 
 from collections.abc import Iterable
@@ -20,9 +21,10 @@ from server.services.ports import Clock
 class WorkerRegistry:
     """Records heartbeats and answers "who is alive" and "who is dead"."""
 
-    def __init__(self, clock: Clock, *, live_within: float) -> None:
+    def __init__(self, clock: Clock, *, heartbeat_interval: float) -> None:
         self.clock = clock
-        self.live_within = timedelta(seconds=live_within)
+        self.live_within = timedelta(seconds=3 * heartbeat_interval)
+        self.settle = timedelta(seconds=2 * heartbeat_interval)
         self.watching_since: datetime | None = None
         """Since when (database clock) this process has been beating without a gap."""
         self._last_beat: datetime | None = None
@@ -69,14 +71,15 @@ class WorkerRegistry:
 
         A worker with no row at all is not called dead: it has not written its first
         heartbeat yet, or it shut down cleanly (then its steps wait for their leases). Nobody
-        is, until this process has been beating for `silent_for` itself.
+        is, until this process has been beating for two intervals itself (`settle`).
         """
         wanted = list(worker_ids)
         if not wanted or self.watching_since is None:
             return set()
-        cutoff = await self.now() - silent_for
-        if cutoff < self.watching_since:
+        now = await self.now()
+        if now - self.watching_since < self.settle:
             return set()
+        cutoff = now - silent_for
         rows: list[tuple[str, datetime]] = await WorkerHeartbeat.filter(
             worker_id__in=wanted
         ).values_list("worker_id", "last_seen_at")

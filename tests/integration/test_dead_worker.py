@@ -100,7 +100,7 @@ async def test_a_worker_that_never_beat_is_left_to_its_lease(services):
     assert (await services.steps.get_step(task.id, "a")).status.value == "in_progress"
 
 
-async def test_nobody_is_called_dead_until_this_process_has_watched_the_whole_threshold(
+async def test_nobody_is_called_dead_until_this_process_has_beaten_for_two_intervals(
     services,
 ):
     """Back from a database outage, every heartbeat is stale, this process's own included:
@@ -110,7 +110,8 @@ async def test_nobody_is_called_dead_until_this_process_has_watched_the_whole_th
     services.workers.watching_since = await services.workers.now()  # just came back
     assert await services.sweeper.reclaim_from_dead_workers() == 0
     assert (await services.steps.get_step(task.id, "a")).status.value == "in_progress"
-    services.workers.watching_since -= timedelta(seconds=16)  # watched long enough
+    # Two intervals (here 2 x 0.5 s): every live worker has had its turn to beat again.
+    services.workers.watching_since -= timedelta(seconds=1.1)
     assert await services.sweeper.reclaim_from_dead_workers() == 1
 
 
