@@ -319,6 +319,7 @@ class Load:
         self.creation_done = asyncio.Event()
         self.finished = asyncio.Event()
         self.max_backends = 0
+        self.all_terminal_at: float | None = None
 
     @staticmethod
     def body(spec: Spec) -> dict[str, Any]:
@@ -446,17 +447,22 @@ class Load:
                     )
 
     async def faults(
-        self, kill_every: float, redis_at: float, server_at: float, redis_down: float = 1.0
+        self,
+        kill_every: float,
+        redis_at: float,
+        server_at: float,
+        redis_down: float = 1.0,
+        faults_for: float = float("inf"),
     ) -> None:
         """kill -9 a random worker every `kill_every` s (back after 2 s); Redis and a server
-        once each, at those offsets — until every task is terminal."""
+        once each, at those offsets — until every task is terminal, or `faults_for` s."""
         loop = asyncio.get_running_loop()
         began = loop.time()
         rng = random.Random(7)
         redis_done = server_done = False
         while not self.finished.is_set() and time.monotonic() < self.deadline:
             await asyncio.sleep(kill_every)
-            if self.finished.is_set():
+            if self.finished.is_set() or loop.time() - began >= faults_for:
                 break
             index = rng.randrange(len(self.cluster.state.workers))
             await asyncio.to_thread(self.cluster.kill_worker, index)
@@ -496,6 +502,7 @@ class Load:
                     print(line, flush=True)
                     last = line.split("s ", 1)[1]
                 if self.creation_done.is_set() and row["done"] >= row["total"]:
+                    self.all_terminal_at = time.time()
                     break
                 await asyncio.sleep(2)
         finally:
@@ -504,13 +511,21 @@ class Load:
         return {"seconds_to_terminal": time.monotonic() - began}
 
     async def run(
-        self, faults: bool, kill_every: float, redis_at: float, server_at: float, redis_down: float
+        self,
+        faults: bool,
+        kill_every: float,
+        redis_at: float,
+        server_at: float,
+        redis_down: float,
+        faults_for: float = float("inf"),
     ) -> dict[str, Any]:
         began = time.monotonic()
         clients = [asyncio.create_task(self.client(n)) for n in range(self.clients)]
         resub = asyncio.create_task(self.resubmitter())
         fault_task = (
-            asyncio.create_task(self.faults(kill_every, redis_at, server_at, redis_down))
+            asyncio.create_task(
+                self.faults(kill_every, redis_at, server_at, redis_down, faults_for)
+            )
             if faults
             else None
         )
@@ -575,6 +590,12 @@ def main() -> None:
     parser.add_argument("--redis-at", type=float, default=20.0)
     parser.add_argument("--redis-down", type=float, default=1.0, help="seconds Redis is down")
     parser.add_argument("--server-at", type=float, default=40.0)
+    parser.add_argument(
+        "--faults-for",
+        type=float,
+        default=float("inf"),
+        help="stop injecting faults after this many seconds (default: until all terminal)",
+    )
     parser.add_argument("--deadline", type=float, default=1200, help="give up after (s)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=OUT / "load.json")
@@ -589,7 +610,14 @@ def main() -> None:
     started = time.time()
     print(f"{args.tasks} tasks, {args.clients} clients, faults {'on' if args.faults else 'off'}")
     timing = asyncio.run(
-        load.run(args.faults, args.kill_every, args.redis_at, args.server_at, args.redis_down)
+        load.run(
+            args.faults,
+            args.kill_every,
+            args.redis_at,
+            args.server_at,
+            args.redis_down,
+            args.faults_for,
+        )
     )
     follows = [asdict(f) for s in load.subscribers for f in s.follows.values()]
     latencies = sorted(c.latency_ms for c in load.created) or [0.0]
@@ -614,6 +642,11 @@ def main() -> None:
         "create_retries": sum(c.attempts - 1 for c in load.created),
         "max_postgres_backends": load.max_backends,
     }
+    # Recovery: how long after the last fault (a kill, a stop) every task was terminal, as the
+    # monitor saw it (it polls every 2 s).
+    hits = [e["at"] for e in result["faults"] if e["what"].startswith(("kill", "stop"))]
+    if hits and load.all_terminal_at is not None:
+        result["terminal_after_last_fault_s"] = load.all_terminal_at - max(hits)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(
@@ -625,6 +658,10 @@ def main() -> None:
         f"faults {len(result['faults'])}; follows {len(follows)}; "
         f"max PostgreSQL backends {load.max_backends}"
     )
+    if "terminal_after_last_fault_s" in result:
+        print(
+            f"every task terminal {result['terminal_after_last_fault_s']:.1f}s after the last fault"
+        )
     print(f"wrote {args.out}")
 
 

@@ -89,11 +89,33 @@ def _is_loopback(host: str) -> bool:
 @click.option("--processes", default=1, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int)
 @click.option("--examples", is_flag=True, help="Load the bundled example handlers.")
-def worker(processes: int, threads: int, examples: bool) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Prometheus endpoint of these workers (default TASKER_WORKER_METRICS_PORT, 9191; "
+    "0: none).",
+)
+@click.option(
+    "--metrics-host",
+    default=None,
+    help="Address of that endpoint (default TASKER_WORKER_METRICS_HOST, 0.0.0.0).",
+)
+def worker(
+    processes: int,
+    threads: int,
+    examples: bool,
+    metrics_port: int | None,
+    metrics_host: str | None,
+) -> None:
     """Run step workers against TASKER_BROKER_URL (Redis) and TASKER_DATABASE_URL."""
     from workers.process import run_workers
 
     settings = _settings(examples)
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"worker_metrics_port": metrics_port})
+    if metrics_host is not None:
+        settings = settings.model_copy(update={"worker_metrics_host": metrics_host})
     configure_logging(settings)
     if not settings.broker_url:
         raise click.ClickException(

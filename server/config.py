@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -63,6 +63,22 @@ class Settings(BaseSettings):
     log_json: bool = False
     log_level: str = "INFO"
     static_dir: Path = Path(__file__).resolve().parent / "static"
+
+    # Workers: one whose last heartbeat (every `heartbeat_interval`) is older than this, on
+    # the database's clock, is dead and its running steps are reclaimed at once, whatever
+    # their timeouts. `tasker worker` serves Prometheus metrics on this port (0: none).
+    worker_dead_after_seconds: float = Field(default=15.0, gt=0)
+    worker_metrics_port: int = Field(default=9191, ge=0, le=65535)
+    worker_metrics_host: str = "0.0.0.0"
+
+    @model_validator(mode="after")
+    def _dead_after_spans_heartbeats(self) -> "Settings":
+        # Fewer than two heartbeat intervals would call a live worker dead for one late beat.
+        if self.worker_dead_after_seconds < 2 * self.heartbeat_interval:
+            raise ValueError(
+                "TASKER_WORKER_DEAD_AFTER_SECONDS must be at least twice TASKER_HEARTBEAT_INTERVAL"
+            )
+        return self
 
     @property
     def handler_dirs(self) -> list[Path]:

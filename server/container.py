@@ -117,7 +117,7 @@ def build_services(
         default_timeout=settings.default_step_timeout,
         lease_grace=settings.lease_grace_seconds,
     )
-    workers = WorkerRegistry(clock, live_within=settings.heartbeat_interval * 3)
+    workers = WorkerRegistry(clock, heartbeat_interval=settings.heartbeat_interval)
     return Services(
         settings=settings,
         registry=registry,
@@ -127,7 +127,13 @@ def build_services(
         tasks=TaskService(door, registry, catalogue, workers),
         steps=StepService(door),
         runner=runner,
-        sweeper=Sweeper(door, runner, redispatch_after=settings.redispatch_after),
+        sweeper=Sweeper(
+            door,
+            runner,
+            workers,
+            redispatch_after=settings.redispatch_after,
+            dead_after=settings.worker_dead_after_seconds,
+        ),
         workers=workers,
         analytics=AnalyticsService(
             _analytics_cache(settings, clock),

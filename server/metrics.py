@@ -244,13 +244,20 @@ class _Collected:
         yield from self._families()
 
 
-def render(gauges: ScrapeGauges) -> tuple[bytes, str]:
-    """The Prometheus text for this deployment: counters (all processes) plus `gauges`."""
+def counters_registry() -> CollectorRegistry:
+    """The counters and histograms of this process, or with `PROMETHEUS_MULTIPROC_DIR` of
+    every process writing there (what `tasker worker`'s own endpoint serves)."""
     registry = CollectorRegistry(auto_describe=False)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry.register(_Collected(REGISTRY.collect))
+    return registry
+
+
+def render(gauges: ScrapeGauges) -> tuple[bytes, str]:
+    """The Prometheus text for this deployment: counters (all processes) plus `gauges`."""
+    registry = counters_registry()
     registry.register(_Collected(gauges.families))
     return generate_latest(registry), CONTENT_TYPE_LATEST
 

@@ -54,7 +54,11 @@ class DramatiqDispatcher:
         """Messages waiting in the step queue (delayed retries not counted)."""
         broker = self.actor.broker
         if isinstance(broker, RedisBroker):
-            return int(broker.do_qsize(QUEUE))
+            # The queue's list only: Dramatiq's `qsize` also counts delayed messages and the
+            # ones workers hold (running, or lost with a killed worker). Those made the
+            # sweeper see a backlog whenever a retry was pending, and hold back re-sending a
+            # lost nudge (a dead worker's reclaimed step) for up to five windows.
+            return int(broker.client.llen(f"{broker.namespace}:{QUEUE}"))
         queue = getattr(broker, "queues", {}).get(QUEUE)
         return int(queue.qsize()) if queue is not None else 0
 

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import dramatiq
@@ -83,25 +84,38 @@ class WorkerPool:
         with contextlib.suppress(Exception):
             await self.services.workers.forget(self.services.worker_id)
 
+    async def heartbeat(self) -> None:
+        """Write this worker's heartbeat now (before consuming, so that a worker killed during
+        its first step is already known, and then known dead)."""
+        await self.services.workers.heartbeat(
+            self.services.worker_id, socket.gethostname(), os.getpid(), self.started_at
+        )
+
     async def _housekeeping(self) -> None:
-        settings = self.services.settings
-        next_beat = 0.0
-        loop = asyncio.get_running_loop()
         self._stopping = stopping = asyncio.Event()
+        await asyncio.gather(self._beating(stopping), self._sweeping(stopping))
+
+    async def _beating(self, stopping: asyncio.Event) -> None:
+        # Its own loop, not a turn of the sweep's: a slow sweep under load must not delay the
+        # heartbeat that tells other workers this one is alive.
+        await self._every(self.services.settings.heartbeat_interval, self.heartbeat, stopping)
+
+    async def _sweeping(self, stopping: asyncio.Event) -> None:
+        await self._every(self.services.settings.sweep_interval, self._sweep, stopping)
+
+    async def _sweep(self) -> None:
+        await self.services.sweeper.sweep()
+
+    @staticmethod
+    async def _every(
+        interval: float, work: Callable[[], Awaitable[None]], stopping: asyncio.Event
+    ) -> None:
         while not stopping.is_set():
             try:
-                if loop.time() >= next_beat:
-                    await self.services.workers.heartbeat(
-                        self.services.worker_id,
-                        socket.gethostname(),
-                        os.getpid(),
-                        self.started_at,
-                    )
-                    next_beat = loop.time() + settings.heartbeat_interval
-                await self.services.sweeper.sweep()
+                await work()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("housekeeping pass failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), settings.sweep_interval)
+                await asyncio.wait_for(stopping.wait(), interval)

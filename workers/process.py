@@ -1,4 +1,5 @@
-"""`tasker worker`: N worker processes, each with T Dramatiq threads on one database loop."""
+"""`tasker worker`: N worker processes, each with T Dramatiq threads on one database loop, and
+one Prometheus endpoint for all of them (`workers.metrics`)."""
 
 import logging
 import multiprocessing
@@ -9,6 +10,7 @@ from server.config import Settings
 from server.container import build_services
 from server.heap import settle as settle_heap
 from server.services.ports import NullDispatcher
+from workers.metrics import serve_metrics, share_across_processes
 from workers.pool import WorkerPool
 from workers.runtime import LoopRuntime
 
@@ -18,7 +20,9 @@ log = logging.getLogger(__name__)
 def run_workers(settings: Settings, *, processes: int, threads: int) -> int:
     """Run the workers until SIGTERM/SIGINT; returns an exit code."""
     if processes <= 1:
-        return _serve_one(settings, threads)
+        return _serve_one(settings, threads, serve=True)
+    port = settings.worker_metrics_port
+    clean = share_across_processes() if port else (lambda: None)
     ctx = multiprocessing.get_context("spawn")
     children = [
         ctx.Process(target=_serve_one, args=(settings, threads), name=f"tasker-worker-{i}")
@@ -26,6 +30,9 @@ def run_workers(settings: Settings, *, processes: int, threads: int) -> int:
     ]
     for child in children:
         child.start()
+    # The supervisor serves the sum of its children's values (they write them to the shared
+    # directory), so one scrape per host sees every process, restarted ones included.
+    stop_metrics = serve_metrics(port, settings.worker_metrics_host)
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
@@ -34,12 +41,17 @@ def run_workers(settings: Settings, *, processes: int, threads: int) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    for child in children:
-        child.join()
+    try:
+        for child in children:
+            child.join()
+    finally:
+        stop_metrics()
+        clean()
     return max((c.exitcode or 0) for c in children)
 
 
-def _serve_one(settings: Settings, threads: int) -> int:
+def _serve_one(settings: Settings, threads: int, *, serve: bool = False) -> int:
+    """One worker process; `serve`: with its own metrics endpoint (a single process)."""
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -52,6 +64,12 @@ def _serve_one(settings: Settings, threads: int) -> int:
     pool = WorkerPool(services, runtime, threads=threads)
     if settings.freeze_heap:
         settle_heap()
+    stop_metrics = (
+        serve_metrics(settings.worker_metrics_port, settings.worker_metrics_host)
+        if serve
+        else (lambda: None)
+    )
+    runtime.run(pool.heartbeat())
     pool.start_consuming()
     pool.start_background()
     log.info("worker %s consuming with %d threads", services.worker_id, threads)
@@ -61,4 +79,5 @@ def _serve_one(settings: Settings, threads: int) -> int:
     runtime.run(pool.stop_background())
     runtime.run(services.close())
     runtime.stop()
+    stop_metrics()
     return 0

@@ -18,6 +18,11 @@ from server.domain.states import DONE_STEP_STATES, StepState, TaskState
 from server.services.transitions import Door, TaskRef, UnitOfWork
 
 
+def lease_holder(lease_owner: str) -> str:
+    """The worker id a lease was issued to (leases are `<worker id>/<claim number>`)."""
+    return lease_owner.rpartition("/")[0]
+
+
 @dataclass(frozen=True, slots=True)
 class Claim:
     """A step this worker now holds the lease on."""
@@ -169,6 +174,8 @@ class Claimer:
         # Unique per claim: a late result from an earlier claim by this same process must not
         # match a newer lease on the same step. The worker id is unique per process start, so
         # a counter suffices (uuid4 reads os.urandom: 4 % of a worker's CPU under load).
+        # The prefix names the claiming worker: the sweeper reclaims the steps of a worker
+        # whose heartbeats stopped (`lease_holder`).
         return f"{self.worker_id}/{next(self._leases)}"
 
     def _claim_of(self, row: fastpath.ClaimedRow, lease: str) -> Claim:

@@ -1,4 +1,5 @@
-"""The safety net: re-dispatch idle ready steps, reclaim expired leases, finalize stuck tasks.
+"""The safety net: reclaim the steps of dead workers and expired leases, re-dispatch idle ready
+steps, finalize stuck tasks.
 
 Runs periodically in every worker process (and the embedded server). Several sweepers at once
 are harmless: every effect goes through compare-and-set, and nudges are idempotent.
@@ -14,10 +15,11 @@ from tortoise.expressions import Q
 from server.db.models import StepEdge, Task, WorkflowStep
 from server.domain.states import DONE_STEP_STATES, StepState
 from server.services.analytics import roll_recent
-from server.services.claims import Claim
+from server.services.claims import Claim, lease_holder
 from server.services.execution import Outcome, StepRunner
 from server.services.progress import advance
 from server.services.transitions import Door, TaskRef
+from server.services.workers import WorkerRegistry
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ class SweepReport:
     """What one sweep did."""
 
     reaped: int = 0
+    """Steps taken back from dead workers or expired leases."""
     redispatched: int = 0
     finalized: int = 0
     rolled_up: int = 0
@@ -38,10 +41,19 @@ class Sweeper:
     """One pass of the safety net at a time, in batches."""
 
     def __init__(
-        self, door: Door, runner: StepRunner, *, redispatch_after: float, batch: int = 500
+        self,
+        door: Door,
+        runner: StepRunner,
+        workers: WorkerRegistry,
+        *,
+        redispatch_after: float,
+        dead_after: float,
+        batch: int = 500,
     ) -> None:
         self.door = door
         self.runner = runner
+        self.workers = workers
+        self.dead_after = timedelta(seconds=dead_after)
         self.redispatch_after = timedelta(seconds=redispatch_after)
         self._backlog_since: float | None = None
         self.batch = batch
@@ -49,7 +61,7 @@ class Sweeper:
     async def sweep(self) -> SweepReport:
         """Run every part of the sweep once."""
         return SweepReport(
-            reaped=await self.reap_expired_leases(),
+            reaped=await self.reclaim_from_dead_workers() + await self.reap_expired_leases(),
             redispatched=await self.redispatch_idle(),
             finalized=await self.finalize_stuck(),
             rolled_up=await self.roll_up_analytics(),
@@ -64,15 +76,48 @@ class Sweeper:
             log.warning("analytics rollup failed; reports will roll up on demand", exc_info=True)
             return 0
 
+    async def reclaim_from_dead_workers(self) -> int:
+        """Running steps of workers whose heartbeats stopped go down the retry path at once.
+
+        A worker writes a heartbeat every few seconds whatever its steps are doing, so a
+        silent one is dead (killed, its host gone) or frozen; its steps need not wait out
+        their leases (the step timeout, minutes). A live worker's long step is never taken:
+        its heartbeats go on. A frozen worker that wakes after this finds its lease replaced,
+        and its late result is discarded like any lost lease's.
+        """
+        running: list[tuple[int, str | None]] = await WorkflowStep.filter(
+            status=StepState.IN_PROGRESS.value
+        ).values_list("id", "lease_owner")
+        holders = {lease_holder(lease) for _, lease in running if lease}
+        dead = await self.workers.dead_among(holders, self.dead_after)
+        if not dead:
+            return 0
+        orphans = [i for i, lease in running if lease and lease_holder(lease) in dead]
+        rows = await WorkflowStep.filter(
+            id__in=orphans[: self.batch], status=StepState.IN_PROGRESS.value
+        ).select_related("task")
+        reclaimed = await self._take_back(rows, "worker lost: heartbeats stopped")
+        if reclaimed:
+            log.warning("reclaimed %d steps from dead workers %s", reclaimed, sorted(dead))
+        return reclaimed
+
     async def reap_expired_leases(self) -> int:
-        """Steps whose worker vanished go down the retry path with reason `worker_lost`."""
+        """Steps whose lease expired go down the retry path with reason `worker_lost`."""
         now = self.door.clock.now()
         rows = await (
             WorkflowStep.filter(status=StepState.IN_PROGRESS.value, lease_expires_at__lt=now)
             .select_related("task")
             .limit(self.batch)
         )
-        reaped = 0
+        reaped = await self._take_back(rows, "worker lost: lease expired")
+        if reaped:
+            log.warning("reclaimed %d steps from lost workers", reaped)
+        return reaped
+
+    async def _take_back(self, rows: list[WorkflowStep], why: str) -> int:
+        """Record a lost attempt for each row, as its holder would have: compare-and-set on
+        the lease it holds, so a step claimed again meanwhile is left alone."""
+        taken = 0
         for row in rows:
             claim = Claim(
                 step_id=row.id,
@@ -90,12 +135,10 @@ class Sweeper:
                 parent_results={},
                 lease_owner=row.lease_owner or "",
             )
-            lost = Outcome(error="worker lost: lease expired", error_class="WorkerLost")
+            lost = Outcome(error=why, error_class="WorkerLost")
             if await self.runner.record(claim, lost) != "discarded":
-                reaped += 1
-        if reaped:
-            log.warning("reclaimed %d steps from lost workers", reaped)
-        return reaped
+                taken += 1
+        return taken
 
     async def redispatch_idle(self) -> int:
         """Nudge ready steps whose message was lost, and retries whose delayed message was.

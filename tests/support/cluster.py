@@ -22,6 +22,8 @@ FAST_ENV = {
     "TASKER_DEFAULT_STEP_TIMEOUT": "3",
     "TASKER_HANDLERS_PATH": str(ROOT / "tests" / "fixtures" / "workflows"),
     "TASKER_EXAMPLES": "true",
+    # Many workers start at once in a test run: none takes the default metrics port.
+    "TASKER_WORKER_METRICS_PORT": "0",
 }
 
 
