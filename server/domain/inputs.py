@@ -6,7 +6,8 @@ no other refuses, and a value the database cannot hold is a 422 / `ValidationErr
 
 - No NUL (U+0000) in any string or JSON key: PostgreSQL's text and jsonb cannot store it (the
   insert fails), while SQLite would store it, so the same request would succeed or fail by
-  backend.
+  backend. No lone surrogate (`"\\ud800"` in JSON) either: it has no UTF-8 form, so no
+  database can store it.
 - Lengths follow the database columns (`server.db.models`): VARCHAR(255) for idempotency
   keys, initiator and source system, VARCHAR(128) for names, VARCHAR(64) for versions.
 - JSON integers are signed 64-bit. PostgreSQL's jsonb would keep any precision, but JSON
@@ -43,10 +44,24 @@ MAX_JSON_DEPTH = 64
 MAX_JSON_BYTES = 1024 * 1024
 """Size of a context, inputs or results encoded as compact UTF-8 JSON."""
 MAX_PROBLEMS = 10
-"""Problems reported for one field; a huge bad document does not make a huge answer."""
+"""Problems reported per field, and fields reported per request: a huge bad document does
+not make a huge answer."""
 
 NUL = "\x00"
 NO_NUL = "must not contain NUL characters"
+NOT_UNICODE = "must be valid Unicode (no lone surrogates)"
+
+
+def text_problem(value: str) -> str | None:
+    """Why a string cannot be stored, or None."""
+    if NUL in value:
+        return NO_NUL
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return NOT_UNICODE
+    return None
 
 
 class InputProblems:
@@ -59,6 +74,8 @@ class InputProblems:
         return bool(self.details)
 
     def add(self, field: str, message: str) -> None:
+        if field not in self.details and len(self.details) >= MAX_PROBLEMS:
+            return
         messages = self.details.setdefault(field, [])
         if len(messages) < MAX_PROBLEMS and message not in messages:
             messages.append(message)
@@ -67,8 +84,9 @@ class InputProblems:
         """A string without NUL and, when `max_length` is given, at most that long."""
         if value is None:
             return
-        if NUL in value:
-            self.add(field, NO_NUL)
+        problem = text_problem(value)
+        if problem:
+            self.add(field, problem)
         if max_length is not None and len(value) > max_length:
             self.add(field, f"must be at most {max_length} characters")
 
@@ -91,43 +109,44 @@ class InputProblems:
     def json(self, field: str, value: Any) -> None:
         """A JSON document: no NUL, 64-bit integers, finite numbers, bounded depth and size."""
         if not self._json_values(field, value):
-            return
+            return  # only a document that can be encoded has a size
         size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
         if size > MAX_JSON_BYTES:
             self.add(field, f"must be at most {MAX_JSON_BYTES} bytes as JSON")
 
     def _json_values(self, field: str, value: Any) -> bool:
-        """Walks the document without recursion; False if it is too deep to measure."""
-        ok = True
+        """Walks the document without recursion, reporting each bad value by its path;
+        True if there was none."""
+        clean = True
         stack: list[tuple[str, Any, int]] = [(field, value, 0)]
         while stack:
             where, item, depth = stack.pop()
+            problem: str | None = None
             if isinstance(item, str):
-                if NUL in item:
-                    self.add(where, NO_NUL)
+                problem = text_problem(item)
             elif isinstance(item, bool) or item is None:
                 continue
             elif isinstance(item, int):
                 if not MIN_JSON_INT <= item <= MAX_JSON_INT:
-                    self.add(where, f"must be an integer from {MIN_JSON_INT} to {MAX_JSON_INT}")
+                    problem = f"must be an integer from {MIN_JSON_INT} to {MAX_JSON_INT}"
             elif isinstance(item, float):
                 if not math.isfinite(item):
-                    self.add(where, "must be a finite number")
-            elif isinstance(item, Mapping | list | tuple):
-                if depth >= MAX_JSON_DEPTH:
-                    self.add(field, f"must not be nested more than {MAX_JSON_DEPTH} levels deep")
-                    ok = False
-                    continue
-                if isinstance(item, Mapping):
-                    for key, child in item.items():
-                        if NUL in str(key):
-                            self.add(where, "keys " + NO_NUL)
-                        stack.append((f"{where}.{key}", child, depth + 1))
-                else:
-                    stack.extend(
-                        (f"{where}[{i}]", child, depth + 1) for i, child in enumerate(item)
-                    )
-        return ok
+                    problem = "must be a finite number"
+            elif depth >= MAX_JSON_DEPTH and isinstance(item, Mapping | list | tuple):
+                where = field
+                problem = f"must not be nested more than {MAX_JSON_DEPTH} levels deep"
+            elif isinstance(item, Mapping):
+                for key, child in item.items():
+                    if key_problem := text_problem(str(key)):
+                        self.add(where, "keys " + key_problem)
+                        clean = False
+                    stack.append((f"{where}.{key}", child, depth + 1))
+            elif isinstance(item, list | tuple):
+                stack.extend((f"{where}[{i}]", child, depth + 1) for i, child in enumerate(item))
+            if problem:
+                self.add(where, problem)
+                clean = False
+        return clean
 
 
 def text_filter_problems(filters: Mapping[str, str | None]) -> dict[str, list[str]]:

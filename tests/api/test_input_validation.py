@@ -312,3 +312,36 @@ async def test_a_bad_step_resolution_is_refused_alike(client, given, field):
     result = (await graphql(client, RESOLVE_STEP, variables))["data"]["resolveStep"]
     assert result["__typename"] == "ValidationError"
     assert result["code"] == error["code"] and details_of(result) == error["details"]
+
+
+async def test_a_lone_surrogate_is_refused_on_both_surfaces(client):
+    """No UTF-8 form, so no database can store it. REST's JSON parser refuses it first (400);
+    GraphQL's parser takes it, and the core refuses it (it was an INTERNAL_ERROR)."""
+    raw = b'{"namespace": "payments", "name": "process_payment", "reason": "\\ud800",'
+    raw += b' "context": {"payment_id": 1}}'
+    rest = await client.post(
+        "/tasker/tasks", content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert rest.status_code == 400 and rest.json()["error"]["code"] == "BAD_REQUEST"
+    result = await graphql_create(client, task(reason="\ud800", context={"x": ["\udfff"]}))
+    assert (result["__typename"], result["code"]) == ("ValidationError", "INVALID_TASK_CONFIG")
+    assert set(details_of(result)) == {"reason", "context.x[0]"}
+
+
+async def test_a_nul_in_an_address_is_not_found_on_both_surfaces(client):
+    assert (await client.get("/tasker/tasks/%00")).status_code == 404
+    assert (await client.get("/tasker/handlers/pay%00ments")).status_code == 404
+    task_id = await created_task(client)
+    assert (await client.get(f"/tasker/tasks/{task_id}/workflow_steps/%00")).status_code == 404
+    body = await graphql(client, 'query { task(id: "\\u0000") { id } }', {})
+    assert body == {"data": {"task": None}}
+
+
+async def test_a_document_full_of_mistakes_gets_a_bounded_answer(services):
+    with pytest.raises(InvalidTaskConfig) as caught:
+        await services.tasks.create_task(
+            CreateTask(
+                namespace="payments", name="process_payment", context={"n": [2**64] * 10_000}
+            )
+        )
+    assert 0 < len(caught.value.details or {}) <= 10
