@@ -21,16 +21,28 @@ from server.domain.views import CreateTask
 class CreateTaskInput:
     namespace: str = strawberry.field(description="Namespace of the handler.")
     name: str = strawberry.field(description="Handler name.")
-    context: JSON = strawberry.field(description="The task's input: a JSON object.")
+    context: JSON = strawberry.field(
+        description=(
+            "The task's input: a JSON object (no NUL, signed 64-bit integers, finite numbers, "
+            "at most 64 levels deep and 1 MiB)."
+        )
+    )
     version: str | None = strawberry.field(
         default=None, description="Handler version; omitted means the latest by semver."
     )
     idempotency_key: str | None = strawberry.field(
         default=None,
-        description="Repeating a request with the same key returns the first task.",
+        description=(
+            "Repeating a request with the same key returns the first task (at most 255 "
+            "characters; with authentication on, keys belong to the caller's token subject)."
+        ),
     )
-    initiator: str | None = strawberry.field(default=None, description="Who asks.")
-    source_system: str | None = strawberry.field(default=None, description="Calling system.")
+    initiator: str | None = strawberry.field(
+        default=None, description="Who asks (at most 255 characters)."
+    )
+    source_system: str | None = strawberry.field(
+        default=None, description="Calling system (at most 255 characters)."
+    )
     reason: str | None = strawberry.field(default=None, description="Why the task exists.")
     tags: list[str] | None = strawberry.field(default=None, description="Free-form labels.")
     bypass_steps: list[str] | None = strawberry.field(
