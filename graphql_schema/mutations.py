@@ -21,23 +21,35 @@ from server.domain.views import CreateTask
 class CreateTaskInput:
     namespace: str = strawberry.field(description="Namespace of the handler.")
     name: str = strawberry.field(description="Handler name.")
-    context: JSON = strawberry.field(description="The task's input: a JSON object.")
+    context: JSON = strawberry.field(
+        description=(
+            "The task's input: a JSON object (no NUL, signed 64-bit integers, finite numbers, "
+            "at most 64 levels deep and 1 MiB)."
+        )
+    )
     version: str | None = strawberry.field(
         default=None, description="Handler version; omitted means the latest by semver."
     )
     idempotency_key: str | None = strawberry.field(
         default=None,
-        description="Repeating a request with the same key returns the first task.",
+        description=(
+            "Repeating a request with the same key returns the first task (at most 255 "
+            "characters; with authentication on, keys belong to the caller's token subject)."
+        ),
     )
-    initiator: str | None = strawberry.field(default=None, description="Who asks.")
-    source_system: str | None = strawberry.field(default=None, description="Calling system.")
+    initiator: str | None = strawberry.field(
+        default=None, description="Who asks (at most 255 characters)."
+    )
+    source_system: str | None = strawberry.field(
+        default=None, description="Calling system (at most 255 characters)."
+    )
     reason: str | None = strawberry.field(default=None, description="Why the task exists.")
     tags: list[str] | None = strawberry.field(default=None, description="Free-form labels.")
     bypass_steps: list[str] | None = strawberry.field(
         default=None, description="Skippable steps to mark resolved at creation."
     )
 
-    def to_request(self) -> CreateTask:
+    def to_request(self, subject: str | None) -> CreateTask:
         return CreateTask(
             namespace=self.namespace,
             name=self.name,
@@ -49,6 +61,7 @@ class CreateTaskInput:
             tags=tuple(self.tags or ()),
             bypass_steps=tuple(self.bypass_steps or ()),
             idempotency_key=self.idempotency_key,
+            subject=subject,
         )
 
 
@@ -92,6 +105,10 @@ StepCommandResult = Annotated[
     StepType | NotFoundErrorType | InvalidTransitionErrorType,
     strawberry.union("StepCommandResult", description="The step after the command, or why not."),
 ]
+ResolveStepResult = Annotated[
+    StepType | NotFoundErrorType | InvalidTransitionErrorType | ValidationErrorType,
+    strawberry.union("ResolveStepResult", description="The resolved step, or why not."),
+]
 TaskId = Annotated[strawberry.ID, strawberry.argument(description="Task id.")]
 StepRef = Annotated[str, strawberry.argument(description="Step name, or step id.")]
 Results = Annotated[JSON | None, strawberry.argument(description="Results to record.")]
@@ -103,7 +120,9 @@ StepChanges = Annotated[UpdateStepInput, strawberry.argument(description="Settin
 
 @expected_errors
 async def create_task(info: Info, input: NewTask) -> CreateTaskResult:
-    task, _created = await info.context.services.tasks.create_task(input.to_request())
+    services = info.context.services
+    subject = services.auth.subject(info.context.request.scope)
+    task, _created = await services.tasks.create_task(input.to_request(subject))
     return TaskType.from_view(task, info)
 
 
@@ -145,7 +164,7 @@ async def retry_step(info: Info, task_id: TaskId, step: StepRef) -> StepCommandR
 @expected_errors
 async def resolve_step(
     info: Info, task_id: TaskId, step: StepRef, results: Results = None, reason: Reason = None
-) -> StepCommandResult:
+) -> ResolveStepResult:
     steps = info.context.services.steps
     view = await steps.resolve_step(task_id, step, results=results, reason=reason)
     return StepType.from_view(view)
@@ -175,7 +194,7 @@ class Mutation:
     retry_step: StepCommandResult = strawberry.mutation(
         resolver=retry_step, description="Re-run a failed step now, with a fresh attempt budget."
     )
-    resolve_step: StepCommandResult = strawberry.mutation(
+    resolve_step: ResolveStepResult = strawberry.mutation(
         resolver=resolve_step,
         description="Mark a step resolved by hand (idempotent); dependants proceed.",
     )

@@ -35,12 +35,6 @@ class BadRequest(DomainError):
     code = "BAD_REQUEST"
 
 
-class InvalidTaskConfig(ValidationFailed):
-    """Input to `POST /tasks` that cannot make a task (the seed's code for it)."""
-
-    code = "INVALID_TASK_CONFIG"
-
-
 STATUS_BY_ERROR: Mapping[type[DomainError], int] = {
     BadRequest: 400,
     AuthenticationFailed: 401,  # issue 5: the messages are the seed's, see server.auth

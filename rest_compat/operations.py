@@ -155,11 +155,9 @@ async def _parse(kind: str, model: type[BaseModel], request: Request) -> BaseMod
         raw = await request.body()
         if raw.strip() == b"":
             raw = b"{}"
-        parsed = model.model_validate_json(raw)
+        return model.model_validate_json(raw)
     except ValidationError as exc:
         raise _invalid(exc) from None
-    _refuse_nul(parsed.model_dump(mode="python"), "")
-    return parsed
 
 
 @functools.lru_cache(maxsize=1024)
@@ -193,21 +191,6 @@ def _message(error: Mapping[str, Any]) -> str:
     if error["type"] == "missing":
         return "must be present"
     return str(error["msg"]).removeprefix("Value error, ")
-
-
-def _refuse_nul(value: Any, where: str) -> None:
-    """Free-form JSON (context, inputs, results) may not hold NUL either, at any depth."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            message = "must not contain NUL characters"
-            raise ValidationFailed("Invalid request", {where or "body": [message]})
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _refuse_nul(key, where)
-            _refuse_nul(item, f"{where}.{key}" if where else str(key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _refuse_nul(item, f"{where}[{i}]")
 
 
 def routes_for(operations: Iterable[Operation]) -> list[BaseRoute]:

@@ -2,14 +2,18 @@
 
 The pipeline validates every request against these before an endpoint runs, and the OpenAPI
 document is generated from them. Constraints are stated in the schema wherever the server
-enforces them, so a request the document calls valid is never refused as invalid:
-strings may not hold NUL (PostgreSQL cannot store it), numbers stay in the database's range.
+enforces them, so a request the document calls valid is never refused as invalid.
+
+The rules on content (no NUL, lengths of stored strings, JSON numbers, depth and size) are
+the core's (`server.domain.inputs`), enforced by the services for every surface alike; here
+they are only documented (`_documented`), quoting the same constants.
 """
 
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from server.domain.inputs import MAX_KEY_LENGTH, MAX_REASON_LENGTH, MAX_TAGS
 from server.domain.states import TaskState
 from server.services.definitions import _SEMVER, is_semver
 from server.services.steps import MAX_RETRY_LIMIT
@@ -18,12 +22,6 @@ MAX_CURSOR = 2**63 - 1
 MAX_PAGE = 1_000_000
 NO_NUL_PATTERN = r"^[^\u0000]*$"
 SEMVER_PATTERN = f"^(?:{_SEMVER.pattern})$"
-
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
 
 
 def _semver(value: str) -> str:
@@ -52,7 +50,14 @@ def _query_bool(value: Any) -> Any:
     return value
 
 
-Text = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra={"pattern": NO_NUL_PATTERN})]
+def _documented(**schema: Any) -> Any:
+    """A rule the services enforce, stated in the OpenAPI document only."""
+    return Field(json_schema_extra={"pattern": NO_NUL_PATTERN, **schema})
+
+
+Text = Annotated[str, _documented()]
+Key = Annotated[str, _documented(maxLength=MAX_KEY_LENGTH)]
+Reason = Annotated[str, _documented(maxLength=MAX_REASON_LENGTH)]
 Version = Annotated[
     str,
     AfterValidator(_semver),
@@ -83,7 +88,7 @@ JSON_VALUE_SCHEMA: dict[str, Any] = {
         },
     ],
 }
-"""The `JsonValue` component; the pipeline refuses NUL anywhere in a body (`_refuse_nul`)."""
+"""The `JsonValue` component; the services refuse NUL anywhere in it (`server.domain.inputs`)."""
 # Wrapped in allOf: pydantic would try to resolve a bare $ref among its own definitions.
 JsonValue = Annotated[Any, WithJsonSchema({"allOf": [{"$ref": JSON_VALUE_REF}]})]
 JsonObject = Annotated[
@@ -150,11 +155,10 @@ class EventsHeaders(Query):
 
 
 class CreateTaskHeaders(Query):
-    idempotency_key: Text | None = Field(
+    idempotency_key: Key | None = Field(
         None,
         alias="Idempotency-Key",
         min_length=1,
-        max_length=255,
         description="Repeating a key returns the task it created (200); "
         "reusing it with a different request is a conflict (409)",
     )
@@ -185,18 +189,20 @@ class CreateTaskBody(Body):
     context: JsonObject = Field(
         default_factory=dict, description="Checked against the handler's context schema"
     )
-    initiator: Text | None = Field(None, max_length=255)
-    source_system: Text | None = Field(None, max_length=255)
-    reason: Text | None = None
-    tags: list[Text] = Field(default_factory=list)
+    initiator: Key | None = None
+    source_system: Key | None = None
+    reason: Reason | None = None
+    tags: Annotated[list[Key], Field(json_schema_extra={"maxItems": MAX_TAGS})] = Field(
+        default_factory=list
+    )
     bypass_steps: list[Text] = Field(
         default_factory=list, description="Skippable steps to mark resolved at once"
     )
 
 
 class UpdateTaskBody(Body):
-    reason: Text | None = None
-    tags: list[Text] | None = None
+    reason: Reason | None = None
+    tags: Annotated[list[Key], Field(json_schema_extra={"maxItems": MAX_TAGS})] | None = None
 
 
 class UpdateStepBody(Body):
@@ -214,4 +220,4 @@ class UpdateStepBody(Body):
 
 class ResolveStepBody(Body):
     results: JsonValue = Field(None, description="Recorded as the step's results")
-    reason: Text | None = None
+    reason: Reason | None = None

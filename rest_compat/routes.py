@@ -10,7 +10,6 @@ from starlette.routing import BaseRoute
 
 from rest_compat import diagrams, discovery, events, observability, steps, tasks
 from rest_compat.api_docs import docs_routes
-from rest_compat.errors import InvalidTaskConfig
 from rest_compat.operations import Link, Operation, Reply, routes_for
 from rest_compat.shapes import (
     DiagramOut,
@@ -26,6 +25,7 @@ from rest_compat.shapes import (
     TaskRecordOut,
     TaskWithDependencies,
 )
+from server.domain.errors import InvalidTaskConfig
 
 T = "/tasker/tasks"
 STEP = f"{T}/{{task_id}}/workflow_steps/{{step_id}}"
@@ -68,7 +68,7 @@ OPERATIONS: list[Operation] = [
               (Reply(201, "Created", TaskOut, links=TASK_LINKS),
                Reply(200, "The task an earlier request with this Idempotency-Key created",
                      TaskOut, links=TASK_LINKS)),
-              errors=(404, 409), invalid=(InvalidTaskConfig, "Invalid task configuration")),
+              errors=(404, 409), invalid=(InvalidTaskConfig, InvalidTaskConfig.default_message)),
     Operation("GET", T, tasks.list_tasks,
               "tasker.task:index", "List tasks, newest first",
               (Reply(200, "One page of tasks", TaskList),)),

@@ -32,6 +32,7 @@ async def create_task(
             tags=tuple(body.tags),
             bypass_steps=tuple(body.bypass_steps),
             idempotency_key=headers.idempotency_key,
+            subject=services_of(request).auth.subject(request.scope),
         )
     )
     # A repeated Idempotency-Key answers with the task it created the first time.

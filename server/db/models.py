@@ -65,7 +65,10 @@ class Task(Model):
     reason = fields.TextField(null=True)
     tags: fields.Field[Any] = fields.JSONField(default=list)
     bypass_steps: fields.Field[Any] = fields.JSONField(default=list)
-    idempotency_key = fields.CharField(max_length=255, null=True, unique=True)
+    idempotency_key = fields.CharField(max_length=255, null=True)
+    # Whose key it is: a digest of the caller's token subject, '' in open mode. Keys are
+    # unique per scope (a partial unique index, migration 8), so callers never share them.
+    idempotency_scope = fields.CharField(max_length=64, default="", db_default="")
     identity_hash = fields.CharField(max_length=64, db_index=True)
     requested_at = fields.DatetimeField()
     created_at = fields.DatetimeField()

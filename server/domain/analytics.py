@@ -23,6 +23,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from server.domain.errors import ValidationFailed
+from server.domain.inputs import text_filter_problems
+
 PERCENTILES = (0.5, 0.95, 0.99)
 TREND_WINDOWS = (("1h", 1), ("4h", 4), ("24h", 24))
 MAX_PERIOD_HOURS = 8760
@@ -123,6 +126,13 @@ class BottleneckScope:
     name: str | None = None
     version: str | None = None
     period_hours: int = 24
+
+    def __post_init__(self) -> None:
+        problems = text_filter_problems(
+            {"namespace": self.namespace, "name": self.name, "version": self.version}
+        )
+        if problems:
+            raise ValidationFailed("Invalid filter", problems)
 
     def holds(self, namespace: str, name: str, version: str) -> bool:
         """Whether a handler's tasks are in this scope."""

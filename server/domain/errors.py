@@ -77,6 +77,17 @@ class ValidationFailed(DomainError):
         super().__init__(message, dict(details))
 
 
+class InvalidTaskConfig(ValidationFailed):
+    """Input that cannot make a task: the seed's REST code, answered alike on every surface."""
+
+    code = "INVALID_TASK_CONFIG"
+    default_message: ClassVar[str] = "Invalid task configuration"
+
+    @classmethod
+    def of(cls, details: dict[str, list[str]]) -> "InvalidTaskConfig":
+        return cls(cls.default_message, details)
+
+
 class InvalidTransition(DomainError):
     """The requested state change is not allowed from the current state."""
 

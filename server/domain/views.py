@@ -181,6 +181,9 @@ class CreateTask:
     tags: tuple[str, ...] = ()
     bypass_steps: tuple[str, ...] = ()
     idempotency_key: str | None = None
+    subject: str | None = None
+    """The caller's token subject: idempotency keys are its own. None (open mode): one
+    scope shared by every caller."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,13 @@
 """Task creation: validate against the handler, then write the task, its steps, edges and
 history in one transaction, dispatching the root steps after commit.
 
+Every input rule (`server.domain.inputs`, the handler's context schema, bypassable steps) is
+checked first; any breach is one InvalidTaskConfig, whichever surface asked.
+
 Idempotency: a repeated `idempotency_key` with the same request (same identity hash) returns
-the original task; with a different request it is a Conflict. Concurrent duplicates are
-settled by the key's unique index.
+the original task; with a different request it is a Conflict. Keys are scoped to the caller
+(`CreateTask.subject`): another caller's key is just a new key. Concurrent duplicates are
+settled by the (scope, key) unique index.
 """
 
 import hashlib
@@ -15,7 +19,15 @@ from tortoise.exceptions import IntegrityError
 
 from server.db.models import StepEdge, Task, Transition, WorkflowStep
 from server.db.rows import task_view
-from server.domain.errors import Conflict, ValidationFailed
+from server.domain.errors import Conflict, InvalidTaskConfig, ValidationFailed
+from server.domain.inputs import (
+    MAX_KEY_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_REASON_LENGTH,
+    MAX_TAGS,
+    MAX_VERSION_LENGTH,
+    InputProblems,
+)
 from server.domain.states import StepState, TaskState
 from server.domain.templates import HandlerTemplate
 from server.domain.views import CreateTask, TaskView
@@ -38,6 +50,30 @@ def identity_hash(template: HandlerTemplate, context: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def idempotency_scope(subject: str | None) -> str:
+    """Whose idempotency keys: a digest of the token subject (fixed width for the index),
+    '' when there is no caller (open mode: one scope for everybody)."""
+    if subject is None:
+        return ""
+    return hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def input_problems(req: CreateTask) -> dict[str, list[str]]:
+    """What breaks the shared input rules (NUL, lengths, JSON numbers, depth, size)."""
+    problems = InputProblems()
+    problems.text("namespace", req.namespace, MAX_NAME_LENGTH)
+    problems.text("name", req.name, MAX_NAME_LENGTH)
+    problems.text("version", req.version, MAX_VERSION_LENGTH)
+    problems.text("idempotency_key", req.idempotency_key, MAX_KEY_LENGTH)
+    problems.text("initiator", req.initiator, MAX_KEY_LENGTH)
+    problems.text("source_system", req.source_system, MAX_KEY_LENGTH)
+    problems.text("reason", req.reason, MAX_REASON_LENGTH)
+    problems.texts("tags", req.tags, MAX_KEY_LENGTH, MAX_TAGS)
+    problems.texts("bypass_steps", req.bypass_steps, MAX_NAME_LENGTH)
+    problems.json("context", req.context)
+    return problems.details
+
+
 class TaskCreator:
     """Turns a validated request into a task, in one transaction."""
 
@@ -53,36 +89,55 @@ class TaskCreator:
         (created=False); with a different request it raises Conflict. Raises
         NamespaceNotFound / HandlerNotFound / ValidationFailed; nothing is written then.
         """
-        template = self.registry.get(req.namespace, req.name, req.version)
-        self._validate(template, req)
+        try:
+            template = self._validated(req)
+        except ValidationFailed as exc:
+            if isinstance(exc, InvalidTaskConfig):
+                raise
+            raise InvalidTaskConfig.of(exc.details or {}) from exc
         fingerprint = identity_hash(template, req.context)
+        scope = idempotency_scope(req.subject)
         if req.idempotency_key:
-            existing = await Task.get_or_none(idempotency_key=req.idempotency_key)
+            existing = await self._keyed(scope, req.idempotency_key)
             if existing is not None:
                 return self._same_request(existing, fingerprint), False
         try:
-            view = await self._insert(template, req, fingerprint)
+            view = await self._insert(template, req, fingerprint, scope)
             task_created(view.namespace)  # metrics: creation publishes no transition event
             return view, True
         except IntegrityError:
-            existing = await Task.get_or_none(idempotency_key=req.idempotency_key)
+            existing = await self._keyed(scope, req.idempotency_key)
             if existing is None:
                 raise
             return self._same_request(existing, fingerprint), False
 
-    def _validate(self, template: HandlerTemplate, req: CreateTask) -> None:
+    @staticmethod
+    async def _keyed(scope: str, key: str | None) -> Task | None:
+        if not key:
+            return None
+        return await Task.get_or_none(idempotency_scope=scope, idempotency_key=key)
+
+    def _validated(self, req: CreateTask) -> HandlerTemplate:
+        """The template to run, once every input rule holds (ValidationFailed otherwise)."""
         if not isinstance(req.context, dict):
-            raise ValidationFailed("Invalid task context", {"context": ["must be a JSON object"]})
+            raise InvalidTaskConfig.of({"context": ["must be a JSON object"]})
+        problems = input_problems(req)
+        if problems:
+            raise InvalidTaskConfig.of(problems)
+        template = self.registry.get(req.namespace, req.name, req.version)
         self.registry.validate_context(template, req.context)
-        problems = []
+        problems = {}
         for name in req.bypass_steps:
             try:
                 if not template.step(name).skippable:
-                    problems.append(f"step '{name}' is not skippable")
+                    problems.setdefault("bypass_steps", []).append(
+                        f"step '{name}' is not skippable"
+                    )
             except KeyError:
-                problems.append(f"unknown step '{name}'")
+                problems.setdefault("bypass_steps", []).append(f"unknown step '{name}'")
         if problems:
-            raise ValidationFailed("Invalid bypass_steps", {"bypass_steps": problems})
+            raise InvalidTaskConfig.of(problems)
+        return template
 
     @staticmethod
     def _same_request(existing: Task, fingerprint: str) -> TaskView:
@@ -94,7 +149,7 @@ class TaskCreator:
         return task_view(existing)
 
     async def _insert(
-        self, template: HandlerTemplate, req: CreateTask, fingerprint: str
+        self, template: HandlerTemplate, req: CreateTask, fingerprint: str, scope: str
     ) -> TaskView:
         named_task_id = await self.catalogue.named_task_id(template)
         bypass = set(req.bypass_steps)
@@ -120,6 +175,7 @@ class TaskCreator:
                 tags=list(req.tags),
                 bypass_steps=list(req.bypass_steps),
                 idempotency_key=req.idempotency_key,
+                idempotency_scope=scope,
                 identity_hash=fingerprint,
                 requested_at=now,
                 created_at=now,

@@ -10,6 +10,7 @@ from uuid import UUID
 from server.db.models import Task, WorkflowStep
 from server.db.rows import json_text
 from server.domain.errors import InvalidTransition, StepNotFound, ValidationFailed
+from server.domain.inputs import MAX_REASON_LENGTH, InputProblems
 from server.domain.states import StepState
 from server.domain.views import StepView, TransitionView
 from server.services import queries
@@ -55,14 +56,18 @@ class StepService:
         inputs: Any = _UNSET,
     ) -> StepView:
         """Change `retry_limit` and/or `inputs`; no state change."""
+        problems = InputProblems()
+        if retry_limit is not None and (
+            isinstance(retry_limit, bool) or not 0 <= retry_limit <= MAX_RETRY_LIMIT
+        ):
+            problems.add("retry_limit", f"must be an integer from 0 to {MAX_RETRY_LIMIT}")
+        if inputs is not _UNSET:
+            problems.json("inputs", inputs)
+        if problems:
+            raise ValidationFailed("Invalid step update", problems.details)
         view = await self.get_step(task_id, step)
         fields: dict[str, Any] = {}
         if retry_limit is not None:
-            if isinstance(retry_limit, bool) or not 0 <= retry_limit <= MAX_RETRY_LIMIT:
-                raise ValidationFailed(
-                    "Invalid step update",
-                    {"retry_limit": [f"must be an integer from 0 to {MAX_RETRY_LIMIT}"]},
-                )
             fields["retry_limit"] = retry_limit
         if inputs is not _UNSET:
             fields["inputs"] = json_text(inputs)
@@ -98,6 +103,11 @@ class StepService:
         reason: str | None = None,
     ) -> StepView:
         """Mark a step resolved by hand; dependants treat it as complete. Idempotent."""
+        problems = InputProblems()
+        problems.json("results", results)
+        problems.text("reason", reason, MAX_REASON_LENGTH)
+        if problems:
+            raise ValidationFailed("Invalid step resolution", problems.details)
         view = await self.get_step(task_id, step)
         if view.status is not StepState.RESOLVED_MANUALLY:
             await self._move(

@@ -7,6 +7,13 @@ from uuid import UUID
 from server.db.models import Task, WorkflowStep
 from server.db.rows import snapshots
 from server.domain.errors import InvalidTransition, ValidationFailed
+from server.domain.inputs import (
+    MAX_KEY_LENGTH,
+    MAX_REASON_LENGTH,
+    MAX_TAGS,
+    InputProblems,
+    text_filter_problems,
+)
 from server.domain.readiness import QUEUED, explain
 from server.domain.states import DONE_STEP_STATES, StepState, TaskState
 from server.domain.views import (
@@ -64,6 +71,7 @@ class TaskService:
 
     async def list_tasks(self, flt: TaskFilter, *, page: int = 1, per_page: int = 25) -> TaskPage:
         """Offset pagination (REST): page >= 1, per_page capped at 100."""
+        _check_filter(flt)
         errors: dict[str, list[str]] = {}
         if page < 1:
             errors["page"] = ["must be greater than or equal to 1"]
@@ -77,6 +85,7 @@ class TaskService:
         self, flt: TaskFilter, *, first: int = 25, after: str | None = None
     ) -> TaskPage:
         """Keyset pagination (GraphQL connections); `first` capped at 100."""
+        _check_filter(flt)
         if first < 0:
             raise ValidationFailed("Invalid pagination", {"first": ["must be >= 0"]})
         return await queries.tasks_after(flt, first=min(first, MAX_PER_PAGE), after=after)
@@ -85,13 +94,18 @@ class TaskService:
         self, task_id: UUID | str, *, reason: str | None = None, tags: list[str] | None = None
     ) -> TaskView:
         """Change a task's `reason` and/or `tags` (no state change)."""
+        if tags is not None and not all(isinstance(t, str) for t in tags):
+            raise ValidationFailed("Invalid tags", {"tags": ["must be a list of strings"]})
+        problems = InputProblems()
+        problems.text("reason", reason, MAX_REASON_LENGTH)
+        problems.texts("tags", tags, MAX_KEY_LENGTH, MAX_TAGS)
+        if problems:
+            raise ValidationFailed("Invalid task update", problems.details)
         row = await queries.find_task(task_id)
         fields: dict[str, Any] = {}
         if reason is not None:
             fields["reason"] = reason
         if tags is not None:
-            if not all(isinstance(t, str) for t in tags):
-                raise ValidationFailed("Invalid tags", {"tags": ["must be a list of strings"]})
             fields["tags"] = list(tags)
         if fields:
             await Task.filter(id=row.id).update(updated_at=self.door.clock.now(), **fields)
@@ -199,6 +213,14 @@ class TaskService:
             (s.name, r) for s in steps if (r := reasons[s.name]) is not None and r.code != QUEUED
         )
         return DependencyAnalysis(_summary(task.status, blocked), ready, completed, blocked)
+
+
+def _check_filter(flt: TaskFilter) -> None:
+    problems = text_filter_problems(
+        {"namespace": flt.namespace, "name": flt.name, "version": flt.version}
+    )
+    if problems:
+        raise ValidationFailed("Invalid filter", problems)
 
 
 def _summary(status: TaskState, blocked: tuple[tuple[str, Any], ...]) -> str:
