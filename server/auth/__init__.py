@@ -9,6 +9,7 @@
   headers and CORS.
 - `ratelimit`: the optional rate limiter.
 
-The permission each surface needs lives with the surface's own table:
-`rest_compat.routes.OPERATIONS` (REST) and `graphql_schema.permissions.FIELD_PERMISSIONS`.
+The permission each use case needs is in ONE table, `server.domain.permissions`; the surfaces
+map their operations onto it: `rest_compat.routes.OPERATIONS` (REST) and
+`graphql_schema.permissions.FIELD_PERMISSIONS` (GraphQL).
 """
