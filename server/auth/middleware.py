@@ -66,14 +66,14 @@ class SecurityMiddleware:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1009})
                 return
-            await _error(send, 431, "RequestHeaderFieldsTooLarge", "HEADERS_TOO_LARGE",
+            await error_response(send, 431, "RequestHeaderFieldsTooLarge", "HEADERS_TOO_LARGE",
                          "Request header fields too large")  # fmt: skip
             return
         self.gate.authentication(scope)  # verified once; the REST and GraphQL checks reuse it
         if self.limiter is not None and scope["type"] == "http":
             refused = await self._limit(scope)
             if refused is not None:
-                await _error(send, 429, refused.type, refused.code, refused.message,
+                await error_response(send, 429, refused.type, refused.code, refused.message,
                              {"Retry-After": str(refused.retry_after)})  # fmt: skip
                 return
         if scope["type"] == "http":
@@ -149,7 +149,7 @@ def _with_security_headers(send: Send) -> Send:
     return wrapped
 
 
-async def _error(
+async def error_response(
     send: Send,
     status: int,
     type_: str,
