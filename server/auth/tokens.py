@@ -99,7 +99,10 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
 
 def _is_time(value: object) -> bool:
     """A NumericDate (RFC 7519): a finite JSON number, and not a boolean."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool):
+        return False
+    # A huge integer is a number (clamped to MAX_EXP later); math.isfinite would overflow on it.
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def parse_ttl(text: str) -> int:

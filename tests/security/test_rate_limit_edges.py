@@ -4,7 +4,6 @@ with X-Forwarded-For, and a hung store costs a bounded wait, a metric and a log 
 
 import logging
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -91,9 +90,11 @@ def test_websocket_connections_count(app_with: AppMaker):
         with client.websocket_connect(URL, subprotocols=["graphql-transport-ws"]) as ws:
             ws.send_json({"type": "connection_init", "payload": {"token": token("x")}})
             assert ws.receive_json() == {"type": "connection_ack"}
-    with pytest.raises(WebSocketDisconnect) as closed:
-        with client.websocket_connect(URL, subprotocols=["graphql-transport-ws"]):
-            pass
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        client.websocket_connect(URL, subprotocols=["graphql-transport-ws"]),
+    ):
+        pass
     assert closed.value.code == 1008
 
 
