@@ -167,8 +167,11 @@ async def test_a_cors_origin_may_change_state():
 def test_a_websocket_from_a_foreign_origin_is_refused_in_process(open_client: TestClient):
     from starlette.websockets import WebSocketDisconnect
 
-    with pytest.raises(WebSocketDisconnect) as closed, open_client.websocket_connect(
-        "/tasker/graphql", subprotocols=["graphql-transport-ws"], headers={"Origin": EVIL}
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        open_client.websocket_connect(
+            "/tasker/graphql", subprotocols=["graphql-transport-ws"], headers={"Origin": EVIL}
+        ),
     ):
         pass
     assert closed.value.code == 1008
