@@ -1,4 +1,5 @@
-"""Which permission (DESIGN §5.3) each GraphQL field needs: ONE table, read by the auth work.
+"""Which permission (DESIGN §5.3) each GraphQL field needs, named by the use case it serves in
+the core's table (`server.domain.permissions`), which REST reads too.
 
 Every root field (Query, Mutation, Subscription) and every field that reads another resource
 (relations loaded separately) is listed. A field not listed needs nothing beyond the field that
@@ -22,68 +23,46 @@ from graphql import (
     visit,
 )
 
-TASK_INDEX = "tasker.task:index"
-TASK_SHOW = "tasker.task:show"
-TASK_CREATE = "tasker.task:create"
-TASK_UPDATE = "tasker.task:update"
-TASK_RETRY = "tasker.task:retry"
-TASK_CANCEL = "tasker.task:cancel"
-STEP_INDEX = "tasker.workflow_step:index"
-STEP_SHOW = "tasker.workflow_step:show"
-STEP_UPDATE = "tasker.workflow_step:update"
-STEP_RETRY = "tasker.workflow_step:retry"
-STEP_CANCEL = "tasker.workflow_step:cancel"
-HANDLER_INDEX = "tasker.handler:index"
-HANDLER_SHOW = "tasker.handler:show"
-ANALYTICS_INDEX = "tasker.analytics:index"
-HEALTH_INDEX = "tasker.health_status:index"
+from server.domain import permissions as need
+from server.domain.principal import KNOWN_PERMISSIONS
+
+__all__ = ["FIELD_PERMISSIONS", "KNOWN_PERMISSIONS", "permission_for", "required_permissions"]
 
 FIELD_PERMISSIONS: Final[Mapping[str, str]] = {
     # Queries
-    "Query.namespaces": HANDLER_INDEX,
-    "Query.namespace": HANDLER_INDEX,
-    "Query.handler": HANDLER_SHOW,
-    "Query.task": TASK_SHOW,
-    "Query.tasks": TASK_INDEX,
-    "Query.analytics": ANALYTICS_INDEX,
-    "Query.health": HEALTH_INDEX,
+    "Query.namespaces": need.LIST_HANDLERS,
+    "Query.namespace": need.LIST_HANDLERS,
+    "Query.handler": need.SHOW_HANDLER,
+    "Query.task": need.SHOW_TASK,
+    "Query.tasks": need.LIST_TASKS,
+    "Query.analytics": need.ANALYTICS,
+    "Query.health": need.HEALTH_STATUS,
     # Relations
-    "Namespace.handlers": HANDLER_INDEX,
-    "Handler.versions": HANDLER_SHOW,
-    "Task.steps": STEP_INDEX,
-    "Task.transitions": TASK_SHOW,
-    "Task.dependencies": STEP_INDEX,
-    "Step.blockedReason": STEP_SHOW,
-    "Step.transitions": STEP_SHOW,
-    "Analytics.performance": ANALYTICS_INDEX,
-    "Analytics.bottlenecks": ANALYTICS_INDEX,
+    "Namespace.handlers": need.LIST_HANDLERS,
+    "Handler.versions": need.SHOW_HANDLER,
+    "Handler.contextSchema": need.SHOW_HANDLER,
+    "Handler.stepTemplates": need.SHOW_HANDLER,
+    "Handler.dependencyGraph": need.SHOW_HANDLER,
+    "Task.steps": need.READ_STEPS,
+    "Task.transitions": need.SHOW_TASK,
+    "Task.dependencies": need.READ_STEPS,
+    "Step.blockedReason": need.SHOW_STEP,
+    "Step.transitions": need.SHOW_STEP,
+    "Analytics.performance": need.ANALYTICS,
+    "Analytics.bottlenecks": need.ANALYTICS,
     # Mutations
-    "Mutation.createTask": TASK_CREATE,
-    "Mutation.updateTask": TASK_UPDATE,
-    "Mutation.cancelTask": TASK_CANCEL,
-    "Mutation.retryTask": TASK_RETRY,
-    "Mutation.updateStep": STEP_UPDATE,
-    "Mutation.cancelStep": STEP_CANCEL,
-    "Mutation.retryStep": STEP_RETRY,
-    "Mutation.resolveStep": STEP_UPDATE,
+    "Mutation.createTask": need.CREATE_TASK,
+    "Mutation.updateTask": need.UPDATE_TASK,
+    "Mutation.cancelTask": need.CANCEL_TASK,
+    "Mutation.retryTask": need.RETRY_TASK,
+    "Mutation.updateStep": need.UPDATE_STEP,
+    "Mutation.cancelStep": need.CANCEL_STEP,
+    "Mutation.retryStep": need.RETRY_STEP,
+    "Mutation.resolveStep": need.UPDATE_STEP,
     # Subscriptions
-    "Subscription.taskEvents": TASK_SHOW,
-    "Subscription.namespaceEvents": TASK_INDEX,
+    "Subscription.taskEvents": need.SHOW_TASK,
+    "Subscription.namespaceEvents": need.LIST_TASKS,
 }
-
-KNOWN_PERMISSIONS: Final = frozenset(
-    f"tasker.{resource}:{action}"
-    for resource, actions in {
-        "task": ("index", "show", "create", "update", "destroy", "retry", "cancel"),
-        "workflow_step": ("index", "show", "update", "destroy", "retry", "cancel"),
-        "handler": ("index", "show"),
-        "task_diagram": ("index", "show"),
-        "analytics": ("index",),
-        "metrics": ("index",),
-        "health_status": ("index",),
-    }.items()
-    for action in actions
-)
 
 
 def permission_for(type_name: str, field_name: str) -> str | None:

@@ -23,6 +23,7 @@ from rest_compat.operations import Operation, Reply, routes_for, services_of
 from rest_compat.params import Query, QueryInt, Text
 from rest_compat.shapes import Shape
 from server import metrics
+from server.domain import permissions as need
 from server.domain.analytics import MAX_PERIOD_HOURS
 from server.services.analytics import Timed
 
@@ -170,19 +171,19 @@ PROMETHEUS = {"type": "string", "description": "Prometheus text exposition forma
 # fmt: off
 operations: list[Operation] = [
     Operation("GET", "/tasker/analytics/performance", performance,
-              "tasker.analytics:index", "System health score, trends and processing times",
+              need.ANALYTICS, "System health score, trends and processing times",
               (Reply(200, "The report (cached 90 s; see the Age header)", PerformanceOut),),
               tag="analytics"),
     Operation("GET", "/tasker/analytics/bottlenecks", bottlenecks,
-              "tasker.analytics:index", "Slowest handlers and steps, errors and advice",
+              need.ANALYTICS, "Slowest handlers and steps, errors and advice",
               (Reply(200, "The analysis (cached 2 min per scope)", BottlenecksOut),),
               tag="analytics"),
     Operation("GET", "/tasker/health/status", health_status,
-              "tasker.health_status:index", "Detailed health; 503 with the reasons",
+              need.HEALTH_STATUS, "Detailed health; 503 with the reasons",
               (Reply(200, "Healthy (503 with the reasons otherwise)", schema=STATUS_SCHEMA),),
               tag="health"),
     Operation("GET", "/tasker/metrics", metrics_text,
-              "tasker.metrics:index", "Prometheus metrics of the whole deployment",
+              need.METRICS, "Prometheus metrics of the whole deployment",
               (Reply(200, "Metrics", media_type="text/plain", schema=PROMETHEUS),),
               tag="metrics"),
 ]

@@ -2,8 +2,9 @@
 
 The seed's endpoints (seed/REST_API.md) come first, then the additive ones (DESIGN.md §5.5).
 This table is the single source for routing, for the permission each call needs
-(`PERMISSIONS`; `rest_compat.operations.authorize` receives it on every request) and for the
-OpenAPI document.
+(`PERMISSIONS`, named from the core's table `server.domain.permissions`, which GraphQL reads
+too; `rest_compat.operations.authorize` receives it on every request) and for the OpenAPI
+document. Cancelling (DELETE) needs `:cancel`, as in GraphQL; a `:destroy` grant implies it.
 """
 
 from starlette.routing import BaseRoute
@@ -25,6 +26,7 @@ from rest_compat.shapes import (
     TaskRecordOut,
     TaskWithDependencies,
 )
+from server.domain import permissions as need
 from server.domain.errors import InvalidTaskConfig
 
 T = "/tasker/tasks"
@@ -52,70 +54,71 @@ STEP_LINKS = tuple(
 OPERATIONS: list[Operation] = [
     # --- handler discovery (seed) ---
     Operation("GET", "/tasker/handlers", discovery.list_namespaces,
-              "tasker.handler:index", "List namespaces with their handlers",
+              need.LIST_HANDLERS, "List namespaces with their handlers",
               (Reply(200, "Every namespace", NamespaceList),), tag="handlers"),
     Operation("GET", "/tasker/handlers/{namespace}", discovery.list_handlers,
-              "tasker.handler:index", "List the handlers of a namespace",
+              need.LIST_HANDLERS, "List the handlers of a namespace",
               (Reply(200, "The latest version of each handler", NamespaceHandlers),),
               tag="handlers"),
     Operation("GET", "/tasker/handlers/{namespace}/{name}", discovery.show_handler,
-              "tasker.handler:show", "A handler's step templates and dependency graph",
+              need.SHOW_HANDLER, "A handler's step templates and dependency graph",
               (Reply(200, "The handler (the latest version unless asked)", HandlerDetail),),
               tag="handlers"),
     # --- tasks (seed) ---
     Operation("POST", T, tasks.create_task,
-              "tasker.task:create", "Create a task",
+              need.CREATE_TASK, "Create a task",
               (Reply(201, "Created", TaskOut, links=TASK_LINKS),
                Reply(200, "The task an earlier request with this Idempotency-Key created",
                      TaskOut, links=TASK_LINKS)),
               errors=(404, 409), invalid=(InvalidTaskConfig, InvalidTaskConfig.default_message)),
     Operation("GET", T, tasks.list_tasks,
-              "tasker.task:index", "List tasks, newest first",
+              need.LIST_TASKS, "List tasks, newest first",
               (Reply(200, "One page of tasks", TaskList),)),
     Operation("GET", f"{T}/{{id}}", tasks.show_task,
-              "tasker.task:show", "A task",
+              need.SHOW_TASK, "A task",
               (Reply(200, "The task; with include_dependencies=true also its steps and "
-                     "dependency analysis", TaskOut | TaskWithDependencies),)),
+                     "dependency analysis, which need tasker.workflow_step:index too",
+                     TaskOut | TaskWithDependencies),)),
     Operation("GET", f"{T}/{{task_id}}/task_diagrams", diagrams.show_diagram,
-              "tasker.task_diagram:show", "A task's dependency diagram",
+              need.SHOW_DIAGRAM, "A task's dependency diagram",
               (Reply(200, "The diagram, or with format=html a page drawing it", DiagramOut,
                      alternatives=(("text/html", HTML),)),),
               tag="diagrams"),
     # --- workflow steps (seed); {step_id} is a step name or id ---
     Operation("GET", f"{T}/{{task_id}}/workflow_steps", steps.list_steps,
-              "tasker.workflow_step:index", "List a task's steps",
+              need.READ_STEPS, "List a task's steps",
               (Reply(200, "Every step, in template order", StepList, links=STEP_LINKS),),
               tag="workflow_steps"),
     Operation("GET", STEP, steps.show_step,
-              "tasker.workflow_step:show", "A step",
+              need.SHOW_STEP, "A step",
               (Reply(200, "The step", StepOut),), tag="workflow_steps"),
     Operation("PATCH", STEP, steps.update_step,
-              "tasker.workflow_step:update", "Change a step's retry limit and/or inputs",
+              need.UPDATE_STEP, "Change a step's retry limit and/or inputs",
               (Reply(200, "The updated step", StepOut),), tag="workflow_steps"),
     Operation("DELETE", STEP, steps.cancel_step,
-              "tasker.workflow_step:destroy", "Cancel a step",
+              need.CANCEL_STEP, "Cancel a step",
               (Reply(200, "The cancelled step", StepOut),), errors=(409,),
               tag="workflow_steps"),
     # --- additive (DESIGN.md 5.5) ---
     Operation("PATCH", f"{T}/{{id}}", tasks.update_task,
-              "tasker.task:update", "Change a task's reason and/or tags",
+              need.UPDATE_TASK, "Change a task's reason and/or tags",
               (Reply(200, "The updated task", TaskRecordOut),)),
     Operation("DELETE", f"{T}/{{id}}", tasks.cancel_task,
-              "tasker.task:destroy", "Cancel a task and its unfinished steps",
+              need.CANCEL_TASK, "Cancel a task and its unfinished steps",
               (Reply(200, "The cancelled task", TaskRecordOut),), errors=(409,)),
     Operation("POST", f"{T}/{{id}}/retry", tasks.retry_task,
-              "tasker.task:retry", "Re-run the failed steps of an errored task",
+              need.RETRY_TASK, "Re-run the failed steps of an errored task",
               (Reply(200, "The task, pending again", TaskRecordOut),), errors=(409,)),
     Operation("POST", f"{STEP}/retry", steps.retry_step,
-              "tasker.workflow_step:retry", "Re-run a failed step with a fresh attempt budget",
+              need.RETRY_STEP, "Re-run a failed step with a fresh attempt budget",
               (Reply(200, "The step, pending again", StepOut),), errors=(409,),
               tag="workflow_steps"),
     Operation("POST", f"{STEP}/resolve", steps.resolve_step,
-              "tasker.workflow_step:update", "Resolve a step by hand (its dependants proceed)",
+              need.UPDATE_STEP, "Resolve a step by hand (its dependants proceed)",
               (Reply(200, "The resolved step", StepOut),), errors=(409,),
               tag="workflow_steps"),
     Operation("GET", f"{T}/{{id}}/events", events.task_events,
-              "tasker.task:show", "Stream a task's transitions (server-sent events)",
+              need.SHOW_TASK, "Stream a task's transitions (server-sent events)",
               (Reply(200, "Transition events, then one end event", EventOut | StreamEndOut,
                      media_type="text/event-stream"),
                Reply(204, "The task has stopped and nothing is newer than Last-Event-ID")),

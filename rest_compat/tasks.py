@@ -13,6 +13,7 @@ from rest_compat.params import (
     UpdateTaskBody,
 )
 from rest_compat.shapes import TaskList, TaskOut, TaskRecordOut, TaskWithDependencies
+from server.domain import permissions as need
 from server.domain.views import CreateTask, TaskFilter
 from server.services.tasks import MAX_PER_PAGE
 
@@ -52,6 +53,9 @@ async def list_tasks(request: Request, query: TaskListQuery) -> Response:
 
 async def show_task(request: Request, query: TaskShowQuery) -> Response | TaskWithDependencies:
     services = services_of(request)
+    if query.include_dependencies:
+        # The steps are step data: the same grant as /workflow_steps and GraphQL's Task.steps.
+        services.auth.require(request.scope, [need.READ_STEPS])
     task = await services.tasks.get_task(request.path_params["id"])
     if not query.include_dependencies:
         return render_json(serializers.task_json(task), TaskOut)

@@ -16,7 +16,7 @@ from server.assets import VENDOR
 from server.config import Settings
 from server.container import Services, build_services
 from server.heap import settle as settle_heap
-from server.logging import RequestIdMiddleware
+from server.logging import RequestIdMiddleware, redact_access_log
 from server.metrics import HttpMetricsMiddleware
 from server.services.ports import NullDispatcher
 from workers.pool import WorkerPool
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     """
     settings = settings or (services.settings if services else Settings())
     owned = services is None
+    redact_access_log()  # however the server was started (tasker serve, uvicorn --factory)
     core = services or build_services(settings, NullDispatcher())
 
     @contextlib.asynccontextmanager
@@ -109,16 +110,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # included), request ids, and the request body cap.
     import rest_compat.errors
     import rest_compat.middleware
+    import server.auth.browser as browser
     import server.auth.middleware as security
 
-    # Outermost first: HTTP metrics (they see every answer, refusals included), CORS (it
-    # answers preflights), the request id, header caps / tokens / rate limits / security
-    # headers, then the body cap and the masked 500.
+    # Outermost first: HTTP metrics (they see every answer, refusals included), the Host /
+    # Content-Type / Origin guard, CORS (it answers preflights), the request id, header caps /
+    # tokens / rate limits / security headers, then the body cap and the masked 500.
     app = Starlette(
         routes=_routes(core),
         lifespan=lifespan,
         middleware=[
             Middleware(HttpMetricsMiddleware),
+            browser.middleware(core.settings),
             *security.cors(core.settings),
             Middleware(RequestIdMiddleware),
             security.middleware(core.auth, core.settings),

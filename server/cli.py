@@ -50,21 +50,34 @@ def serve(host: str, port: int, examples: bool, uvicorn_workers: int, insecure: 
         verification_key(settings)  # a bad key refuses to start here, not in a traceback
     except KeyConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    if not (settings.jwt_secret or settings.jwt_public_key):
+    if not settings.auth_enabled:
         if not _is_loopback(host) and not insecure:
+            shown = host if host.strip() else "'' (an empty host: every interface)"
             raise click.ClickException(
-                f"refusing to listen on {host} with authentication off; "
-                "configure TASKER_JWT_SECRET or pass --insecure"
+                f"refusing to listen on {shown} with authentication off; configure "
+                "TASKER_JWT_SECRET or TASKER_JWT_PUBLIC_KEY, or pass --insecure"
             )
         click.echo(
             "Authentication is OFF (no TASKER_JWT_SECRET / TASKER_JWT_PUBLIC_KEY).", err=True
         )
+        if insecure:
+            os.environ["TASKER_INSECURE"] = "true"  # the app's own guard reads it
+        if not settings.allowed_hosts:
+            # Open mode answers the loopback names and the address it listens on, nothing
+            # else (DNS rebinding); TASKER_ALLOWED_HOSTS overrides.
+            os.environ["TASKER_ALLOWED_HOSTS"] = ",".join(_default_hosts(host))
+            click.echo(
+                f"Answering Host names {os.environ['TASKER_ALLOWED_HOSTS']} only "
+                "(TASKER_ALLOWED_HOSTS adds others).",
+                err=True,
+            )
     if examples:
         os.environ["TASKER_EXAMPLES"] = "true"
     if uvicorn_workers > 1 and not settings.broker_url:
         raise click.ClickException(
             "--workers > 1 needs TASKER_BROKER_URL (embedded mode is one process)"
         )
+    forwarders = settings.forwarded_allow_ips.strip()
     uvicorn.run(
         "server.app:create_app",
         factory=True,
@@ -73,7 +86,20 @@ def serve(host: str, port: int, examples: bool, uvicorn_workers: int, insecure: 
         workers=uvicorn_workers,
         log_level=settings.log_level.lower(),
         log_config=logging_config(settings),  # applied in every spawned worker too
+        server_header=False,
+        # X-Forwarded-For/-Proto only from the proxies configured (uvicorn would trust
+        # 127.0.0.1 by default, so a local client could pick its rate-limit key).
+        proxy_headers=bool(forwarders),
+        forwarded_allow_ips=forwarders or None,
     )
+
+
+def _default_hosts(host: str) -> list[str]:
+    from server.auth.browser import LOOPBACK_HOSTS
+
+    listening = host.strip().strip("[]").lower()
+    every = listening in ("", "0.0.0.0", "::")
+    return list(dict.fromkeys([*LOOPBACK_HOSTS, *([] if every else [listening])]))
 
 
 def _is_loopback(host: str) -> bool:

@@ -80,6 +80,16 @@ class Settings(BaseSettings):
             )
         return self
 
+    # The HTTP edge (docs/security.md). Host names the server answers (comma-separated, `*`:
+    # any; empty: the loopback names in open mode, any with authentication on); open mode off
+    # loopback (`tasker serve --insecure` sets it); proxies whose
+    # X-Forwarded-For/-Proto `tasker serve` trusts (empty: none); how long a rate-limit store
+    # may take before the request goes through uncounted.
+    allowed_hosts: str = ""
+    forwarded_allow_ips: str = ""
+    insecure: bool = False
+    rate_limit_timeout_seconds: float = Field(default=0.25, gt=0, le=5)
+
     @property
     def handler_dirs(self) -> list[Path]:
         """The directories named by `TASKER_HANDLERS_PATH` (colon-separated)."""

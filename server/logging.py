@@ -69,6 +69,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
+class RedactQueryFilter(logging.Filter):
+    """Drops the query string from uvicorn's access log lines: it may carry a token
+    (`?access_token=`) or other secrets a client put in a URL, and logs outlive them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        # uvicorn.access logs (client, method, path with query, http version, status).
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            path, mark, _query = args[2].partition("?")
+            if mark:
+                record.args = (args[0], args[1], f"{path}?[redacted]", *args[3:])
+        return True
+
+
+def redact_access_log() -> None:
+    """Put `RedactQueryFilter` on uvicorn's access logger (once), however uvicorn was started."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactQueryFilter) for f in access.filters):
+        access.addFilter(RedactQueryFilter())
+
+
 TEXT_FORMAT = (
     "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s task=%(task_id)s]: %(message)s"
 )
@@ -83,7 +104,7 @@ def logging_config(settings: Settings) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": ContextFilter}},
+        "filters": {"context": {"()": ContextFilter}, "redact_query": {"()": RedactQueryFilter}},
         "formatters": {"json": {"()": JsonFormatter}, "text": {"format": TEXT_FORMAT}},
         "handlers": {
             "stderr": {
@@ -95,8 +116,11 @@ def logging_config(settings: Settings) -> dict[str, Any]:
         },
         "root": {"handlers": ["stderr"], "level": settings.log_level.upper()},
         "loggers": {
-            name: {"handlers": [], "propagate": True}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "dramatiq")
+            **{
+                name: {"handlers": [], "propagate": True}
+                for name in ("uvicorn", "uvicorn.error", "dramatiq")
+            },
+            "uvicorn.access": {"handlers": [], "propagate": True, "filters": ["redact_query"]},
         },
     }
 

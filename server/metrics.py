@@ -83,6 +83,11 @@ HTTP_REQUESTS = Counter(
     "HTTP requests by route template and status.",
     ["method", "route", "status"],
 )
+RATE_LIMIT_ERRORS = Counter(
+    "tasker_rate_limit_errors",
+    "Rate-limit store calls that failed or timed out (the requests went through uncounted).",
+    ["error"],
+)
 HTTP_LATENCY = Histogram(
     "tasker_http_request_duration_seconds",
     "HTTP request latency by route template.",

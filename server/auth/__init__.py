@@ -8,7 +8,10 @@
 - `middleware`: header caps, token verification once per connection, rate limiting, security
   headers and CORS.
 - `ratelimit`: the optional rate limiter.
+- `browser`: what another site could make a browser do: the Host (DNS rebinding), JSON-only
+  bodies and the Origin of state changes and websockets (CSRF), and open mode on loopback.
 
-The permission each surface needs lives with the surface's own table:
-`rest_compat.routes.OPERATIONS` (REST) and `graphql_schema.permissions.FIELD_PERMISSIONS`.
+The permission each use case needs is in ONE table, `server.domain.permissions`; the surfaces
+map their operations onto it: `rest_compat.routes.OPERATIONS` (REST) and
+`graphql_schema.permissions.FIELD_PERMISSIONS` (GraphQL).
 """

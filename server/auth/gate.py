@@ -18,14 +18,15 @@ from typing import Any, Final
 
 from server.auth.tokens import Verifier
 from server.config import Settings
+from server.domain import permissions as need
 from server.domain.errors import AuthenticationFailed, AuthorizationFailed
 from server.domain.principal import Principal
 
 log = logging.getLogger("tasker.auth")
 
 STATE_KEY: Final = "tasker.auth"
-METRICS_PERMISSIONS: Final = frozenset({"tasker.metrics:index", "tasker.analytics:index"})
-HEALTH_STATUS_PERMISSION: Final = "tasker.health_status:index"
+METRICS_PERMISSIONS: Final = frozenset({need.METRICS, need.ANALYTICS})
+HEALTH_STATUS_PERMISSION: Final = need.HEALTH_STATUS
 # Keys a graphql-transport-ws `connection_init` payload may carry the token under.
 PAYLOAD_KEYS: Final = ("Authorization", "authorization")
 PAYLOAD_TOKEN_KEY: Final = "token"

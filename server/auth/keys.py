@@ -3,8 +3,9 @@
 Tokens never choose their algorithm: with `TASKER_JWT_SECRET` the server accepts HS256 (or the
 HS* algorithms `TASKER_JWT_ALGORITHMS` lists); with `TASKER_JWT_PUBLIC_KEY` the asymmetric
 algorithms listed, or the one the key's type implies (RSA: RS256, EC P-256: ES256, ...). A
-configuration that could mix the two families (the HS/RS confusion attack), `none`, or an HMAC
-secret shorter than its hash is refused with `KeyConfigError`, and the server does not start.
+configuration that could mix the two families (the HS/RS confusion attack), `none`, an HMAC
+secret shorter than its hash, an RSA key under 2048 bits or an EC curve other than P-256,
+P-384 or P-521 is refused with `KeyConfigError`, and the server does not start.
 Messages name the setting at fault, never its value.
 """
 
@@ -29,6 +30,8 @@ PrivateKey: TypeAlias = (
 
 # An HMAC key shorter than its hash output is guessable offline (and PyJWT only warns).
 HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+# Shorter RSA keys are factorable by well-funded attackers (NIST SP 800-131A disallows them).
+RSA_MIN_BITS = 2048
 RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 EC_BY_CURVE = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
@@ -150,11 +153,19 @@ def _load_public(pem: bytes) -> PublicKey:
 def _asymmetric(key: PublicKey, configured: tuple[str, ...], setting: str) -> tuple[str, ...]:
     """The algorithms this key type supports: the configured ones (checked) or its default."""
     if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < RSA_MIN_BITS:
+            raise KeyConfigError(
+                f"{setting}: an RSA key must have at least {RSA_MIN_BITS} bits "
+                f"(this one has {key.key_size})"
+            )
         supported: tuple[str, ...] = RSA_ALGORITHMS
     elif isinstance(key, ec.EllipticCurvePublicKey):
         curve = EC_BY_CURVE.get(key.curve.name)
         if curve is None:
-            raise KeyConfigError(f"{setting}: unsupported EC curve {key.curve.name}")
+            raise KeyConfigError(
+                f"{setting}: the EC curve {key.curve.name} is not supported "
+                "(use P-256, P-384 or P-521)"
+            )
         supported = (curve,)
     else:
         supported = ("EdDSA",)

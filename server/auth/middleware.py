@@ -1,5 +1,6 @@
 """The HTTP security middleware: header size caps (431), authentication of the bearer token,
-rate limiting (429), security headers, and CORS when configured.
+rate limiting (429; on websockets the connection and each operation it starts), security
+headers, and CORS when configured.
 
 Authentication here only verifies the token and records the outcome in the connection's
 state (`Gate.authentication`); whether a request needs it, and which permissions, is decided
@@ -29,6 +30,8 @@ MAX_AUTHORIZATION_BYTES: Final = 8 * 1024
 MAX_HEADER_BYTES: Final = 64 * 1024
 # Load balancer probes are never limited (nor authenticated: they need no token).
 UNLIMITED_PATHS: Final = frozenset({"/tasker/health/live", "/tasker/health/ready"})
+OPERATION_MARKERS: Final = ("subscribe", "start")
+POLICY_VIOLATION: Final = 1008  # closing a websocket before accept: a 403 to the client
 
 SECURITY_HEADERS: Final = {
     "X-Content-Type-Options": "nosniff",
@@ -66,16 +69,22 @@ class SecurityMiddleware:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1009})
                 return
-            await _error(send, 431, "RequestHeaderFieldsTooLarge", "HEADERS_TOO_LARGE",
+            await error_response(send, 431, "RequestHeaderFieldsTooLarge", "HEADERS_TOO_LARGE",
                          "Request header fields too large")  # fmt: skip
             return
         self.gate.authentication(scope)  # verified once; the REST and GraphQL checks reuse it
-        if self.limiter is not None and scope["type"] == "http":
+        if self.limiter is not None:
             refused = await self._limit(scope)
+            if refused is not None and scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": POLICY_VIOLATION})
+                return
             if refused is not None:
-                await _error(send, 429, refused.type, refused.code, refused.message,
+                await error_response(send, 429, refused.type, refused.code, refused.message,
                              {"Retry-After": str(refused.retry_after)})  # fmt: skip
                 return
+            if scope["type"] == "websocket":
+                # Each operation a socket starts counts as a request of its own.
+                receive = self._counting_operations(scope, receive, send)
         if scope["type"] == "http":
             send = _with_security_headers(send)
         await self.app(scope, receive, send)
@@ -89,15 +98,56 @@ class SecurityMiddleware:
 
         return wrapped
 
+    def _counting_operations(self, scope: Scope, receive: Receive, send: Send) -> Receive:
+        """`receive` for a websocket whose subscribe/start messages are rate-limited: a refused
+        one is answered with the protocol's error message for its id and never reaches the app.
+        The key is the subject its `connection_init` proved (the gate keeps it in the scope)."""
+
+        async def counted() -> Message:
+            while True:
+                message = await receive()
+                operation = _operation(message)
+                if operation is None:
+                    return message
+                refused = await self._limit(scope)
+                if refused is None:
+                    return message
+                error = {"message": refused.message, "extensions": {"code": refused.code,
+                         "retryAfter": refused.retry_after}}  # fmt: skip
+                kind, op_id = operation
+                payload: object = [error] if kind == "subscribe" else error
+                reply = {"id": op_id, "type": "error", "payload": payload}
+                await send({"type": "websocket.send", "text": json.dumps(reply)})
+
+        return counted
+
     async def _limit(self, scope: Scope) -> RateLimited | None:
         assert self.limiter is not None
-        if scope["path"] in UNLIMITED_PATHS or scope["method"] == "OPTIONS":
+        if scope["path"] in UNLIMITED_PATHS or scope.get("method") == "OPTIONS":
             return None
         subject = self.gate.subject(scope)
         client = scope.get("client")
         key = f"sub:{subject}" if subject else f"ip:{client[0] if client else 'unknown'}"
         retry_after = await self.limiter.hit(key)
         return RateLimited(retry_after) if retry_after is not None else None
+
+
+def _operation(message: Message) -> tuple[str, object] | None:
+    """(type, id) of a graphql-transport-ws `subscribe` or graphql-ws `start` message."""
+    if message["type"] != "websocket.receive":
+        return None
+    raw = message.get("text")
+    if raw is None:
+        raw = bytes(message.get("bytes") or b"").decode("utf-8", "replace")
+    if not any(kind in raw for kind in OPERATION_MARKERS):  # a cheap look before parsing
+        return None
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return None  # the protocol handler answers malformed messages itself
+    if isinstance(parsed, dict) and parsed.get("type") in ("subscribe", "start"):
+        return str(parsed["type"]), parsed.get("id")
+    return None
 
 
 def middleware(gate: Gate, settings: Settings) -> Middleware:
@@ -149,7 +199,7 @@ def _with_security_headers(send: Send) -> Send:
     return wrapped
 
 
-async def _error(
+async def error_response(
     send: Send,
     status: int,
     type_: str,

@@ -6,6 +6,7 @@ is the same `AuthenticationFailed` for the caller; its `reason` is the PyJWT exc
 name, which never contains token text, so it is safe to log.
 """
 
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from server.domain.errors import AuthenticationFailed
 from server.domain.principal import Principal
 
 PERMISSIONS_CLAIM = "permissions"
+TIME_CLAIMS = ("exp", "nbf", "iat")
 MAX_EXP = 10**12  # seconds since the epoch (year 33658): clamps absurd `exp` values before float()
 _TTL = re.compile(r"(\d+)\s*([smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -79,15 +81,28 @@ class Verifier:
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
-    """The `Principal` of verified claims; refuses a malformed `sub` or `permissions`."""
+    """The `Principal` of verified claims; refuses a malformed `sub`, `permissions` or time."""
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise AuthenticationFailed("InvalidSubject")
     permissions = claims.get(PERMISSIONS_CLAIM, [])
     if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
         raise AuthenticationFailed("InvalidPermissionsClaim")
-    exp: float = claims["exp"]  # required, and checked by PyJWT: a number in the future
+    for name in TIME_CLAIMS:
+        # PyJWT compares int(value), so "9999999999" (a string) passes its checks; refused here
+        # so that nothing downstream meets a time that is not a number.
+        if name in claims and not _is_time(claims[name]):
+            raise AuthenticationFailed("InvalidClaimType")
+    exp: float = claims["exp"]  # required, and checked by PyJWT: in the future
     return Principal(subject, frozenset(permissions), float(min(exp, MAX_EXP)))
+
+
+def _is_time(value: object) -> bool:
+    """A NumericDate (RFC 7519): a finite JSON number, and not a boolean."""
+    if isinstance(value, bool):
+        return False
+    # A huge integer is a number (clamped to MAX_EXP later); math.isfinite would overflow on it.
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def parse_ttl(text: str) -> int:

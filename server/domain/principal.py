@@ -6,13 +6,16 @@ machinery; `server.auth` turns a verified JWT into a `Principal`.
 A grant is `tasker.<resource>:<action>`, where `*` may stand for the resource, the action or
 both (`tasker.*:index`, `tasker.task:*`, `tasker.*:*`), or `*` alone for everything. Anything
 else in a token (typos, other applications' scopes, unicode) grants nothing; it is not an error,
-because tokens are often shared with other services.
+because tokens are often shared with other services. Some actions imply others
+(`server.domain.permissions.IMPLIED_ACTIONS`: `:destroy` also grants `:cancel`).
 """
 
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
+
+from server.domain.permissions import IMPLIED_ACTIONS
 
 WILDCARD: Final = "*"
 
@@ -70,12 +73,16 @@ class Grants:
             resource, action = parts
             if resource == WILDCARD and action == WILDCARD:
                 self.everything = True
-            elif resource == WILDCARD:
-                self.any_resource.add(action)
-            elif action == WILDCARD:
-                self.any_action.add(resource)
-            else:
-                self.exact.add(parts)
+                continue
+            for granted in (action, IMPLIED_ACTIONS.get(action)):
+                if granted is None:
+                    continue
+                if resource == WILDCARD:
+                    self.any_resource.add(granted)
+                elif granted == WILDCARD:
+                    self.any_action.add(resource)
+                else:
+                    self.exact.add((resource, granted))
 
     def allows(self, permission: str) -> bool:
         """Whether these grants cover `permission` (a concrete `tasker.<resource>:<action>`)."""

@@ -20,18 +20,25 @@ def error_of(response: httpx.Response, status: int) -> dict:
     return dict(body["error"])
 
 
+# Raw bodies declare JSON, as every REST body must (else 415, tests/security/test_http_guard.py).
+JSON = {"Content-Type": "application/json"}
+
+
 class TestBodies:
     async def test_malformed_json_is_a_bad_request(self, client):
-        error = error_of(await client.post(TASKS, content=b'{"name": '), 400)
+        error = error_of(await client.post(TASKS, content=b'{"name": ', headers=JSON), 400)
         assert (error["type"], error["code"]) == ("BadRequest", "BAD_REQUEST")
 
     @pytest.mark.parametrize("raw", [b"[]", b'"text"', b"42", b"null"])
     async def test_a_body_that_is_not_an_object_is_a_bad_request(self, client, raw):
-        assert error_of(await client.post(TASKS, content=raw), 400)["type"] == "BadRequest"
+        assert (
+            error_of(await client.post(TASKS, content=raw, headers=JSON), 400)["type"]
+            == "BadRequest"
+        )
 
     async def test_declared_length_over_the_limit_is_refused_before_reading(self, client):
         big = b"{" + b" " * (1024 * 1024) + b"}"
-        error = error_of(await client.post(TASKS, content=big), 413)
+        error = error_of(await client.post(TASKS, content=big, headers=JSON), 413)
         assert error["type"] == "PayloadTooLarge"
 
     async def test_streamed_body_over_the_limit_is_refused(self, client):
@@ -41,7 +48,7 @@ class TestBodies:
                 yield b"x" * 65536
             yield b'"}}'
 
-        assert error_of(await client.post(TASKS, content=chunks()), 413)["code"] == (
+        assert error_of(await client.post(TASKS, content=chunks(), headers=JSON), 413)["code"] == (
             "PAYLOAD_TOO_LARGE"
         )
 

@@ -13,14 +13,14 @@ EXPECTED_PERMISSIONS = {
     ("GET", "/tasker/tasks"): "tasker.task:index",
     ("GET", "/tasker/tasks/{id}"): "tasker.task:show",
     ("PATCH", "/tasker/tasks/{id}"): "tasker.task:update",
-    ("DELETE", "/tasker/tasks/{id}"): "tasker.task:destroy",
+    ("DELETE", "/tasker/tasks/{id}"): "tasker.task:cancel",  # a :destroy grant implies it
     ("POST", "/tasker/tasks/{id}/retry"): "tasker.task:retry",
     ("GET", "/tasker/tasks/{id}/events"): "tasker.task:show",
     ("GET", "/tasker/tasks/{task_id}/task_diagrams"): "tasker.task_diagram:show",
     ("GET", "/tasker/tasks/{task_id}/workflow_steps"): "tasker.workflow_step:index",
     ("GET", "/tasker/tasks/{task_id}/workflow_steps/{step_id}"): "tasker.workflow_step:show",
     ("PATCH", "/tasker/tasks/{task_id}/workflow_steps/{step_id}"): "tasker.workflow_step:update",
-    ("DELETE", "/tasker/tasks/{task_id}/workflow_steps/{step_id}"): "tasker.workflow_step:destroy",
+    ("DELETE", "/tasker/tasks/{task_id}/workflow_steps/{step_id}"): "tasker.workflow_step:cancel",
     ("POST", "/tasker/tasks/{task_id}/workflow_steps/{step_id}/retry"): (
         "tasker.workflow_step:retry"
     ),

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.testclient import TestClient
 
 from server.app import create_app
-from server.domain.principal import KNOWN_PERMISSIONS
+from server.domain.principal import KNOWN_PERMISSIONS, Grants
 from tests.conftest import BACKEND, fast_settings, remember_secret
 
 ISSUER = "https://issuer.tasker.test"
@@ -166,8 +166,8 @@ def authorization_for(tokens: Tokens, case: str, permission: str) -> str | None:
     if case in BAD_CASES:
         return f"Bearer {tokens.bad(case, permission)}"
     grants = {
-        # Everything else there is: only the one permission is missing.
-        "lacking": sorted(KNOWN_PERMISSIONS - {permission}),
+        # Everything else there is that does not grant it (`:destroy` implies `:cancel`).
+        "lacking": sorted(p for p in KNOWN_PERMISSIONS if not Grants([p]).allows(permission)),
         "exact": [permission],
         "resource_wildcard": [f"tasker.{resource}:*"],
         "action_wildcard": [f"tasker.*:{action}"],
