@@ -74,6 +74,9 @@ class Operation:
     tag: str = "tasks"
     invalid: tuple[type[ValidationFailed], str] | None = None
     """Raise validation failures as this class with this message (the seed's create code)."""
+    public: bool = False
+    """Never needs a token: a plain route outside this pipeline (liveness, readiness), listed
+    only so the document describes it; its `permission` is empty."""
     inputs: Mapping[str, type[BaseModel]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -154,7 +157,9 @@ async def _parse(kind: str, model: type[BaseModel], request: Request) -> BaseMod
             )
         raw = await request.body()
         if raw.strip() == b"":
-            raw = b"{}"
+            # The document marks every request body required: an empty PATCH or POST is a
+            # mistake (a client that forgot its body), not a request to change nothing.
+            raise ValidationFailed("Invalid request", {"body": ["must be present: a JSON object"]})
         parsed = model.model_validate_json(raw)
     except ValidationError as exc:
         raise _invalid(exc) from None

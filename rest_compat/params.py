@@ -67,32 +67,19 @@ QueryInt = Annotated[int, BeforeValidator(_query_int)]
 Cursor = Annotated[int, Field(ge=0, le=MAX_CURSOR), BeforeValidator(_query_int)]
 QueryBool = Annotated[bool, BeforeValidator(_query_bool)]
 
-JSON_VALUE_REF = "#/components/schemas/JsonValue"
-JSON_VALUE_SCHEMA: dict[str, Any] = {
-    "description": "Any JSON value whose strings and keys hold no NUL character",
-    "anyOf": [
-        {"type": "string", "pattern": NO_NUL_PATTERN},
-        {"type": "number"},
-        {"type": "boolean"},
-        {"type": "null"},
-        {"type": "array", "items": {"$ref": JSON_VALUE_REF}},
-        {
-            "type": "object",
-            "propertyNames": {"pattern": NO_NUL_PATTERN},
-            "additionalProperties": {"$ref": JSON_VALUE_REF},
-        },
-    ],
-}
-"""The `JsonValue` component; the pipeline refuses NUL anywhere in a body (`_refuse_nul`)."""
-# Wrapped in allOf: pydantic would try to resolve a bare $ref among its own definitions.
-JsonValue = Annotated[Any, WithJsonSchema({"allOf": [{"$ref": JSON_VALUE_REF}]})]
+# Free-form JSON is `{}` (any value) in OpenAPI 3.1. A recursive schema that also said "no NUL
+# in any string" crashed openapi-spec-validator, made openapi-python-client drop the operations
+# using it and made datamodel-code-generator read every integer as a float. The pipeline still
+# refuses NUL at any depth (`operations._refuse_nul`); the description says so.
+FREE_FORM = "Any JSON value; no string or key in it may contain a NUL character"
+JsonValue = Annotated[Any, WithJsonSchema({"description": FREE_FORM})]
 JsonObject = Annotated[
     dict[str, Any],
     WithJsonSchema(
         {
             "type": "object",
+            "description": f"A JSON object. {FREE_FORM}",
             "propertyNames": {"pattern": NO_NUL_PATTERN},
-            "additionalProperties": {"$ref": JSON_VALUE_REF},
         }
     ),
 ]

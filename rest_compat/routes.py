@@ -130,4 +130,7 @@ operations that `rest_compat.observability` routes itself."""
 PERMISSIONS: dict[tuple[str, str], str] = {(op.method, op.path): op.permission for op in DOCUMENTED}
 """(method, path template) -> the permission a caller needs, e.g. ("GET", "/tasker/tasks")."""
 
-routes: list[BaseRoute] = [*routes_for(OPERATIONS), *docs_routes(DOCUMENTED)]
+routes: list[BaseRoute] = [
+    *routes_for(OPERATIONS),
+    *docs_routes([*DOCUMENTED, *observability.public_operations]),
+]
