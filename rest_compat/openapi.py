@@ -140,7 +140,7 @@ def _operation(
     ]
     if "body" in op.inputs:
         out["requestBody"] = {
-            "required": True,
+            "required": getattr(op.inputs["body"], "body_required", True),
             "content": {
                 "application/json": {"schema": _ref(refs, op.inputs["body"], "validation")}
             },

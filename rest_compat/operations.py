@@ -157,9 +157,12 @@ async def _parse(kind: str, model: type[BaseModel], request: Request) -> BaseMod
             )
         raw = await request.body()
         if raw.strip() == b"":
-            # The document marks every request body required: an empty PATCH or POST is a
-            # mistake (a client that forgot its body), not a request to change nothing.
-            raise ValidationFailed("Invalid request", {"body": ["must be present: a JSON object"]})
+            # A missing body where the document requires one (a PATCH with nothing in it) is a
+            # client's mistake, not a request to change nothing.
+            if getattr(model, "body_required", True):
+                message = "must be present: a JSON object"
+                raise ValidationFailed("Invalid request", {"body": [message]})
+            raw = b"{}"
         parsed = model.model_validate_json(raw)
     except ValidationError as exc:
         raise _invalid(exc) from None

@@ -6,7 +6,7 @@ enforces them, so a request the document calls valid is never refused as invalid
 strings may not hold NUL (PostgreSQL cannot store it), numbers stay in the database's range.
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
@@ -97,6 +97,10 @@ class Body(BaseModel):
     """A JSON request body: types are checked strictly, unknown fields are ignored."""
 
     model_config = ConfigDict(extra="ignore", strict=True)
+
+    body_required: ClassVar[bool] = True
+    """Whether a request must carry a body. A missing body where one is required (a PATCH
+    with nothing in it) is refused; where it is not, it reads as `{}`."""
 
 
 class HandlerQuery(Query):
@@ -200,5 +204,7 @@ class UpdateStepBody(Body):
 
 
 class ResolveStepBody(Body):
+    body_required = False  # resolving needs nothing: the results and the reason are optional
+
     results: JsonValue = Field(None, description="Recorded as the step's results")
     reason: Text | None = None

@@ -148,4 +148,20 @@ async def test_a_patch_with_no_body_is_a_validation_error(client):
             assert error["details"] == {"body": ["must be present: a JSON object"]}
     # An empty object is a body: it changes nothing and answers the record.
     assert (await client.patch(step, json={})).status_code == 200
-    envelope(await client.post(f"{step}/resolve"), 422)
+
+
+async def test_the_document_says_which_bodies_are_required(client):
+    doc = (await client.get("/tasker/api-docs.json")).json()
+    bodies = {
+        f"{method.upper()} {path}": op["requestBody"]["required"]
+        for path, item in doc["paths"].items()
+        for method, op in item.items()
+        if "requestBody" in op
+    }
+    step = "/tasker/tasks/{task_id}/workflow_steps/{step_id}"
+    assert bodies == {
+        "POST /tasker/tasks": True,
+        "PATCH /tasker/tasks/{id}": True,
+        f"PATCH {step}": True,
+        f"POST {step}/resolve": False,  # resolving needs nothing; no body reads as {}
+    }
