@@ -45,15 +45,17 @@ SWAGGER_PAGE = f"""<!doctype html>
 
 
 def docs_routes(operations: Sequence[Operation]) -> list[BaseRoute]:
-    """The two documentation routes for this operation table."""
-    rendered: dict[bool, bytes] = {}  # by "is authentication on": the document is built once
+    """The two documentation routes for this operation table (public operations included)."""
+    # Built once per configuration: is authentication on, and which permissions are waived.
+    rendered: dict[tuple[bool, frozenset[str]], bytes] = {}
 
     async def openapi_document(request: Request) -> Response:
-        settings = services_of(request).settings
-        auth = bool(settings.jwt_secret or settings.jwt_public_key)
-        if auth not in rendered:
-            rendered[auth] = json.dumps(build_document(operations, auth_required=auth)).encode()
-        return Response(rendered[auth], media_type="application/json")
+        gate = services_of(request).auth
+        key = (gate.enabled, gate.waived)
+        if key not in rendered:
+            document = build_document(operations, auth_required=key[0], waived=key[1])
+            rendered[key] = json.dumps(document).encode()
+        return Response(rendered[key], media_type="application/json")
 
     async def swagger_ui(request: Request) -> Response:
         return HTMLResponse(SWAGGER_PAGE)

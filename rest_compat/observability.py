@@ -13,7 +13,7 @@ the OpenAPI document when listed there); live and ready are plain routes on purp
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -165,6 +165,23 @@ async def metrics_text(request: Request) -> Response:
     return Response(body, media_type=content_type, headers=NO_STORE)
 
 
+class LiveOut(Shape):
+    status: str = Field(description="Always `alive`")
+
+
+class CheckOut(Shape):
+    model_config = ConfigDict(extra="allow")
+
+    status: str = Field(description="`ok` or `failed`")
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+class ReadyOut(Shape):
+    status: str = Field(description="`ready` (a failed check answers 503 `NOT_READY`)")
+    checks: dict[str, CheckOut] = Field(description="The database and broker checks by name")
+
+
 STATUS_SCHEMA = {"type": "object", "description": "status, reasons, checks, work and workers"}
 PROMETHEUS = {"type": "string", "description": "Prometheus text exposition format 0.0.4"}
 
@@ -187,10 +204,20 @@ operations: list[Operation] = [
               (Reply(200, "Metrics", media_type="text/plain", schema=PROMETHEUS),),
               tag="metrics"),
 ]
+
+public_operations: list[Operation] = [
+    Operation("GET", "/tasker/health/live", health_live,
+              "", "Liveness: the process answers (never needs a token)",
+              (Reply(200, "Alive", LiveOut),), tag="health", public=True),
+    Operation("GET", "/tasker/health/ready", health_ready,
+              "", "Readiness: database and broker reachable (never needs a token)",
+              (Reply(200, "Ready; a failed check answers 503 naming it", ReadyOut),),
+              errors=(503,), tag="health", public=True),
+]
+"""Documented only: `routes` serves them as plain routes, outside the token check."""
 # fmt: on
 
 routes: list[BaseRoute] = [
-    Route("/tasker/health/live", health_live, methods=["GET"]),
-    Route("/tasker/health/ready", health_ready, methods=["GET"]),
+    *(Route(op.path, op.handler, methods=[op.method]) for op in public_operations),
     *routes_for(operations),
 ]

@@ -7,14 +7,13 @@ document describes exactly what the pipeline validates and renders.
 
 import re
 import types
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from rest_compat.operations import Operation
-from rest_compat.params import JSON_VALUE_SCHEMA
 from rest_compat.shapes import ErrorOut
 
 REF = "#/components/schemas/{model}"
@@ -51,14 +50,25 @@ INFO = {
 }
 
 
-def build_document(operations: Sequence[Operation], *, auth_required: bool) -> dict[str, Any]:
-    """The whole document; `auth_required` when a JWT key is configured."""
+def build_document(
+    operations: Sequence[Operation],
+    *,
+    auth_required: bool,
+    waived: Collection[str] = frozenset(),
+) -> dict[str, Any]:
+    """The whole document; `auth_required` when a JWT key is configured; `waived`: the
+    permissions the server's configuration lets anyone use (e.g. metrics, by default)."""
     refs, components = _schemas(operations)
     ids = [op.handler.__name__ for op in operations]
     assert len(set(ids)) == len(ids), "operationIds (handler names) must be unique"
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
-        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs, auth_required)
+        # A public or waived operation ignores tokens altogether, auth on or off.
+        needs_token = auth_required and not op.public and op.permission not in waived
+        open_to_all = op.public or (auth_required and not needs_token)
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(
+            op, refs, needs_token=needs_token, open_to_all=open_to_all
+        )
     return {
         "openapi": "3.1.0",
         "info": INFO,
@@ -83,7 +93,6 @@ def _schemas(operations: Iterable[Operation]) -> tuple[dict[Any, Any], dict[str,
                 wanted[(model, "serialization")] = None
     refs, defs = models_json_schema(list(wanted), ref_template=REF)
     components = dict(defs.get("$defs", {}))
-    components["JsonValue"] = JSON_VALUE_SCHEMA
     # Parameter models are spread into parameters, not referenced as a whole.
     for op in operations:
         for kind, model in op.inputs.items():
@@ -104,15 +113,23 @@ def _ref(refs: Mapping[Any, Any], model: type[BaseModel], mode: Mode) -> dict[st
     return dict(refs[(model, mode)])
 
 
-def _operation(op: Operation, refs: Mapping[Any, Any], auth: bool) -> dict[str, Any]:
+def _operation(
+    op: Operation, refs: Mapping[Any, Any], *, needs_token: bool, open_to_all: bool
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "operationId": op.handler.__name__,
         "summary": op.summary,
         "tags": [op.tag],
-        "x-permission": op.permission,
-        # With no JWT key configured the server is open; a token is then optional.
-        "security": [{"bearerAuth": []}] if auth else [{"bearerAuth": []}, {}],
     }
+    if not op.public:
+        out["x-permission"] = op.permission
+    if needs_token:
+        out["security"] = [{"bearerAuth": []}]
+    elif open_to_all:
+        out["security"] = []
+    else:
+        # With no JWT key configured the server is open; a token is then optional.
+        out["security"] = [{"bearerAuth": []}, {}]
     if op.description:
         out["description"] = op.description
     out["parameters"] = _path_parameters(op.path) + [
@@ -123,12 +140,12 @@ def _operation(op: Operation, refs: Mapping[Any, Any], auth: bool) -> dict[str, 
     ]
     if "body" in op.inputs:
         out["requestBody"] = {
-            "required": True,
+            "required": getattr(op.inputs["body"], "body_required", True),
             "content": {
                 "application/json": {"schema": _ref(refs, op.inputs["body"], "validation")}
             },
         }
-    out["responses"] = {**_replies(op, refs), **_errors(op, auth, refs)}
+    out["responses"] = {**_replies(op, refs), **_errors(op, needs_token, refs)}
     return out
 
 

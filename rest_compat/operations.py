@@ -74,6 +74,9 @@ class Operation:
     tag: str = "tasks"
     invalid: tuple[type[ValidationFailed], str] | None = None
     """Raise validation failures as this class with this message (the seed's create code)."""
+    public: bool = False
+    """Never needs a token: a plain route outside this pipeline (liveness, readiness), listed
+    only so the document describes it; its `permission` is empty."""
     inputs: Mapping[str, type[BaseModel]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -154,6 +157,11 @@ async def _parse(kind: str, model: type[BaseModel], request: Request) -> BaseMod
             )
         raw = await request.body()
         if raw.strip() == b"":
+            # A missing body where the document requires one (a PATCH with nothing in it) is a
+            # client's mistake, not a request to change nothing.
+            if getattr(model, "body_required", True):
+                message = "must be present: a JSON object"
+                raise ValidationFailed("Invalid request", {"body": [message]})
             raw = b"{}"
         return model.model_validate_json(raw)
     except ValidationError as exc:

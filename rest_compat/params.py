@@ -9,7 +9,7 @@ the core's (`server.domain.inputs`), enforced by the services for every surface 
 they are only documented (`_documented`), quoting the same constants.
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
@@ -72,32 +72,19 @@ QueryInt = Annotated[int, BeforeValidator(_query_int)]
 Cursor = Annotated[int, Field(ge=0, le=MAX_CURSOR), BeforeValidator(_query_int)]
 QueryBool = Annotated[bool, BeforeValidator(_query_bool)]
 
-JSON_VALUE_REF = "#/components/schemas/JsonValue"
-JSON_VALUE_SCHEMA: dict[str, Any] = {
-    "description": "Any JSON value whose strings and keys hold no NUL character",
-    "anyOf": [
-        {"type": "string", "pattern": NO_NUL_PATTERN},
-        {"type": "number"},
-        {"type": "boolean"},
-        {"type": "null"},
-        {"type": "array", "items": {"$ref": JSON_VALUE_REF}},
-        {
-            "type": "object",
-            "propertyNames": {"pattern": NO_NUL_PATTERN},
-            "additionalProperties": {"$ref": JSON_VALUE_REF},
-        },
-    ],
-}
-"""The `JsonValue` component; the services refuse NUL anywhere in it (`server.domain.inputs`)."""
-# Wrapped in allOf: pydantic would try to resolve a bare $ref among its own definitions.
-JsonValue = Annotated[Any, WithJsonSchema({"allOf": [{"$ref": JSON_VALUE_REF}]})]
+# Free-form JSON is `{}` (any value) in OpenAPI 3.1. A recursive schema that also said "no NUL
+# in any string" crashed openapi-spec-validator, made openapi-python-client drop the operations
+# using it and made datamodel-code-generator read every integer as a float. The services still
+# refuse NUL at any depth (`server.domain.inputs`); the description says so.
+FREE_FORM = "Any JSON value; no string or key in it may contain a NUL character"
+JsonValue = Annotated[Any, WithJsonSchema({"description": FREE_FORM})]
 JsonObject = Annotated[
     dict[str, Any],
     WithJsonSchema(
         {
             "type": "object",
+            "description": f"A JSON object. {FREE_FORM}",
             "propertyNames": {"pattern": NO_NUL_PATTERN},
-            "additionalProperties": {"$ref": JSON_VALUE_REF},
         }
     ),
 ]
@@ -115,6 +102,10 @@ class Body(BaseModel):
     """A JSON request body: types are checked strictly, unknown fields are ignored."""
 
     model_config = ConfigDict(extra="ignore", strict=True)
+
+    body_required: ClassVar[bool] = True
+    """Whether a request must carry a body. A missing body where one is required (a PATCH
+    with nothing in it) is refused; where it is not, it reads as `{}`."""
 
 
 class HandlerQuery(Query):
@@ -219,5 +210,7 @@ class UpdateStepBody(Body):
 
 
 class ResolveStepBody(Body):
+    body_required = False  # resolving needs nothing: the results and the reason are optional
+
     results: JsonValue = Field(None, description="Recorded as the step's results")
     reason: Reason | None = None

@@ -74,11 +74,13 @@ OPERATIONS: list[Operation] = [
     Operation("GET", T, tasks.list_tasks,
               need.LIST_TASKS, "List tasks, newest first",
               (Reply(200, "One page of tasks", TaskList),)),
+    # The larger shape first: generated clients try a union's members in order, and a body
+    # with dependencies would also read as a plain TaskOut (extra keys are allowed).
     Operation("GET", f"{T}/{{id}}", tasks.show_task,
               need.SHOW_TASK, "A task",
               (Reply(200, "The task; with include_dependencies=true also its steps and "
                      "dependency analysis, which need tasker.workflow_step:index too",
-                     TaskOut | TaskWithDependencies),)),
+                     TaskWithDependencies | TaskOut),)),
     Operation("GET", f"{T}/{{task_id}}/task_diagrams", diagrams.show_diagram,
               need.SHOW_DIAGRAM, "A task's dependency diagram",
               (Reply(200, "The diagram, or with format=html a page drawing it", DiagramOut,
@@ -133,4 +135,7 @@ operations that `rest_compat.observability` routes itself."""
 PERMISSIONS: dict[tuple[str, str], str] = {(op.method, op.path): op.permission for op in DOCUMENTED}
 """(method, path template) -> the permission a caller needs, e.g. ("GET", "/tasker/tasks")."""
 
-routes: list[BaseRoute] = [*routes_for(OPERATIONS), *docs_routes(DOCUMENTED)]
+routes: list[BaseRoute] = [
+    *routes_for(OPERATIONS),
+    *docs_routes([*DOCUMENTED, *observability.public_operations]),
+]

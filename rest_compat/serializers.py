@@ -132,12 +132,10 @@ def task_with_dependencies(
         ],
         dependencies=shapes.Dependencies(
             analysis=analysis.analysis,
-            blocked_steps=[
-                shapes.BlockedStepOut(name=name, **_reason_fields(r))
-                for name, r in analysis.blocked_steps
-            ],
+            blocked_steps=[name for name, _ in analysis.blocked_steps],
             ready_steps=list(analysis.ready_steps),
             completed_steps=list(analysis.completed_steps),
+            blocked_reasons={name: blocked_reason(r) for name, r in analysis.blocked_steps},
         ),
     )
 

@@ -156,15 +156,14 @@ class BlockedReasonOut(Shape):
     until: Timestamp | None = Field(description="When the next attempt is due, for backing_off")
 
 
-class BlockedStepOut(BlockedReasonOut):
-    name: str
-
-
 class Dependencies(Shape):
     analysis: str
-    blocked_steps: list[BlockedStepOut]
+    blocked_steps: list[str] = Field(description="Steps that cannot run now, by name")
     ready_steps: list[str] = Field(description="Steps running or waiting only for a worker")
     completed_steps: list[str]
+    blocked_reasons: dict[str, BlockedReasonOut] = Field(
+        description="Why each of `blocked_steps` cannot run, by step name (beyond the seed)"
+    )
 
 
 class TaskWithDependencies(Shape):

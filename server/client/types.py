@@ -74,9 +74,10 @@ class TaskStep(TypedDict):
 
 class Dependencies(TypedDict):
     analysis: str
-    blocked_steps: list[dict[str, Any]]
+    blocked_steps: list[str]
     ready_steps: list[str]
     completed_steps: list[str]
+    blocked_reasons: dict[str, BlockedReason]
 
 
 class Task(TypedDict):

@@ -74,7 +74,7 @@ def assert_same_task(rest: dict[str, Any], graphql: dict[str, Any]) -> None:
     assert deps["analysis"] == gql_deps["analysis"]
     assert deps["ready_steps"] == gql_deps["readySteps"]
     assert deps["completed_steps"] == gql_deps["completedSteps"]
-    assert [(b["name"], b["code"]) for b in deps["blocked_steps"]] == [
+    assert [(name, deps["blocked_reasons"][name]["code"]) for name in deps["blocked_steps"]] == [
         (b["step"], b["reason"]["code"]) for b in gql_deps["blockedSteps"]
     ]
 

@@ -176,7 +176,8 @@ class TestShow:
         assert deps["analysis"] == "Task is progressing normally through dependency chain"
         assert deps["completed_steps"] == ["validate_payment"]
         assert deps["ready_steps"] == ["charge_card"]
-        blocked = {b["name"]: b for b in deps["blocked_steps"]}
+        blocked = deps["blocked_reasons"]
+        assert deps["blocked_steps"] == list(blocked) == ["update_order", "send_confirmation"]
         assert blocked["update_order"]["code"] == "waiting_on_parents"
         assert blocked["update_order"]["waiting_on"] == ["charge_card"]
         assert blocked["update_order"]["message"] == "waiting on charge_card"
@@ -191,7 +192,9 @@ class TestShow:
         await wait_until(client, task["id"])
         body = (await client.get(f"/tasker/tasks/{task['id']}?include_dependencies=true")).json()
         assert body["status"] == "error"
-        blocked = {b["name"]: b["code"] for b in body["dependencies"]["blocked_steps"]}
+        deps = body["dependencies"]
+        blocked = {name: r["code"] for name, r in deps["blocked_reasons"].items()}
+        assert deps["blocked_steps"] == list(blocked)
         assert blocked == {
             "charge_card": "retries_exhausted",
             "update_order": "upstream_failed",
