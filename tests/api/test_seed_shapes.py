@@ -141,7 +141,9 @@ async def test_a_patch_with_no_body_is_a_validation_error(client):
     await wait_until(client, task["id"])
     step = f"/tasker/tasks/{task['id']}/workflow_steps/charge_card"
     for url in (f"/tasker/tasks/{task['id']}", step):
-        for sent in ({}, {"content": b""}, {"content": b"  \n"}):
+        # A body of only whitespace must say it is JSON (else it is refused earlier, 415).
+        typed = {"Content-Type": "application/json"}
+        for sent in ({}, {"content": b""}, {"content": b"  \n", "headers": typed}):
             error = envelope(await client.patch(url, **sent), 422)
             assert error["type"] == "ValidationError"
             assert error["code"] == "VALIDATION_ERROR"
