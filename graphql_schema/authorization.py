@@ -9,12 +9,15 @@ error's `extensions.code` is AUTHENTICATION_FAILED or AUTHORIZATION_FAILED. It r
 validation (see `graphql_schema.schema`), so a refused document is never validated.
 """
 
-from collections.abc import Iterator
+import asyncio
+import functools
+from collections.abc import AsyncIterator
 
 from graphql import GraphQLError
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 
+from graphql_schema.bounds import OFFLOAD_CHARS
 from graphql_schema.caches import TextCache
 from graphql_schema.context import GraphQLContext
 from graphql_schema.permissions import required_permissions
@@ -34,25 +37,30 @@ class Authorization(SchemaExtension):
 
     permissions: TextCache[frozenset[str]] = TextCache(CACHE_SIZE, CACHE_CHARS)
 
-    def on_validate(self) -> Iterator[None]:
+    async def on_validate(self) -> AsyncIterator[None]:
         ctx = self.execution_context
         context = ctx.context
         document = ctx.graphql_document
-        if not isinstance(context, GraphQLContext) or document is None:
-            yield
+        if not isinstance(context, GraphQLContext) or document is None or ctx.pre_execution_errors:
+            yield  # nothing to run, or a document refused already (over the work bounds)
             return
-        known = self.permissions.get(ctx.query, ctx.operation_name) if ctx.query else None
-        needed = known or frozenset(
-            required_permissions(ctx.schema._schema, document, ctx.operation_name)
-        )
+        query = ctx.query
+        known = self.permissions.get(query, ctx.operation_name) if query else None
+        needed = known
+        if needed is None:
+            walk = functools.partial(
+                required_permissions, ctx.schema._schema, document, ctx.operation_name
+            )
+            long = query is not None and len(query) > OFFLOAD_CHARS
+            needed = frozenset(await asyncio.to_thread(walk) if long else walk())
         try:
             context.services.auth.require(context.request.scope, needed)
         except (AuthenticationFailed, AuthorizationFailed) as exc:
             # Set before validation runs: it is then skipped and nothing executes.
             ctx.pre_execution_errors = [refusal(exc, context)]
         yield
-        if known is None and ctx.query and ctx.pre_execution_errors == []:
-            self.permissions.put(ctx.query, needed, ctx.operation_name)
+        if known is None and query and ctx.pre_execution_errors == []:
+            self.permissions.put(query, needed, ctx.operation_name)
 
 
 def refusal(

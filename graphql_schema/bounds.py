@@ -23,6 +23,10 @@ from graphql import (
 )
 
 QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+OFFLOAD_CHARS = 2_000
+"""Documents longer than this are parsed, authorized and validated in a thread: each step
+costs milliseconds at the token limit, which the event loop (and every other request on it)
+would otherwise wait out."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, parse
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as alias_rule
@@ -10,7 +10,7 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionContext
 
-from graphql_schema.bounds import Bounds, check_bounds
+from graphql_schema.bounds import OFFLOAD_CHARS, Bounds, check_bounds
 from graphql_schema.caches import TextCache
 from graphql_schema.context import GraphQLContext
 from server.config import Settings
@@ -114,16 +114,19 @@ class LimitedDocuments(SchemaExtension):
         self.execution_context.parse_options["max_tokens"] = self.limits.max_tokens
         yield
 
-    def on_parse(self) -> Iterator[None]:
+    async def on_parse(self) -> AsyncIterator[None]:
         ctx = self.execution_context
-        if ctx.query is not None and len(ctx.query) > self.limits.max_chars:
+        query = ctx.query
+        if query is not None and len(query) > self.limits.max_chars:
             raise GraphQLError(
                 f"Syntax Error: Document is longer than {self.limits.max_chars} characters. "
                 "Parsing aborted."
             )
         cached = None
-        if ctx.query is not None and ctx.graphql_document is None:
-            cached = ctx.graphql_document = self.limits.documents.get(ctx.query)
+        if query is not None and ctx.graphql_document is None:
+            cached = ctx.graphql_document = self.limits.documents.get(query)
+            if cached is None and len(query) > OFFLOAD_CHARS:
+                ctx.graphql_document = await asyncio.to_thread(parse, query, **ctx.parse_options)
         yield
         document = ctx.graphql_document
         error = (
@@ -146,10 +149,14 @@ class LimitedDocuments(SchemaExtension):
             ctx.pre_execution_errors = []
             yield
             return
-        # Off the event loop: a legal document within the bounds still costs milliseconds.
-        ctx.pre_execution_errors = await asyncio.to_thread(
-            validate_document, ctx.schema._schema, document, rules
-        )
+        # Off the event loop when long: a legal document within the bounds still costs
+        # milliseconds.
+        if len(ctx.query) > OFFLOAD_CHARS:
+            ctx.pre_execution_errors = await asyncio.to_thread(
+                validate_document, ctx.schema._schema, document, rules
+            )
+        else:
+            ctx.pre_execution_errors = validate_document(ctx.schema._schema, document, rules)
         yield
         if not ctx.pre_execution_errors:
             self.limits.documents.put(ctx.query, document)
