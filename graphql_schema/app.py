@@ -46,12 +46,24 @@ NOT_AN_OBJECT = 'Expected a JSON object, such as {"query": "{ __typename }", "va
 TOO_MANY_OPERATIONS = "TOO_MANY_OPERATIONS"
 
 
+STRAWBERRY_FETCHER = """      const fetcher = GraphiQL.createFetcher({
+        url: fetchURL,
+        headers: defaultHeaders,
+        subscriptionUrl,
+      });
+"""
+SUBSCRIPTIONS_OVER_WEBSOCKET_FETCHER = (
+    files("graphql_schema").joinpath("graphiql_fetcher.js").read_text(encoding="utf-8")
+)
+
+
 @functools.cache
 def graphiql_html() -> str:
     """Strawberry's GraphiQL page, loading the vendored copies of its CDN files when present."""
     html = files("strawberry").joinpath("static/graphiql.html").read_text(encoding="utf-8")
     for local, cdn_url in CDN.items():
         html = html.replace(cdn_url, asset_url(local))
+    html = html.replace(STRAWBERRY_FETCHER, SUBSCRIPTIONS_OVER_WEBSOCKET_FETCHER)
     return html.replace("<title>Strawberry GraphiQL</title>", "<title>Tasker GraphQL</title>")
 
 

@@ -1,7 +1,11 @@
 """POST bodies that are not a GraphQL request, and subscriptions sent over HTTP: a 400 with a
 GraphQL-shaped error naming the problem, never a 500 or a logged traceback."""
 
+import json
 import logging
+import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -78,3 +82,87 @@ async def test_a_subscription_over_http_names_the_websocket(client, caplog, meth
 async def test_queries_and_mutations_over_http_still_run(client):
     response = await client.post(URL, json={"query": '{ namespace(name: "payments") { name } }'})
     assert response.json() == {"data": {"namespace": {"name": "payments"}}}
+
+
+# GraphiQL's own flow: the page served at /tasker/graphql must hand every subscription to
+# GraphiQL's websocket fetcher. No browser here: the page's inline script runs in Node with the
+# browser globals stubbed; GraphiQL's fetcher is a stub applying GraphiQL's own rule (toolkit
+# `createGraphiQLFetcher`: the websocket iff `documentAST` has a subscription operation whose
+# name equals `operationName || undefined`).
+NODE_HARNESS = r"""
+const vm = require("vm");
+const script = require("fs").readFileSync(0, "utf8");
+const sent = [];
+const context = {
+  window: { location: { href: "http://127.0.0.1:1/tasker/graphql", search: "" } },
+  history: { replaceState() {} },
+  Cookies: { get() { return undefined; } },
+  React: { createElement() { return {}; }, useState(v) { return [v, () => {}]; } },
+  ReactDOM: { createRoot() { return { render() {} }; } },
+  document: { getElementById() { return {}; } },
+  GraphiQLPluginExplorer: { explorerPlugin() { return {}; } },
+  URL,
+  GraphiQL: {
+    createFetcher(options) {
+      return (params, opts) => {
+        const name = params.operationName || undefined;
+        const ast = opts && opts.documentAST;
+        const ws = !!ast && ast.definitions.some((d) => d.kind === "OperationDefinition"
+          && d.operation === "subscription" && (d.name ? d.name.value : undefined) === name);
+        sent.push(ws ? "websocket " + options.subscriptionUrl : "http " + options.url);
+      };
+    },
+  },
+};
+vm.createContext(context);
+vm.runInContext(script, context);
+for (const [query, operationName] of JSON.parse(process.argv[1])) {
+  vm.runInContext("fetcher", context)({ query, operationName }, {});
+}
+console.log(JSON.stringify(sent));
+"""
+
+GRAPHIQL_CASES = [
+    ('subscription { namespaceEvents(namespace: "payments") { cursor } }', None, "websocket"),
+    ('# watch\nsubscription Watch { taskEvents(id: "x") { cursor } }', "Watch", "websocket"),
+    ('subscription Watch { taskEvents(id: "x") { cursor } }', None, "websocket"),
+    (
+        'query Q { namespaces { name } }\nsubscription S { namespaceEvents(namespace: "p") '
+        "{ cursor } }",
+        "S",
+        "websocket",
+    ),
+    (
+        'query Q { namespaces { name } }\nsubscription S { namespaceEvents(namespace: "p") '
+        "{ cursor } }",
+        "Q",
+        "http",
+    ),
+    ('{ a: namespace(name: "subscription") { name } }', None, "http"),
+    ('query($s: String = "subscription {") { namespaces { name } }', None, "http"),
+    (
+        'fragment F on Query { __typename }\nsubscription { namespaceEvents(namespace: "p") '
+        "{ cursor } }",
+        None,
+        "websocket",
+    ),
+    ('mutation { retryTask(id: "x") { __typename } } # subscription', None, "http"),
+]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+async def test_graphiql_sends_every_subscription_over_the_websocket(client):
+    html = (await client.get(URL, headers={"Accept": "text/html"})).text
+    [script] = re.findall(r"<script>(.*?)</script>", html, flags=re.S)
+    cases = json.dumps([[q, name] for q, name, _ in GRAPHIQL_CASES])
+    node = subprocess.run(
+        ["node", "-e", NODE_HARNESS, cases],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    sent = json.loads(node.stdout)
+    assert [s.split()[0] for s in sent] == [where for _, _, where in GRAPHIQL_CASES]
+    assert "websocket ws://127.0.0.1:1/tasker/graphql" in sent
