@@ -95,7 +95,9 @@ async def attacker(
         out[key] = out.get(key, 0) + 1
 
 
-async def scenario(base: str, seconds: float, bearer: str | None, attack: bool) -> dict[str, object]:
+async def scenario(
+    base: str, seconds: float, bearer: str | None, attack: bool
+) -> dict[str, object]:
     timeout = httpx.Timeout(60.0)
     async with (
         httpx.AsyncClient(base_url=base, timeout=timeout) as probe_client,
