@@ -16,6 +16,7 @@ no cache helps: `{ a:__typename a:health{status} ... }` and
 `{ namespaces{name} namespaces{description} ... }`, and 300 fragments selecting the same field.
 
     .venv/bin/python -m bench.graphql_dos --seconds 10
+    .venv/bin/python -m bench.graphql_dos --strict   # nothing open to anonymous callers
     .venv/bin/python -m bench.graphql_dos --root /tmp/old-tree   # another checkout's code
 """
 
@@ -55,7 +56,7 @@ def token() -> str:
     return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
-def start_server(root: Path, database_url: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(root: Path, database_url: str, port: int, strict: bool) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKER_")}
     env.update(
         TASKER_DATABASE_URL=database_url,
@@ -64,6 +65,8 @@ def start_server(root: Path, database_url: str, port: int) -> subprocess.Popen[b
         TASKER_JWT_SECRET=SECRET,
         PYTHONPATH=str(root),
     )
+    if strict:  # nothing open to anonymous callers: no token, no parse
+        env.update(TASKER_METRICS_REQUIRES_AUTH="true", TASKER_HEALTH_STATUS_REQUIRES_AUTH="true")
     command = [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     return subprocess.Popen([*command, "--no-access-log"], cwd=root, env=env)
@@ -129,7 +132,7 @@ async def run(args: argparse.Namespace) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
-        server = start_server(args.root, f"sqlite://{tmp}/tasker.db", port)
+        server = start_server(args.root, f"sqlite://{tmp}/tasker.db", port, args.strict)
         try:
             async with httpx.AsyncClient(base_url=base) as client:
                 await wait_until_up(client)
@@ -141,7 +144,11 @@ async def run(args: argparse.Namespace) -> None:
         finally:
             server.terminate()
             server.wait(10)
-    print(f"code: {args.root}; /tasker/health/live, one probe back to back for {args.seconds} s")
+    mode = "nothing waived" if args.strict else "default settings"
+    print(
+        f"code: {args.root} ({mode}); /tasker/health/live, one probe back to back "
+        f"for {args.seconds} s"
+    )
     print(
         f"{'scenario':<22}{'probes':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
         f"{'attack req/s':>14}  attack answers"
@@ -158,6 +165,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument(
         "--root", type=Path, default=ROOT, help="the checkout whose server code runs"
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="TASKER_METRICS_REQUIRES_AUTH and TASKER_HEALTH_STATUS_REQUIRES_AUTH on",
     )
     asyncio.run(run(parser.parse_args()))
 
