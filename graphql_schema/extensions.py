@@ -104,8 +104,9 @@ class Limits:
 
 class LimitedDocuments(SchemaExtension):
     """Token and work bounds at parse time; depth/alias/introspection rules at validation,
-    which runs in a thread (only for documents within the bounds and callers allowed to
-    run them: the authorization extension comes first and sets its refusal)."""
+    run only for documents within the bounds and callers allowed to run them (the
+    authorization extension comes first and sets its refusal). Long documents are parsed
+    and validated in a thread."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
