@@ -1,21 +1,36 @@
 """The GraphQL endpoint at /tasker/graphql: HTTP (GET shows GraphiQL, POST executes) and
 websockets (graphql-transport-ws), with an offline GraphiQL. Request ids and the body size cap
-come from the app's middleware."""
+come from the app's middleware.
+
+Over HTTP, a body that is not a JSON object is a 400; when no caller could run any document
+without a token, a request without a valid one is refused (401) before its document is
+parsed; subscriptions are refused (400) with the websocket to use instead."""
 
 import functools
+import json
 from importlib.resources import files
 from typing import cast
 
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.http import GraphQLRequestData
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
+from graphql_schema.authorization import refusal
 from graphql_schema.context import GraphQLContext, request_id_of
 from graphql_schema.schema import build_schema
 from server.assets import CDN, asset_url
@@ -23,6 +38,23 @@ from server.container import Services
 from server.domain.errors import AuthenticationFailed
 
 PATH = "/tasker/graphql"
+SUBSCRIPTIONS_OVER_HTTP = (
+    f"Subscriptions are not served over HTTP: open a websocket to {PATH} "
+    "(ws:// or wss://, subprotocol graphql-transport-ws) and subscribe there."
+)
+NOT_AN_OBJECT = 'Expected a JSON object, such as {"query": "{ __typename }", "variables": {}}.'
+TOO_MANY_OPERATIONS = "TOO_MANY_OPERATIONS"
+
+
+STRAWBERRY_FETCHER = """      const fetcher = GraphiQL.createFetcher({
+        url: fetchURL,
+        headers: defaultHeaders,
+        subscriptionUrl,
+      });
+"""
+SUBSCRIPTIONS_OVER_WEBSOCKET_FETCHER = (
+    files("graphql_schema").joinpath("graphiql_fetcher.js").read_text(encoding="utf-8")
+)
 
 
 @functools.cache
@@ -31,6 +63,7 @@ def graphiql_html() -> str:
     html = files("strawberry").joinpath("static/graphiql.html").read_text(encoding="utf-8")
     for local, cdn_url in CDN.items():
         html = html.replace(cdn_url, asset_url(local))
+    html = html.replace(STRAWBERRY_FETCHER, SUBSCRIPTIONS_OVER_WEBSOCKET_FETCHER)
     return html.replace("<title>Strawberry GraphiQL</title>", "<title>Tasker GraphQL</title>")
 
 
@@ -39,15 +72,121 @@ def graphql_error(message: str, status_code: int, code: str) -> JSONResponse:
     return JSONResponse(body, status_code=status_code)
 
 
+class CappedOperations(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
+    """graphql-transport-ws with a typed error when a socket holds its maximum of
+    operations at once (subscriptions, and queries or mutations still running)."""
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        cap = self.max_subscriptions_per_connection
+        if (
+            self.connection_acknowledged
+            and cap is not None
+            and message["id"] not in self.operations
+            and len(self.operations) >= cap
+        ):
+            error = GraphQLError(
+                f"This connection already runs {cap} operations, the most allowed at once "
+                "(TASKER_GRAPHQL_MAX_SUBSCRIPTIONS_PER_CONNECTION): complete one first, "
+                "or open another connection.",
+                extensions={"code": TOO_MANY_OPERATIONS},
+            )
+            await self.send_message(
+                {"id": message["id"], "type": "error", "payload": [error.formatted]}
+            )
+            return
+        await super().handle_subscribe(message)
+
+
 class TaskerGraphQL(GraphQL[GraphQLContext, None]):
+    graphql_transport_ws_handler_class = CappedOperations
+
     def __init__(self, services: Services) -> None:
+        settings = services.settings
         super().__init__(
-            build_schema(services.settings),
+            build_schema(settings),
             graphql_ide="graphiql",
             # Browsers' cross-origin websockets: the same origins CORS allows (issue 5).
-            allowed_origins=services.settings.cors_origin_list,
+            allowed_origins=settings.cors_origin_list,
+            max_subscriptions_per_connection=settings.graphql_max_subscriptions_per_connection,
         )
         self.services = services
+
+    def decode_json(self, data: str | bytes) -> object:
+        """A JSON object, else a 400 (strawberry answers syntax errors with one too)."""
+        try:
+            value = json.loads(data)
+        except UnicodeDecodeError:
+            raise HTTPException(400, "The request body is not valid UTF-8") from None
+        except RecursionError:
+            raise HTTPException(400, "The JSON is nested too deeply") from None
+        if not isinstance(value, dict):
+            raise HTTPException(400, NOT_AN_OBJECT)
+        return value
+
+    def refused_before_parsing(self, context: GraphQLContext) -> GraphQLError | None:
+        """With auth on and nothing waived (TASKER_*_REQUIRES_AUTH), every document needs a
+        verified caller: refuse one without, before its document costs a parse."""
+        gate = self.services.auth
+        if not gate.enabled or gate.waived:
+            return None
+        try:
+            gate.authenticated(context.request.scope)
+        except AuthenticationFailed as exc:
+            return refusal(exc, context)
+        return None
+
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: GraphQLContext,
+        root_value: None,
+        sub_response: Response,
+    ) -> ExecutionResult | list[ExecutionResult]:
+        if (error := self.refused_before_parsing(context)) is not None:
+            return ExecutionResult(data=None, errors=[error])
+        result = await super().execute_operation(
+            request=request,
+            request_adapter=request_adapter,
+            request_data=request_data,
+            context=context,
+            root_value=root_value,
+            sub_response=sub_response,
+        )
+        return cast(ExecutionResult | list[ExecutionResult], result)
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: GraphQLContext,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Strawberry's, with subscriptions left to the websocket (no HTTP stream protocol
+        is enabled: one would otherwise reach the executor and crash there)."""
+        method = request_adapter.method
+        allowed = OperationType.from_http(method) - {OperationType.SUBSCRIPTION}
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as exc:
+            raise HTTPException(400, exc.as_http_error_reason()) from exc
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type is OperationType.SUBSCRIPTION:
+                raise HTTPException(400, SUBSCRIPTIONS_OVER_HTTP) from exc
+            raise HTTPException(400, exc.as_http_error_reason(method)) from exc
+        except MissingQueryError as exc:
+            raise HTTPException(400, "No GraphQL query found in the request") from exc
 
     async def on_ws_connect(self, context: GraphQLContext) -> UnsetType | dict[str, object] | None:
         """`connection_init` must carry a valid token (payload `Authorization: Bearer ...`,

@@ -1,8 +1,8 @@
-from collections import OrderedDict
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, parse
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as alias_rule
@@ -10,6 +10,8 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionContext
 
+from graphql_schema.bounds import OFFLOAD_CHARS, Bounds, check_bounds
+from graphql_schema.caches import TextCache
 from graphql_schema.context import GraphQLContext
 from server.config import Settings
 from server.domain.errors import DomainError
@@ -68,30 +70,23 @@ class ErrorShaping(MaskErrors):
         return error
 
 
-class _LRU:
-    def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
-        self.items: OrderedDict[Any, Any] = OrderedDict()
-
-    def get(self, key: Any) -> Any:
-        value = self.items.get(key)
-        if value is not None:
-            self.items.move_to_end(key)
-        return value
-
-    def put(self, key: Any, value: Any) -> None:
-        self.items[key] = value
-        if len(self.items) > self.maxsize:
-            self.items.popitem(last=False)
-
-
 class Limits:
-    """Query limits and the parse/validation cache of one schema (shared by its requests)."""
+    """Query limits and the parse/validation caches of one schema (shared by its requests).
 
-    def __init__(self, settings: Settings, cache_size: int = 256) -> None:
+    The caches keep only documents that passed everything (limits, authorization,
+    validation): a refused request leaves no trace, and their text is bounded in total."""
+
+    def __init__(
+        self, settings: Settings, cache_size: int = 256, cache_chars: int = 2_000_000
+    ) -> None:
         self.max_tokens = settings.graphql_max_tokens
         # Comments and whitespace are not tokens; cap the text too (100 characters a token).
         self.max_chars = 100 * settings.graphql_max_tokens
+        self.bounds = Bounds(
+            max_fields=settings.graphql_max_fields,
+            max_aliases=settings.graphql_max_aliases,
+            max_same_name=settings.graphql_max_same_name_fields,
+        )
         rules: list[type[ASTValidationRule]] = [
             depth_rule(settings.graphql_max_depth, None, None),
             alias_rule(settings.graphql_max_aliases),
@@ -99,15 +94,19 @@ class Limits:
         if not settings.graphql_introspection:
             rules.append(NoSchemaIntrospectionCustomRule)
         self.rules = tuple(rules)
-        self.documents = _LRU(cache_size)
-        self.validations = _LRU(cache_size)
+        self.documents: TextCache[DocumentNode] = TextCache(cache_size, cache_chars)
+        self.validated: TextCache[bool] = TextCache(cache_size, cache_chars)
+        """Documents (and rule sets) that validated without errors."""
 
     def extension(self) -> "LimitedDocuments":
         return LimitedDocuments(self)
 
 
 class LimitedDocuments(SchemaExtension):
-    """Token limit at parse time, depth/alias/introspection rules at validation; both cached."""
+    """Token and work bounds at parse time; depth/alias/introspection rules at validation,
+    run only for documents within the bounds and callers allowed to run them (the
+    authorization extension comes first and sets its refusal). Long documents are parsed
+    and validated in a thread."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -116,31 +115,53 @@ class LimitedDocuments(SchemaExtension):
         self.execution_context.parse_options["max_tokens"] = self.limits.max_tokens
         yield
 
-    def on_parse(self) -> Iterator[None]:
+    async def on_parse(self) -> AsyncIterator[None]:
         ctx = self.execution_context
-        if ctx.query is not None and len(ctx.query) > self.limits.max_chars:
+        query = ctx.query
+        if query is not None and len(query) > self.limits.max_chars:
             raise GraphQLError(
                 f"Syntax Error: Document is longer than {self.limits.max_chars} characters. "
                 "Parsing aborted."
             )
-        if ctx.query is not None and ctx.graphql_document is None:
-            ctx.graphql_document = self.limits.documents.get(ctx.query)
+        cached = None
+        if query is not None and ctx.graphql_document is None:
+            cached = ctx.graphql_document = self.limits.documents.get(query)
+            if cached is None and len(query) > OFFLOAD_CHARS:
+                ctx.graphql_document = await asyncio.to_thread(parse, query, **ctx.parse_options)
         yield
-        if ctx.query is not None and ctx.graphql_document is not None:
-            self.limits.documents.put(ctx.query, ctx.graphql_document)
+        document = ctx.graphql_document
+        error = (
+            check_bounds(document, self.limits.bounds)
+            if document is not None and cached is None
+            else None
+        )
+        if error is not None:
+            ctx.pre_execution_errors = [error]  # validation is then skipped
 
-    def on_validate(self) -> Iterator[None]:
+    async def on_validate(self) -> AsyncIterator[None]:
         ctx = self.execution_context
         ctx.validation_rules = ctx.validation_rules + self.limits.rules
         document: DocumentNode | None = ctx.graphql_document
-        if document is not None and ctx.query is not None:
-            key = (ctx.query, ctx.validation_rules)
-            errors = self.limits.validations.get(key)
-            if errors is None:
-                errors = validate_document(ctx.schema._schema, document, ctx.validation_rules)
-                self.limits.validations.put(key, errors)
-            ctx.pre_execution_errors = list(errors)
+        if document is None or ctx.query is None or ctx.pre_execution_errors is not None:
+            yield  # refused already (bounds or authorization), or nothing to cache
+            return
+        rules = ctx.validation_rules
+        if self.limits.validated.get(ctx.query, rules):
+            ctx.pre_execution_errors = []
+            yield
+            return
+        # Off the event loop when long: a legal document within the bounds still costs
+        # milliseconds.
+        if len(ctx.query) > OFFLOAD_CHARS:
+            ctx.pre_execution_errors = await asyncio.to_thread(
+                validate_document, ctx.schema._schema, document, rules
+            )
+        else:
+            ctx.pre_execution_errors = validate_document(ctx.schema._schema, document, rules)
         yield
+        if not ctx.pre_execution_errors:
+            self.limits.documents.put(ctx.query, document)
+            self.limits.validated.put(ctx.query, True, rules)
 
 
 class FreshLoaders(SchemaExtension):

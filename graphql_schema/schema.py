@@ -33,6 +33,9 @@ class Query(CatalogueQueries, TaskQueries, AnalyticsQuery):
 class TaskerSchema(strawberry.Schema):
     """Logs each error once: crashes with a traceback and the request id, the rest quietly."""
 
+    limits: Limits
+    """The query limits and document caches its requests share."""
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -52,14 +55,16 @@ class TaskerSchema(strawberry.Schema):
 
 def build_schema(settings: Settings) -> TaskerSchema:
     limits = Limits(settings)
-    return TaskerSchema(
+    schema = TaskerSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        # Authorization after the limits: both set `pre_execution_errors` before validation,
-        # and a refusal must be the last word (issue 5).
-        extensions=[ErrorShaping, limits.extension, Authorization, FreshLoaders],
+        # Authorization before the validation rules (the limits' extension), so a refused
+        # caller never costs a validation; a refusal replaces any earlier error.
+        extensions=[ErrorShaping, Authorization, limits.extension, FreshLoaders],
     )
+    schema.limits = limits
+    return schema
 
 
 def sdl() -> str:

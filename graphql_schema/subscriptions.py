@@ -9,7 +9,6 @@ from server.container import Services
 from server.domain.errors import ValidationFailed
 from server.domain.views import TransitionEvent
 from server.services import queries
-from server.services.follow import STOPPED, stops
 from server.services.follow import follow_task as follow
 
 REPLAY_LIMIT = 10_000
@@ -50,17 +49,11 @@ async def replay_then_live(
 async def follow_task(
     services: Services, task_id: str, after: int | None
 ) -> AsyncIterator[TransitionEvent]:
-    """The task's transitions after the cursor (see `server.services.follow`); without one,
-    those from now on, or only its final transition if it has already ended."""
+    """The task's transitions after the cursor (without one, its whole history), then live
+    ones until it stops: the same stream as REST's server-sent events
+    (`server.services.follow`)."""
     task = await services.tasks.get_task(task_id)
-    if after is None:
-        past = await services.tasks.history(task.id)
-        if task.status in STOPPED:
-            for event in [e for e in past if stops(e)][-1:]:
-                yield event
-            return
-        after = past[-1].cursor if past else 0
-    events = follow(services.hub, services.tasks, task.id, after, quiet=KEEPALIVE_SECONDS)
+    events = follow(services.hub, services.tasks, task.id, after or 0, quiet=KEEPALIVE_SECONDS)
     async for followed in events:
         if followed is not None:
             yield followed
@@ -84,15 +77,24 @@ async def follow_namespace(
         yield event
 
 
-CURSOR_ARG = strawberry.argument(
-    description="Replay history after this event cursor first, then continue live."
+TASK_CURSOR = strawberry.argument(
+    description=(
+        "Resume after this event cursor (the last one received). Omitted: the task's "
+        "whole history is replayed first."
+    )
+)
+NAMESPACE_CURSOR = strawberry.argument(
+    description=(
+        "Replay the namespace's history after this event cursor first. Omitted: "
+        "live events only, from now on."
+    )
 )
 
 
 async def task_events(
     info: Info,
     id: Annotated[strawberry.ID, strawberry.argument(description="Task id.")],
-    after: Annotated[str | None, CURSOR_ARG] = None,
+    after: Annotated[str | None, TASK_CURSOR] = None,
 ) -> AsyncGenerator[TransitionEventType, None]:
     async for event in follow_task(info.context.services, id, parse_cursor(after)):
         yield TransitionEventType.from_event(event)
@@ -101,7 +103,7 @@ async def task_events(
 async def namespace_events(
     info: Info,
     namespace: Annotated[str, strawberry.argument(description="Namespace name.")],
-    after: Annotated[str | None, CURSOR_ARG] = None,
+    after: Annotated[str | None, NAMESPACE_CURSOR] = None,
 ) -> AsyncGenerator[TransitionEventType, None]:
     async for event in follow_namespace(info.context.services, namespace, parse_cursor(after)):
         yield TransitionEventType.from_event(event)
@@ -112,11 +114,18 @@ class Subscription:
     task_events: AsyncGenerator[TransitionEventType, None] = strawberry.subscription(
         resolver=task_events,
         description=(
-            "Every transition of one task and its steps; completes after the task's final "
-            "transition (complete, error, cancelled or resolved_manually)."
+            "Every transition of one task and its steps, in cursor order, none twice: its "
+            "history first (all of it, or what followed `after`), then live ones, as REST's "
+            "event stream sends them; completes after the task's final transition (complete, "
+            "error, cancelled or resolved_manually)."
         ),
     )
     namespace_events: AsyncGenerator[TransitionEventType, None] = strawberry.subscription(
         resolver=namespace_events,
-        description="Every transition of every task in a namespace (a firehose).",
+        description=(
+            "Every transition of every task in a namespace (a firehose), including each "
+            "task's and step's \"created\" transition: live from now on, or the history "
+            "after `after` first. Follow one task (`taskEvents`) for a stream that never "
+            "misses a transition committed late."
+        ),
     )

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     log_json: bool = False
     log_level: str = "INFO"
     static_dir: Path = Path(__file__).resolve().parent / "static"
+    # GraphQL work bounds, checked on the parsed document before validation runs (validation
+    # is quadratic in fields sharing a response name), and subscriptions per websocket.
+    graphql_max_fields: int = Field(default=1000, ge=1)
+    graphql_max_same_name_fields: int = Field(default=20, ge=1)
+    graphql_max_subscriptions_per_connection: int = Field(default=100, ge=1)
 
     # Workers: one whose last heartbeat (every `heartbeat_interval`) is older than this, on
     # the database's clock, is dead and its running steps are reclaimed at once, whatever

@@ -149,7 +149,7 @@ def count_events(events: Sequence[TransitionEvent]) -> None:
 
 
 def task_created(namespace: str) -> None:
-    """Count a created task (creation writes its history rows without publishing events)."""
+    """Count a created task (`count_events` skips the "created" transitions)."""
     TASKS_CREATED.labels(namespace).inc()
 
 

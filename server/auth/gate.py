@@ -117,6 +117,10 @@ class Gate:
             raise AuthorizationFailed(missing)
         return principal
 
+    def authenticated(self, scope: MutableMapping[str, Any]) -> Principal:
+        """The connection's verified caller; raises AuthenticationFailed (401) otherwise."""
+        return self._principal(self.authentication(scope))
+
     def subject(self, scope: MutableMapping[str, Any]) -> str | None:
         """The verified caller's `sub`, if any (the rate limiter's key)."""
         principal = self.authentication(scope).principal

@@ -103,7 +103,7 @@ class TaskCreator:
                 return self._same_request(existing, fingerprint), False
         try:
             view = await self._insert(template, req, fingerprint, scope)
-            task_created(view.namespace)  # metrics: creation publishes no transition event
+            task_created(view.namespace)  # metrics: counting events skips creations
             return view, True
         except IntegrityError:
             existing = await self._keyed(scope, req.idempotency_key)
@@ -241,6 +241,16 @@ class TaskCreator:
                 using_db=uow.conn,
             )
             ref = TaskRef(task.id, task.namespace)
+            # Followers of a namespace see a task from its creation: its "created" rows are
+            # published like any other transition (a bulk insert returns no ids: read back).
+            created = (
+                await Transition.filter(task_id=task.id)
+                .using_db(uow.conn)
+                .order_by("id")
+                .values_list("id", "step_id", "step_name")
+            )
+            for cursor, step_id, step_name in created:
+                uow.note(ref, step_id, step_name, None, "pending", "created", cursor)
             uow.nudge([ids[name] for name in ready])
             if bypass:
                 for name in template.graph.execution_order:

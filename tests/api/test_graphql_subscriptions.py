@@ -103,11 +103,13 @@ def test_resuming_after_a_cursor_yields_only_what_followed(app_client):
     assert rest == everything[len(everything) // 2 + 1 :]
 
 
-def test_a_finished_task_completes_at_once_with_its_final_event(app_client):
+def test_a_finished_task_replays_its_history_then_completes(app_client):
+    """Without `after`, the whole history (as REST's event stream sends it), then complete."""
     task_id = create(app_client)
-    follow(app_client, task_id, after="0")
+    everything = follow(app_client, task_id, after="0")
     events = follow(app_client, task_id)
-    assert [(e["stepName"], e["toStatus"]) for e in events] == [(None, "COMPLETE")]
+    assert events == everything
+    assert [(e["stepName"], e["toStatus"]) for e in events][-1] == (None, "COMPLETE")
 
 
 def test_resuming_a_finished_task_after_its_last_event_completes_empty(app_client):
