@@ -11,29 +11,12 @@ import subprocess
 import time
 
 import httpx
-import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import BACKEND, REDIS_URL
+from tests.conftest import REDIS_URL
 from tests.support.cluster import ROOT, TASKER, WorkerProcesses, free_port
+from tests.support.production import PRODUCTION_ONLY, metric_total
 
-pytestmark = [
-    pytest.mark.redis,
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        BACKEND != "postgres" or not REDIS_URL,
-        reason="needs TASKER_TEST_BACKEND=postgres and TASKER_TEST_REDIS_URL",
-    ),
-]
-
-
-def counter(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                total += s.value
-    return total
+pytestmark = PRODUCTION_ONLY
 
 
 def listening(port: int) -> bool:
@@ -86,14 +69,16 @@ async def test_worker_process_metrics_appear_on_the_server_scrape(database_url, 
             text = (await client.get("/tasker/metrics")).text
         # Counted by the worker process (it ran all four steps and finished the task) ...
         assert (
-            counter(text, "tasker_step_executions_total", namespace="shapes", outcome="complete")
+            metric_total(
+                text, "tasker_step_executions_total", namespace="shapes", outcome="complete"
+            )
             == 4
         ), text
-        assert counter(text, "tasker_tasks_completed_total", namespace="shapes") == 1
-        assert counter(text, "tasker_step_duration_seconds_count", namespace="shapes") == 4
+        assert metric_total(text, "tasker_tasks_completed_total", namespace="shapes") == 1
+        assert metric_total(text, "tasker_step_duration_seconds_count", namespace="shapes") == 4
         # ... and by the server process (it created the task), on the same page.
-        assert counter(text, "tasker_tasks_created_total", namespace="shapes") == 1
-        assert counter(text, "tasker_live_workers") >= 1
+        assert metric_total(text, "tasker_tasks_created_total", namespace="shapes") == 1
+        assert metric_total(text, "tasker_live_workers") >= 1
         assert len(list(prom.glob("*.db"))) >= 2  # one file set per process
         assert not listening(9191), "dramatiq's own metrics server must stay off"
     finally:

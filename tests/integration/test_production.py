@@ -18,20 +18,14 @@ from server.domain.states import StepState, TaskState
 from server.domain.views import CreateTask, TaskFilter
 from server.pubsub import RedisListener
 from server.services.ports import NullDispatcher
-from tests.conftest import BACKEND, REDIS_URL, fast_settings
+from tests.conftest import REDIS_URL, fast_settings
 from tests.support.cluster import PrivateRedis, WorkerProcesses
+from tests.support.production import PRODUCTION_ONLY
 from tests.support.waiting import wait_for_task
 from workers.pool import WorkerPool
 from workers.runtime import LoopRuntime
 
-pytestmark = [
-    pytest.mark.redis,
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        BACKEND != "postgres" or not REDIS_URL,
-        reason="needs TASKER_TEST_BACKEND=postgres and TASKER_TEST_REDIS_URL",
-    ),
-]
+pytestmark = PRODUCTION_ONLY
 
 
 @pytest.fixture

@@ -12,35 +12,18 @@ import time
 import httpx
 import pytest
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 
 from server.db.models import Transition
 from server.domain.states import TaskState
 from server.domain.views import CreateTask
 from server.services.claims import lease_holder
-from tests.conftest import BACKEND, REDIS_URL
+from tests.conftest import REDIS_URL
 from tests.integration.test_production import _producer
 from tests.support.cluster import ROOT, TASKER, WorkerProcesses, free_port
+from tests.support.production import PRODUCTION_ONLY, metric_total
 from tests.support.waiting import wait_for_task
 
-pytestmark = [
-    pytest.mark.redis,
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        BACKEND != "postgres" or not REDIS_URL,
-        reason="needs TASKER_TEST_BACKEND=postgres and TASKER_TEST_REDIS_URL",
-    ),
-]
-
-
-def total(text: str, name: str, **labels: str) -> float:
-    """The sum of the samples named `name` with these labels."""
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-    )
+pytestmark = PRODUCTION_ONLY
 
 
 @pytest.fixture
@@ -104,11 +87,13 @@ async def test_a_worker_serves_the_completions_and_step_durations_it_counted(pro
     finally:
         workers.stop()
     # The four steps of `linear` and the task's completion, all counted in the worker.
-    executions = total(text, "tasker_step_executions_total", namespace="shapes", outcome="complete")
+    executions = metric_total(
+        text, "tasker_step_executions_total", namespace="shapes", outcome="complete"
+    )
     assert executions == 4, text
-    assert total(text, "tasker_tasks_completed_total", namespace="shapes") == 1, text
-    assert total(text, "tasker_step_duration_seconds_count", namespace="shapes") == 4, text
-    assert total(text, "tasker_step_duration_seconds_bucket", le="+Inf") == 4, text
+    assert metric_total(text, "tasker_tasks_completed_total", namespace="shapes") == 1, text
+    assert metric_total(text, "tasker_step_duration_seconds_count", namespace="shapes") == 4, text
+    assert metric_total(text, "tasker_step_duration_seconds_bucket", le="+Inf") == 4, text
     # The deployment's gauges are the server's to serve, not each worker host's.
     assert "tasker_live_workers" not in text
 
@@ -127,7 +112,9 @@ async def test_several_processes_are_summed_on_one_port_set_by_environment(produ
         workers.stop()
     # Both processes ran steps (each claim names its worker), and one page has them all.
     assert len({lease_holder(c["worker"]) for c in claims}) == 2, claims  # leases on PostgreSQL
-    executions = total(text, "tasker_step_executions_total", namespace="shapes", outcome="complete")
+    executions = metric_total(
+        text, "tasker_step_executions_total", namespace="shapes", outcome="complete"
+    )
     assert executions == 80, text
-    assert total(text, "tasker_tasks_completed_total", namespace="shapes") == 20, text
-    assert total(text, "tasker_step_duration_seconds_count", namespace="shapes") == 80, text
+    assert metric_total(text, "tasker_tasks_completed_total", namespace="shapes") == 20, text
+    assert metric_total(text, "tasker_step_duration_seconds_count", namespace="shapes") == 80, text
