@@ -54,7 +54,7 @@ class WorkerPool:
         )
         self.worker.start()
         # A ready step has someone to run it from now on, even before this process's first
-        # heartbeat is written (see `server.services.liveness`).
+        # heartbeat is written (see `server.services.dependencies`).
         self.services.tasks.liveness.consuming_here = True
 
     def stop_consuming(self) -> None:

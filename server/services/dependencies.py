@@ -1,8 +1,18 @@
-"""The dependency analysis of a task: why each step is not running, and a summary.
+"""The dependency analysis of a task: why each step is not running, and a summary; and the
+one fact it needs from outside the task, whether any worker is alive.
 
-Pure over a snapshot of the task and its steps plus one fact measured once per call, whether
-any worker is alive (`server.services.liveness`): without one, a ready step says
-`no_live_worker` instead of `queued`, and counts among the blocked steps.
+The analysis is pure over a snapshot of the task and its steps plus that fact, measured once
+per call: without a live worker, a ready step says `no_live_worker` instead of `queued`, and
+counts among the blocked steps.
+
+Liveness has two sources, because the two deployments know it differently:
+- embedded (`tasker serve` with no broker URL): the server runs the step workers itself, so it
+  knows they are running without asking the database. Its heartbeats are written by the
+  background loop, which starts a moment after the workers do; asking only the heartbeats
+  would call the server's own workers dead in that moment.
+- with a broker: steps are run by `tasker worker` processes, seen only through the heartbeats
+  they write (`WorkerRegistry.live`). None within the liveness window means nobody is there
+  to claim a ready step.
 """
 
 from collections.abc import Sequence
@@ -18,9 +28,28 @@ from server.domain.views import (
     TaskDependencies,
     TaskView,
 )
+from server.services.workers import WorkerRegistry
 
 PASSING = (WAITING_ON_PARENTS, BACKING_OFF)
 """Reasons that resolve by themselves: a task waiting only on these is progressing."""
+
+
+class Liveness:
+    """Answers "is any worker alive", for the explanations of why a step is not running."""
+
+    def __init__(self, registry: WorkerRegistry | None) -> None:
+        self.registry = registry
+        self.consuming_here = False
+        """Set by the worker pool of this process while its workers consume steps."""
+
+    async def any_alive(self) -> bool:
+        """This process's own workers consume, or some worker heartbeated recently.
+
+        Without a registry (a core built without one) nothing can be known: say alive, so
+        that a ready step reads `queued` rather than a `no_live_worker` nobody measured."""
+        if self.consuming_here or self.registry is None:
+            return True
+        return bool(await self.registry.live())
 
 
 def analyse(

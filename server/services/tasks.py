@@ -26,8 +26,7 @@ from server.domain.views import (
 from server.services import queries
 from server.services.catalogue import Catalogue
 from server.services.creation import TaskCreator
-from server.services.dependencies import analyse
-from server.services.liveness import Liveness
+from server.services.dependencies import Liveness, analyse
 from server.services.progress import advance
 from server.services.registry import HandlerRegistry
 from server.services.transitions import Door, TaskRef

@@ -1,8 +1,9 @@
 """A ready step with nobody to run it says `no_live_worker`, on REST and on GraphQL alike.
 
 Liveness comes from the heartbeats of `tasker worker` processes, or, in the embedded server,
-from its own worker pool consuming (`server.services.liveness`). The `services` fixture runs
-no worker and writes no heartbeat: the production server with every worker stopped.
+from its own worker pool consuming (`server.services.dependencies.Liveness`). The `services`
+fixture runs no worker and writes no heartbeat: the production server with every worker
+stopped.
 """
 
 import os
