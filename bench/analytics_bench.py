@@ -112,7 +112,7 @@ async def main(url: str, rounds: int, budget: float) -> int:
         await warm.performance()
         line("performance (from the in-process cache)", await timed(warm.performance, rounds))
         report = (await cold.bottlenecks()).report
-        print(f"recommendations: {[r.to_json() for r in report.recommendations]}")
+        print(f"recommendations: {report.to_cache()['recommendations']}")
         print("PASS" if ok else "FAIL")
         return 0 if ok else 1
     finally:

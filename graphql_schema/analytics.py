@@ -6,6 +6,7 @@ lists `Query.analytics` (tasker.analytics:index) and `Query.health`
 (tasker.health_status:index) in the permission table.
 """
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, cast
 
@@ -219,40 +220,37 @@ class HealthType:
 
     @classmethod
     def from_report(cls, report: StatusReport) -> "HealthType":
-        d = report.details
+        work = report.work
 
-        def counts(key: str) -> list[StatusCountType]:
-            return [StatusCountType(status=k, count=v) for k, v in d.get(key, {}).items()]
+        def counts(by_status: Mapping[str, int] | None) -> list[StatusCountType]:
+            return [StatusCountType(status=k, count=v) for k, v in (by_status or {}).items()]
 
-        backlog = d.get("backlog", {})
+        backlog = work.backlog if work else None
         return cls(
             status="healthy" if report.healthy else "unhealthy",
             reasons=list(report.reasons),
             checked_at=report.checked_at,
             checks=[
-                HealthCheckType(
-                    name=name,
-                    ok=c["status"] == "ok",
-                    latency_ms=c.get("latency_ms"),
-                    error=c.get("error"),
-                )
-                for name, c in report.checks.items()
+                HealthCheckType(name=c.name, ok=c.ok, latency_ms=c.latency_ms, error=c.error)
+                for c in report.checks
             ],
-            tasks=counts("tasks"),
-            steps=counts("steps"),
-            retries=counts("retries"),
-            ready_steps=backlog.get("ready_steps"),
-            stuck_steps=backlog.get("stuck_steps"),
-            oldest_ready_step_age_seconds=backlog.get("oldest_ready_step_age_seconds"),
+            tasks=counts(work.tasks if work else None),
+            steps=counts(work.steps if work else None),
+            retries=counts(work.retries if work else None),
+            ready_steps=backlog.ready_steps if backlog else None,
+            stuck_steps=backlog.stuck_steps if backlog else None,
+            oldest_ready_step_age_seconds=(
+                backlog.oldest_ready_step_age_seconds if backlog else None
+            ),
             live_workers=[
                 LiveWorkerType(
-                    worker_id=w["worker_id"],
-                    hostname=w["hostname"],
-                    pid=w["pid"],
-                    started_at=datetime.fromisoformat(w["started_at"]),
-                    last_seen_at=datetime.fromisoformat(w["last_seen_at"]),
+                    worker_id=w.worker.worker_id,
+                    hostname=w.worker.hostname,
+                    pid=w.worker.pid,
+                    started_at=w.worker.started_at,
+                    last_seen_at=w.worker.last_seen_at,
                 )
-                for w in d.get("workers", {}).get("workers", [])
+                for w in (work.workers if work else ())
             ],
         )
 

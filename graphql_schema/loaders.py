@@ -5,10 +5,8 @@ from uuid import UUID
 from strawberry.dataloader import DataLoader
 
 from server.container import Services
-from server.domain.views import BlockedReason, StepView, TaskView, TransitionView
+from server.domain.views import StepView, TaskDependencies, TaskView, TransitionView
 from server.services import queries
-
-Reasons = dict[str, BlockedReason | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +17,7 @@ class Loaders:
     steps: DataLoader[UUID, list[StepView]]
     task_transitions: DataLoader[UUID, list[TransitionView]]
     step_transitions: DataLoader[int, list[TransitionView]]
-    blocked: DataLoader[UUID, Reasons]
+    dependencies: DataLoader[UUID, TaskDependencies | None]
 
 
 def build_loaders(services: Services) -> Loaders:
@@ -42,18 +40,18 @@ def build_loaders(services: Services) -> Loaders:
     task_loader = DataLoader(tasks)
     step_loader = DataLoader(steps)
 
-    async def blocked(ids: Sequence[UUID]) -> list[Reasons]:
+    async def dependencies(ids: Sequence[UUID]) -> list[TaskDependencies | None]:
+        # One liveness reading for the whole batch (a page of tasks with their steps' reasons).
         views = await task_loader.load_many(ids)
         step_lists = await step_loader.load_many(ids)
-        return [
-            services.tasks.explain_steps(view, step_list) if view is not None else {}
-            for view, step_list in zip(views, step_lists, strict=True)
-        ]
+        found = [(v, s) for v, s in zip(views, step_lists, strict=True) if v is not None]
+        analysed = iter(await services.tasks.dependencies_of(found))
+        return [None if view is None else next(analysed) for view in views]
 
     return Loaders(
         task=task_loader,
         steps=step_loader,
         task_transitions=DataLoader(task_transitions),
         step_transitions=DataLoader(step_transitions),
-        blocked=DataLoader(blocked),
+        dependencies=DataLoader(dependencies),
     )

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from rest_compat import report_json
 from rest_compat.errors import error_response
 from rest_compat.operations import Operation, Reply, routes_for, services_of
 from rest_compat.params import Query, QueryInt, Text
@@ -113,7 +114,7 @@ def _timed(body: dict[str, Any], timed: Timed[Any]) -> Response:
 
 async def performance(request: Request) -> Response:
     timed = await services_of(request).analytics.performance()
-    return _timed(timed.report.to_json(), timed)
+    return _timed(report_json.performance(timed.report), timed)
 
 
 async def bottlenecks(request: Request, query: BottlenecksQuery) -> Response:
@@ -123,7 +124,7 @@ async def bottlenecks(request: Request, query: BottlenecksQuery) -> Response:
         version=query.version,
         period_hours=query.period,
     )
-    return _timed(timed.report.seed_json(), timed)
+    return _timed(report_json.bottlenecks(timed.report), timed)
 
 
 async def health_live(request: Request) -> Response:
@@ -134,7 +135,7 @@ async def health_live(request: Request) -> Response:
 async def health_ready(request: Request) -> Response:
     readiness = await services_of(request).health.ready()
     if readiness.ok:
-        return JSONResponse(readiness.to_json(), headers=NO_STORE)
+        return JSONResponse(report_json.readiness(readiness), headers=NO_STORE)
     failed = readiness.failed
     return error_response(
         503,
@@ -149,13 +150,13 @@ async def health_ready(request: Request) -> Response:
 async def health_status(request: Request) -> Response:
     report = await services_of(request).health.status()
     if report.healthy:
-        return JSONResponse(report.to_json(), headers=NO_STORE)
+        return JSONResponse(report_json.status(report), headers=NO_STORE)
     return error_response(
         503,
         "ServiceUnavailable",
         "UNHEALTHY",
         "; ".join(report.reasons),
-        report.to_json(),
+        report_json.status(report),
         headers=NO_STORE,
     )
 

@@ -6,15 +6,15 @@ No I/O and no logic beyond renaming, plus the arithmetic the seed's shapes ask f
 """
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from rest_compat import shapes
 from server.domain.templates import HandlerTemplate, NamespaceInfo
 from server.domain.views import (
     BlockedReason,
-    DependencyAnalysis,
     StepView,
+    TaskDependencies,
     TaskPage,
     TaskView,
     TransitionEvent,
@@ -114,9 +114,8 @@ def task_list(page: TaskPage, *, current_page: int, per_page: int) -> dict[str, 
     }
 
 
-def task_with_dependencies(
-    task: TaskView, steps: Sequence[StepView], analysis: DependencyAnalysis
-) -> shapes.TaskWithDependencies:
+def task_with_dependencies(deps: TaskDependencies) -> shapes.TaskWithDependencies:
+    task, steps, analysis = deps.task, deps.steps, deps.analysis
     return shapes.TaskWithDependencies(
         **task_json(task),
         steps=[

@@ -1,8 +1,6 @@
 """Workflow step endpoints under `/tasks/{task_id}/workflow_steps`; `{step_id}` is the step's
 name or its numeric id."""
 
-from collections.abc import Sequence
-
 from starlette.requests import Request
 
 from rest_compat import serializers
@@ -10,29 +8,17 @@ from rest_compat.operations import services_of
 from rest_compat.params import ResolveStepBody, UpdateStepBody
 from rest_compat.shapes import StepList, StepOut
 from server.container import Services
-from server.domain.views import BlockedReason, StepView
-
-
-async def _reasons(
-    services: Services, task_id: str, steps: Sequence[StepView] | None = None
-) -> dict[str, BlockedReason]:
-    """Why each step is not running, by name: it takes the task's status and all its steps."""
-    task = await services.tasks.get_task(task_id)
-    every = steps if steps is not None else await services.steps.list_steps(task.id)
-    explained = services.tasks.explain_steps(task, every)
-    return {name: reason for name, reason in explained.items() if reason is not None}
+from server.domain.views import StepView
 
 
 async def _one(services: Services, task_id: str, step: StepView) -> StepOut:
-    return serializers.step_out(step, await _reasons(services, task_id))
+    # A step's reason depends on the task's status and on all its steps, hence the whole read.
+    return serializers.step_out(step, (await services.tasks.dependencies(task_id)).reasons)
 
 
 async def list_steps(request: Request) -> StepList:
-    services = services_of(request)
-    task_id = request.path_params["task_id"]
-    steps = await services.steps.list_steps(task_id)
-    reasons = await _reasons(services, task_id, steps)
-    return StepList(workflow_steps=[serializers.step_out(s, reasons) for s in steps])
+    deps = await services_of(request).tasks.dependencies(request.path_params["task_id"])
+    return StepList(workflow_steps=[serializers.step_out(s, deps.reasons) for s in deps.steps])
 
 
 async def show_step(request: Request) -> StepOut:

@@ -56,12 +56,12 @@ async def show_task(request: Request, query: TaskShowQuery) -> Response | TaskWi
     if query.include_dependencies:
         # The steps are step data: the same grant as /workflow_steps and GraphQL's Task.steps.
         services.auth.require(request.scope, [need.READ_STEPS])
-    task = await services.tasks.get_task(request.path_params["id"])
     if not query.include_dependencies:
+        task = await services.tasks.get_task(request.path_params["id"])
         return render_json(serializers.task_json(task), TaskOut)
-    steps = await services.steps.list_steps(task.id)
-    analysis = services.tasks.analysis_of(task, steps)
-    return serializers.task_with_dependencies(task, steps, analysis)
+    return serializers.task_with_dependencies(
+        await services.tasks.dependencies(request.path_params["id"])
+    )
 
 
 async def update_task(request: Request, body: UpdateTaskBody) -> TaskRecordOut:

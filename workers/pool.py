@@ -53,9 +53,13 @@ class WorkerPool:
             worker_timeout=self.services.settings.worker_poll_ms,
         )
         self.worker.start()
+        # A ready step has someone to run it from now on, even before this process's first
+        # heartbeat is written (see `server.services.dependencies`).
+        self.services.tasks.liveness.consuming_here = True
 
     def stop_consuming(self) -> None:
         """Stop the worker threads (blocks until in-flight messages finish)."""
+        self.services.tasks.liveness.consuming_here = False
         if self.worker is not None:
             self.worker.stop()
             self.worker = None

@@ -34,8 +34,8 @@ class BlockedReasonType:
 
 
 async def resolve_blocked_reason(root: "StepType", info: Info) -> BlockedReasonType | None:
-    reasons = await info.context.loaders.blocked.load(root.view.task_id)
-    reason = reasons.get(root.view.name)
+    deps = await info.context.loaders.dependencies.load(root.view.task_id)
+    reason = None if deps is None else deps.reasons.get(root.view.name)
     return None if reason is None else BlockedReasonType.from_view(reason)
 
 

@@ -51,10 +51,10 @@ async def resolve_task_transitions(root: "TaskType", info: Info) -> list[Transit
 
 
 async def resolve_dependencies(root: "TaskType", info: Info) -> DependencyAnalysisType:
-    steps = await info.context.loaders.steps.load(root.view.id)
-    return DependencyAnalysisType.from_view(
-        info.context.services.tasks.analysis_of(root.view, steps)
-    )
+    info.context.loaders.task.prime(root.view.id, root.view)  # analyse the task as read
+    deps = await info.context.loaders.dependencies.load(root.view.id)
+    assert deps is not None  # its task is in the task loader
+    return DependencyAnalysisType.from_view(deps.analysis)
 
 
 @strawberry.type(name="Task", description="One run of a handler, with its own context.")

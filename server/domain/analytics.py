@@ -103,13 +103,15 @@ class PerformanceReport:
     task_statistics: TaskStatistics
     processing_times: ProcessingTimes
 
-    def to_json(self) -> dict[str, Any]:
-        """The seed's JSON shape."""
+    def to_cache(self) -> dict[str, Any]:
+        """The form kept in the report cache (Redis is shared by every server process, so
+        it must not change under a rolling deploy). Not a wire shape: the REST and GraphQL
+        adapters build theirs from the fields."""
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "PerformanceReport":
-        """Inverse of `to_json` (reports travel through the cache as JSON)."""
+    def from_cache(cls, data: dict[str, Any]) -> "PerformanceReport":
+        """Inverse of `to_cache`."""
         return cls(
             system_health_score=data["system_health_score"],
             performance_trends={k: Trend(**v) for k, v in data["performance_trends"].items()},
@@ -139,8 +141,8 @@ class BottleneckScope:
         given = ((self.namespace, namespace), (self.name, name), (self.version, version))
         return all(wanted is None or wanted == value for wanted, value in given)
 
-    def to_json(self) -> dict[str, str]:
-        """The filters that were given (the seed's `scope`)."""
+    def given(self) -> dict[str, str]:
+        """The filters that were given, by name."""
         given = {"namespace": self.namespace, "name": self.name, "version": self.version}
         return {k: v for k, v in given.items() if v is not None}
 
@@ -189,10 +191,6 @@ class Recommendation:
     current_retry_limit: int | None = None
     suggested_retry_limit: int | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        """Only the fields that apply to this type."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
 
 @dataclass(frozen=True, slots=True)
 class BottleneckReport:
@@ -205,25 +203,18 @@ class BottleneckReport:
     error_patterns: list[ErrorPattern]
     recommendations: list[Recommendation] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        """Every field (the cached form; `from_json` reads it back)."""
+    def to_cache(self) -> dict[str, Any]:
+        """Every field, as kept in the report cache (see `PerformanceReport.to_cache`); advice
+        without the fields that do not apply to its type."""
         data = asdict(self)
-        data["recommendations"] = [r.to_json() for r in self.recommendations]
-        return data
-
-    def seed_json(self) -> dict[str, Any]:
-        """The seed's REST shape, field for field: without the handler namespace and version
-        of slowest tasks, or the handler of recommendations (the rationale names it)."""
-        data = self.to_json()
-        for task in data["slowest_tasks"]:
-            del task["namespace"], task["version"]
-        for rec in data["recommendations"]:
-            del rec["task_name"]
+        data["recommendations"] = [
+            {k: v for k, v in r.items() if v is not None} for r in data["recommendations"]
+        ]
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "BottleneckReport":
-        """Inverse of `to_json`."""
+    def from_cache(cls, data: dict[str, Any]) -> "BottleneckReport":
+        """Inverse of `to_cache`."""
         return cls(
             analysis_period=data["analysis_period"],
             scope=dict(data["scope"]),

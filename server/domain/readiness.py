@@ -88,9 +88,12 @@ def explain(
     *,
     task_status: TaskState,
     now: datetime,
-    workers_alive: bool = True,
+    workers_alive: bool,
 ) -> dict[str, BlockedReason | None]:
-    """One reason per step that is neither running nor done (None for those that are)."""
+    """One reason per step that is neither running nor done (None for those that are).
+
+    `workers_alive` has no default: only the caller can measure it (`Liveness` in
+    `server.services.dependencies`), and a ready step says `no_live_worker` or `queued` by it."""
     by_name = {s.name: s for s in steps}
     status_of = {s.name: s.status for s in steps}
     doomed = doomed_steps(by_name)

@@ -6,6 +6,7 @@ tuples: a frozen dataclass's `__init__` sets each field through `object.__setatt
 made building a 17-field task view 4x dearer and a tenth of a task page's CPU.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -119,7 +120,8 @@ class TransitionEvent:
     occurred_at: datetime
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-safe dict (the wire form on Redis and in server-sent events)."""
+        """The message form on Redis pub/sub, between server processes (`from_json` reads it
+        back). Not a client-facing shape: server-sent events are built by `rest_compat`."""
         return {
             "cursor": self.cursor,
             "task_id": self.task_id,
@@ -195,15 +197,6 @@ class BlockedReason:
     waiting_on: tuple[str, ...] = ()
     until: datetime | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        """JSON-safe form used by REST and GraphQL's JSON scalar."""
-        return {
-            "code": self.code,
-            "message": self.message,
-            "waiting_on": list(self.waiting_on),
-            "until": self.until.isoformat() if self.until else None,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class DependencyAnalysis:
@@ -213,6 +206,19 @@ class DependencyAnalysis:
     ready_steps: tuple[str, ...]
     completed_steps: tuple[str, ...]
     blocked_steps: tuple[tuple[str, BlockedReason], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDependencies:
+    """A task, its steps, why each step that is neither running nor done is waiting, and the
+    summary of all that: what REST's `include_dependencies` and `/workflow_steps` and
+    GraphQL's `blockedReason` and `dependencies` are built from."""
+
+    task: TaskView
+    steps: tuple[StepView, ...]
+    reasons: Mapping[str, BlockedReason]
+    """By step name, only the steps that are waiting (queued ones included)."""
+    analysis: DependencyAnalysis
 
 
 @dataclass(frozen=True, slots=True)

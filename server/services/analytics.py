@@ -87,7 +87,7 @@ class AnalyticsService:
         """System health score, 1/4/24 h trends, 24 h statistics and processing times."""
         timed = await self._cached("performance", self.performance_ttl, self._performance)
         return Timed(
-            PerformanceReport.from_json(timed.report),
+            PerformanceReport.from_cache(timed.report),
             timed.generated_at,
             timed.age_seconds,
             timed.max_age_seconds,
@@ -114,11 +114,11 @@ class AnalyticsService:
         )
 
         async def compute() -> dict[str, Any]:
-            return (await self._bottlenecks(scope)).to_json()
+            return (await self._bottlenecks(scope)).to_cache()
 
         timed = await self._cached(key, self.bottlenecks_ttl, compute)
         return Timed(
-            BottleneckReport.from_json(timed.report),
+            BottleneckReport.from_cache(timed.report),
             timed.generated_at,
             timed.age_seconds,
             timed.max_age_seconds,
@@ -172,7 +172,7 @@ class AnalyticsService:
             performance_trends=trends,
             task_statistics=stats,
             processing_times=times,
-        ).to_json()
+        ).to_cache()
 
     async def _bottlenecks(self, scope: BottleneckScope) -> BottleneckReport:
         window = await self._split(scope.period_hours)
@@ -185,7 +185,7 @@ class AnalyticsService:
         steps.sort(key=lambda s: (-s.avg_duration_ms, s.task_name, s.step_name))
         return BottleneckReport(
             analysis_period=period_label(scope.period_hours),
-            scope=scope.to_json(),
+            scope=scope.given(),
             slowest_tasks=tasks[:TOP],
             slowest_steps=[s.as_slow_step() for s in steps[:TOP]],
             error_patterns=errors,

@@ -8,12 +8,13 @@ dependency is down, when ready work has no live worker to run it, or when steps 
 
 import asyncio
 import time
-from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from server.db import health as db
+from server.domain.views import WorkerView
 from server.metrics import ScrapeGauges
 from server.services.ports import Clock
 from server.services.workers import WorkerRegistry
@@ -27,16 +28,8 @@ class Check:
     ok: bool
     latency_ms: float | None = None
     error: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        """`{"status": "ok"|"failed", "latency_ms", "error"?, ...detail}`."""
-        data: dict[str, Any] = {"status": "ok" if self.ok else "failed"}
-        if self.latency_ms is not None:
-            data["latency_ms"] = self.latency_ms
-        if self.error:
-            data["error"] = self.error
-        return {**data, **self.detail}
+    mode: str | None = None
+    """The broker's: `embedded` (an in-process queue) or `redis`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,33 +48,60 @@ class Readiness:
         """The checks that did not pass."""
         return tuple(c for c in self.checks if not c.ok)
 
-    def to_json(self) -> dict[str, Any]:
-        """`{"status": "ready"|"not_ready", "checks": {name: check}}`."""
-        return {
-            "status": "ready" if self.ok else "not_ready",
-            "checks": {c.name: c.to_json() for c in self.checks},
-        }
+
+@dataclass(frozen=True, slots=True)
+class BacklogView:
+    """Steps that could run now, the stuck ones, and how long the oldest has waited."""
+
+    ready_steps: int
+    stuck_steps: int
+    oldest_ready_step_age_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolView:
+    """This process's database connection pool, as far as the driver tells."""
+
+    dialect: str
+    size: int
+    max: int
+    idle: int | None = None
+    min: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LiveWorker:
+    """A worker with a recent heartbeat, and how long ago that was."""
+
+    worker: WorkerView
+    last_seen_seconds_ago: float
+
+
+@dataclass(frozen=True, slots=True)
+class WorkState:
+    """The work in the database and the workers running it."""
+
+    tasks: Mapping[str, int]
+    steps: Mapping[str, int]
+    retries: Mapping[str, int]
+    """Errored steps: backing_off, due, exhausted."""
+    backlog: BacklogView
+    database: PoolView
+    workers: tuple[LiveWorker, ...]
+    live_within_seconds: float
+    """How recent a heartbeat must be for its worker to count as live."""
 
 
 @dataclass(frozen=True, slots=True)
 class StatusReport:
-    """The detailed status; `reasons` says why when it is not healthy."""
+    """The detailed status; `reasons` says why when it is not healthy. `work` is None when
+    the database could not be read."""
 
     healthy: bool
-    reasons: list[str]
+    reasons: tuple[str, ...]
     checked_at: datetime
-    checks: dict[str, Any]
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        """`{"status": "healthy"|"unhealthy", "reasons", "checked_at", "checks", ...details}`."""
-        return {
-            "status": "healthy" if self.healthy else "unhealthy",
-            "reasons": list(self.reasons),
-            "checked_at": self.checked_at.isoformat(),
-            "checks": self.checks,
-            **self.details,
-        }
+    checks: tuple[Check, ...]
+    work: WorkState | None = None
 
 
 class HealthService:
@@ -111,10 +131,9 @@ class HealthService:
         """Everything `ready` checks, plus the state of the work and of the workers."""
         readiness = await self.ready()
         now = self.clock.now()
-        checks = {c.name: c.to_json() for c in readiness.checks}
         reasons = [f"{c.name} unreachable: {c.error}" for c in readiness.failed]
         if not readiness.checks[0].ok:  # nothing below can be read without the database
-            return StatusReport(False, reasons, now, checks)
+            return StatusReport(False, tuple(reasons), now, readiness.checks)
         tasks = await db.counts_by_status("tasker_tasks")
         steps = await db.counts_by_status("tasker_workflow_steps")
         retries = await db.retry_counts(now)
@@ -128,35 +147,24 @@ class HealthService:
                 f"{self.stuck_after.total_seconds():g}s (ready, due or with an expired lease)"
             )
         oldest = backlog.oldest_ready_since
-        details = {
-            "tasks": tasks,
-            "steps": steps,
-            "retries": retries,
-            "backlog": {
-                "ready_steps": backlog.ready,
-                "stuck_steps": backlog.stuck,
-                "oldest_ready_step_age_seconds": (
+        work = WorkState(
+            tasks=tasks,
+            steps=steps,
+            retries=retries,
+            backlog=BacklogView(
+                ready_steps=backlog.ready,
+                stuck_steps=backlog.stuck,
+                oldest_ready_step_age_seconds=(
                     round(max(0.0, (now - oldest).total_seconds()), 3) if oldest else None
                 ),
-            },
-            "database": db.pool_stats(),
-            "workers": {
-                "live": len(live),
-                "live_within_seconds": self.workers.live_within.total_seconds(),
-                "workers": [
-                    {
-                        "worker_id": w.worker_id,
-                        "hostname": w.hostname,
-                        "pid": w.pid,
-                        "started_at": w.started_at.isoformat(),
-                        "last_seen_at": w.last_seen_at.isoformat(),
-                        "last_seen_seconds_ago": round((now - w.last_seen_at).total_seconds(), 3),
-                    }
-                    for w in live
-                ],
-            },
-        }
-        return StatusReport(not reasons, reasons, now, checks, details)
+            ),
+            database=PoolView(**db.pool_stats()),
+            workers=tuple(
+                LiveWorker(w, round((now - w.last_seen_at).total_seconds(), 3)) for w in live
+            ),
+            live_within_seconds=self.workers.live_within.total_seconds(),
+        )
+        return StatusReport(not reasons, tuple(reasons), now, readiness.checks, work)
 
     async def gauges(self) -> ScrapeGauges:
         """The scrape-time gauges of `/metrics`: unfinished work, backlog, live workers."""
@@ -181,28 +189,24 @@ class HealthService:
     async def _broker(self) -> Check:
         if not self.broker_url:
             # Embedded mode: the broker is an in-process queue that cannot be unreachable.
-            return Check("broker", True, detail={"mode": "embedded"})
+            return Check("broker", True, mode="embedded")
         import redis.asyncio as aioredis
 
         client = aioredis.Redis.from_url(
             self.broker_url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
         )
         try:
-            return await self._probe("broker", client.ping(), {"mode": "redis"})
+            return await self._probe("broker", client.ping(), "redis")
         finally:
             await client.aclose()
 
-    async def _probe(
-        self, name: str, call: Awaitable[Any], detail: dict[str, Any] | None = None
-    ) -> Check:
+    async def _probe(self, name: str, call: Awaitable[Any], mode: str | None = None) -> Check:
         began = time.perf_counter()
         try:
             await asyncio.wait_for(call, self.timeout)
         except TimeoutError:
-            return Check(
-                name, False, error=f"no answer within {self.timeout:g}s", detail=detail or {}
-            )
+            return Check(name, False, error=f"no answer within {self.timeout:g}s", mode=mode)
         except Exception as exc:
-            return Check(name, False, error=f"{type(exc).__name__}: {exc}", detail=detail or {})
+            return Check(name, False, error=f"{type(exc).__name__}: {exc}", mode=mode)
         latency = round((time.perf_counter() - began) * 1000, 2)
-        return Check(name, True, latency, detail=detail or {})
+        return Check(name, True, latency, mode=mode)

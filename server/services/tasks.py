@@ -5,7 +5,6 @@ from typing import Any
 from uuid import UUID
 
 from server.db.models import Task, WorkflowStep
-from server.db.rows import snapshots
 from server.domain.errors import InvalidTransition, ValidationFailed
 from server.domain.inputs import (
     MAX_KEY_LENGTH,
@@ -14,13 +13,11 @@ from server.domain.inputs import (
     InputProblems,
     text_filter_problems,
 )
-from server.domain.readiness import QUEUED, explain
-from server.domain.states import DONE_STEP_STATES, StepState, TaskState
+from server.domain.states import StepState, TaskState
 from server.domain.views import (
-    BlockedReason,
     CreateTask,
-    DependencyAnalysis,
     StepView,
+    TaskDependencies,
     TaskFilter,
     TaskPage,
     TaskView,
@@ -29,6 +26,7 @@ from server.domain.views import (
 from server.services import queries
 from server.services.catalogue import Catalogue
 from server.services.creation import TaskCreator
+from server.services.dependencies import Liveness, analyse
 from server.services.progress import advance
 from server.services.registry import HandlerRegistry
 from server.services.transitions import Door, TaskRef
@@ -49,7 +47,7 @@ class TaskService:
     ) -> None:
         self.door = door
         self.registry = registry
-        self.workers = workers
+        self.liveness = Liveness(workers)
         self.creator = TaskCreator(door, registry, catalogue)
 
     async def create_task(self, req: CreateTask) -> tuple[TaskView, bool]:
@@ -172,47 +170,24 @@ class TaskService:
             await advance(uow, ref, current)
         return await self.get_task(row.id)
 
-    async def analyze_dependencies(
-        self, task_id: UUID | str, *, workers_alive: bool | None = None
-    ) -> DependencyAnalysis:
-        """Which steps are done, runnable (or running) and blocked, each blocked one with why.
-
-        Unless told, whether any worker is alive comes from the heartbeats, so a ready step
-        with nobody to run it says `no_live_worker` rather than `queued`.
-        """
+    async def dependencies(self, task_id: UUID | str) -> TaskDependencies:
+        """The task, its steps, why each waiting step waits, and the summary. TaskNotFound for
+        an unknown task. Whether any worker is alive is measured here, so a ready step with
+        nobody to run it says `no_live_worker` rather than `queued`."""
         task = await self.get_task(task_id)
         steps = (await queries.steps_by_task([task.id]))[task.id]
-        if workers_alive is None:
-            workers_alive = self.workers is None or bool(await self.workers.live())
-        return self.analysis_of(task, steps, workers_alive=workers_alive)
+        return (await self.dependencies_of([(task, steps)]))[0]
 
-    def explain_steps(
-        self, task: TaskView, steps: Sequence[StepView], *, workers_alive: bool = True
-    ) -> dict[str, BlockedReason | None]:
-        """Why each step of `task` is not running, by name (None when running or done). No I/O."""
-        return explain(
-            snapshots(steps),
-            task_status=task.status,
-            now=self.door.clock.now(),
-            workers_alive=workers_alive,
-        )
-
-    def analysis_of(
-        self, task: TaskView, steps: Sequence[StepView], *, workers_alive: bool = True
-    ) -> DependencyAnalysis:
-        """`analyze_dependencies` over already-loaded steps (batched readers use it). No I/O."""
-        reasons = self.explain_steps(task, steps, workers_alive=workers_alive)
-        completed = tuple(s.name for s in steps if s.status in DONE_STEP_STATES)
-        ready = tuple(
-            s.name
-            for s in steps
-            if s.status is StepState.IN_PROGRESS
-            or ((r := reasons[s.name]) is not None and r.code == QUEUED)
-        )
-        blocked = tuple(
-            (s.name, r) for s in steps if (r := reasons[s.name]) is not None and r.code != QUEUED
-        )
-        return DependencyAnalysis(_summary(task.status, blocked), ready, completed, blocked)
+    async def dependencies_of(
+        self, loaded: Sequence[tuple[TaskView, Sequence[StepView]]]
+    ) -> list[TaskDependencies]:
+        """`dependencies` of tasks whose steps the caller has already read (GraphQL batches
+        a page of tasks): liveness is measured once for them all."""
+        if not loaded:
+            return []
+        alive = await self.liveness.any_alive()
+        now = self.door.clock.now()
+        return [analyse(task, steps, now=now, workers_alive=alive) for task, steps in loaded]
 
 
 def _check_filter(flt: TaskFilter) -> None:
@@ -221,16 +196,3 @@ def _check_filter(flt: TaskFilter) -> None:
     )
     if problems:
         raise ValidationFailed("Invalid filter", problems)
-
-
-def _summary(status: TaskState, blocked: tuple[tuple[str, Any], ...]) -> str:
-    if status is TaskState.COMPLETE:
-        return "All steps are complete"
-    if status is TaskState.CANCELLED:
-        return "Task was cancelled"
-    if status is TaskState.ERROR:
-        return "Task failed: a step exhausted its retries or failed permanently"
-    stuck = [name for name, r in blocked if r.code not in ("waiting_on_parents", "backing_off")]
-    if stuck:
-        return f"Task is blocked at {', '.join(stuck)}"
-    return "Task is progressing normally through dependency chain"

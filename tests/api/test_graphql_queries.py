@@ -162,7 +162,8 @@ class TestTask:
         reasons = {s["name"]: s["blockedReason"] for s in steps}
         assert reasons["charge_card"]["code"] == "waiting_on_parents"
         assert reasons["charge_card"]["waitingOn"] == ["validate_payment"]
-        assert reasons["validate_payment"]["code"] == "queued"
+        # No worker consumes here and none heartbeats: the ready step has nobody to run it.
+        assert reasons["validate_payment"]["code"] == "no_live_worker"
 
     async def test_failed_step_reports_its_error(self, client, engine):
         task = await create(

@@ -83,7 +83,7 @@ async def seeded(services):
 
 async def test_performance_report_matches_the_hand_computed_figures(seeded):
     analytics, _ = analytics_at()
-    report = (await analytics.performance()).report.to_json()
+    report = (await analytics.performance()).report.to_cache()
     assert report["performance_trends"] == {
         "1h": {"completion_rate": 0.6667, "avg_duration_ms": 1800},  # A1, A2 done; A3 failed
         "4h": {"completion_rate": 0.8, "avg_duration_ms": 3350},  # + B1, B2
@@ -104,7 +104,7 @@ async def test_performance_report_matches_the_hand_computed_figures(seeded):
 
 
 async def test_empty_history_gives_nulls_not_invented_numbers(services):
-    report = (await analytics_at()[0].performance()).report.to_json()
+    report = (await analytics_at()[0].performance()).report.to_cache()
     assert report["system_health_score"] == 100.0
     assert report["performance_trends"]["1h"] == {"completion_rate": None, "avg_duration_ms": None}
     assert report["processing_times"] == {"p50": None, "p95": None, "p99": None}
@@ -112,7 +112,7 @@ async def test_empty_history_gives_nulls_not_invented_numbers(services):
 
 
 async def test_bottlenecks_over_the_default_day(seeded):
-    report = (await analytics_at()[0].bottlenecks()).report.to_json()
+    report = (await analytics_at()[0].bottlenecks()).report.to_cache()
     assert report["analysis_period"] == "24 hours"
     assert report["scope"] == {}
     assert [
@@ -196,7 +196,7 @@ async def test_recommendations_only_where_the_figures_support_them(services):
     for i in range(MIN_SAMPLE + 5):
         await h.task(("ops", "calm", "1.0.0"), (90 + i) * M, [Run("calm", 1000, timeout=10)])
     await h.save()
-    report = (await analytics_at()[0].bottlenecks(namespace="ops")).report.to_json()
+    report = (await analytics_at()[0].bottlenecks(namespace="ops")).report.to_cache()
     assert report["recommendations"] == [  # in slowest-first order of their steps
         {
             "type": "timeout_optimization",

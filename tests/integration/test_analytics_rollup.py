@@ -39,9 +39,9 @@ def service(now: datetime, *, rollups: bool = True) -> AnalyticsService:
 
 async def reports(now: datetime, rollups: bool, **scope: Any) -> list[dict[str, Any]]:
     analytics = service(now, rollups=rollups)
-    out = [(await analytics.performance()).report.to_json()]
+    out = [(await analytics.performance()).report.to_cache()]
     for hours in (1, 4, 24, 48):
-        out.append((await analytics.bottlenecks(period_hours=hours, **scope)).report.to_json())
+        out.append((await analytics.bottlenecks(period_hours=hours, **scope)).report.to_cache())
     return out
 
 
@@ -92,9 +92,9 @@ async def test_rolled_up_figures_equal_live_ones(services, seed):
 async def warm_reports(analytics: AnalyticsService, **scope: Any) -> list[dict[str, Any]]:
     """`reports` from one long-lived service, its report cache emptied first."""
     analytics.cache = MemoryCache(analytics.clock)
-    out = [(await analytics.performance()).report.to_json()]
+    out = [(await analytics.performance()).report.to_cache()]
     for hours in (1, 4, 24, 48):
-        out.append((await analytics.bottlenecks(period_hours=hours, **scope)).report.to_json())
+        out.append((await analytics.bottlenecks(period_hours=hours, **scope)).report.to_cache())
     return out
 
 

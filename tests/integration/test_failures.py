@@ -66,7 +66,7 @@ async def test_exhausted_retries_fail_the_task_after_independent_branches_finish
         assert steps[independent].status is StepState.COMPLETE, independent
     for blocked in ("s6", "s8", "s9"):
         assert steps[blocked].status is StepState.PENDING
-    analysis = await engine.tasks.analyze_dependencies(task.id)
+    analysis = (await engine.tasks.dependencies(task.id)).analysis
     reasons = dict(analysis.blocked_steps)
     assert reasons["s3"].code == "retries_exhausted"
     assert reasons["s6"].code == "upstream_failed"
