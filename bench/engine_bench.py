@@ -129,7 +129,7 @@ async def engine(tasks: int, processes: int, threads: int) -> dict[str, float]:
     from server.container import build_services
     from server.domain.states import TaskState
     from server.domain.views import CreateTask
-    from server.services.ports import NullDispatcher
+    from server.infra.ports import NullDispatcher
     from workers.pool import WorkerPool
     from workers.runtime import LoopRuntime
 

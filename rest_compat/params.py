@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from server.domain.inputs import MAX_KEY_LENGTH, MAX_REASON_LENGTH, MAX_TAGS
 from server.domain.states import TaskState
-from server.services.definitions import _SEMVER, is_semver
+from server.registry.definitions import _SEMVER, is_semver
 from server.services.steps import MAX_RETRY_LIMIT
 
 MAX_CURSOR = 2**63 - 1

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     rate_limit_storage_url: str | None = None
     cors_origins: str = ""  # comma-separated origins allowed cross-origin; empty: CORS off
 
-    # Freeze the start-up heap out of the collector's full passes (server.heap): a server
+    # Freeze the start-up heap out of the collector's full passes (server.infra.gc_tuning): a server
     # process does this once; a process that builds many apps (a test run) must not.
     freeze_heap: bool = True
     embedded_worker_threads: int = Field(default=8, ge=1)

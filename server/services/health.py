@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from server.db import health as db
-from server.metrics import ScrapeGauges
-from server.services.ports import Clock
+from server.infra.metrics import ScrapeGauges
+from server.infra.ports import Clock
 from server.services.workers import WorkerRegistry
 
 

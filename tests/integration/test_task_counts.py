@@ -16,7 +16,8 @@ from server.container import Services
 from server.db import reads
 from server.domain.states import TaskState
 from server.domain.views import CreateTask, TaskFilter
-from server.services import queries, task_counts
+from server.infra import task_counts
+from server.services import queries
 from tests.conftest import BACKEND
 from tests.support.plans import index_condition_on, plan_lines
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from server.domain.errors import TemplateInvalid
-from server.services.definitions import (
+from server.registry.definitions import (
     HTTP_HANDLER_CLASS,
     import_handler_class,
     is_semver,

@@ -36,7 +36,7 @@ from server.domain.errors import (
 )
 from server.domain.templates import HandlerTemplate, NamespaceInfo
 from server.handlers.base import StepHandler
-from server.services.definitions import (
+from server.registry.definitions import (
     import_handler_class,
     is_semver,
     read_definition,

@@ -21,7 +21,7 @@ T = TypeVar("T")
 Compute = Callable[[], Awaitable[T]]
 
 
-class Recent(Generic[T]):
+class RefreshingMemo(Generic[T]):
     """Values by key, each with the time it was computed; one computation per key at a time."""
 
     def __init__(

@@ -18,13 +18,13 @@ page moves when tasks come and go between two requests.
 from server.db import reads
 from server.db.reads import Key
 from server.domain.views import TaskFilter
-from server.services.recent import Recent
+from server.infra.memo import RefreshingMemo
 
 EVERY = 1000
 DEEP = 10_000
 """Offsets below this are walked directly (at most a few milliseconds)."""
 
-ANCHORS: Recent[list[Key]] = Recent(ttl=60.0, stale_limit=600.0, max_keys=64)
+ANCHORS: RefreshingMemo[list[Key]] = RefreshingMemo(ttl=60.0, stale_limit=600.0, max_keys=64)
 """At most 1,000 keys per million matching tasks, for at most 64 filters (they are user input)."""
 
 
