@@ -1,4 +1,4 @@
-"""Engine benchmark (issue 2): steps/s, hand-off latency, one task end to end, worker memory.
+"""Engine benchmark: steps/s, hand-off latency, one task end to end, worker memory.
 
 Throughput is the steady state (10 % → 90 % of the work done) of 2 worker processes draining
 a backlog; the baseline drains plain Dramatiq no-op messages the same way, in the same run.

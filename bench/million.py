@@ -1,4 +1,4 @@
-"""A million tasks: seed them with their history, then measure against an empty database (issue 7).
+"""A million tasks: seed them with their history, then measure against an empty database.
 
 `seed` writes 1,000,000 tasks, 4,000,000 steps, 3,000,000 edges (bench.seed's generator,
 COPY) and then their transition history (about 15 per task) with INSERT ... SELECT inside

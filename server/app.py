@@ -53,13 +53,13 @@ def _routes(services: Services) -> list[BaseRoute]:
             name="static",
         ),
     ]
-    import server.console.routes  # web console at /tasker/ui (issue 8)
+    import server.console.routes  # web console at /tasker/ui
 
     return [
         *rest_compat.routes.routes,
         *observability,
         *graphql_schema.app.routes(services),
-        *server.console.routes.routes,  # issue 8: the console page and its static files
+        *server.console.routes.routes,  # the console page and its static files
         *static,
     ]
 
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 await asyncio.to_thread(pool.stop_consuming)
             await core.close()
 
-    # REST compatibility layer (issue 3): the error envelope on every non-2xx (masked 500s
+    # REST compatibility layer: the error envelope on every non-2xx (masked 500s
     # included), request ids, and the request body cap.
     import rest_compat.errors
     import rest_compat.middleware

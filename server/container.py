@@ -51,7 +51,7 @@ class Services:
     health: HealthService
     worker_id: str = field(default_factory=new_worker_id)
     auth: Gate = field(init=False)
-    """Authentication and authorization for every adapter (issue 5, `server.auth`)."""
+    """Authentication and authorization, one gate shared by every adapter (`server.auth`)."""
 
     def __post_init__(self) -> None:
         # Built here so unusable key settings (e.g. a short secret) stop the process at start.
@@ -99,7 +99,8 @@ def build_services(
             publisher = RedisPublisher(settings.broker_url)
         else:
             publisher = hub
-    # Counts every committed transition once, in the process that committed it (issue 6).
+    # Counts every committed transition once, in the process that committed it, so the metric
+    # is not multiplied by the number of servers that receive it through pub/sub.
     publisher = MetricsPublisher(publisher)
     clock = SystemClock()
     door = Door(clock, dispatcher, publisher, background=bool(settings.broker_url))

@@ -157,7 +157,7 @@ async def engine(database_url: str, registry: HandlerRegistry) -> AsyncIterator[
         await svc.close()
 
 
-# --- Issue 5: no token or secret ever reaches a log record, in the whole run -----------------
+# --- No token or secret ever reaches a log record, in the whole run ------------------------
 import logging  # noqa: E402 - appended section, kept self-contained
 import re  # noqa: E402
 

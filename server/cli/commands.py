@@ -199,7 +199,7 @@ def schema() -> None:
     click.echo(sdl(), nl=False)
 
 
-# --- issue 5: `tasker token` mints a bearer token (docs/security.md) ---------------------------
+# --- `tasker token` mints a bearer token for scripts and tests (docs/security.md) ---------------
 @main.command()
 @click.option("--sub", "subject", required=True, help="Who the token names (its `sub`).")
 @click.option(

@@ -1,7 +1,7 @@
 """How many tasks match a filter, remembered briefly when the answer is large.
 
 Counting a million matching tasks costs more than reading the page itself, and an exact figure
-that large is out of date by the next request anyway (issue 7). So counts above `LARGE_COUNT`
+that large is out of date by the next request anyway. So counts above `LARGE_COUNT`
 are reused by this process for `COUNTS.ttl` seconds (then refreshed once in the background,
 see `server.infra.memo`); smaller counts are always exact.
 """

@@ -1,4 +1,4 @@
-"""Issue 7: deep offset pages start from anchors (`server.db.page_anchors`).
+"""Deep offset pages start from anchors (`server.db.page_anchors`).
 
 At a million tasks, page 20,000 walked 500,000 index entries (13 x the first page). The keys at
 every EVERY-th position are now taken once and a deep page starts from the one before its

@@ -1,4 +1,4 @@
-"""Issue 7: a transition published while Redis restarts still reaches subscribers.
+"""A transition published while Redis restarts still reaches subscribers.
 
 Found by the cluster run (bench/load.py --faults): Redis pub/sub drops whatever is published
 while it is down, so a GraphQL subscriber whose task finished during the restart never saw
