@@ -27,9 +27,9 @@ from server.db import analytics_rollup as rollup
 from server.db.setup import close_database, open_database
 from server.db.sql import connection
 from server.domain.analytics_rollup import split
+from server.infra.cache import CacheEntry, MemoryCache
+from server.infra.ports import SystemClock
 from server.services.analytics import AnalyticsService
-from server.services.cache import CacheEntry, MemoryCache
-from server.services.ports import SystemClock
 
 
 class NoCache:

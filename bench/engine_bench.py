@@ -1,4 +1,4 @@
-"""Engine benchmark (issue 2): steps/s, hand-off latency, one task end to end, worker memory.
+"""Engine benchmark: steps/s, hand-off latency, one task end to end, worker memory.
 
 Throughput is the steady state (10 % → 90 % of the work done) of 2 worker processes draining
 a backlog; the baseline drains plain Dramatiq no-op messages the same way, in the same run.
@@ -129,7 +129,7 @@ async def engine(tasks: int, processes: int, threads: int) -> dict[str, float]:
     from server.container import build_services
     from server.domain.states import TaskState
     from server.domain.views import CreateTask
-    from server.services.ports import NullDispatcher
+    from server.infra.ports import NullDispatcher
     from workers.pool import WorkerPool
     from workers.runtime import LoopRuntime
 

@@ -1,4 +1,4 @@
-"""A million tasks: seed them with their history, then measure against an empty database (issue 7).
+"""A million tasks: seed them with their history, then measure against an empty database.
 
 `seed` writes 1,000,000 tasks, 4,000,000 steps, 3,000,000 edges (bench.seed's generator,
 COPY) and then their transition history (about 15 per task) with INSERT ... SELECT inside
@@ -390,9 +390,9 @@ async def analytics_in_process(url: str, repeat: int) -> dict[str, float]:
     read nothing of the rolled blocks yet (a server's first report, or its first after the
     hour turns), and from one service that keeps what it read (every other cache miss)."""
     from server.db.setup import close_database, open_database
+    from server.infra.cache import MemoryCache
+    from server.infra.ports import SystemClock
     from server.services.analytics import AnalyticsService
-    from server.services.cache import MemoryCache
-    from server.services.ports import SystemClock
 
     clock = SystemClock()
 
@@ -428,7 +428,7 @@ async def analytics_in_process(url: str, repeat: int) -> dict[str, float]:
 async def sweeper_cost(url: str, repeat: int) -> dict[str, float]:
     from server.config import Settings
     from server.container import build_services
-    from server.services.ports import NullDispatcher
+    from server.infra.ports import NullDispatcher
 
     settings = Settings(database_url=url, examples=True, db_pool_max=2)
     services = build_services(settings, NullDispatcher())
@@ -468,7 +468,7 @@ async def retention_batch(url: str, backdate: bool) -> dict[str, float]:
     from tortoise import Tortoise
 
     from server.db.setup import close_database, open_database
-    from server.services.ports import SystemClock
+    from server.infra.ports import SystemClock
     from server.services.retention import prune_finished
 
     await open_database(url, migrate=False)

@@ -105,7 +105,8 @@ class TaskerGraphQL(GraphQL[GraphQLContext, None]):
         super().__init__(
             build_schema(settings),
             graphql_ide="graphiql",
-            # Browsers' cross-origin websockets: the same origins CORS allows (issue 5).
+            # Browsers apply no CORS rules to websockets, so the Origin header is checked here,
+            # against the same origins CORS allows over HTTP.
             allowed_origins=settings.cors_origin_list,
             max_subscriptions_per_connection=settings.graphql_max_subscriptions_per_connection,
         )

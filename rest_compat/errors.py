@@ -37,7 +37,7 @@ class BadRequest(DomainError):
 
 STATUS_BY_ERROR: Mapping[type[DomainError], int] = {
     BadRequest: 400,
-    AuthenticationFailed: 401,  # issue 5: the messages are the seed's, see server.auth
+    AuthenticationFailed: 401,  # the messages are the seed's, see server.auth
     AuthorizationFailed: 403,
     NotFound: 404,
     InvalidTransition: 409,

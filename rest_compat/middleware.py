@@ -1,5 +1,5 @@
 """ASGI middleware for the HTTP surface: a cap on request body size and a masked 500 for
-anything unexpected (the request id comes from `server.logging.RequestIdMiddleware`).
+anything unexpected (the request id comes from `server.infra.logging.RequestIdMiddleware`).
 
 All plain ASGI (no BaseHTTPMiddleware) so streaming responses such as the server-sent events
 stay streaming. Listed in `middleware` for `Starlette(middleware=...)`.

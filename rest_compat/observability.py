@@ -23,9 +23,9 @@ from rest_compat.errors import error_response
 from rest_compat.operations import Operation, Reply, routes_for, services_of
 from rest_compat.params import Query, QueryInt, Text
 from rest_compat.shapes import Shape
-from server import metrics
 from server.domain import permissions as need
 from server.domain.analytics import MAX_PERIOD_HOURS
+from server.infra import metrics
 from server.services.analytics import Timed
 
 NO_STORE = {"Cache-Control": "no-store"}

@@ -5,7 +5,7 @@ parameters say what it takes (`query`, `headers`, `body`, each a pydantic model)
 pipeline authorizes, validates those, calls the handler and renders the reply. The OpenAPI
 document is generated from the same declarations (`rest_compat.openapi`).
 
-Authentication (issue 5) plugs in at ONE place: `authorize()`. Every operation declares its
+Authentication plugs in at ONE place: `authorize()`. Every operation declares its
 permission (`tasker.task:show`, ...), and `authorize` receives it for each request.
 """
 
@@ -98,7 +98,7 @@ def services_of(request: Request) -> Services:
 async def authorize(request: Request, permission: str) -> None:
     """Let the request through, or raise. The single hook for authentication/authorization.
 
-    The services' gate (issue 5, `server.auth.gate`) checks the connection's bearer token for
+    The services' gate (`server.auth.gate`) checks the connection's bearer token for
     `permission` and raises AuthenticationFailed (401) or AuthorizationFailed (403), mapped in
     `rest_compat.errors.STATUS_BY_ERROR`. A callable at `app.state.authorizer` may refuse more.
     """

@@ -15,13 +15,13 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from server.domain.inputs import MAX_KEY_LENGTH, MAX_REASON_LENGTH, MAX_TAGS
 from server.domain.states import TaskState
-from server.services.definitions import _SEMVER, is_semver
+from server.domain.versions import SEMVER, is_semver
 from server.services.steps import MAX_RETRY_LIMIT
 
 MAX_CURSOR = 2**63 - 1
 MAX_PAGE = 1_000_000
 NO_NUL_PATTERN = r"^[^\u0000]*$"
-SEMVER_PATTERN = f"^(?:{_SEMVER.pattern})$"
+SEMVER_PATTERN = f"^(?:{SEMVER.pattern})$"
 
 
 def _semver(value: str) -> str:

@@ -15,10 +15,10 @@ from starlette.staticfiles import StaticFiles
 from server.assets import VENDOR
 from server.config import Settings
 from server.container import Services, build_services
-from server.heap import settle as settle_heap
-from server.logging import RequestIdMiddleware, redact_access_log
-from server.metrics import HttpMetricsMiddleware
-from server.services.ports import NullDispatcher
+from server.infra.gc_tuning import freeze_startup_objects
+from server.infra.logging import RequestIdMiddleware, redact_access_log
+from server.infra.metrics import HttpMetricsMiddleware
+from server.infra.ports import NullDispatcher
 from workers.pool import WorkerPool
 from workers.runtime import LoopRuntime
 
@@ -53,13 +53,13 @@ def _routes(services: Services) -> list[BaseRoute]:
             name="static",
         ),
     ]
-    import server.console.routes  # web console at /tasker/ui (issue 8)
+    import server.console.routes  # web console at /tasker/ui
 
     return [
         *rest_compat.routes.routes,
         *observability,
         *graphql_schema.app.routes(services),
-        *server.console.routes.routes,  # issue 8: the console page and its static files
+        *server.console.routes.routes,  # the console page and its static files
         *static,
     ]
 
@@ -88,14 +88,17 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         )
         listener = None
         if settings.broker_url:
-            from server.pubsub import RedisListener
+            from server.infra.pubsub import RedisListener
+            from server.services import queries
 
-            listener = asyncio.create_task(RedisListener(settings.broker_url, core.hub).run())
+            listener = asyncio.create_task(
+                RedisListener(settings.broker_url, core.hub, queries.events_since).run()
+            )
         else:
             pool.start_consuming()
             pool.start_background()
         if settings.freeze_heap:
-            settle_heap()
+            freeze_startup_objects()
         try:
             yield
         finally:
@@ -106,7 +109,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 await asyncio.to_thread(pool.stop_consuming)
             await core.close()
 
-    # REST compatibility layer (issue 3): the error envelope on every non-2xx (masked 500s
+    # REST compatibility layer: the error envelope on every non-2xx (masked 500s
     # included), request ids, and the request body cap.
     import rest_compat.errors
     import rest_compat.middleware

@@ -17,8 +17,8 @@ class Settings(BaseSettings):
     examples: bool = False
     environment: str = "development"
 
-    # Authentication (issue 5, docs/security.md). Secrets are SecretStr so no repr or log of
-    # the settings shows them. Keys are PEM text or a path to a PEM file.
+    # Authentication (docs/security.md), on when a key is set. Secrets are SecretStr so no repr
+    # or log of the settings shows them. Keys are PEM text or a path to a PEM file.
     jwt_secret: SecretStr | None = None
     jwt_public_key: str | None = None
     jwt_private_key: SecretStr | None = None  # only `tasker token` uses it (RS256/ES256)
@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     rate_limit_storage_url: str | None = None
     cors_origins: str = ""  # comma-separated origins allowed cross-origin; empty: CORS off
 
-    # Freeze the start-up heap out of the collector's full passes (server.heap): a server
+    # Freeze the start-up heap out of the collector's full passes (server.infra.gc_tuning): a server
     # process does this once; a process that builds many apps (a test run) must not.
     freeze_heap: bool = True
     embedded_worker_threads: int = Field(default=8, ge=1)
@@ -55,8 +55,9 @@ class Settings(BaseSettings):
     graphql_max_depth: int = 12
     graphql_max_tokens: int = 5000
     graphql_max_aliases: int = 30
-    # Observability (issue 6): probe timeout for /health/ready, when a ready step counts as
-    # stuck, and where analytics are cached (default: the broker's Redis; none: in memory).
+    # Observability (docs/observability.md): probe timeout for /health/ready, when a ready step
+    # counts as stuck, and where analytics are cached (default: the broker's Redis; none: in
+    # memory).
     health_timeout_seconds: float = Field(default=2.0, gt=0)
     stuck_after_seconds: float = Field(default=300.0, gt=0)
     cache_url: str | None = None

@@ -12,15 +12,15 @@ from server.auth.gate import Gate
 from server.config import Settings
 from server.db.setup import close_database, open_database
 from server.domain.retry import BackoffPolicy
-from server.metrics import MetricsPublisher
+from server.infra.cache import Cache, MemoryCache, RedisCache
+from server.infra.metrics import MetricsPublisher
+from server.infra.ports import EventPublisher, StepDispatcher, SystemClock
+from server.registry.catalogue import Catalogue
+from server.registry.handler_registry import HandlerRegistry
 from server.services.analytics import AnalyticsService
-from server.services.cache import Cache, MemoryCache, RedisCache
-from server.services.catalogue import Catalogue
 from server.services.events import EventHub
 from server.services.execution import StepRunner
 from server.services.health import HealthService
-from server.services.ports import EventPublisher, StepDispatcher, SystemClock
-from server.services.registry import HandlerRegistry
 from server.services.steps import StepService
 from server.services.sweeper import Sweeper
 from server.services.tasks import TaskService
@@ -51,7 +51,7 @@ class Services:
     health: HealthService
     worker_id: str = field(default_factory=new_worker_id)
     auth: Gate = field(init=False)
-    """Authentication and authorization for every adapter (issue 5, `server.auth`)."""
+    """Authentication and authorization, one gate shared by every adapter (`server.auth`)."""
 
     def __post_init__(self) -> None:
         # Built here so unusable key settings (e.g. a short secret) stop the process at start.
@@ -94,12 +94,13 @@ def build_services(
     hub = EventHub()
     if publisher is None:
         if settings.broker_url:
-            from server.pubsub import RedisPublisher
+            from server.infra.pubsub import RedisPublisher
 
             publisher = RedisPublisher(settings.broker_url)
         else:
             publisher = hub
-    # Counts every committed transition once, in the process that committed it (issue 6).
+    # Counts every committed transition once, in the process that committed it, so the metric
+    # is not multiplied by the number of servers that receive it through pub/sub.
     publisher = MetricsPublisher(publisher)
     clock = SystemClock()
     door = Door(clock, dispatcher, publisher, background=bool(settings.broker_url))

@@ -16,9 +16,10 @@ import pytest
 
 from server.config import Settings
 from server.container import Services, build_services
-from server.services import page_anchors, task_counts
-from server.services.ports import NullDispatcher
-from server.services.registry import HandlerRegistry
+from server.db import page_anchors
+from server.infra import task_counts
+from server.infra.ports import NullDispatcher
+from server.registry.handler_registry import HandlerRegistry
 from workers.pool import WorkerPool
 from workers.runtime import LoopRuntime
 
@@ -156,7 +157,7 @@ async def engine(database_url: str, registry: HandlerRegistry) -> AsyncIterator[
         await svc.close()
 
 
-# --- Issue 5: no token or secret ever reaches a log record, in the whole run -----------------
+# --- No token or secret ever reaches a log record, in the whole run ------------------------
 import logging  # noqa: E402 - appended section, kept self-contained
 import re  # noqa: E402
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from prometheus_client import start_http_server
 
-from server.metrics import counters_registry
+from server.infra.metrics import counters_registry
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import threading
 
 from server.config import Settings
 from server.container import build_services
-from server.heap import settle as settle_heap
-from server.services.ports import NullDispatcher
+from server.infra.gc_tuning import freeze_startup_objects
+from server.infra.ports import NullDispatcher
 from workers.metrics import serve_metrics, share_across_processes
 from workers.pool import WorkerPool
 from workers.runtime import LoopRuntime
@@ -63,7 +63,7 @@ def _serve_one(settings: Settings, threads: int, *, serve: bool = False) -> int:
     runtime.run(services.open())
     pool = WorkerPool(services, runtime, threads=threads)
     if settings.freeze_heap:
-        settle_heap()
+        freeze_startup_objects()
     stop_metrics = (
         serve_metrics(settings.worker_metrics_port, settings.worker_metrics_host)
         if serve

@@ -23,8 +23,8 @@ from redis.asyncio import ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from server import metrics
 from server.config import Settings
+from server.infra import metrics
 
 log = logging.getLogger("tasker.ratelimit")
 

@@ -1,8 +1,10 @@
 """Every endpoint the client speaks, described once as a `Call` (see `transport`).
 
-The seed's JavaScript client covers handler discovery, task creation and reading, diagrams,
-analytics, health and metrics; the additive endpoints (cancel, retry, resolve, step commands,
-task listing) follow DESIGN §5.5. Both clients build their requests here.
+Each builder has the public signature and docstring of the client method of the same name and
+returns the request it makes, typed by what the call returns; `endpoints` turns it into a
+method of both clients. The seed's JavaScript client covers handler discovery, task creation
+and reading, diagrams, analytics, health and metrics; the additive endpoints (cancel, retry,
+resolve, step commands, task listing) follow DESIGN §5.5.
 """
 
 import json
@@ -13,7 +15,21 @@ from urllib.parse import quote
 
 from server.client.errors import GraphQLError, graphql_error
 from server.client.transport import Call
-from server.client.types import EventFrame
+from server.client.types import (
+    BottleneckReport,
+    Diagram,
+    EventFrame,
+    HandlerDetail,
+    HandlerSummary,
+    Namespace,
+    PerformanceReport,
+    Step,
+    Task,
+    TaskList,
+)
+
+_UNSET: Any = object()
+"""`update_step(inputs=...)` not given: the inputs are left alone (None is a value)."""
 
 _MUTATION = re.compile(r"^\s*(?:#[^\n]*\n\s*)*mutation\b")
 
@@ -26,27 +42,32 @@ def _step(task_id: str, step: str | int) -> str:
     return f"/tasks/{_seg(task_id)}/workflow_steps/{_seg(step)}"
 
 
-def namespaces() -> Call:
+def namespaces() -> Call[list[Namespace]]:
+    """The handler namespaces and their descriptions."""
     return Call("GET", "/handlers", unwrap="namespaces")
 
 
-def handlers(namespace: str) -> Call:
+def handlers(namespace: str) -> Call[list[HandlerSummary]]:
+    """The handlers of a namespace (latest version of each)."""
     return Call("GET", f"/handlers/{_seg(namespace)}", unwrap="handlers")
 
 
-def handler(namespace: str, name: str, version: str | None) -> Call:
+def handler(namespace: str, name: str, version: str | None = None) -> Call[HandlerDetail]:
+    """One handler with its steps and dependency graph (latest version by semver if omitted)."""
     return Call("GET", f"/handlers/{_seg(namespace)}/{_seg(name)}", {"version": version})
 
 
 def create_task(
     namespace: str,
     name: str,
-    context: Mapping[str, Any],
-    version: str | None,
-    idempotency_key: str | None,
-    extra: Mapping[str, Any],
-) -> Call:
-    body = {"namespace": namespace, "name": name, "context": dict(context), **extra}
+    context: Mapping[str, Any] | None = None,
+    *,
+    version: str | None = None,
+    idempotency_key: str | None = None,
+    **extra: Any,
+) -> Call[Task]:
+    """Create a task; `extra` may carry initiator, source_system, reason, tags, bypass_steps."""
+    body = {"namespace": namespace, "name": name, "context": dict(context or {}), **extra}
     if version is not None:
         body["version"] = version
     # With a key, a repeated POST returns the first task: safe to retry. Without one it is not.
@@ -55,13 +76,15 @@ def create_task(
 
 
 def list_tasks(
-    namespace: str | None,
-    name: str | None,
-    version: str | None,
-    status: str | None,
-    page: int | None,
-    per_page: int | None,
-) -> Call:
+    *,
+    namespace: str | None = None,
+    name: str | None = None,
+    version: str | None = None,
+    status: str | None = None,
+    page: int | None = None,
+    per_page: int | None = None,
+) -> Call[TaskList]:
+    """One page of tasks, newest first, with its pagination."""
     params = {
         "namespace": namespace,
         "name": name,
@@ -73,12 +96,16 @@ def list_tasks(
     return Call("GET", "/tasks", params)
 
 
-def task(task_id: str, include_dependencies: bool) -> Call:
+def get_task(task_id: str, include_dependencies: bool = False) -> Call[Task]:
+    """One task with its steps (and, if asked, the dependency analysis)."""
     params = {"include_dependencies": True} if include_dependencies else None
     return Call("GET", f"/tasks/{_seg(task_id)}", params)
 
 
-def update_task(task_id: str, reason: str | None, tags: Iterable[str] | None) -> Call:
+def update_task(
+    task_id: str, *, reason: str | None = None, tags: Iterable[str] | None = None
+) -> Call[Task]:
+    """Change a task's reason or tags."""
     body: dict[str, Any] = {}
     if reason is not None:
         body["reason"] = reason
@@ -87,78 +114,119 @@ def update_task(task_id: str, reason: str | None, tags: Iterable[str] | None) ->
     return Call("PATCH", f"/tasks/{_seg(task_id)}", json=body)
 
 
-def cancel_task(task_id: str) -> Call:
+def cancel_task(task_id: str) -> Call[Task]:
+    """Cancel a task and its unfinished steps."""
     return Call("DELETE", f"/tasks/{_seg(task_id)}")  # idempotent on the server
 
 
-def retry_task(task_id: str) -> Call:
+def retry_task(task_id: str) -> Call[Task]:
+    """Re-run the failed steps of a task in error (a second retry is a 409)."""
     # A second retry of a task already retried is a 409, not a no-op: never repeat it blindly.
     return Call("POST", f"/tasks/{_seg(task_id)}/retry", idempotent=False)
 
 
-def diagram(task_id: str, fmt: str) -> Call:
-    return Call("GET", f"/tasks/{_seg(task_id)}/task_diagrams", {"format": fmt}, text=fmt == "html")
+def get_task_diagram(task_id: str, format: str = "json") -> Call[Diagram | str]:
+    """The diagram as JSON, or (format="html") a standalone HTML page."""
+    path = f"/tasks/{_seg(task_id)}/task_diagrams"
+    return Call("GET", path, {"format": format}, text=format == "html")
 
 
-def steps(task_id: str) -> Call:
+def list_steps(task_id: str) -> Call[list[Step]]:
+    """A task's workflow steps."""
     return Call("GET", f"/tasks/{_seg(task_id)}/workflow_steps", unwrap="workflow_steps")
 
 
-def step(task_id: str, step: str | int) -> Call:
+def get_step(task_id: str, step: str | int) -> Call[Step]:
+    """One step, by name or id."""
     return Call("GET", _step(task_id, step))
 
 
-def update_step(task_id: str, step: str | int, body: Mapping[str, Any]) -> Call:
-    return Call("PATCH", _step(task_id, step), json=dict(body))
+def update_step(
+    task_id: str, step: str | int, *, retry_limit: int | None = None, inputs: Any = _UNSET
+) -> Call[Step]:
+    """Change a step's retry limit or inputs; only what is given is sent."""
+    body: dict[str, Any] = {} if retry_limit is None else {"retry_limit": retry_limit}
+    if inputs is not _UNSET:
+        body["inputs"] = inputs
+    return Call("PATCH", _step(task_id, step), json=body)
 
 
-def cancel_step(task_id: str, step: str | int) -> Call:
+def cancel_step(task_id: str, step: str | int) -> Call[Step]:
+    """Cancel one step."""
     return Call("DELETE", _step(task_id, step))
 
 
-def retry_step(task_id: str, step: str | int) -> Call:
+def retry_step(task_id: str, step: str | int) -> Call[Step]:
+    """Run a failed step again (a second retry is a 409)."""
     return Call("POST", f"{_step(task_id, step)}/retry", json={}, idempotent=False)
 
 
-def resolve_step(task_id: str, step: str | int, results: Any, reason: str | None) -> Call:
+def resolve_step(
+    task_id: str, step: str | int, *, results: Any = None, reason: str | None = None
+) -> Call[Step]:
+    """Mark a step resolved by hand, with the results its dependents will see."""
     body: dict[str, Any] = {"results": results}
     if reason is not None:
         body["reason"] = reason
     return Call("POST", f"{_step(task_id, step)}/resolve", json=body)  # idempotent on the server
 
 
-def performance() -> Call:
+def performance_analytics() -> Call[PerformanceReport]:
+    """System-wide performance figures."""
     return Call("GET", "/analytics/performance")
 
 
-def bottlenecks(
-    namespace: str | None, name: str | None, version: str | None, period: int | None
-) -> Call:
+def bottleneck_analysis(
+    *,
+    namespace: str | None = None,
+    name: str | None = None,
+    version: str | None = None,
+    period: int | None = None,
+) -> Call[BottleneckReport]:
+    """The slowest and most failing steps, optionally for one handler and period (hours)."""
     params = {"namespace": namespace, "name": name, "version": version, "period": period}
     return Call("GET", "/analytics/bottlenecks", params)
 
 
-def health(kind: str) -> Call:
-    return Call("GET", f"/health/{kind}")
+def health_status() -> Call[dict[str, Any]]:
+    """The detailed health report."""
+    return Call("GET", "/health/status")
 
 
-def metrics() -> Call:
+def health_ready() -> Call[dict[str, Any]]:
+    """Readiness: whether this server can take work."""
+    return Call("GET", "/health/ready")
+
+
+def health_live() -> Call[dict[str, Any]]:
+    """Liveness: the process answers."""
+    return Call("GET", "/health/live")
+
+
+def metrics() -> Call[str]:
+    """Prometheus text exposition."""
     return Call("GET", "/metrics", text=True)
 
 
 def graphql(
     query: str,
-    variables: Mapping[str, Any] | None,
-    operation_name: str | None,
-    idempotent: bool | None,
-) -> Call:
+    variables: Mapping[str, Any] | None = None,
+    *,
+    operation_name: str | None = None,
+    idempotent: bool | None = None,
+) -> Call[dict[str, Any]]:
+    """Run a GraphQL operation and return its `data`; top-level `errors` raise.
+
+    Queries are retried like other idempotent calls, mutations are not (unless
+    `idempotent=True`, e.g. cancelTask). Typed union results (`... on Error`) are data.
+    """
     body: dict[str, Any] = {"query": query}
     if variables:
         body["variables"] = dict(variables)
     if operation_name:
         body["operationName"] = operation_name
     safe = idempotent if idempotent is not None else not _MUTATION.match(query)
-    return Call("POST", "/graphql", json=body, idempotent=safe)
+    return Call("POST", "/graphql", json=body, idempotent=safe, decode=graphql_data)
 
 
 def graphql_data(body: Any) -> dict[str, Any]:

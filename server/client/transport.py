@@ -9,11 +9,11 @@ calls are sent once, because repeating them could create or change something twi
 import asyncio
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import httpx
 
@@ -22,10 +22,12 @@ from server.client.errors import TaskerError, TransportError, error_for, graphql
 DEFAULT_URL = "http://127.0.0.1:8000"
 RETRY_STATUSES = frozenset({429, 503})
 
+R = TypeVar("R")
+
 
 @dataclass(frozen=True, slots=True)
-class Call:
-    """One API request, independent of how it is sent."""
+class Call(Generic[R]):
+    """One API request, independent of how it is sent; `R` is what sending it returns."""
 
     method: str
     path: str
@@ -38,6 +40,8 @@ class Call:
     """Return the body as text (e.g. Prometheus metrics) instead of parsed JSON."""
     unwrap: str | None = None
     """Return only this key of the JSON body (e.g. `namespaces`)."""
+    decode: Callable[[Any], R] | None = None
+    """Turn the body into the value returned (e.g. GraphQL's `data`, its `errors` raised)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,19 +105,22 @@ def raise_for_status(response: httpx.Response) -> None:
     raise error_for(response.status_code, body, response.headers.get("x-request-id"))
 
 
-def result_of(call: Call, response: httpx.Response) -> Any:
+def result_of(call: Call[R], response: httpx.Response) -> R:
     """The call's value from a response, or the typed error its envelope describes."""
     raise_for_status(response)
+    data: Any
     if call.text:
-        return response.text
-    if response.status_code == 204 or not response.content:
-        return None
-    data = response.json()
-    return data[call.unwrap] if call.unwrap else data
+        data = response.text
+    elif response.status_code == 204 or not response.content:
+        data = None
+    else:
+        data = response.json()
+        data = data[call.unwrap] if call.unwrap else data
+    return call.decode(data) if call.decode else cast(R, data)
 
 
 def _retry_delay(
-    call: Call, policy: RetryPolicy, attempt: int, response: httpx.Response | None
+    call: Call[Any], policy: RetryPolicy, attempt: int, response: httpx.Response | None
 ) -> float | None:
     """Seconds to wait before trying again, or None to stop here."""
     if not call.idempotent or attempt >= policy.attempts:
@@ -125,7 +132,7 @@ def _retry_delay(
     return policy.delay(attempt, retry_after_seconds(response.headers.get("retry-after")))
 
 
-def _request_args(call: Call) -> dict[str, Any]:
+def _request_args(call: Call[Any]) -> dict[str, Any]:
     params = {k: _param(v) for k, v in (call.params or {}).items() if v is not None}
     args: dict[str, Any] = {"params": params, "headers": dict(call.headers or {})}
     if call.json is not None:
@@ -154,7 +161,7 @@ class SyncTransport:
         self.http.base_url = httpx.URL(base_url_of(url))
         self.http.headers.update(default_headers(token))
 
-    def send(self, call: Call) -> Any:
+    def send(self, call: Call[R]) -> R:
         attempt = 0
         while True:
             attempt += 1
@@ -191,7 +198,7 @@ class AsyncTransport:
         self.http.base_url = httpx.URL(base_url_of(url))
         self.http.headers.update(default_headers(token))
 
-    async def send(self, call: Call) -> Any:
+    async def send(self, call: Call[R]) -> R:
         attempt = 0
         while True:
             attempt += 1

@@ -19,7 +19,7 @@ from datetime import datetime
 from tortoise.backends.base.client import BaseDBAsyncClient as Conn
 
 from server.db.analytics_rollup import FINISHED, rolled_sql, scope_sql
-from server.db.rolled_memo import RolledMemo
+from server.db.rolled_blocks import RolledBlockCache
 from server.db.sql import Query, bucket_of, in_ranges
 from server.domain.analytics import (
     PERCENTILES,
@@ -42,7 +42,7 @@ def _int(value: object) -> int | None:
 
 
 async def finished_tasks(
-    conn: Conn, memo: RolledMemo, windows: Mapping[str, Split]
+    conn: Conn, memo: RolledBlockCache, windows: Mapping[str, Split]
 ) -> tuple[dict[str, Trend], dict[str, tuple[int, int]], ProcessingTimes]:
     """Per trend window: completion rate, mean duration of the completed and the (completed,
     failed) counts of the tasks finished in it; and the p50/p95/p99 (ms) of the completed
@@ -97,7 +97,7 @@ def _finished_per_slot(q: Query, where: str) -> str:
     )
 
 
-async def _task_histogram(conn: Conn, memo: RolledMemo, split: Split) -> Histogram:
+async def _task_histogram(conn: Conn, memo: RolledBlockCache, split: Split) -> Histogram:
     """Durations of the tasks completed in the window."""
     merged = Histogram()
 
@@ -124,7 +124,7 @@ async def _task_histogram(conn: Conn, memo: RolledMemo, split: Split) -> Histogr
     return merged
 
 
-async def task_statistics(conn: Conn, memo: RolledMemo, split: Split) -> TaskStatistics:
+async def task_statistics(conn: Conn, memo: RolledBlockCache, split: Split) -> TaskStatistics:
     """Tasks created in the window: how many, completed, failed, and retried. Statuses are
     read now (tasks created in a rolled slot may have finished since): the tasks that are not
     complete are few and indexed by status, the complete ones are the rest."""
@@ -174,7 +174,7 @@ def exhausted_sql(q: Query, since: datetime) -> str:
 
 
 async def slowest_tasks(
-    conn: Conn, memo: RolledMemo, scope: BottleneckScope, split: Split
+    conn: Conn, memo: RolledBlockCache, scope: BottleneckScope, split: Split
 ) -> list[SlowTask]:
     """Per handler: tasks finished in the period, failure share, mean duration of successes."""
     rolled = await memo.rows(conn, "finished per handler", split.blocks, _finished_per_handler)

@@ -13,7 +13,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient as Conn
 
 from server.db.analytics_rollup import FAILURES, KEYS, rolled_sql, scope_sql, step_runs
-from server.db.rolled_memo import RolledMemo
+from server.db.rolled_blocks import RolledBlockCache
 from server.db.sql import Query, bucket_of, in_ranges, json_entries
 from server.domain.analytics import BottleneckScope, ErrorPattern
 from server.domain.analytics_advice import StepStats, needs_p95
@@ -97,7 +97,7 @@ class Figures:
 
 
 async def step_figures(
-    conn: Conn, memo: RolledMemo, scope: BottleneckScope, split: Split, default_timeout: float
+    conn: Conn, memo: RolledBlockCache, scope: BottleneckScope, split: Split, default_timeout: float
 ) -> tuple[list[StepStats], list[ErrorPattern]]:
     """The window's per-step figures and error patterns."""
     figures = Figures(default_timeout)
@@ -129,7 +129,7 @@ async def step_figures(
 
 
 async def _rolled(
-    conn: Conn, memo: RolledMemo, scope: BottleneckScope, split: Split, figures: Figures
+    conn: Conn, memo: RolledBlockCache, scope: BottleneckScope, split: Split, figures: Figures
 ) -> None:
     for r in await memo.rows(conn, "step sums", split.blocks, _step_sums):
         if scope.holds(*_key(r)[:3]):
@@ -168,7 +168,7 @@ def _key(row: dict[str, Any]) -> Key:
 
 
 async def _p95s(
-    conn: Conn, memo: RolledMemo, split: Split, live: dict[Key, Histogram]
+    conn: Conn, memo: RolledBlockCache, split: Split, live: dict[Key, Histogram]
 ) -> dict[Key, int | None]:
     """Nearest-rank p95 (ms) of the runs of these handler steps: their live histograms merged
     with their rolled ones.

@@ -4,7 +4,7 @@ asyncpg's pool hands connections out through an `asyncio.LifoQueue`. When a conn
 back, the waiter it wakes only runs later, and a request arriving in between takes the
 connection first; the woken waiter finds the queue empty and goes to the BACK of the line.
 With more requests in flight than connections, some requests lose that race again and again:
-32 clients on a 10-connection pool saw a p50 of 3 ms and a p99 over 200 ms (issue 3).
+32 clients on a 10-connection pool saw a p50 of 3 ms and a p99 over 200 ms (bench/rest_bench.py).
 
 `FairPool` puts a FIFO semaphore (asyncio's does not let newcomers overtake its waiters) of
 the pool's size in front of the pool, so a request that waits is served in its turn.

@@ -142,8 +142,8 @@ class StepEdge(Model):
 
     class Meta:
         table = "tasker_step_edges"
-        # Every claim and completion looks edges up by step, `advance` by task (issue 6 found
-        # them doing sequential scans of the whole table at scale).
+        # Every claim and completion looks edges up by step, `advance` by task; without these
+        # indexes each lookup scanned the whole table, which dominated at scale.
         indexes = (
             Index(fields=("task_id",)),
             Index(fields=("from_step_id",)),
@@ -170,7 +170,8 @@ class Transition(Model):
 
     class Meta:
         table = "tasker_transitions"
-        # (step_id): deleting a step cascades to its history through this column (issue 7).
+        # (step_id): deleting a step cascades to its history through this column; unindexed,
+        # every cascade (`tasker prune` deletes steps by the thousand) scans the whole table.
         indexes = (
             Index(fields=("task_id", "id")),
             Index(fields=("created_at",)),

@@ -209,7 +209,7 @@ def _compare(created: str, ident: str, op: str) -> str:
     Written as `created_at <= c AND (created_at < c OR id < i)` rather than the plain OR, so
     that the first term bounds the index scan: with the OR alone PostgreSQL walked the index
     from the newest task and filtered every row up to the key, and a page deep in a million
-    tasks took as long as reading all the ones before it (issue 7)."""
+    tasks took as long as reading all the ones before it."""
     strict = op[0]
     return (
         f"t.created_at {strict}= {created} AND "

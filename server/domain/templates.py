@@ -1,7 +1,7 @@
 """Handler templates: the validated, immutable form of a handler definition.
 
 A `HandlerTemplate` is what the registry hands to every other part of the system; it is built
-from YAML by `server.services.registry` and never mutated afterwards.
+from YAML by `server.registry.handler_registry` and never mutated afterwards.
 """
 
 from dataclasses import dataclass, field

@@ -16,7 +16,7 @@ from server.db import analytics as db
 from server.db import analytics_rollup as rollup
 from server.db import health as state
 from server.db.analytics_steps import step_figures
-from server.db.rolled_memo import RolledMemo
+from server.db.rolled_blocks import RolledBlockCache
 from server.db.sql import reading
 from server.domain.analytics import (
     MAX_PERIOD_HOURS,
@@ -31,8 +31,8 @@ from server.domain.analytics import (
 from server.domain.analytics_advice import recommend
 from server.domain.analytics_rollup import Split, split
 from server.domain.errors import ValidationFailed
-from server.services.cache import Cache
-from server.services.ports import Clock
+from server.infra.cache import Cache
+from server.infra.ports import Clock
 
 R = TypeVar("R")
 
@@ -76,7 +76,7 @@ class AnalyticsService:
         self.rollups = rollups
         """False: every figure from the tasks and steps tables (for comparison and tests)."""
         self._inflight: dict[str, asyncio.Lock] = {}
-        self.rolled = RolledMemo()
+        self.rolled = RolledBlockCache()
         """What this process has read of the rolled blocks (they never change)."""
 
     async def close(self) -> None:

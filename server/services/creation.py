@@ -31,11 +31,11 @@ from server.domain.inputs import (
 from server.domain.states import StepState, TaskState
 from server.domain.templates import HandlerTemplate
 from server.domain.views import CreateTask, TaskView
-from server.metrics import task_created
+from server.infra.metrics import task_created
+from server.registry.catalogue import Catalogue
+from server.registry.handler_registry import HandlerRegistry
 from server.services import queries
-from server.services.catalogue import Catalogue
 from server.services.progress import advance
-from server.services.registry import HandlerRegistry
 from server.services.transitions import Door, TaskRef
 
 

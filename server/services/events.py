@@ -1,7 +1,7 @@
 """In-process fan-out of transition events to subscribers.
 
 One `EventHub` per process. Producers on this process publish to it directly; in production a
-single Redis listener (see `server.pubsub`) feeds it the events produced by workers anywhere.
+single Redis listener (see `server.infra.pubsub`) feeds it the events produced by workers anywhere.
 Subscribers get an asyncio queue each; a slow subscriber loses its oldest events rather than
 growing memory without bound (it can resume from the database with a cursor).
 """

@@ -17,11 +17,11 @@ from server.domain.errors import PermanentError, RetryableError
 from server.domain.retry import BackoffPolicy, decide_retry
 from server.domain.states import StepState, TaskState
 from server.handlers.base import StepContext
-from server.logging import bind
-from server.metrics import StepTimer
+from server.infra.logging import bind
+from server.infra.metrics import StepTimer
+from server.registry.handler_registry import HandlerRegistry
 from server.services.claims import Claim, Claimer
 from server.services.progress import advance, count_done
-from server.services.registry import HandlerRegistry
 from server.services.transitions import Door, UnitOfWork
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from typing import Any
 
 from server.db import health as db
 from server.domain.views import WorkerView
-from server.metrics import ScrapeGauges
-from server.services.ports import Clock
+from server.infra.metrics import ScrapeGauges
+from server.infra.ports import Clock
 from server.services.workers import WorkerRegistry
 
 

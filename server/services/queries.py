@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from server.db import reads
+from server.db import page_anchors, reads
 from server.db.models import StepEdge, Transition, WorkflowStep
 from server.db.rows import step_views, transition_view
 from server.domain.errors import TaskNotFound, ValidationFailed
@@ -18,8 +18,7 @@ from server.domain.views import (
     TransitionEvent,
     TransitionView,
 )
-from server.services import page_anchors
-from server.services.task_counts import COUNTS, FilterKey
+from server.infra.task_counts import COUNTS, FilterKey
 
 
 def parse_task_id(task_id: UUID | str) -> UUID:

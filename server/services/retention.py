@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from server.db.models import Task
 from server.domain.states import TERMINAL_TASK_STATES, TaskState
-from server.services.ports import Clock
+from server.infra.ports import Clock
 
 
 async def prune_finished(

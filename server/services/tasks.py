@@ -23,12 +23,12 @@ from server.domain.views import (
     TaskView,
     TransitionEvent,
 )
+from server.registry.catalogue import Catalogue
+from server.registry.handler_registry import HandlerRegistry
 from server.services import queries
-from server.services.catalogue import Catalogue
 from server.services.creation import TaskCreator
 from server.services.dependencies import Liveness, analyse
 from server.services.progress import advance
-from server.services.registry import HandlerRegistry
 from server.services.transitions import Door, TaskRef
 from server.services.workers import WorkerRegistry
 

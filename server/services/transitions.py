@@ -24,8 +24,8 @@ from tortoise.transactions import in_transaction
 from server.db.models import Task, Transition, WorkflowStep
 from server.domain.states import StepState, TaskState, check_step_move, check_task_move
 from server.domain.views import TransitionEvent
+from server.infra.ports import Clock, EventPublisher, StepDispatcher
 from server.services.outbox import Outbox
-from server.services.ports import Clock, EventPublisher, StepDispatcher
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from server.db import fastpath
 from server.db.models import WorkerHeartbeat
 from server.db.rows import worker_view
 from server.domain.views import WorkerView
-from server.services.ports import Clock
+from server.infra.ports import Clock
 
 
 class WorkerRegistry:

@@ -8,7 +8,7 @@ from server.app import create_app
 from server.container import build_services
 from server.db.setup import close_database, open_database
 from server.domain.views import CreateTask
-from server.services.ports import NullDispatcher
+from server.infra.ports import NullDispatcher
 from tests.api.rest_support import PAYMENT
 from tests.conftest import BACKEND, fast_settings
 from tests.support.cluster import free_port

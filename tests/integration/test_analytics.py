@@ -22,8 +22,8 @@ import pytest
 from server.domain.analytics import nearest_rank
 from server.domain.analytics_advice import MIN_SAMPLE
 from server.domain.errors import ValidationFailed
+from server.infra.cache import MemoryCache
 from server.services.analytics import AnalyticsService
-from server.services.cache import MemoryCache
 from tests.support.seed import History, Run
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

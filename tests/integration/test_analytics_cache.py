@@ -8,8 +8,8 @@ from uuid import uuid4
 
 import pytest
 
+from server.infra.cache import Cache, MemoryCache, RedisCache
 from server.services.analytics import AnalyticsService
-from server.services.cache import Cache, MemoryCache, RedisCache
 from tests.conftest import REDIS_URL
 from tests.integration.test_analytics import CHECKOUT, NOW, FixedClock
 from tests.support.seed import History, Run

@@ -12,8 +12,8 @@ from server.db import analytics_rollup as rollup
 from server.db.models import AnalyticsSlot, StepSlot, Task, TaskSlot, WorkflowStep
 from server.domain.analytics import nearest_rank
 from server.domain.analytics_rollup import FIVE_MINUTES, HOUR, Histogram, bucket, slot_number, split
+from server.infra.cache import MemoryCache
 from server.services.analytics import AnalyticsService, roll_recent
-from server.services.cache import MemoryCache
 from tests.conftest import BACKEND
 from tests.support.plans import index_condition_on, plan_lines
 from tests.support.seed import History, Run

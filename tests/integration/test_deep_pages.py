@@ -1,4 +1,4 @@
-"""Issue 7: deep offset pages start from anchors (`server.services.page_anchors`).
+"""Deep offset pages start from anchors (`server.db.page_anchors`).
 
 At a million tasks, page 20,000 walked 500,000 index entries (13 x the first page). The keys at
 every EVERY-th position are now taken once and a deep page starts from the one before its
@@ -9,10 +9,9 @@ check every page against the plain walk, including after tasks are created behin
 import pytest
 
 from server.container import Services
-from server.db import reads
+from server.db import page_anchors, reads
 from server.domain.states import TaskState
 from server.domain.views import CreateTask, TaskFilter
-from server.services import page_anchors
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Issue 7: a transition published while Redis restarts still reaches subscribers.
+"""A transition published while Redis restarts still reaches subscribers.
 
 Found by the cluster run (bench/load.py --faults): Redis pub/sub drops whatever is published
 while it is down, so a GraphQL subscriber whose task finished during the restart never saw
@@ -14,9 +14,10 @@ import pytest
 
 from server.container import build_services
 from server.domain.views import CreateTask
-from server.pubsub import RedisListener
-from server.services.ports import NullDispatcher
-from server.services.registry import HandlerRegistry
+from server.infra.ports import NullDispatcher
+from server.infra.pubsub import RedisListener
+from server.registry.handler_registry import HandlerRegistry
+from server.services import queries
 from tests.conftest import fast_settings
 from tests.support.cluster import PrivateRedis
 
@@ -33,7 +34,7 @@ async def test_events_published_while_redis_was_down_reach_subscribers(
     settings = fast_settings(database_url, broker_url=redis.url)
     services = build_services(settings, NullDispatcher(), registry=registry)
     await services.open()
-    listener = RedisListener(redis.url, services.hub)
+    listener = RedisListener(redis.url, services.hub, queries.events_since)
     listening = asyncio.create_task(listener.run())
     try:
         await asyncio.wait_for(listener.ready.wait(), 10)

@@ -26,8 +26,8 @@ from server.container import build_services
 from server.db.setup import MIGRATIONS_DIR
 from server.domain.errors import Conflict
 from server.domain.views import CreateTask
-from server.services.ports import NullDispatcher
-from server.services.registry import HandlerRegistry
+from server.infra.ports import NullDispatcher
+from server.registry.handler_registry import HandlerRegistry
 from tests.conftest import BACKEND, POSTGRES_URL, fast_settings, remember_secret
 from tests.security.conftest import pem_public, secured_database
 

@@ -16,8 +16,9 @@ import redis
 from server.container import build_services
 from server.domain.states import StepState, TaskState
 from server.domain.views import CreateTask, TaskFilter
-from server.pubsub import RedisListener
-from server.services.ports import NullDispatcher
+from server.infra.ports import NullDispatcher
+from server.infra.pubsub import RedisListener
+from server.services import queries
 from tests.conftest import REDIS_URL, fast_settings
 from tests.support.cluster import PrivateRedis, WorkerProcesses
 from tests.support.production import PRODUCTION_ONLY
@@ -67,7 +68,7 @@ async def create(services, name, context):
 async def test_real_workers_run_every_shape_and_events_cross_processes(cluster):
     services, workers = cluster
     workers.start(2)
-    listener = RedisListener(services.settings.broker_url, services.hub)
+    listener = RedisListener(services.settings.broker_url, services.hub, queries.events_since)
     listening = asyncio.create_task(listener.run())
     await asyncio.wait_for(listener.ready.wait(), 5)
     seen: list[str] = []

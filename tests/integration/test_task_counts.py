@@ -1,10 +1,10 @@
-"""Issue 7: listing tasks at a million rows.
+"""Listing tasks at a million rows.
 
 bench/million.py found `GET /tasker/tasks` dominated by counting every matching task on each
 request, and deep pages reading every row before them. Counts above `LARGE_COUNT` are now reused
 for a few seconds (smaller ones stay exact), and the offset is walked over ids only.
 
-Issue 3 then found the list's p99 set by every request in flight at a count's expiry counting
+The list's p99 was then set by every request in flight at a count's expiry counting
 on its own; an expired count is now answered once more while a single refresh runs.
 """
 
@@ -16,7 +16,8 @@ from server.container import Services
 from server.db import reads
 from server.domain.states import TaskState
 from server.domain.views import CreateTask, TaskFilter
-from server.services import queries, task_counts
+from server.infra import task_counts
+from server.services import queries
 from tests.conftest import BACKEND
 from tests.support.plans import index_condition_on, plan_lines
 

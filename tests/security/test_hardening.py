@@ -14,8 +14,8 @@ from starlette.testclient import TestClient
 
 from server.app import create_app
 from server.container import Services, build_services
-from server.services.ports import NullDispatcher
-from server.services.registry import HandlerRegistry
+from server.infra.ports import NullDispatcher
+from server.registry.handler_registry import HandlerRegistry
 from tests.conftest import REDIS_URL, LeakGuard, fast_settings, remember_secret
 from tests.security.conftest import AUTHENTICATION_ERROR, OTHER_SECRET, SECRET, Tokens, claims
 

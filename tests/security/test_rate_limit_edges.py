@@ -19,11 +19,11 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from server import metrics
 from server.app import create_app
 from server.container import Services, build_services
-from server.services.ports import NullDispatcher
-from server.services.registry import HandlerRegistry
+from server.infra import metrics
+from server.infra.ports import NullDispatcher
+from server.registry.handler_registry import HandlerRegistry
 from tests.conftest import fast_settings, remember_secret
 from tests.security.conftest import SECRET, claims
 from tests.security.test_http_guard import free_port, start, stop

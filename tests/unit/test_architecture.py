@@ -13,3 +13,9 @@ def test_import_contracts_are_kept():
     result = subprocess.run([exe], cwd=ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "broken" not in result.stdout.split("Contracts:")[-1].replace("0 broken", "")
+
+
+def test_the_layers_contract_is_one_of_them():
+    exe = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
+    result = subprocess.run([exe], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert "layers: composition root > adapters > use cases" in result.stdout

@@ -6,13 +6,12 @@ from pathlib import Path
 import pytest
 
 from server.domain.errors import TemplateInvalid
-from server.services.definitions import (
+from server.domain.versions import is_semver, semver_key
+from server.registry.definitions import (
     HTTP_HANDLER_CLASS,
     import_handler_class,
-    is_semver,
     load_definition,
     read_definition,
-    semver_key,
 )
 from tests.support.steps import Work
 

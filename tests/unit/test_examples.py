@@ -13,7 +13,7 @@ import pytest
 from server.domain.errors import PermanentError, RetryableError, ValidationFailed
 from server.domain.templates import HandlerTemplate
 from server.handlers.base import StepContext
-from server.services.registry import HandlerRegistry
+from server.registry.handler_registry import HandlerRegistry
 
 REGISTRY = HandlerRegistry.load([], examples=True)
 TASK_ID = UUID("00000000-0000-4000-8000-000000000001")

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from server.config import Settings
-from server.logging import (
+from server.infra.logging import (
     ContextFilter,
     JsonFormatter,
     RequestIdMiddleware,

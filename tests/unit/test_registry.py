@@ -12,8 +12,8 @@ from server.domain.errors import (
     TemplateInvalid,
     ValidationFailed,
 )
-from server.services.definitions import load_definition
-from server.services.registry import HandlerRegistry, validate_path
+from server.registry.definitions import load_definition
+from server.registry.handler_registry import HandlerRegistry, validate_path
 from tests.support.steps import Work
 
 WORK = "tests.support.steps:Work"

@@ -35,14 +35,9 @@ from server.domain.errors import (
     ValidationFailed,
 )
 from server.domain.templates import HandlerTemplate, NamespaceInfo
+from server.domain.versions import is_semver, semver_key
 from server.handlers.base import StepHandler
-from server.services.definitions import (
-    import_handler_class,
-    is_semver,
-    read_definition,
-    read_yaml,
-    semver_key,
-)
+from server.registry.definitions import import_handler_class, read_definition, read_yaml
 
 EXAMPLES_DIR = Path(server.examples.__file__).resolve().parent
 """The bundled catalogue that `--examples` adds."""

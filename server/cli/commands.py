@@ -1,4 +1,4 @@
-"""The `tasker` command line: serve, worker, migrate, handlers."""
+"""The commands that run here: serve, worker, migrate, prune, schema, token, handlers."""
 
 import asyncio
 import ipaddress
@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from server.config import Settings
-from server.logging import configure_logging, logging_config
+from server.infra.logging import configure_logging, logging_config
 
 
 def _settings(examples: bool) -> Settings:
@@ -171,7 +171,7 @@ def prune(days: float, batch: int, include_errors: bool) -> None:
     from datetime import timedelta
 
     from server.db.setup import close_database, open_database
-    from server.services.ports import SystemClock
+    from server.infra.ports import SystemClock
     from server.services.retention import prune_finished
 
     settings = Settings()
@@ -199,7 +199,7 @@ def schema() -> None:
     click.echo(sdl(), nl=False)
 
 
-# --- issue 5: `tasker token` mints a bearer token (docs/security.md) ---------------------------
+# --- `tasker token` mints a bearer token for scripts and tests (docs/security.md) ---------------
 @main.command()
 @click.option("--sub", "subject", required=True, help="Who the token names (its `sub`).")
 @click.option(
@@ -252,7 +252,7 @@ def handlers_list(examples: bool) -> None:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 def handlers_validate(path: Path) -> None:
     """Check handler YAML files; exit 1 listing every problem."""
-    from server.services.registry import validate_path
+    from server.registry.handler_registry import validate_path
 
     problems = validate_path(path)
     for problem in problems:
@@ -260,10 +260,3 @@ def handlers_validate(path: Path) -> None:
     if problems:
         sys.exit(1)
     click.echo(f"{path}: OK")
-
-
-# Task commands against a (remote) server's API (issue 8): tasker task ..., tasker tasks list.
-from server.cli_tasks import task, tasks  # noqa: E402 - registered after the core commands
-
-main.add_command(task)
-main.add_command(tasks)

@@ -13,7 +13,7 @@ from tortoise.models import Model
 
 from server.db.models import NamedStep, NamedTask, Namespace
 from server.domain.templates import HandlerTemplate
-from server.services.registry import HandlerRegistry
+from server.registry.handler_registry import HandlerRegistry
 
 M = TypeVar("M", bound=Model)
 

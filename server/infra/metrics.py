@@ -38,7 +38,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from server.domain.views import TransitionEvent
-from server.services.ports import EventPublisher
+from server.infra.ports import EventPublisher
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
 """The memo of rolled blocks: one read per (statement, block), least recently used out first."""
 
-from server.db.rolled_memo import RolledMemo
+from server.db.rolled_blocks import RolledBlockCache
 from server.domain.analytics_rollup import FIVE_MINUTES, HOUR, Block
 
 
 async def test_each_block_is_read_once_per_statement():
-    memo = RolledMemo()
+    memo = RolledBlockCache()
     reads: list[Block] = []
 
     async def read(block: Block) -> int:
@@ -24,7 +24,7 @@ async def test_each_block_is_read_once_per_statement():
 
 
 async def test_the_least_recently_used_entry_goes_first():
-    memo = RolledMemo(capacity=2)
+    memo = RolledBlockCache(capacity=2)
     reads: list[int] = []
 
     async def read(block: Block) -> int:

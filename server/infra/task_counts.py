@@ -1,12 +1,12 @@
 """How many tasks match a filter, remembered briefly when the answer is large.
 
 Counting a million matching tasks costs more than reading the page itself, and an exact figure
-that large is out of date by the next request anyway (issue 7). So counts above `LARGE_COUNT`
+that large is out of date by the next request anyway. So counts above `LARGE_COUNT`
 are reused by this process for `COUNTS.ttl` seconds (then refreshed once in the background,
-see `server.services.recent`); smaller counts are always exact.
+see `server.infra.memo`); smaller counts are always exact.
 """
 
-from server.services.recent import Recent
+from server.infra.memo import RefreshingMemo
 
 LARGE_COUNT = 10_000
 
@@ -18,4 +18,4 @@ def _large(total: int) -> bool:
     return total > LARGE_COUNT
 
 
-COUNTS: Recent[int] = Recent(ttl=5.0, stale_limit=30.0, keep=_large)
+COUNTS: RefreshingMemo[int] = RefreshingMemo(ttl=5.0, stale_limit=30.0, keep=_large)

@@ -1,13 +1,15 @@
 """Transition events across processes through Redis pub/sub.
 
 Producers (workers and servers) publish each committed event to one channel; each server process
-runs one listener that feeds its in-process `EventHub`, which fans out to all subscribers.
+runs one listener that feeds its in-process hub (`server.services.events.EventHub`), which fans
+out to all subscribers. The hub and the history read are handed in, so this module knows Redis
+and nothing of the services above it.
 
 Pub/sub is fire-and-forget: whatever is published while Redis restarts, or while this listener
 is disconnected, is gone. So after every reconnect the listener re-reads the recent history
 from the database (the source of truth) and feeds it to the hub too; subscribers drop what
 they already saw by cursor. Without that, a subscriber whose task finished during a Redis
-restart waited forever for its final transition (issue 7).
+restart would wait forever for its final transition.
 """
 
 import asyncio
@@ -20,8 +22,7 @@ import redis
 import redis.asyncio as aioredis
 
 from server.domain.views import TransitionEvent
-from server.services import queries
-from server.services.events import EventHub
+from server.infra.ports import EventPublisher
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ CATCH_UP_WINDOW = timedelta(seconds=15)
 CATCH_UP_LIMIT = 10_000
 
 CatchUp = Callable[[datetime, int], Awaitable[Sequence[TransitionEvent]]]
+"""Reads the history written since a time, at most so many events (`queries.events_since`)."""
 
 
 class RedisPublisher:
@@ -54,9 +56,9 @@ class RedisListener:
     def __init__(
         self,
         url: str,
-        hub: EventHub,
+        hub: EventPublisher,
+        catch_up: CatchUp,
         *,
-        catch_up: CatchUp = queries.events_since,
         window: timedelta = CATCH_UP_WINDOW,
     ) -> None:
         self.url = url

@@ -2,7 +2,7 @@
 
 A slot's rollup rows never change once it is rolled (`server.db.analytics_rollup` says why),
 so a block of rolled slots — a span and a range of slot numbers — always sums to the same
-figures. Reports read each block through a `RolledMemo`: the first report after a block
+figures. Reports read each block through a `RolledBlockCache`: the first report after a block
 appears reads it from the database, later ones (every report-cache miss, every scope) reuse
 the result. A day's window is at most three blocks: the whole hours, which change once an
 hour, and the five-minute margins, which change every five minutes. So a cold report reads
@@ -33,7 +33,7 @@ CAPACITY = 256
 """Entries kept: a report reads three blocks of at most six kinds, and margins age out."""
 
 
-class RolledMemo:
+class RolledBlockCache:
     """Per-block results of reads over rolled slots, least recently used dropped first."""
 
     def __init__(self, capacity: int = CAPACITY) -> None:

@@ -2,7 +2,7 @@
 
 `GET /tasker/tasks?page=N` is an offset into the newest-first order, and PostgreSQL can only
 reach an offset by stepping over that many index entries: page 20,000 of a million tasks took
-68 ms against 5 ms for the first page (issue 7). So the keys at every `EVERY`-th position are
+68 ms against 5 ms for the first page. So the keys at every `EVERY`-th position are
 taken once (`reads.anchors`, ~0.1 s at a million tasks) and reused: a deep page starts from
 the anchor just before its offset and steps over fewer than `EVERY` entries.
 
@@ -18,13 +18,13 @@ page moves when tasks come and go between two requests.
 from server.db import reads
 from server.db.reads import Key
 from server.domain.views import TaskFilter
-from server.services.recent import Recent
+from server.infra.memo import RefreshingMemo
 
 EVERY = 1000
 DEEP = 10_000
 """Offsets below this are walked directly (at most a few milliseconds)."""
 
-ANCHORS: Recent[list[Key]] = Recent(ttl=60.0, stale_limit=600.0, max_keys=64)
+ANCHORS: RefreshingMemo[list[Key]] = RefreshingMemo(ttl=60.0, stale_limit=600.0, max_keys=64)
 """At most 1,000 keys per million matching tasks, for at most 64 filters (they are user input)."""
 
 

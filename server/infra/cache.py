@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from server.services.ports import Clock
+from server.infra.ports import Clock
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,10 @@
 """Handler definition files: parse and validate one YAML file into a `HandlerTemplate`.
 
-This module owns Tasker's definition format (DESIGN.md §5.1), semantic-version checks and the
-import of step-handler classes. Every rejection is a `TemplateInvalid` whose message starts with
-the file and, where one is involved, the step (`payments.yaml: step 'charge_card': ...`); its
-`details` carry the same two facts as `file` and `step`.
+This module owns Tasker's definition format (DESIGN.md §5.1) and the import of step-handler
+classes; versions are checked by `server.domain.versions`. Every rejection is a
+`TemplateInvalid` whose message starts with the file and, where one is involved, the step
+(`payments.yaml: step 'charge_card': ...`); its `details` carry the same two facts as `file`
+and `step`.
 
 `environments.<env>.step_templates` entries are merged into the step of the same name, mappings
 (such as `handler_config`) key by key; overrides for every environment must name known steps,
@@ -12,7 +13,6 @@ so a typo in the production block is caught on a developer's machine.
 
 import difflib
 import importlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import reduce
@@ -26,6 +26,7 @@ from jsonschema.validators import Draft202012Validator, validator_for
 from server.domain.dag import GraphError, StepGraph
 from server.domain.errors import TemplateInvalid
 from server.domain.templates import HandlerTemplate, StepTemplate
+from server.domain.versions import is_semver
 from server.handlers.base import StepHandler
 
 HTTP_HANDLER_CLASS = "server.handlers.http:HttpStepHandler"
@@ -36,33 +37,6 @@ STEP_FIELDS = frozenset({
     "default_retryable", "default_retry_limit", "skippable", "timeout_seconds",
     "handler_config", "custom_events", "dependent_system",
 })  # fmt: skip
-
-# The grammar of semver.org 2.0.0: no leading zeros, dot-separated pre-release and build parts.
-_IDENT = r"(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)"
-_SEMVER = re.compile(
-    rf"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    rf"(?:-({_IDENT}(?:\.{_IDENT})*))?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?",
-    re.ASCII,
-)
-
-
-def is_semver(version: str) -> bool:
-    """True when `version` is a valid semantic version such as `2.1.0` or `1.0.0-rc.1`."""
-    return _SEMVER.fullmatch(version) is not None
-
-
-def semver_key(version: str) -> tuple[Any, ...]:
-    """A sort key giving semver precedence (1.10.0 > 1.9.0 > 1.9.0-rc.1); ValueError if invalid."""
-    match = _SEMVER.fullmatch(version)
-    if match is None:
-        raise ValueError(f"'{version}' is not a valid semantic version")
-    core = tuple(int(part) for part in match.group(1, 2, 3))
-    pre = match.group(4)
-    if pre is None:
-        return (*core, 1, (), version)
-    # Numeric identifiers rank below alphanumeric ones, and a longer list wins a tie (§11).
-    ids = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
-    return (*core, 0, ids, version)
 
 
 def import_handler_class(spec: str) -> type[StepHandler]:

@@ -1,12 +1,12 @@
 """Figures that cost a scan to compute and may be reused for a few seconds, per process.
 
-Two list figures are like that at a million tasks: the total count of a filter, and the
-anchors that let a deep offset page skip the rows before it (`task_counts`, `page_anchors`).
-Both are reused for `ttl` seconds; past that, the old value is still answered (up to
-`stale_limit`) while ONE refresh runs in the background, and a request that finds nothing
-waits for the one computation already under way rather than starting its own. Before, every
-request in flight when a count expired counted on its own: 32 clients of a 100,000-task list
-ran 32 counts at once every five seconds, and that burst set the list's p99 (issue 3).
+Two list figures are like that at a million tasks: the total count of a filter, and the anchors
+that let a deep offset page skip the rows before it (`server.infra.task_counts`,
+`server.db.page_anchors`). Both are reused for `ttl` seconds; past that, the old value is still
+answered (up to `stale_limit`) while ONE refresh runs in the background, and a request that
+finds nothing waits for the one computation already under way rather than starting its own.
+Before, every request in flight when a count expired counted on its own: 32 clients of a
+100,000-task list ran 32 counts at once every five seconds, and that burst set the list's p99.
 """
 
 import asyncio
@@ -21,7 +21,7 @@ T = TypeVar("T")
 Compute = Callable[[], Awaitable[T]]
 
 
-class Recent(Generic[T]):
+class RefreshingMemo(Generic[T]):
     """Values by key, each with the time it was computed; one computation per key at a time."""
 
     def __init__(

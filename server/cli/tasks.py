@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from server import cli_render
+from server.cli import render
 from server.client import TaskerClient, TaskerError, ValidationError
 from server.client.transport import DEFAULT_URL
 
@@ -127,7 +127,7 @@ def task_create(
             return
         if not as_json:
             click.echo(f"created {created['id']} ({created['full_name']})")
-            final = cli_render.watch(client, created["id"], _console())
+            final = render.watch(client, created["id"], _console())
         else:
             final = client.wait_for_task(created["id"])
             _print_json(client.get_task(created["id"], include_dependencies=True))
@@ -145,7 +145,7 @@ def task_show(task_id: str, url: str, token: str | None, debug: bool, as_json: b
         if as_json:
             _print_json({**found, "workflow_steps": steps})
             return
-        _console().print(cli_render.task_view(found, steps))
+        _console().print(render.task_view(found, steps))
 
 
 @task.command("watch")
@@ -160,7 +160,7 @@ def task_watch(task_id: str, url: str, token: str | None, debug: bool, as_json: 
                     click.echo(json.dumps(frame.data))
             final = client.get_task(task_id)
         else:
-            final = cli_render.watch(client, task_id, _console())
+            final = render.watch(client, task_id, _console())
     _finish(dict(final))
 
 
@@ -228,7 +228,7 @@ def tasks_list(
         _print_json(found)
         return
     console = _console()
-    console.print(cli_render.tasks_table(found["tasks"]))
+    console.print(render.tasks_table(found["tasks"]))
     p = found["pagination"]
     console.print(
         f"page {p['current_page']} of {max(p['total_pages'], 1)} ({p['total_count']} tasks)",

@@ -1,0 +1,14 @@
+"""The `tasker` command line.
+
+`commands` holds what runs in this process (serve, worker, migrate, prune, token, handlers);
+`tasks` the task commands, which talk to a server's public REST API through `server.client` and
+so work against any server; `render` draws their output.
+"""
+
+from server.cli.commands import main
+from server.cli.tasks import task, tasks
+
+main.add_command(task)
+main.add_command(tasks)
+
+__all__ = ["main"]
