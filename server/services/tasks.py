@@ -4,10 +4,10 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from server.db.models import Task, WorkflowStep
+from server.db.models import Task
 from server.db.rows import snapshots
 from server.domain.errors import InvalidTransition, ValidationFailed
-from server.domain.readiness import QUEUED, explain
+from server.domain.readiness import BACKING_OFF, QUEUED, WAITING_ON_PARENTS, explain
 from server.domain.states import DONE_STEP_STATES, StepState, TaskState
 from server.domain.views import (
     BlockedReason,
@@ -19,31 +19,33 @@ from server.domain.views import (
     TaskView,
     TransitionEvent,
 )
+from server.engine.changes import StateChanges, TaskRef
+from server.engine.progress import advance
 from server.services import queries
 from server.services.catalogue import Catalogue
 from server.services.creation import TaskCreator
-from server.services.progress import advance
 from server.services.registry import HandlerRegistry
-from server.services.transitions import Door, TaskRef
 from server.services.workers import WorkerRegistry
 
 MAX_PER_PAGE = 100
+_OPEN_STEP_STATES = (StepState.PENDING, StepState.IN_PROGRESS, StepState.ERROR)
+"""Steps a task's cancellation cancels with it."""
 
 
 class TaskService:
-    """Creates tasks and applies task-level commands through the door."""
+    """Creates tasks and applies task-level commands through `StateChanges`."""
 
     def __init__(
         self,
-        door: Door,
+        changes: StateChanges,
         registry: HandlerRegistry,
         catalogue: Catalogue,
         workers: WorkerRegistry | None = None,
     ) -> None:
-        self.door = door
+        self.changes = changes
         self.registry = registry
         self.workers = workers
-        self.creator = TaskCreator(door, registry, catalogue)
+        self.creator = TaskCreator(changes, registry, catalogue)
 
     async def create_task(self, req: CreateTask) -> tuple[TaskView, bool]:
         """Create a task with its steps and edges; returns (task, created). See `creation`."""
@@ -94,34 +96,25 @@ class TaskService:
                 raise ValidationFailed("Invalid tags", {"tags": ["must be a list of strings"]})
             fields["tags"] = list(tags)
         if fields:
-            await Task.filter(id=row.id).update(updated_at=self.door.clock.now(), **fields)
+            await Task.filter(id=row.id).update(updated_at=self.changes.clock.now(), **fields)
         return await self.get_task(row.id)
 
     async def cancel_task(self, task_id: UUID | str) -> TaskView:
         """Cancel the task and every unfinished step. Idempotent; 409 once it has completed."""
         row = await queries.find_task(task_id)
         ref = TaskRef(row.id, row.namespace)
-        async with self.door.transaction() as uow:
-            current = await uow.lock_task(row.id)
-            assert current is not None  # tasks are never deleted while addressed
+        async with self.changes.on_task(row.id) as (tx, current):
             if current is not TaskState.CANCELLED:
-                if not await uow.move_task(
-                    ref, current, TaskState.CANCELLED, "cancelled", completed_at=uow.now
+                if not await tx.move_task(
+                    ref, current, TaskState.CANCELLED, "cancelled", completed_at=tx.now
                 ):
                     raise InvalidTransition("task", current.value, TaskState.CANCELLED.value)
-                open_steps = (
-                    await WorkflowStep.filter(
-                        task_id=row.id, status__in=["pending", "in_progress", "error"]
-                    )
-                    .using_db(uow.conn)
-                    .values_list("id", "name", "status")
-                )
-                for step_id, name, status in open_steps:
-                    await uow.move_step(
+                for step_id, name, status in await tx.steps_in(row.id, _OPEN_STEP_STATES):
+                    await tx.move_step(
                         ref,
                         step_id,
                         name,
-                        StepState(status),
+                        status,
                         StepState.CANCELLED,
                         "task cancelled",
                         lease_owner=None,
@@ -133,18 +126,11 @@ class TaskService:
         """Re-run the failed steps of an errored task (attempts start again from zero)."""
         row = await queries.find_task(task_id)
         ref = TaskRef(row.id, row.namespace)
-        async with self.door.transaction() as uow:
-            current = await uow.lock_task(row.id)
-            assert current is not None  # tasks are never deleted while addressed
+        async with self.changes.on_task(row.id) as (tx, current):
             if current is not TaskState.ERROR:
                 raise InvalidTransition("task", current.value, TaskState.PENDING.value)
-            failed = (
-                await WorkflowStep.filter(task_id=row.id, status="error")
-                .using_db(uow.conn)
-                .values_list("id", "name")
-            )
-            for step_id, name in failed:
-                await uow.move_step(
+            for step_id, name, _ in await tx.steps_in(row.id, [StepState.ERROR]):
+                await tx.move_step(
                     ref,
                     step_id,
                     name,
@@ -155,7 +141,7 @@ class TaskService:
                     next_attempt_at=None,
                     dispatched_at=None,
                 )
-            await advance(uow, ref, current)
+            await advance(tx, ref, current)
         return await self.get_task(row.id)
 
     async def analyze_dependencies(
@@ -179,7 +165,7 @@ class TaskService:
         return explain(
             snapshots(steps),
             task_status=task.status,
-            now=self.door.clock.now(),
+            now=self.changes.clock.now(),
             workers_alive=workers_alive,
         )
 
@@ -208,7 +194,7 @@ def _summary(status: TaskState, blocked: tuple[tuple[str, Any], ...]) -> str:
         return "Task was cancelled"
     if status is TaskState.ERROR:
         return "Task failed: a step exhausted its retries or failed permanently"
-    stuck = [name for name, r in blocked if r.code not in ("waiting_on_parents", "backing_off")]
+    stuck = [name for name, r in blocked if r.code not in (WAITING_ON_PARENTS, BACKING_OFF)]
     if stuck:
         return f"Task is blocked at {', '.join(stuck)}"
     return "Task is progressing normally through dependency chain"

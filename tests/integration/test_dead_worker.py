@@ -21,8 +21,8 @@ from server.container import Services
 from server.db.models import WorkerHeartbeat, WorkflowStep
 from server.domain.states import TaskState
 from server.domain.views import CreateTask
-from server.services.claims import Claimer, lease_holder
-from server.services.execution import Outcome
+from server.engine.claims import Claimer, lease_holder
+from server.engine.store import Outcome
 from tests.conftest import BACKEND, REDIS_URL
 from tests.integration.test_production import _producer
 from tests.support.cluster import WorkerProcesses
@@ -53,7 +53,7 @@ async def _running_step(services: Services):
         CreateTask(namespace="shapes", name="linear", context={})
     )
     step = await services.steps.get_step(task.id, "a")
-    holder = Claimer(services.door, worker_id=HOLDER, default_timeout=300, lease_grace=15)
+    holder = Claimer(services.store, worker_id=HOLDER, default_timeout=300, lease_grace=15)
     claim = await holder.claim(step.id)
     assert claim is not None
     assert lease_holder(claim.lease_owner) == HOLDER
@@ -64,7 +64,7 @@ async def _running_step(services: Services):
 
 
 def _now(services: Services):
-    return services.door.clock.now()
+    return services.changes.clock.now()
 
 
 async def _last_seen(services: Services, seconds_ago: float) -> None:
@@ -120,10 +120,10 @@ async def test_a_frozen_worker_that_wakes_cannot_record_over_the_new_attempt(ser
     await _last_seen(services, 60)
     assert await services.sweeper.reclaim_from_dead_workers() == 1
     await WorkflowStep.filter(id=frozen.step_id).update(
-        next_attempt_at=services.door.clock.now() - timedelta(seconds=1)
+        next_attempt_at=services.changes.clock.now() - timedelta(seconds=1)
     )
     other = Claimer(
-        services.door, worker_id="elsewhere:1:abcdef", default_timeout=300, lease_grace=15
+        services.store, worker_id="elsewhere:1:abcdef", default_timeout=300, lease_grace=15
     )
     second = await other.claim(frozen.step_id)
     assert second is not None and second.attempt == 2
