@@ -18,7 +18,7 @@ from server.domain.views import BlockedReason
 WAITING_ON_PARENTS = "waiting_on_parents"
 BACKING_OFF = "backing_off"
 RETRIES_EXHAUSTED = "retries_exhausted"
-CANCELLED = "cancelled"
+CANCELLED = "cancelled"  # not a status: a blocked-reason code
 UPSTREAM_FAILED = "upstream_failed"
 NO_LIVE_WORKER = "no_live_worker"
 QUEUED = "queued"
@@ -177,7 +177,7 @@ def _reason(
     if step.status in DONE_STEP_STATES or step.status is StepState.IN_PROGRESS:
         return None
     if step.status is StepState.CANCELLED or task_status is TaskState.CANCELLED:
-        return BlockedReason(CANCELLED, "cancelled")
+        return BlockedReason(CANCELLED, "cancelled")  # not a status: its message
     if is_failed_for_good(step):
         return BlockedReason(RETRIES_EXHAUSTED, f"failed with no retry left: {step.last_error}")
     if step.name in doomed:

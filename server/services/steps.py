@@ -76,7 +76,11 @@ class StepService:
         view = await self.get_step(task_id, step)
         if view.status is not StepState.CANCELLED:
             await self._move(
-                view, StepState.CANCELLED, "cancelled", lease_owner=None, lease_expires_at=None
+                view,
+                StepState.CANCELLED,
+                "cancelled",  # not a status: the history's reason
+                lease_owner=None,
+                lease_expires_at=None,
             )
         return await self.get_step(view.task_id, view.name)
 

@@ -106,7 +106,11 @@ class TaskService:
         async with self.changes.on_task(row.id) as (tx, current):
             if current is not TaskState.CANCELLED:
                 if not await tx.move_task(
-                    ref, current, TaskState.CANCELLED, "cancelled", completed_at=tx.now
+                    ref,
+                    current,
+                    TaskState.CANCELLED,
+                    "cancelled",  # not a status: the history's reason
+                    completed_at=tx.now,
                 ):
                     raise InvalidTransition("task", current.value, TaskState.CANCELLED.value)
                 for step_id, name, status in await tx.steps_in(row.id, _OPEN_STEP_STATES):

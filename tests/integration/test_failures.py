@@ -7,7 +7,10 @@ import time
 from server.domain.errors import InvalidTransition
 from server.domain.states import StepState, TaskState
 from server.domain.views import CreateTask
+from tests.conftest import on_every_store
 from tests.support.waiting import wait_for_task
+
+pytestmark = on_every_store
 
 
 async def start(engine, name, context):

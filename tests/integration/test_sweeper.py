@@ -5,6 +5,9 @@ from datetime import timedelta
 from server.db.models import WorkflowStep
 from server.domain.views import CreateTask
 from server.engine.store import Outcome
+from tests.conftest import on_every_store
+
+pytestmark = on_every_store
 
 
 class Recorder:
