@@ -2,6 +2,6 @@
 
 `changes` (state changes: move check, compare-and-set, history, readiness counters, events
 after commit), `store` (the step store protocol) with `portable` and `pg_store` (+ `pg_sql`),
-`claims`, `runner` (claim, call the handler, record), `progress` (readiness and finalization),
-`sweeper` (the safety net) and `outbox` (after-commit effects on a thread).
+`runner` (claim under a lease, call the handler, record), `progress` (readiness and
+finalization), `sweeper` (the safety net) and `outbox` (after-commit effects on a thread).
 """

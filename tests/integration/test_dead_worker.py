@@ -21,8 +21,8 @@ from server.container import Services
 from server.db.models import WorkerHeartbeat, WorkflowStep
 from server.domain.states import TaskState
 from server.domain.views import CreateTask
-from server.engine.claims import Claimer, lease_holder
-from server.engine.store import Outcome
+from server.engine.runner import Claimer
+from server.engine.store import Outcome, lease_holder
 from tests.conftest import BACKEND, REDIS_URL, on_every_store
 from tests.integration.test_production import _producer
 from tests.support.cluster import WorkerProcesses

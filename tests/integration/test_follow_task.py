@@ -13,8 +13,8 @@ import pytest
 
 from server.db.models import Transition, WorkflowStep
 from server.domain.views import CreateTask, TransitionEvent
-from server.engine.claims import Claimer
 from server.engine.pg_store import PgStore
+from server.engine.runner import Claimer
 from server.engine.store import Outcome
 from server.services.follow import follow_task
 from tests.conftest import BACKEND
