@@ -63,7 +63,7 @@ async def test_transitions_the_hub_delivers_out_of_order_are_all_sent_in_order(s
     assert lower.cursor in [e.cursor for e in followed]
 
 
-@pytest.mark.skipif(BACKEND != "postgres", reason="PostgreSQL's fast path and row locks")
+@pytest.mark.skipif(BACKEND != "postgres", reason="the PostgreSQL store and row locks")
 async def test_a_completion_draws_its_cursor_under_the_task_lock(services, database_url):
     """Otherwise two sibling completions can commit in the opposite order of their cursors."""
     import asyncpg
