@@ -1,6 +1,7 @@
 """Builds the services of one process from its settings, and opens/closes the database.
 
-The only place that chooses adapters: in-process events or Redis pub/sub, by configuration.
+The only place that chooses adapters: in-process events or Redis pub/sub, by configuration, and
+the step store, by database (`server.engine.store`).
 """
 
 import os
@@ -10,8 +11,15 @@ from uuid import uuid4
 
 from server.auth.gate import Gate
 from server.config import Settings
-from server.db.setup import close_database, open_database
+from server.db.setup import close_database, is_postgres, open_database
 from server.domain.retry import BackoffPolicy
+from server.engine.changes import StateChanges
+from server.engine.pg_store import PgStore
+from server.engine.portable import PortableStore
+from server.engine.runner import StepRunner
+from server.engine.store import StepStore
+from server.engine.sweeper import Sweeper
+from server.engine.workers import WorkerRegistry
 from server.infra.cache import Cache, MemoryCache, RedisCache
 from server.infra.metrics import MetricsPublisher
 from server.infra.ports import EventPublisher, StepDispatcher, SystemClock
@@ -19,13 +27,9 @@ from server.registry.catalogue import Catalogue
 from server.registry.handler_registry import HandlerRegistry
 from server.services.analytics import AnalyticsService
 from server.services.events import EventHub
-from server.services.execution import StepRunner
 from server.services.health import HealthService
 from server.services.steps import StepService
-from server.services.sweeper import Sweeper
 from server.services.tasks import TaskService
-from server.services.transitions import Door
-from server.services.workers import WorkerRegistry
 
 
 def new_worker_id() -> str:
@@ -40,7 +44,8 @@ class Services:
     settings: Settings
     registry: HandlerRegistry
     hub: EventHub
-    door: Door
+    changes: StateChanges
+    store: StepStore
     catalogue: Catalogue
     tasks: TaskService
     steps: StepService
@@ -59,7 +64,7 @@ class Services:
 
     def set_dispatcher(self, dispatcher: StepDispatcher) -> None:
         """Attach the broker adapter once it exists (it needs the services to exist first)."""
-        self.door.dispatcher = dispatcher
+        self.changes.dispatcher = dispatcher
 
     async def open(self, *, migrate: bool = True) -> None:
         """Connect the database (migrating it first) and mirror the handler catalogue."""
@@ -70,7 +75,7 @@ class Services:
 
     async def close(self) -> None:
         """Flush pending broker effects, then close the database connections."""
-        self.door.close()
+        self.changes.close()
         await self.analytics.close()
         await close_database()
 
@@ -88,8 +93,13 @@ def build_services(
     *,
     registry: HandlerRegistry | None = None,
     publisher: EventPublisher | None = None,
+    store: str | None = None,
 ) -> Services:
-    """Wire the core. Events go to Redis when a broker URL is set, else straight to the hub."""
+    """Wire the core. Events go to Redis when a broker URL is set, else straight to the hub.
+
+    The step store is PostgreSQL's single statements on PostgreSQL and the portable ORM store
+    elsewhere; `store` ("portable" or "postgres") overrides that (the tests run both).
+    """
     registry = registry or load_registry(settings)
     hub = EventHub()
     if publisher is None:
@@ -103,33 +113,39 @@ def build_services(
     # is not multiplied by the number of servers that receive it through pub/sub.
     publisher = MetricsPublisher(publisher)
     clock = SystemClock()
-    door = Door(clock, dispatcher, publisher, background=bool(settings.broker_url))
+    changes = StateChanges(clock, dispatcher, publisher, background=bool(settings.broker_url))
+    postgres = is_postgres(settings.database_url)
+    backoff = BackoffPolicy(
+        base_seconds=settings.backoff_base_seconds,
+        max_seconds=settings.backoff_max_seconds,
+        jitter=settings.backoff_jitter,
+    )
+    step_store = _step_store(store or ("postgres" if postgres else "portable"), changes, backoff)
     catalogue = Catalogue(registry)
     worker_id = new_worker_id()
     runner = StepRunner(
-        door,
+        changes,
+        step_store,
         registry,
         worker_id=worker_id,
-        backoff=BackoffPolicy(
-            base_seconds=settings.backoff_base_seconds,
-            max_seconds=settings.backoff_max_seconds,
-            jitter=settings.backoff_jitter,
-        ),
         default_timeout=settings.default_step_timeout,
         lease_grace=settings.lease_grace_seconds,
     )
-    workers = WorkerRegistry(clock, heartbeat_interval=settings.heartbeat_interval)
+    workers = WorkerRegistry(
+        clock, heartbeat_interval=settings.heartbeat_interval, database_clock=postgres
+    )
     return Services(
         settings=settings,
         registry=registry,
         hub=hub,
-        door=door,
+        changes=changes,
+        store=step_store,
         catalogue=catalogue,
-        tasks=TaskService(door, registry, catalogue, workers),
-        steps=StepService(door),
+        tasks=TaskService(changes, registry, catalogue, workers),
+        steps=StepService(changes),
         runner=runner,
         sweeper=Sweeper(
-            door,
+            changes,
             runner,
             workers,
             redispatch_after=settings.redispatch_after,
@@ -151,6 +167,14 @@ def build_services(
         ),
         worker_id=worker_id,
     )
+
+
+def _step_store(kind: str, changes: StateChanges, backoff: BackoffPolicy) -> StepStore:
+    if kind == "postgres":
+        return PgStore(changes, backoff)
+    if kind == "portable":
+        return PortableStore(changes, backoff)
+    raise ValueError(f"unknown step store {kind!r}")
 
 
 def _analytics_cache(settings: Settings, clock: SystemClock) -> Cache:

@@ -199,7 +199,7 @@ async def tasker_test_env(
         clock = VirtualClock()
         dispatcher = RecordingDispatcher(clock)
         services = build_services(config, dispatcher)
-        services.door.clock = clock
+        services.changes.clock = clock
         await services.open()
         try:
             yield TaskerTestEnv(services, dispatcher, fast_retries)

@@ -124,6 +124,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield url
 
 
+STEP_STORES = ["postgres", "portable"] if BACKEND == "postgres" else ["portable"]
+"""The step stores the engine can run on here: the portable one runs on PostgreSQL too."""
+
+
+@pytest.fixture
+def step_store(request: pytest.FixtureRequest) -> str | None:
+    """The step store `services` and `engine` use: the database's own, unless a test module
+    runs on each (`on_every_store`)."""
+    store: str | None = getattr(request, "param", None)
+    return store
+
+
+on_every_store = pytest.mark.parametrize("step_store", STEP_STORES, indirect=True)
+"""Runs a test of the engine's behaviour once per step store (`server.engine.store`)."""
+
+
 @pytest.fixture(scope="session")
 def registry() -> HandlerRegistry:
     """The examples plus the test workflow shapes."""
@@ -131,9 +147,13 @@ def registry() -> HandlerRegistry:
 
 
 @pytest.fixture
-async def services(database_url: str, registry: HandlerRegistry) -> AsyncIterator[Services]:
+async def services(
+    database_url: str, registry: HandlerRegistry, step_store: str | None
+) -> AsyncIterator[Services]:
     """Core services on an open database, with no workers (nudges are dropped)."""
-    svc = build_services(fast_settings(database_url), NullDispatcher(), registry=registry)
+    svc = build_services(
+        fast_settings(database_url), NullDispatcher(), registry=registry, store=step_store
+    )
     await svc.open()
     try:
         yield svc
@@ -142,9 +162,13 @@ async def services(database_url: str, registry: HandlerRegistry) -> AsyncIterato
 
 
 @pytest.fixture
-async def engine(database_url: str, registry: HandlerRegistry) -> AsyncIterator[Services]:
+async def engine(
+    database_url: str, registry: HandlerRegistry, step_store: str | None
+) -> AsyncIterator[Services]:
     """Core services plus embedded Dramatiq workers (StubBroker) and the sweeper."""
-    svc = build_services(fast_settings(database_url), NullDispatcher(), registry=registry)
+    svc = build_services(
+        fast_settings(database_url), NullDispatcher(), registry=registry, store=step_store
+    )
     await svc.open()
     pool = WorkerPool(svc, LoopRuntime(asyncio.get_running_loop()), threads=4)
     pool.start_consuming()

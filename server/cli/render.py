@@ -15,6 +15,9 @@ from rich.table import Table
 from rich.text import Text
 
 from server.client import TERMINAL, Step, Task, TaskerClient, TaskerError
+from server.domain.states import StepState
+
+_UNFINISHED = tuple(s.value for s in (StepState.ERROR, StepState.PENDING, StepState.IN_PROGRESS))
 
 STATUS_STYLE = {
     "pending": "dim",
@@ -38,7 +41,7 @@ def duration(step: Step, now: datetime | None = None) -> str:
     if started is None:
         return ""
     if ended is None or ended < started:
-        if step["status"] != "in_progress":
+        if step["status"] != StepState.IN_PROGRESS.value:
             return ""
         ended = now or datetime.now(UTC)
     seconds = (ended - started).total_seconds()
@@ -47,7 +50,7 @@ def duration(step: Step, now: datetime | None = None) -> str:
 
 def next_attempt(step: Step, now: datetime | None = None) -> str:
     when = parse_time(step.get("next_attempt_at"))
-    if when is None or step["status"] != "error":
+    if when is None or step["status"] != StepState.ERROR.value:
         return ""
     left = (when - (now or datetime.now(UTC))).total_seconds()
     return f"in {left:.1f} s" if left > 0 else "due now"
@@ -72,7 +75,7 @@ def steps_table(steps: Sequence[Step], now: datetime | None = None) -> Table:
         reason = step.get("blocked_reason")
         why = reason["message"] if reason else ""
         error = step.get("last_error") or ""
-        if error and error not in why and step["status"] in ("error", "pending", "in_progress"):
+        if error and error not in why and step["status"] in _UNFINISHED:
             why = f"{why}; last error: {error}" if why else error
         table.add_row(
             step["name"],

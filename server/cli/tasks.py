@@ -17,9 +17,10 @@ from rich.console import Console
 from server.cli import render
 from server.client import TaskerClient, TaskerError, ValidationError
 from server.client.transport import DEFAULT_URL
+from server.domain.states import TaskState
 
 F = TypeVar("F", bound=Callable[..., Any])
-STATUSES = ("pending", "in_progress", "complete", "error", "cancelled", "resolved_manually")
+STATUSES = tuple(s.value for s in TaskState)
 EXIT_CODES = {"complete": 0, "resolved_manually": 0}
 """Exit status by a watched task's final state; anything else (error, cancelled) is 1."""
 

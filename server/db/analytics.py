@@ -20,7 +20,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient as Conn
 
 from server.db.analytics_rollup import FINISHED, rolled_sql, scope_sql
 from server.db.rolled_blocks import RolledBlockCache
-from server.db.sql import Query, bucket_of, in_ranges
+from server.db.sql import Query, bucket_of, in_ranges, state
 from server.domain.analytics import (
     PERCENTILES,
     BottleneckScope,
@@ -30,9 +30,9 @@ from server.domain.analytics import (
     Trend,
 )
 from server.domain.analytics_rollup import Block, Histogram, Split
-from server.domain.states import TaskState
+from server.domain.states import StepState, TaskState
 
-DONE = "status = 'complete'"
+DONE = f"status = {state(TaskState.COMPLETE)}"
 NOT_COMPLETE = tuple(s.value for s in TaskState if s is not TaskState.COMPLETE)
 Key = tuple[str, ...]
 
@@ -63,7 +63,7 @@ async def finished_tasks(
         inside = in_ranges(q, "completed_at", split.live)
         cols += [
             f"COUNT(*) FILTER (WHERE {DONE} AND {inside}) AS c_{label}",
-            f"COUNT(*) FILTER (WHERE status = 'error' AND {inside}) AS e_{label}",
+            f"COUNT(*) FILTER (WHERE status = {state(TaskState.ERROR)} AND {inside}) AS e_{label}",
             f"SUM(d) FILTER (WHERE {DONE} AND {inside}) AS s_{label}",
         ]
     live = [r for split in windows.values() for r in split.live]
@@ -141,7 +141,7 @@ async def task_statistics(conn: Conn, memo: RolledBlockCache, split: Split) -> T
         "(SELECT COUNT(*) FROM tasker_tasks "
         f"WHERE status IN ({others}) AND created_at >= {edge}) AS open, "
         "(SELECT COUNT(*) FROM tasker_tasks "
-        f"WHERE status = 'error' AND created_at >= {edge}) AS failed, "
+        f"WHERE status = {state(TaskState.ERROR)} AND created_at >= {edge}) AS failed, "
         "(SELECT COUNT(DISTINCT s.task_id) FROM tasker_workflow_steps s "
         f"WHERE s.attempts > 1 AND s.created_at >= {edge}) AS retried"
     )
@@ -168,7 +168,8 @@ async def exhausted_steps(conn: Conn, since: datetime) -> int:
 def exhausted_sql(q: Query, since: datetime) -> str:
     """A range of migration 6's partial index (those steps only, by `created_at`)."""
     return (
-        "SELECT COUNT(*) AS n FROM tasker_workflow_steps s WHERE s.status = 'error' "
+        "SELECT COUNT(*) AS n FROM tasker_workflow_steps s "
+        f"WHERE s.status = {state(StepState.ERROR)} "
         f"AND s.next_attempt_at IS NULL AND s.created_at >= {q(since)}"
     )
 
@@ -182,7 +183,7 @@ async def slowest_tasks(
     q = Query(conn)
     rows += await q.rows(
         f"SELECT t.namespace, t.name, t.version, COUNT(*) FILTER (WHERE t.{DONE}) AS c, "
-        "COUNT(*) FILTER (WHERE t.status = 'error') AS e, "
+        f"COUNT(*) FILTER (WHERE t.status = {state(TaskState.ERROR)}) AS e, "
         f"SUM({q.ms('t.completed_at', 't.created_at')}) FILTER (WHERE t.{DONE}) AS ms "
         f"FROM tasker_tasks t WHERE {in_ranges(q, 't.completed_at', split.live)} "
         f"AND t.status IN {FINISHED}{scope_sql(q, scope)} GROUP BY t.namespace, t.name, t.version"

@@ -30,19 +30,34 @@ from datetime import datetime, timedelta
 from tortoise.backends.base.client import BaseDBAsyncClient as Conn
 from tortoise.transactions import in_transaction
 
-from server.db.sql import Query, bucket_of, connection, json_pair, object_agg, slot_of
+from server.db.sql import (
+    Query,
+    bucket_of,
+    connection,
+    json_pair,
+    object_agg,
+    slot_of,
+    state,
+    states,
+)
 from server.domain.analytics import MAX_PERIOD_HOURS, BottleneckScope
-from server.domain.analytics_rollup import HOUR, Block, Split, slot_number, slot_start
+from server.domain.analytics_rollup import HOUR, Block, Split, slot_number, slot_start, split
+from server.domain.states import StepState, TaskState
+from server.infra.ports import Clock
 
-FINISHED = "('complete', 'error')"
+FINISHED = states(StepState.COMPLETE, StepState.ERROR)
+"""Finished steps, and finished tasks (both enums spell these two states alike)."""
 KEYS = ("ns", "task_name", "version", "step_name")
-SETTLED = "(status = 'complete' OR (status = 'error' AND next_attempt_at IS NULL))"
+SETTLED = (
+    f"(status = {state(StepState.COMPLETE)} "
+    f"OR (status = {state(StepState.ERROR)} AND next_attempt_at IS NULL))"
+)
 CLAIM_CHUNK = 500
 FINE_KEEP = timedelta(hours=26)
 """Five-minute slots older than this are deleted (the sweeper keeps the last day's edges)."""
 JUST_ROLLED = timedelta(minutes=10)
 """Slots rolled this recently are kept: the report that rolled them has yet to read them."""
-FAILURES = "(CASE WHEN status = 'error' THEN attempts ELSE attempts - 1 END)"
+FAILURES = f"(CASE WHEN status = {state(StepState.ERROR)} THEN attempts ELSE attempts - 1 END)"
 """Failed attempts of a step run: all of them if it ended in error, else all but the last."""
 
 
@@ -131,13 +146,13 @@ def _runs(slots: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int, int]]:
 async def _roll_tasks(conn: Conn, span: int, lo: int, hi: int) -> None:
     q = Query(conn)
     start, end = slot_start(lo, span), slot_start(hi, span)
-    done = "status = 'complete'"
+    done = f"status = {state(TaskState.COMPLETE)}"
     await q.rows(
         "INSERT INTO tasker_analytics_task_slots (span, slot, namespace, name, version, "
         "created, completed, failed, completed_ms, histogram) "
         f"SELECT {q(span)}, h, namespace, name, version, 0, "
         f"COALESCE(SUM(n) FILTER (WHERE {done}), 0), "
-        "COALESCE(SUM(n) FILTER (WHERE status = 'error'), 0), "
+        f"COALESCE(SUM(n) FILTER (WHERE status = {state(TaskState.ERROR)}), 0), "
         f"COALESCE(SUM(ms) FILTER (WHERE {done}), 0), "
         f"{object_agg(q, 'b', json_pair(q, 'n', 'rs'), done)} "
         f"FROM (SELECT {slot_of(q, 'completed_at', span)} AS h, namespace, name, version, status, "
@@ -170,6 +185,7 @@ async def _roll_steps(conn: Conn, span: int, lo: int, hi: int) -> None:
     keys = ", ".join(KEYS)
     settled = _settled_runs(q, span, start, end)
     one = "THEN 1 ELSE 0 END)"
+    complete = state(StepState.COMPLETE)
     await q.rows(
         "INSERT INTO tasker_analytics_step_slots (span, slot, namespace, name, version, "
         "step_name, runs, sum_ms, max_ms, retried, timeout_max, untimed, retry_limit, "
@@ -181,10 +197,11 @@ async def _roll_steps(conn: Conn, span: int, lo: int, hi: int) -> None:
         "CAST(SUM(round(d)) AS BIGINT) AS rs, MAX(d) AS mx, "
         f"SUM(CASE WHEN attempts > 1 {one} AS retried, MAX(timeout_seconds) AS tmo, "
         f"SUM(CASE WHEN timeout_seconds IS NULL {one} AS untimed, MAX(retry_limit) AS rl, "
-        f"SUM(CASE WHEN status = 'complete' AND attempts > 1 {one} AS retried_ok, "
-        "SUM(CASE WHEN status = 'complete' AND attempts > 1 AND attempts >= retry_limit "
+        f"SUM(CASE WHEN status = {complete} AND attempts > 1 {one} AS retried_ok, "
+        f"SUM(CASE WHEN status = {complete} AND attempts > 1 AND attempts >= retry_limit "
         f"{one} AS last_ok, "
-        "SUM(CASE WHEN status = 'error' AND retryable AND attempts >= retry_limit "
+        f"SUM(CASE WHEN status = {state(StepState.ERROR)} AND retryable "
+        "AND attempts >= retry_limit "
         f"{one} AS exhausted "
         f"FROM ({settled}) AS s GROUP BY h, {keys}, b) AS g GROUP BY h, {keys}"
     )
@@ -225,3 +242,10 @@ def scope_sql(q: Query, scope: BottleneckScope) -> str:
         if value is not None:
             sql += f" AND t.{column} = {q(value)}"
     return sql
+
+
+async def roll_recent(clock: Clock, hours: int = 25) -> int:
+    """Roll up the settled slots of the last `hours` that are not yet (for the sweeper, so
+    that reports seldom have to); returns how many slots were rolled up."""
+    now = clock.now()
+    return await roll(split(now - timedelta(hours=hours), now), now)

@@ -14,10 +14,11 @@ from tortoise.backends.base.client import BaseDBAsyncClient as Conn
 
 from server.db.analytics_rollup import FAILURES, KEYS, rolled_sql, scope_sql, step_runs
 from server.db.rolled_blocks import RolledBlockCache
-from server.db.sql import Query, bucket_of, in_ranges, json_entries
+from server.db.sql import Query, bucket_of, in_ranges, json_entries, state
 from server.domain.analytics import BottleneckScope, ErrorPattern
 from server.domain.analytics_advice import StepStats, needs_p95
 from server.domain.analytics_rollup import Block, Histogram, Split
+from server.domain.states import StepState
 
 Key = tuple[str, ...]
 SUMS = ("runs", "sum_ms", "retried", "retried_ok", "last_ok", "exhausted", "timed_out")
@@ -35,7 +36,7 @@ def live_runs(q: Query, scope: BottleneckScope, split: Split) -> str:
         where = (
             f"s.completed_at >= {q(split.rolled_start)} "
             f"AND s.completed_at < {q(split.rolled_end)} "
-            "AND s.status = 'error' AND s.next_attempt_at IS NOT NULL"
+            f"AND s.status = {state(StepState.ERROR)} AND s.next_attempt_at IS NOT NULL"
         )
         parts.append(step_runs(q, where, many=False) + scope_sql(q, scope))
     return " UNION ALL ".join(parts)
@@ -105,6 +106,7 @@ async def step_figures(
     q = Query(conn)
     timeout = q(float(default_timeout))
     keys = ", ".join(KEYS)
+    complete = state(StepState.COMPLETE)
     live: defaultdict[Key, Histogram] = defaultdict(Histogram)
     for r in await q.rows(
         f"SELECT {keys}, error_class, {bucket_of('d')} AS b, COUNT(*) AS runs, "
@@ -112,10 +114,11 @@ async def step_figures(
         f"SUM({FAILURES}) AS failures, COUNT(*) FILTER (WHERE attempts > 1) AS retried, "
         f"MAX(COALESCE(timeout_seconds, {timeout})) AS timeout, "
         "MAX(retry_limit) AS retry_limit, "
-        "COUNT(*) FILTER (WHERE status = 'complete' AND attempts > 1) AS retried_ok, "
-        "COUNT(*) FILTER (WHERE status = 'complete' AND attempts > 1 "
+        f"COUNT(*) FILTER (WHERE status = {complete} AND attempts > 1) AS retried_ok, "
+        f"COUNT(*) FILTER (WHERE status = {complete} AND attempts > 1 "
         "AND attempts >= retry_limit) AS last_ok, "
-        "COUNT(*) FILTER (WHERE status = 'error' AND next_attempt_at IS NULL AND retryable "
+        f"COUNT(*) FILTER (WHERE status = {state(StepState.ERROR)} AND next_attempt_at IS NULL "
+        "AND retryable "
         "AND attempts >= retry_limit) AS exhausted "
         f"FROM ({live_runs(q, scope, split)}) AS runs GROUP BY {keys}, error_class, b"
     ):

@@ -10,10 +10,10 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from server.db.sql import Query, as_datetime, connection
+from server.db.sql import Query, as_datetime, connection, state, states
 from server.domain.states import StepState, TaskState
 
-ACTIVE_TASKS = "('pending', 'in_progress')"
+ACTIVE_TASKS = states(TaskState.PENDING, TaskState.IN_PROGRESS)
 
 
 async def ping() -> None:
@@ -59,7 +59,7 @@ async def retry_counts(now: datetime) -> dict[str, int]:
         f"SELECT COUNT(*) FILTER (WHERE next_attempt_at > {at}) AS backing_off, "
         f"COUNT(*) FILTER (WHERE next_attempt_at <= {at}) AS due, "
         "COUNT(*) FILTER (WHERE next_attempt_at IS NULL) AS exhausted "
-        "FROM tasker_workflow_steps WHERE status = 'error'"
+        f"FROM tasker_workflow_steps WHERE status = {state(StepState.ERROR)}"
     )
     return {k: int(row.get(k) or 0) for k in ("backing_off", "due", "exhausted")}
 
@@ -94,12 +94,12 @@ async def backlog(
         f"JOIN tasker_tasks t ON t.id = s.task_id AND t.status IN {ACTIVE_TASKS} "
         "LEFT JOIN tasker_step_edges e ON e.to_step_id = s.id "
         "LEFT JOIN tasker_workflow_steps p ON p.id = e.from_step_id "
-        "WHERE s.status = 'pending' AND s.dispatched_at IS NOT NULL "
+        f"WHERE s.status = {state(StepState.PENDING)} AND s.dispatched_at IS NOT NULL "
         "GROUP BY s.id, s.updated_at "
         "UNION ALL "
         "SELECT s.next_attempt_at AS since FROM tasker_workflow_steps s "
         f"JOIN tasker_tasks t ON t.id = s.task_id AND t.status IN {ACTIVE_TASKS} "
-        f"WHERE s.status = 'error' AND s.next_attempt_at <= {at}"
+        f"WHERE s.status = {state(StepState.ERROR)} AND s.next_attempt_at <= {at}"
     )
     row = await q.one(
         f"SELECT COUNT(*) AS ready, COUNT(*) FILTER (WHERE since < {cutoff}) AS stuck, "
@@ -107,7 +107,8 @@ async def backlog(
     )
     leases = Query(conn)
     lost = await leases.one(
-        "SELECT COUNT(*) AS n FROM tasker_workflow_steps WHERE status = 'in_progress' "
+        "SELECT COUNT(*) AS n FROM tasker_workflow_steps "
+        f"WHERE status = {state(StepState.IN_PROGRESS)} "
         f"AND lease_expires_at < {leases(stuck_before)}"
     )
     active = Query(conn)

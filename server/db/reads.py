@@ -4,7 +4,7 @@ Building a Tortoise query (Q objects, pypika, parameter lists) and hydrating mod
 cost several times the CPU that PostgreSQL spends answering it: py-spy put 58 % of a
 single-task read and most of a 25-task page there. These reads go straight from one statement
 (plain string formatting over a fixed column list) to `TaskView`s. Writes keep going through
-the ORM and the door (`server.services.transitions`); nothing here changes a row.
+the ORM and `server.engine.changes`; nothing here changes a row.
 """
 
 from collections.abc import Sequence

@@ -12,10 +12,18 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MODELS = ["server.db.models", "aerich.models"]
 
 
+def is_postgres(database_url: str) -> bool:
+    """True for a PostgreSQL URL (the others are SQLite)."""
+    return database_url.startswith(_POSTGRES_SCHEMES)
+
+
+_POSTGRES_SCHEMES = ("postgres://", "postgresql://", "asyncpg://")
+
+
 def tortoise_config(database_url: str, pool_max: int = 10) -> dict[str, Any]:
     """The Tortoise/aerich config dict for one database URL."""
     credentials: dict[str, Any] = {}
-    if database_url.startswith(("postgres://", "postgresql://", "asyncpg://")):
+    if is_postgres(database_url):
         credentials = {"minsize": 1, "maxsize": pool_max, "reset": _keep_session}
     connection: str | dict[str, Any] = database_url
     if credentials:

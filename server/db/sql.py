@@ -10,6 +10,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 import orjson
@@ -19,6 +20,17 @@ from tortoise.transactions import in_transaction
 
 from server.db.fair_pool import FairAsyncpgClient
 from server.domain.analytics_rollup import BUCKETS_PER_LN, Range
+
+
+def state(value: StrEnum) -> str:
+    """A task or step state as an SQL literal, spelled by its enum. A literal, not a parameter:
+    the partial indexes on `status` are only chosen for a query whose text matches them."""
+    return f"'{value.value}'"
+
+
+def states(*values: StrEnum) -> str:
+    """Several states as an SQL list: `('pending', 'in_progress')`."""
+    return "(" + ", ".join(state(v) for v in values) + ")"
 
 
 def connection() -> BaseDBAsyncClient:

@@ -1,20 +1,24 @@
 """Readiness and explanations: which steps may run now, and why the others may not.
 
-Pure functions over a snapshot of one task's steps. The orchestrator uses `is_runnable`; the
-APIs use `explain` so that every step that is not running carries exactly one reason.
+Pure functions over a snapshot of one task's steps, the one rule set every step store follows:
+the portable store claims a step only when `is_runnable`, `progress.advance` dispatches what
+`is_ready` and settles the task with `task_moves`; the PostgreSQL store's statements encode the
+same rules over the readiness counters (`waiting_on` = parents not done, `remaining` = steps not
+done) with the states of `CLAIMABLE_TASK_STATES` and `RETRYING`. The APIs use `explain` so that
+every step that is not running carries exactly one reason.
 """
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from server.domain.states import DONE_STEP_STATES, StepState, TaskState
+from server.domain.states import ACTIVE_TASK_STATES, DONE_STEP_STATES, StepState, TaskState
 from server.domain.views import BlockedReason
 
 WAITING_ON_PARENTS = "waiting_on_parents"
 BACKING_OFF = "backing_off"
 RETRIES_EXHAUSTED = "retries_exhausted"
-CANCELLED = "cancelled"
+CANCELLED = "cancelled"  # not a status: a blocked-reason code
 UPSTREAM_FAILED = "upstream_failed"
 NO_LIVE_WORKER = "no_live_worker"
 QUEUED = "queued"
@@ -46,16 +50,78 @@ def is_failed_for_good(step: StepSnapshot) -> bool:
     return step.status is StepState.ERROR and step.next_attempt_at is None
 
 
-def is_runnable(step: StepSnapshot, status_of: Mapping[str, StepState], now: datetime) -> bool:
-    """True when a worker may claim the step now."""
-    if step.status is StepState.PENDING:
-        pass
-    elif step.status is StepState.ERROR:
-        if step.next_attempt_at is None or step.next_attempt_at > now:
-            return False
-    else:
-        return False
+CLAIMABLE_TASK_STATES = ACTIVE_TASK_STATES
+"""A step is claimed only while its task is in one of these states."""
+
+RETRYING = StepState.ERROR
+"""The state of a step backing off: claimable again once its retry is due."""
+
+
+def is_due(status: StepState, next_attempt_at: datetime | None, now: datetime) -> bool:
+    """True when a step in this state may be claimed now, its parents aside: pending, or an
+    error whose retry is due."""
+    if status is StepState.PENDING:
+        return True
+    return status is RETRYING and next_attempt_at is not None and next_attempt_at <= now
+
+
+def parents_done(step: StepSnapshot, status_of: Mapping[str, StepState]) -> bool:
+    """True when every parent of the step is complete or resolved."""
     return all(status_of[p] in DONE_STEP_STATES for p in step.parents)
+
+
+def is_runnable(step: StepSnapshot, status_of: Mapping[str, StepState], now: datetime) -> bool:
+    """True when a worker may claim the step now (its task accepting claims aside)."""
+    return is_due(step.status, step.next_attempt_at, now) and parents_done(step, status_of)
+
+
+def is_ready(step: StepSnapshot, status_of: Mapping[str, StepState]) -> bool:
+    """True for a pending step whose parents are all done: it is dispatched (a retry is
+    dispatched by its own delayed message instead)."""
+    return step.status is StepState.PENDING and parents_done(step, status_of)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskMove:
+    """A move `task_moves` asks for: target state, reason, history metadata."""
+
+    target: TaskState
+    reason: str
+    metadata: dict[str, list[str]] | None = None
+    finishes: bool = False
+    """True when the task ends with this move (its `completed_at` is stamped)."""
+
+
+def task_moves(status: TaskState, steps: Mapping[str, StepSnapshot]) -> list[TaskMove]:
+    """How a task's status follows from its steps' (in order; none when it stands).
+
+    A failed task reopens when something can run again; a task ends complete when every step
+    is done, in error when nothing can progress and a step failed for good, else cancelled.
+    """
+    if status not in (TaskState.PENDING, TaskState.IN_PROGRESS, TaskState.ERROR):
+        return []
+    doomed = doomed_steps(steps)
+    done = [s for s in steps.values() if s.status in DONE_STEP_STATES]
+    progressing = any(
+        s.status is StepState.IN_PROGRESS
+        or (s.status is StepState.PENDING and s.name not in doomed)
+        or (s.status is RETRYING and s.next_attempt_at is not None and s.name not in doomed)
+        for s in steps.values()
+    )
+    all_done = len(done) == len(steps)
+    moves: list[TaskMove] = []
+    if status is TaskState.ERROR and (progressing or all_done):
+        moves.append(TaskMove(TaskState.PENDING, "reopened"))
+        status = TaskState.PENDING
+    if all_done:
+        return [*moves, TaskMove(TaskState.COMPLETE, "all steps done", finishes=True)]
+    if progressing or status is TaskState.ERROR:
+        return moves
+    failed = sorted(n for n, s in steps.items() if is_failed_for_good(s))
+    if failed:
+        return [TaskMove(TaskState.ERROR, "step failed", {"failed_steps": failed}, True)]
+    cancelled = sorted(n for n, s in steps.items() if s.status is StepState.CANCELLED)
+    return [TaskMove(TaskState.CANCELLED, "step cancelled", {"cancelled_steps": cancelled}, True)]
 
 
 def doomed_steps(steps: Mapping[str, StepSnapshot]) -> set[str]:
@@ -114,7 +180,7 @@ def _reason(
     if step.status in DONE_STEP_STATES or step.status is StepState.IN_PROGRESS:
         return None
     if step.status is StepState.CANCELLED or task_status is TaskState.CANCELLED:
-        return BlockedReason(CANCELLED, "cancelled")
+        return BlockedReason(CANCELLED, "cancelled")  # not a status: its message
     if is_failed_for_good(step):
         return BlockedReason(RETRIES_EXHAUSTED, f"failed with no retry left: {step.last_error}")
     if step.name in doomed:

@@ -1,7 +1,8 @@
 """Task and step states and the allowed-move tables (Tasker's vocabulary).
 
-Every status change in the system is checked against these tables by the one write door
-(`server.services.transitions`). States missing from a table's keys are terminal.
+Every status change in the system is checked against these tables: by `server.engine.changes`
+for each move, and once per statement for the PostgreSQL store's (`server.engine.pg_sql`).
+States missing from a table's keys are terminal.
 """
 
 from collections.abc import Mapping

@@ -37,6 +37,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from server.domain.states import StepState, TaskState
 from server.domain.views import TransitionEvent
 from server.infra.ports import EventPublisher
 
@@ -95,8 +96,14 @@ HTTP_LATENCY = Histogram(
 )
 
 _TASK_END = {"complete": TASKS_COMPLETED, "error": TASKS_FAILED, "cancelled": TASKS_CANCELLED}
+_STEP_ENDED = {s.value: s.value for s in (StepState.COMPLETE, StepState.CANCELLED)}
+"""Step executions counted by how they ended, labelled with the step's new state."""
 _STEP_FAILED = {"retry scheduled": "retry", "failed": "failed"}
-_RUNNER_OUTCOME = {"complete": "complete", "retrying": "retry", "failed": "failed"}
+_RUNNER_OUTCOME = {
+    "complete": "complete",  # not a status: the runner's outcome, as a metric label
+    "retrying": "retry",
+    "failed": "failed",
+}
 
 
 class _TaskStarts:
@@ -135,16 +142,20 @@ def count_events(events: Sequence[TransitionEvent]) -> None:
             if e.to_status in _TASK_END:
                 _TASK_END[e.to_status].labels(ns).inc()
                 started = TASK_STARTS.pop(e.task_id)
-                if started is not None and e.to_status != "cancelled":
+                if started is not None and e.to_status != TaskState.CANCELLED:
                     seconds = (e.occurred_at - started).total_seconds()
                     TASK_DURATION.labels(ns, e.to_status).observe(max(0.0, seconds))
-        elif e.from_status == "in_progress":
-            outcome = {"complete": "complete", "cancelled": "cancelled"}.get(e.to_status)
-            if e.to_status == "error":
+        elif e.from_status == StepState.IN_PROGRESS:
+            outcome = _STEP_ENDED.get(e.to_status)
+            if e.to_status == StepState.ERROR:
                 outcome = _STEP_FAILED.get(e.reason or "")
             if outcome:
                 STEP_EXECUTIONS.labels(ns, outcome).inc()
-        elif e.from_status == "error" and e.to_status == "pending" and e.reason == "retry due":
+        elif (
+            e.from_status == StepState.ERROR
+            and e.to_status == StepState.PENDING
+            and e.reason == "retry due"
+        ):
             STEP_RETRIES.labels(ns).inc()
 
 

@@ -191,10 +191,3 @@ class AnalyticsService:
             error_patterns=errors,
             recommendations=recommend(steps),
         )
-
-
-async def roll_recent(clock: Clock, hours: int = 25) -> int:
-    """Roll up the settled slots of the last `hours` that are not yet (for the sweeper, so
-    that reports seldom have to); returns how many slots were rolled up."""
-    now = clock.now()
-    return await rollup.roll(split(now - timedelta(hours=hours), now), now)

@@ -31,12 +31,12 @@ from server.domain.inputs import (
 from server.domain.states import StepState, TaskState
 from server.domain.templates import HandlerTemplate
 from server.domain.views import CreateTask, TaskView
+from server.engine.changes import StateChanges, TaskRef
+from server.engine.progress import advance
 from server.infra.metrics import task_created
 from server.registry.catalogue import Catalogue
 from server.registry.handler_registry import HandlerRegistry
 from server.services import queries
-from server.services.progress import advance
-from server.services.transitions import Door, TaskRef
 
 
 def identity_hash(template: HandlerTemplate, context: Any) -> str:
@@ -77,8 +77,10 @@ def input_problems(req: CreateTask) -> dict[str, list[str]]:
 class TaskCreator:
     """Turns a validated request into a task, in one transaction."""
 
-    def __init__(self, door: Door, registry: HandlerRegistry, catalogue: Catalogue) -> None:
-        self.door = door
+    def __init__(
+        self, changes: StateChanges, registry: HandlerRegistry, catalogue: Catalogue
+    ) -> None:
+        self.changes = changes
         self.registry = registry
         self.catalogue = catalogue
 
@@ -158,10 +160,10 @@ class TaskCreator:
             for s in template.steps
         }
         ready = [s.name for s in template.steps if waiting[s.name] == 0 and s.name not in bypass]
-        async with self.door.transaction() as uow:
-            now = uow.now
+        async with self.changes.transaction() as tx:
+            now = tx.now
             task = await Task.create(
-                using_db=uow.conn,
+                using_db=tx.conn,
                 id=uuid4(),
                 named_task_id=named_task_id,
                 namespace=template.namespace,
@@ -180,7 +182,9 @@ class TaskCreator:
                 requested_at=now,
                 created_at=now,
                 updated_at=now,
-                remaining=len(template.steps) - len(bypass),
+                # Counted down as steps become done, bypassed ones included: their moves to
+                # resolved_manually below count them (`Transaction.move_step`).
+                remaining=len(template.steps),
             )
             await WorkflowStep.bulk_create(
                 [
@@ -196,16 +200,16 @@ class TaskCreator:
                         timeout_seconds=s.timeout_seconds,
                         created_at=now,
                         updated_at=now,
-                        waiting_on=waiting[s.name],
+                        waiting_on=len(template.graph.parents(s.name)),
                         dispatched_at=now if s.name in ready else None,
                     )
                     for i, s in enumerate(template.steps)
                 ],
-                using_db=uow.conn,
+                using_db=tx.conn,
             )
             ids = dict(
                 await WorkflowStep.filter(task_id=task.id)
-                .using_db(uow.conn)
+                .using_db(tx.conn)
                 .values_list("name", "id")
             )
             if template.graph.edges:
@@ -214,13 +218,13 @@ class TaskCreator:
                         StepEdge(task_id=task.id, from_step_id=ids[p], to_step_id=ids[c])
                         for p, c in template.graph.edges
                     ],
-                    using_db=uow.conn,
+                    using_db=tx.conn,
                 )
             await Transition.bulk_create(
                 [
                     Transition(
                         task_id=task.id,
-                        to_status="pending",
+                        to_status=TaskState.PENDING.value,
                         reason="created",
                         metadata={},
                         created_at=now,
@@ -231,31 +235,31 @@ class TaskCreator:
                         task_id=task.id,
                         step_id=ids[s.name],
                         step_name=s.name,
-                        to_status="pending",
+                        to_status=StepState.PENDING.value,
                         reason="created",
                         metadata={},
                         created_at=now,
                     )
                     for s in template.steps
                 ],
-                using_db=uow.conn,
+                using_db=tx.conn,
             )
             ref = TaskRef(task.id, task.namespace)
             # Followers of a namespace see a task from its creation: its "created" rows are
             # published like any other transition (a bulk insert returns no ids: read back).
             created = (
                 await Transition.filter(task_id=task.id)
-                .using_db(uow.conn)
+                .using_db(tx.conn)
                 .order_by("id")
                 .values_list("id", "step_id", "step_name")
             )
             for cursor, step_id, step_name in created:
-                uow.note(ref, step_id, step_name, None, "pending", "created", cursor)
-            uow.nudge([ids[name] for name in ready])
+                tx.note(ref, step_id, step_name, None, StepState.PENDING.value, "created", cursor)
+            tx.nudge([ids[name] for name in ready])
             if bypass:
                 for name in template.graph.execution_order:
                     if name in bypass:
-                        await uow.move_step(
+                        await tx.move_step(
                             ref,
                             ids[name],
                             name,
@@ -264,7 +268,7 @@ class TaskCreator:
                             "bypassed",
                             completed_at=now,
                         )
-                await advance(uow, ref, TaskState.PENDING)
+                await advance(tx, ref, TaskState.PENDING)
         if bypass:
             return await queries.find_task(task.id)
         return task_view(task)

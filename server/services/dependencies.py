@@ -28,7 +28,7 @@ from server.domain.views import (
     TaskDependencies,
     TaskView,
 )
-from server.services.workers import WorkerRegistry
+from server.engine.workers import WorkerRegistry
 
 PASSING = (WAITING_ON_PARENTS, BACKING_OFF)
 """Reasons that resolve by themselves: a task waiting only on these is progressing."""

@@ -3,9 +3,9 @@
 Both task streams (REST server-sent events and the GraphQL `taskEvents` subscription) use this.
 Live events from the hub only tell a follower that something happened; what it sends is always
 read back from the database after its cursor. That is exact because every writer assigns a
-task's history ids while holding the task's row lock (`UnitOfWork.lock_task`, and the fast
-path's statements, see `server.db.fastpath`). So one task's cursors commit in order, and what
-has committed after a cursor continues it without a gap.
+task's history ids while holding the task's row lock (`Transaction.lock_task`, and the
+PostgreSQL store's statements, `server.engine.pg_store`). So one task's cursors commit in order,
+and what has committed after a cursor continues it without a gap.
 
 The hub promises less. Events are published after commit by whichever process made them, and
 in production they travel through Redis. Two workers that finish sibling steps at once can

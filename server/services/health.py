@@ -14,10 +14,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from server.db import health as db
+from server.domain.states import StepState
 from server.domain.views import WorkerView
+from server.engine.workers import WorkerRegistry
 from server.infra.metrics import ScrapeGauges
 from server.infra.ports import Clock
-from server.services.workers import WorkerRegistry
+
+UNFINISHED = (StepState.PENDING, StepState.IN_PROGRESS, StepState.ERROR)
+"""The states counted as unfinished work on `/metrics` (tasks and steps spell them alike)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +173,7 @@ class HealthService:
     async def gauges(self) -> ScrapeGauges:
         """The scrape-time gauges of `/metrics`: unfinished work, backlog, live workers."""
         now = self.clock.now()
-        unfinished = ("pending", "in_progress", "error")
+        unfinished = tuple(s.value for s in UNFINISHED)
         backlog = await db.backlog(now, now - self.stuck_after)
         oldest = backlog.oldest_ready_since
         return ScrapeGauges(

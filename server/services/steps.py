@@ -7,25 +7,25 @@ and a string of digits that names no step is tried as an id of a step of the sam
 from typing import Any
 from uuid import UUID
 
-from server.db.models import Task, WorkflowStep
+from server.db.models import WorkflowStep
 from server.db.rows import json_text
 from server.domain.errors import InvalidTransition, StepNotFound, ValidationFailed
 from server.domain.inputs import MAX_REASON_LENGTH, InputProblems
 from server.domain.states import StepState
 from server.domain.views import StepView, TransitionView
+from server.engine.changes import StateChanges, TaskRef
+from server.engine.progress import advance
 from server.services import queries
-from server.services.progress import advance, count_done
-from server.services.transitions import Door, TaskRef
 
 MAX_RETRY_LIMIT = 1000
 _UNSET: Any = object()
 
 
 class StepService:
-    """Reads and commands on single steps, all state changes through the door."""
+    """Reads and commands on single steps, every state change through `StateChanges`."""
 
-    def __init__(self, door: Door) -> None:
-        self.door = door
+    def __init__(self, changes: StateChanges) -> None:
+        self.changes = changes
 
     async def list_steps(self, task_id: UUID | str) -> list[StepView]:
         """Every step of the task, in template order."""
@@ -72,7 +72,8 @@ class StepService:
         if inputs is not _UNSET:
             fields["inputs"] = json_text(inputs)
         if fields:
-            await WorkflowStep.filter(id=view.id).update(updated_at=self.door.clock.now(), **fields)
+            now = self.changes.clock.now()
+            await WorkflowStep.filter(id=view.id).update(updated_at=now, **fields)
         return await self.get_step(view.task_id, view.name)
 
     async def cancel_step(self, task_id: UUID | str, step: str | int) -> StepView:
@@ -80,7 +81,11 @@ class StepService:
         view = await self.get_step(task_id, step)
         if view.status is not StepState.CANCELLED:
             await self._move(
-                view, StepState.CANCELLED, "cancelled", lease_owner=None, lease_expires_at=None
+                view,
+                StepState.CANCELLED,
+                "cancelled",  # not a status: the history's reason
+                lease_owner=None,
+                lease_expires_at=None,
             )
         return await self.get_step(view.task_id, view.name)
 
@@ -116,7 +121,7 @@ class StepService:
                 reason or "resolved manually",
                 {"reason": reason} if reason else None,
                 results=json_text(results),
-                completed_at=self.door.clock.now(),
+                completed_at=self.changes.clock.now(),
                 next_attempt_at=None,
             )
         return await self.get_step(view.task_id, view.name)
@@ -129,21 +134,13 @@ class StepService:
         metadata: dict[str, Any] | None = None,
         **fields: Any,
     ) -> None:
-        task = await Task.get(id=view.task_id)
+        task = await queries.find_task(view.task_id)
         ref = TaskRef(task.id, task.namespace)
-        async with self.door.transaction() as uow:
-            status = await uow.lock_task(task.id)
-            assert status is not None  # tasks are never deleted while steps are addressed
-            current = (
-                await WorkflowStep.filter(id=view.id)
-                .using_db(uow.conn)
-                .values_list("status", flat=True)
-            )
-            state = StepState(str(current[0]))
-            if not await uow.move_step(
+        async with self.changes.on_task(task.id) as (tx, status):
+            state = await tx.step_status(view.id)
+            assert state is not None  # steps are never deleted while addressed
+            if not await tx.move_step(
                 ref, view.id, view.name, state, target, reason, metadata, **fields
             ):
                 raise InvalidTransition("step", state.value, target.value)
-            if target is StepState.RESOLVED_MANUALLY:
-                await count_done(uow, ref, view.id)
-            await advance(uow, ref, status)
+            await advance(tx, ref, status)

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from server.db.models import Task, WorkflowStep
+from server.db.models import Task
 from server.domain.errors import InvalidTransition, ValidationFailed
 from server.domain.inputs import (
     MAX_KEY_LENGTH,
@@ -23,32 +23,34 @@ from server.domain.views import (
     TaskView,
     TransitionEvent,
 )
+from server.engine.changes import StateChanges, TaskRef
+from server.engine.progress import advance
+from server.engine.workers import WorkerRegistry
 from server.registry.catalogue import Catalogue
 from server.registry.handler_registry import HandlerRegistry
 from server.services import queries
 from server.services.creation import TaskCreator
 from server.services.dependencies import Liveness, analyse
-from server.services.progress import advance
-from server.services.transitions import Door, TaskRef
-from server.services.workers import WorkerRegistry
 
 MAX_PER_PAGE = 100
+_OPEN_STEP_STATES = (StepState.PENDING, StepState.IN_PROGRESS, StepState.ERROR)
+"""Steps a task's cancellation cancels with it."""
 
 
 class TaskService:
-    """Creates tasks and applies task-level commands through the door."""
+    """Creates tasks and applies task-level commands through `StateChanges`."""
 
     def __init__(
         self,
-        door: Door,
+        changes: StateChanges,
         registry: HandlerRegistry,
         catalogue: Catalogue,
         workers: WorkerRegistry | None = None,
     ) -> None:
-        self.door = door
+        self.changes = changes
         self.registry = registry
         self.liveness = Liveness(workers)
-        self.creator = TaskCreator(door, registry, catalogue)
+        self.creator = TaskCreator(changes, registry, catalogue)
 
     async def create_task(self, req: CreateTask) -> tuple[TaskView, bool]:
         """Create a task with its steps and edges; returns (task, created). See `creation`."""
@@ -106,34 +108,29 @@ class TaskService:
         if tags is not None:
             fields["tags"] = list(tags)
         if fields:
-            await Task.filter(id=row.id).update(updated_at=self.door.clock.now(), **fields)
+            await Task.filter(id=row.id).update(updated_at=self.changes.clock.now(), **fields)
         return await self.get_task(row.id)
 
     async def cancel_task(self, task_id: UUID | str) -> TaskView:
         """Cancel the task and every unfinished step. Idempotent; 409 once it has completed."""
         row = await queries.find_task(task_id)
         ref = TaskRef(row.id, row.namespace)
-        async with self.door.transaction() as uow:
-            current = await uow.lock_task(row.id)
-            assert current is not None  # tasks are never deleted while addressed
+        async with self.changes.on_task(row.id) as (tx, current):
             if current is not TaskState.CANCELLED:
-                if not await uow.move_task(
-                    ref, current, TaskState.CANCELLED, "cancelled", completed_at=uow.now
+                if not await tx.move_task(
+                    ref,
+                    current,
+                    TaskState.CANCELLED,
+                    "cancelled",  # not a status: the history's reason
+                    completed_at=tx.now,
                 ):
                     raise InvalidTransition("task", current.value, TaskState.CANCELLED.value)
-                open_steps = (
-                    await WorkflowStep.filter(
-                        task_id=row.id, status__in=["pending", "in_progress", "error"]
-                    )
-                    .using_db(uow.conn)
-                    .values_list("id", "name", "status")
-                )
-                for step_id, name, status in open_steps:
-                    await uow.move_step(
+                for step_id, name, status in await tx.steps_in(row.id, _OPEN_STEP_STATES):
+                    await tx.move_step(
                         ref,
                         step_id,
                         name,
-                        StepState(status),
+                        status,
                         StepState.CANCELLED,
                         "task cancelled",
                         lease_owner=None,
@@ -145,18 +142,11 @@ class TaskService:
         """Re-run the failed steps of an errored task (attempts start again from zero)."""
         row = await queries.find_task(task_id)
         ref = TaskRef(row.id, row.namespace)
-        async with self.door.transaction() as uow:
-            current = await uow.lock_task(row.id)
-            assert current is not None  # tasks are never deleted while addressed
+        async with self.changes.on_task(row.id) as (tx, current):
             if current is not TaskState.ERROR:
                 raise InvalidTransition("task", current.value, TaskState.PENDING.value)
-            failed = (
-                await WorkflowStep.filter(task_id=row.id, status="error")
-                .using_db(uow.conn)
-                .values_list("id", "name")
-            )
-            for step_id, name in failed:
-                await uow.move_step(
+            for step_id, name, _ in await tx.steps_in(row.id, [StepState.ERROR]):
+                await tx.move_step(
                     ref,
                     step_id,
                     name,
@@ -167,7 +157,7 @@ class TaskService:
                     next_attempt_at=None,
                     dispatched_at=None,
                 )
-            await advance(uow, ref, current)
+            await advance(tx, ref, current)
         return await self.get_task(row.id)
 
     async def dependencies(self, task_id: UUID | str) -> TaskDependencies:
@@ -186,7 +176,7 @@ class TaskService:
         if not loaded:
             return []
         alive = await self.liveness.any_alive()
-        now = self.door.clock.now()
+        now = self.changes.clock.now()
         return [analyse(task, steps, now=now, workers_alive=alive) for task, steps in loaded]
 
 

@@ -9,11 +9,12 @@ import pytest
 
 from server.db import analytics as analytics_db
 from server.db import analytics_rollup as rollup
+from server.db.analytics_rollup import roll_recent
 from server.db.models import AnalyticsSlot, StepSlot, Task, TaskSlot, WorkflowStep
 from server.domain.analytics import nearest_rank
 from server.domain.analytics_rollup import FIVE_MINUTES, HOUR, Histogram, bucket, slot_number, split
 from server.infra.cache import MemoryCache
-from server.services.analytics import AnalyticsService, roll_recent
+from server.services.analytics import AnalyticsService
 from tests.conftest import BACKEND
 from tests.support.plans import index_condition_on, plan_lines
 from tests.support.seed import History, Run

@@ -21,9 +21,9 @@ from server.container import Services
 from server.db.models import WorkerHeartbeat, WorkflowStep
 from server.domain.states import TaskState
 from server.domain.views import CreateTask
-from server.services.claims import Claimer, lease_holder
-from server.services.execution import Outcome
-from tests.conftest import BACKEND, REDIS_URL
+from server.engine.runner import Claimer
+from server.engine.store import Outcome, lease_holder
+from tests.conftest import BACKEND, REDIS_URL, on_every_store
 from tests.integration.test_production import _producer
 from tests.support.cluster import WorkerProcesses
 from tests.support.waiting import wait_for_task
@@ -53,7 +53,7 @@ async def _running_step(services: Services):
         CreateTask(namespace="shapes", name="linear", context={})
     )
     step = await services.steps.get_step(task.id, "a")
-    holder = Claimer(services.door, worker_id=HOLDER, default_timeout=300, lease_grace=15)
+    holder = Claimer(services.store, worker_id=HOLDER, default_timeout=300, lease_grace=15)
     claim = await holder.claim(step.id)
     assert claim is not None
     assert lease_holder(claim.lease_owner) == HOLDER
@@ -64,7 +64,7 @@ async def _running_step(services: Services):
 
 
 def _now(services: Services):
-    return services.door.clock.now()
+    return services.changes.clock.now()
 
 
 async def _last_seen(services: Services, seconds_ago: float) -> None:
@@ -75,6 +75,7 @@ async def _last_seen(services: Services, seconds_ago: float) -> None:
     )
 
 
+@on_every_store
 async def test_steps_of_a_worker_silent_past_the_threshold_are_reclaimed(services):
     task, _ = await _running_step(services)
     await _last_seen(services, 16)  # three heartbeats missed, and more
@@ -85,6 +86,7 @@ async def test_steps_of_a_worker_silent_past_the_threshold_are_reclaimed(service
     assert step.next_attempt_at is not None  # down the retry path, not failed
 
 
+@on_every_store
 async def test_a_worker_with_a_fresh_heartbeat_keeps_its_long_step(services):
     task, _ = await _running_step(services)
     await _last_seen(services, 4)  # one interval late: alive
@@ -94,12 +96,14 @@ async def test_a_worker_with_a_fresh_heartbeat_keeps_its_long_step(services):
     assert step.status.value == "in_progress"
 
 
+@on_every_store
 async def test_a_worker_that_never_beat_is_left_to_its_lease(services):
     task, _ = await _running_step(services)
     assert await services.sweeper.reclaim_from_dead_workers() == 0
     assert (await services.steps.get_step(task.id, "a")).status.value == "in_progress"
 
 
+@on_every_store
 async def test_nobody_is_called_dead_until_this_process_has_beaten_for_two_intervals(
     services,
 ):
@@ -115,15 +119,16 @@ async def test_nobody_is_called_dead_until_this_process_has_beaten_for_two_inter
     assert await services.sweeper.reclaim_from_dead_workers() == 1
 
 
+@on_every_store
 async def test_a_frozen_worker_that_wakes_cannot_record_over_the_new_attempt(services):
     task, frozen = await _running_step(services)
     await _last_seen(services, 60)
     assert await services.sweeper.reclaim_from_dead_workers() == 1
     await WorkflowStep.filter(id=frozen.step_id).update(
-        next_attempt_at=services.door.clock.now() - timedelta(seconds=1)
+        next_attempt_at=services.changes.clock.now() - timedelta(seconds=1)
     )
     other = Claimer(
-        services.door, worker_id="elsewhere:1:abcdef", default_timeout=300, lease_grace=15
+        services.store, worker_id="elsewhere:1:abcdef", default_timeout=300, lease_grace=15
     )
     second = await other.claim(frozen.step_id)
     assert second is not None and second.attempt == 2

@@ -44,8 +44,8 @@ async def test_events_published_while_redis_was_down_reach_subscribers(
                 CreateTask(namespace="shapes", name="linear", context={})
             )
             # Let the outbox try (and fail) to publish the creation while Redis is down.
-            assert services.door.outbox is not None
-            assert await asyncio.to_thread(services.door.outbox.flush, 30)
+            assert services.changes.outbox is not None
+            assert await asyncio.to_thread(services.changes.outbox.flush, 30)
             redis.start()
             event = await asyncio.wait_for(anext(live), 15)
             assert event.task_id == str(task.id)

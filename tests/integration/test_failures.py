@@ -7,7 +7,10 @@ import time
 from server.domain.errors import InvalidTransition
 from server.domain.states import StepState, TaskState
 from server.domain.views import CreateTask
+from tests.conftest import on_every_store
 from tests.support.waiting import wait_for_task
+
+pytestmark = on_every_store
 
 
 async def start(engine, name, context):
@@ -138,7 +141,7 @@ async def test_same_message_twice_runs_the_step_once(engine):
     task = await start(engine, "linear", {"sleeps": {"a": 0.4}, "sleep": 0})
     a = await engine.steps.get_step(task.id, "a")
     for _ in range(3):  # duplicate deliveries of the nudge for a
-        engine.door.dispatcher.dispatch([a.id])
+        engine.changes.dispatcher.dispatch([a.id])
     assert (await wait_for_task(engine, task.id)).status is TaskState.COMPLETE
     a = await engine.steps.get_step(task.id, "a")
     assert a.attempts == 1
@@ -160,19 +163,19 @@ async def wait_for_step(engine, task_id, name, status, timeout=10.0):
 
 async def test_a_claim_cannot_slip_between_a_cancel_and_its_commit(services):
     """Regression: on PostgreSQL the one-statement claim did not wait for a running cancel."""
-    from server.services.transitions import TaskRef
+    from server.engine.changes import TaskRef
 
     task = await start(services, "linear", {"sleep": 0})
     root = await services.steps.get_step(task.id, "a")
     ref = TaskRef(task.id, task.namespace)
     # Workers' claims run in their own context; one copied inside the transaction would join it.
     outside = contextvars.copy_context()
-    async with services.door.transaction() as uow:
-        status = await uow.lock_task(task.id)
+    async with services.changes.transaction() as tx:
+        status = await tx.lock_task(task.id)
         claim = asyncio.create_task(services.runner.claim(root.id), context=outside)
         await asyncio.sleep(0.3)
         assert not claim.done()  # the claim waits for the task row
-        await uow.move_task(ref, status, TaskState.CANCELLED, "cancelled")
-        await uow.move_step(ref, root.id, "a", StepState.PENDING, StepState.CANCELLED, "x")
+        await tx.move_task(ref, status, TaskState.CANCELLED, "cancelled")
+        await tx.move_step(ref, root.id, "a", StepState.PENDING, StepState.CANCELLED, "x")
     assert await claim is None
     assert (await services.steps.get_step(task.id, "a")).status is StepState.CANCELLED

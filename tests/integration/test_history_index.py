@@ -39,7 +39,7 @@ async def _old_task(services: Services, status: str) -> UUID:
     task, _ = await services.tasks.create_task(
         CreateTask(namespace="shapes", name="diamond", context={})
     )
-    old = services.door.clock.now() - timedelta(days=40)
+    old = services.changes.clock.now() - timedelta(days=40)
     await Task.filter(id=task.id).update(status=status, completed_at=old)
     return task.id
 
@@ -47,6 +47,6 @@ async def _old_task(services: Services, status: str) -> UUID:
 async def test_prune_deletes_tasks_with_their_history(services: Services) -> None:
     task_id = await _old_task(services, "complete")
     assert await Transition.filter(task_id=task_id).count() == 5
-    assert await prune_finished(services.door.clock, older_than=timedelta(days=30)) == 1
+    assert await prune_finished(services.changes.clock, older_than=timedelta(days=30)) == 1
     assert await WorkflowStep.filter(task_id=task_id).count() == 0
     assert await Transition.filter(task_id=task_id).count() == 0

@@ -25,7 +25,7 @@ async def test_keyset_pages_visit_every_task_once_newest_first(services: Service
         )
         created.append(task.id)
     # Two tasks share a creation time: the id breaks the tie.
-    same = services.door.clock.now() - timedelta(hours=1)
+    same = services.changes.clock.now() - timedelta(hours=1)
     await Task.filter(id__in=created[2:4]).update(created_at=same)
     seen, after = [], None
     while True:

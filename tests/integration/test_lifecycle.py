@@ -2,7 +2,10 @@
 
 from server.domain.states import StepState, TaskState
 from server.domain.views import CreateTask
+from tests.conftest import on_every_store
 from tests.support.waiting import wait_for_task
+
+pytestmark = on_every_store
 
 
 async def create(engine, name, context=None, **kw):

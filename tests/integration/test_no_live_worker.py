@@ -104,7 +104,7 @@ async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
 
 async def beat(services: Services, worker_id: str = "elsewhere:1:abc") -> None:
     """A `tasker worker` process's heartbeat, as it writes it."""
-    await services.workers.heartbeat(worker_id, "elsewhere", 1, services.door.clock.now())
+    await services.workers.heartbeat(worker_id, "elsewhere", 1, services.changes.clock.now())
 
 
 async def test_no_heartbeat_says_no_live_worker_then_a_fresh_one_says_queued(services, client):
@@ -117,7 +117,7 @@ async def test_no_heartbeat_says_no_live_worker_then_a_fresh_one_says_queued(ser
 async def test_a_stale_heartbeat_is_no_live_worker(services, client):
     task_id = await create(services)
     await beat(services)
-    old = services.door.clock.now() - services.workers.live_within - timedelta(seconds=1)
+    old = services.changes.clock.now() - services.workers.live_within - timedelta(seconds=1)
     await WorkerHeartbeat.all().update(last_seen_at=old)
     assert await codes(client, task_id) == no_worker()
     await beat(services)  # the worker is back

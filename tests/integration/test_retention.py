@@ -21,9 +21,9 @@ async def test_prune_deletes_old_finished_tasks_in_batches(engine):
     running, _ = await engine.tasks.create_task(
         CreateTask(namespace="shapes", name="linear", context={"sleep": 1})
     )
-    old = engine.door.clock.now() - timedelta(days=40)
+    old = engine.changes.clock.now() - timedelta(days=40)
     await Task.filter(id__in=[t.id for t in tasks[:3]]).update(completed_at=old)
-    deleted = await prune_finished(engine.door.clock, older_than=timedelta(days=30), batch=2)
+    deleted = await prune_finished(engine.changes.clock, older_than=timedelta(days=30), batch=2)
     assert deleted == 3
     left = await engine.tasks.list_tasks(TaskFilter())
     assert {t.id for t in left.items} == {t.id for t in tasks[3:]} | {running.id}
@@ -36,7 +36,7 @@ async def test_prune_keeps_errored_tasks_unless_asked(services):
 
     done = await _old_task(services, "complete")
     failed = await _old_task(services, "error")
-    clock = services.door.clock
+    clock = services.changes.clock
     assert await prune_finished(clock, older_than=timedelta(days=30)) == 1
     assert {t.id for t in (await services.tasks.list_tasks(TaskFilter())).items} == {failed}
     assert await prune_finished(clock, older_than=timedelta(days=30), include_errors=True) == 1

@@ -4,7 +4,10 @@ from datetime import timedelta
 
 from server.db.models import WorkflowStep
 from server.domain.views import CreateTask
-from server.services.execution import Outcome
+from server.engine.store import Outcome
+from tests.conftest import on_every_store
+
+pytestmark = on_every_store
 
 
 class Recorder:
@@ -28,7 +31,7 @@ async def test_lost_nudges_are_resent_only_once_the_queue_is_empty(services):
     root = await services.steps.get_step(task.id, "start")
     assert recorder.sent == [root.id]  # dispatched after commit
     recorder.sent.clear()
-    stale = services.door.clock.now() - timedelta(minutes=5)
+    stale = services.changes.clock.now() - timedelta(minutes=5)
     await WorkflowStep.filter(id=root.id).update(dispatched_at=stale)
 
     recorder.queued = 1000  # a backlog: the nudge is not lost, just waiting
@@ -55,7 +58,7 @@ async def test_expired_leases_go_down_the_retry_path_as_worker_lost(services):
     root = await services.steps.get_step(task.id, "a")
     claim = await services.runner.claim(root.id)
     assert claim is not None
-    past = services.door.clock.now() - timedelta(seconds=1)
+    past = services.changes.clock.now() - timedelta(seconds=1)
     await WorkflowStep.filter(id=root.id).update(lease_expires_at=past)
     assert await services.sweeper.reap_expired_leases() == 1
     step = await services.steps.get_step(task.id, "a")

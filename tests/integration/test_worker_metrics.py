@@ -16,7 +16,7 @@ import redis
 from server.db.models import Transition
 from server.domain.states import TaskState
 from server.domain.views import CreateTask
-from server.services.claims import lease_holder
+from server.engine.store import lease_holder
 from tests.conftest import REDIS_URL
 from tests.integration.test_production import _producer
 from tests.support.cluster import ROOT, TASKER, WorkerProcesses, free_port

@@ -4,7 +4,10 @@ import pytest
 
 from server.domain.states import StepState, TaskState
 from server.domain.views import CreateTask
+from tests.conftest import on_every_store
 from tests.support.waiting import wait_for_task
+
+pytestmark = on_every_store
 
 PARALLEL = {
     "diamond": [("left", "right")],

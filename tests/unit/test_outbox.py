@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from server.domain.views import TransitionEvent
-from server.services.outbox import MAX_BATCH_EVENTS, Nudges, Outbox
+from server.engine.outbox import MAX_BATCH_EVENTS, Nudges, Outbox
 
 
 def event(cursor: int) -> TransitionEvent:

@@ -243,7 +243,8 @@ class DeactivateSubscriptionHandler(ExampleHandler):
     def work(self, step: StepContext) -> dict[str, Any]:
         """Mark the subscription cancelled."""
         subscription_id = parent(step, "lookup_subscription").get("subscription_id")
-        return {"subscription_id": subscription_id, "status": "cancelled"}
+        cancelled = "cancelled"  # not a status: the example's subscription's
+        return {"subscription_id": subscription_id, "status": cancelled}
 
 
 def _luhn(digits: str) -> bool:

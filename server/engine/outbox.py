@@ -1,7 +1,7 @@
 """After-commit effects on one background thread: in commit order, coalesced under load.
 
 With a network broker, sending must not block the event loop that every database call of
-the process shares, so the door hands each commit's events and nudges to this thread. When
+the process shares, so `StateChanges` hands each commit's events and nudges to this thread. When
 commits arrive faster than Redis round trips, whatever has queued up is sent together: one
 PUBLISH carries the events of many commits (they stay in commit order) instead of one each,
 which was the largest single cost left in a busy worker.

@@ -12,18 +12,21 @@ from datetime import timedelta
 
 from tortoise.expressions import Q
 
+from server.db.analytics_rollup import roll_recent
 from server.db.models import StepEdge, Task, WorkflowStep
-from server.domain.states import DONE_STEP_STATES, StepState
-from server.services.analytics import roll_recent
-from server.services.claims import Claim, lease_holder
-from server.services.execution import Outcome, StepRunner
-from server.services.progress import advance
-from server.services.transitions import Door, TaskRef
-from server.services.workers import WorkerRegistry
+from server.domain.readiness import CLAIMABLE_TASK_STATES
+from server.domain.states import ACTIVE_TASK_STATES, DONE_STEP_STATES, StepState
+from server.engine.changes import StateChanges, TaskRef
+from server.engine.progress import advance
+from server.engine.runner import StepRunner
+from server.engine.store import Claim, Outcome, lease_holder
+from server.engine.workers import WorkerRegistry
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("pending", "in_progress")
+CLAIMABLE = [s.value for s in CLAIMABLE_TASK_STATES]
+"""Tasks whose ready steps may be re-sent: only theirs can be claimed."""
+ACTIVE = [s.value for s in ACTIVE_TASK_STATES]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +45,7 @@ class Sweeper:
 
     def __init__(
         self,
-        door: Door,
+        changes: StateChanges,
         runner: StepRunner,
         workers: WorkerRegistry,
         *,
@@ -50,7 +53,7 @@ class Sweeper:
         dead_after: float,
         batch: int = 500,
     ) -> None:
-        self.door = door
+        self.changes = changes
         self.runner = runner
         self.workers = workers
         self.dead_after = timedelta(seconds=dead_after)
@@ -71,7 +74,7 @@ class Sweeper:
         """Roll up the analytics hours of the last day as they settle, so that reports seldom
         have to (they would do it themselves otherwise; failing here must not stop a sweep)."""
         try:
-            return await roll_recent(self.door.clock)
+            return await roll_recent(self.changes.clock)
         except Exception:
             log.warning("analytics rollup failed; reports will roll up on demand", exc_info=True)
             return 0
@@ -103,7 +106,7 @@ class Sweeper:
 
     async def reap_expired_leases(self) -> int:
         """Steps whose lease expired go down the retry path with reason `worker_lost`."""
-        now = self.door.clock.now()
+        now = self.changes.clock.now()
         rows = await (
             WorkflowStep.filter(status=StepState.IN_PROGRESS.value, lease_expires_at__lt=now)
             .select_related("task")
@@ -146,7 +149,7 @@ class Sweeper:
         Skipped while messages are queued: a step idle behind a backlog has not lost its
         message, and re-sending it would only grow the backlog with duplicates.
         """
-        if self.door.dispatcher.backlog() > 0:
+        if self.changes.dispatcher.backlog() > 0:
             # ...but a queue that never drains must not hide a lost message for ever: at most
             # every few windows, re-send anyway.
             started = self._backlog_since or time.monotonic()
@@ -154,13 +157,13 @@ class Sweeper:
             if time.monotonic() - started < 5 * self.redispatch_after.total_seconds():
                 return 0
         self._backlog_since = None
-        now = self.door.clock.now()
+        now = self.changes.clock.now()
         cutoff = now - self.redispatch_after
         # A step is stamped `dispatched_at` in the same transaction that makes it ready, so a
         # NULL stamp means "never ready yet"; only stale stamps can hide a lost message.
         idle = Q(dispatched_at__lt=cutoff)
         pending: list[int] = await (  # type: ignore[assignment]
-            WorkflowStep.filter(idle, status=StepState.PENDING.value, task__status__in=ACTIVE)
+            WorkflowStep.filter(idle, status=StepState.PENDING.value, task__status__in=CLAIMABLE)
             .limit(self.batch)
             .values_list("id", flat=True)
         )
@@ -175,7 +178,7 @@ class Sweeper:
             ready = [i for i in pending if i not in blocked]
         due: list[int] = await (  # type: ignore[assignment]
             WorkflowStep.filter(
-                status=StepState.ERROR.value, next_attempt_at__lt=cutoff, task__status__in=ACTIVE
+                status=StepState.ERROR.value, next_attempt_at__lt=cutoff, task__status__in=CLAIMABLE
             )
             .filter(idle)
             .limit(self.batch)
@@ -184,12 +187,12 @@ class Sweeper:
         nudge = ready + due
         if nudge:
             await WorkflowStep.filter(id__in=nudge).update(dispatched_at=now)
-            self.door.send(nudge)
+            self.changes.send(nudge)
         return len(nudge)
 
     async def finalize_stuck(self) -> int:
         """Re-examine active tasks that have been quiet for a while."""
-        quiet = self.door.clock.now() - self.redispatch_after * 3
+        quiet = self.changes.clock.now() - self.redispatch_after * 3
         rows = await (
             Task.filter(status__in=ACTIVE, updated_at__lt=quiet)
             .limit(self.batch)
@@ -197,13 +200,13 @@ class Sweeper:
         )
         finalized = 0
         for task_id, namespace in rows:
-            async with self.door.transaction() as uow:
-                status = await uow.lock_task(task_id)
+            async with self.changes.transaction() as tx:
+                status = await tx.lock_task(task_id)
                 if status is None:
                     continue
                 # Stamp it so a long-running task is re-examined once per window, not per sweep.
-                await Task.filter(id=task_id).using_db(uow.conn).update(updated_at=uow.now)
-                before = len(uow.events)
-                await advance(uow, TaskRef(task_id, namespace), status)
-                finalized += len(uow.events) > before
+                await Task.filter(id=task_id).using_db(tx.conn).update(updated_at=tx.now)
+                before = len(tx.events)
+                await advance(tx, TaskRef(task_id, namespace), status)
+                finalized += len(tx.events) > before
         return finalized

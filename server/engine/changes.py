@@ -1,51 +1,98 @@
-"""The one door for state changes.
+"""State changes: the only way a task or step changes status.
 
-Every status change of a task or step goes through `UnitOfWork.move_task` / `move_step`:
-check the allowed-move table, compare-and-set the row (`UPDATE ... WHERE id=? AND status=?`,
-row count 1 or it lost the race), append the history row, all in the caller's transaction.
-Events are published and nudges dispatched only after the transaction commits.
+`StateChanges.transaction()` opens a `Transaction`; its `move_task` / `move_step` check the
+allowed-move table, compare-and-set the row (`UPDATE ... WHERE id=? AND status=?`, row count 1
+or it lost the race), append the history row and, when a step becomes done, count it in the
+readiness counters (its children wait on one parent fewer, its task needs one step fewer), all
+in the caller's transaction. Events are published and steps dispatched only after it commits.
 
-Writers of an existing task take its row lock (`lock_task`, or the fast path's statements)
-before they append its history, so the history ids they draw commit in order, task by task;
-`server.services.follow` relies on it.
+The PostgreSQL store writes the same moves in single statements; it records what they wrote in
+an `Effects` and hands it to `after_commit`, so both stores publish the same events.
+
+Writers of an existing task take its row lock (`lock_task`, or the PostgreSQL store's
+statements) before they append its history, so the history ids they draw commit in order, task
+by task; `server.services.follow` relies on it.
 """
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from server.db.models import Task, Transition, WorkflowStep
-from server.domain.states import StepState, TaskState, check_step_move, check_task_move
+from server.db.models import StepEdge, Task, Transition, WorkflowStep
+from server.domain.errors import TaskNotFound
+from server.domain.states import (
+    DONE_STEP_STATES,
+    StepState,
+    TaskState,
+    check_step_move,
+    check_task_move,
+)
 from server.domain.views import TransitionEvent
+from server.engine.outbox import Outbox
 from server.infra.ports import Clock, EventPublisher, StepDispatcher
-from server.services.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class TaskRef:
-    """What the door needs to know about a task to record a move."""
+    """What a state change needs to know about a task to record a move."""
 
     id: UUID
     namespace: str
 
 
 @dataclass
-class UnitOfWork:
-    """One transaction: its connection, its clock reading, and what to do after commit."""
+class Effects:
+    """What one commit publishes and dispatches once it has committed."""
 
-    conn: BaseDBAsyncClient
     now: datetime
     events: list[TransitionEvent] = field(default_factory=list)
     nudges: list[tuple[float, int]] = field(default_factory=list)
+
+    def note(
+        self,
+        task: TaskRef,
+        step_id: int | None,
+        step_name: str | None,
+        from_status: str | None,
+        to_status: str,
+        reason: str,
+        cursor: int,
+    ) -> None:
+        """Queue the event of a history row already written (by a move, or a store statement)."""
+        self.events.append(
+            TransitionEvent(
+                cursor=cursor,
+                task_id=str(task.id),
+                namespace=task.namespace,
+                step_id=step_id,
+                step_name=step_name,
+                from_status=from_status,
+                to_status=to_status,
+                reason=reason,
+                occurred_at=self.now,
+            )
+        )
+
+    def nudge(self, step_ids: Sequence[int], delay_seconds: float = 0.0) -> None:
+        """Dispatch these steps after commit."""
+        self.nudges.extend((delay_seconds, i) for i in step_ids)
+
+
+@dataclass
+class Transaction(Effects):
+    """One database transaction: its connection, its clock reading, its after-commit effects."""
+
+    conn: BaseDBAsyncClient = field(kw_only=True)
 
     async def lock_task(self, task_id: UUID) -> TaskState | None:
         """Lock the task row (FOR UPDATE) and return its status; None if it does not exist.
@@ -54,15 +101,34 @@ class UnitOfWork:
         Without it, two sibling steps completing at once each see the other still running and
         neither dispatches their common child nor finalizes the task.
         """
-        # A model query, not values_list(): Tortoise drops FOR UPDATE from values queries.
-        row = await (
-            Task.filter(id=task_id)
-            .select_for_update()
-            .only("id", "status")
-            .using_db(self.conn)
-            .first()
-        )
+        row = await self.locked_task_row(task_id)
         return TaskState(row.status) if row else None
+
+    async def locked_task_row(self, task_id: UUID, *fields: str) -> Task | None:
+        """`lock_task`, returning the row (with `fields`, or only its status)."""
+        # A model query, not values_list(): Tortoise drops FOR UPDATE from values queries.
+        query = Task.filter(id=task_id).select_for_update().using_db(self.conn)
+        return await query.only("id", "status", *fields).first()
+
+    async def step_status(self, step_id: int) -> StepState | None:
+        """A step's status as this transaction sees it."""
+        rows = (
+            await WorkflowStep.filter(id=step_id)
+            .using_db(self.conn)
+            .values_list("status", flat=True)
+        )
+        return StepState(str(rows[0])) if rows else None
+
+    async def steps_in(
+        self, task_id: UUID, states: Iterable[StepState]
+    ) -> list[tuple[int, str, StepState]]:
+        """The task's steps in these states: (id, name, status)."""
+        rows = (
+            await WorkflowStep.filter(task_id=task_id, status__in=[s.value for s in states])
+            .using_db(self.conn)
+            .values_list("id", "name", "status")
+        )
+        return [(i, name, StepState(status)) for i, name, status in rows]
 
     async def move_task(
         self,
@@ -112,7 +178,25 @@ class UnitOfWork:
         if changed != 1:
             return False
         await self._record(task, step_id, step_name, current.value, target.value, reason, metadata)
+        if target in DONE_STEP_STATES:  # done states are terminal: this counts a step once
+            await self._count_done(task, step_id)
         return True
+
+    async def _count_done(self, task: TaskRef, step_id: int) -> None:
+        """A step just became done: its children wait on one parent fewer and the task needs
+        one step fewer (the readiness counters the PostgreSQL store's statements rely on)."""
+        children = (
+            await StepEdge.filter(from_step_id=step_id)
+            .using_db(self.conn)
+            .values_list("to_step_id", flat=True)
+        )
+        if children:
+            await (
+                WorkflowStep.filter(id__in=list(children))
+                .using_db(self.conn)
+                .update(waiting_on=F("waiting_on") - 1)
+            )
+        await Task.filter(id=task.id).using_db(self.conn).update(remaining=F("remaining") - 1)
 
     async def _record(
         self,
@@ -137,38 +221,9 @@ class UnitOfWork:
         )
         self.note(task, step_id, step_name, from_status, to_status, reason, row.id)
 
-    def note(
-        self,
-        task: TaskRef,
-        step_id: int | None,
-        step_name: str | None,
-        from_status: str | None,
-        to_status: str,
-        reason: str,
-        cursor: int,
-    ) -> None:
-        """Queue the event of a history row already written (by `_record` or the fast path)."""
-        self.events.append(
-            TransitionEvent(
-                cursor=cursor,
-                task_id=str(task.id),
-                namespace=task.namespace,
-                step_id=step_id,
-                step_name=step_name,
-                from_status=from_status,
-                to_status=to_status,
-                reason=reason,
-                occurred_at=self.now,
-            )
-        )
 
-    def nudge(self, step_ids: Sequence[int], delay_seconds: float = 0.0) -> None:
-        """Dispatch these steps after commit."""
-        self.nudges.extend((delay_seconds, i) for i in step_ids)
-
-
-class Door:
-    """Opens units of work and runs their after-commit effects."""
+class StateChanges:
+    """Opens transactions and runs their after-commit effects."""
 
     def __init__(
         self,
@@ -186,16 +241,25 @@ class Door:
         self.outbox = Outbox(self._effects) if background else None
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[UnitOfWork]:
+    async def transaction(self) -> AsyncIterator[Transaction]:
         """A transaction whose events and nudges take effect only if it commits."""
         async with in_transaction() as conn:
-            uow = UnitOfWork(conn=conn, now=self.clock.now())
-            yield uow
-        self.after_commit(uow)
+            tx = Transaction(now=self.clock.now(), conn=conn)
+            yield tx
+        self.after_commit(tx)
 
-    def after_commit(self, uow: UnitOfWork) -> None:
+    @contextlib.asynccontextmanager
+    async def on_task(self, task_id: UUID) -> AsyncIterator[tuple[Transaction, TaskState]]:
+        """A transaction holding the task's row lock, with its status read under the lock."""
+        async with self.transaction() as tx:
+            status = await tx.lock_task(task_id)
+            if status is None:
+                raise TaskNotFound(task_id)
+            yield tx, status
+
+    def after_commit(self, effects: Effects) -> None:
         """Publish events and send nudges; failures are logged, the sweeper is the safety net."""
-        self._submit(uow.events, uow.nudges)
+        self._submit(effects.events, effects.nudges)
 
     def send(self, step_ids: Sequence[int]) -> None:
         """Nudge steps outside any transaction (the sweeper), the same way as after a commit."""

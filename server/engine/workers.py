@@ -11,7 +11,8 @@ must not take every running step from workers that have not had their turn to be
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from server.db import fastpath
+from tortoise import Tortoise
+
 from server.db.models import WorkerHeartbeat
 from server.db.rows import worker_view
 from server.domain.views import WorkerView
@@ -21,8 +22,12 @@ from server.infra.ports import Clock
 class WorkerRegistry:
     """Records heartbeats and answers "who is alive" and "who is dead"."""
 
-    def __init__(self, clock: Clock, *, heartbeat_interval: float) -> None:
+    def __init__(
+        self, clock: Clock, *, heartbeat_interval: float, database_clock: bool = False
+    ) -> None:
         self.clock = clock
+        self.database_clock = database_clock
+        """True on PostgreSQL, whose clock every process can read."""
         self.live_within = timedelta(seconds=3 * heartbeat_interval)
         self.settle = timedelta(seconds=2 * heartbeat_interval)
         self.watching_since: datetime | None = None
@@ -32,8 +37,9 @@ class WorkerRegistry:
     async def now(self) -> datetime:
         """The database's clock on PostgreSQL; on SQLite, whose file is on this host, this
         process's clock is the database's."""
-        if fastpath.available():
-            rows = await fastpath.connection().execute_query_dict("SELECT clock_timestamp() AS now")
+        if self.database_clock:
+            conn = Tortoise.get_connection("default")
+            rows = await conn.execute_query_dict("SELECT clock_timestamp() AS now")
             now: datetime = rows[0]["now"]
             return now
         return self.clock.now()

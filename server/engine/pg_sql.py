@@ -1,0 +1,194 @@
+"""The PostgreSQL store's statements, with statuses as parameters named after their moves.
+
+A `Statement` turns `$name` placeholders into positional ones; a move `m` is written through
+`$m_from` / `$m_to`, whose values come from the domain's enums. `Move` checks itself against
+the allowed-move tables, so a statement cannot be built with a move the tables refuse.
+"""
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal
+
+from server.domain.states import StepState, TaskState, check_step_move, check_task_move
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """One status change a statement writes."""
+
+    entity: Literal["step", "task"]
+    source_state: StrEnum
+    target_state: StrEnum
+
+    def __post_init__(self) -> None:
+        if self.entity == "step":
+            check_step_move(StepState(self.source_state), StepState(self.target_state))
+        else:
+            check_task_move(TaskState(self.source_state), TaskState(self.target_state))
+
+    @property
+    def source(self) -> str:
+        """The state moved from, as stored."""
+        return self.source_state.value
+
+    @property
+    def target(self) -> str:
+        """The state moved to, as stored."""
+        return self.target_state.value
+
+
+_NAMED = re.compile(r"\$([a-z_][a-z0-9_]*)")
+
+
+class Statement:
+    """SQL with named parameters: the call's arguments, then the moves' and other states."""
+
+    def __init__(
+        self,
+        text: str,
+        *,
+        args: Sequence[str],
+        moves: Mapping[str, Move],
+        states: Mapping[str, StrEnum | Sequence[StrEnum]],
+    ) -> None:
+        self.text = text
+        self.args = tuple(args)
+        self.moves = dict(moves)
+        fixed: dict[str, Any] = {}
+        for name, move in moves.items():
+            fixed[f"{name}_from"] = move.source
+            fixed[f"{name}_to"] = move.target
+        for name, state in states.items():
+            fixed[name] = state.value if isinstance(state, StrEnum) else [s.value for s in state]
+        self.fixed = fixed
+        index = {n: i + 1 for i, n in enumerate([*self.args, *fixed])}
+        unknown = set(_NAMED.findall(text)) - set(index)
+        if unknown:
+            raise ValueError(f"unknown parameters {sorted(unknown)}")
+        self.sql = _NAMED.sub(lambda m: f"${index[m[1]]}", text)
+        self._fixed_values = list(fixed.values())
+
+    def values(self, *args: Any) -> list[Any]:
+        """The positional parameters for these call arguments."""
+        return [*args, *self._fixed_values]
+
+
+CLAIM = """
+WITH target AS (
+    SELECT ws.ctid AS step_row, t.ctid AS task_row, ws.status AS old_status
+      FROM tasker_workflow_steps ws JOIN tasker_tasks t ON t.id = ws.task_id
+     WHERE ws.id = $step_id AND ws.waiting_on = 0
+       AND t.status = ANY($claimable_tasks::text[])
+       AND (ws.status = $claim_from::text
+            OR (ws.status = $retry_from::text AND ws.next_attempt_at <= $now))
+       -- Locks the task row (as cancel/resolve/finalize do, exclusively): a claim cannot slip
+       -- between a cancel's read of the open steps and its commit, and sibling claims of a
+       -- pending task serialise, so exactly one of them starts the task. The step row is
+       -- locked too: a racing claim waits, then finds it no longer runnable.
+       FOR NO KEY UPDATE OF t, ws
+), claimed AS (
+    UPDATE tasker_workflow_steps ws
+       SET status = $claim_to::text, attempts = ws.attempts + 1, lease_owner = $lease,
+           lease_expires_at = $now
+               + make_interval(secs => COALESCE(ws.timeout_seconds, $default_timeout) + $grace),
+           started_at = $now, completed_at = NULL, next_attempt_at = NULL, updated_at = $now
+      FROM target
+     WHERE ws.ctid = target.step_row
+ RETURNING ws.id, ws.task_id, ws.name, ws.attempts, ws.retry_limit, ws.retryable,
+           ws.timeout_seconds, ws.inputs, ws.handler_class, target.old_status
+), history AS (
+    INSERT INTO tasker_transitions
+           (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
+    SELECT c.task_id, c.id, c.name, m.from_status, m.to_status, m.reason,
+           jsonb_build_object('attempt', c.attempts, 'worker', $lease::text), $now
+      FROM claimed c,
+           (VALUES (1, $retry_from::text, $retry_to::text, 'retry due'),
+                   (2, $claim_from::text, $claim_to::text, 'claimed'))
+               AS m(ord, from_status, to_status, reason)
+     WHERE m.ord = 2 OR c.old_status = $retry_from::text
+ RETURNING id, from_status, to_status, reason
+), started AS (
+    UPDATE tasker_tasks t SET status = $start_to::text, updated_at = $now
+      FROM target, claimed c WHERE t.ctid = target.task_row AND t.status = $start_from::text
+ RETURNING t.id
+), started_history AS (
+    INSERT INTO tasker_transitions
+           (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
+    SELECT id, NULL, NULL, $start_from::text, $start_to::text, 'step started', '{}'::jsonb, $now
+      FROM started
+ RETURNING id
+)
+SELECT c.id, c.task_id, c.name, c.attempts, c.retry_limit, c.retryable, c.timeout_seconds,
+       c.inputs, c.handler_class, t.namespace, t.name AS handler_name, t.version,
+       t.status AS task_status, t.context,
+       -- `p.task_id` bounds the parents to this task's steps whatever plan is chosen.
+       (SELECT json_object_agg(p.name, p.results)
+          FROM tasker_step_edges e JOIN tasker_workflow_steps p ON p.id = e.from_step_id
+         WHERE e.to_step_id = c.id AND p.task_id = c.task_id) AS parent_results,
+       t.created_at AS task_created_at,
+       (SELECT MAX(p.completed_at)
+          FROM tasker_step_edges e JOIN tasker_workflow_steps p ON p.id = e.from_step_id
+         WHERE e.to_step_id = c.id AND p.task_id = c.task_id) AS parents_done_at,
+       (SELECT json_agg(json_build_array(h.id, h.from_status, h.to_status, h.reason)
+                        ORDER BY h.id) FROM history h) AS history,
+       (SELECT id FROM started_history) AS started_cursor
+  FROM claimed c JOIN tasker_tasks t ON t.id = c.task_id
+"""
+
+COMPLETE = """
+WITH done AS (
+    -- A concurrent change to the row (cancel, lease reaped) moves it to a new ctid, and the
+    -- re-check then skips it: the result is discarded, as it must be in those cases.
+    UPDATE tasker_workflow_steps
+       SET status = $done_to::text, results = $results::jsonb, completed_at = $now,
+           updated_at = $now, lease_owner = NULL, lease_expires_at = NULL
+     WHERE ctid = (SELECT ctid FROM tasker_workflow_steps WHERE id = $step_id)
+       AND status = $done_from::text AND lease_owner = $lease
+ RETURNING id, task_id, name
+), children AS (
+    UPDATE tasker_workflow_steps c
+       SET waiting_on = c.waiting_on - 1,
+           dispatched_at = CASE WHEN c.waiting_on = 1 AND c.status = $ready_state::text
+                                THEN $now ELSE c.dispatched_at END
+      FROM tasker_step_edges e, done
+     WHERE e.from_step_id = done.id AND c.id = e.to_step_id
+ RETURNING c.id, c.waiting_on, c.status
+), task AS (
+    -- One UPDATE (a statement may change a row only once): count the step done and, when it
+    -- was the last one of a running task, finish the task.
+    UPDATE tasker_tasks t
+       SET remaining = t.remaining - 1,
+           status = CASE WHEN t.remaining = 1 AND t.status = $finish_from::text
+                         THEN $finish_to::text ELSE t.status END,
+           completed_at = CASE WHEN t.remaining = 1 AND t.status = $finish_from::text
+                               THEN $now ELSE t.completed_at END,
+           updated_at = CASE WHEN t.remaining = 1 AND t.status = $finish_from::text
+                             THEN $now ELSE t.updated_at END
+      FROM done WHERE t.id = done.task_id
+ RETURNING t.id, t.remaining, t.status
+), history AS (
+    -- After `task`, whose UPDATE takes the task's row lock: ids are drawn under that lock, as
+    -- every writer of a task's history draws them, so one task's cursors commit in order
+    -- (`server.services.follow` depends on it).
+    INSERT INTO tasker_transitions
+           (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
+    SELECT d.task_id, d.id, d.name, $done_from::text, $done_to::text, 'completed',
+           $metadata::jsonb, $now
+      FROM done d, task
+ RETURNING id
+), finished_history AS (
+    INSERT INTO tasker_transitions
+           (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
+    SELECT id, NULL, NULL, $finish_from::text, $finish_to::text, 'all steps done', '{}'::jsonb,
+           $now
+      FROM task WHERE remaining = 0 AND status = $finish_to::text
+ RETURNING id
+)
+SELECT (SELECT id FROM history) AS cursor,
+       (SELECT remaining FROM task) AS remaining,
+       (SELECT id FROM finished_history) AS finished_cursor,
+       ARRAY(SELECT id FROM children WHERE waiting_on = 0 AND status = $ready_state::text)
+           AS ready
+"""
