@@ -91,7 +91,11 @@ class CappedOperations(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
                 extensions={"code": TOO_MANY_OPERATIONS},
             )
             await self.send_message(
-                {"id": message["id"], "type": "error", "payload": [error.formatted]}
+                {
+                    "id": message["id"],
+                    "type": "error",  # not a status: a graphql-transport-ws message type
+                    "payload": [error.formatted],
+                }
             )
             return
         await super().handle_subscribe(message)

@@ -12,8 +12,8 @@
 
 Each environment has its own temporary SQLite database and the real engine: the same loading,
 validation, claiming, retry decisions and finalization as `tasker serve`, with no broker and no
-worker threads. Instead of sending nudges to workers, the dispatcher records them and `drain()`
-runs those steps one at a time, in order of when they become due, until nothing is left.
+worker threads. Instead of sending dispatch messages to workers, the dispatcher records them and
+`drain()` runs those steps one at a time, in order of when they become due, until nothing is left.
 
 With `fast_retries=True` (the default) a backoff delay does not make the test wait: the
 environment's clock jumps forward to the retry time instead (so timestamps recorded on steps
@@ -75,7 +75,7 @@ class RecordingDispatcher:
             self.dispatched.append(step_id)
 
     def backlog(self) -> int:
-        """Nudges not yet run."""
+        """Dispatches not yet run."""
         return len(self.queue)
 
 

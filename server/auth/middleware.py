@@ -116,7 +116,11 @@ class SecurityMiddleware:
                          "retryAfter": refused.retry_after}}  # fmt: skip
                 kind, op_id = operation
                 payload: object = [error] if kind == "subscribe" else error
-                reply = {"id": op_id, "type": "error", "payload": payload}
+                reply = {
+                    "id": op_id,
+                    "type": "error",  # not a status: a graphql-transport-ws message type
+                    "payload": payload,
+                }
                 await send({"type": "websocket.send", "text": json.dumps(reply)})
 
         return counted

@@ -100,12 +100,12 @@ def task_moves(status: TaskState, steps: Mapping[str, StepSnapshot]) -> list[Tas
     """
     if status not in (TaskState.PENDING, TaskState.IN_PROGRESS, TaskState.ERROR):
         return []
-    doomed = doomed_steps(steps)
+    unreachable = unreachable_steps(steps)
     done = [s for s in steps.values() if s.status in DONE_STEP_STATES]
     progressing = any(
         s.status is StepState.IN_PROGRESS
-        or (s.status is StepState.PENDING and s.name not in doomed)
-        or (s.status is RETRYING and s.next_attempt_at is not None and s.name not in doomed)
+        or (s.status is StepState.PENDING and s.name not in unreachable)
+        or (s.status is RETRYING and s.next_attempt_at is not None and s.name not in unreachable)
         for s in steps.values()
     )
     all_done = len(done) == len(steps)
@@ -124,9 +124,9 @@ def task_moves(status: TaskState, steps: Mapping[str, StepSnapshot]) -> list[Tas
     return [TaskMove(TaskState.CANCELLED, "step cancelled", {"cancelled_steps": cancelled}, True)]
 
 
-def doomed_steps(steps: Mapping[str, StepSnapshot]) -> set[str]:
+def unreachable_steps(steps: Mapping[str, StepSnapshot]) -> set[str]:
     """Steps that can never run because an ancestor failed for good or was cancelled."""
-    doomed: set[str] = set()
+    unreachable: set[str] = set()
     memo: dict[str, bool] = {}
 
     def blocked(name: str) -> bool:
@@ -145,8 +145,8 @@ def doomed_steps(steps: Mapping[str, StepSnapshot]) -> set[str]:
 
     for name in steps:
         if blocked(name):
-            doomed.add(name)
-    return doomed
+            unreachable.add(name)
+    return unreachable
 
 
 def explain(
@@ -162,17 +162,17 @@ def explain(
     `server.services.dependencies`), and a ready step says `no_live_worker` or `queued` by it."""
     by_name = {s.name: s for s in steps}
     status_of = {s.name: s.status for s in steps}
-    doomed = doomed_steps(by_name)
+    unreachable = unreachable_steps(by_name)
     reasons: dict[str, BlockedReason | None] = {}
     for step in steps:
-        reasons[step.name] = _reason(step, status_of, doomed, task_status, now, workers_alive)
+        reasons[step.name] = _reason(step, status_of, unreachable, task_status, now, workers_alive)
     return reasons
 
 
 def _reason(
     step: StepSnapshot,
     status_of: Mapping[str, StepState],
-    doomed: set[str],
+    unreachable: set[str],
     task_status: TaskState,
     now: datetime,
     workers_alive: bool,
@@ -183,7 +183,7 @@ def _reason(
         return BlockedReason(CANCELLED, "cancelled")  # not a status: its message
     if is_failed_for_good(step):
         return BlockedReason(RETRIES_EXHAUSTED, f"failed with no retry left: {step.last_error}")
-    if step.name in doomed:
+    if step.name in unreachable:
         return BlockedReason(UPSTREAM_FAILED, "an upstream step failed or was cancelled")
     waiting = tuple(p for p in step.parents if status_of[p] not in DONE_STEP_STATES)
     if waiting:

@@ -56,7 +56,7 @@ class Effects:
 
     now: datetime
     events: list[TransitionEvent] = field(default_factory=list)
-    nudges: list[tuple[float, int]] = field(default_factory=list)
+    dispatches: list[tuple[float, int]] = field(default_factory=list)
 
     def note(
         self,
@@ -83,9 +83,9 @@ class Effects:
             )
         )
 
-    def nudge(self, step_ids: Sequence[int], delay_seconds: float = 0.0) -> None:
+    def dispatch_after_commit(self, step_ids: Sequence[int], delay_seconds: float = 0.0) -> None:
         """Dispatch these steps after commit."""
-        self.nudges.extend((delay_seconds, i) for i in step_ids)
+        self.dispatches.extend((delay_seconds, i) for i in step_ids)
 
 
 @dataclass
@@ -242,7 +242,7 @@ class StateChanges:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """A transaction whose events and nudges take effect only if it commits."""
+        """A transaction whose events and dispatches take effect only if it commits."""
         async with in_transaction() as conn:
             tx = Transaction(now=self.clock.now(), conn=conn)
             yield tx
@@ -258,22 +258,22 @@ class StateChanges:
             yield tx, status
 
     def after_commit(self, effects: Effects) -> None:
-        """Publish events and send nudges; failures are logged, the sweeper is the safety net."""
-        self._submit(effects.events, effects.nudges)
+        """Publish events and dispatch steps; failures are logged, the sweeper is the safety net."""
+        self._submit(effects.events, effects.dispatches)
 
     def send(self, step_ids: Sequence[int]) -> None:
         """Nudge steps outside any transaction (the sweeper), the same way as after a commit."""
         self._submit([], [(0.0, i) for i in step_ids])
 
     def _submit(
-        self, events: Sequence[TransitionEvent], nudges: Sequence[tuple[float, int]]
+        self, events: Sequence[TransitionEvent], dispatches: Sequence[tuple[float, int]]
     ) -> None:
-        if not events and not nudges:
+        if not events and not dispatches:
             return
         if self.outbox is not None:
-            self.outbox.submit(list(events), list(nudges))
+            self.outbox.submit(list(events), list(dispatches))
         else:
-            self._effects(events, nudges)
+            self._effects(events, dispatches)
 
     def close(self) -> None:
         """Send the effects still queued for the outbox, and stop it."""
@@ -281,7 +281,7 @@ class StateChanges:
             self.outbox.shutdown()
 
     def _effects(
-        self, events: Sequence[TransitionEvent], nudges: Sequence[tuple[float, int]]
+        self, events: Sequence[TransitionEvent], dispatches: Sequence[tuple[float, int]]
     ) -> None:
         if events:
             try:
@@ -289,7 +289,7 @@ class StateChanges:
             except Exception:
                 log.exception("publishing %d events failed", len(events))
         by_delay: dict[float, list[int]] = {}
-        for delay, step_id in nudges:
+        for delay, step_id in dispatches:
             by_delay.setdefault(delay, []).append(step_id)
         for delay, ids in by_delay.items():
             try:

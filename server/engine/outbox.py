@@ -1,7 +1,7 @@
 """After-commit effects on one background thread: in commit order, coalesced under load.
 
 With a network broker, sending must not block the event loop that every database call of
-the process shares, so `StateChanges` hands each commit's events and nudges to this thread. When
+the process shares, so `StateChanges` hands each commit's events and dispatches to this thread. When
 commits arrive faster than Redis round trips, whatever has queued up is sent together: one
 PUBLISH carries the events of many commits (they stay in commit order) instead of one each,
 which was the largest single cost left in a busy worker.
@@ -16,9 +16,9 @@ from server.domain.views import TransitionEvent
 
 log = logging.getLogger(__name__)
 
-Nudges = Sequence[tuple[float, int]]
-Effects = Callable[[Sequence[TransitionEvent], Nudges], None]
-Item = tuple[Sequence[TransitionEvent], Nudges] | threading.Event | None
+Dispatches = Sequence[tuple[float, int]]
+Effects = Callable[[Sequence[TransitionEvent], Dispatches], None]
+Item = tuple[Sequence[TransitionEvent], Dispatches] | threading.Event | None
 """A commit's effects, a flush marker, or the stop marker."""
 
 MAX_BATCH_EVENTS = 500
@@ -31,14 +31,14 @@ class Outbox:
     def __init__(self, effects: Effects, *, name: str = "tasker-outbox") -> None:
         self._effects = effects
         self._queue: queue.SimpleQueue[
-            tuple[Sequence[TransitionEvent], Nudges] | threading.Event | None
+            tuple[Sequence[TransitionEvent], Dispatches] | threading.Event | None
         ] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, events: Sequence[TransitionEvent], nudges: Nudges) -> None:
+    def submit(self, events: Sequence[TransitionEvent], dispatches: Dispatches) -> None:
         """Queue one commit's effects (returns at once)."""
-        self._queue.put((events, nudges))
+        self._queue.put((events, dispatches))
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted before this call has been sent; False on timeout."""
@@ -56,7 +56,7 @@ class Outbox:
         while not stopping:
             item = self._queue.get()
             events: list[TransitionEvent] = []
-            nudges: list[tuple[float, int]] = []
+            dispatches: list[tuple[float, int]] = []
             waiters: list[threading.Event] = []
             while True:
                 if item is None:
@@ -65,16 +65,16 @@ class Outbox:
                     waiters.append(item)
                 else:
                     events.extend(item[0])
-                    nudges.extend(item[1])
+                    dispatches.extend(item[1])
                 if stopping or len(events) >= MAX_BATCH_EVENTS:
                     break
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            if events or nudges:
+            if events or dispatches:
                 try:
-                    self._effects(events, nudges)
+                    self._effects(events, dispatches)
                 except Exception:  # the effects log their own failures; this keeps the thread
                     log.exception("outbox batch failed")
             for waiter in waiters:

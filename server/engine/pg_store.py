@@ -155,7 +155,7 @@ class PgStore(PortableStore):
                 "all steps done",
                 row["finished_cursor"],
             )
-        effects.nudge(ready[1:])
+        effects.dispatch_after_commit(ready[1:])
         self.changes.after_commit(effects)
         if int(row["remaining"]) == 0 and row["finished_cursor"] is None:
             # All steps done but the task was not running (e.g. reopened from error): the

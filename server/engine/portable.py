@@ -175,7 +175,7 @@ class PortableStore:
             if not moved:
                 return "discarded"
             if decision:
-                tx.nudge([claim.step_id], decision.delay_seconds)
+                tx.dispatch_after_commit([claim.step_id], decision.delay_seconds)
                 return "retrying"
             await advance(tx, claim.task, status)
             return "failed"

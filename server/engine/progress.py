@@ -67,7 +67,7 @@ async def advance(tx: Transaction, task: TaskRef, status: TaskState) -> TaskStat
     ready = [s.id for s in steps if s.dispatched_at is None and is_ready(s.snap, status_of)]
     if ready:
         await WorkflowStep.filter(id__in=ready).using_db(tx.conn).update(dispatched_at=tx.now)
-        tx.nudge(ready)
+        tx.dispatch_after_commit(ready)
     for move in task_moves(status, {s.snap.name: s.snap for s in steps}):
         stamp = {"completed_at": tx.now} if move.finishes else {}
         await tx.move_task(task, status, move.target, move.reason, move.metadata, **stamp)

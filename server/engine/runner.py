@@ -4,9 +4,10 @@ Claims and records go through the step store chosen when the process was built. 
 refuses a step that is not runnable (wrong state, not due, a parent not done, its task not
 active: `server.domain.readiness`).
 
-`run_step` is what the worker actor calls with a step id. A message is only a nudge: if the
-step is not runnable any more (already claimed, completed, cancelled, not yet due) the call does
-nothing, so duplicated or stale messages are harmless and a completed step never re-runs.
+`run_step` is what the worker actor calls with a step id. A message is only a hint ("this step
+may be runnable"): if the step is not runnable any more (already claimed, completed, cancelled,
+not yet due) the call does nothing, so duplicated or stale messages are harmless and a completed
+step never re-runs.
 """
 
 import asyncio
@@ -85,7 +86,7 @@ class StepRunner:
         """Run the step if it is runnable; returns what happened to it (for logs and tests).
 
         When its completion makes children ready, this worker goes on with one of them itself
-        (claimed through the same compare-and-set) and nudges the others: a chain hands off in
+        (claimed through the same compare-and-set) and dispatches the others: a chain hands off in
         microseconds instead of a broker round trip, and siblings still fan out to other
         workers. If this worker dies first, the sweeper re-dispatches the child.
         """

@@ -2,7 +2,7 @@
 steps, finalize stuck tasks.
 
 Runs periodically in every worker process (and the embedded server). Several sweepers at once
-are harmless: every effect goes through compare-and-set, and nudges are idempotent.
+are harmless: every effect goes through compare-and-set, and dispatch messages are idempotent.
 """
 
 import logging
@@ -184,11 +184,11 @@ class Sweeper:
             .limit(self.batch)
             .values_list("id", flat=True)
         )
-        nudge = ready + due
-        if nudge:
-            await WorkflowStep.filter(id__in=nudge).update(dispatched_at=now)
-            self.changes.send(nudge)
-        return len(nudge)
+        due_now = ready + due
+        if due_now:
+            await WorkflowStep.filter(id__in=due_now).update(dispatched_at=now)
+            self.changes.send(due_now)
+        return len(due_now)
 
     async def finalize_stuck(self) -> int:
         """Re-examine active tasks that have been quiet for a while."""

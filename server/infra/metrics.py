@@ -87,7 +87,7 @@ HTTP_REQUESTS = Counter(
 RATE_LIMIT_ERRORS = Counter(
     "tasker_rate_limit_errors",
     "Rate-limit store calls that failed or timed out (the requests went through uncounted).",
-    ["error"],
+    ["error"],  # not a status: the label naming the failure
 )
 HTTP_LATENCY = Histogram(
     "tasker_http_request_duration_seconds",

@@ -255,7 +255,7 @@ class TaskCreator:
             )
             for cursor, step_id, step_name in created:
                 tx.note(ref, step_id, step_name, None, StepState.PENDING.value, "created", cursor)
-            tx.nudge([ids[name] for name in ready])
+            tx.dispatch_after_commit([ids[name] for name in ready])
             if bypass:
                 for name in template.graph.execution_order:
                     if name in bypass:

@@ -51,13 +51,13 @@ async def follow_task(
             for event in await tasks.history(task_id, after=cursor):
                 yield event
             return
-        async with contextlib.aclosing(_nudges(live, quiet)) as nudges:
-            async for nudge in nudges:
-                if nudge is None:
+        async with contextlib.aclosing(_hub_hints(live, quiet)) as hints:
+            async for hint in hints:
+                if hint is None:
                     yield None
                     continue
-                if nudge.cursor <= cursor:
-                    continue  # already read back with an earlier nudge
+                if hint.cursor <= cursor:
+                    continue  # already read back with an earlier hint
                 stopped = False
                 for event in await tasks.history(task_id, after=cursor):
                     yield event
@@ -68,7 +68,7 @@ async def follow_task(
                     return
 
 
-async def _nudges(
+async def _hub_hints(
     events: AsyncIterator[TransitionEvent], quiet: float
 ) -> AsyncGenerator[TransitionEvent | None, None]:
     """The hub's events, and None whenever none has come for `quiet` seconds."""

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from server.domain.views import TransitionEvent
-from server.engine.outbox import MAX_BATCH_EVENTS, Nudges, Outbox
+from server.engine.outbox import MAX_BATCH_EVENTS, Dispatches, Outbox
 
 
 def event(cursor: int) -> TransitionEvent:
@@ -27,10 +27,10 @@ class Recorder:
         self.batches: list[tuple[list[int], list[tuple[float, int]]]] = []
         self.gate = gate
 
-    def __call__(self, events: Sequence[TransitionEvent], nudges: Nudges) -> None:
+    def __call__(self, events: Sequence[TransitionEvent], dispatches: Dispatches) -> None:
         if self.gate is not None:
             self.gate.wait(10)
-        self.batches.append(([e.cursor for e in events], list(nudges)))
+        self.batches.append(([e.cursor for e in events], list(dispatches)))
 
 
 def test_commits_queued_behind_a_slow_send_go_out_together_in_order() -> None:
@@ -45,7 +45,7 @@ def test_commits_queued_behind_a_slow_send_go_out_together_in_order() -> None:
     cursors = [c for batch, _ in sent.batches for c in batch]
     assert cursors == [1, 2, 3, 4, 5, 6]
     assert len(sent.batches) < 6  # 2..6 were coalesced
-    assert [n for _, nudges in sent.batches for _, n in nudges] == [10, 20, 30, 40, 50, 60]
+    assert [n for _, dispatches in sent.batches for _, n in dispatches] == [10, 20, 30, 40, 50, 60]
     outbox.shutdown()
 
 
@@ -66,7 +66,7 @@ def test_a_batch_is_bounded() -> None:
 def test_a_failing_send_does_not_stop_the_outbox() -> None:
     calls: list[int] = []
 
-    def flaky(events: Sequence[TransitionEvent], _nudges: Nudges) -> None:
+    def flaky(events: Sequence[TransitionEvent], _dispatches: Dispatches) -> None:
         calls.append(events[0].cursor)
         if len(calls) == 1:
             raise RuntimeError("redis down")

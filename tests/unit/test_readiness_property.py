@@ -16,9 +16,9 @@ from server.domain.readiness import (
     UPSTREAM_FAILED,
     WAITING_ON_PARENTS,
     StepSnapshot,
-    doomed_steps,
     explain,
     is_runnable,
+    unreachable_steps,
 )
 from server.domain.states import DONE_STEP_STATES, StepState, TaskState
 
@@ -66,7 +66,7 @@ def test_every_waiting_step_has_exactly_one_true_reason(case) -> None:  # type: 
     reasons = explain(steps, task_status=task_status, now=NOW, workers_alive=workers_alive)
     by_name = {s.name: s for s in steps}
     status_of = {s.name: s.status for s in steps}
-    doomed = doomed_steps(by_name)
+    unreachable = unreachable_steps(by_name)
     assert set(reasons) == set(by_name)  # one entry per step, no more
     for step in steps:
         reason = reasons[step.name]
@@ -82,7 +82,7 @@ def test_every_waiting_step_has_exactly_one_true_reason(case) -> None:  # type: 
         elif code == RETRIES_EXHAUSTED:
             assert step.status is S.ERROR and step.next_attempt_at is None
         elif code == UPSTREAM_FAILED:
-            assert step.name in doomed
+            assert step.name in unreachable
         elif code == WAITING_ON_PARENTS:
             assert reason.waiting_on == not_done and not_done
         elif code == BACKING_OFF:
@@ -107,9 +107,9 @@ def test_runnable_steps_are_exactly_the_queued_ones(case) -> None:  # type: igno
         return
     reasons = explain(steps, task_status=task_status, now=NOW, workers_alive=True)
     status_of = {s.name: s.status for s in steps}
-    doomed = doomed_steps({s.name: s for s in steps})
+    unreachable = unreachable_steps({s.name: s for s in steps})
     for step in steps:
         reason = reasons[step.name]
         queued = reason is not None and reason.code == QUEUED
-        if step.status is not S.CANCELLED and step.name not in doomed:
+        if step.status is not S.CANCELLED and step.name not in unreachable:
             assert queued == is_runnable(step, status_of, NOW), (step, reason)
