@@ -1,4 +1,4 @@
-"""The production topology on one machine, started and stopped by one script (issue 7).
+"""The production topology on one machine, started and stopped by one script.
 
 PostgreSQL (the shared server on 127.0.0.1:5432, our own database) and a PRIVATE redis-server
 on a free loopback port (so it may be restarted at will), 2 `tasker serve` processes on their

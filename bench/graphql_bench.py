@@ -1,4 +1,4 @@
-"""GraphQL read benchmark (issue 4): one task with its steps, GraphQL vs REST, same run.
+"""GraphQL read benchmark: one task with its steps, GraphQL vs REST, same run.
 
 Starts `uvicorn --factory server.app:create_app` (one worker process, embedded mode, a fresh
 SQLite file or PostgreSQL when --database-url says so), creates a process_payment task, waits

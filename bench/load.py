@@ -1,4 +1,4 @@
-"""Load and faults against the bench.cluster topology (issue 7).
+"""Load and faults against the bench.cluster topology.
 
 N tasks across the example handlers and the five workflow shapes, created by 32 concurrent
 clients (half REST, half GraphQL, each round-robining over the server processes and failing

@@ -1,4 +1,4 @@
-"""REST read benchmark (issue 3): requests/s and p99 of the task endpoints next to bare Starlette.
+"""REST read benchmark: requests/s and p99 of the task endpoints next to bare Starlette.
 
 Starts two uvicorn servers with the same settings (one worker, embedded mode):
 

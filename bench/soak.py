@@ -1,4 +1,4 @@
-"""Soak: steady load for a long time, sampling every process's memory and connections (issue 7).
+"""Soak: steady load for a long time, sampling every process's memory and connections.
 
 Against a running bench.cluster: tasks arrive at a fixed rate (open loop, half REST half
 GraphQL, round-robin over the servers, the bench.load mix), 1 in `--follow-every` followed over

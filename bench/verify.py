@@ -1,4 +1,4 @@
-"""The invariants after a bench.load (or bench.soak) run, read from the database (issue 7).
+"""The invariants after a bench.load (or bench.soak) run, read from the database.
 
 Checks, each printed with its count; any violation makes the exit status 1:
  1. every task is terminal (complete, error, cancelled, resolved_manually);
