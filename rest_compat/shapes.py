@@ -148,7 +148,7 @@ class TaskStepOut(Shape):
 
 class BlockedReasonOut(Shape):
     code: str = Field(
-        description="waiting_on_parents, backing_off, retries_exhausted, cancelled, "
+        description="waiting_on_parents, backing_off, retries_exhausted, failed_permanently, cancelled, "
         "upstream_failed, no_live_worker or queued"
     )
     message: str
