@@ -170,3 +170,15 @@ def test_an_unknown_handler_config_type_is_named(tmp_path: Path) -> None:
     message = caught.value.message
     assert "unknown handler_config.type 'htp'" in message and "'http'" in message
     assert "missing required field" not in message
+
+
+# --- (l) the README shows an absolute SQLite path, and it is one ---------------------------
+
+
+def test_the_readme_shows_an_absolute_sqlite_url_that_tortoise_reads_as_absolute() -> None:
+    from tortoise.backends.base.config_generator import expand_db_url
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    url = "sqlite:///var/lib/tasker/tasker.db"
+    assert url in readme
+    assert expand_db_url(url)["credentials"]["file_path"] == "/var/lib/tasker/tasker.db"
