@@ -1,4 +1,5 @@
-# One entry point for people and CI. `make serve` and `make test` are the README's two commands.
+# One entry point for people and CI. `make serve` and `make test` are the README's two commands;
+# `make setup` alone builds the virtualenv.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -19,8 +20,12 @@ $(STAMP): pyproject.toml
 assets: $(STAMP)
 	$(PY) -m server.assets
 
+# `make serve PORT=8001 HOST=0.0.0.0` picks the address.
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
 serve: setup
-	$(VENV)/bin/tasker serve --examples
+	$(VENV)/bin/tasker serve --examples --host $(HOST) --port $(PORT)
 
 # The whole suite on SQLite + the in-process broker, then again on PostgreSQL + Redis when
 # TASKER_TEST_POSTGRES_URL is set (CI always sets it).

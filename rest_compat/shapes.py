@@ -148,8 +148,8 @@ class TaskStepOut(Shape):
 
 class BlockedReasonOut(Shape):
     code: str = Field(
-        description="waiting_on_parents, backing_off, retries_exhausted, cancelled, "
-        "upstream_failed, no_live_worker or queued"
+        description="waiting_on_parents, backing_off, retries_exhausted, failed_permanently, "
+        "cancelled, upstream_failed, no_live_worker or queued"
     )
     message: str
     waiting_on: list[str] = Field(description="Unfinished parents, for waiting_on_parents")

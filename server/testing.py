@@ -15,6 +15,22 @@ validation, claiming, retry decisions and finalization as `tasker serve`, with n
 worker threads. Instead of sending dispatch messages to workers, the dispatcher records them and
 `drain()` runs those steps one at a time, in order of when they become due, until nothing is left.
 
+HTTP steps (`handler_config: {type: http}`) call out for real unless you stub them:
+`t.stub_http(respond)` routes their requests to `respond(request) -> httpx.Response` (or to any
+`httpx.AsyncBaseTransport`) and returns the list of requests they sent::
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"charged": True})
+
+    sent = t.stub_http(respond)
+    run = await t.run("payments", "charge", {"amount": 5})
+    assert sent[0].url.path == "/charge"
+
+Errors your test may catch are exported here too: `ValidationFailed` (a context that fails the
+handler's schema, raised by `create`/`run`), `InvalidTaskConfig` (a subclass of it: an unknown
+`bypass_steps` name, ...), `HandlerNotFound`, `TemplateInvalid` (a bad handler YAML file, raised
+when the environment opens), and the handler-side `RetryableError` and `PermanentError`.
+
 With `fast_retries=True` (the default) a backoff delay does not make the test wait: the
 environment's clock jumps forward to the retry time instead (so timestamps recorded on steps
 are in that virtual future). With `fast_retries=False` it sleeps for real.
@@ -25,7 +41,7 @@ import contextlib
 import heapq
 import itertools
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from os import PathLike
@@ -33,11 +49,34 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import httpx
 from tortoise.context import TortoiseContext
 
 from server.config import Settings
 from server.container import Services, build_services
+from server.domain.errors import (
+    HandlerNotFound,
+    InvalidTaskConfig,
+    PermanentError,
+    RetryableError,
+    TemplateInvalid,
+    ValidationFailed,
+)
 from server.domain.views import CreateTask, StepView, TaskView
+from server.handlers.http import HttpStepHandler
+from server.registry.definitions import HTTP_HANDLER_CLASS
+
+__all__ = [
+    "HandlerNotFound",
+    "InvalidTaskConfig",
+    "PermanentError",
+    "RetryableError",
+    "TaskRun",
+    "TaskerTestEnv",
+    "TemplateInvalid",
+    "ValidationFailed",
+    "tasker_test_env",
+]
 
 MAX_STEP_RUNS = 10_000
 """A guard against handlers that never stop asking for retries."""
@@ -107,6 +146,28 @@ class TaskerTestEnv:
         self.services = services
         self.dispatcher = dispatcher
         self.fast_retries = fast
+
+    def stub_http(
+        self, respond: Callable[[httpx.Request], httpx.Response] | httpx.AsyncBaseTransport
+    ) -> list[httpx.Request]:
+        """Send the HTTP steps' requests to `respond` instead of the network, for this
+        environment; returns the (growing) list of requests sent. `respond` may be a function
+        of the request (wrapped in `httpx.MockTransport`) or a transport of your own."""
+        sent: list[httpx.Request] = []
+        inner = respond if isinstance(respond, httpx.AsyncBaseTransport) else None
+        mock = None if inner is not None else httpx.MockTransport(respond)  # type: ignore[arg-type]
+
+        class _Recording(httpx.AsyncBaseTransport):
+            async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+                sent.append(request)
+                transport = inner or mock
+                assert transport is not None
+                return await transport.handle_async_request(request)
+
+        handler = self.services.registry.step_handler(HTTP_HANDLER_CLASS)
+        assert isinstance(handler, HttpStepHandler)
+        handler.transport = _Recording()
+        return sent
 
     async def create(
         self,

@@ -15,8 +15,8 @@ from server.domain.views import BlockedReason, StepView
 class BlockedReasonType:
     code: str = strawberry.field(
         description=(
-            "waiting_on_parents, backing_off, retries_exhausted, cancelled, upstream_failed, "
-            "no_live_worker or queued."
+            "waiting_on_parents, backing_off, retries_exhausted, failed_permanently, cancelled, "
+            "upstream_failed, no_live_worker or queued."
         )
     )
     message: str = strawberry.field(description="A sentence for people.")

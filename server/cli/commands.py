@@ -252,11 +252,16 @@ def handlers_list(examples: bool) -> None:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 def handlers_validate(path: Path) -> None:
     """Check handler YAML files; exit 1 listing every problem."""
-    from server.registry.handler_registry import validate_path
+    from server.registry.handler_registry import count_path, validate_path
 
     problems = validate_path(path)
     for problem in problems:
         click.echo(problem, err=True)
     if problems:
         sys.exit(1)
-    click.echo(f"{path}: OK")
+    handler_count, step_count = count_path(path)
+    click.echo(f"{path}: OK ({_plural(handler_count, 'handler')}, {_plural(step_count, 'step')})")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -70,7 +70,18 @@ def _step_view(row: WorkflowStep, parents: list[str], children: list[str]) -> St
 def snapshots(steps: Sequence[StepView]) -> list[StepSnapshot]:
     """What readiness needs from each step."""
     return [
-        StepSnapshot(s.name, s.status, s.next_attempt_at, s.parents, s.last_error) for s in steps
+        StepSnapshot(
+            s.name,
+            s.status,
+            s.next_attempt_at,
+            s.parents,
+            s.last_error,
+            attempts=s.attempts,
+            retry_limit=s.retry_limit,
+            retryable=s.retryable,
+            error_class=s.error_class,
+        )
+        for s in steps
     ]
 
 

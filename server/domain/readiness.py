@@ -18,6 +18,7 @@ from server.domain.views import BlockedReason
 WAITING_ON_PARENTS = "waiting_on_parents"
 BACKING_OFF = "backing_off"
 RETRIES_EXHAUSTED = "retries_exhausted"
+FAILED_PERMANENTLY = "failed_permanently"
 CANCELLED = "cancelled"  # not a status: a blocked-reason code
 UPSTREAM_FAILED = "upstream_failed"
 NO_LIVE_WORKER = "no_live_worker"
@@ -27,6 +28,7 @@ REASON_CODES = (
     WAITING_ON_PARENTS,
     BACKING_OFF,
     RETRIES_EXHAUSTED,
+    FAILED_PERMANENTLY,
     CANCELLED,
     UPSTREAM_FAILED,
     NO_LIVE_WORKER,
@@ -43,6 +45,18 @@ class StepSnapshot:
     next_attempt_at: datetime | None
     parents: tuple[str, ...]
     last_error: str | None = None
+    # What tells a permanent failure from used-up retries (explanations only; the defaults
+    # read as exhausted, for callers that only decide readiness).
+    attempts: int = 0
+    retry_limit: int = 0
+    retryable: bool = True
+    error_class: str | None = None
+
+
+def failed_with_retries_left(step: StepSnapshot) -> bool:
+    """A step that failed for good before using its retries: its error was permanent (a
+    `PermanentError`, an HTTP 4xx, ...) or the step is not retryable."""
+    return is_failed_for_good(step) and (not step.retryable or step.attempts < step.retry_limit)
 
 
 def is_failed_for_good(step: StepSnapshot) -> bool:
@@ -181,6 +195,9 @@ def _reason(
         return None
     if step.status is StepState.CANCELLED or task_status is TaskState.CANCELLED:
         return BlockedReason(CANCELLED, "cancelled")  # not a status: its message
+    if failed_with_retries_left(step):
+        code = f"{step.error_class}: " if step.error_class else ""
+        return BlockedReason(FAILED_PERMANENTLY, f"failed permanently: {code}{step.last_error}")
     if is_failed_for_good(step):
         return BlockedReason(RETRIES_EXHAUSTED, f"failed with no retry left: {step.last_error}")
     if step.name in unreachable:

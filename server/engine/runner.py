@@ -11,6 +11,7 @@ step never re-runs.
 """
 
 import asyncio
+import functools
 import inspect
 import itertools
 import json
@@ -20,6 +21,7 @@ from typing import Any
 from server.domain.errors import PermanentError, RetryableError
 from server.engine.changes import StateChanges
 from server.engine.store import Claim, ClaimRequest, Outcome, StepStore
+from server.engine.upstream import upstream_results
 from server.handlers.base import StepContext
 from server.infra.logging import bind
 from server.infra.metrics import StepTimer
@@ -131,6 +133,8 @@ class StepRunner:
             handler_name=claim.handler_name,
             handler_version=claim.handler_version,
             timeout_seconds=claim.timeout,
+            read_upstream=functools.partial(upstream_results, claim.task.id, claim.step_name),
+            loop=asyncio.get_running_loop(),
         )
         try:
             # asyncio.timeout rather than wait_for: no extra Task per step.
@@ -165,6 +169,23 @@ class StepRunner:
         """`record`, also returning a ready child this worker may run next."""
         write = self.store.complete if outcome.ok else self.store.fail
         (recorded,) = await write([(claim, outcome)])
+        if not outcome.ok and recorded.result != "discarded":
+            # Operators read failures in the log, not only in the API.
+            log.warning(
+                "step failed: task %s step %s attempt %d error %s (%s): %s",
+                claim.task.id,
+                claim.step_name,
+                claim.attempt,
+                outcome.error_class,
+                "retrying" if recorded.result == "retrying" else "failed for good",
+                outcome.error,
+                extra={
+                    "task_id": str(claim.task.id),
+                    "step": claim.step_name,
+                    "attempt": claim.attempt,
+                    "error_class": outcome.error_class,
+                },
+            )
         return recorded.result, recorded.run_next
 
 

@@ -1,6 +1,7 @@
 """The step-handler API users implement: `StepHandler.process(step: StepContext)`."""
 
-from collections.abc import Awaitable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -21,11 +22,36 @@ class StepContext:
     config: Mapping[str, Any] = field(default_factory=dict)
     """The step template's `handler_config`."""
     parent_results: Mapping[str, Any] = field(default_factory=dict)
-    """Results of the steps this one depends on, by step name."""
+    """Results of the steps this one depends on directly (its `depends_on`), by step name.
+
+    Only direct parents: for a step further up the graph use `upstream_results()`."""
     namespace: str = ""
     handler_name: str = ""
     handler_version: str = ""
     timeout_seconds: float | None = None
+    read_upstream: Callable[[], Awaitable[Mapping[str, Any]]] | None = field(
+        default=None, repr=False, compare=False
+    )
+    """Set by the engine; handlers call `upstream_results()` instead."""
+    loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False, compare=False)
+    """The engine's event loop, for `upstream_results_sync` from a sync handler's thread."""
+
+    async def upstream_results(self) -> Mapping[str, Any]:
+        """Results of every ancestor (parents, their parents, ...), by step name.
+
+        Read from the database when called (not carried by the claim), so only the handlers
+        that ask for it pay for it. From a sync `process`, use `upstream_results_sync()`.
+        """
+        if self.read_upstream is None:
+            return dict(self.parent_results)
+        return await self.read_upstream()
+
+    def upstream_results_sync(self) -> Mapping[str, Any]:
+        """`upstream_results()` for a sync handler (it runs in a worker thread)."""
+        if self.read_upstream is None or self.loop is None:
+            return dict(self.parent_results)
+        read = self.read_upstream
+        return asyncio.run_coroutine_threadsafe(_awaited(read), self.loop).result()
 
 
 class StepHandler:
@@ -39,3 +65,7 @@ class StepHandler:
     def process(self, step: StepContext) -> Any | Awaitable[Any]:
         """Do the step's work and return its results."""
         raise NotImplementedError
+
+
+async def _awaited(read: Callable[[], Awaitable[Mapping[str, Any]]]) -> Mapping[str, Any]:
+    return await read()

@@ -43,9 +43,17 @@ _PLACEHOLDER = re.compile(r"\{(task_id|step|(?:context|inputs|parent_results)(?:
 class HttpStepHandler(StepHandler):
     """Runs one HTTP request per attempt, as configured by the step's `handler_config`."""
 
-    def __init__(self, allowed_hosts: Collection[str] | None = None) -> None:
-        """`allowed_hosts` overrides `TASKER_HTTP_ALLOWED_HOSTS` (empty allows every host)."""
+    def __init__(
+        self,
+        allowed_hosts: Collection[str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """`allowed_hosts` overrides `TASKER_HTTP_ALLOWED_HOSTS` (empty allows every host).
+
+        `transport` replaces the network (e.g. an `httpx.MockTransport` in tests; the test
+        helper's `stub_http` sets it); None sends real requests."""
         self._allowed_hosts = allowed_hosts
+        self.transport = transport
 
     async def process(self, step: StepContext) -> Any:
         """Send the request and map the response onto results, a retry or a failure."""
@@ -60,7 +68,9 @@ class HttpStepHandler(StepHandler):
         request = {"headers": headers, **_body(config, step, method)}
         timeout = float(config.get("timeout") or step.timeout_seconds or DEFAULT_TIMEOUT)
         try:
-            async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            async with httpx.AsyncClient(
+                timeout=timeout, follow_redirects=False, transport=self.transport
+            ) as client:
                 response = await client.request(method, url, **request)
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise PermanentError(f"bad url '{url}': {exc}", code="HTTP_CONFIG") from exc

@@ -186,8 +186,15 @@ def _parse_step(raw: dict[str, Any], where: "_Where", default_system: str | None
             raise where.error(f"unknown field '{key}'{hint}")
     config = where.mapping(raw, "handler_config")
     handler_class = where.text(raw, "handler_class")
-    if handler_class is None and config.get("type") == "http":
+    kind = config.get("type")
+    if handler_class is None and kind == "http":
         handler_class = HTTP_HANDLER_CLASS
+    if handler_class is None and kind is not None:
+        # A typo in the type would otherwise read as a missing handler_class.
+        raise where.error(
+            f"unknown handler_config.type '{kind}' (the built-in type is 'http'; "
+            "otherwise give a handler_class)"
+        )
     if handler_class is None:
         raise where.error("missing required field 'handler_class'")
     try:
@@ -254,6 +261,12 @@ class _Where:
     def text(self, data: Mapping[str, Any], key: str) -> str | None:
         value = data.get(key)
         if value is not None and not isinstance(value, str):
+            if key == "version" and isinstance(value, int | float):
+                # YAML reads `version: 1.0` as a number.
+                raise self.error(
+                    f"'version' must be a string: YAML read {value!r} as a number; "
+                    'quote it, e.g. version: "1.0.0"'
+                )
             raise self.error(f"'{key}' must be a string")
         return value
 

@@ -196,6 +196,15 @@ def validate_path(path: Path, *, environment: str = "development") -> list[str]:
     return errors
 
 
+def count_path(path: Path, *, environment: str = "development") -> tuple[int, int]:
+    """(handlers, steps) defined under a path that `validate_path` found valid."""
+    files = list(_definition_files(path)) if path.is_dir() else [path]
+    templates: list[HandlerTemplate] = []
+    for file in files:
+        _read_into(file, environment, templates, {})
+    return len(templates), sum(len(t.steps) for t in templates)
+
+
 def _definition_files(root: Path) -> Iterator[Path]:
     """YAML files under `root`: namespaces files first, then sorted by path; hidden ones skipped."""
     for path in sorted(root.rglob("*"), key=lambda p: (p.name not in NAMESPACES_FILES, p)):

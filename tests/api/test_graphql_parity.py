@@ -135,7 +135,7 @@ async def test_a_failed_task_explains_itself_the_same_way(client):
     assert (await wait_until(client, created["id"]))["status"] == "error"
     graphql = (await gql(client, TASK, {"id": created["id"]}))["task"]
     assert {b["reason"]["code"] for b in graphql["dependencies"]["blockedSteps"]} == {
-        "retries_exhausted",
+        "failed_permanently",
         "upstream_failed",
     }
     assert_same_task(await rest_task(client, created["id"]), graphql)

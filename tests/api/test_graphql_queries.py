@@ -176,10 +176,10 @@ class TestTask:
         assert data["status"] == "ERROR"
         assert steps["charge_card"]["status"] == "ERROR"
         assert "simulated permanent failure" in steps["charge_card"]["lastError"]
-        assert steps["charge_card"]["blockedReason"]["code"] == "retries_exhausted"
+        assert steps["charge_card"]["blockedReason"]["code"] == "failed_permanently"
         assert steps["update_order"]["blockedReason"]["code"] == "upstream_failed"
         blocked = {b["step"]: b["reason"]["code"] for b in data["dependencies"]["blockedSteps"]}
-        assert blocked["charge_card"] == "retries_exhausted"
+        assert blocked["charge_card"] == "failed_permanently"
 
     @pytest.mark.parametrize("task_id", ["00000000-0000-0000-0000-000000000000", "not-a-uuid", ""])
     async def test_unknown_task_is_null(self, client, task_id):

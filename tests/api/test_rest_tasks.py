@@ -196,7 +196,7 @@ class TestShow:
         blocked = {name: r["code"] for name, r in deps["blocked_reasons"].items()}
         assert deps["blocked_steps"] == list(blocked)
         assert blocked == {
-            "charge_card": "retries_exhausted",
+            "charge_card": "failed_permanently",
             "update_order": "upstream_failed",
             "send_confirmation": "upstream_failed",
         }

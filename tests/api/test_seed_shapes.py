@@ -118,7 +118,7 @@ async def test_blocked_steps_are_names_like_ready_and_completed_steps(client):
     # The reasons stay available: by name beside the lists, and on each step.
     reasons = deps["blocked_reasons"]
     assert list(reasons) == blocked
-    assert reasons["charge_card"]["code"] == "retries_exhausted"
+    assert reasons["charge_card"]["code"] == "failed_permanently"
     assert reasons["update_order"]["code"] == "upstream_failed"
     steps = (await client.get(f"/tasker/tasks/{task['id']}/workflow_steps")).json()
     by_name = {s["name"]: s["blocked_reason"] for s in steps["workflow_steps"]}

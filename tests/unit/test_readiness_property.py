@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from server.domain.readiness import (
     BACKING_OFF,
     CANCELLED,
+    FAILED_PERMANENTLY,
     NO_LIVE_WORKER,
     QUEUED,
     REASON_CODES,
@@ -79,7 +80,7 @@ def test_every_waiting_step_has_exactly_one_true_reason(case) -> None:  # type: 
         code = reason.code
         if code == CANCELLED:
             assert step.status is S.CANCELLED or task_status is TaskState.CANCELLED
-        elif code == RETRIES_EXHAUSTED:
+        elif code in (RETRIES_EXHAUSTED, FAILED_PERMANENTLY):
             assert step.status is S.ERROR and step.next_attempt_at is None
         elif code == UPSTREAM_FAILED:
             assert step.name in unreachable
@@ -96,7 +97,7 @@ def test_every_waiting_step_has_exactly_one_true_reason(case) -> None:  # type: 
         if step.status is S.CANCELLED or task_status is TaskState.CANCELLED:
             assert code == CANCELLED
         elif step.status is S.ERROR and step.next_attempt_at is None:
-            assert code == RETRIES_EXHAUSTED
+            assert code in (RETRIES_EXHAUSTED, FAILED_PERMANENTLY)
 
 
 @settings(max_examples=200, deadline=None)
