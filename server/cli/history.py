@@ -105,7 +105,7 @@ def _show(event: dict[str, Any], output: str, out: Console, step_width: int) -> 
     if output == "json":
         click.echo(json.dumps(event))
     else:
-        out.print(line(event, step_width))
+        out.print(line(event, step_width), soft_wrap=True)  # one event a line, for grep
 
 
 @task.command("events")
