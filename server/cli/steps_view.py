@@ -13,6 +13,7 @@ from rich.tree import Tree
 
 from server.cli.render import STATUS_STYLE, duration, parse_time, status_text
 from server.client import Step, Task
+from server.domain.states import StepState
 
 SHARED = "↑ shared, shown under "
 """A step with several parents is drawn once, under the first; elsewhere it is marked."""
@@ -72,7 +73,7 @@ def _spans(
             continue
         end = parse_time(step.get("completed_at"))
         if end is None or end < start:  # running: up to now; stopped without an end: a tick
-            end = now if step["status"] == "in_progress" else start
+            end = now if step["status"] == StepState.IN_PROGRESS.value else start
         spans.append((step, (start - origin).total_seconds(), (end - origin).total_seconds()))
     finished = parse_time(task.get("completed_at"))
     ends = [end for _step, _start, end in spans]
