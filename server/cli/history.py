@@ -56,6 +56,8 @@ def _event(task: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
 def history(client: TaskerClient, task_id: str, after: int | None) -> list[dict[str, Any]]:
     """The task's transitions after cursor `after` (all of them without one), oldest first."""
     found = client.graphql(HISTORY, {"id": task_id})["task"]
+    if found is None:  # gone since the caller read it
+        return []
     rows = [_event(found, row) for row in found["transitions"]]
     return [row for row in rows if after is None or row["cursor"] > after]
 
@@ -132,6 +134,7 @@ def task_events(
     output = "json" if as_json else output
     out = console()
     with session(url, token, debug) as client:
+        client.get_task(task_id)  # an unknown id: the REST error ([TASK_NOT_FOUND]), as `show`
         events = history(client, task_id, after)
         # Steps are all created with the task: their names fix the column for what follows.
         names = [step["name"] for step in client.list_steps(task_id)] if follow else []

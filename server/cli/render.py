@@ -67,26 +67,31 @@ def task_header(task: Task) -> Text:
 
 
 def steps_table(steps: Sequence[Step], now: datetime | None = None) -> Table:
-    table = Table(show_edge=False, pad_edge=False)
-    for column in ("step", "status", "attempts", "duration", "next attempt"):
+    # No rules between columns, and no "next attempt" column when no step waits for one: at
+    # 80 columns the reason keeps room to be read.
+    waits = any(next_attempt(step, now) for step in steps)
+    table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
+    for column in ("step", "status", "attempts", "duration", "next attempt")[: 5 if waits else 4]:
         table.add_column(column, no_wrap=True)
-    table.add_column("why / last error", overflow="fold", ratio=1)
+    table.add_column("why / last error", ratio=1)
     for step in steps:
         reason = step.get("blocked_reason")
         why = reason["message"] if reason else ""
-        error = step.get("last_error") or ""
-        if error and step.get("error_class") and step["status"] == StepState.ERROR.value:
-            error = f"{step['error_class']}: {error}"  # permanent vs retryable at a glance
-        if error and error not in why and step["status"] in _UNFINISHED:
+        raw = step.get("last_error") or ""
+        error = raw
+        if raw and step.get("error_class") and step["status"] == StepState.ERROR.value:
+            error = f"{step['error_class']}: {raw}"  # the code says permanent or retryable
+        if raw and raw in why:
+            why = why.replace(raw, error, 1)
+        elif error and step["status"] in _UNFINISHED:
             why = f"{why}; last error: {error}" if why else error
-        table.add_row(
+        cells: list[str | Text] = [
             step["name"],
             status_text(step["status"]),
             f"{step['attempts']}/{max(step['retry_limit'], 1)}",
             duration(step, now),
-            next_attempt(step, now),
-            why,
-        )
+        ]
+        table.add_row(*cells, *([next_attempt(step, now)] if waits else []), why)
     return table
 
 

@@ -142,3 +142,9 @@ def test_events_follow_until_the_task_ends(server: Server, gate: Path) -> None:
     followed = tasker(server, "task", "events", failing, "--follow", "--json")
     assert followed.returncode == 1
     assert json.loads(followed.stdout.splitlines()[-1])["to_status"] == "error"
+
+
+def test_events_of_an_unknown_task_is_one_line_error(server: Server) -> None:
+    missing = tasker(server, "task", "events", str(uuid.uuid4()), "--follow")
+    assert missing.returncode == 1 and "[TASK_NOT_FOUND]" in missing.stderr
+    assert "Traceback" not in missing.stderr
