@@ -94,7 +94,7 @@ def timeline(task: Task, steps: Sequence[Step], width: int, now: datetime | None
     scale = cells / total if total > 0 else 0.0
     lines = [header]
     for step, start, end in spans:
-        first = min(int(start * scale), cells - 1)
+        first = min(round(start * scale), cells - 1)
         last = max(first + 1, min(round(end * scale), cells))
         bar = SPACE * first + BAR * (last - first) + SPACE * (cells - last)
         name = step["name"][:label].ljust(label)

@@ -148,3 +148,40 @@ def test_events_of_an_unknown_task_is_one_line_error(server: Server) -> None:
     missing = tasker(server, "task", "events", str(uuid.uuid4()), "--follow")
     assert missing.returncode == 1 and "[TASK_NOT_FOUND]" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_timeline_bars_are_scaled_to_the_width_and_the_tree_marks_a_join() -> None:
+    from rich.console import Console
+
+    from server.cli.steps_view import step_tree, timeline
+
+    def step(name: str, start: int | None, end: int | None, parents: list[str]) -> dict:
+        at = "2026-01-01T00:00:{:02d}.000Z".format
+        return {"name": name, "status": "complete" if end is not None else "pending",
+                "started_at": None if start is None else at(start),
+                "completed_at": None if end is None else at(end), "parents": parents,
+                "children": {"a": ["b", "c"], "b": ["d"], "c": ["d"]}.get(name, [])}  # fmt: skip
+
+    steps = [step("a", 0, 2, []), step("b", 2, 10, ["a"]), step("c", 2, 4, ["a"]),
+             step("d", None, None, ["b", "c"])]  # fmt: skip
+    task = {"created_at": "2026-01-01T00:00:00.000Z", "completed_at": "2026-01-01T00:00:10Z"}
+    console = Console(width=80, record=True, color_system=None)
+    console.print(timeline(task, steps, 80))  # type: ignore[arg-type]
+    console.print(step_tree(steps))  # type: ignore[arg-type]
+    lines = console.export_text().splitlines()
+    assert lines[0] == "timeline  0 → 10.0 s after the task was created"
+    bars = {line[0]: line[3 : line.rindex(" ", 0, -3)].rstrip() for line in lines[1:4]}
+    assert all(len(line) <= 80 for line in lines)
+    cells = len(bars["a"])
+    assert bars["a"].startswith("█") and bars["b"].endswith("█")  # 0 s on the left, 10 s right
+    assert bars["b"].index("█") == bars["c"].index("█") == round(cells * 0.2)
+    assert abs(bars["c"].count("█") - cells * 0.2) <= 1
+    assert lines[1].endswith(" 2.0 s") and lines[2].endswith(" 8.0 s")
+    tree = lines[lines.index("steps") :]
+    assert tree[1:] == [
+        "└── a  complete  2.0 s",
+        "    ├── b  complete  8.0 s",
+        "    │   └── d  pending",
+        "    └── c  complete  2.0 s",
+        "        └── d  ↑ shared, shown under b",
+    ]
