@@ -2,9 +2,11 @@
 
 `commands` holds what runs in this process (serve, worker, migrate, prune, token, handlers);
 `tasks` the task commands, which talk to a server's public REST API through `server.client` and
-so work against any server; `render` draws their output.
+so work against any server (`history` adds `task events`); `render` and `steps_view` draw
+their output.
 """
 
+from server.cli import history  # noqa: F401  (registers `tasker task events`)
 from server.cli.commands import main
 from server.cli.tasks import task, tasks
 

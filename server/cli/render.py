@@ -6,7 +6,7 @@ commands work the same against any Tasker server.
 
 import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.console import Console, Group
@@ -67,24 +67,31 @@ def task_header(task: Task) -> Text:
 
 
 def steps_table(steps: Sequence[Step], now: datetime | None = None) -> Table:
-    table = Table(show_edge=False, pad_edge=False)
-    for column in ("step", "status", "attempts", "duration", "next attempt"):
+    # No rules between columns, and no "next attempt" column when no step waits for one: at
+    # 80 columns the reason keeps room to be read.
+    waits = any(next_attempt(step, now) for step in steps)
+    table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
+    for column in ("step", "status", "attempts", "duration", "next attempt")[: 5 if waits else 4]:
         table.add_column(column, no_wrap=True)
-    table.add_column("why / last error", overflow="fold", ratio=1)
+    table.add_column("why / last error", ratio=1)
     for step in steps:
         reason = step.get("blocked_reason")
         why = reason["message"] if reason else ""
-        error = step.get("last_error") or ""
-        if error and error not in why and step["status"] in _UNFINISHED:
+        raw = step.get("last_error") or ""
+        error = raw
+        if raw and step.get("error_class") and step["status"] == StepState.ERROR.value:
+            error = f"{step['error_class']}: {raw}"  # the code says permanent or retryable
+        if raw and raw in why:
+            why = why.replace(raw, error, 1)
+        elif error and step["status"] in _UNFINISHED:
             why = f"{why}; last error: {error}" if why else error
-        table.add_row(
+        cells: list[str | Text] = [
             step["name"],
             status_text(step["status"]),
             f"{step['attempts']}/{max(step['retry_limit'], 1)}",
             duration(step, now),
-            next_attempt(step, now),
-            why,
-        )
+        ]
+        table.add_row(*cells, *([next_attempt(step, now)] if waits else []), why)
     return table
 
 
@@ -92,14 +99,34 @@ def task_view(task: Task, steps: Sequence[Step]) -> Group:
     return Group(task_header(task), steps_table(steps))
 
 
-def tasks_table(tasks: Iterable[Task]) -> Table:
-    table = Table(show_edge=False, pad_edge=False)
-    for column in ("id", "handler", "status", "created"):
-        table.add_column(column, no_wrap=True)
+def age(value: str, now: datetime | None = None) -> str:
+    """How long ago, to the largest whole unit: '45s ago', '12m ago', '3h ago', '2d ago'."""
+    when = parse_time(value)
+    if when is None:
+        return ""
+    seconds = max((now or datetime.now(UTC)) - when, timedelta()).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size:.0f}{unit} ago"
+    return f"{seconds:.0f}s ago"
+
+
+ID_WIDTH = 36
+WIDE = 120
+"""From this many columns up the list shows absolute creation times; below, ages."""
+
+
+def tasks_table(tasks: Iterable[Task], width: int, now: datetime | None = None) -> Table:
+    """The id is never cut (scripts copy it); the handler folds and times shorten instead."""
+    table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
+    table.add_column("id", no_wrap=True, min_width=ID_WIDTH)
+    table.add_column("status", no_wrap=True)
+    table.add_column("handler", overflow="fold")
+    table.add_column("created (UTC)" if width >= WIDE else "created", no_wrap=True)
     for task in tasks:
-        table.add_row(
-            task["id"], task["full_name"], status_text(task["status"]), task["created_at"]
-        )
+        created = task["created_at"]
+        shown = created.replace("T", " ")[:19] if width >= WIDE else age(created, now)
+        table.add_row(task["id"], status_text(task["status"]), task["full_name"], shown)
     return table
 
 

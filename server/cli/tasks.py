@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from server.cli import render
+from server.cli import render, steps_view
 from server.client import TaskerClient, TaskerError, ValidationError
 from server.client.transport import DEFAULT_URL
 from server.domain.states import TaskState
@@ -44,8 +44,21 @@ def connection_options(command: F) -> F:
     return command
 
 
+def output_option(*formats: str) -> Callable[[F], F]:
+    """`--output`/`-o` FORMAT (the first is the default); `--json` is a shorthand for json."""
+    return click.option(
+        "--output",
+        "-o",
+        "output",
+        type=click.Choice(formats),
+        default=formats[0],
+        show_default=True,
+        help="How to print: " + ", ".join(formats) + ".",
+    )
+
+
 @contextmanager
-def _session(url: str, token: str | None, debug: bool) -> Iterator[TaskerClient]:
+def session(url: str, token: str | None, debug: bool) -> Iterator[TaskerClient]:
     """A client; API errors become one line on stderr and exit status 1."""
     try:
         with TaskerClient(url, token or None) as client:
@@ -66,11 +79,11 @@ def _session(url: str, token: str | None, debug: bool) -> Iterator[TaskerClient]
         sys.exit(130 if isinstance(exc, KeyboardInterrupt) else 1)
 
 
-def _console() -> Console:
+def console() -> Console:
     return Console(highlight=False, soft_wrap=False)
 
 
-def _print_json(value: Any) -> None:
+def print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=False))
 
 
@@ -84,7 +97,7 @@ def _parse_context(_ctx: click.Context, _param: click.Parameter, value: str) -> 
     return parsed
 
 
-def _finish(task: dict[str, Any]) -> None:
+def finish(task: dict[str, Any]) -> None:
     sys.exit(EXIT_CODES.get(task["status"], 1))
 
 
@@ -116,37 +129,43 @@ def task_create(
     as_json: bool,
 ) -> None:
     """Create a task from handler NAMESPACE NAME."""
-    with _session(url, token, debug) as client:
+    with session(url, token, debug) as client:
         created = client.create_task(
             namespace, name, context, version=version, idempotency_key=idempotency_key
         )
         if not wait:
             if as_json:
-                _print_json(created)
+                print_json(created)
             else:
                 click.echo(f"{created['id']}  {created['full_name']}  {created['status']}")
             return
         if not as_json:
             click.echo(f"created {created['id']} ({created['full_name']})")
-            final = render.watch(client, created["id"], _console())
+            final = render.watch(client, created["id"], console())
         else:
             final = client.wait_for_task(created["id"])
-            _print_json(client.get_task(created["id"], include_dependencies=True))
-    _finish(dict(final))
+            print_json(client.get_task(created["id"], include_dependencies=True))
+    finish(dict(final))
 
 
 @task.command("show")
 @click.argument("task_id")
+@output_option("table", "json")
 @connection_options
-def task_show(task_id: str, url: str, token: str | None, debug: bool, as_json: bool) -> None:
-    """Show a task and its steps."""
-    with _session(url, token, debug) as client:
+def task_show(
+    task_id: str, output: str, url: str, token: str | None, debug: bool, as_json: bool
+) -> None:
+    """Show a task, its steps, their tree (parents → children) and a timeline."""
+    with session(url, token, debug) as client:
         found = client.get_task(task_id)
         steps = client.list_steps(task_id)
-        if as_json:
-            _print_json({**found, "workflow_steps": steps})
+        if as_json or output == "json":
+            print_json({**found, "workflow_steps": steps})
             return
-        _console().print(render.task_view(found, steps))
+        out = console()
+        out.print(render.task_view(found, steps))
+        out.print(steps_view.step_tree(steps))
+        out.print(steps_view.timeline(found, steps, out.width))
 
 
 @task.command("watch")
@@ -154,15 +173,15 @@ def task_show(task_id: str, url: str, token: str | None, debug: bool, as_json: b
 @connection_options
 def task_watch(task_id: str, url: str, token: str | None, debug: bool, as_json: bool) -> None:
     """Follow a task live until it ends; exit 0 when complete, 1 on error or cancel."""
-    with _session(url, token, debug) as client:
+    with session(url, token, debug) as client:
         if as_json:
             for frame in client.events(task_id):
                 if frame.event == "message":
                     click.echo(json.dumps(frame.data))
             final = client.get_task(task_id)
         else:
-            final = render.watch(client, task_id, _console())
-    _finish(dict(final))
+            final = render.watch(client, task_id, console())
+    finish(dict(final))
 
 
 @task.command("cancel")
@@ -170,7 +189,7 @@ def task_watch(task_id: str, url: str, token: str | None, debug: bool, as_json: 
 @connection_options
 def task_cancel(task_id: str, url: str, token: str | None, debug: bool, as_json: bool) -> None:
     """Cancel a task and its unfinished steps (repeating it is harmless)."""
-    with _session(url, token, debug) as client:
+    with session(url, token, debug) as client:
         _report(client.cancel_task(task_id), as_json)
 
 
@@ -179,13 +198,13 @@ def task_cancel(task_id: str, url: str, token: str | None, debug: bool, as_json:
 @connection_options
 def task_retry(task_id: str, url: str, token: str | None, debug: bool, as_json: bool) -> None:
     """Re-run the failed steps of a task in error."""
-    with _session(url, token, debug) as client:
+    with session(url, token, debug) as client:
         _report(client.retry_task(task_id), as_json)
 
 
 def _report(found: Any, as_json: bool) -> None:
     if as_json:
-        _print_json(found)
+        print_json(found)
     else:
         click.echo(f"{found['id']}  {found['full_name']}  {found['status']}")
 
@@ -202,6 +221,7 @@ def tasks() -> None:
 @click.option("--status", type=click.Choice(STATUSES), help="Only tasks in this state.")
 @click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--per-page", type=click.IntRange(1, 100), default=25, show_default=True)
+@output_option("table", "json", "ids")
 @connection_options
 def tasks_list(
     namespace: str | None,
@@ -210,13 +230,14 @@ def tasks_list(
     status: str | None,
     page: int,
     per_page: int,
+    output: str,
     url: str,
     token: str | None,
     debug: bool,
     as_json: bool,
 ) -> None:
     """Tasks, newest first, one page at a time."""
-    with _session(url, token, debug) as client:
+    with session(url, token, debug) as client:
         found = client.list_tasks(
             namespace=namespace,
             name=name,
@@ -225,13 +246,17 @@ def tasks_list(
             page=page,
             per_page=per_page,
         )
-    if as_json:
-        _print_json(found)
+    if as_json or output == "json":
+        print_json(found)
         return
-    console = _console()
-    console.print(render.tasks_table(found["tasks"]))
+    if output == "ids":  # for xargs: nothing but the ids
+        for listed in found["tasks"]:
+            click.echo(listed["id"])
+        return
+    out = console()
+    out.print(render.tasks_table(found["tasks"], out.width))
     p = found["pagination"]
-    console.print(
+    out.print(
         f"page {p['current_page']} of {max(p['total_pages'], 1)} ({p['total_count']} tasks)",
         style="dim",
     )
