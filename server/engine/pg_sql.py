@@ -81,6 +81,8 @@ WITH target AS (
       FROM tasker_workflow_steps ws JOIN tasker_tasks t ON t.id = ws.task_id
      WHERE ws.id = $step_id AND ws.waiting_on = 0
        AND t.status = ANY($claimable_tasks::text[])
+       -- A delayed task's steps wait for its start (`readiness.has_started`).
+       AND (t.run_at IS NULL OR t.run_at <= $now)
        AND (ws.status = $claim_from::text
             OR (ws.status = $retry_from::text AND ws.next_attempt_at <= $now))
        -- Locks the task row (as cancel/resolve/finalize do, exclusively): a claim cannot slip
