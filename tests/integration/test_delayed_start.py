@@ -115,6 +115,27 @@ async def test_no_claim_gets_through_before_the_start_and_the_sweeper_sends_it_o
     assert (await services.tasks.get_task(task.id)).status is TaskState.IN_PROGRESS
 
 
+async def test_a_step_resolved_by_hand_before_the_start_sends_its_children_delayed(
+    services: Services,
+) -> None:
+    clock = VirtualClock()
+    services.changes.clock = clock
+    recorder = Recorder()
+    services.set_dispatcher(recorder)
+    task, _ = await services.tasks.create_task(CreateTask(**LINEAR, delay_seconds=HOUR))
+    assert task.run_at is not None
+    recorder.sent.clear()
+    await services.steps.resolve_step(task.id, "a", results={"by": "hand"})
+    child = await services.steps.get_step(task.id, "b")
+    assert len(recorder.sent) == 1 and recorder.sent[0][0] == child.id
+    assert abs(recorder.sent[0][1] - HOUR) < 5  # delayed until the start, not at once
+    assert await services.runner.claim(child.id) is None
+    clock.advance_to(task.run_at - timedelta(minutes=1))
+    assert await services.sweeper.redispatch_idle() == 0  # no re-send before the start
+    clock.advance_to(task.run_at + timedelta(seconds=5))
+    assert await services.runner.claim(child.id) is not None
+
+
 async def test_a_past_run_at_starts_at_once(services: Services) -> None:
     recorder = Recorder()
     services.set_dispatcher(recorder)
