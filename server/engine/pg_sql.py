@@ -129,7 +129,7 @@ SELECT c.id, c.task_id, c.name, c.attempts, c.retry_limit, c.retryable, c.timeou
        (SELECT json_object_agg(p.name, p.results)
           FROM tasker_step_edges e JOIN tasker_workflow_steps p ON p.id = e.from_step_id
          WHERE e.to_step_id = c.id AND p.task_id = c.task_id) AS parent_results,
-       t.created_at AS task_created_at,
+       COALESCE(t.run_at, t.created_at) AS task_created_at,
        (SELECT MAX(p.completed_at)
           FROM tasker_step_edges e JOIN tasker_workflow_steps p ON p.id = e.from_step_id
          WHERE e.to_step_id = c.id AND p.task_id = c.task_id) AS parents_done_at,

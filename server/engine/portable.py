@@ -118,7 +118,7 @@ class PortableStore:
                 context=task_row.context,
                 parent_results={p["name"]: p["results"] for p in parents},
                 lease_owner=req.lease_owner,
-                task_created_at=task_row.created_at,
+                task_created_at=task_row.run_at or task_row.created_at,
                 parents_done_at=max(
                     (p["completed_at"] for p in parents if p["completed_at"]), default=None
                 ),

@@ -88,4 +88,7 @@ def _summary(status: TaskState, blocked: tuple[tuple[str, BlockedReason], ...]) 
     stuck = [name for name, r in blocked if r.code not in PASSING]
     if stuck:
         return f"Task is blocked at {', '.join(stuck)}"
+    start = next((r.until for _, r in blocked if r.code == SCHEDULED and r.until), None)
+    if start is not None:
+        return f"Task is scheduled to start at {start.isoformat()}"
     return "Task is progressing normally through dependency chain"

@@ -188,6 +188,7 @@ async def test_rest_create_with_a_delay_shows_scheduled(client: httpx.AsyncClien
     shown = (await client.get(f"/tasker/tasks/{created['id']}?include_dependencies=true")).json()
     assert shown["status"] == "pending"
     assert shown["run_at"] == created["run_at"]
+    assert shown["dependencies"]["analysis"].startswith("Task is scheduled to start at ")
     reason = shown["dependencies"]["blocked_reasons"]["a"]
     assert reason["code"] == "scheduled"
     assert reason["until"] == created["run_at"]
