@@ -1,7 +1,8 @@
 """The invariants after a bench.load (or bench.soak) run, read from the database.
 
 Checks, each printed with its count; any violation makes the exit status 1:
- 1. every task is terminal (complete, error, cancelled, resolved_manually);
+ 1. every task is terminal (complete, error, cancelled, resolved_manually), except one whose
+    delayed start (`run_at`) has not come yet, and no step started before its task's start;
  2. no step is left in progress, and a complete task has only complete/resolved steps;
  3. every completed step was completed exactly once (one `-> complete` history row, none for
     steps that are not complete), and its attempts equal its claims;
@@ -31,7 +32,16 @@ from bench.cluster import OUT, PG_BASE
 FINISHED = ["complete", "error", "cancelled", "resolved_manually"]
 
 CHECKS: list[tuple[str, str]] = [
-    ("tasks not terminal", "SELECT count(*) FROM tasker_tasks WHERE status <> ALL($1::text[])"),
+    (
+        "tasks not terminal (delayed ones not yet due aside)",
+        """SELECT count(*) FROM tasker_tasks
+         WHERE status <> ALL($1::text[]) AND (run_at IS NULL OR run_at <= now())""",
+    ),
+    (
+        "steps started before their task's delayed start",
+        """SELECT count(*) FROM tasker_workflow_steps s JOIN tasker_tasks t ON t.id = s.task_id
+         WHERE t.run_at IS NOT NULL AND s.started_at < t.run_at""",
+    ),
     (
         "steps left in progress",
         "SELECT count(*) FROM tasker_workflow_steps WHERE status = 'in_progress'",
@@ -172,9 +182,9 @@ async def database_checks(url: str) -> tuple[dict[str, int], dict[str, Any], lis
         span = await conn.fetchrow(
             """SELECT min(created_at) AS first, max(completed_at) AS last,
                       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM
-                          completed_at - created_at)) AS p50,
+                          completed_at - COALESCE(run_at, created_at))) AS p50,
                       percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM
-                          completed_at - created_at)) AS p99
+                          completed_at - COALESCE(run_at, created_at))) AS p99
                  FROM tasker_tasks WHERE status = 'complete'"""
         )
         if span["first"] is not None:

@@ -48,6 +48,19 @@ class CreateTaskInput:
     bypass_steps: list[str] | None = strawberry.field(
         default=None, description="Skippable steps to mark resolved at creation."
     )
+    # Text, not DateTime: a value that does not parse is then a ValidationError with the
+    # same field and code as on REST, not a query error.
+    run_at: str | None = strawberry.field(
+        default=None,
+        description=(
+            "Start no earlier than this ISO 8601 time with a time zone (e.g. "
+            "2027-01-31T09:00:00Z); a past time starts at once. Not with delaySeconds."
+        ),
+    )
+    delay_seconds: float | None = strawberry.field(
+        default=None,
+        description="Start this many seconds after creation (0 to a year). Not with runAt.",
+    )
 
     def to_request(self, subject: str | None) -> CreateTask:
         return CreateTask(
@@ -61,6 +74,8 @@ class CreateTaskInput:
             tags=tuple(self.tags or ()),
             bypass_steps=tuple(self.bypass_steps or ()),
             idempotency_key=self.idempotency_key,
+            run_at=self.run_at,
+            delay_seconds=self.delay_seconds,
             subject=subject,
         )
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from server.domain.inputs import MAX_KEY_LENGTH, MAX_REASON_LENGTH, MAX_TAGS
+from server.domain.inputs import MAX_DELAY_SECONDS, MAX_KEY_LENGTH, MAX_REASON_LENGTH, MAX_TAGS
 from server.domain.states import TaskState
 from server.domain.versions import SEMVER, is_semver
 from server.services.steps import MAX_RETRY_LIMIT
@@ -188,6 +188,20 @@ class CreateTaskBody(Body):
     )
     bypass_steps: list[Text] = Field(
         default_factory=list, description="Skippable steps to mark resolved at once"
+    )
+    # Checked by the service (`server.domain.inputs.start_time`), not here, so that a bad
+    # value is the same 422 and code on REST as on GraphQL.
+    run_at: Text | None = Field(
+        None,
+        description="Start no earlier than this ISO 8601 time, with a time zone (e.g. "
+        "2027-01-31T09:00:00Z); a past time starts at once. Not with delay_seconds",
+        json_schema_extra={"format": "date-time"},
+    )
+    delay_seconds: float | None = Field(
+        None,
+        description="Start this many seconds after creation "
+        f"(0 to {MAX_DELAY_SECONDS}). Not with run_at",
+        json_schema_extra={"minimum": 0, "maximum": MAX_DELAY_SECONDS},
     )
 
 

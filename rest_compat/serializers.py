@@ -86,6 +86,7 @@ def task_json(task: TaskView) -> dict[str, Any]:
         "context": task.context,
         "created_at": shapes.iso_z(task.created_at),
         "updated_at": shapes.iso_z(task.updated_at),
+        "run_at": shapes.iso_z(task.run_at) if task.run_at else None,
     }
 
 

@@ -112,6 +112,9 @@ class TaskOut(Shape):
     context: JsonValue
     created_at: Timestamp
     updated_at: Timestamp
+    run_at: Timestamp | None = Field(
+        None, description="A delayed start: no step runs before it (null: at once)"
+    )
 
 
 class TaskRecordOut(TaskOut):
@@ -149,11 +152,15 @@ class TaskStepOut(Shape):
 class BlockedReasonOut(Shape):
     code: str = Field(
         description="waiting_on_parents, backing_off, retries_exhausted, failed_permanently, "
-        "cancelled, upstream_failed, no_live_worker or queued"
+        "cancelled, upstream_failed, no_live_worker, queued or scheduled (the task's delayed "
+        "start has not come)"
     )
     message: str
     waiting_on: list[str] = Field(description="Unfinished parents, for waiting_on_parents")
-    until: Timestamp | None = Field(description="When the next attempt is due, for backing_off")
+    until: Timestamp | None = Field(
+        description="When the next attempt is due, for backing_off; when the task starts, "
+        "for scheduled"
+    )
 
 
 class Dependencies(Shape):
@@ -178,6 +185,9 @@ class TaskWithDependencies(Shape):
     dependencies: Dependencies
     created_at: Timestamp
     updated_at: Timestamp
+    run_at: Timestamp | None = Field(
+        None, description="A delayed start: no step runs before it (null: at once)"
+    )
 
 
 # --- workflow steps ----------------------------------------------------------------------

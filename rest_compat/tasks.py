@@ -33,6 +33,8 @@ async def create_task(
             tags=tuple(body.tags),
             bypass_steps=tuple(body.bypass_steps),
             idempotency_key=headers.idempotency_key,
+            run_at=body.run_at,
+            delay_seconds=body.delay_seconds,
             subject=services_of(request).auth.subject(request.scope),
         )
     )

@@ -5,6 +5,7 @@ Retries belong to the domain, so the actor has `max_retries=0`; a failed message
 the sweeper re-dispatches from the database.
 """
 
+import math
 from collections.abc import Callable, Sequence
 
 import dramatiq
@@ -64,6 +65,8 @@ class DramatiqDispatcher:
 
     def dispatch(self, step_ids: Sequence[int], delay_seconds: float = 0.0) -> None:
         """Send `run_step(id)` for each id, delayed when asked."""
-        delay = int(delay_seconds * 1000) or None
+        # Rounded up: a message must not arrive before its step may be claimed (a delayed
+        # start is refused even a millisecond early, and then waits for the sweeper).
+        delay = math.ceil(delay_seconds * 1000) or None
         for step_id in step_ids:
             self.actor.send_with_options(args=(step_id,), delay=delay)

@@ -16,12 +16,15 @@ class BlockedReasonType:
     code: str = strawberry.field(
         description=(
             "waiting_on_parents, backing_off, retries_exhausted, failed_permanently, cancelled, "
-            "upstream_failed, no_live_worker or queued."
+            "upstream_failed, no_live_worker, queued or scheduled (its task's delayed start has "
+            "not come)."
         )
     )
     message: str = strawberry.field(description="A sentence for people.")
     waiting_on: list[str] = strawberry.field(description="Parents not done yet, by name.")
-    until: datetime | None = strawberry.field(description="When a backing-off step retries.")
+    until: datetime | None = strawberry.field(
+        description="When a backing-off step retries, or a scheduled one's task starts."
+    )
 
     @classmethod
     def from_view(cls, reason: BlockedReason) -> "BlockedReasonType":

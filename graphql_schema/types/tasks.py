@@ -74,6 +74,9 @@ class TaskType:
     created_at: datetime = strawberry.field(description="When the task was created.")
     updated_at: datetime = strawberry.field(description="Last change to the task.")
     completed_at: datetime | None = strawberry.field(description="When it reached its end.")
+    run_at: datetime | None = strawberry.field(
+        description="A delayed start: no step runs before it (null: at once).",
+    )
     view: strawberry.Private[TaskView]
 
     steps: list[StepType] = strawberry.field(
@@ -108,6 +111,7 @@ class TaskType:
             created_at=view.created_at,
             updated_at=view.updated_at,
             completed_at=view.completed_at,
+            run_at=view.run_at,
             view=view,
         )
 

@@ -114,6 +114,12 @@ def task() -> None:
     "--context", default="{}", callback=_parse_context, help="The task context, a JSON object."
 )
 @click.option("--idempotency-key", help="Repeating a create with this key returns the first task.")
+@click.option(
+    "--delay", type=float, metavar="SECONDS", help="Start the task this many seconds from now."
+)
+@click.option(
+    "--run-at", metavar="ISO", help="Start the task at this ISO 8601 time (with a time zone)."
+)
 @click.option("--wait", is_flag=True, help="Follow the task until it ends; exit 0 if complete.")
 @connection_options
 def task_create(
@@ -122,6 +128,8 @@ def task_create(
     version: str | None,
     context: dict[str, Any],
     idempotency_key: str | None,
+    delay: float | None,
+    run_at: str | None,
     wait: bool,
     url: str,
     token: str | None,
@@ -131,13 +139,20 @@ def task_create(
     """Create a task from handler NAMESPACE NAME."""
     with session(url, token, debug) as client:
         created = client.create_task(
-            namespace, name, context, version=version, idempotency_key=idempotency_key
+            namespace,
+            name,
+            context,
+            version=version,
+            idempotency_key=idempotency_key,
+            run_at=run_at,
+            delay_seconds=delay,
         )
+        starts = f"  starts {created['run_at']}" if created.get("run_at") else ""
         if not wait:
             if as_json:
                 print_json(created)
             else:
-                click.echo(f"{created['id']}  {created['full_name']}  {created['status']}")
+                click.echo(f"{created['id']}  {created['full_name']}  {created['status']}{starts}")
             return
         if not as_json:
             click.echo(f"created {created['id']} ({created['full_name']})")

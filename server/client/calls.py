@@ -10,6 +10,7 @@ resolve, step commands, task listing) follow DESIGN §5.5.
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -64,12 +65,21 @@ def create_task(
     *,
     version: str | None = None,
     idempotency_key: str | None = None,
+    run_at: str | datetime | None = None,
+    delay_seconds: float | None = None,
     **extra: Any,
 ) -> Call[Task]:
-    """Create a task; `extra` may carry initiator, source_system, reason, tags, bypass_steps."""
+    """Create a task; `extra` may carry initiator, source_system, reason, tags, bypass_steps.
+
+    `run_at` (ISO 8601 with a time zone, or an aware datetime) or `delay_seconds` delays its
+    start: it stays pending, its steps `scheduled`, until then."""
     body = {"namespace": namespace, "name": name, "context": dict(context or {}), **extra}
     if version is not None:
         body["version"] = version
+    if run_at is not None:
+        body["run_at"] = run_at.isoformat() if isinstance(run_at, datetime) else run_at
+    if delay_seconds is not None:
+        body["delay_seconds"] = delay_seconds
     # With a key, a repeated POST returns the first task: safe to retry. Without one it is not.
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
     return Call("POST", "/tasks", json=body, headers=headers, idempotent=bool(idempotency_key))

@@ -96,6 +96,7 @@ class Task(TypedDict):
     tags: NotRequired[list[str]]
     bypass_steps: NotRequired[list[str]]
     completed_at: NotRequired[str | None]
+    run_at: NotRequired[str | None]
     steps: NotRequired[list[TaskStep]]
     dependencies: NotRequired[Dependencies]
 

@@ -76,6 +76,8 @@ class Task(Model):
     completed_at = fields.DatetimeField(null=True)
     remaining = fields.IntField(default=0, db_default=0)
     """Steps not yet complete or resolved: the completion that brings it to 0 finalizes."""
+    run_at = fields.DatetimeField(null=True)
+    """When a delayed task may start: no step is claimed before it (NULL: at once)."""
 
     class Meta:
         table = "tasker_tasks"

@@ -35,6 +35,7 @@ COLUMNS = (
     "identity_hash",
     "requested_at",
     "completed_at",
+    "run_at",
 )
 _COLUMN_LIST = ", ".join(f"t.{c}" for c in COLUMNS)
 _SELECT = f"SELECT {_COLUMN_LIST} FROM tasker_tasks t"
@@ -96,6 +97,7 @@ def task_view_of(record: Row, *, json_decoded: bool = False) -> TaskView:
         record[14],
         as_datetime(record[15]),
         as_datetime(record[16]),
+        as_datetime(record[17]),
     )
 
 

@@ -25,6 +25,7 @@ Pure Python: the adapters' own schemas (OpenAPI, GraphQL) quote these constants.
 import json
 import math
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 MAX_KEY_LENGTH = 255
@@ -46,6 +47,10 @@ MAX_JSON_BYTES = 1024 * 1024
 MAX_PROBLEMS = 10
 """Problems reported per field, and fields reported per request: a huge bad document does
 not make a huge answer."""
+
+MAX_DELAY_SECONDS = 366 * 24 * 3600
+"""A delayed start is at most a year (and a day) away: further is more likely a unit mistake
+(milliseconds for seconds) than a plan, and the broker would hold the message that long."""
 
 NUL = "\x00"
 NO_NUL = "must not contain NUL characters"
@@ -147,6 +152,58 @@ class InputProblems:
                 self.add(where, problem)
                 clean = False
         return clean
+
+
+def start_time(
+    problems: InputProblems,
+    run_at: str | datetime | None,
+    delay_seconds: float | None,
+    now: datetime,
+) -> datetime | None:
+    """When a task asked to start later may start: None for at once (nothing asked, or a
+    `run_at` already past). Problems go to `problems` (the result is then meaningless).
+
+    `run_at` is ISO 8601 with a time zone: without one the instant would depend on the
+    server's zone. Not both fields: which one wins would be a guess."""
+    if run_at is not None and delay_seconds is not None:
+        problems.add("run_at", "give run_at or delay_seconds, not both")
+        return None
+    if delay_seconds is not None:
+        if (
+            isinstance(delay_seconds, bool)
+            or not isinstance(delay_seconds, int | float)
+            or not math.isfinite(delay_seconds)
+        ):
+            problems.add("delay_seconds", "must be a number of seconds")
+        elif delay_seconds < 0:
+            problems.add("delay_seconds", "must not be negative")
+        elif delay_seconds > MAX_DELAY_SECONDS:
+            problems.add("delay_seconds", f"must be at most {MAX_DELAY_SECONDS} seconds")
+        else:
+            return now + timedelta(seconds=delay_seconds) if delay_seconds > 0 else None
+        return None
+    if run_at is None:
+        return None
+    moment = run_at
+    if isinstance(run_at, str):
+        if problem := text_problem(run_at):
+            problems.add("run_at", problem)
+            return None
+        try:
+            moment = datetime.fromisoformat(run_at.strip())
+        except ValueError:
+            problems.add("run_at", "must be an ISO 8601 date and time, e.g. 2027-01-31T09:00:00Z")
+            return None
+    if not isinstance(moment, datetime):
+        problems.add("run_at", "must be an ISO 8601 date and time")
+        return None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        problems.add("run_at", "must include a time zone (Z or an offset such as +02:00)")
+        return None
+    if moment - now > timedelta(seconds=MAX_DELAY_SECONDS):
+        problems.add("run_at", f"must be at most {MAX_DELAY_SECONDS} seconds from now")
+        return None
+    return moment if moment > now else None
 
 
 def text_filter_problems(filters: Mapping[str, str | None]) -> dict[str, list[str]]:

@@ -23,6 +23,7 @@ CANCELLED = "cancelled"  # not a status: a blocked-reason code
 UPSTREAM_FAILED = "upstream_failed"
 NO_LIVE_WORKER = "no_live_worker"
 QUEUED = "queued"
+SCHEDULED = "scheduled"
 
 REASON_CODES = (
     WAITING_ON_PARENTS,
@@ -33,6 +34,7 @@ REASON_CODES = (
     UPSTREAM_FAILED,
     NO_LIVE_WORKER,
     QUEUED,
+    SCHEDULED,
 )
 
 
@@ -77,6 +79,13 @@ def is_due(status: StepState, next_attempt_at: datetime | None, now: datetime) -
     if status is StepState.PENDING:
         return True
     return status is RETRYING and next_attempt_at is not None and next_attempt_at <= now
+
+
+def has_started(run_at: datetime | None, now: datetime) -> bool:
+    """True when a task may run steps: it has no delayed start, or its start time came.
+    Before then no step of it is claimed, whatever message arrives (a duplicate, a stale one,
+    a sweeper's)."""
+    return run_at is None or run_at <= now
 
 
 def parents_done(step: StepSnapshot, status_of: Mapping[str, StepState]) -> bool:
@@ -169,8 +178,12 @@ def explain(
     task_status: TaskState,
     now: datetime,
     workers_alive: bool,
+    run_at: datetime | None = None,
 ) -> dict[str, BlockedReason | None]:
     """One reason per step that is neither running nor done (None for those that are).
+
+    `run_at` is the task's delayed start: until then a step that would otherwise be ready
+    says `scheduled` (with `until`).
 
     `workers_alive` has no default: only the caller can measure it (`Liveness` in
     `server.services.dependencies`), and a ready step says `no_live_worker` or `queued` by it."""
@@ -179,7 +192,9 @@ def explain(
     unreachable = unreachable_steps(by_name)
     reasons: dict[str, BlockedReason | None] = {}
     for step in steps:
-        reasons[step.name] = _reason(step, status_of, unreachable, task_status, now, workers_alive)
+        reasons[step.name] = _reason(
+            step, status_of, unreachable, task_status, now, workers_alive, run_at
+        )
     return reasons
 
 
@@ -190,6 +205,7 @@ def _reason(
     task_status: TaskState,
     now: datetime,
     workers_alive: bool,
+    run_at: datetime | None,
 ) -> BlockedReason | None:
     if step.status in DONE_STEP_STATES or step.status is StepState.IN_PROGRESS:
         return None
@@ -213,6 +229,9 @@ def _reason(
             f"retry scheduled at {step.next_attempt_at.isoformat()}",
             until=step.next_attempt_at,
         )
+    if not has_started(run_at, now):
+        assert run_at is not None  # has_started says so
+        return BlockedReason(SCHEDULED, f"scheduled to start at {run_at.isoformat()}", until=run_at)
     if not workers_alive:
         return BlockedReason(NO_LIVE_WORKER, "ready, but no live worker is heartbeating")
     return BlockedReason(QUEUED, "ready, waiting for a worker")

@@ -35,6 +35,8 @@ class TaskView(NamedTuple):
     identity_hash: str | None = None
     requested_at: datetime | None = None
     completed_at: datetime | None = None
+    run_at: datetime | None = None
+    """When a delayed task may start (None: at once)."""
 
     @property
     def full_name(self) -> str:
@@ -183,6 +185,10 @@ class CreateTask:
     tags: tuple[str, ...] = ()
     bypass_steps: tuple[str, ...] = ()
     idempotency_key: str | None = None
+    run_at: str | datetime | None = None
+    """A delayed start: ISO 8601 text with a time zone (or a datetime), validated by the
+    service; not together with `delay_seconds`."""
+    delay_seconds: float | None = None
     subject: str | None = None
     """The caller's token subject: idempotency keys are its own. None (open mode): one
     scope shared by every caller."""

@@ -81,6 +81,8 @@ WITH target AS (
       FROM tasker_workflow_steps ws JOIN tasker_tasks t ON t.id = ws.task_id
      WHERE ws.id = $step_id AND ws.waiting_on = 0
        AND t.status = ANY($claimable_tasks::text[])
+       -- A delayed task's steps wait for its start (`readiness.has_started`).
+       AND (t.run_at IS NULL OR t.run_at <= $now)
        AND (ws.status = $claim_from::text
             OR (ws.status = $retry_from::text AND ws.next_attempt_at <= $now))
        -- Locks the task row (as cancel/resolve/finalize do, exclusively): a claim cannot slip
@@ -127,7 +129,7 @@ SELECT c.id, c.task_id, c.name, c.attempts, c.retry_limit, c.retryable, c.timeou
        (SELECT json_object_agg(p.name, p.results)
           FROM tasker_step_edges e JOIN tasker_workflow_steps p ON p.id = e.from_step_id
          WHERE e.to_step_id = c.id AND p.task_id = c.task_id) AS parent_results,
-       t.created_at AS task_created_at,
+       COALESCE(t.run_at, t.created_at) AS task_created_at,
        (SELECT MAX(p.completed_at)
           FROM tasker_step_edges e JOIN tasker_workflow_steps p ON p.id = e.from_step_id
          WHERE e.to_step_id = c.id AND p.task_id = c.task_id) AS parents_done_at,

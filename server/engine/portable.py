@@ -11,14 +11,20 @@ from datetime import timedelta
 from tortoise.expressions import F
 
 from server.db.models import WorkflowStep
-from server.domain.readiness import CLAIMABLE_TASK_STATES, StepSnapshot, is_due, is_runnable
+from server.domain.readiness import (
+    CLAIMABLE_TASK_STATES,
+    StepSnapshot,
+    has_started,
+    is_due,
+    is_runnable,
+)
 from server.domain.retry import BackoffPolicy, decide_retry
 from server.domain.states import StepState, TaskState
 from server.engine.changes import StateChanges, TaskRef
 from server.engine.progress import advance
 from server.engine.store import Claim, ClaimRequest, Outcome, Recorded
 
-_TASK_FIELDS = ("namespace", "name", "version", "context", "created_at")
+_TASK_FIELDS = ("namespace", "name", "version", "context", "created_at", "run_at")
 
 
 class PortableStore:
@@ -50,6 +56,8 @@ class PortableStore:
             task_id = step.task_id  # type: ignore[attr-defined]  # the foreign key's column
             task_row = await tx.locked_task_row(task_id, *_TASK_FIELDS)
             if task_row is None or TaskState(task_row.status) not in CLAIMABLE_TASK_STATES:
+                return None
+            if not has_started(task_row.run_at, tx.now):
                 return None
             parents = await (
                 WorkflowStep.filter(child_edges__to_step_id=step.id)
@@ -110,7 +118,7 @@ class PortableStore:
                 context=task_row.context,
                 parent_results={p["name"]: p["results"] for p in parents},
                 lease_owner=req.lease_owner,
-                task_created_at=task_row.created_at,
+                task_created_at=task_row.run_at or task_row.created_at,
                 parents_done_at=max(
                     (p["completed_at"] for p in parents if p["completed_at"]), default=None
                 ),

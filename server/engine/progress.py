@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from server.db.models import StepEdge, WorkflowStep
-from server.domain.readiness import StepSnapshot, is_ready, task_moves
+from server.db.models import StepEdge, Task, WorkflowStep
+from server.domain.readiness import StepSnapshot, has_started, is_ready, task_moves
 from server.domain.states import StepState, TaskState
 from server.engine.changes import TaskRef, Transaction
 
@@ -66,8 +66,19 @@ async def advance(tx: Transaction, task: TaskRef, status: TaskState) -> TaskStat
     status_of = {s.snap.name: s.snap.status for s in steps}
     ready = [s.id for s in steps if s.dispatched_at is None and is_ready(s.snap, status_of)]
     if ready:
-        await WorkflowStep.filter(id__in=ready).using_db(tx.conn).update(dispatched_at=tx.now)
-        tx.dispatch_after_commit(ready)
+        sent_at = tx.now
+        if status is TaskState.PENDING:
+            # Perhaps not started yet (a step resolved by hand before a delayed start): send
+            # once, delayed until the start, stamped so that the sweeper waits too. Completions
+            # in a running task (the hot path) skip this read.
+            rows: list[datetime | None] = await (  # type: ignore[assignment]
+                Task.filter(id=task.id).using_db(tx.conn).values_list("run_at", flat=True)
+            )
+            start = rows[0] if rows else None
+            if start is not None and not has_started(start, tx.now):
+                sent_at = start
+        await WorkflowStep.filter(id__in=ready).using_db(tx.conn).update(dispatched_at=sent_at)
+        tx.dispatch_after_commit(ready, (sent_at - tx.now).total_seconds())
     for move in task_moves(status, {s.snap.name: s.snap for s in steps}):
         stamp = {"completed_at": tx.now} if move.finishes else {}
         await tx.move_task(task, status, move.target, move.reason, move.metadata, **stamp)

@@ -54,7 +54,8 @@ class Claim:
     context: Any
     parent_results: dict[str, Any]
     lease_owner: str
-    # For metrics only: task duration and step hand-off latency.
+    # For metrics only: task duration and step hand-off latency. A delayed task's duration
+    # counts from its start time (`run_at`), not from its creation.
     task_created_at: datetime | None = None
     parents_done_at: datetime | None = None
 

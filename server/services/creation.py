@@ -12,6 +12,7 @@ settled by the (scope, key) unique index.
 
 import hashlib
 import json
+from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
@@ -27,6 +28,7 @@ from server.domain.inputs import (
     MAX_TAGS,
     MAX_VERSION_LENGTH,
     InputProblems,
+    start_time,
 )
 from server.domain.states import StepState, TaskState
 from server.domain.templates import HandlerTemplate
@@ -92,7 +94,7 @@ class TaskCreator:
         NamespaceNotFound / HandlerNotFound / ValidationFailed; nothing is written then.
         """
         try:
-            template = self._validated(req)
+            template, start = self._validated(req)
         except ValidationFailed as exc:
             if isinstance(exc, InvalidTaskConfig):
                 raise
@@ -104,7 +106,7 @@ class TaskCreator:
             if existing is not None:
                 return self._same_request(existing, fingerprint), False
         try:
-            view = await self._insert(template, req, fingerprint, scope)
+            view = await self._insert(template, req, fingerprint, scope, start)
             task_created(view.namespace)  # metrics: counting events skips creations
             return view, True
         except IntegrityError:
@@ -119,11 +121,15 @@ class TaskCreator:
             return None
         return await Task.get_or_none(idempotency_scope=scope, idempotency_key=key)
 
-    def _validated(self, req: CreateTask) -> HandlerTemplate:
-        """The template to run, once every input rule holds (ValidationFailed otherwise)."""
+    def _validated(self, req: CreateTask) -> tuple[HandlerTemplate, datetime | None]:
+        """The template to run and the start time (None: at once), once every input rule
+        holds (ValidationFailed otherwise)."""
         if not isinstance(req.context, dict):
             raise InvalidTaskConfig.of({"context": ["must be a JSON object"]})
         problems = input_problems(req)
+        timing = InputProblems()
+        start = start_time(timing, req.run_at, req.delay_seconds, self.changes.clock.now())
+        problems.update(timing.details)
         if problems:
             raise InvalidTaskConfig.of(problems)
         template = self.registry.get(req.namespace, req.name, req.version)
@@ -139,7 +145,7 @@ class TaskCreator:
                 problems.setdefault("bypass_steps", []).append(f"unknown step '{name}'")
         if problems:
             raise InvalidTaskConfig.of(problems)
-        return template
+        return template, start
 
     @staticmethod
     def _same_request(existing: Task, fingerprint: str) -> TaskView:
@@ -151,7 +157,12 @@ class TaskCreator:
         return task_view(existing)
 
     async def _insert(
-        self, template: HandlerTemplate, req: CreateTask, fingerprint: str, scope: str
+        self,
+        template: HandlerTemplate,
+        req: CreateTask,
+        fingerprint: str,
+        scope: str,
+        start: datetime | None,
     ) -> TaskView:
         named_task_id = await self.catalogue.named_task_id(template)
         bypass = set(req.bypass_steps)
@@ -162,6 +173,11 @@ class TaskCreator:
         ready = [s.name for s in template.steps if waiting[s.name] == 0 and s.name not in bypass]
         async with self.changes.transaction() as tx:
             now = tx.now
+            # A delayed task's root steps are sent once, as messages delayed until `start`,
+            # and stamped `dispatched_at = start`: the sweeper re-sends a step only when its
+            # stamp is a window old, so it leaves them alone until then (the claim would
+            # refuse them anyway) and re-sends them if that message was lost.
+            sent_at = start if start is not None and start > now else now
             task = await Task.create(
                 using_db=tx.conn,
                 id=uuid4(),
@@ -185,6 +201,7 @@ class TaskCreator:
                 # Counted down as steps become done, bypassed ones included: their moves to
                 # resolved_manually below count them (`Transaction.move_step`).
                 remaining=len(template.steps),
+                run_at=start,
             )
             await WorkflowStep.bulk_create(
                 [
@@ -201,7 +218,7 @@ class TaskCreator:
                         created_at=now,
                         updated_at=now,
                         waiting_on=len(template.graph.parents(s.name)),
-                        dispatched_at=now if s.name in ready else None,
+                        dispatched_at=sent_at if s.name in ready else None,
                     )
                     for i, s in enumerate(template.steps)
                 ],
@@ -255,7 +272,7 @@ class TaskCreator:
             )
             for cursor, step_id, step_name in created:
                 tx.note(ref, step_id, step_name, None, StepState.PENDING.value, "created", cursor)
-            tx.dispatch_after_commit([ids[name] for name in ready])
+            tx.dispatch_after_commit([ids[name] for name in ready], (sent_at - now).total_seconds())
             if bypass:
                 for name in template.graph.execution_order:
                     if name in bypass:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from server.db.rows import snapshots
-from server.domain.readiness import BACKING_OFF, QUEUED, WAITING_ON_PARENTS, explain
+from server.domain.readiness import BACKING_OFF, QUEUED, SCHEDULED, WAITING_ON_PARENTS, explain
 from server.domain.states import DONE_STEP_STATES, StepState, TaskState
 from server.domain.views import (
     BlockedReason,
@@ -30,7 +30,7 @@ from server.domain.views import (
 )
 from server.engine.workers import WorkerRegistry
 
-PASSING = (WAITING_ON_PARENTS, BACKING_OFF)
+PASSING = (WAITING_ON_PARENTS, BACKING_OFF, SCHEDULED)
 """Reasons that resolve by themselves: a task waiting only on these is progressing."""
 
 
@@ -57,7 +57,11 @@ def analyse(
 ) -> TaskDependencies:
     """Reasons for every waiting step of `task`, and which steps are done, ready and blocked."""
     explained = explain(
-        snapshots(steps), task_status=task.status, now=now, workers_alive=workers_alive
+        snapshots(steps),
+        task_status=task.status,
+        now=now,
+        workers_alive=workers_alive,
+        run_at=task.run_at,
     )
     reasons = {name: r for name, r in explained.items() if r is not None}
     completed = tuple(s.name for s in steps if s.status in DONE_STEP_STATES)
@@ -84,4 +88,7 @@ def _summary(status: TaskState, blocked: tuple[tuple[str, BlockedReason], ...]) 
     stuck = [name for name, r in blocked if r.code not in PASSING]
     if stuck:
         return f"Task is blocked at {', '.join(stuck)}"
+    start = next((r.until for _, r in blocked if r.code == SCHEDULED and r.until), None)
+    if start is not None:
+        return f"Task is scheduled to start at {start.isoformat()}"
     return "Task is progressing normally through dependency chain"

@@ -32,6 +32,7 @@ def test_a_driver_row_reads_into_every_field() -> None:
         "hash",
         None,
         moment,
+        "2024-01-15 10:30:00+00:00",
     )
     assert task_view_of(row) == TaskView(
         id=ident,
@@ -51,4 +52,5 @@ def test_a_driver_row_reads_into_every_field() -> None:
         identity_hash="hash",
         requested_at=None,
         completed_at=moment,
+        run_at=moment,
     )
