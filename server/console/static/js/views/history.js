@@ -4,15 +4,21 @@
 import { ago, clear, h, stamp } from "../dom.js";
 
 const lower = (s) => (s || "—").toLowerCase();
+// The newest events are drawn at once; earlier ones on request, so a task of hundreds of
+// steps (600 events for 200) opens without a long frame. All are loaded, numbered and counted.
+const RECENT = 200;
 
 export function eventHistory() {
   const filter = h("select", { id: "history-step", "aria-label": "Show events of" });
   const list = h("ol", { id: "event-log", class: "history" });
+  const more = h("button", { type: "button", class: "small", id: "history-earlier", hidden: true });
   const count = h("span", { class: "muted", id: "history-count" });
   const element = h("div", { class: "history-panel" },
-    h("div", { class: "history-tools" }, h("label", { class: "inline" }, "Show ", filter), count), list);
+    h("div", { class: "history-tools" }, h("label", { class: "inline" }, "Show ", filter), count), more, list);
   let events = [];
   let chosen = "";
+  let all = false;
+  more.addEventListener("click", () => { all = true; paint(); list.scrollTop = 0; });
   filter.addEventListener("change", () => { chosen = filter.value; paint(true); });
 
   function options() {
@@ -27,8 +33,12 @@ export function eventHistory() {
     // Follow new events only when the reader is already at the end (not while reading back).
     const atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 30;
     const now = Date.now();
-    const shown = events.map((e, i) => [i + 1, e]).filter(([, e]) =>
+    const matching = events.map((e, i) => [i + 1, e]).filter(([, e]) =>
       !chosen || (chosen === "(task)" ? !e.stepName : e.stepName === chosen));
+    const shown = all ? matching : matching.slice(-RECENT);
+    const hidden = matching.length - shown.length;
+    more.hidden = !hidden;
+    more.textContent = `Show the ${hidden} earlier event${hidden === 1 ? "" : "s"}`;
     clear(list, shown.map(([n, e]) => {
       const attempt = e.metadata && e.metadata.attempt;
       return h("li", { value: n, dataset: { n, step: e.stepName || "", to: e.toStatus } },
@@ -39,7 +49,7 @@ export function eventHistory() {
           `${lower(e.fromStatus)} → ${lower(e.toStatus)}`,
           attempt ? ` (attempt ${attempt})` : "", e.reason ? ` — ${e.reason}` : ""));
     }));
-    count.textContent = `${shown.length} of ${events.length} events`;
+    count.textContent = `${matching.length} of ${events.length} events`;
     if (jump || atEnd) list.scrollTop = list.scrollHeight;
   }
 

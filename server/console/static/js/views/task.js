@@ -85,11 +85,15 @@ export async function render(view, ctx, id) {
         t.reason ? [h("dt", {}, "reason"), h("dd", {}, t.reason)] : null));
     paintActions();
     table.update(t);
-    chart.update(t, t.transitions);
-    eventLog.update(t.transitions);
-    reportOutcomes(t);
+    // Each view in a task of its own: a task of hundreds of steps never freezes a frame.
+    later(() => chart.update(t, t.transitions));
+    later(() => { eventLog.update(t.transitions); reportOutcomes(t); });
     drawGraph(el.graph, t.steps.map((s) => ({ name: s.name, status: s.status })),
       t.steps.flatMap((s) => s.parents.map((p) => [p, s.name])));
+  }
+
+  function later(work) {
+    setTimeout(() => { if (ctx.current() && state.task) work(); }, 0);
   }
 
   function paintActions() {
