@@ -24,7 +24,14 @@ import pytest
 from server.client import TaskerClient
 from tests.people import browser
 from tests.people.browser import Page
-from tests.people.conftest import CHROMIUM, Server, free_port, start_server, stop_server
+from tests.people.conftest import (
+    CHROMIUM,
+    ROOT,
+    Server,
+    free_port,
+    start_server,
+    stop_server,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -542,3 +549,49 @@ async def test_a_task_of_200_steps_renders_without_a_long_frame(
     await page.click("#history-earlier")
     await page.wait_for("document.querySelectorAll('#event-log li').length > 600")
     assert await page.eval("document.querySelector('#event-log li').dataset.n") == "1"
+
+
+# --- accessibility ---------------------------------------------------------------------------
+
+
+AXE = """new Promise((resolve, reject) => {
+  const run = () => axe.run(document, { resultTypes: ['violations'] }).then(r => resolve(
+    r.violations.filter(v => ['serious', 'critical'].includes(v.impact)).map(v =>
+      `${v.impact} ${v.id}: ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | ')}`
+    )), reject);
+  if (window.axe) return run();
+  const s = document.createElement('script');
+  s.src = '/tasker/static/vendor/axe.min.js';
+  s.onload = run;
+  s.onerror = () => reject(new Error('axe.min.js did not load'));
+  document.head.append(s);
+})"""
+
+
+@pytest.mark.skipif(
+    not (ROOT / "server" / "static" / "vendor" / "axe.min.js").exists(),
+    reason="vendored browser assets not fetched (python -m server.assets)",
+)
+async def test_every_page_passes_axe_without_serious_violations(
+    guarded: Guarded, server: Server, artifacts: Path
+) -> None:
+    page = guarded.page
+    with TaskerClient(server.url) as client:
+        task = client.create_task("payments", "process_payment", {"payment_id": 906})
+        client.wait_for_task(task["id"], timeout=30, poll=0.1)
+    pages = {
+        "catalogue": ("", "[data-namespace=payments] .mini-graph svg"),
+        "handler": ("#/handlers/payments/process_payment", "#handler-graph svg"),
+        "tasks": ("#/tasks", "#task-table"),
+        "task": (f"#/tasks/{task['id']}", "#timeline .tl-bar"),
+        "analytics": ("#/analytics", "#analytics-charts svg"),
+        "token": ("#/token", "#token-input"),
+    }
+    found = {}
+    for name, (fragment, ready) in pages.items():
+        await page.goto(ui(server, fragment))
+        await page.wait_for(f"!!document.querySelector({json.dumps(ready)})")
+        await page.eval("new Promise(r => setTimeout(r, 300))")
+        if violations := await page.eval(AXE):
+            found[name] = violations
+    assert found == {}, json.dumps(found, indent=1)

@@ -83,7 +83,8 @@ export function stamp(iso) {
 }
 
 export function json(value) {
-  return h("pre", { class: "json" }, JSON.stringify(value, null, 2));
+  // Focusable: keyboard users can scroll a long document too.
+  return h("pre", { class: "json", tabindex: "0" }, JSON.stringify(value, null, 2));
 }
 
 /** An error, in the server's words (with field details when it sent some). */

@@ -128,7 +128,8 @@ function layered(nodes, edges, { horizontal = false, W = 170, H = 36, GX = 24, G
     return node;
   };
   // The natural size as width: small graphs are not blown up, wide ones shrink to fit (CSS).
-  const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, width, role: "img" });
+  const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, width, role: "img",
+    "aria-label": `Step graph: ${nodes.length} steps${edges.length ? `, ${edges.map(([a, b]) => `${a} → ${b}`).join(", ")}` : ""}` });
   for (const [from, to] of edges) {
     const a = pos.get(from), b = pos.get(to);
     if (!a || !b) continue;

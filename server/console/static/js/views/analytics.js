@@ -98,7 +98,7 @@ const pct = (v) => {
 };
 
 function chartPanel(title, chart, extra = null, id = null) {
-  return h("section", { class: "panel chart", id }, h("h3", {}, title), h("div", { class: "chart-box" }, chart), extra);
+  return h("section", { class: "panel chart", id }, h("h3", {}, title), h("div", { class: "chart-box", tabindex: "0", role: "group", "aria-label": title }, chart), extra);
 }
 
 export async function render(view, ctx) {

@@ -10,7 +10,7 @@ const RECENT = 200;
 
 export function eventHistory() {
   const filter = h("select", { id: "history-step", "aria-label": "Show events of" });
-  const list = h("ol", { id: "event-log", class: "history" });
+  const list = h("ol", { id: "event-log", class: "history", tabindex: "0", "aria-label": "Event history" });
   const more = h("button", { type: "button", class: "small", id: "history-earlier", hidden: true });
   const count = h("span", { class: "muted", id: "history-count" });
   const element = h("div", { class: "history-panel" },

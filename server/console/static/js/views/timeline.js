@@ -61,7 +61,7 @@ export function timeline() {
         const label = `${step.name}, attempt ${i + 1}: ${a.outcome.toLowerCase().replace("_", " ")}, `
           + `${ms(stop - a.start)} (${stamp(new Date(a.start).toISOString())} → `
           + `${a.end ? stamp(new Date(a.end).toISOString()) : "running"})`;
-        return h("span", { class: `tl-bar t-${a.outcome.toLowerCase()}`, title: label, "aria-label": label,
+        return h("span", { class: `tl-bar t-${a.outcome.toLowerCase()}`, title: label, role: "img", "aria-label": label,
           dataset: { attempt: i + 1, outcome: a.outcome },
           style: `left:${pct(a.start)};width:${width(a.start, stop)}` });
       }))));
