@@ -128,7 +128,7 @@ async def test_timeline_draws_each_attempt_on_a_time_axis_live(
             "process_payment",
             {
                 "payment_id": 901,
-                "simulate_sleep": {"charge_card": 1.5},
+                "simulate_sleep": {"charge_card": 3},
                 "simulate_failures": {"update_order": 1},
             },
         )
@@ -198,9 +198,11 @@ async def test_event_history_is_whole_numbered_timed_filterable_and_live(
 
     with TaskerClient(server.url) as client:
         running = client.create_task(
-            "payments", "process_payment", {"payment_id": 903, "simulate_sleep": {"charge_card": 1}}
+            "payments", "process_payment", {"payment_id": 903, "simulate_sleep": {"charge_card": 3}}
         )
     await page.goto(ui(server, f"#/tasks/{running['id']}"))
+    # Taken while charge_card runs: what follows must arrive live.
+    await page.wait_for(f"{status_of('#steps tr[data-step=charge_card]')} === 'IN_PROGRESS'")
     await page.wait_for(f"{HISTORY}.length > 0")
     before = await page.eval(f"{HISTORY}.length")
     await page.wait_for(f"{status_of('#task-header .badge')} === 'COMPLETE'", timeout=30)
