@@ -363,7 +363,7 @@ async def test_analytics_are_readable_with_units_tooltips_and_hourly_outcomes(
         ".reduce((n, r) => n + Number(r.dataset.value), 0)"
     )
     assert done >= 1 and failed >= 1
-    assert await page.eval("document.querySelectorAll('#hourly-panel rect').length") == 48
+    assert await page.eval("document.querySelectorAll('#hourly-panel rect[data-kind]').length") == 48
     await shot(page, artifacts / "console2-analytics.png")
 
 

@@ -117,7 +117,10 @@ export function hourly(rows, { label = "tasks per hour" } = {}) {
       s.append(el("text", { x: x + slotW / 2, y: base + 18, "text-anchor": "middle", fill: "#6b7280" },
         `${String(hour.getHours()).padStart(2, "0")}h`));
   });
-  s.append(el("text", { x: left, y: base + 38, fill: "#3fa66a" }, "■ completed"));
-  s.append(el("text", { x: left + 100, y: base + 38, fill: "#d64545" }, "■ failed"));
+  [["completed", "#3fa66a"], ["failed", "#d64545"]].forEach(([what, fill], i) => {
+    const x = left + i * 110;
+    s.append(tip(el("rect", { x, y: base + 28, width: 12, height: 12, fill }), `${what} tasks`));
+    s.append(el("text", { x: x + 18, y: base + 38 }, what));
+  });
   return s;
 }
