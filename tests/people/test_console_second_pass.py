@@ -363,7 +363,8 @@ async def test_analytics_are_readable_with_units_tooltips_and_hourly_outcomes(
         ".reduce((n, r) => n + Number(r.dataset.value), 0)"
     )
     assert done >= 1 and failed >= 1
-    assert await page.eval("document.querySelectorAll('#hourly-panel rect[data-kind]').length") == 48
+    bars_per_hour = "document.querySelectorAll('#hourly-panel rect[data-kind]').length"
+    assert await page.eval(bars_per_hour) == 48  # completed and failed for each of 24 hours
     await shot(page, artifacts / "console2-analytics.png")
 
 
