@@ -55,6 +55,10 @@ STRAWBERRY_FETCHER = """      const fetcher = GraphiQL.createFetcher({
 SUBSCRIPTIONS_OVER_WEBSOCKET_FETCHER = (
     files("graphql_schema").joinpath("graphiql_fetcher.js").read_text(encoding="utf-8")
 )
+EXAMPLE_QUERY = (
+    files("graphql_schema").joinpath("graphiql_example.graphql").read_text(encoding="utf-8")
+)
+EXAMPLE_VARIABLES = '{\n  "id": "paste a task id from the Tasks query"\n}'
 
 
 @functools.cache
@@ -64,7 +68,26 @@ def graphiql_html() -> str:
     for local, cdn_url in CDN.items():
         html = html.replace(cdn_url, asset_url(local))
     html = html.replace(STRAWBERRY_FETCHER, SUBSCRIPTIONS_OVER_WEBSOCKET_FETCHER)
+    html = _tasker_example(html)
     return html.replace("<title>Strawberry GraphiQL</title>", "<title>Tasker GraphQL</title>")
+
+
+def _tasker_example(html: str) -> str:
+    """The editor opens on Tasker operations (a task with its steps, and a subscription)
+    instead of GraphiQL's generic welcome text, with a variables pane ready for a task id."""
+    start = html.index("const EXAMPLE_QUERY = `") + len("const EXAMPLE_QUERY = `")
+    end = html.index("`;", start)
+    html = html[:start] + EXAMPLE_QUERY.replace("`", "'") + html[end:]
+    variables = "React.useState(\n          parameters.variables,\n        )"
+    if variables not in html:
+        raise RuntimeError(
+            "strawberry's GraphiQL page changed: the example variables need a new hook"
+        )
+    return html.replace(
+        variables,
+        "React.useState(\n          parameters.variables || "
+        f"{json.dumps(EXAMPLE_VARIABLES)},\n        )",
+    )
 
 
 def graphql_error(message: str, status_code: int, code: str) -> JSONResponse:

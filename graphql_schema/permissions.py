@@ -36,6 +36,8 @@ FIELD_PERMISSIONS: Final[Mapping[str, str]] = {
     "Query.task": need.SHOW_TASK,
     "Query.tasks": need.LIST_TASKS,
     "Query.analytics": need.ANALYTICS,
+    "Query.tasksByIdPrefix": need.LIST_TASKS,
+    "Query.hourlyTaskOutcomes": need.ANALYTICS,
     "Query.health": need.HEALTH_STATUS,
     # Relations
     "Namespace.handlers": need.LIST_HANDLERS,

@@ -14,6 +14,7 @@ from strawberry.types import ExecutionContext
 
 from graphql_schema.analytics import AnalyticsQuery
 from graphql_schema.authorization import Authorization
+from graphql_schema.console_fields import ConsoleQuery
 from graphql_schema.extensions import ErrorShaping, FreshLoaders, Limits, is_unexpected, request_id
 from graphql_schema.mutations import Mutation
 from graphql_schema.queries import CatalogueQueries, TaskQueries
@@ -26,7 +27,7 @@ log = logging.getLogger("tasker.graphql")
 @strawberry.type(
     name="Query", description="Reads: the handler catalogue, tasks, analytics and health."
 )
-class Query(CatalogueQueries, TaskQueries, AnalyticsQuery):
+class Query(CatalogueQueries, TaskQueries, AnalyticsQuery, ConsoleQuery):
     pass
 
 

@@ -1,4 +1,5 @@
-"""Third-party browser assets (React, GraphiQL, js-cookie, Mermaid), served by Tasker itself.
+"""Third-party browser assets (React, GraphiQL, js-cookie, Mermaid, and axe-core for the
+console's accessibility tests), served by Tasker itself.
 
 They are part of what gets installed. The build backend (`server/build_hook/tasker_build.py`) runs
 `fetch()` before setuptools builds a wheel, an sdist or an editable install, so the files land in
@@ -96,6 +97,13 @@ PACKAGES: tuple[Package, ...] = (
         "11.17.2",
         "sha512-V6K3C8EBdEsPFZXSKMJe6ppQOENxuHARr9GvHX4hh47lAbhMRD9qf4oEK7LoaRQxULMa80/qt5gHO73aCleBBg==",
         (("dist/mermaid.min.js", "mermaid.min.js"),),
+    ),
+    # The accessibility checker the console's browser tests run on each page; no page loads it.
+    Package(
+        "axe-core",
+        "4.10.3",
+        "sha512-Xm7bpRXnDSX2YE2YFfBk2FnF0ep6tmG7xPh8iHee8MIcrgq762Nkce856dYtJYLkuIoYZvGfTs/PbZhideTcEg==",
+        (("axe.min.js", "axe.min.js"),),
     ),
 )
 

@@ -25,6 +25,8 @@ DOCUMENTS = {
     "Query.tasks": "{ tasks(first: 1) { edges { node { id } } } }",
     "Query.analytics": "{ analytics { __typename } }",
     "Query.health": "{ health { __typename } }",
+    "Query.tasksByIdPrefix": '{ tasksByIdPrefix(prefix: "0") { id } }',
+    "Query.hourlyTaskOutcomes": "{ hourlyTaskOutcomes(periodHours: 1) { hour } }",
     "Mutation.createTask": 'mutation { createTask(input: {namespace: "nope", name: "nope", '
     "context: {}}) { __typename } }",
     "Mutation.updateTask": f'mutation {{ updateTask(id: "{NOPE}", input: {{reason: "r"}}) '

@@ -61,8 +61,30 @@ export function relative(iso, now = Date.now()) {
   return "due now";
 }
 
+/** "3 s ago", "2 min ago": how long before `now` an instant was. */
+export function ago(iso, now = Date.now()) {
+  if (!iso) return "";
+  const s = (now - new Date(iso).getTime()) / 1000;
+  if (Number.isNaN(s)) return "";
+  if (s < 1) return "just now";
+  if (s < 60) return `${Math.floor(s)} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}
+
+/** Local date and time with milliseconds: 2026-12-06 14:03:21.123. */
+export function stamp(iso) {
+  const d = new Date(iso);
+  if (!iso || Number.isNaN(d.getTime())) return iso || "";
+  const p = (n, w = 2) => String(n).padStart(w, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} `
+    + `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}
+
 export function json(value) {
-  return h("pre", { class: "json" }, JSON.stringify(value, null, 2));
+  // Focusable: keyboard users can scroll a long document too.
+  return h("pre", { class: "json", tabindex: "0" }, JSON.stringify(value, null, 2));
 }
 
 /** An error, in the server's words (with field details when it sent some). */

@@ -28,6 +28,8 @@ function loadMermaid() {
   return loading;
 }
 
+const MERMAID_MAX_NODES = 40;
+
 // mermaid.render is not re-entrant: one drawing at a time.
 let queue = Promise.resolve();
 let counter = 0;
@@ -56,7 +58,9 @@ export function drawGraph(container, nodes, edges) {
   if (container.dataset.source === source) return queue;  // nothing changed
   container.dataset.source = source;
   queue = queue.then(async () => {
-    const mermaid = await loadMermaid();
+    // Mermaid lays out a big graph in one long task (1.5 s for 200 steps) that freezes the
+    // page; past a few dozen steps the plain layered drawing is quicker and as readable.
+    const mermaid = nodes.length <= MERMAID_MAX_NODES ? await loadMermaid() : null;
     if (container.dataset.source !== source) return;  // a newer drawing is on its way
     if (mermaid) {
       try {
@@ -124,7 +128,8 @@ function layered(nodes, edges, { horizontal = false, W = 170, H = 36, GX = 24, G
     return node;
   };
   // The natural size as width: small graphs are not blown up, wide ones shrink to fit (CSS).
-  const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, width, role: "img" });
+  const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, width, role: "img",
+    "aria-label": `Step graph: ${nodes.length} steps${edges.length ? `, ${edges.map(([a, b]) => `${a} → ${b}`).join(", ")}` : ""}` });
   for (const [from, to] of edges) {
     const a = pos.get(from), b = pos.get(to);
     if (!a || !b) continue;

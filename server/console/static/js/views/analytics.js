@@ -4,11 +4,13 @@
 // introspection is off, the documented field names are asked for instead.
 import { gql } from "../api.js";
 import { clear, errorBox, h, ms } from "../dom.js";
-import { gauge, hbars, vbars } from "../charts.js";
+import { gauge, hbars, hourly, vbars } from "../charts.js";
 
 const TYPE_REF = "kind name ofType { kind name ofType { kind name ofType { kind name } } }";
 const SCHEMA = `{ __schema { queryType { name } types { name kind
   fields { name args { name defaultValue type { ${TYPE_REF} } } type { ${TYPE_REF} } } } } }`;
+
+const HOURLY = `query Hourly($hours: Int!) { hourlyTaskOutcomes(periodHours: $hours) { hour completed failed } }`;
 
 const FALLBACK = (period, ns) => `{ analytics {
   performance { systemHealthScore
@@ -95,8 +97,8 @@ const pct = (v) => {
   return `${n === 0 || n >= 10 ? n.toFixed(0) : n.toFixed(1)}%`;
 };
 
-function chartPanel(title, chart, extra = null) {
-  return h("section", { class: "panel chart" }, h("h3", {}, title), chart, extra);
+function chartPanel(title, chart, extra = null, id = null) {
+  return h("section", { class: "panel chart", id }, h("h3", {}, title), h("div", { class: "chart-box", tabindex: "0", role: "group", "aria-label": title }, chart), extra);
 }
 
 export async function render(view, ctx) {
@@ -111,9 +113,11 @@ export async function render(view, ctx) {
       [1, 4, 24, 168].map((p) => h("option", { value: p, selected: p === period }, p === 168 ? "7 days" : `${p} h`)))),
     h("label", {}, "Namespace (bottlenecks)", h("input", { name: "namespace", value: namespace, placeholder: "all", size: 14 })),
     h("button", { type: "submit", class: "primary" }, "Show"));
-  let data;
+  let data, hours = null;
   try {
     data = (await gql(await buildQuery(period, namespace))).analytics;
+    // Per hour from the rollups; an older server without the field still shows the rest.
+    hours = await gql(HOURLY, { hours: Math.min(period, 168) }).then((d) => d.hourlyTaskOutcomes, () => null);
   } catch (err) {
     clear(view, h("h1", {}, "Analytics"), controls, errorBox(err, "Analytics are not available:"));
     return;
@@ -129,24 +133,26 @@ export async function render(view, ctx) {
   const periodLabel = find(data, /analysisPeriod/i);
 
   clear(view, h("h1", {}, "Analytics"), controls,
+    hours ? chartPanel(`Completed and failed tasks per hour (last ${period === 168 ? "7 days" : `${period} h`})`,
+      hourly(hours), null, "hourly-panel") : null,
     h("div", { class: "charts", id: "analytics-charts" },
       chartPanel("System health", gauge(score ?? "—"),
         h("p", { class: "muted" }, `Last 24 h: ${stats.totalTasks ?? "?"} tasks, ${stats.completed ?? "?"} completed, `,
           `${stats.failed ?? "?"} failed, ${stats.retried ?? "?"} needed a retry.`)),
       chartPanel("Completion rate by window", vbars(trend.map((t) => ({ label: t.label, value: t.completionRate })),
-        { format: pct, max: 1, color: "#3fa66a", label: "completion rate" })),
+        { format: pct, max: 1, color: "#3fa66a", label: "completion rate", unit: "% of finished tasks" })),
       chartPanel("Average task duration by window", vbars(trend.map((t) => ({ label: t.label, value: t.avgDurationMs })),
-        { format: ms, label: "average duration" })),
+        { format: ms, label: "average duration", unit: "ms" })),
       chartPanel("Task duration percentiles (24 h)", vbars(["p50", "p95", "p99"].map((p) => ({ label: p, value: times[p] })),
-        { format: ms, color: "#7a5af5", label: "percentiles" })),
+        { format: ms, color: "#7a5af5", label: "percentiles", unit: "ms" })),
       chartPanel(`Slowest tasks${periodLabel ? ` (${periodLabel})` : ""}`, hbars(slowTasks.map((t) => ({
         label: t.taskName, value: t.avgDurationMs,
-        note: `${t.executionCount ?? "?"} runs, ${pct(t.failureRate ?? 0)} failed` })), { format: ms, label: "slowest tasks" })),
+        note: `${t.executionCount ?? "?"} runs, ${pct(t.failureRate ?? 0)} failed` })), { format: ms, label: "slowest tasks", unit: "ms" })),
       chartPanel("Slowest steps", hbars(slowSteps.map((s) => ({
         label: `${s.taskName}.${s.stepName}`, value: s.avgDurationMs, note: `${pct(s.retryRate ?? 0)} retried` })),
-        { format: ms, color: "#e0a21c", label: "slowest steps" })),
+        { format: ms, color: "#e0a21c", label: "slowest steps", unit: "ms" })),
       chartPanel("Error patterns", hbars(errors.map((e) => ({ label: e.errorType, value: e.frequency,
-        note: (e.affectedSteps || []).join(", ") })), { color: "#d64545", label: "error patterns" }))),
+        note: (e.affectedSteps || []).join(", ") })), { color: "#d64545", label: "error patterns", unit: "failed attempts" }))),
     h("h2", {}, "Recommendations"),
     advice.length ? h("ul", { class: "panel", id: "recommendations" }, advice.map((r) =>
       h("li", {}, h("strong", {}, `${r.taskName ? `${r.taskName}.` : ""}${r.step}: `), r.rationale)))

@@ -2,6 +2,7 @@
 // and a form to start a task from it.
 import { gql, unwrap } from "../api.js";
 import { clear, errorBox, h, json, link } from "../dom.js";
+import { exampleContext } from "../example.js";
 import { drawGraph, miniGraph } from "../graph.js";
 
 const CATALOGUE = `query Catalogue {
@@ -61,8 +62,7 @@ export async function renderHandler(view, ctx, namespace, name) {
     h("h2", {}, "Steps"),
     stepTemplates(handler.stepTemplates),
     h("h2", {}, "Start a task"),
-    createForm(handler, ctx),
-    handler.contextSchema ? h("details", {}, h("summary", {}, "Context schema"), json(handler.contextSchema)) : null);
+    createForm(handler, ctx));
   const g = handler.dependencyGraph;
   await drawGraph(graph, g.nodes.map((n) => ({ name: n })), g.edges.map((e) => [e.from, e.to]));
 }
@@ -81,7 +81,9 @@ function stepTemplates(steps) {
 
 function createForm(handler, ctx) {
   const example = exampleContext(handler.contextSchema);
-  const context = h("textarea", { id: "create-context", rows: 6, cols: 60, spellcheck: "false" }, JSON.stringify(example, null, 2));
+  // An example the schema might refuse is worse than none: then the field starts empty.
+  const context = h("textarea", { id: "create-context", rows: 8, spellcheck: "false",
+    placeholder: "{ … } a JSON object matching the schema" }, example ? JSON.stringify(example, null, 2) : "");
   const out = h("div", { id: "create-result" });
   async function submit(event) {
     event.preventDefault();
@@ -103,19 +105,11 @@ function createForm(handler, ctx) {
     }
   }
   return h("form", { class: "panel", id: "create-form", onsubmit: submit },
-    h("label", {}, "Context (JSON object)", context),
+    h("div", { class: "create-fields" },
+      h("label", {}, example ? "Context (JSON object): a minimal example the schema accepts"
+        : "Context (JSON object): fill it in from the schema", context),
+      handler.contextSchema ? h("div", { class: "schema-aside", id: "context-schema" },
+        h("div", { class: "muted" }, "Context schema"), json(handler.contextSchema)) : null),
     h("div", { class: "actions", style: "margin-top:10px" }, h("button", { class: "primary", type: "submit", id: "create-submit" }, "Create task")),
     out);
-}
-
-/** A starting context: the schema's required properties with placeholder values. */
-function exampleContext(schema) {
-  const out = {};
-  if (!schema || typeof schema !== "object") return out;
-  for (const key of schema.required || []) {
-    const type = ((schema.properties || {})[key] || {}).type;
-    out[key] = type === "integer" || type === "number" ? 1 : type === "boolean" ? false
-      : type === "array" ? [] : type === "object" ? {} : "";
-  }
-  return out;
 }

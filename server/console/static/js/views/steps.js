@@ -86,8 +86,9 @@ export function stepTable({ onCommand }) {
   function tick() {
     if (!task) return;
     const now = Date.now();
+    const rows = new Map([...body.rows].map((tr) => [tr.dataset.step, tr]));
     for (const step of task.steps) {
-      const tr = body.querySelector(`tr[data-step="${CSS.escape(step.name)}"]`);
+      const tr = rows.get(step.name);
       if (!tr) continue;
       tr.querySelector('[data-live="duration"]').textContent = duration(step, now);
       tr.querySelector('[data-live="next"]').textContent =

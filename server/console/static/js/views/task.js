@@ -1,16 +1,21 @@
-// One task, live: its step graph and step table follow the `taskEvents` subscription (each
-// event triggers one re-read of the task), with the commands cancel, retry and resolve.
+// One task, live: its step graph, timeline, step table and event history follow the
+// `taskEvents` subscription (each burst of events triggers one re-read of the task and its
+// transitions), with the commands cancel, retry and resolve, each answered by a toast.
 import { gql, subscribe, unwrap } from "../api.js";
 import { badge, clear, errorBox, FINAL, h, json, link, when } from "../dom.js";
 import { drawGraph } from "../graph.js";
+import { describe, toast } from "../toast.js";
+import { eventHistory } from "./history.js";
 import { stepTable } from "./steps.js";
+import { timeline } from "./timeline.js";
 
 const TASK = `query Task($id: ID!) {
   task(id: $id) {
     id fullName namespace name version status context reason tags createdAt updatedAt completedAt
     steps { id name status attempts retryLimit retryable results startedAt completedAt nextAttemptAt
             lastError errorClass durationMs parents children
-            blockedReason { code message waitingOn until } } } }`;
+            blockedReason { code message waitingOn until } }
+    transitions { cursor stepName fromStatus toStatus reason metadata occurredAt } } }`;
 
 const HISTORY = `query History($id: ID!) { task(id: $id) { transitions { cursor } } }`;
 
@@ -18,7 +23,7 @@ const EVENTS = `subscription Events($id: ID!, $after: String) {
   taskEvents(id: $id, after: $after) { cursor stepName fromStatus toStatus reason occurredAt } }`;
 
 const TASK_RESULT = "__typename ... on Task { id status } ... on Error { code message }";
-const STEP_RESULT = "__typename ... on Step { id status } ... on Error { code message }";
+const STEP_RESULT = "__typename ... on Step { id name status attempts } ... on Error { code message }";
 const COMMANDS = {
   cancelTask: `mutation ($id: ID!) { cancelTask(id: $id) { ${TASK_RESULT} } }`,
   retryTask: `mutation ($id: ID!) { retryTask(id: $id) { ${TASK_RESULT} } }`,
@@ -39,18 +44,20 @@ export async function render(view, ctx, id) {
   }
   const cursors = history ? history.transitions.map((t) => t.cursor) : [];
   const state = { task: first.task, stop: null, poll: null, confirming: false, ended: false,
-                  cursor: cursors.length ? cursors[cursors.length - 1] : null };
+                  cursor: cursors.length ? cursors[cursors.length - 1] : null, watching: new Map() };
   const el = {
     header: h("div", { id: "task-header" }), actions: h("div", { class: "actions", id: "task-actions" }),
     feedback: h("div", { id: "task-feedback" }), live: h("span", { class: "live", id: "live-state" }),
     graph: h("div", { class: "graph", id: "task-graph" }), steps: h("div", { id: "step-table" }),
-    log: h("ol", { id: "event-log", class: "muted" }),
   };
+  const chart = timeline();
+  const eventLog = eventHistory();
   clear(view, h("p", {}, link("#/tasks", "← Tasks")), el.header, el.actions, el.feedback,
     h("h2", {}, "Step graph ", el.live), h("div", { class: "panel" }, el.graph),
+    h("h2", {}, "Timeline"), h("div", { class: "panel" }, chart.element),
     h("h2", {}, "Steps"), el.steps,
     h("details", { class: "panel" }, h("summary", {}, "Context"), json(first.task.context)),
-    h("details", { class: "panel", open: true }, h("summary", {}, "Live events"), el.log));
+    h("details", { class: "panel", open: true, id: "history" }, h("summary", {}, "Event history"), eventLog.element));
 
   const table = stepTable({ onCommand: (name, vars) => command(name, vars) });
   el.steps.append(table.element);
@@ -78,8 +85,15 @@ export async function render(view, ctx, id) {
         t.reason ? [h("dt", {}, "reason"), h("dd", {}, t.reason)] : null));
     paintActions();
     table.update(t);
+    // Each view in a task of its own: a task of hundreds of steps never freezes a frame.
+    later(() => chart.update(t, t.transitions));
+    later(() => { eventLog.update(t.transitions); reportOutcomes(t); });
     drawGraph(el.graph, t.steps.map((s) => ({ name: s.name, status: s.status })),
       t.steps.flatMap((s) => s.parents.map((p) => [p, s.name])));
+  }
+
+  function later(work) {
+    setTimeout(() => { if (ctx.current() && state.task) work(); }, 0);
   }
 
   function paintActions() {
@@ -114,7 +128,6 @@ export async function render(view, ctx, id) {
       next: (data) => {
         const event = data.taskEvents;
         if (event) state.cursor = event.cursor;
-        logEvent(event);
         refreshSoon();
       },
       error: (err) => { state.stop = null; fallBackToPolling(err); },
@@ -133,29 +146,51 @@ export async function render(view, ctx, id) {
 
   function setLive(on, text) { el.live.className = on ? "live on" : "live"; el.live.textContent = text; }
 
-  function logEvent(e) {
-    if (!e) return;
-    el.log.prepend(h("li", {}, `${when(e.occurredAt)} — ${e.stepName || "task"}: `,
-      `${(e.fromStatus || "—").toLowerCase()} → ${e.toStatus.toLowerCase()}`, e.reason ? ` (${e.reason})` : ""));
-    while (el.log.children.length > 50) el.log.lastChild.remove();
+  function showError(err) { clear(el.feedback, errorBox(err)); }
+
+  // After a retry, say how the new attempt ended (a step may fail again at once, and the
+  // page must not look as if nothing happened): steps watched -> history length when retried.
+  function reportOutcomes(t) {
+    for (const [name, seen] of state.watching) {
+      const later = t.transitions.slice(seen).filter((e) => e.stepName === name);
+      const started = later.findIndex((e) => e.toStatus === "IN_PROGRESS");
+      const ended = later.slice(started + 1).find((e) => FINAL.has(e.toStatus));
+      if (started < 0 || !ended) continue;
+      state.watching.delete(name);
+      const step = t.steps.find((s) => s.name === name) || {};
+      const attempt = ended.metadata && ended.metadata.attempt ? ` (attempt ${ended.metadata.attempt})` : "";
+      if (ended.toStatus === "ERROR")
+        toast(`${name} failed again${attempt}: ${step.lastError || ended.reason || "no message"}`, "error");
+      else toast(`${name}${attempt} ended ${ended.toStatus.toLowerCase().replace("_", " ")}`, "ok");
+    }
   }
 
-  function showError(err) { clear(el.feedback, errorBox(err)); }
+  const DONE = { cancelTask: "Task cancelled", retryTask: "Failed steps set to run again",
+                 retryStep: "Step set to run again", cancelStep: "Step cancelled", resolveStep: "Step resolved by hand" };
+  const TRIED = { cancelTask: "cancel the task", retryTask: "retry the failed steps", retryStep: "retry step",
+                  cancelStep: "cancel step", resolveStep: "resolve step" };
 
   async function command(name, vars) {
     clear(el.feedback);
+    const retried = name === "retryTask" ? state.task.steps.filter((s) => s.status === "ERROR")
+      : name === "retryStep" ? state.task.steps.filter((s) => s.name === vars.step) : [];
+    const seen = state.task.transitions.length;  // before: the new attempt may end at once
     try {
       const data = await gql(COMMANDS[name], { taskId: id, ...vars });
-      unwrap(data[name]);
+      const result = unwrap(data[name]);
+      for (const s of retried) state.watching.set(s.name, seen);
+      const what = vars.step ? `${DONE[name]}: ${vars.step}` : DONE[name];
+      toast(`${what} (now ${String(result.status).toLowerCase().replace("_", " ")}).`, "ok");
       state.ended = false;  // a command may set the task going again: follow it anew
       await refresh();
     } catch (err) {
+      toast(`Could not ${TRIED[name]}${vars.step ? ` ${vars.step}` : ""}: ${describe(err)}`, "error");
       showError(err);
     }
   }
 
   // Running steps count up and backing-off steps count down between events.
-  const ticker = setInterval(() => table.tick(), 500);
+  const ticker = setInterval(() => { table.tick(); chart.tick(); eventLog.tick(); }, 500);
   ctx.onLeave(() => {
     clearInterval(ticker);
     if (state.poll) clearInterval(state.poll);
