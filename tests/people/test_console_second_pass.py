@@ -157,6 +157,22 @@ async def test_timeline_draws_each_attempt_on_a_time_axis_live(
     await page.screenshot(artifacts / "console2-timeline-complete.png")
 
 
+async def test_a_delayed_task_shows_when_it_starts_and_why_its_steps_wait(
+    guarded: Guarded, server: Server, artifacts: Path
+) -> None:
+    page = guarded.page
+    with TaskerClient(server.url) as client:
+        task = client.create_task(
+            "payments", "process_payment", {"payment_id": 903}, delay_seconds=600
+        )
+    await page.goto(ui(server, f"#/tasks/{task['id']}"))
+    await page.wait_for("document.querySelector('#task-run-at') !== null")
+    assert await page.text("#task-run-at")
+    # The root step's row gives the reason in words: scheduled, with the start time.
+    await page.wait_for("document.body.innerText.includes('scheduled')")
+    await page.screenshot(artifacts / "console2-delayed-start.png")
+
+
 # --- 2. event history ------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ import { timeline } from "./timeline.js";
 
 const TASK = `query Task($id: ID!) {
   task(id: $id) {
-    id fullName namespace name version status context reason tags createdAt updatedAt completedAt
+    id fullName namespace name version status context reason tags createdAt updatedAt completedAt runAt
     steps { id name status attempts retryLimit retryable results startedAt completedAt nextAttemptAt
             lastError errorClass durationMs parents children
             blockedReason { code message waitingOn until } }
@@ -80,6 +80,8 @@ export async function render(view, ctx, id) {
       h("dl", { class: "kv" },
         h("dt", {}, "id"), h("dd", {}, h("code", { id: "task-id" }, t.id)),
         h("dt", {}, "created"), h("dd", {}, when(t.createdAt)),
+        // A delayed start: the steps say `scheduled` until then.
+        t.runAt ? [h("dt", {}, "starts"), h("dd", { id: "task-run-at" }, when(t.runAt))] : null,
         h("dt", {}, "last change"), h("dd", {}, when(t.updatedAt)),
         t.completedAt ? [h("dt", {}, "ended"), h("dd", {}, when(t.completedAt))] : null,
         t.reason ? [h("dt", {}, "reason"), h("dd", {}, t.reason)] : null));
