@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 from server.db import analytics_rollup as rollup
 from server.db.models import Task
-from server.db.sql import Query, as_datetime, reading
+from server.db.sql import Query, as_datetime, reading, states
 from server.domain.analytics_rollup import slot_start, split
+from server.domain.states import TaskState
 
 UUID_ZERO = "00000000-0000-0000-0000-000000000000"
 UUID_LAST = "ffffffff-ffff-ffff-ffff-ffffffffffff"
@@ -77,12 +78,12 @@ async def hourly_outcomes(
             upper = "" if until is None else f" AND completed_at < {q(until)}"
             live = await q.rows(
                 "SELECT status, completed_at FROM tasker_tasks "
-                "WHERE status IN ('complete', 'error') "
+                f"WHERE status IN {states(TaskState.COMPLETE, TaskState.ERROR)} "
                 f"AND completed_at >= {q(since)}{upper}"
             )
             for row in live:
                 at = as_datetime(row["completed_at"])
                 if at is not None:
-                    counts[_hour(at)][0 if row["status"] == "complete" else 1] += 1
+                    counts[_hour(at)][0 if row["status"] == TaskState.COMPLETE else 1] += 1
     slots = (first + timedelta(hours=i) for i in range(hours))
     return [(h, counts[h][0], counts[h][1]) for h in slots]
