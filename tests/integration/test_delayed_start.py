@@ -22,7 +22,7 @@ from server.client.errors import ValidationError as ClientValidationError
 from server.container import Services
 from server.db.models import WorkflowStep
 from server.domain.states import StepState, TaskState
-from server.domain.views import CreateTask
+from server.domain.views import CreateTask, TaskView
 from server.testing import VirtualClock
 from tests.conftest import on_every_store
 from tests.support.waiting import wait_for_task
@@ -71,17 +71,24 @@ def parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+async def delayed_an_hour(services: Services) -> tuple[VirtualClock, Recorder, TaskView]:
+    """A LINEAR task created to start in an hour, on a clock the test moves and a dispatcher
+    that only records what it is asked to send."""
+    clock = VirtualClock()
+    services.changes.clock = clock
+    recorder = Recorder()
+    services.set_dispatcher(recorder)
+    task, _ = await services.tasks.create_task(CreateTask(**LINEAR, delay_seconds=HOUR))
+    return clock, recorder, task
+
+
 # --- the engine ----------------------------------------------------------------------------
 
 
 async def test_no_claim_gets_through_before_the_start_and_the_sweeper_sends_it_once_due(
     services: Services,
 ) -> None:
-    clock = VirtualClock()
-    services.changes.clock = clock
-    recorder = Recorder()
-    services.set_dispatcher(recorder)
-    task, _ = await services.tasks.create_task(CreateTask(**LINEAR, delay_seconds=HOUR))
+    clock, recorder, task = await delayed_an_hour(services)
     assert task.status is TaskState.PENDING
     assert task.run_at is not None
     assert abs((task.run_at - clock.now()).total_seconds() - HOUR) < 5
@@ -118,11 +125,7 @@ async def test_no_claim_gets_through_before_the_start_and_the_sweeper_sends_it_o
 async def test_a_step_resolved_by_hand_before_the_start_sends_its_children_delayed(
     services: Services,
 ) -> None:
-    clock = VirtualClock()
-    services.changes.clock = clock
-    recorder = Recorder()
-    services.set_dispatcher(recorder)
-    task, _ = await services.tasks.create_task(CreateTask(**LINEAR, delay_seconds=HOUR))
+    clock, recorder, task = await delayed_an_hour(services)
     assert task.run_at is not None
     recorder.sent.clear()
     await services.steps.resolve_step(task.id, "a", results={"by": "hand"})

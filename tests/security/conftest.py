@@ -22,7 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.testclient import TestClient
 
 from server.app import create_app
+from server.container import Services, build_services
 from server.domain.principal import KNOWN_PERMISSIONS, Grants
+from server.infra.ports import NullDispatcher
+from server.registry.handler_registry import HandlerRegistry
 from tests.conftest import BACKEND, fast_settings, remember_secret
 
 ISSUER = "https://issuer.tasker.test"
@@ -204,3 +207,26 @@ def rs256_client(
     )
     with TestClient(create_app(settings)) as client:
         yield client
+
+
+AppMaker = Callable[..., TestClient]
+
+
+@pytest.fixture
+def app_with() -> Iterator[AppMaker]:
+    """Started apps (HS256 and the given settings) over unopened services: no database is
+    needed."""
+    started: list[TestClient] = []
+
+    def make(**settings: Any) -> TestClient:
+        config = fast_settings("sqlite://:memory:", jwt_secret=SECRET, **settings)
+        services: Services = build_services(
+            config, NullDispatcher(), registry=HandlerRegistry.load([], examples=False)
+        )
+        client = TestClient(create_app(services=services))
+        started.append(client.__enter__())  # one event loop for all its requests, and shutdown
+        return client
+
+    yield make
+    for client in started:
+        client.__exit__(None, None, None)

@@ -4,7 +4,6 @@ headers and the log guard."""
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -12,12 +11,15 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
-from server.app import create_app
-from server.container import Services, build_services
-from server.infra.ports import NullDispatcher
-from server.registry.handler_registry import HandlerRegistry
-from tests.conftest import REDIS_URL, LeakGuard, fast_settings, remember_secret
-from tests.security.conftest import AUTHENTICATION_ERROR, OTHER_SECRET, SECRET, Tokens, claims
+from tests.conftest import REDIS_URL, LeakGuard, remember_secret
+from tests.security.conftest import (
+    AUTHENTICATION_ERROR,
+    OTHER_SECRET,
+    SECRET,
+    AppMaker,
+    Tokens,
+    claims,
+)
 
 
 def headers(token: str) -> dict[str, str]:
@@ -138,28 +140,6 @@ def test_the_log_guard_would_catch_a_leak():
 
 
 # --- apps with other settings (HS256, defaults, rate limits, CORS): no database is needed ---
-
-
-AppMaker = Callable[..., TestClient]
-
-
-@pytest.fixture
-def app_with() -> Iterator[AppMaker]:
-    """Makes started apps (HS256 and the given settings) over unopened services."""
-    started: list[TestClient] = []
-
-    def make(**settings: Any) -> TestClient:
-        config = fast_settings("sqlite://:memory:", jwt_secret=SECRET, **settings)
-        services: Services = build_services(
-            config, NullDispatcher(), registry=HandlerRegistry.load([], examples=False)
-        )
-        client = TestClient(create_app(services=services))
-        started.append(client.__enter__())  # one event loop for all its requests, and shutdown
-        return client
-
-    yield make
-    for client in started:
-        client.__exit__(None, None, None)
 
 
 def hs256(permissions: list[str], secret: str = SECRET, **overrides: Any) -> dict[str, str]:

@@ -8,48 +8,22 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import jwt
 import prometheus_client
 import pytest
-from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from server.app import create_app
-from server.container import Services, build_services
 from server.infra import metrics
-from server.infra.ports import NullDispatcher
-from server.registry.handler_registry import HandlerRegistry
-from tests.conftest import fast_settings, remember_secret
-from tests.security.conftest import SECRET, claims
+from tests.conftest import remember_secret
+from tests.security.conftest import SECRET, AppMaker, claims
 from tests.security.test_http_guard import free_port, start, stop
 
 URL = "/tasker/graphql"
 SUBSCRIPTION = 'subscription { taskEvents(id: "00000000-0000-0000-0000-000000000009") { cursor } }'
-AppMaker = Callable[..., TestClient]
-
-
-@pytest.fixture
-def app_with() -> Iterator[AppMaker]:
-    """Started apps (HS256 and the given settings) over unopened services: no database."""
-    started: list[TestClient] = []
-
-    def make(**settings: Any) -> TestClient:
-        config = fast_settings("sqlite://:memory:", jwt_secret=SECRET, **settings)
-        services: Services = build_services(
-            config, NullDispatcher(), registry=HandlerRegistry.load([], examples=False)
-        )
-        client = TestClient(create_app(services=services))
-        started.append(client.__enter__())
-        return client
-
-    yield make
-    for client in started:
-        client.__exit__(None, None, None)
 
 
 def token(subject: str, permissions: list[str] | None = None) -> str:
