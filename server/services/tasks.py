@@ -13,6 +13,7 @@ from server.domain.inputs import (
     InputProblems,
     text_filter_problems,
 )
+from server.domain.readiness import QUEUED
 from server.domain.states import StepState, TaskState
 from server.domain.views import (
     CreateTask,
@@ -172,12 +173,15 @@ class TaskService:
         self, loaded: Sequence[tuple[TaskView, Sequence[StepView]]]
     ) -> list[TaskDependencies]:
         """`dependencies` of tasks whose steps the caller has already read (GraphQL batches
-        a page of tasks): liveness is measured once for them all."""
-        if not loaded:
-            return []
-        alive = await self.liveness.any_alive()
+        a page of tasks): liveness is measured once for them all, and only when one of their
+        steps is ready, the one answer it changes (`queued` or `no_live_worker`). Reads of
+        finished or waiting tasks ask nobody."""
         now = self.changes.clock.now()
-        return [analyse(task, steps, now=now, workers_alive=alive) for task, steps in loaded]
+        found = [analyse(task, steps, now=now, workers_alive=True) for task, steps in loaded]
+        ready = any(r.code == QUEUED for d in found for r in d.reasons.values())
+        if ready and not await self.liveness.any_alive():
+            found = [analyse(t, steps, now=now, workers_alive=False) for t, steps in loaded]
+        return found
 
 
 def _check_filter(flt: TaskFilter) -> None:
