@@ -97,7 +97,9 @@ class WorkerPool:
 
     async def _housekeeping(self) -> None:
         self._stopping = stopping = asyncio.Event()
-        await asyncio.gather(self._beating(stopping), self._sweeping(stopping))
+        await asyncio.gather(
+            self._beating(stopping), self._sweeping(stopping), self._firing(stopping)
+        )
 
     async def _beating(self, stopping: asyncio.Event) -> None:
         # Its own loop, not a turn of the sweep's: a slow sweep under load must not delay the
@@ -109,6 +111,13 @@ class WorkerPool:
 
     async def _sweep(self) -> None:
         await self.services.sweeper.sweep()
+
+    async def _firing(self, stopping: asyncio.Event) -> None:
+        # Its own loop: a cron tick is fired within this interval, not a sweep's.
+        await self._every(self.services.settings.schedule_interval, self._fire, stopping)
+
+    async def _fire(self) -> None:
+        await self.services.schedules.fire_due()
 
     @staticmethod
     async def _every(
