@@ -251,4 +251,3 @@ class ScheduleService:
             f"A schedule named '{name}' already exists for this handler",
             {"name": ["already used by another schedule of this handler"]},
         )
-
