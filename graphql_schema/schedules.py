@@ -6,7 +6,7 @@ their bases; `graphql_schema.permissions.FIELD_PERMISSIONS` names each root fiel
 """
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -52,7 +52,7 @@ class ScheduleType:
             version=view.version,
             cron=view.cron,
             timezone=view.timezone,
-            context=view.context,
+            context=cast(Any, view.context),
             catch_up=view.catch_up,
             paused=view.paused,
             next_fire_at=view.next_fire_at,

@@ -167,9 +167,9 @@ def schedule_problems(values: Mapping[str, Any], *, creating: bool) -> dict[str,
     rules = (("cron", cron_problem), ("timezone", timezone_problem),
              ("catch_up", catch_up_problem))  # fmt: skip
     for key, rule in rules:
-        if key in values and (values[key] is not None or key == "cron"):
-            if (problem := rule(values[key])) is not None:
-                problems.add(key, problem)
+        given = key in values and (values[key] is not None or key == "cron")
+        if given and (problem := rule(values[key])) is not None:
+            problems.add(key, problem)
     if "context" in values and values["context"] is not None:
         if not isinstance(values["context"], dict):
             problems.add("context", "must be a JSON object")

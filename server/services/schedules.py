@@ -14,6 +14,7 @@ schedule removed from the file of a handler this process loads is deleted then; 
 longer loaded at all leaves its schedules alone (another process may still serve it).
 """
 
+import contextlib
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -168,16 +169,15 @@ class ScheduleService:
                 }
         loaded = {(t.namespace, t.name) for t in self.registry.all()}
         existing = {(r.namespace, r.handler, r.name): r for r in await Schedule.filter(source=YAML)}
-        for key, row in existing.items():
+        for key, stale in existing.items():
             if key not in declared and key[:2] in loaded:
-                await Schedule.filter(id=row.id).delete()
+                await Schedule.filter(id=stale.id).delete()
         for key, values in declared.items():
             row = existing.get(key)
             if row is None:
-                try:
+                # Conflict: another process upserted it first, or an API schedule has the name.
+                with contextlib.suppress(Conflict):
                     await self.create(values, source=YAML)
-                except Conflict:
-                    pass  # another process upserted it first, or an API schedule has the name
                 continue
             changed = {k: v for k, v in values.items() if getattr(row, k) != v}
             if changed:

@@ -16,7 +16,8 @@ CREATE = f"""mutation($input: CreateScheduleInput!) {{ createSchedule(input: $in
   ... on Error {{ code message }} }} }}"""
 COMMAND = """mutation($id: ID!) {{ {name}(id: $id) {{ __typename
   ... on Schedule {{ id paused nextFireAt }} ... on Error {{ code message }} }} }}"""
-UPDATE = """mutation($id: ID!, $input: UpdateScheduleInput!) { updateSchedule(id: $id, input: $input) {
+UPDATE = """mutation($id: ID!, $input: UpdateScheduleInput!) {
+  updateSchedule(id: $id, input: $input) {
   __typename ... on Schedule { id cron timezone catchUp }
   ... on ValidationError { code details { field messages } } ... on Error { code } } }"""
 INPUT = {"name": "five", "namespace": "shapes", "handler": "linear", "cron": "*/5 * * * *"}

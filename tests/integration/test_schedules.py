@@ -12,8 +12,8 @@ from server.db.models import Schedule, ScheduleFire, Task
 from server.domain.errors import Conflict, HandlerNotFound, ValidationFailed
 from server.domain.schedules import CATCH_UP_CAP, ScheduleNotFound
 from server.infra.ports import NullDispatcher
-from server.registry.handler_registry import HandlerRegistry
 from server.registry.definitions import parse_definition
+from server.registry.handler_registry import HandlerRegistry
 from server.services.schedules import ScheduleService
 from tests.conftest import fast_settings, on_every_store
 

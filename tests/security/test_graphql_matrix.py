@@ -44,8 +44,8 @@ DOCUMENTS = {
     "Query.schedule": f'{{ schedule(id: "{NOPE}") {{ id }} }}',
     "Mutation.createSchedule": 'mutation { createSchedule(input: {name: "n", namespace: "nope", '
     'handler: "nope", cron: "* * * * *"}) { __typename } }',
-    "Mutation.updateSchedule": f'mutation {{ updateSchedule(id: "{NOPE}", input: {{cron: "* * * * *"}}) '
-    "{ __typename } }",
+    "Mutation.updateSchedule": f'mutation {{ updateSchedule(id: "{NOPE}", '
+    'input: {cron: "* * * * *"}) { __typename } }',
     "Mutation.pauseSchedule": f'mutation {{ pauseSchedule(id: "{NOPE}") {{ __typename }} }}',
     "Mutation.resumeSchedule": f'mutation {{ resumeSchedule(id: "{NOPE}") {{ __typename }} }}',
     "Mutation.deleteSchedule": f'mutation {{ deleteSchedule(id: "{NOPE}") {{ __typename }} }}',
