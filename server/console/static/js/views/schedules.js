@@ -2,7 +2,7 @@
 // (absolute and "in N s"), and a Pause / Resume button per row that calls the GraphQL
 // mutation and says how it went. Refreshes every few seconds so next fire times move.
 import { gql, unwrap } from "../api.js";
-import { clear, errorBox, h, relative, when } from "../dom.js";
+import { clear, errorBox, h, when } from "../dom.js";
 import { describe, toast } from "../toast.js";
 
 const FIELDS = "id name namespace handler version cron timezone catchUp paused nextFireAt source";
@@ -10,6 +10,17 @@ const LIST = `query Schedules { schedules { ${FIELDS} } }`;
 const COMMAND = (name) => `mutation($id: ID!) { ${name}(id: $id) { __typename
   ... on Schedule { ${FIELDS} } ... on Error { code message } } }`;
 const POLL_MS = 5000;
+
+/** "in 45 s", "in 28 min", "in 3 h", "in 2 d": how long until a next fire time. */
+function until(iso, now = Date.now()) {
+  const s = (new Date(iso).getTime() - now) / 1000;
+  if (Number.isNaN(s)) return "";
+  if (s <= 0) return "due now";
+  for (const [unit, size] of [["d", 86400], ["h", 3600], ["min", 60]]) {
+    if (s >= size) return `in ${Math.floor(s / size)} ${unit}`;
+  }
+  return `in ${Math.ceil(s)} s`;
+}
 
 export async function render(view, ctx) {
   const table = h("tbody", {});
@@ -25,7 +36,7 @@ export async function render(view, ctx) {
       h("td", {}, h("code", {}, s.cron)),
       h("td", {}, s.timezone),
       h("td", { class: "next-fire", title: s.nextFireAt },
-        s.paused ? h("span", { class: "muted" }, "paused") : `${when(s.nextFireAt)} (${relative(s.nextFireAt)})`),
+        s.paused ? h("span", { class: "muted" }, "paused") : `${when(s.nextFireAt)} (${until(s.nextFireAt)})`),
       h("td", {}, s.catchUp.toLowerCase(), s.source === "yaml" ? h("span", { class: "muted" }, " · yaml") : ""),
       h("td", {}, h("button", { type: "button", class: "small", dataset: { action: s.paused ? "resume" : "pause" },
         onclick: () => command(s.paused ? "resumeSchedule" : "pauseSchedule", s) },
