@@ -56,7 +56,7 @@ def cron_problem(cron: object) -> str | None:
         return f"must be at most {MAX_CRON_LENGTH} characters"
     try:
         croniter(cron, datetime(2026, 1, 1, tzinfo=UTC)).get_next(datetime)
-    except (CroniterError, ValueError, KeyError) as exc:
+    except (CroniterError, ValueError, KeyError, TypeError, OverflowError) as exc:
         return f"'{cron}' is not a valid cron expression: {exc}"
     return None
 
@@ -67,7 +67,7 @@ def timezone_problem(name: object) -> str | None:
         return "must be an IANA time zone name such as 'UTC' or 'Europe/Paris'"
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return f"'{name}' is not a known IANA time zone"
     return None
 

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from croniter import CroniterError
 from tortoise.exceptions import IntegrityError
 
 from server.db.models import Schedule
@@ -118,7 +119,10 @@ class ScheduleService:
     async def update(self, schedule_id: UUID | str, changes: dict[str, Any]) -> ScheduleView:
         """Change the editable fields; a new cron or time zone recomputes `next_fire_at`."""
         row = await self._row(schedule_id)
-        changes = {k: v for k, v in changes.items() if k in EDITABLE}
+        # null means "leave it" except for version, where it means "the latest".
+        changes = {
+            k: v for k, v in changes.items() if k in EDITABLE and (v is not None or k == "version")
+        }
         merged = {k: getattr(row, k) for k in ("namespace", "handler", *EDITABLE)} | changes
         self._check(
             {k: v for k, v in merged.items() if k in changes or k in ("namespace", "handler")}
@@ -193,7 +197,17 @@ class ScheduleService:
         )
         report = FireReport()
         for row in rows:
-            ticks = due_ticks(row.cron, row.timezone, CatchUp(row.catch_up), row.next_fire_at, now)
+            try:
+                ticks = due_ticks(
+                    row.cron, row.timezone, CatchUp(row.catch_up), row.next_fire_at, now
+                )
+                following = next_tick(row.cron, row.timezone, now)
+            except (CroniterError, ValueError) as exc:
+                # A cron with no tick left (`... 2027` once 2027 is over): pause it, or it
+                # would stay due and be looked at on every pass for ever.
+                log.warning("schedule %s (%s) has no next tick, paused: %s", row.name, row.id, exc)
+                await Schedule.filter(id=row.id).update(paused=True, updated_at=now)
+                continue
             for tick in ticks:
                 fired = await self._fire(row, tick)
                 report = replace(
@@ -201,7 +215,7 @@ class ScheduleService:
                 )
             # Compare-and-set: a process that moved it meanwhile (or an edit) wins.
             await Schedule.filter(id=row.id, next_fire_at=row.next_fire_at).update(
-                next_fire_at=next_tick(row.cron, row.timezone, now)
+                next_fire_at=following
             )
         return report
 

@@ -70,3 +70,15 @@ async def test_a_fired_task_says_which_schedule_and_tick(
     assert ISO_Z.match(fired[0]["scheduled_for"])
     shown = (await client.get(f"/tasker/tasks/{fired[0]['id']}")).json()
     assert shown["schedule_id"] == created["id"]
+
+
+async def test_nulls_in_a_patch_leave_fields_alone(client: httpx.AsyncClient) -> None:
+    made = (await client.post(S, json=dict(BODY, version="1.0.0"))).json()
+    patched = await client.patch(
+        f"{S}/{made['id']}",
+        json={"name": None, "cron": None, "timezone": None, "context": None, "version": None},
+    )
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert (body["name"], body["cron"], body["timezone"], body["version"]) == (
+        "five", "*/5 * * * *", "UTC", None)  # fmt: skip

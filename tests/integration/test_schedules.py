@@ -199,3 +199,30 @@ async def test_handler_file_schedules_are_upserted_at_start(
         assert nightly.paused
     finally:
         await first.close()
+
+
+async def test_pruning_a_fired_task_takes_its_fire_row(services: Services) -> None:
+    from server.domain.states import TaskState
+    from server.services.retention import prune_finished
+
+    clock = on_clock(services)
+    view = await services.schedules.create(EVERY_MINUTE)
+    clock.moment = T0 + timedelta(minutes=1)
+    await services.schedules.fire_due()
+    await Task.filter(schedule_id=view.id).update(
+        status=TaskState.COMPLETE.value, completed_at=T0 + timedelta(minutes=1)
+    )
+    clock.moment = T0 + timedelta(days=30)
+    assert await prune_finished(clock, older_than=timedelta(days=7)) == 1
+    assert await ScheduleFire.filter(schedule_id=view.id).count() == 0
+    # The pruned tick lies behind next_fire_at: it is not fired again.
+    assert (await services.schedules.fire_due()).fired == 1  # only the latest missed tick
+    assert await fired_ticks(view.id) == [T0 + timedelta(days=30)]
+
+
+async def test_a_cron_with_no_tick_left_is_paused_not_retried_for_ever(services: Services) -> None:
+    clock = on_clock(services)
+    view = await services.schedules.create(dict(EVERY_MINUTE, cron="0 0 1 6 * 0 2026"))
+    clock.moment = datetime(2027, 6, 1, tzinfo=UTC)
+    await services.schedules.fire_due()
+    assert (await services.schedules.get(view.id)).paused
