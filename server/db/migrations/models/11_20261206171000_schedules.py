@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS "tasker_schedules" (
     "updated_at" TIMESTAMPTZ NOT NULL,
     CONSTRAINT "uid_tasker_sche_namespa_schedule" UNIQUE ("namespace", "handler", "name")
 );
-CREATE INDEX IF NOT EXISTS "idx_tasker_sche_paused_due" ON "tasker_schedules" ("paused", "next_fire_at");
+CREATE INDEX IF NOT EXISTS "idx_tasker_sche_paused_c5bc82" ON "tasker_schedules" ("paused", "next_fire_at");
 CREATE TABLE IF NOT EXISTS "tasker_schedule_fires" (
     "id" BIGSERIAL NOT NULL PRIMARY KEY,
     "schedule_id" UUID NOT NULL,
@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS "tasker_schedules" (
     "updated_at" TIMESTAMP NOT NULL,
     CONSTRAINT "uid_tasker_sche_namespa_schedule" UNIQUE ("namespace", "handler", "name")
 );
-CREATE INDEX IF NOT EXISTS "idx_tasker_sche_paused_due" ON "tasker_schedules" ("paused", "next_fire_at");
+CREATE INDEX IF NOT EXISTS "idx_tasker_sche_paused_c5bc82" ON "tasker_schedules" ("paused", "next_fire_at");
 CREATE TABLE IF NOT EXISTS "tasker_schedule_fires" (
     "id" INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
     "schedule_id" CHAR(36) NOT NULL,
