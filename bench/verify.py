@@ -3,6 +3,8 @@
 Checks, each printed with its count; any violation makes the exit status 1:
  1. every task is terminal (complete, error, cancelled, resolved_manually), except one whose
     delayed start (`run_at`) has not come yet, and no step started before its task's start;
+ 1b. no cron schedule tick fired twice: one task per (schedule_id, scheduled_for), each with
+    its unique (schedule, tick) fire row;
  2. no step is left in progress, and a complete task has only complete/resolved steps;
  3. every completed step was completed exactly once (one `-> complete` history row, none for
     steps that are not complete), and its attempts equal its claims;
@@ -41,6 +43,17 @@ CHECKS: list[tuple[str, str]] = [
         "steps started before their task's delayed start",
         """SELECT count(*) FROM tasker_workflow_steps s JOIN tasker_tasks t ON t.id = s.task_id
          WHERE t.run_at IS NOT NULL AND s.started_at < t.run_at""",
+    ),
+    (
+        "schedule ticks fired more than once",
+        """SELECT count(*) FROM (SELECT schedule_id, scheduled_for FROM tasker_tasks
+         WHERE schedule_id IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1) x""",
+    ),
+    (
+        "scheduled tasks without their (schedule, tick) fire row",
+        """SELECT count(*) FROM tasker_tasks t LEFT JOIN tasker_schedule_fires f ON f.task_id = t.id
+         WHERE t.schedule_id IS NOT NULL AND (f.id IS NULL OR f.schedule_id <> t.schedule_id
+               OR f.tick <> t.scheduled_for)""",
     ),
     (
         "steps left in progress",

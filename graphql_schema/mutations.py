@@ -12,6 +12,7 @@ from graphql_schema.errors import (
     ValidationErrorType,
     expected_errors,
 )
+from graphql_schema.schedules import ScheduleMutation
 from graphql_schema.types.steps import StepType
 from graphql_schema.types.tasks import TaskType
 from server.domain.views import CreateTask
@@ -186,7 +187,7 @@ async def resolve_step(
 
 
 @strawberry.type(name="Mutation", description="Commands on tasks and steps.")
-class Mutation:
+class Mutation(ScheduleMutation):
     create_task: CreateTaskResult = strawberry.mutation(
         resolver=create_task,
         description="Create a task; repeating an idempotency key returns the first task.",

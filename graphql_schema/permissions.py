@@ -39,6 +39,8 @@ FIELD_PERMISSIONS: Final[Mapping[str, str]] = {
     "Query.tasksByIdPrefix": need.LIST_TASKS,
     "Query.hourlyTaskOutcomes": need.ANALYTICS,
     "Query.health": need.HEALTH_STATUS,
+    "Query.schedules": need.LIST_SCHEDULES,
+    "Query.schedule": need.SHOW_SCHEDULE,
     # Relations
     "Namespace.handlers": need.LIST_HANDLERS,
     "Handler.versions": need.SHOW_HANDLER,
@@ -61,6 +63,11 @@ FIELD_PERMISSIONS: Final[Mapping[str, str]] = {
     "Mutation.cancelStep": need.CANCEL_STEP,
     "Mutation.retryStep": need.RETRY_STEP,
     "Mutation.resolveStep": need.UPDATE_STEP,
+    "Mutation.createSchedule": need.CREATE_SCHEDULE,
+    "Mutation.updateSchedule": need.UPDATE_SCHEDULE,
+    "Mutation.pauseSchedule": need.UPDATE_SCHEDULE,
+    "Mutation.resumeSchedule": need.UPDATE_SCHEDULE,
+    "Mutation.deleteSchedule": need.DELETE_SCHEDULE,
     # Subscriptions
     "Subscription.taskEvents": need.SHOW_TASK,
     "Subscription.namespaceEvents": need.LIST_TASKS,

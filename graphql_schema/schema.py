@@ -18,6 +18,7 @@ from graphql_schema.console_fields import ConsoleQuery
 from graphql_schema.extensions import ErrorShaping, FreshLoaders, Limits, is_unexpected, request_id
 from graphql_schema.mutations import Mutation
 from graphql_schema.queries import CatalogueQueries, TaskQueries
+from graphql_schema.schedules import ScheduleQuery
 from graphql_schema.subscriptions import Subscription
 from server.config import Settings
 
@@ -27,7 +28,7 @@ log = logging.getLogger("tasker.graphql")
 @strawberry.type(
     name="Query", description="Reads: the handler catalogue, tasks, analytics and health."
 )
-class Query(CatalogueQueries, TaskQueries, AnalyticsQuery, ConsoleQuery):
+class Query(CatalogueQueries, TaskQueries, AnalyticsQuery, ConsoleQuery, ScheduleQuery):
     pass
 
 

@@ -9,7 +9,7 @@ document. Cancelling (DELETE) needs `:cancel`, as in GraphQL; a `:destroy` grant
 
 from starlette.routing import BaseRoute
 
-from rest_compat import diagrams, discovery, events, observability, steps, tasks
+from rest_compat import diagrams, discovery, events, observability, schedules, steps, tasks
 from rest_compat.api_docs import docs_routes
 from rest_compat.operations import Link, Operation, Reply, routes_for
 from rest_compat.shapes import (
@@ -48,6 +48,38 @@ STEP_LINKS = tuple(
                 "step_id": "$response.body#/workflow_steps/0/name"})
     for name in ("show_step", "update_step", "cancel_step", "retry_step", "resolve_step")
 )  # fmt: skip
+
+S = "/tasker/schedules"
+ONE_SCHEDULE = f"{S}/{{id}}"
+# fmt: off
+schedules_ops: list[Operation] = [
+    Operation("GET", S, schedules.list_schedules,
+              need.LIST_SCHEDULES, "List cron schedules with their next fire times",
+              (Reply(200, "Every schedule", schedules.ScheduleList),), tag="schedules"),
+    Operation("POST", S, schedules.create_schedule,
+              need.CREATE_SCHEDULE, "Create a cron schedule",
+              (Reply(201, "Created", schedules.ScheduleOut),), errors=(404, 409),
+              tag="schedules"),
+    Operation("GET", ONE_SCHEDULE, schedules.show_schedule,
+              need.SHOW_SCHEDULE, "A schedule",
+              (Reply(200, "The schedule", schedules.ScheduleOut),), tag="schedules"),
+    Operation("PATCH", ONE_SCHEDULE, schedules.update_schedule,
+              need.UPDATE_SCHEDULE,
+              "Change a schedule (a new cron or time zone moves its next tick)",
+              (Reply(200, "The updated schedule", schedules.ScheduleOut),), errors=(409,),
+              tag="schedules"),
+    Operation("DELETE", ONE_SCHEDULE, schedules.delete_schedule,
+              need.DELETE_SCHEDULE, "Delete a schedule (the tasks it fired stay)",
+              (Reply(200, "The deleted schedule", schedules.ScheduleOut),), tag="schedules"),
+    Operation("POST", f"{ONE_SCHEDULE}/pause", schedules.pause_schedule,
+              need.UPDATE_SCHEDULE, "Pause a schedule (idempotent)",
+              (Reply(200, "The paused schedule", schedules.ScheduleOut),), tag="schedules"),
+    Operation("POST", f"{ONE_SCHEDULE}/resume", schedules.resume_schedule,
+              need.UPDATE_SCHEDULE,
+              "Resume a schedule (idempotent); ticks that passed while paused are skipped",
+              (Reply(200, "The resumed schedule", schedules.ScheduleOut),), tag="schedules"),
+]
+# fmt: on
 
 # One operation per entry, aligned as a table; the formatter would spread each over 8 lines.
 # fmt: off
@@ -125,6 +157,8 @@ OPERATIONS: list[Operation] = [
                      media_type="text/event-stream"),
                Reply(204, "The task has stopped and nothing is newer than Last-Event-ID")),
               description=EVENTS),
+    # --- schedules (DESIGN.md 7.2) ---
+    *schedules_ops,
 ]
 # fmt: on
 

@@ -87,6 +87,8 @@ def task_json(task: TaskView) -> dict[str, Any]:
         "created_at": shapes.iso_z(task.created_at),
         "updated_at": shapes.iso_z(task.updated_at),
         "run_at": shapes.iso_z(task.run_at) if task.run_at else None,
+        "schedule_id": str(task.schedule_id) if task.schedule_id else None,
+        "scheduled_for": shapes.iso_z(task.scheduled_for) if task.scheduled_for else None,
     }
 
 

@@ -115,6 +115,10 @@ class TaskOut(Shape):
     run_at: Timestamp | None = Field(
         None, description="A delayed start: no step runs before it (null: at once)"
     )
+    schedule_id: str | None = Field(
+        None, description="The schedule that fired this task (null: created by a caller)"
+    )
+    scheduled_for: Timestamp | None = Field(None, description="The schedule tick it was fired for")
 
 
 class TaskRecordOut(TaskOut):
@@ -188,6 +192,10 @@ class TaskWithDependencies(Shape):
     run_at: Timestamp | None = Field(
         None, description="A delayed start: no step runs before it (null: at once)"
     )
+    schedule_id: str | None = Field(
+        None, description="The schedule that fired this task (null: created by a caller)"
+    )
+    scheduled_for: Timestamp | None = Field(None, description="The schedule tick it was fired for")
 
 
 # --- workflow steps ----------------------------------------------------------------------

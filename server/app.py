@@ -94,6 +94,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             listener = asyncio.create_task(
                 RedisListener(settings.broker_url, core.hub, queries.events_since).run()
             )
+            # Servers fire cron ticks too, so schedules outlive every worker being down.
+            pool.start_background(firing_only=True)
         else:
             pool.start_consuming()
             pool.start_background()
@@ -104,6 +106,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         finally:
             if listener is not None:
                 listener.cancel()
+                await pool.stop_background()
             else:
                 await pool.stop_background()
                 await asyncio.to_thread(pool.stop_consuming)

@@ -28,6 +28,7 @@ from server.registry.handler_registry import HandlerRegistry
 from server.services.analytics import AnalyticsService
 from server.services.events import EventHub
 from server.services.health import HealthService
+from server.services.schedules import ScheduleService
 from server.services.steps import StepService
 from server.services.tasks import TaskService
 
@@ -54,6 +55,7 @@ class Services:
     workers: WorkerRegistry
     analytics: AnalyticsService
     health: HealthService
+    schedules: ScheduleService
     worker_id: str = field(default_factory=new_worker_id)
     auth: Gate = field(init=False)
     """Authentication and authorization, one gate shared by every adapter (`server.auth`)."""
@@ -72,6 +74,7 @@ class Services:
             self.settings.database_url, pool_max=self.settings.db_pool_max, migrate=migrate
         )
         await self.catalogue.sync()
+        await self.schedules.sync_from_handlers()
 
     async def close(self) -> None:
         """Flush pending broker effects, then close the database connections."""
@@ -134,6 +137,7 @@ def build_services(
     workers = WorkerRegistry(
         clock, heartbeat_interval=settings.heartbeat_interval, database_clock=postgres
     )
+    tasks = TaskService(changes, registry, catalogue, workers)
     return Services(
         settings=settings,
         registry=registry,
@@ -141,7 +145,7 @@ def build_services(
         changes=changes,
         store=step_store,
         catalogue=catalogue,
-        tasks=TaskService(changes, registry, catalogue, workers),
+        tasks=tasks,
         steps=StepService(changes),
         runner=runner,
         sweeper=Sweeper(
@@ -165,6 +169,7 @@ def build_services(
             timeout=settings.health_timeout_seconds,
             stuck_after=settings.stuck_after_seconds,
         ),
+        schedules=ScheduleService(changes, registry, tasks.creator),
         worker_id=worker_id,
     )
 

@@ -65,9 +65,11 @@ class WorkerPool:
             self.worker = None
         self.broker.close()
 
-    def start_background(self) -> None:
-        """Schedule the sweeper/heartbeat loop on the runtime's loop."""
-        self._background = asyncio.run_coroutine_threadsafe(self._housekeeping(), self.runtime.loop)
+    def start_background(self, *, firing_only: bool = False) -> None:
+        """Schedule the sweeper/heartbeat loop on the runtime's loop; `firing_only`: just the
+        cron schedules' loop (a server whose steps run in worker processes)."""
+        work = self._firing_only() if firing_only else self._housekeeping()
+        self._background = asyncio.run_coroutine_threadsafe(work, self.runtime.loop)
 
     async def stop_background(self, grace: float = 10.0) -> None:
         """Stop the housekeeping loop, then forget this worker's heartbeat (on the loop).
@@ -97,7 +99,13 @@ class WorkerPool:
 
     async def _housekeeping(self) -> None:
         self._stopping = stopping = asyncio.Event()
-        await asyncio.gather(self._beating(stopping), self._sweeping(stopping))
+        await asyncio.gather(
+            self._beating(stopping), self._sweeping(stopping), self._firing(stopping)
+        )
+
+    async def _firing_only(self) -> None:
+        self._stopping = stopping = asyncio.Event()
+        await self._firing(stopping)
 
     async def _beating(self, stopping: asyncio.Event) -> None:
         # Its own loop, not a turn of the sweep's: a slow sweep under load must not delay the
@@ -109,6 +117,13 @@ class WorkerPool:
 
     async def _sweep(self) -> None:
         await self.services.sweeper.sweep()
+
+    async def _firing(self, stopping: asyncio.Event) -> None:
+        # Its own loop: a cron tick is fired within this interval, not a sweep's.
+        await self._every(self.services.settings.schedule_interval, self._fire, stopping)
+
+    async def _fire(self) -> None:
+        await self.services.schedules.fire_due()
 
     @staticmethod
     async def _every(

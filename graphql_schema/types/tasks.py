@@ -77,6 +77,12 @@ class TaskType:
     run_at: datetime | None = strawberry.field(
         description="A delayed start: no step runs before it (null: at once).",
     )
+    schedule_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The schedule that fired this task (null: made by a caller)."
+    )
+    scheduled_for: datetime | None = strawberry.field(
+        default=None, description="The schedule tick this task was fired for."
+    )
     view: strawberry.Private[TaskView]
 
     steps: list[StepType] = strawberry.field(
@@ -112,6 +118,8 @@ class TaskType:
             updated_at=view.updated_at,
             completed_at=view.completed_at,
             run_at=view.run_at,
+            schedule_id=strawberry.ID(str(view.schedule_id)) if view.schedule_id else None,
+            scheduled_for=view.scheduled_for,
             view=view,
         )
 

@@ -8,9 +8,11 @@ their output.
 
 from server.cli import history  # noqa: F401  (registers `tasker task events`)
 from server.cli.commands import main
+from server.cli.schedules import schedules
 from server.cli.tasks import task, tasks
 
 main.add_command(task)
 main.add_command(tasks)
+main.add_command(schedules)
 
 __all__ = ["main"]

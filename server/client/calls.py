@@ -15,6 +15,13 @@ from typing import Any
 from urllib.parse import quote
 
 from server.client.errors import GraphQLError, graphql_error
+from server.client.schedule_calls import create_schedule as create_schedule
+from server.client.schedule_calls import delete_schedule as delete_schedule
+from server.client.schedule_calls import get_schedule as get_schedule
+from server.client.schedule_calls import list_schedules as list_schedules
+from server.client.schedule_calls import pause_schedule as pause_schedule
+from server.client.schedule_calls import resume_schedule as resume_schedule
+from server.client.schedule_calls import update_schedule as update_schedule
 from server.client.transport import Call
 from server.client.types import (
     BottleneckReport,

@@ -98,6 +98,15 @@ class Endpoints:
     retry_step = Endpoint(calls.retry_step)
     resolve_step = Endpoint(calls.resolve_step)
 
+    # --- schedules ---
+    list_schedules = Endpoint(calls.list_schedules)
+    get_schedule = Endpoint(calls.get_schedule)
+    create_schedule = Endpoint(calls.create_schedule)
+    update_schedule = Endpoint(calls.update_schedule)
+    pause_schedule = Endpoint(calls.pause_schedule)
+    resume_schedule = Endpoint(calls.resume_schedule)
+    delete_schedule = Endpoint(calls.delete_schedule)
+
     # --- analytics, health, metrics ---
     performance_analytics = Endpoint(calls.performance_analytics)
     bottleneck_analysis = Endpoint(calls.bottleneck_analysis)

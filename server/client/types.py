@@ -97,6 +97,8 @@ class Task(TypedDict):
     bypass_steps: NotRequired[list[str]]
     completed_at: NotRequired[str | None]
     run_at: NotRequired[str | None]
+    schedule_id: NotRequired[str | None]
+    scheduled_for: NotRequired[str | None]
     steps: NotRequired[list[TaskStep]]
     dependencies: NotRequired[Dependencies]
 

@@ -78,6 +78,10 @@ class Task(Model):
     """Steps not yet complete or resolved: the completion that brings it to 0 finalizes."""
     run_at = fields.DatetimeField(null=True)
     """When a delayed task may start: no step is claimed before it (NULL: at once)."""
+    schedule_id = fields.UUIDField(null=True)
+    """The schedule that fired this task (NULL: created by a caller)."""
+    scheduled_for = fields.DatetimeField(null=True)
+    """The schedule's tick this task was fired for."""
 
     class Meta:
         table = "tasker_tasks"
@@ -251,3 +255,43 @@ class StepSlot(Model):
     class Meta:
         table = "tasker_analytics_step_slots"
         unique_together = (("span", "slot", "namespace", "name", "version", "step_name"),)
+
+
+class Schedule(Model):
+    """A cron schedule that creates tasks of a handler (`server.services.schedules`)."""
+
+    id = fields.UUIDField(primary_key=True)
+    name = fields.CharField(max_length=128)
+    namespace = fields.CharField(max_length=128)
+    handler = fields.CharField(max_length=128)
+    version = fields.CharField(max_length=64, null=True)
+    cron = fields.CharField(max_length=256)
+    timezone = fields.CharField(max_length=64, default="UTC")
+    context: fields.Field[Any] = fields.JSONField(default=dict)
+    catch_up = fields.CharField(max_length=16, default="latest")
+    paused = fields.BooleanField(default=False)
+    next_fire_at = fields.DatetimeField()
+    source = fields.CharField(max_length=16, default="api")
+    """`yaml` (declared in a handler file, upserted at start) or `api` (made at run time)."""
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "tasker_schedules"
+        unique_together = (("namespace", "handler", "name"),)
+        # Every firing pass asks for due schedules: one range scan on this index.
+        indexes = (Index(fields=("paused", "next_fire_at")),)
+
+
+class ScheduleFire(Model):
+    """One fired tick: the unique (schedule_id, tick) row decides which process fires it."""
+
+    id = fields.BigIntField(primary_key=True)
+    schedule_id = fields.UUIDField()
+    tick = fields.DatetimeField()
+    task_id = fields.UUIDField()
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "tasker_schedule_fires"
+        unique_together = (("schedule_id", "tick"),)

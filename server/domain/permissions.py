@@ -34,6 +34,14 @@ LIST_HANDLERS: Final = "tasker.handler:index"
 SHOW_HANDLER: Final = "tasker.handler:show"
 """A handler's detail: context schema, step templates, dependency graph, every version."""
 
+# Schedules
+LIST_SCHEDULES: Final = "tasker.schedule:index"
+SHOW_SCHEDULE: Final = "tasker.schedule:show"
+CREATE_SCHEDULE: Final = "tasker.schedule:create"
+UPDATE_SCHEDULE: Final = "tasker.schedule:update"
+"""Change a schedule, pause or resume it."""
+DELETE_SCHEDULE: Final = "tasker.schedule:destroy"
+
 # Diagrams and observability
 SHOW_DIAGRAM: Final = "tasker.task_diagram:show"
 ANALYTICS: Final = "tasker.analytics:index"

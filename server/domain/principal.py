@@ -23,6 +23,7 @@ RESOURCES: Final[Mapping[str, tuple[str, ...]]] = {
     "task": ("index", "show", "create", "update", "destroy", "retry", "cancel"),
     "workflow_step": ("index", "show", "update", "destroy", "retry", "cancel"),
     "handler": ("index", "show"),
+    "schedule": ("index", "show", "create", "update", "destroy"),
     "task_diagram": ("index", "show"),
     "analytics": ("index",),
     "metrics": ("index",),

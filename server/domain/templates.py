@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.domain.dag import StepGraph
+from server.domain.schedules import ScheduleSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,8 @@ class HandlerTemplate:
     named_steps: tuple[str, ...] = ()
     source: str | None = None
     """Where the definition was loaded from (a file path), for error messages."""
+    schedules: tuple[ScheduleSpec, ...] = ()
+    """Cron schedules the file declares (upserted at start, `server.services.schedules`)."""
 
     @property
     def full_name(self) -> str:

@@ -37,6 +37,10 @@ class TaskView(NamedTuple):
     completed_at: datetime | None = None
     run_at: datetime | None = None
     """When a delayed task may start (None: at once)."""
+    schedule_id: UUID | None = None
+    """The schedule that fired this task (None: created by a caller)."""
+    scheduled_for: datetime | None = None
+    """The schedule tick it was fired for."""
 
     @property
     def full_name(self) -> str:
@@ -192,6 +196,16 @@ class CreateTask:
     subject: str | None = None
     """The caller's token subject: idempotency keys are its own. None (open mode): one
     scope shared by every caller."""
+    fired: "ScheduleTick | None" = None
+    """Set by the schedule firer only: the task is this tick's, recorded in its transaction."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTick:
+    """A schedule's tick being fired (the unique fire row is written with the task)."""
+
+    schedule_id: UUID
+    tick: datetime
 
 
 @dataclass(frozen=True, slots=True)

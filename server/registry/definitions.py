@@ -28,6 +28,7 @@ from server.domain.errors import TemplateInvalid
 from server.domain.templates import HandlerTemplate, StepTemplate
 from server.domain.versions import is_semver
 from server.handlers.base import StepHandler
+from server.registry.schedule_yaml import parse_schedules
 
 HTTP_HANDLER_CLASS = "server.handlers.http:HttpStepHandler"
 """The handler a step gets when its `handler_config.type` is `http` and it names no class."""
@@ -112,6 +113,7 @@ def parse_definition(data: object, *, source: str, environment: str = "developme
         graph = StepGraph.build({step.name: step.depends_on for step in steps})
     except GraphError as exc:
         raise _Where(source, exc.step).error(str(exc)) from exc
+    context_schema = _context_schema(data, where)
     template = HandlerTemplate(
         namespace=namespace,
         name=name,
@@ -119,10 +121,13 @@ def parse_definition(data: object, *, source: str, environment: str = "developme
         steps=steps,
         graph=graph,
         description=where.text(data, "description"),
-        context_schema=_context_schema(data, where),
+        context_schema=context_schema,
         default_dependent_system=default_system,
         named_steps=named_steps,
         source=source,
+        schedules=parse_schedules(
+            data.get("schedules"), source=source, context_schema=context_schema
+        ),
     )
     return Definition(template, where.text(data, "namespace_description"))
 

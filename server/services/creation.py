@@ -18,7 +18,7 @@ from uuid import uuid4
 
 from tortoise.exceptions import IntegrityError
 
-from server.db.models import StepEdge, Task, Transition, WorkflowStep
+from server.db.models import ScheduleFire, StepEdge, Task, Transition, WorkflowStep
 from server.db.rows import task_view
 from server.domain.errors import Conflict, InvalidTaskConfig, ValidationFailed
 from server.domain.inputs import (
@@ -202,7 +202,19 @@ class TaskCreator:
                 # resolved_manually below count them (`Transaction.move_step`).
                 remaining=len(template.steps),
                 run_at=start,
+                schedule_id=req.fired.schedule_id if req.fired else None,
+                scheduled_for=req.fired.tick if req.fired else None,
             )
+            if req.fired:
+                # The unique (schedule_id, tick) row: a second firing of this tick fails
+                # here and rolls its task back with it (`server.services.schedules`).
+                await ScheduleFire.create(
+                    using_db=tx.conn,
+                    schedule_id=req.fired.schedule_id,
+                    tick=req.fired.tick,
+                    task_id=task.id,
+                    created_at=now,
+                )
             await WorkflowStep.bulk_create(
                 [
                     WorkflowStep(

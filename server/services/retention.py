@@ -6,7 +6,7 @@ and workers keep running. History, steps and edges go with their task (ON DELETE
 
 from datetime import datetime, timedelta
 
-from server.db.models import Task
+from server.db.models import ScheduleFire, Task
 from server.domain.states import TERMINAL_TASK_STATES, TaskState
 from server.infra.ports import Clock
 
@@ -39,6 +39,9 @@ async def prune_finished(
             break
         # Count the ids, not the driver's row count: SQLite's includes the cascaded rows.
         await Task.filter(id__in=list(ids)).delete()
+        # Their schedules' fire rows too: those ticks lie far behind every `next_fire_at`, so
+        # nothing can fire them again.
+        await ScheduleFire.filter(task_id__in=list(ids)).delete()
         deleted += len(ids)
         batches += 1
     return deleted

@@ -103,8 +103,13 @@ def _excluded(case: schemathesis.Case) -> list:  # type: ignore[type-arg]
     # DELETE cancels a task or step (the seed's meaning); the record stays readable after it.
     excluded = [use_after_free]
     # A handler's context schema and its step names belong to that handler, so the generic
-    # document cannot state them: a body it calls valid may still be refused (422) here.
-    handler_owned = case.operation.label == "POST /tasker/tasks"
+    # document cannot state them: a body it calls valid may still be refused (422) here. Nor
+    # can it state which cron expressions and time zone names exist (a schedule's body).
+    handler_owned = case.operation.label in {
+        "POST /tasker/tasks",
+        "POST /tasker/schedules",
+        "PATCH /tasker/schedules/{id}",
+    }
     # Free-form JSON (a step's inputs, a resolve's results) is `{}` in the document: saying
     # "no NUL at any depth" takes a recursive schema, which Python tooling cannot read. The
     # server refuses NUL there (PostgreSQL cannot store it), so such a body may be refused.

@@ -166,4 +166,6 @@ async def test_the_document_says_which_bodies_are_required(client):
         "PATCH /tasker/tasks/{id}": True,
         f"PATCH {step}": True,
         f"POST {step}/resolve": False,  # resolving needs nothing; no body reads as {}
+        "POST /tasker/schedules": True,
+        "PATCH /tasker/schedules/{id}": True,
     }

@@ -40,6 +40,15 @@ DOCUMENTS = {
     "Mutation.retryStep": f'mutation {{ retryStep(taskId: "{NOPE}", step: "s") {{ __typename }} }}',
     "Mutation.resolveStep": f'mutation {{ resolveStep(taskId: "{NOPE}", step: "s") '
     "{ __typename } }",
+    "Query.schedules": "{ schedules { id } }",
+    "Query.schedule": f'{{ schedule(id: "{NOPE}") {{ id }} }}',
+    "Mutation.createSchedule": 'mutation { createSchedule(input: {name: "n", namespace: "nope", '
+    'handler: "nope", cron: "* * * * *"}) { __typename } }',
+    "Mutation.updateSchedule": f'mutation {{ updateSchedule(id: "{NOPE}", '
+    'input: {cron: "* * * * *"}) { __typename } }',
+    "Mutation.pauseSchedule": f'mutation {{ pauseSchedule(id: "{NOPE}") {{ __typename }} }}',
+    "Mutation.resumeSchedule": f'mutation {{ resumeSchedule(id: "{NOPE}") {{ __typename }} }}',
+    "Mutation.deleteSchedule": f'mutation {{ deleteSchedule(id: "{NOPE}") {{ __typename }} }}',
     "Subscription.taskEvents": f'subscription {{ taskEvents(id: "{NOPE}") {{ cursor }} }}',
     "Subscription.namespaceEvents": 'subscription { namespaceEvents(namespace: "nope") '
     "{ cursor } }",

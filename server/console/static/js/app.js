@@ -4,6 +4,7 @@ import { AuthError, onAuthFailure, token } from "./api.js";
 import { clear, errorBox, h, params } from "./dom.js";
 import * as analytics from "./views/analytics.js";
 import * as catalogue from "./views/catalogue.js";
+import * as schedules from "./views/schedules.js";
 import * as taskPage from "./views/task.js";
 import * as taskList from "./views/tasks.js";
 import * as tokenPage from "./views/token.js";
@@ -19,6 +20,7 @@ const ROUTES = [
   [/^\/tasks\/([^/]+)$/, taskPage.render, "tasks"],
   [/^\/tasks$/, taskList.render, "tasks"],
   [/^\/analytics$/, analytics.render, "analytics"],
+  [/^\/schedules$/, schedules.render, "schedules"],
   [/^\/token$/, tokenPage.render, "token"],
 ];
 
