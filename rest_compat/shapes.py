@@ -61,6 +61,7 @@ class HandlerSummary(Shape):
     description: str | None
     step_count: int
     step_names: list[str]
+    paused: bool = Field(False, description="This handler version is paused")
 
 
 class NamespaceHandlers(Shape):
@@ -97,6 +98,19 @@ class HandlerDetail(Shape):
     description: str | None
     step_templates: list[StepTemplateOut]
     dependency_graph: DependencyGraph
+    paused: bool = Field(False, description="This handler version is paused")
+
+
+class HandlerPauseOut(Shape):
+    """A handler's pause state after a pause or resume."""
+
+    namespace: str
+    name: str
+    version: str | None = Field(description="The version acted on (null: every version)")
+    paused: bool = Field(description="Whether tasks of it (of that version) now start no step")
+    paused_versions: list[str] = Field(
+        description="Every pause of the handler in force: versions, '' for all of them"
+    )
 
 
 # --- tasks -------------------------------------------------------------------------------
@@ -114,6 +128,9 @@ class TaskOut(Shape):
     updated_at: Timestamp
     run_at: Timestamp | None = Field(
         None, description="A delayed start: no step runs before it (null: at once)"
+    )
+    paused: bool = Field(
+        False, description="Paused (the task or its handler): no new step starts until resumed"
     )
 
 
@@ -187,6 +204,9 @@ class TaskWithDependencies(Shape):
     updated_at: Timestamp
     run_at: Timestamp | None = Field(
         None, description="A delayed start: no step runs before it (null: at once)"
+    )
+    paused: bool = Field(
+        False, description="Paused (the task or its handler): no new step starts until resumed"
     )
 
 

@@ -77,6 +77,9 @@ class TaskType:
     run_at: datetime | None = strawberry.field(
         description="A delayed start: no step runs before it (null: at once).",
     )
+    paused: bool = strawberry.field(
+        description="Paused (the task or its handler): no new step starts until resumed.",
+    )
     view: strawberry.Private[TaskView]
 
     steps: list[StepType] = strawberry.field(
@@ -112,6 +115,7 @@ class TaskType:
             updated_at=view.updated_at,
             completed_at=view.completed_at,
             run_at=view.run_at,
+            paused=view.paused,
             view=view,
         )
 

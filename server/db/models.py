@@ -78,6 +78,13 @@ class Task(Model):
     """Steps not yet complete or resolved: the completion that brings it to 0 finalizes."""
     run_at = fields.DatetimeField(null=True)
     """When a delayed task may start: no step is claimed before it (NULL: at once)."""
+    paused_at = fields.DatetimeField(null=True)
+    """Paused by hand: no step of it is claimed until it is resumed (NULL: not paused)."""
+    handler_paused_at = fields.DatetimeField(null=True)
+    """Its handler is paused (`PausedHandler`): likewise no step is claimed."""
+    debounce_key = fields.CharField(max_length=255, null=True)
+    """A debounced task's key while its window is open; unique per handler among pending
+    tasks (a partial unique index, migration 12)."""
 
     class Meta:
         table = "tasker_tasks"
@@ -251,3 +258,18 @@ class StepSlot(Model):
     class Meta:
         table = "tasker_analytics_step_slots"
         unique_together = (("span", "slot", "namespace", "name", "version", "step_name"),)
+
+
+class PausedHandler(Model):
+    """A paused handler: its tasks, present and future, start no step until it is resumed."""
+
+    id = fields.IntField(primary_key=True)
+    namespace = fields.CharField(max_length=128)
+    name = fields.CharField(max_length=128)
+    version = fields.CharField(max_length=64, default="", db_default="")
+    """'' pauses every version."""
+    paused_at = fields.DatetimeField()
+
+    class Meta:
+        table = "tasker_paused_handlers"
+        unique_together = (("namespace", "name", "version"),)

@@ -44,6 +44,9 @@ class HandlerTemplate:
     named_steps: tuple[str, ...] = ()
     source: str | None = None
     """Where the definition was loaded from (a file path), for error messages."""
+    debounce: tuple[str, float] | None = None
+    """(key, seconds): creations with one key within `seconds` collapse into one task
+    (`server.services.debounce`); the key is a `context.` path or a constant."""
 
     @property
     def full_name(self) -> str:
