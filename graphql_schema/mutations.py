@@ -143,6 +143,11 @@ ResolveStepResult = Annotated[
     strawberry.union("ResolveStepResult", description="The resolved step, or why not."),
 ]
 TaskId = Annotated[strawberry.ID, strawberry.argument(description="Task id.")]
+HandlerNamespace = Annotated[str, strawberry.argument(description="Namespace of the handler.")]
+HandlerName = Annotated[str, strawberry.argument(description="Handler name.")]
+HandlerVersion = Annotated[
+    str | None, strawberry.argument(description="One version; omitted means every version.")
+]
 StepRef = Annotated[str, strawberry.argument(description="Step name, or step id.")]
 Results = Annotated[JSON | None, strawberry.argument(description="Results to record.")]
 Reason = Annotated[str | None, strawberry.argument(description="Why, for the record.")]
@@ -188,7 +193,7 @@ async def resume_task(info: Info, id: TaskId) -> TaskCommandResult:
 
 @expected_errors
 async def pause_handler(
-    info: Info, namespace: str, name: str, version: str | None = None
+    info: Info, namespace: HandlerNamespace, name: HandlerName, version: HandlerVersion = None
 ) -> HandlerPauseResult:
     state = await info.context.services.pausing.pause_handler(namespace, name, version)
     return HandlerPauseType(
@@ -202,7 +207,7 @@ async def pause_handler(
 
 @expected_errors
 async def resume_handler(
-    info: Info, namespace: str, name: str, version: str | None = None
+    info: Info, namespace: HandlerNamespace, name: HandlerName, version: HandlerVersion = None
 ) -> HandlerPauseResult:
     state = await info.context.services.pausing.resume_handler(namespace, name, version)
     return HandlerPauseType(

@@ -45,6 +45,7 @@ FIELD_PERMISSIONS: Final[Mapping[str, str]] = {
     "Handler.contextSchema": need.SHOW_HANDLER,
     "Handler.stepTemplates": need.SHOW_HANDLER,
     "Handler.dependencyGraph": need.SHOW_HANDLER,
+    "Handler.paused": need.SHOW_HANDLER,
     "Task.steps": need.READ_STEPS,
     "Task.transitions": need.SHOW_TASK,
     "Task.dependencies": need.READ_STEPS,

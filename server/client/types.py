@@ -54,6 +54,17 @@ class HandlerDetail(TypedDict):
     description: str | None
     step_templates: list[StepTemplate]
     dependency_graph: DependencyGraph
+    paused: NotRequired[bool]
+
+
+class HandlerPause(TypedDict):
+    """A handler's pauses after `pause_handler` / `resume_handler`."""
+
+    namespace: str
+    name: str
+    version: str | None
+    paused: bool
+    paused_versions: list[str]
 
 
 class BlockedReason(TypedDict):
@@ -97,6 +108,7 @@ class Task(TypedDict):
     bypass_steps: NotRequired[list[str]]
     completed_at: NotRequired[str | None]
     run_at: NotRequired[str | None]
+    paused: NotRequired[bool]
     steps: NotRequired[list[TaskStep]]
     dependencies: NotRequired[Dependencies]
 
