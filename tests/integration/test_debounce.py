@@ -82,15 +82,11 @@ async def test_fifty_concurrent_creations_with_one_key_make_exactly_one_task(
 async def test_a_key_path_that_does_not_resolve_is_refused_naming_it(services: Services) -> None:
     with pytest.raises(ValidationFailed) as caught:
         await services.tasks.create_task(
-            CreateTask(
-                **LINEAR, context={}, debounce_key="context.document_id", debounce_seconds=5
-            )
+            CreateTask(**LINEAR, context={}, debounce_key="context.document_id", debounce_seconds=5)
         )
     assert "context.document_id" in caught.value.details["debounce_key"][0]
     with pytest.raises(ValidationFailed) as caught:
-        await services.tasks.create_task(
-            CreateTask(**LINEAR, context={}, debounce_key="constant")
-        )
+        await services.tasks.create_task(CreateTask(**LINEAR, context={}, debounce_key="constant"))
     assert "debounce_seconds" in caught.value.details
     with pytest.raises(ValidationFailed):
         await services.tasks.create_task(
