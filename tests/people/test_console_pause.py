@@ -19,7 +19,7 @@ DOCUMENT = re.compile(r"const (\w+) = `([^`]*)`;", re.S)
 
 def documents(file: str) -> dict[str, str]:
     text = (STATIC / file).read_text(encoding="utf-8")
-    found = {name: body for name, body in DOCUMENT.findall(text)}
+    found: dict[str, str] = dict(DOCUMENT.findall(text))
     result = found.get("TASK_RESULT", "")
     for name, body in re.findall(r"(\w+): `(mutation[^`]*)`", text):
         found[name] = body.replace("${TASK_RESULT}", result)
