@@ -40,6 +40,12 @@ DOCUMENTS = {
     "Mutation.retryStep": f'mutation {{ retryStep(taskId: "{NOPE}", step: "s") {{ __typename }} }}',
     "Mutation.resolveStep": f'mutation {{ resolveStep(taskId: "{NOPE}", step: "s") '
     "{ __typename } }",
+    "Mutation.pauseTask": f'mutation {{ pauseTask(id: "{NOPE}") {{ __typename }} }}',
+    "Mutation.resumeTask": f'mutation {{ resumeTask(id: "{NOPE}") {{ __typename }} }}',
+    "Mutation.pauseHandler": 'mutation { pauseHandler(namespace: "nope", name: "nope") '
+    "{ __typename } }",
+    "Mutation.resumeHandler": 'mutation { resumeHandler(namespace: "nope", name: "nope") '
+    "{ __typename } }",
     "Subscription.taskEvents": f'subscription {{ taskEvents(id: "{NOPE}") {{ cursor }} }}',
     "Subscription.namespaceEvents": 'subscription { namespaceEvents(namespace: "nope") '
     "{ cursor } }",
