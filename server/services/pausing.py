@@ -91,11 +91,12 @@ class PauseService:
         self.registry.get(namespace, name, version)  # NotFound / ValidationFailed
         key = version or ALL_VERSIONS
         async with self.changes.transaction() as tx:
-            held = PausedHandler.filter(namespace=namespace, name=name, version=key)
-            if not await held.using_db(tx.conn).exists():
-                await PausedHandler.create(
-                    using_db=tx.conn, namespace=namespace, name=name, version=key, paused_at=tx.now
-                )
+            # Two pauses at once: one row, and neither fails (the unique key settles it).
+            await PausedHandler.bulk_create(
+                [PausedHandler(namespace=namespace, name=name, version=key, paused_at=tx.now)],
+                ignore_conflicts=True,
+                using_db=tx.conn,
+            )
             tasks = Task.filter(
                 namespace=namespace,
                 name=name,
@@ -106,7 +107,13 @@ class PauseService:
                 tasks = tasks.filter(version=version)
             # Lock them as a claim does, then flag them: a claim that waits on one of these
             # locks re-reads the flag after this commits, and refuses.
-            rows = await tasks.select_for_update().using_db(tx.conn).only("id", "status")
+            # In id order: two handler commands at once lock rows in one order, never deadlock.
+            rows = (
+                await tasks.order_by("id")
+                .select_for_update()
+                .using_db(tx.conn)
+                .only("id", "status")
+            )
             ids = [r.id for r in rows]
             if ids:
                 await Task.filter(id__in=ids).using_db(tx.conn).update(handler_paused_at=tx.now)
@@ -136,7 +143,13 @@ class PauseService:
             tasks = Task.filter(namespace=namespace, name=name, handler_paused_at__isnull=False)
             if still:
                 tasks = tasks.exclude(version__in=list(still))
-            rows = await tasks.select_for_update().using_db(tx.conn).only("id", "status")
+            # In id order: two handler commands at once lock rows in one order, never deadlock.
+            rows = (
+                await tasks.order_by("id")
+                .select_for_update()
+                .using_db(tx.conn)
+                .only("id", "status")
+            )
             ids = [r.id for r in rows]
             if ids:
                 await Task.filter(id__in=ids).using_db(tx.conn).update(handler_paused_at=None)

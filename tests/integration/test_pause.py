@@ -180,3 +180,10 @@ async def test_pausing_a_handler_in_flight_no_step_starts_after_the_pause_commit
     for task in tasks:
         done = await wait_for_task(engine, task.id)
         assert done.status is TaskState.COMPLETE
+
+
+async def test_concurrent_pauses_of_one_handler_make_one_pause(services: Services) -> None:
+    states = await asyncio.gather(
+        *(services.pausing.pause_handler("shapes", "linear") for _ in range(5))
+    )
+    assert all(s.paused and s.versions == ("",) for s in states)
