@@ -5,6 +5,8 @@ Checks, each printed with its count; any violation makes the exit status 1:
     delayed start (`run_at`) has not come yet, and no step started before its task's start;
  1b. no cron schedule tick fired twice: one task per (schedule_id, scheduled_for), each with
     its unique (schedule, tick) fire row;
+    no step started (a claim row) while its task or its handler was paused (between a
+    `paused` / `handler paused` history row of the task and the matching resume);
  2. no step is left in progress, and a complete task has only complete/resolved steps;
  3. every completed step was completed exactly once (one `-> complete` history row, none for
     steps that are not complete), and its attempts equal its claims;
@@ -54,6 +56,22 @@ CHECKS: list[tuple[str, str]] = [
         """SELECT count(*) FROM tasker_tasks t LEFT JOIN tasker_schedule_fires f ON f.task_id = t.id
          WHERE t.schedule_id IS NOT NULL AND (f.id IS NULL OR f.schedule_id <> t.schedule_id
                OR f.tick <> t.scheduled_for)""",
+        # A pause (task or handler) and its resume are history rows of the task, drawn under
+        # the task's lock as claims are: a claim between them started while it was paused.
+        "steps started while their task or handler was paused",
+        """SELECT count(*) FROM tasker_transitions c
+         WHERE c.step_id IS NOT NULL AND c.to_status = 'in_progress'
+           AND c.task_id IN (SELECT task_id FROM tasker_transitions
+                              WHERE step_id IS NULL AND reason IN ('paused', 'handler paused'))
+           AND EXISTS (
+             SELECT 1 FROM (VALUES ('paused', 'resumed'), ('handler paused', 'handler resumed'))
+                      AS k(pause, resume)
+              WHERE (SELECT max(x.id) FROM tasker_transitions x
+                      WHERE x.task_id = c.task_id AND x.step_id IS NULL
+                        AND x.reason = k.pause AND x.id < c.id)
+                  > COALESCE((SELECT max(y.id) FROM tasker_transitions y
+                               WHERE y.task_id = c.task_id AND y.step_id IS NULL
+                                 AND y.reason = k.resume AND y.id < c.id), 0))""",
     ),
     (
         "steps left in progress",
@@ -170,6 +188,11 @@ FIGURES: list[tuple[str, str]] = [
     (
         "attempts reclaimed from killed workers (WorkerLost)",
         "SELECT count(*) FROM tasker_transitions WHERE metadata->>'error_class' = 'WorkerLost'",
+    ),
+    (
+        "pauses and resumes (task and handler history rows)",
+        "SELECT count(*) FROM tasker_transitions WHERE step_id IS NULL"
+        " AND reason IN ('paused', 'resumed', 'handler paused', 'handler resumed')",
     ),
     (
         "attempts that failed and were retried",

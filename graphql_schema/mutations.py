@@ -13,6 +13,7 @@ from graphql_schema.errors import (
     expected_errors,
 )
 from graphql_schema.schedules import ScheduleMutation
+from graphql_schema.types.handlers import HandlerPauseType
 from graphql_schema.types.steps import StepType
 from graphql_schema.types.tasks import TaskType
 from server.domain.views import CreateTask
@@ -62,6 +63,17 @@ class CreateTaskInput:
         default=None,
         description="Start this many seconds after creation (0 to a year). Not with runAt.",
     )
+    debounce_key: str | None = strawberry.field(
+        default=None,
+        description=(
+            "Collapse creations with this key (a context path such as context.document_id, "
+            "or a constant) within debounceSeconds into one task, started debounceSeconds "
+            "after the last of them with its context. Overrides the handler's debounce."
+        ),
+    )
+    debounce_seconds: float | None = strawberry.field(
+        default=None, description="The debounce window in seconds (with debounceKey)."
+    )
 
     def to_request(self, subject: str | None) -> CreateTask:
         return CreateTask(
@@ -77,6 +89,8 @@ class CreateTaskInput:
             idempotency_key=self.idempotency_key,
             run_at=self.run_at,
             delay_seconds=self.delay_seconds,
+            debounce_key=self.debounce_key,
+            debounce_seconds=self.debounce_seconds,
             subject=subject,
         )
 
@@ -113,6 +127,10 @@ TaskCommandResult = Annotated[
     TaskType | NotFoundErrorType | InvalidTransitionErrorType,
     strawberry.union("TaskCommandResult", description="The task after the command, or why not."),
 ]
+HandlerPauseResult = Annotated[
+    HandlerPauseType | HandlerNotFoundErrorType | ValidationErrorType,
+    strawberry.union("HandlerPauseResult", description="The handler's pauses, or why not."),
+]
 UpdateStepResult = Annotated[
     StepType | NotFoundErrorType | ValidationErrorType,
     strawberry.union("UpdateStepResult", description="The updated step, or why not."),
@@ -126,6 +144,11 @@ ResolveStepResult = Annotated[
     strawberry.union("ResolveStepResult", description="The resolved step, or why not."),
 ]
 TaskId = Annotated[strawberry.ID, strawberry.argument(description="Task id.")]
+HandlerNamespace = Annotated[str, strawberry.argument(description="Namespace of the handler.")]
+HandlerName = Annotated[str, strawberry.argument(description="Handler name.")]
+HandlerVersion = Annotated[
+    str | None, strawberry.argument(description="One version; omitted means every version.")
+]
 StepRef = Annotated[str, strawberry.argument(description="Step name, or step id.")]
 Results = Annotated[JSON | None, strawberry.argument(description="Results to record.")]
 Reason = Annotated[str | None, strawberry.argument(description="Why, for the record.")]
@@ -157,6 +180,44 @@ async def cancel_task(info: Info, id: TaskId) -> TaskCommandResult:
 @expected_errors
 async def retry_task(info: Info, id: TaskId) -> TaskCommandResult:
     return TaskType.from_view(await info.context.services.tasks.retry_task(id), info)
+
+
+@expected_errors
+async def pause_task(info: Info, id: TaskId) -> TaskCommandResult:
+    return TaskType.from_view(await info.context.services.pausing.pause_task(id), info)
+
+
+@expected_errors
+async def resume_task(info: Info, id: TaskId) -> TaskCommandResult:
+    return TaskType.from_view(await info.context.services.pausing.resume_task(id), info)
+
+
+@expected_errors
+async def pause_handler(
+    info: Info, namespace: HandlerNamespace, name: HandlerName, version: HandlerVersion = None
+) -> HandlerPauseResult:
+    state = await info.context.services.pausing.pause_handler(namespace, name, version)
+    return HandlerPauseType(
+        namespace=namespace,
+        name=name,
+        version=version,
+        paused=state.paused,
+        paused_versions=list(state.versions),
+    )
+
+
+@expected_errors
+async def resume_handler(
+    info: Info, namespace: HandlerNamespace, name: HandlerName, version: HandlerVersion = None
+) -> HandlerPauseResult:
+    state = await info.context.services.pausing.resume_handler(namespace, name, version)
+    return HandlerPauseType(
+        namespace=namespace,
+        name=name,
+        version=version,
+        paused=state.paused,
+        paused_versions=list(state.versions),
+    )
 
 
 @expected_errors
@@ -200,6 +261,25 @@ class Mutation(ScheduleMutation):
     )
     retry_task: TaskCommandResult = strawberry.mutation(
         resolver=retry_task, description="Re-run the failed steps of a task in error."
+    )
+    pause_task: TaskCommandResult = strawberry.mutation(
+        resolver=pause_task,
+        description="Pause a task: running steps finish, no new step starts (idempotent).",
+    )
+    resume_task: TaskCommandResult = strawberry.mutation(
+        resolver=resume_task,
+        description="Resume a paused task: its ready steps start at once (idempotent).",
+    )
+    pause_handler: HandlerPauseResult = strawberry.mutation(
+        resolver=pause_handler,
+        description=(
+            "Pause a handler (all versions, or one): no step of its tasks, present and "
+            "future, starts until it is resumed (idempotent)."
+        ),
+    )
+    resume_handler: HandlerPauseResult = strawberry.mutation(
+        resolver=resume_handler,
+        description="Resume a paused handler: its tasks' ready steps start at once.",
     )
     update_step: UpdateStepResult = strawberry.mutation(
         resolver=update_step, description="Change a step's retry limit and/or inputs."

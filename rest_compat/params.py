@@ -203,6 +203,19 @@ class CreateTaskBody(Body):
         f"(0 to {MAX_DELAY_SECONDS}). Not with run_at",
         json_schema_extra={"minimum": 0, "maximum": MAX_DELAY_SECONDS},
     )
+    # Checked by the service (`server.services.debounce`), like run_at.
+    debounce_key: Text | None = Field(
+        None,
+        description="Collapse creations with this key (a context path such as "
+        "context.document_id, or a constant) within debounce_seconds into one task, started "
+        "debounce_seconds after the last of them with its context (200 for a creation that "
+        "joins). Overrides the handler's debounce",
+    )
+    debounce_seconds: float | None = Field(
+        None,
+        description="The debounce window in seconds, with debounce_key",
+        json_schema_extra={"exclusiveMinimum": 0, "maximum": MAX_DELAY_SECONDS},
+    )
 
 
 class UpdateTaskBody(Body):

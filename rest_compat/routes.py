@@ -9,13 +9,23 @@ document. Cancelling (DELETE) needs `:cancel`, as in GraphQL; a `:destroy` grant
 
 from starlette.routing import BaseRoute
 
-from rest_compat import diagrams, discovery, events, observability, schedules, steps, tasks
+from rest_compat import (
+    diagrams,
+    discovery,
+    events,
+    observability,
+    pausing,
+    schedules,
+    steps,
+    tasks,
+)
 from rest_compat.api_docs import docs_routes
 from rest_compat.operations import Link, Operation, Reply, routes_for
 from rest_compat.shapes import (
     DiagramOut,
     EventOut,
     HandlerDetail,
+    HandlerPauseOut,
     NamespaceHandlers,
     NamespaceList,
     StepList,
@@ -100,8 +110,8 @@ OPERATIONS: list[Operation] = [
     Operation("POST", T, tasks.create_task,
               need.CREATE_TASK, "Create a task",
               (Reply(201, "Created", TaskOut, links=TASK_LINKS),
-               Reply(200, "The task an earlier request with this Idempotency-Key created",
-                     TaskOut, links=TASK_LINKS)),
+               Reply(200, "The task an earlier request with this Idempotency-Key created, "
+                     "or the debounced task this creation joined", TaskOut, links=TASK_LINKS)),
               errors=(404, 409), invalid=(InvalidTaskConfig, InvalidTaskConfig.default_message)),
     Operation("GET", T, tasks.list_tasks,
               need.LIST_TASKS, "List tasks, newest first",
@@ -143,6 +153,20 @@ OPERATIONS: list[Operation] = [
     Operation("POST", f"{T}/{{id}}/retry", tasks.retry_task,
               need.RETRY_TASK, "Re-run the failed steps of an errored task",
               (Reply(200, "The task, pending again", TaskRecordOut),), errors=(409,)),
+    Operation("POST", f"{T}/{{id}}/pause", pausing.pause_task,
+              need.PAUSE_TASK, "Pause a task: running steps finish, no new step starts",
+              (Reply(200, "The task, paused (repeating is no error)", TaskRecordOut),),
+              errors=(409,)),
+    Operation("POST", f"{T}/{{id}}/resume", pausing.resume_task,
+              need.PAUSE_TASK, "Resume a paused task: its ready steps start at once",
+              (Reply(200, "The task, resumed (repeating is no error)", TaskRecordOut),)),
+    Operation("POST", "/tasker/handlers/{namespace}/{name}/pause", pausing.pause_handler,
+              need.PAUSE_HANDLER, "Pause a handler: no step of its tasks, present and future, "
+              "starts (optionally one version)",
+              (Reply(200, "The handler's pauses", HandlerPauseOut),), tag="handlers"),
+    Operation("POST", "/tasker/handlers/{namespace}/{name}/resume", pausing.resume_handler,
+              need.PAUSE_HANDLER, "Resume a paused handler: its tasks' ready steps start at once",
+              (Reply(200, "The handler's pauses", HandlerPauseOut),), tag="handlers"),
     Operation("POST", f"{STEP}/retry", steps.retry_step,
               need.RETRY_STEP, "Re-run a failed step with a fresh attempt budget",
               (Reply(200, "The step, pending again", StepOut),), errors=(409,),

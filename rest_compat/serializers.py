@@ -39,6 +39,7 @@ def handler_summary(template: HandlerTemplate) -> shapes.HandlerSummary:
         description=template.description,
         step_count=len(template.steps),
         step_names=[s.name for s in template.steps],
+        paused=False,  # discovery fills it in: pauses are rows, templates are files
     )
 
 
@@ -67,6 +68,7 @@ def handler_detail(template: HandlerTemplate) -> shapes.HandlerDetail:
             edges=[shapes.GraphEdge(from_=p, to=c) for p, c in graph.edges],
             execution_order=list(graph.execution_order),
         ),
+        paused=False,  # discovery fills it in: pauses are rows, templates are files
     )
 
 
@@ -89,6 +91,7 @@ def task_json(task: TaskView) -> dict[str, Any]:
         "run_at": shapes.iso_z(task.run_at) if task.run_at else None,
         "schedule_id": str(task.schedule_id) if task.schedule_id else None,
         "scheduled_for": shapes.iso_z(task.scheduled_for) if task.scheduled_for else None,
+        "paused": task.paused,
     }
 
 

@@ -61,6 +61,7 @@ class HandlerSummary(Shape):
     description: str | None
     step_count: int
     step_names: list[str]
+    paused: bool = Field(False, description="This handler version is paused")
 
 
 class NamespaceHandlers(Shape):
@@ -97,6 +98,19 @@ class HandlerDetail(Shape):
     description: str | None
     step_templates: list[StepTemplateOut]
     dependency_graph: DependencyGraph
+    paused: bool = Field(False, description="This handler version is paused")
+
+
+class HandlerPauseOut(Shape):
+    """A handler's pause state after a pause or resume."""
+
+    namespace: str
+    name: str
+    version: str | None = Field(description="The version acted on (null: every version)")
+    paused: bool = Field(description="Whether tasks of it (of that version) now start no step")
+    paused_versions: list[str] = Field(
+        description="Every pause of the handler in force: versions, '' for all of them"
+    )
 
 
 # --- tasks -------------------------------------------------------------------------------
@@ -119,6 +133,9 @@ class TaskOut(Shape):
         None, description="The schedule that fired this task (null: created by a caller)"
     )
     scheduled_for: Timestamp | None = Field(None, description="The schedule tick it was fired for")
+    paused: bool = Field(
+        False, description="Paused (the task or its handler): no new step starts until resumed"
+    )
 
 
 class TaskRecordOut(TaskOut):
@@ -196,6 +213,9 @@ class TaskWithDependencies(Shape):
         None, description="The schedule that fired this task (null: created by a caller)"
     )
     scheduled_for: Timestamp | None = Field(None, description="The schedule tick it was fired for")
+    paused: bool = Field(
+        False, description="Paused (the task or its handler): no new step starts until resumed"
+    )
 
 
 # --- workflow steps ----------------------------------------------------------------------

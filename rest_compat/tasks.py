@@ -35,10 +35,13 @@ async def create_task(
             idempotency_key=headers.idempotency_key,
             run_at=body.run_at,
             delay_seconds=body.delay_seconds,
+            debounce_key=body.debounce_key,
+            debounce_seconds=body.debounce_seconds,
             subject=services_of(request).auth.subject(request.scope),
         )
     )
-    # A repeated Idempotency-Key answers with the task it created the first time.
+    # A repeated Idempotency-Key answers with the task it created the first time, a debounced
+    # creation that joined an open window with the task it joined.
     return render_json(serializers.task_json(task), TaskOut, 201 if created else 200)
 
 

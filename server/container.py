@@ -28,6 +28,7 @@ from server.registry.handler_registry import HandlerRegistry
 from server.services.analytics import AnalyticsService
 from server.services.events import EventHub
 from server.services.health import HealthService
+from server.services.pausing import PauseService
 from server.services.schedules import ScheduleService
 from server.services.steps import StepService
 from server.services.tasks import TaskService
@@ -59,10 +60,13 @@ class Services:
     worker_id: str = field(default_factory=new_worker_id)
     auth: Gate = field(init=False)
     """Authentication and authorization, one gate shared by every adapter (`server.auth`)."""
+    pausing: PauseService = field(init=False)
+    """Pause and resume of tasks and handlers."""
 
     def __post_init__(self) -> None:
         # Built here so unusable key settings (e.g. a short secret) stop the process at start.
         self.auth = Gate(self.settings)
+        self.pausing = PauseService(self.changes, self.registry)
 
     def set_dispatcher(self, dispatcher: StepDispatcher) -> None:
         """Attach the broker adapter once it exists (it needs the services to exist first)."""

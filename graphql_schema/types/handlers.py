@@ -62,6 +62,24 @@ def resolve_versions(root: "HandlerType", info: Info) -> list[str]:
     return info.context.services.registry.versions(root.namespace, root.name)
 
 
+async def resolve_paused(root: "HandlerType", info: Info) -> bool:
+    pausing = info.context.services.pausing
+    return (await pausing.handler_pause(root.namespace, root.name, root.version)).paused
+
+
+@strawberry.type(name="HandlerPause", description="A handler's pauses after a pause or resume.")
+class HandlerPauseType:
+    namespace: str = strawberry.field(description="Namespace of the handler.")
+    name: str = strawberry.field(description="Handler name.")
+    version: str | None = strawberry.field(description="The version acted on (null: all).")
+    paused: bool = strawberry.field(
+        description="Whether tasks of it (of that version) now start no step."
+    )
+    paused_versions: list[str] = strawberry.field(
+        description="Every pause of the handler in force: versions, '' for all of them."
+    )
+
+
 @strawberry.type(name="Handler", description="A named, versioned workflow template.")
 class HandlerType:
     name: str = strawberry.field(description="Handler name, unique within its namespace.")
@@ -81,6 +99,10 @@ class HandlerType:
     versions: list[str] = strawberry.field(
         resolver=resolve_versions,
         description="Every loaded version of this handler, newest first (semver).",
+    )
+    paused: bool = strawberry.field(
+        resolver=resolve_paused,
+        description="Paused (pauseHandler): no step of its tasks starts until resumed.",
     )
 
     @classmethod

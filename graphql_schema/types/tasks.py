@@ -77,6 +77,9 @@ class TaskType:
     run_at: datetime | None = strawberry.field(
         description="A delayed start: no step runs before it (null: at once).",
     )
+    paused: bool = strawberry.field(
+        description="Paused (the task or its handler): no new step starts until resumed.",
+    )
     schedule_id: strawberry.ID | None = strawberry.field(
         default=None, description="The schedule that fired this task (null: made by a caller)."
     )
@@ -120,6 +123,7 @@ class TaskType:
             run_at=view.run_at,
             schedule_id=strawberry.ID(str(view.schedule_id)) if view.schedule_id else None,
             scheduled_for=view.scheduled_for,
+            paused=view.paused,
             view=view,
         )
 

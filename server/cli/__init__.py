@@ -6,7 +6,10 @@ so work against any server (`history` adds `task events`); `render` and `steps_v
 their output.
 """
 
-from server.cli import history  # noqa: F401  (registers `tasker task events`)
+from server.cli import (
+    history,  # noqa: F401  (registers `tasker task events`)
+    pausing,  # noqa: F401  (registers `task pause|resume`, `handlers pause|resume`)
+)
 from server.cli.commands import main
 from server.cli.schedules import schedules
 from server.cli.tasks import task, tasks

@@ -120,6 +120,12 @@ def task() -> None:
 @click.option(
     "--run-at", metavar="ISO", help="Start the task at this ISO 8601 time (with a time zone)."
 )
+@click.option(
+    "--debounce-key",
+    metavar="KEY",
+    help="Collapse creations with this key (e.g. context.document_id) into one task.",
+)
+@click.option("--debounce-seconds", type=float, metavar="SECONDS", help="The debounce window.")
 @click.option("--wait", is_flag=True, help="Follow the task until it ends; exit 0 if complete.")
 @connection_options
 def task_create(
@@ -130,6 +136,8 @@ def task_create(
     idempotency_key: str | None,
     delay: float | None,
     run_at: str | None,
+    debounce_key: str | None,
+    debounce_seconds: float | None,
     wait: bool,
     url: str,
     token: str | None,
@@ -146,6 +154,8 @@ def task_create(
             idempotency_key=idempotency_key,
             run_at=run_at,
             delay_seconds=delay,
+            debounce_key=debounce_key,
+            debounce_seconds=debounce_seconds,
         )
         starts = f"  starts {created['run_at']}" if created.get("run_at") else ""
         if not wait:

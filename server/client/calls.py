@@ -28,6 +28,7 @@ from server.client.types import (
     Diagram,
     EventFrame,
     HandlerDetail,
+    HandlerPause,
     HandlerSummary,
     Namespace,
     PerformanceReport,
@@ -74,12 +75,16 @@ def create_task(
     idempotency_key: str | None = None,
     run_at: str | datetime | None = None,
     delay_seconds: float | None = None,
+    debounce_key: str | None = None,
+    debounce_seconds: float | None = None,
     **extra: Any,
 ) -> Call[Task]:
     """Create a task; `extra` may carry initiator, source_system, reason, tags, bypass_steps.
 
     `run_at` (ISO 8601 with a time zone, or an aware datetime) or `delay_seconds` delays its
-    start: it stays pending, its steps `scheduled`, until then."""
+    start: it stays pending, its steps `scheduled`, until then. `debounce_key` (a context path
+    such as "context.document_id", or a constant) with `debounce_seconds` collapses creations
+    with one key inside the window into one task (the joining ones get the same task back)."""
     body = {"namespace": namespace, "name": name, "context": dict(context or {}), **extra}
     if version is not None:
         body["version"] = version
@@ -87,6 +92,10 @@ def create_task(
         body["run_at"] = run_at.isoformat() if isinstance(run_at, datetime) else run_at
     if delay_seconds is not None:
         body["delay_seconds"] = delay_seconds
+    if debounce_key is not None:
+        body["debounce_key"] = debounce_key
+    if debounce_seconds is not None:
+        body["debounce_seconds"] = debounce_seconds
     # With a key, a repeated POST returns the first task: safe to retry. Without one it is not.
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
     return Call("POST", "/tasks", json=body, headers=headers, idempotent=bool(idempotency_key))
@@ -140,6 +149,29 @@ def retry_task(task_id: str) -> Call[Task]:
     """Re-run the failed steps of a task in error (a second retry is a 409)."""
     # A second retry of a task already retried is a 409, not a no-op: never repeat it blindly.
     return Call("POST", f"/tasks/{_seg(task_id)}/retry", idempotent=False)
+
+
+def pause_task(task_id: str) -> Call[Task]:
+    """Pause a task: running steps finish, no new step starts (repeating is no error)."""
+    return Call("POST", f"/tasks/{_seg(task_id)}/pause")  # idempotent on the server
+
+
+def resume_task(task_id: str) -> Call[Task]:
+    """Resume a paused task: its ready steps start at once (repeating is no error)."""
+    return Call("POST", f"/tasks/{_seg(task_id)}/resume")
+
+
+def pause_handler(namespace: str, name: str, *, version: str | None = None) -> Call[HandlerPause]:
+    """Pause a handler (every version, or one): no step of its tasks, present and future,
+    starts until it is resumed."""
+    params = {"version": version} if version else None
+    return Call("POST", f"/handlers/{_seg(namespace)}/{_seg(name)}/pause", params=params)
+
+
+def resume_handler(namespace: str, name: str, *, version: str | None = None) -> Call[HandlerPause]:
+    """Resume a paused handler (every pause of it, or one version's)."""
+    params = {"version": version} if version else None
+    return Call("POST", f"/handlers/{_seg(namespace)}/{_seg(name)}/resume", params=params)
 
 
 def get_task_diagram(task_id: str, format: str = "json") -> Call[Diagram | str]:

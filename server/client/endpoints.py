@@ -88,6 +88,10 @@ class Endpoints:
     update_task = Endpoint(calls.update_task)
     cancel_task = Endpoint(calls.cancel_task)
     retry_task = Endpoint(calls.retry_task)
+    pause_task = Endpoint(calls.pause_task)
+    resume_task = Endpoint(calls.resume_task)
+    pause_handler = Endpoint(calls.pause_handler)
+    resume_handler = Endpoint(calls.resume_handler)
     get_task_diagram = Endpoint(calls.get_task_diagram)
 
     # --- workflow steps ---

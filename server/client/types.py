@@ -54,6 +54,17 @@ class HandlerDetail(TypedDict):
     description: str | None
     step_templates: list[StepTemplate]
     dependency_graph: DependencyGraph
+    paused: NotRequired[bool]
+
+
+class HandlerPause(TypedDict):
+    """A handler's pauses after `pause_handler` / `resume_handler`."""
+
+    namespace: str
+    name: str
+    version: str | None
+    paused: bool
+    paused_versions: list[str]
 
 
 class BlockedReason(TypedDict):
@@ -99,6 +110,7 @@ class Task(TypedDict):
     run_at: NotRequired[str | None]
     schedule_id: NotRequired[str | None]
     scheduled_for: NotRequired[str | None]
+    paused: NotRequired[bool]
     steps: NotRequired[list[TaskStep]]
     dependencies: NotRequired[Dependencies]
 

@@ -82,6 +82,13 @@ class Task(Model):
     """The schedule that fired this task (NULL: created by a caller)."""
     scheduled_for = fields.DatetimeField(null=True)
     """The schedule's tick this task was fired for."""
+    paused_at = fields.DatetimeField(null=True)
+    """Paused by hand: no step of it is claimed until it is resumed (NULL: not paused)."""
+    handler_paused_at = fields.DatetimeField(null=True)
+    """Its handler is paused (`PausedHandler`): likewise no step is claimed."""
+    debounce_key = fields.CharField(max_length=255, null=True)
+    """A debounced task's key while its window is open; unique per handler among pending
+    tasks (a partial unique index, migration 12)."""
 
     class Meta:
         table = "tasker_tasks"
@@ -295,3 +302,18 @@ class ScheduleFire(Model):
     class Meta:
         table = "tasker_schedule_fires"
         unique_together = (("schedule_id", "tick"),)
+
+
+class PausedHandler(Model):
+    """A paused handler: its tasks, present and future, start no step until it is resumed."""
+
+    id = fields.IntField(primary_key=True)
+    namespace = fields.CharField(max_length=128)
+    name = fields.CharField(max_length=128)
+    version = fields.CharField(max_length=64, default="", db_default="")
+    """'' pauses every version."""
+    paused_at = fields.DatetimeField()
+
+    class Meta:
+        table = "tasker_paused_handlers"
+        unique_together = (("namespace", "name", "version"),)

@@ -38,6 +38,8 @@ COLUMNS = (
     "run_at",
     "schedule_id",
     "scheduled_for",
+    "paused_at",
+    "handler_paused_at",
 )
 _COLUMN_LIST = ", ".join(f"t.{c}" for c in COLUMNS)
 _SELECT = f"SELECT {_COLUMN_LIST} FROM tasker_tasks t"
@@ -102,6 +104,8 @@ def task_view_of(record: Row, *, json_decoded: bool = False) -> TaskView:
         as_datetime(record[17]),
         None if record[18] is None else _as_uuid(record[18]),
         as_datetime(record[19]),
+        as_datetime(record[20]),
+        as_datetime(record[21]),
     )
 
 

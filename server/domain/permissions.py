@@ -18,6 +18,8 @@ CREATE_TASK: Final = "tasker.task:create"
 UPDATE_TASK: Final = "tasker.task:update"
 RETRY_TASK: Final = "tasker.task:retry"
 CANCEL_TASK: Final = "tasker.task:cancel"
+PAUSE_TASK: Final = "tasker.task:pause"
+"""Pause and resume a task."""
 
 # Steps
 READ_STEPS: Final = "tasker.workflow_step:index"
@@ -33,6 +35,8 @@ LIST_HANDLERS: Final = "tasker.handler:index"
 """Namespaces and the names, versions and descriptions of their handlers."""
 SHOW_HANDLER: Final = "tasker.handler:show"
 """A handler's detail: context schema, step templates, dependency graph, every version."""
+PAUSE_HANDLER: Final = "tasker.handler:pause"
+"""Pause and resume a handler (all its tasks, present and future)."""
 
 # Schedules
 LIST_SCHEDULES: Final = "tasker.schedule:index"

@@ -20,9 +20,9 @@ from server.domain.permissions import IMPLIED_ACTIONS
 WILDCARD: Final = "*"
 
 RESOURCES: Final[Mapping[str, tuple[str, ...]]] = {
-    "task": ("index", "show", "create", "update", "destroy", "retry", "cancel"),
+    "task": ("index", "show", "create", "update", "destroy", "retry", "cancel", "pause"),
     "workflow_step": ("index", "show", "update", "destroy", "retry", "cancel"),
-    "handler": ("index", "show"),
+    "handler": ("index", "show", "pause"),
     "schedule": ("index", "show", "create", "update", "destroy"),
     "task_diagram": ("index", "show"),
     "analytics": ("index",),

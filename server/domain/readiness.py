@@ -24,6 +24,7 @@ UPSTREAM_FAILED = "upstream_failed"
 NO_LIVE_WORKER = "no_live_worker"
 QUEUED = "queued"
 SCHEDULED = "scheduled"
+PAUSED = "paused"
 
 REASON_CODES = (
     WAITING_ON_PARENTS,
@@ -35,6 +36,7 @@ REASON_CODES = (
     NO_LIVE_WORKER,
     QUEUED,
     SCHEDULED,
+    PAUSED,
 )
 
 
@@ -179,11 +181,12 @@ def explain(
     now: datetime,
     workers_alive: bool,
     run_at: datetime | None = None,
+    paused: bool = False,
 ) -> dict[str, BlockedReason | None]:
     """One reason per step that is neither running nor done (None for those that are).
 
     `run_at` is the task's delayed start: until then a step that would otherwise be ready
-    says `scheduled` (with `until`).
+    says `scheduled` (with `until`). A `paused` task's ready steps say `paused`.
 
     `workers_alive` has no default: only the caller can measure it (`Liveness` in
     `server.services.dependencies`), and a ready step says `no_live_worker` or `queued` by it."""
@@ -193,7 +196,7 @@ def explain(
     reasons: dict[str, BlockedReason | None] = {}
     for step in steps:
         reasons[step.name] = _reason(
-            step, status_of, unreachable, task_status, now, workers_alive, run_at
+            step, status_of, unreachable, task_status, now, workers_alive, run_at, paused
         )
     return reasons
 
@@ -206,6 +209,7 @@ def _reason(
     now: datetime,
     workers_alive: bool,
     run_at: datetime | None,
+    paused: bool = False,
 ) -> BlockedReason | None:
     if step.status in DONE_STEP_STATES or step.status is StepState.IN_PROGRESS:
         return None
@@ -228,6 +232,10 @@ def _reason(
             BACKING_OFF,
             f"retry scheduled at {step.next_attempt_at.isoformat()}",
             until=step.next_attempt_at,
+        )
+    if paused:
+        return BlockedReason(
+            PAUSED, "paused: no step starts until the task (or its handler) is resumed"
         )
     if not has_started(run_at, now):
         assert run_at is not None  # has_started says so

@@ -47,6 +47,9 @@ class HandlerTemplate:
     """Where the definition was loaded from (a file path), for error messages."""
     schedules: tuple[ScheduleSpec, ...] = ()
     """Cron schedules the file declares (upserted at start, `server.services.schedules`)."""
+    debounce: tuple[str, float] | None = None
+    """(key, seconds): creations with one key within `seconds` collapse into one task
+    (`server.services.debounce`); the key is a `context.` path or a constant."""
 
     @property
     def full_name(self) -> str:

@@ -41,6 +41,15 @@ class TaskView(NamedTuple):
     """The schedule that fired this task (None: created by a caller)."""
     scheduled_for: datetime | None = None
     """The schedule tick it was fired for."""
+    paused_at: datetime | None = None
+    """When the task was paused by hand (None: not paused)."""
+    handler_paused_at: datetime | None = None
+    """When its handler was paused (None: not paused)."""
+
+    @property
+    def paused(self) -> bool:
+        """No step of it starts: it, or its handler, is paused."""
+        return self.paused_at is not None or self.handler_paused_at is not None
 
     @property
     def full_name(self) -> str:
@@ -193,6 +202,10 @@ class CreateTask:
     """A delayed start: ISO 8601 text with a time zone (or a datetime), validated by the
     service; not together with `delay_seconds`."""
     delay_seconds: float | None = None
+    debounce_key: str | None = None
+    """Collapse creations with this key (a `context.` path or a constant) into one task;
+    with `debounce_seconds`, or the handler's `debounce` (`server.services.debounce`)."""
+    debounce_seconds: float | None = None
     subject: str | None = None
     """The caller's token subject: idempotency keys are its own. None (open mode): one
     scope shared by every caller."""

@@ -182,6 +182,13 @@ class Transaction(Effects):
             await self._count_done(task, step_id)
         return True
 
+    async def record_task_event(
+        self, task: TaskRef, status: TaskState, reason: str, metadata: dict[str, Any] | None = None
+    ) -> None:
+        """A history row for a task that changes no status (paused, resumed): the row shows
+        the status it stays in, the reason says what happened. The caller holds the lock."""
+        await self._record(task, None, None, status.value, status.value, reason, metadata)
+
     async def _count_done(self, task: TaskRef, step_id: int) -> None:
         """A step just became done: its children wait on one parent fewer and the task needs
         one step fewer (the readiness counters the PostgreSQL store's statements rely on)."""

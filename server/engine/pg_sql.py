@@ -83,6 +83,9 @@ WITH target AS (
        AND t.status = ANY($claimable_tasks::text[])
        -- A delayed task's steps wait for its start (`readiness.has_started`).
        AND (t.run_at IS NULL OR t.run_at <= $now)
+       -- A paused task (or handler) starts no step; a claim waiting on the pause's lock
+       -- re-reads these columns, so none starts once the pause has committed.
+       AND t.paused_at IS NULL AND t.handler_paused_at IS NULL
        AND (ws.status = $claim_from::text
             OR (ws.status = $retry_from::text AND ws.next_attempt_at <= $now))
        -- Locks the task row (as cancel/resolve/finalize do, exclusively): a claim cannot slip

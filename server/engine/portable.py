@@ -24,7 +24,16 @@ from server.engine.changes import StateChanges, TaskRef
 from server.engine.progress import advance
 from server.engine.store import Claim, ClaimRequest, Outcome, Recorded
 
-_TASK_FIELDS = ("namespace", "name", "version", "context", "created_at", "run_at")
+_TASK_FIELDS = (
+    "namespace",
+    "name",
+    "version",
+    "context",
+    "created_at",
+    "run_at",
+    "paused_at",
+    "handler_paused_at",
+)
 
 
 class PortableStore:
@@ -59,6 +68,8 @@ class PortableStore:
                 return None
             if not has_started(task_row.run_at, tx.now):
                 return None
+            if task_row.paused_at is not None or task_row.handler_paused_at is not None:
+                return None  # paused (the task or its handler): resuming re-sends it
             parents = await (
                 WorkflowStep.filter(child_edges__to_step_id=step.id)
                 .using_db(tx.conn)

@@ -161,7 +161,12 @@ class Sweeper:
         cutoff = now - self.redispatch_after
         # A step is stamped `dispatched_at` in the same transaction that makes it ready, so a
         # NULL stamp means "never ready yet"; only stale stamps can hide a lost message.
-        idle = Q(dispatched_at__lt=cutoff)
+        # A paused task's steps are refused by the claim; resuming re-sends them itself.
+        idle = Q(
+            dispatched_at__lt=cutoff,
+            task__paused_at__isnull=True,
+            task__handler_paused_at__isnull=True,
+        )
         pending: list[int] = await (  # type: ignore[assignment]
             WorkflowStep.filter(idle, status=StepState.PENDING.value, task__status__in=CLAIMABLE)
             .limit(self.batch)

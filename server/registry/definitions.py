@@ -25,6 +25,7 @@ from jsonschema.validators import Draft202012Validator, validator_for
 
 from server.domain.dag import GraphError, StepGraph
 from server.domain.errors import TemplateInvalid
+from server.domain.inputs import MAX_DELAY_SECONDS
 from server.domain.templates import HandlerTemplate, StepTemplate
 from server.domain.versions import is_semver
 from server.handlers.base import StepHandler
@@ -128,6 +129,7 @@ def parse_definition(data: object, *, source: str, environment: str = "developme
         schedules=parse_schedules(
             data.get("schedules"), source=source, context_schema=context_schema
         ),
+        debounce=_debounce(data, where),
     )
     return Definition(template, where.text(data, "namespace_description"))
 
@@ -249,6 +251,20 @@ def _context_schema(data: dict[str, Any], where: "_Where") -> dict[str, Any] | N
     except SchemaError as exc:
         raise where.error(f"'schema' is not a valid JSON Schema: {exc.message}") from exc
     return schema
+
+
+def _debounce(data: dict[str, Any], where: "_Where") -> tuple[str, float] | None:
+    """`debounce: {key: context.document_id, seconds: 30}`, checked at load."""
+    if data.get("debounce") is None:
+        return None
+    block = where.mapping(data, "debounce")
+    key = where.text(block, "key")
+    seconds = where.seconds(block, "seconds")
+    if not key or seconds is None:
+        raise where.error("'debounce' needs a 'key' (e.g. context.document_id) and 'seconds'")
+    if seconds > MAX_DELAY_SECONDS:
+        raise where.error(f"'debounce.seconds' must be at most {MAX_DELAY_SECONDS}")
+    return key, seconds
 
 
 @dataclass(frozen=True, slots=True)

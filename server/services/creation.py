@@ -39,6 +39,8 @@ from server.infra.metrics import task_created
 from server.registry.catalogue import Catalogue
 from server.registry.handler_registry import HandlerRegistry
 from server.services import queries
+from server.services.debounce import Debouncer, debounce_of
+from server.services.pausing import handler_paused
 
 
 def identity_hash(template: HandlerTemplate, context: Any) -> str:
@@ -85,6 +87,7 @@ class TaskCreator:
         self.changes = changes
         self.registry = registry
         self.catalogue = catalogue
+        self.debouncer = Debouncer(changes)
 
     async def create(self, req: CreateTask) -> tuple[TaskView, bool]:
         """Create a task with its steps and edges; returns (task, created).
@@ -95,6 +98,7 @@ class TaskCreator:
         """
         try:
             template, start = self._validated(req)
+            debounce = debounce_of(template, req)
         except ValidationFailed as exc:
             if isinstance(exc, InvalidTaskConfig):
                 raise
@@ -105,6 +109,16 @@ class TaskCreator:
             existing = await self._keyed(scope, req.idempotency_key)
             if existing is not None:
                 return self._same_request(existing, fingerprint), False
+        if debounce is not None:  # join the key's open window, or open it (`debounce`)
+            view, created = await self.debouncer.create_or_join(
+                template,
+                req,
+                debounce,
+                lambda at: self._insert(template, req, fingerprint, scope, at, debounce.key),
+            )
+            if created:
+                task_created(view.namespace)
+            return view, created
         try:
             view = await self._insert(template, req, fingerprint, scope, start)
             task_created(view.namespace)  # metrics: counting events skips creations
@@ -163,6 +177,7 @@ class TaskCreator:
         fingerprint: str,
         scope: str,
         start: datetime | None,
+        debounce_key: str | None = None,
     ) -> TaskView:
         named_task_id = await self.catalogue.named_task_id(template)
         bypass = set(req.bypass_steps)
@@ -204,6 +219,9 @@ class TaskCreator:
                 run_at=start,
                 schedule_id=req.fired.schedule_id if req.fired else None,
                 scheduled_for=req.fired.tick if req.fired else None,
+                debounce_key=debounce_key,
+                # Created paused when its handler is (`pausing`): creation is still accepted.
+                handler_paused_at=now if await handler_paused(tx, template) else None,
             )
             if req.fired:
                 # The unique (schedule_id, tick) row: a second firing of this tick fails

@@ -19,7 +19,14 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from server.db.rows import snapshots
-from server.domain.readiness import BACKING_OFF, QUEUED, SCHEDULED, WAITING_ON_PARENTS, explain
+from server.domain.readiness import (
+    BACKING_OFF,
+    PAUSED,
+    QUEUED,
+    SCHEDULED,
+    WAITING_ON_PARENTS,
+    explain,
+)
 from server.domain.states import DONE_STEP_STATES, StepState, TaskState
 from server.domain.views import (
     BlockedReason,
@@ -62,6 +69,7 @@ def analyse(
         now=now,
         workers_alive=workers_alive,
         run_at=task.run_at,
+        paused=task.paused,
     )
     reasons = {name: r for name, r in explained.items() if r is not None}
     completed = tuple(s.name for s in steps if s.status in DONE_STEP_STATES)
@@ -85,6 +93,8 @@ def _summary(status: TaskState, blocked: tuple[tuple[str, BlockedReason], ...]) 
         return "Task was cancelled"
     if status is TaskState.ERROR:
         return "Task failed: a step exhausted its retries or failed permanently"
+    if any(r.code == PAUSED for _, r in blocked):
+        return "Task is paused: no step starts until it (or its handler) is resumed"
     stuck = [name for name, r in blocked if r.code not in PASSING]
     if stuck:
         return f"Task is blocked at {', '.join(stuck)}"

@@ -49,6 +49,12 @@ DOCUMENTS = {
     "Mutation.pauseSchedule": f'mutation {{ pauseSchedule(id: "{NOPE}") {{ __typename }} }}',
     "Mutation.resumeSchedule": f'mutation {{ resumeSchedule(id: "{NOPE}") {{ __typename }} }}',
     "Mutation.deleteSchedule": f'mutation {{ deleteSchedule(id: "{NOPE}") {{ __typename }} }}',
+    "Mutation.pauseTask": f'mutation {{ pauseTask(id: "{NOPE}") {{ __typename }} }}',
+    "Mutation.resumeTask": f'mutation {{ resumeTask(id: "{NOPE}") {{ __typename }} }}',
+    "Mutation.pauseHandler": 'mutation { pauseHandler(namespace: "nope", name: "nope") '
+    "{ __typename } }",
+    "Mutation.resumeHandler": 'mutation { resumeHandler(namespace: "nope", name: "nope") '
+    "{ __typename } }",
     "Subscription.taskEvents": f'subscription {{ taskEvents(id: "{NOPE}") {{ cursor }} }}',
     "Subscription.namespaceEvents": 'subscription { namespaceEvents(namespace: "nope") '
     "{ cursor } }",

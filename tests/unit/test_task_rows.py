@@ -35,6 +35,8 @@ def test_a_driver_row_reads_into_every_field() -> None:
         "2024-01-15 10:30:00+00:00",
         str(ident),
         "2024-01-15 10:30:00+00:00",
+        moment,
+        None,
     )
     assert task_view_of(row) == TaskView(
         id=ident,
@@ -57,4 +59,6 @@ def test_a_driver_row_reads_into_every_field() -> None:
         run_at=moment,
         schedule_id=ident,
         scheduled_for=moment,
+        paused_at=moment,
+        handler_paused_at=None,
     )

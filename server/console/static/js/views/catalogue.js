@@ -12,10 +12,18 @@ const CATALOGUE = `query Catalogue {
 
 const HANDLER = `query Handler($namespace: String!, $name: String!, $version: String) {
   handler(namespace: $namespace, name: $name, version: $version) {
-    name namespace version fullName description versions contextSchema
+    name namespace version fullName description versions contextSchema paused
     stepTemplates { name description handlerClass dependsOn retryable retryLimit skippable
                     timeoutSeconds customEvents }
     dependencyGraph { nodes edges { from to } executionOrder } } }`;
+
+const PAUSE = `mutation Pause($namespace: String!, $name: String!) {
+  pauseHandler(namespace: $namespace, name: $name) {
+    __typename ... on HandlerPause { paused } ... on Error { code message } } }`;
+
+const RESUME = `mutation Resume($namespace: String!, $name: String!) {
+  resumeHandler(namespace: $namespace, name: $name) {
+    __typename ... on HandlerPause { paused } ... on Error { code message } } }`;
 
 const CREATE = `mutation Create($input: CreateTaskInput!) {
   createTask(input: $input) {
@@ -54,7 +62,8 @@ export async function renderHandler(view, ctx, namespace, name) {
     handler.versions.map((v) => h("option", { value: v, selected: v === handler.version }, v)));
   clear(view,
     h("p", {}, link("#/handlers", "← Catalogue")),
-    h("h1", {}, handler.fullName),
+    h("h1", {}, handler.fullName, " ", pauseState(handler)),
+    pauseActions(handler, () => renderHandler(view, ctx, namespace, name)),
     h("p", {}, handler.description || ""),
     h("label", { style: "max-width:200px" }, "Version", versions),
     h("h2", {}, "Step graph"),
@@ -65,6 +74,28 @@ export async function renderHandler(view, ctx, namespace, name) {
     createForm(handler, ctx));
   const g = handler.dependencyGraph;
   await drawGraph(graph, g.nodes.map((n) => ({ name: n })), g.edges.map((e) => [e.from, e.to]));
+}
+
+function pauseState(handler) {
+  return handler.paused ? h("span", { class: "badge s-paused", id: "handler-paused-badge" }, "paused") : null;
+}
+
+// Pausing a handler holds every task of it, present and future: no new step starts.
+function pauseActions(handler, repaint) {
+  const out = h("span", { id: "handler-pause-result" });
+  async function run(document, field) {
+    try {
+      unwrap((await gql(document, { namespace: handler.namespace, name: handler.name }))[field]);
+      await repaint();
+    } catch (err) {
+      clear(out, errorBox(err, `Could not ${field === "pauseHandler" ? "pause" : "resume"} the handler:`));
+    }
+  }
+  return h("div", { class: "actions" },
+    handler.paused
+      ? h("button", { id: "resume-handler", onclick: () => run(RESUME, "resumeHandler") }, "Resume handler")
+      : h("button", { id: "pause-handler", onclick: () => run(PAUSE, "pauseHandler") }, "Pause handler"),
+    out);
 }
 
 function stepTemplates(steps) {

@@ -1,6 +1,6 @@
 // One task, live: its step graph, timeline, step table and event history follow the
 // `taskEvents` subscription (each burst of events triggers one re-read of the task and its
-// transitions), with the commands cancel, retry and resolve, each answered by a toast.
+// transitions), with the commands cancel, retry, pause/resume and resolve, each answered by a toast.
 import { gql, subscribe, unwrap } from "../api.js";
 import { badge, clear, errorBox, FINAL, h, json, link, when } from "../dom.js";
 import { drawGraph } from "../graph.js";
@@ -11,7 +11,7 @@ import { timeline } from "./timeline.js";
 
 const TASK = `query Task($id: ID!) {
   task(id: $id) {
-    id fullName namespace name version status context reason tags createdAt updatedAt completedAt runAt
+    id fullName namespace name version status context reason tags createdAt updatedAt completedAt runAt paused
     steps { id name status attempts retryLimit retryable results startedAt completedAt nextAttemptAt
             lastError errorClass durationMs parents children
             blockedReason { code message waitingOn until } }
@@ -27,6 +27,8 @@ const STEP_RESULT = "__typename ... on Step { id name status attempts } ... on E
 const COMMANDS = {
   cancelTask: `mutation ($id: ID!) { cancelTask(id: $id) { ${TASK_RESULT} } }`,
   retryTask: `mutation ($id: ID!) { retryTask(id: $id) { ${TASK_RESULT} } }`,
+  pauseTask: `mutation ($id: ID!) { pauseTask(id: $id) { ${TASK_RESULT} } }`,
+  resumeTask: `mutation ($id: ID!) { resumeTask(id: $id) { ${TASK_RESULT} } }`,
   retryStep: `mutation ($taskId: ID!, $step: String!) { retryStep(taskId: $taskId, step: $step) { ${STEP_RESULT} } }`,
   cancelStep: `mutation ($taskId: ID!, $step: String!) { cancelStep(taskId: $taskId, step: $step) { ${STEP_RESULT} } }`,
   resolveStep: `mutation ($taskId: ID!, $step: String!, $results: JSON, $reason: String) {
@@ -76,7 +78,9 @@ export async function render(view, ctx, id) {
 
   function paint() {
     const t = state.task;
-    clear(el.header, h("h1", {}, t.fullName, " ", badge(t.status)),
+    // Paused (by hand or through its handler): running steps finish, no new one starts.
+    const paused = t.paused ? h("span", { class: "badge s-paused", id: "paused-badge" }, "paused") : null;
+    clear(el.header, h("h1", {}, t.fullName, " ", badge(t.status), " ", paused),
       h("dl", { class: "kv" },
         h("dt", {}, "id"), h("dd", {}, h("code", { id: "task-id" }, t.id)),
         h("dt", {}, "created"), h("dd", {}, when(t.createdAt)),
@@ -113,7 +117,10 @@ export async function render(view, ctx, id) {
       h("button", { class: "danger", id: "cancel-task", disabled: !cancellable,
                     onclick: () => { state.confirming = true; paintActions(); } }, "Cancel task"),
       h("button", { id: "retry-task", disabled: t.status !== "ERROR", onclick: () => command("retryTask", { id }) },
-        "Retry failed steps"));
+        "Retry failed steps"),
+      t.paused
+        ? h("button", { id: "resume-task", onclick: () => command("resumeTask", { id }) }, "Resume")
+        : h("button", { id: "pause-task", disabled: !cancellable, onclick: () => command("pauseTask", { id }) }, "Pause"));
   }
 
   function follow() {
@@ -168,8 +175,10 @@ export async function render(view, ctx, id) {
   }
 
   const DONE = { cancelTask: "Task cancelled", retryTask: "Failed steps set to run again",
+                 pauseTask: "Task paused", resumeTask: "Task resumed",
                  retryStep: "Step set to run again", cancelStep: "Step cancelled", resolveStep: "Step resolved by hand" };
   const TRIED = { cancelTask: "cancel the task", retryTask: "retry the failed steps", retryStep: "retry step",
+                  pauseTask: "pause the task", resumeTask: "resume the task",
                   cancelStep: "cancel step", resolveStep: "resolve step" };
 
   async function command(name, vars) {
