@@ -78,6 +78,8 @@ class Task(Model):
     """Steps not yet complete or resolved: the completion that brings it to 0 finalizes."""
     run_at = fields.DatetimeField(null=True)
     """When a delayed task may start: no step is claimed before it (NULL: at once)."""
+    priority = fields.IntField(default=2, db_default=2)
+    """1 (low) .. 3 (high): orders the hand-off of freed limit slots (`server.engine.limits`)."""
 
     class Meta:
         table = "tasker_tasks"
@@ -118,6 +120,8 @@ class WorkflowStep(Model):
     completed_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
+    flow: fields.Field[Any] = fields.JSONField(null=True)
+    """The step's limits with their keys resolved at creation (`server.engine.limits`)."""
 
     class Meta:
         table = "tasker_workflow_steps"
@@ -251,3 +255,37 @@ class StepSlot(Model):
     class Meta:
         table = "tasker_analytics_step_slots"
         unique_together = (("span", "slot", "namespace", "name", "version", "step_name"),)
+
+
+class LimitSlot(Model):
+    """A step holding (`held`), offered (`offered`) or waiting for (`waiting`) a slot of a
+    concurrency limit's key; a held row counts only while its step runs under `lease_owner`."""
+
+    id = fields.BigIntField(primary_key=True)
+    scope = fields.CharField(max_length=400)
+    key = fields.CharField(max_length=255)
+    step_id = fields.BigIntField()
+    task_id = fields.UUIDField()
+    state = fields.CharField(max_length=16)
+    lease_owner = fields.CharField(max_length=128, null=True)
+    limit = fields.IntField()
+    priority = fields.IntField(default=2)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "tasker_limit_slots"
+        indexes = (Index(fields=("scope", "key", "state")), Index(fields=("step_id",)))
+
+
+class LimitStart(Model):
+    """A start of a rate-limited step: the sliding window counts these per (scope, key)."""
+
+    id = fields.BigIntField(primary_key=True)
+    scope = fields.CharField(max_length=400)
+    key = fields.CharField(max_length=255)
+    step_id = fields.BigIntField()
+    started_at = fields.DatetimeField()
+
+    class Meta:
+        table = "tasker_limit_starts"
+        indexes = (Index(fields=("scope", "key", "started_at")),)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.domain.dag import StepGraph
+from server.domain.flow import DEFAULT_PRIORITY, ConcurrencySpec, RateLimitSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,10 @@ class StepTemplate:
     dependent_system: str | None = None
     depends_on_step: str | None = None
     """The single-parent form as written in the definition (the seed reports it verbatim)."""
+    concurrency: ConcurrencySpec | None = None
+    """At most `limit` steps of this template running per key, across all tasks."""
+    rate_limit: RateLimitSpec | None = None
+    """At most `limit` starts per key in any sliding window of `period` seconds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,10 @@ class HandlerTemplate:
     named_steps: tuple[str, ...] = ()
     source: str | None = None
     """Where the definition was loaded from (a file path), for error messages."""
+    concurrency: ConcurrencySpec | None = None
+    """At most `limit` tasks of this handler in progress per key."""
+    priority: int = DEFAULT_PRIORITY
+    """The default priority of its tasks, 1 (low) .. 3 (high)."""
 
     @property
     def full_name(self) -> str:

@@ -37,6 +37,8 @@ class TaskView(NamedTuple):
     completed_at: datetime | None = None
     run_at: datetime | None = None
     """When a delayed task may start (None: at once)."""
+    priority: int = 2
+    """1 (low) .. 3 (high): orders the waiting steps' hand-off of limit slots."""
 
     @property
     def full_name(self) -> str:
@@ -189,6 +191,8 @@ class CreateTask:
     """A delayed start: ISO 8601 text with a time zone (or a datetime), validated by the
     service; not together with `delay_seconds`."""
     delay_seconds: float | None = None
+    priority: int | None = None
+    """1..3; None: the handler's default priority."""
     subject: str | None = None
     """The caller's token subject: idempotency keys are its own. None (open mode): one
     scope shared by every caller."""
@@ -202,6 +206,11 @@ class BlockedReason:
     message: str
     waiting_on: tuple[str, ...] = ()
     until: datetime | None = None
+    key: str | None = None
+    """`concurrency_limited`: the limit's key."""
+    holders: tuple[str, ...] = ()
+    """`concurrency_limited`: the ids of the tasks (a handler limit) or steps (a step limit)
+    holding the key's slots."""
 
 
 @dataclass(frozen=True, slots=True)
