@@ -61,6 +61,13 @@ class CreateTaskInput:
         default=None,
         description="Start this many seconds after creation (0 to a year). Not with runAt.",
     )
+    priority: int | None = strawberry.field(
+        default=None,
+        description=(
+            "1 (low) .. 3 (high); default the handler's priority (else 2). Orders the steps "
+            "waiting for a concurrency slot. Outside 1..3: a ValidationError."
+        ),
+    )
 
     def to_request(self, subject: str | None) -> CreateTask:
         return CreateTask(
@@ -76,6 +83,7 @@ class CreateTaskInput:
             idempotency_key=self.idempotency_key,
             run_at=self.run_at,
             delay_seconds=self.delay_seconds,
+            priority=self.priority,
             subject=subject,
         )
 

@@ -203,6 +203,12 @@ class CreateTaskBody(Body):
         f"(0 to {MAX_DELAY_SECONDS}). Not with run_at",
         json_schema_extra={"minimum": 0, "maximum": MAX_DELAY_SECONDS},
     )
+    priority: int | None = Field(
+        None,
+        description="1 (low) .. 3 (high); default the handler's priority (else 2). Orders "
+        "the steps waiting for a concurrency slot",
+        json_schema_extra={"minimum": 1, "maximum": 3},
+    )
 
 
 class UpdateTaskBody(Body):

@@ -87,6 +87,7 @@ def task_json(task: TaskView) -> dict[str, Any]:
         "created_at": shapes.iso_z(task.created_at),
         "updated_at": shapes.iso_z(task.updated_at),
         "run_at": shapes.iso_z(task.run_at) if task.run_at else None,
+        "priority": task.priority,
     }
 
 
@@ -146,6 +147,8 @@ def _reason_fields(reason: BlockedReason) -> dict[str, Any]:
         "message": reason.message,
         "waiting_on": list(reason.waiting_on),
         "until": reason.until,
+        "key": reason.key,
+        "holders": list(reason.holders),
     }
 
 

@@ -115,6 +115,7 @@ class TaskOut(Shape):
     run_at: Timestamp | None = Field(
         None, description="A delayed start: no step runs before it (null: at once)"
     )
+    priority: int = Field(2, description="1 (low) .. 3 (high)")
 
 
 class TaskRecordOut(TaskOut):
@@ -152,14 +153,21 @@ class TaskStepOut(Shape):
 class BlockedReasonOut(Shape):
     code: str = Field(
         description="waiting_on_parents, backing_off, retries_exhausted, failed_permanently, "
-        "cancelled, upstream_failed, no_live_worker, queued or scheduled (the task's delayed "
-        "start has not come)"
+        "cancelled, upstream_failed, no_live_worker, queued, scheduled (the task's delayed "
+        "start has not come), concurrency_limited (waiting for a slot of `key`, held by "
+        "`holders`) or rate_limited (until the rate window has room)"
     )
     message: str
     waiting_on: list[str] = Field(description="Unfinished parents, for waiting_on_parents")
     until: Timestamp | None = Field(
         description="When the next attempt is due, for backing_off; when the task starts, "
-        "for scheduled"
+        "for scheduled; when the window has room, for rate_limited"
+    )
+    key: str | None = Field(None, description="The limit's key, for concurrency_limited")
+    holders: list[str] = Field(
+        default_factory=list,
+        description="The ids of the tasks (a handler limit) or steps (a step limit) holding "
+        "the key's slots, for concurrency_limited",
     )
 
 
@@ -188,6 +196,7 @@ class TaskWithDependencies(Shape):
     run_at: Timestamp | None = Field(
         None, description="A delayed start: no step runs before it (null: at once)"
     )
+    priority: int = Field(2, description="1 (low) .. 3 (high)")
 
 
 # --- workflow steps ----------------------------------------------------------------------

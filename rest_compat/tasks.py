@@ -35,6 +35,7 @@ async def create_task(
             idempotency_key=headers.idempotency_key,
             run_at=body.run_at,
             delay_seconds=body.delay_seconds,
+            priority=body.priority,
             subject=services_of(request).auth.subject(request.scope),
         )
     )

@@ -77,6 +77,7 @@ class TaskType:
     run_at: datetime | None = strawberry.field(
         description="A delayed start: no step runs before it (null: at once).",
     )
+    priority: int = strawberry.field(default=2, description="1 (low) .. 3 (high).")
     view: strawberry.Private[TaskView]
 
     steps: list[StepType] = strawberry.field(
@@ -112,6 +113,7 @@ class TaskType:
             updated_at=view.updated_at,
             completed_at=view.completed_at,
             run_at=view.run_at,
+            priority=view.priority,
             view=view,
         )
 

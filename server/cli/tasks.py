@@ -120,6 +120,12 @@ def task() -> None:
 @click.option(
     "--run-at", metavar="ISO", help="Start the task at this ISO 8601 time (with a time zone)."
 )
+@click.option(
+    "--priority",
+    type=int,
+    metavar="1..3",
+    help="1 (low) .. 3 (high): first in line for a concurrency slot (default: the handler's).",
+)
 @click.option("--wait", is_flag=True, help="Follow the task until it ends; exit 0 if complete.")
 @connection_options
 def task_create(
@@ -130,6 +136,7 @@ def task_create(
     idempotency_key: str | None,
     delay: float | None,
     run_at: str | None,
+    priority: int | None,
     wait: bool,
     url: str,
     token: str | None,
@@ -146,6 +153,7 @@ def task_create(
             idempotency_key=idempotency_key,
             run_at=run_at,
             delay_seconds=delay,
+            priority=priority,
         )
         starts = f"  starts {created['run_at']}" if created.get("run_at") else ""
         if not wait:

@@ -67,12 +67,14 @@ def create_task(
     idempotency_key: str | None = None,
     run_at: str | datetime | None = None,
     delay_seconds: float | None = None,
+    priority: int | None = None,
     **extra: Any,
 ) -> Call[Task]:
     """Create a task; `extra` may carry initiator, source_system, reason, tags, bypass_steps.
 
     `run_at` (ISO 8601 with a time zone, or an aware datetime) or `delay_seconds` delays its
-    start: it stays pending, its steps `scheduled`, until then."""
+    start: it stays pending, its steps `scheduled`, until then. `priority` 1 (low) .. 3 (high)
+    orders its steps among those waiting for a concurrency slot (default: the handler's)."""
     body = {"namespace": namespace, "name": name, "context": dict(context or {}), **extra}
     if version is not None:
         body["version"] = version
@@ -80,6 +82,8 @@ def create_task(
         body["run_at"] = run_at.isoformat() if isinstance(run_at, datetime) else run_at
     if delay_seconds is not None:
         body["delay_seconds"] = delay_seconds
+    if priority is not None:
+        body["priority"] = priority
     # With a key, a repeated POST returns the first task: safe to retry. Without one it is not.
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
     return Call("POST", "/tasks", json=body, headers=headers, idempotent=bool(idempotency_key))

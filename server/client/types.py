@@ -97,6 +97,7 @@ class Task(TypedDict):
     bypass_steps: NotRequired[list[str]]
     completed_at: NotRequired[str | None]
     run_at: NotRequired[str | None]
+    priority: NotRequired[int]
     steps: NotRequired[list[TaskStep]]
     dependencies: NotRequired[Dependencies]
 
