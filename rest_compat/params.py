@@ -112,6 +112,15 @@ class HandlerQuery(Query):
     version: Version | None = Field(None, description="Defaults to the latest version by semver")
 
 
+class LimitsQuery(Query):
+    handler: Text | None = Field(
+        None,
+        max_length=257,
+        description="`namespace/name` for one handler, `namespace` for a namespace's; "
+        "default every handler",
+    )
+
+
 class TaskListQuery(Query):
     namespace: Text | None = None
     name: Text | None = None

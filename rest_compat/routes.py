@@ -9,13 +9,14 @@ document. Cancelling (DELETE) needs `:cancel`, as in GraphQL; a `:destroy` grant
 
 from starlette.routing import BaseRoute
 
-from rest_compat import diagrams, discovery, events, observability, steps, tasks
+from rest_compat import diagrams, discovery, events, limits, observability, steps, tasks
 from rest_compat.api_docs import docs_routes
 from rest_compat.operations import Link, Operation, Reply, routes_for
 from rest_compat.shapes import (
     DiagramOut,
     EventOut,
     HandlerDetail,
+    LimitList,
     NamespaceHandlers,
     NamespaceList,
     StepList,
@@ -63,6 +64,10 @@ OPERATIONS: list[Operation] = [
     Operation("GET", "/tasker/handlers/{namespace}/{name}", discovery.show_handler,
               need.SHOW_HANDLER, "A handler's step templates and dependency graph",
               (Reply(200, "The handler (the latest version unless asked)", HandlerDetail),),
+              tag="handlers"),
+    Operation("GET", "/tasker/limits", limits.list_limits,
+              need.LIST_HANDLERS, "Current use of every declared limit, per key",
+              (Reply(200, "Slots held and waited for, and rate-window starts", LimitList),),
               tag="handlers"),
     # --- tasks (seed) ---
     Operation("POST", T, tasks.create_task,

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rest_compat import shapes
+from server.domain.flow import ConcurrencySpec, RateLimitSpec
 from server.domain.templates import HandlerTemplate, NamespaceInfo
 from server.domain.views import (
     BlockedReason,
@@ -59,6 +60,8 @@ def handler_detail(template: HandlerTemplate) -> shapes.HandlerDetail:
                 default_retry_limit=s.retry_limit,
                 skippable=s.skippable,
                 custom_events=list(s.custom_events),
+                concurrency=_concurrency(s.concurrency),
+                rate_limit=_rate_limit(s.rate_limit),
             )
             for s in template.steps
         ],
@@ -67,6 +70,22 @@ def handler_detail(template: HandlerTemplate) -> shapes.HandlerDetail:
             edges=[shapes.GraphEdge(from_=p, to=c) for p, c in graph.edges],
             execution_order=list(graph.execution_order),
         ),
+        concurrency=_concurrency(template.concurrency),
+        priority=template.priority,
+    )
+
+
+def _concurrency(spec: ConcurrencySpec | None) -> shapes.ConcurrencyOut | None:
+    if spec is None:
+        return None
+    return shapes.ConcurrencyOut(key=spec.key, limit=spec.limit, strategy=spec.strategy)
+
+
+def _rate_limit(spec: RateLimitSpec | None) -> shapes.RateLimitOut | None:
+    if spec is None:
+        return None
+    return shapes.RateLimitOut(
+        key=spec.key, limit=spec.limit, period=spec.period_text, period_seconds=spec.period
     )
 
 

@@ -68,6 +68,21 @@ class NamespaceHandlers(Shape):
     handlers: list[HandlerSummary] = Field(description="The latest version of each handler")
 
 
+class ConcurrencyOut(Shape):
+    key: str | None = Field(description="A context path or a constant; null: one group")
+    limit: int
+    strategy: str | None = Field(
+        None, description="queue, cancel_in_progress or cancel_newest (handler limits)"
+    )
+
+
+class RateLimitOut(Shape):
+    key: str | None
+    limit: int
+    period: str = Field(description="As declared, e.g. 1m")
+    period_seconds: float
+
+
 class StepTemplateOut(Shape):
     name: str
     description: str | None
@@ -77,6 +92,8 @@ class StepTemplateOut(Shape):
     default_retry_limit: int
     skippable: bool
     custom_events: list[str]
+    concurrency: ConcurrencyOut | None = Field(None, description="Steps of it running per key")
+    rate_limit: RateLimitOut | None = Field(None, description="Starts per period per key")
 
 
 class GraphEdge(Shape):
@@ -97,6 +114,25 @@ class HandlerDetail(Shape):
     description: str | None
     step_templates: list[StepTemplateOut]
     dependency_graph: DependencyGraph
+    concurrency: ConcurrencyOut | None = Field(None, description="Its tasks in progress per key")
+    priority: int = Field(2, description="Its tasks' default priority, 1 (low) .. 3 (high)")
+
+
+class LimitUsageOut(Shape):
+    kind: str = Field(description="task (a handler's concurrency), step (a step's) or rate")
+    namespace: str
+    handler: str
+    step: str | None
+    key: str = Field(description="The key's value ('' for a limit no key uses yet)")
+    limit: int
+    in_use: int = Field(description="Slots held, or starts in the current window (rate)")
+    waiting: int = Field(description="Steps waiting for a slot")
+    holders: list[str] = Field(description="Ids of the tasks or steps holding the slots")
+    period_seconds: float | None
+
+
+class LimitList(Shape):
+    limits: list[LimitUsageOut]
 
 
 # --- tasks -------------------------------------------------------------------------------

@@ -162,3 +162,22 @@ CONCURRENCY_LIMITED = "concurrency_limited"
 """A blocked-reason code: the step waits for a slot of a concurrency limit's key."""
 RATE_LIMITED = "rate_limited"
 """A blocked-reason code: the step waits for its rate limit's window to have room."""
+
+
+@dataclass(frozen=True, slots=True)
+class LimitUsage:
+    """The current use of one key of one declared limit (`GET /tasker/limits`)."""
+
+    kind: str
+    """`task` (a handler's concurrency), `step` (a step's concurrency) or `rate`."""
+    namespace: str
+    handler: str
+    step: str | None
+    key: str
+    limit: int
+    in_use: int
+    """Slots held (concurrency) or starts in the current window (rate)."""
+    waiting: int
+    """Steps waiting for a slot (concurrency; 0 for a rate limit)."""
+    holders: tuple[str, ...] = ()
+    period_seconds: float | None = None

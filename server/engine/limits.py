@@ -104,7 +104,9 @@ async def in_use(conn: Any, scope: str, key: str, kind: str) -> list[LimitSlot]:
         .using_db(conn)
         .values_list("id", "lease_owner")
     )
-    return [r for r in rows if r.lease_owner is not None and running.get(r.step_id) == r.lease_owner]
+    return [
+        r for r in rows if r.lease_owner is not None and running.get(r.step_id) == r.lease_owner
+    ]
 
 
 async def admit(
@@ -134,9 +136,12 @@ async def admit(
             return Refusal("concurrency_limited", scope, key)
         take.append(lim)
     for lim in limits:
-        await LimitSlot.filter(scope=lim["scope"], key=lim["key"], step_id=step_id).exclude(
-            state=HELD
-        ).using_db(tx.conn).delete()
+        await (
+            LimitSlot.filter(scope=lim["scope"], key=lim["key"], step_id=step_id)
+            .exclude(state=HELD)
+            .using_db(tx.conn)
+            .delete()
+        )
         if lim["kind"] == RATE_LIMIT:
             await LimitStart.create(
                 using_db=tx.conn,
@@ -167,9 +172,9 @@ async def _rate_refusal(tx: Transaction, lim: dict[str, Any]) -> datetime | None
     starts = LimitStart.filter(scope=lim["scope"], key=lim["key"]).using_db(tx.conn)
     await starts.filter(started_at__lte=opened).delete()
     recent: list[datetime] = await (  # type: ignore[assignment]
-        starts.filter(started_at__gt=opened).order_by("started_at").values_list(
-            "started_at", flat=True
-        )
+        starts.filter(started_at__gt=opened)
+        .order_by("started_at")
+        .values_list("started_at", flat=True)
     )
     if len(recent) < lim["limit"]:
         return None
