@@ -80,6 +80,8 @@ class Task(Model):
     """When a delayed task may start: no step is claimed before it (NULL: at once)."""
     priority = fields.IntField(default=2, db_default=2)
     """1 (low) .. 3 (high): orders the hand-off of freed limit slots (`server.engine.limits`)."""
+    concurrency_key = fields.CharField(max_length=255, null=True)
+    """The key of its handler's concurrency limit (NULL: the handler declares none)."""
 
     class Meta:
         table = "tasker_tasks"
@@ -89,6 +91,7 @@ class Task(Model):
             Index(fields=("namespace", "name", "version", "created_at")),
             Index(fields=("namespace", "status", "created_at", "id")),
             Index(fields=("completed_at",)),
+            Index(fields=("namespace", "name", "concurrency_key", "status")),
         )
 
 

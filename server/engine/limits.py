@@ -67,6 +67,13 @@ def step_flow(
     return {"priority": priority, "limits": limits} if limits else None
 
 
+def handler_key(template: HandlerTemplate, context: Any) -> str | None:
+    """The key of the handler's concurrency limit for this context (None: no limit)."""
+    if template.concurrency is None:
+        return None
+    return resolve_key(template.concurrency.key, context)
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """Why a limited step was not claimed: `concurrency_limited` or `rate_limited`."""
@@ -77,7 +84,8 @@ class Refusal:
     until: datetime | None = None
 
 
-async def _lock(tx: Transaction, names: Sequence[str]) -> None:
+async def lock_keys(tx: Transaction, names: Sequence[str]) -> None:
+    """Serialise the writers of these limit keys until the transaction ends."""
     if tx.conn.capabilities.dialect != "postgres":
         return  # SQLite: one write transaction at a time
     for name in sorted(set(names)):
@@ -115,7 +123,7 @@ async def admit(
     """Take the step's slots and record its start, or refuse it (recording why)."""
     limits: list[dict[str, Any]] = flow.get("limits", [])
     priority = int(flow.get("priority", 2))
-    await _lock(tx, [f"{lim['scope']}|{lim['key']}" for lim in limits])
+    await lock_keys(tx, [f"{lim['scope']}|{lim['key']}" for lim in limits])
     take: list[dict[str, Any]] = []
     for lim in limits:
         scope, key, kind = lim["scope"], lim["key"], lim["kind"]
@@ -256,7 +264,7 @@ async def sweep_limits(changes: StateChanges, offer_timeout: timedelta, batch: i
     offered = 0
     for scope, key in keys:
         async with changes.transaction() as tx:
-            await _lock(tx, [f"{scope}|{key}"])
+            await lock_keys(tx, [f"{scope}|{key}"])
             kind = TASK_LIMIT if scope.startswith("task:") else STEP_LIMIT
             held = await LimitSlot.filter(scope=scope, key=key, state=HELD).using_db(tx.conn)
             live = {r.id for r in await in_use(tx.conn, scope, key, kind)}

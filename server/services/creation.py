@@ -35,12 +35,13 @@ from server.domain.states import StepState, TaskState
 from server.domain.templates import HandlerTemplate
 from server.domain.views import CreateTask, TaskView
 from server.engine.changes import StateChanges, TaskRef
-from server.engine.limits import step_flow
+from server.engine.limits import handler_key, step_flow
 from server.engine.progress import advance
 from server.infra.metrics import task_created
 from server.registry.catalogue import Catalogue
 from server.registry.handler_registry import HandlerRegistry
 from server.services import queries
+from server.services.supersede import supersede
 
 
 def identity_hash(template: HandlerTemplate, context: Any) -> str:
@@ -113,6 +114,8 @@ class TaskCreator:
         try:
             view = await self._insert(template, req, fingerprint, scope, start)
             task_created(view.namespace)  # metrics: counting events skips creations
+            if template.concurrency is not None and template.concurrency.strategy != "queue":
+                view = await supersede(self.changes, template, view)
             return view, True
         except IntegrityError:
             existing = await self._keyed(scope, req.idempotency_key)
@@ -222,6 +225,7 @@ class TaskCreator:
                 remaining=len(template.steps),
                 run_at=start,
                 priority=req.priority if req.priority is not None else template.priority,
+                concurrency_key=handler_key(template, req.context),
             )
             await WorkflowStep.bulk_create(
                 [

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from server.container import Services
-from server.db.models import LimitSlot
+from server.db.models import LimitSlot, Transition
 from server.domain.errors import ValidationFailed
 from server.domain.states import StepState, TaskState
 from server.domain.views import CreateTask, TaskView
@@ -219,3 +219,41 @@ async def test_steps_without_limits_take_no_slot(services: Services) -> None:
     claim = await services.runner.claim(await step_id(services, task, "a"))
     assert claim is not None and not claim.limited
     assert await LimitSlot.all().count() == 0
+
+
+async def history(services: Services, task: TaskView) -> list[tuple[str | None, str, str | None]]:
+    rows = await Transition.filter(task_id=task.id, step_id=None).order_by("id")
+    return [(r.from_status, r.to_status, r.reason) for r in rows]
+
+
+async def test_cancel_in_progress_supersedes_the_running_task_of_the_key(
+    services: Services,
+) -> None:
+    _, recorder = recording(services)
+    old = await create(services, "latest", customer="acme")
+    other = await create(services, "latest", customer="globex")
+    claim = await services.runner.claim(await step_id(services, old, "sync"))
+    assert claim is not None
+    new = await create(services, "latest", customer="acme")
+    assert new.status is TaskState.PENDING
+    assert (await services.tasks.get_task(old.id)).status is TaskState.CANCELLED
+    assert (await services.tasks.get_task(other.id)).status is TaskState.PENDING
+    last = (await history(services, old))[-1]
+    assert last == ("in_progress", "cancelled", "superseded")
+    meta = (await Transition.filter(task_id=old.id, step_id=None).order_by("-id").first()).metadata
+    assert meta == {"superseded_by": str(new.id)}
+    # The old attempt's late result is discarded, and the new task runs at once.
+    assert await services.runner.record(claim, Outcome(results={})) == "discarded"
+    assert await services.runner.claim(await step_id(services, new, "sync")) is not None
+
+
+async def test_cancel_newest_cancels_the_new_task_at_once(services: Services) -> None:
+    recording(services)
+    old = await create(services, "first", customer="acme")
+    new = await create(services, "first", customer="acme")
+    assert new.status is TaskState.CANCELLED  # the creation answer says so
+    assert (await history(services, new))[-1] == ("pending", "cancelled", "superseded")
+    assert (await services.tasks.get_task(old.id)).status is TaskState.PENDING
+    assert (await services.steps.get_step(new.id, "load")).status is StepState.CANCELLED
+    elsewhere = await create(services, "first", customer="globex")
+    assert elsewhere.status is TaskState.PENDING

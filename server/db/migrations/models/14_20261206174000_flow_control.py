@@ -1,6 +1,8 @@
 """Flow control: task priority, a step's resolved limits, and the limit bookkeeping tables.
 
 - `tasker_tasks.priority` (1 low .. 3 high, default 2): orders the hand-off of freed slots.
+- `tasker_tasks.concurrency_key`: the key of its handler's concurrency limit (NULL: none), so
+  that the cancel strategies find the other active tasks of a key by index.
 - `tasker_workflow_steps.flow`: the limits that apply to the step, with their keys resolved
   from the task's context at creation (NULL: no limit; the common case costs nothing).
 - `tasker_limit_slots`: one row per (limit scope, key, step) that holds a slot (`held`), was
@@ -22,6 +24,8 @@ RUN_IN_TRANSACTION = True
 def _sql(serial: str, stamp: str, json: str, uuid: str, if_not: str) -> str:
     return f"""
 ALTER TABLE "tasker_tasks" ADD COLUMN {if_not}"priority" INT NOT NULL DEFAULT 2;
+ALTER TABLE "tasker_tasks" ADD COLUMN {if_not}"concurrency_key" VARCHAR(255);
+CREATE INDEX IF NOT EXISTS "idx_tasker_task_concurr_6a2f0d" ON "tasker_tasks" ("namespace", "name", "concurrency_key", "status");
 ALTER TABLE "tasker_workflow_steps" ADD COLUMN {if_not}"flow" {json};
 CREATE TABLE IF NOT EXISTS "tasker_limit_slots" (
     "id" {serial},
@@ -59,5 +63,7 @@ async def downgrade(db: BaseDBAsyncClient) -> str:
 DROP TABLE IF EXISTS "tasker_limit_starts";
 DROP TABLE IF EXISTS "tasker_limit_slots";
 ALTER TABLE "tasker_workflow_steps" DROP COLUMN "flow";
+DROP INDEX IF EXISTS "idx_tasker_task_concurr_6a2f0d";
+ALTER TABLE "tasker_tasks" DROP COLUMN "concurrency_key";
 ALTER TABLE "tasker_tasks" DROP COLUMN "priority";
 """
