@@ -100,7 +100,7 @@ async def test_a_third_step_of_a_key_waits_and_the_freed_slot_hands_off_at_once(
 async def test_a_failed_attempt_frees_its_slot_and_the_retry_needs_one_again(
     services: Services,
 ) -> None:
-    clock, recorder = recording(services)
+    clock, _ = recording(services)
     tasks = [await create(services, "limited", customer="acme") for _ in range(3)]
     ids = [await step_id(services, t, "sync") for t in tasks]
     c1 = await services.runner.claim(ids[0])
@@ -229,7 +229,7 @@ async def history(services: Services, task: TaskView) -> list[tuple[str | None, 
 async def test_cancel_in_progress_supersedes_the_running_task_of_the_key(
     services: Services,
 ) -> None:
-    _, recorder = recording(services)
+    recording(services)
     old = await create(services, "latest", customer="acme")
     other = await create(services, "latest", customer="globex")
     claim = await services.runner.claim(await step_id(services, old, "sync"))
