@@ -31,6 +31,7 @@ from server.domain.flow import resolve_key
 from server.domain.states import ACTIVE_TASK_STATES, StepState
 from server.domain.templates import HandlerTemplate, StepTemplate
 from server.engine.changes import StateChanges, Transaction
+from server.infra.metrics import RATE_LIMITED
 
 HELD, OFFERED, WAITING = "held", "offered", "waiting"
 TASK_LIMIT, STEP_LIMIT, RATE_LIMIT = "task", "step", "rate"
@@ -130,6 +131,7 @@ async def admit(
         if kind == RATE_LIMIT:
             until = await _rate_refusal(tx, lim)
             if until is not None:
+                RATE_LIMITED.labels(scope.removeprefix("rate:")).inc()
                 tx.dispatch_after_commit([step_id], (until - tx.now).total_seconds())
                 await WorkflowStep.filter(id=step_id).using_db(tx.conn).update(dispatched_at=until)
                 return Refusal("rate_limited", scope, key, until)

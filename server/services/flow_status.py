@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from tortoise import Tortoise
+from tortoise.functions import Count
 
 from server.db.models import LimitSlot, LimitStart, WorkflowStep
 from server.domain.flow import CONCURRENCY_LIMITED, RATE_LIMITED, LimitUsage
@@ -139,3 +140,23 @@ def handlers_named(registry: HandlerRegistry, handler: str | None) -> list[Handl
         return [t for t in registry.all() if t.namespace == namespace]
     registry.get(namespace, name)  # HandlerNotFound for an unknown one
     return [t for t in registry.all() if (t.namespace, t.name) == (namespace, name)]
+
+
+async def limit_gauges() -> dict[str, tuple[int, int]]:
+    """Per limit (scope), slots held and steps waiting or offered, over all keys, as recorded
+    (a slot freed by a crash counts until the sweeper's next pass)."""
+    rows = (
+        await LimitSlot.all()
+        .group_by("scope", "state")
+        .annotate(n=Count("id"))
+        .values("scope", "state", "n")
+    )
+    found: dict[str, tuple[int, int]] = {}
+    for r in rows:
+        held, waiting = found.get(r["scope"], (0, 0))
+        if r["state"] == HELD:
+            held += r["n"]
+        else:
+            waiting += r["n"]
+        found[r["scope"]] = (held, waiting)
+    return found

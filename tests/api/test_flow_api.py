@@ -146,6 +146,10 @@ async def test_a_waiting_step_says_concurrency_limited_with_key_and_holders(
     unknown = await client.get("/tasker/limits", params={"handler": "flow/nope"})
     assert unknown.status_code == 404
 
+    metrics = (await client.get("/tasker/metrics")).text
+    assert 'tasker_limit_in_use{limit="step:flow/limited/sync"} 2.0' in metrics
+    assert 'tasker_limit_waiting{limit="step:flow/limited/sync"} 1.0' in metrics
+
 
 async def test_discovery_shows_the_limits(client: httpx.AsyncClient) -> None:
     serial = (await client.get("/tasker/handlers/flow/serial")).json()

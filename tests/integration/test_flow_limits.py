@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from server.container import Services
 from server.db.models import LimitSlot, Transition
@@ -165,7 +166,10 @@ async def test_rate_limit_refuses_past_the_window_and_wakes_once_when_it_opens(
         await finish(services, claim)
         advance(clock, 1)
     recorder.sent.clear()
+    refused = REGISTRY.get_sample_value("tasker_rate_limited_total", {"limit": "flow/rated/call"})
     assert await services.runner.claim(ids[3]) is None  # 3 starts in the last 10 s
+    after = REGISTRY.get_sample_value("tasker_rate_limited_total", {"limit": "flow/rated/call"})
+    assert (after or 0) - (refused or 0) == 1
     # One delayed message, for when the first start leaves the window (10 s after it).
     assert [(i, round(d)) for i, d in recorder.sent] == [(ids[3], 7)]
     reason = (await services.tasks.dependencies(tasks[3].id)).reasons["call"]
