@@ -228,8 +228,12 @@ async def release(tx: Transaction, step_id: int, task_id: UUID, task_active: boo
         freed += await rows.filter(task_id=task_id, scope__startswith="task:")
     if not freed:
         return
+    keys = sorted({(r.scope, r.key) for r in freed})
+    # Under the keys' locks, as claims are: a claim refused at this moment has recorded its
+    # wait before we look for waiters, so the freed slot is not left for the sweeper.
+    await lock_keys(tx, [f"{scope}|{key}" for scope, key in keys])
     await LimitSlot.filter(id__in=[r.id for r in freed]).using_db(tx.conn).delete()
-    for scope, key in {(r.scope, r.key) for r in freed}:
+    for scope, key in keys:
         await offer(tx, scope, key)
 
 
