@@ -104,9 +104,9 @@ async def handoff(services, pg, tasks: int) -> list[float]:  # type: ignore[no-u
     ):
         await asyncio.sleep(0.05)
     rows = await pg.fetch(
-        """SELECT started_at, completed_at FROM tasker_workflow_steps s
+        """SELECT s.started_at, s.completed_at FROM tasker_workflow_steps s
              JOIN tasker_tasks t ON t.id = s.task_id WHERE t.name = 'tight'
-            ORDER BY started_at"""
+            ORDER BY s.started_at"""
     )
     return [
         (b["started_at"] - a["completed_at"]).total_seconds() * 1000

@@ -20,6 +20,7 @@ The sweeper (`sweep_limits`) drops rows that no longer count and re-offers slots
 crash, a cancel or a lost message.
 """
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -86,11 +87,53 @@ class Refusal:
 
 
 async def lock_keys(tx: Transaction, names: Sequence[str]) -> None:
-    """Serialise the writers of these limit keys until the transaction ends."""
-    if tx.conn.capabilities.dialect != "postgres":
+    """Serialise the writers of these limit keys until the transaction ends (one round trip,
+    in sorted order so that two transactions never wait for each other's keys)."""
+    if tx.conn.capabilities.dialect != "postgres" or not names:
         return  # SQLite: one write transaction at a time
-    for name in sorted(set(names)):
-        await tx.conn.execute_query("SELECT pg_advisory_xact_lock(hashtext($1))", [name])
+    await tx.conn.execute_query(
+        "SELECT pg_advisory_xact_lock(hashtext(k))"
+        " FROM (SELECT DISTINCT k FROM unnest($1::text[]) AS k ORDER BY k) AS keys",
+        [list(names)],
+    )
+
+
+_STEP_COUNTS = """SELECT
+ (SELECT count(*) FROM tasker_limit_slots ls JOIN tasker_workflow_steps ws ON ws.id = ls.step_id
+   WHERE ls.scope = $1 AND ls."key" = $2 AND ls.state = $3 AND ws.status = $4
+     AND ws.lease_owner = ls.lease_owner) AS held,
+ 0 AS mine,
+ (SELECT count(*) FROM tasker_limit_slots
+   WHERE scope = $5 AND "key" = $6 AND state = $7 AND step_id <> $8) AS offered"""
+_TASK_COUNTS = """SELECT
+ (SELECT count(*) FROM tasker_limit_slots ls JOIN tasker_tasks t ON t.id = ls.task_id
+   WHERE ls.scope = $1 AND ls."key" = $2 AND ls.state = $3 AND t.status IN ($4, $5)) AS held,
+ (SELECT count(*) FROM tasker_limit_slots ls JOIN tasker_tasks t ON t.id = ls.task_id
+   WHERE ls.scope = $6 AND ls."key" = $7 AND ls.state = $8 AND ls.task_id = $9
+     AND t.status IN ($10, $11)) AS mine,
+ (SELECT count(*) FROM tasker_limit_slots
+   WHERE scope = $12 AND "key" = $13 AND state = $14 AND step_id <> $15) AS offered"""
+
+
+async def _counts(
+    tx: Transaction, lim: dict[str, Any], step_id: int, task_id: UUID
+) -> tuple[int, int, int]:
+    """(slots that count, slots this task holds, slots offered to other steps) of a key, in
+    one round trip: the claim path of a limit that does not bind must stay cheap."""
+    scope, key = lim["scope"], lim["key"]
+    postgres = tx.conn.capabilities.dialect == "postgres"
+    task: Any = task_id if postgres else str(task_id)
+    if lim["kind"] == TASK_LIMIT:
+        sql = _TASK_COUNTS
+        args: list[Any] = [scope, key, HELD, *_ACTIVE, scope, key, HELD, task, *_ACTIVE]
+    else:
+        sql = _STEP_COUNTS
+        args = [scope, key, HELD, StepState.IN_PROGRESS.value]
+    args += [scope, key, OFFERED, step_id]
+    if not postgres:
+        sql = re.sub(r"\$\d+", "?", sql)  # every parameter is used once, in order
+    row = (await tx.conn.execute_query_dict(sql, args))[0]
+    return int(row["held"]), int(row["mine"]), int(row["offered"])
 
 
 async def in_use(conn: Any, scope: str, key: str, kind: str) -> list[LimitSlot]:
@@ -136,22 +179,16 @@ async def admit(
                 await WorkflowStep.filter(id=step_id).using_db(tx.conn).update(dispatched_at=until)
                 return Refusal("rate_limited", scope, key, until)
             continue
-        held = await in_use(tx.conn, scope, key, kind)
-        if kind == TASK_LIMIT and any(r.task_id == task_id for r in held):
+        held, mine, others = await _counts(tx, lim, step_id, task_id)
+        if mine:
             continue  # the task holds its slot since its first step started
-        offered = await LimitSlot.filter(scope=scope, key=key, state=OFFERED).using_db(tx.conn)
-        others = [r for r in offered if r.step_id != step_id]
-        if len(held) + len(others) >= lim["limit"]:
+        if held + others >= lim["limit"]:
             await _wait(tx, lim, step_id, task_id, priority)
             return Refusal("concurrency_limited", scope, key)
         take.append(lim)
+    # A wait or an offer of this step, for any of its limits, is over.
+    await LimitSlot.filter(step_id=step_id).exclude(state=HELD).using_db(tx.conn).delete()
     for lim in limits:
-        await (
-            LimitSlot.filter(scope=lim["scope"], key=lim["key"], step_id=step_id)
-            .exclude(state=HELD)
-            .using_db(tx.conn)
-            .delete()
-        )
         if lim["kind"] == RATE_LIMIT:
             await LimitStart.create(
                 using_db=tx.conn,
