@@ -226,7 +226,8 @@ async def _rate_refusal(tx: Transaction, lim: dict[str, Any]) -> datetime | None
     if len(recent) < lim["limit"]:
         return None
     # Room again once the (n - limit + 1)-th oldest start leaves the window.
-    return recent[len(recent) - lim["limit"]] + timedelta(seconds=lim["period"])
+    oldest: datetime = recent[len(recent) - int(lim["limit"])]
+    return oldest + timedelta(seconds=float(lim["period"]))
 
 
 async def _wait(

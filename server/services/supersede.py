@@ -59,7 +59,7 @@ async def _active_others(
     tx: Transaction, template: HandlerTemplate, key: str, new_id: UUID
 ) -> list[tuple[UUID, str]]:
     """The other active tasks of the key, oldest first."""
-    rows: list[tuple[UUID, str]] = await (  # type: ignore[assignment]
+    rows: list[tuple[UUID, str]] = await (
         Task.filter(
             namespace=template.namespace,
             name=template.name,
