@@ -68,7 +68,7 @@ OPERATIONS: list[Operation] = [
     Operation("GET", "/tasker/limits", limits.list_limits,
               need.LIST_HANDLERS, "Current use of every declared limit, per key",
               (Reply(200, "Slots held and waited for, and rate-window starts", LimitList),),
-              tag="handlers"),
+              errors=(404,), tag="handlers"),
     # --- tasks (seed) ---
     Operation("POST", T, tasks.create_task,
               need.CREATE_TASK, "Create a task",
