@@ -13,7 +13,11 @@ Checks, each printed with its count; any violation makes the exit status 1:
  4. the history is consistent: each step's and task's rows chain (`from` = previous `to`, the
     last `to` = the current status), no step was claimed before all its parents completed
     (by history order and by clock), each finished task was finalized exactly once;
- 5. from the clients' record (bench/out/load.json): every acknowledged task exists and no
+ 5. flow control, from the history rows: no step limit's key ever had more steps in progress
+    than its limit, no handler limit's key more tasks in progress, no rate limit's key more
+    starts in any window than its limit; every slot was released (no row holds a slot for a
+    step no longer running, none waits for a step that can no longer start);
+ 6. from the clients' record (bench/out/load.json): every acknowledged task exists and no
     other task does (no duplicate creations), every create succeeded, every idempotent
     re-submission returned the original task, every GraphQL subscriber saw its task's final
     transition (and that it matches the database) and received its task's whole history,
@@ -171,6 +175,67 @@ CHECKS: list[tuple[str, str]] = [
     ),
 ]
 
+# Flow control (server.engine.limits): a step's limits are in workflow_steps.flow.
+_STEP_LIMITS = """SELECT s.id AS step_id, s.task_id, l->>'kind' AS kind, l->>'scope' AS scope,
+                         l->>'key' AS key, (l->>'limit')::int AS lim,
+                         (l->>'period')::float AS period
+                    FROM tasker_workflow_steps s, jsonb_array_elements(s.flow->'limits') l
+                   WHERE s.flow IS NOT NULL"""
+FLOW_CHECKS: list[tuple[str, str]] = [
+    (
+        "step-limit keys over their limit (history order)",
+        f"""WITH lim AS ({_STEP_LIMITS}),
+             ev AS (SELECT lim.scope, lim.key, lim.lim, tr.id,
+                           CASE WHEN tr.to_status = 'in_progress' THEN 1 ELSE -1 END AS d
+                      FROM tasker_transitions tr JOIN lim ON lim.step_id = tr.step_id
+                     WHERE lim.kind = 'step'
+                       AND (tr.to_status = 'in_progress' OR tr.from_status = 'in_progress')),
+             run AS (SELECT scope, key, lim,
+                            sum(d) OVER (PARTITION BY scope, key ORDER BY id) AS n FROM ev)
+        SELECT count(DISTINCT (scope, key)) FROM run WHERE n > lim""",
+    ),
+    (
+        "handler-limit keys over their limit (history order)",
+        f"""WITH lim AS (SELECT DISTINCT task_id, scope, key, lim FROM ({_STEP_LIMITS}) x
+                        WHERE kind = 'task'),
+             ev AS (SELECT lim.scope, lim.key, lim.lim, tr.id,
+                           CASE WHEN tr.to_status = 'in_progress' THEN 1 ELSE -1 END AS d
+                      FROM tasker_transitions tr JOIN lim ON lim.task_id = tr.task_id
+                     WHERE tr.step_id IS NULL
+                       AND (tr.to_status = 'in_progress' OR tr.from_status = 'in_progress')),
+             run AS (SELECT scope, key, lim,
+                            sum(d) OVER (PARTITION BY scope, key ORDER BY id) AS n FROM ev)
+        SELECT count(DISTINCT (scope, key)) FROM run WHERE n > lim""",
+    ),
+    (
+        "rate-limit keys with more starts in a window than their limit",
+        f"""WITH lim AS ({_STEP_LIMITS}),
+             starts AS (SELECT lim.scope, lim.key, lim.lim, lim.period, tr.created_at AS at
+                          FROM tasker_transitions tr JOIN lim ON lim.step_id = tr.step_id
+                         WHERE lim.kind = 'rate' AND tr.to_status = 'in_progress')
+        SELECT count(DISTINCT (a.scope, a.key)) FROM starts a
+         WHERE (SELECT count(*) FROM starts b WHERE b.scope = a.scope AND b.key = a.key
+                   AND b.at <= a.at AND b.at > a.at - make_interval(secs => a.period)) > a.lim""",
+    ),
+    (
+        "limit slots held for steps no longer running",
+        """SELECT count(*) FROM tasker_limit_slots ls
+             LEFT JOIN tasker_workflow_steps s ON s.id = ls.step_id
+             LEFT JOIN tasker_tasks t ON t.id = ls.task_id
+          WHERE ls.state = 'held' AND CASE WHEN ls.scope LIKE 'task:%'
+                THEN t.status IS DISTINCT FROM 'in_progress' AND t.status IS DISTINCT FROM 'pending'
+                ELSE s.status IS DISTINCT FROM 'in_progress'
+                     OR s.lease_owner IS DISTINCT FROM ls.lease_owner END""",
+    ),
+    (
+        "steps waiting for a slot that can no longer start",
+        """SELECT count(*) FROM tasker_limit_slots ls
+             JOIN tasker_workflow_steps s ON s.id = ls.step_id
+          WHERE ls.state <> 'held' AND s.status NOT IN ('pending', 'error')""",
+    ),
+]
+CHECKS += FLOW_CHECKS
+
 FIGURES: list[tuple[str, str]] = [
     ("tasks", "SELECT count(*) FROM tasker_tasks"),
     ("steps", "SELECT count(*) FROM tasker_workflow_steps"),
@@ -197,6 +262,14 @@ FIGURES: list[tuple[str, str]] = [
     (
         "attempts that failed and were retried",
         "SELECT count(*) FROM tasker_transitions WHERE reason = 'retry scheduled'",
+    ),
+    (
+        "steps with flow-control limits",
+        "SELECT count(*) FROM tasker_workflow_steps WHERE flow IS NOT NULL",
+    ),
+    (
+        "tasks superseded by a concurrency strategy",
+        "SELECT count(*) FROM tasker_transitions WHERE step_id IS NULL AND reason = 'superseded'",
     ),
 ]
 

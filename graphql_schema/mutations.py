@@ -74,6 +74,13 @@ class CreateTaskInput:
     debounce_seconds: float | None = strawberry.field(
         default=None, description="The debounce window in seconds (with debounceKey)."
     )
+    priority: int | None = strawberry.field(
+        default=None,
+        description=(
+            "1 (low) .. 3 (high); default the handler's priority (else 2). Orders the steps "
+            "waiting for a concurrency slot. Outside 1..3: a ValidationError."
+        ),
+    )
 
     def to_request(self, subject: str | None) -> CreateTask:
         return CreateTask(
@@ -91,6 +98,7 @@ class CreateTaskInput:
             delay_seconds=self.delay_seconds,
             debounce_key=self.debounce_key,
             debounce_seconds=self.debounce_seconds,
+            priority=self.priority,
             subject=subject,
         )
 

@@ -33,6 +33,7 @@ FIELD_PERMISSIONS: Final[Mapping[str, str]] = {
     "Query.namespaces": need.LIST_HANDLERS,
     "Query.namespace": need.LIST_HANDLERS,
     "Query.handler": need.SHOW_HANDLER,
+    "Query.limits": need.LIST_HANDLERS,
     "Query.task": need.SHOW_TASK,
     "Query.tasks": need.LIST_TASKS,
     "Query.analytics": need.ANALYTICS,

@@ -5,9 +5,11 @@ import strawberry
 from graphql_schema.context import Info
 from graphql_schema.types.enums import TaskStatus
 from graphql_schema.types.handlers import HandlerType, NamespaceType
+from graphql_schema.types.limits import LimitUsageType
 from graphql_schema.types.tasks import TaskConnectionType, TaskType
 from server.domain.errors import NotFound
 from server.domain.views import TaskFilter
+from server.services.flow_status import handlers_named, limit_usage
 
 
 def _arg(description: str) -> object:
@@ -64,6 +66,21 @@ async def resolve_tasks(
     return TaskConnectionType.from_page(page, after, info)
 
 
+async def resolve_limits(
+    info: Info,
+    handler: Annotated[
+        str | None, _arg("`namespace/name` for one handler, `namespace` for a namespace's.")
+    ] = None,
+) -> list[LimitUsageType]:
+    services = info.context.services
+    try:
+        templates = handlers_named(services.registry, handler)
+    except NotFound:
+        return []
+    usage = await limit_usage(templates, now=services.changes.clock.now())
+    return [LimitUsageType.from_view(u) for u in usage]
+
+
 @strawberry.type(description="Queries over the handler catalogue.")
 class CatalogueQueries:
     namespaces: list[NamespaceType] = strawberry.field(
@@ -75,6 +92,10 @@ class CatalogueQueries:
     handler: HandlerType | None = strawberry.field(
         resolver=resolve_handler,
         description="One handler (latest version by semver unless given), or null.",
+    )
+    limits: list[LimitUsageType] = strawberry.field(
+        resolver=resolve_limits,
+        description="Current use of every declared limit per key (empty for an unknown handler).",
     )
 
 

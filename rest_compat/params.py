@@ -112,6 +112,15 @@ class HandlerQuery(Query):
     version: Version | None = Field(None, description="Defaults to the latest version by semver")
 
 
+class LimitsQuery(Query):
+    handler: Text | None = Field(
+        None,
+        max_length=257,
+        description="`namespace/name` for one handler, `namespace` for a namespace's; "
+        "default every handler",
+    )
+
+
 class TaskListQuery(Query):
     namespace: Text | None = None
     name: Text | None = None
@@ -215,6 +224,12 @@ class CreateTaskBody(Body):
         None,
         description="The debounce window in seconds, with debounce_key",
         json_schema_extra={"exclusiveMinimum": 0, "maximum": MAX_DELAY_SECONDS},
+    )
+    priority: int | None = Field(
+        None,
+        description="1 (low) .. 3 (high); default the handler's priority (else 2). Orders "
+        "the steps waiting for a concurrency slot",
+        json_schema_extra={"minimum": 1, "maximum": 3},
     )
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rest_compat import shapes
+from server.domain.flow import ConcurrencySpec, RateLimitSpec
 from server.domain.templates import HandlerTemplate, NamespaceInfo
 from server.domain.views import (
     BlockedReason,
@@ -60,6 +61,8 @@ def handler_detail(template: HandlerTemplate) -> shapes.HandlerDetail:
                 default_retry_limit=s.retry_limit,
                 skippable=s.skippable,
                 custom_events=list(s.custom_events),
+                concurrency=_concurrency(s.concurrency),
+                rate_limit=_rate_limit(s.rate_limit),
             )
             for s in template.steps
         ],
@@ -69,6 +72,22 @@ def handler_detail(template: HandlerTemplate) -> shapes.HandlerDetail:
             execution_order=list(graph.execution_order),
         ),
         paused=False,  # discovery fills it in: pauses are rows, templates are files
+        concurrency=_concurrency(template.concurrency),
+        priority=template.priority,
+    )
+
+
+def _concurrency(spec: ConcurrencySpec | None) -> shapes.ConcurrencyOut | None:
+    if spec is None:
+        return None
+    return shapes.ConcurrencyOut(key=spec.key, limit=spec.limit, strategy=spec.strategy)
+
+
+def _rate_limit(spec: RateLimitSpec | None) -> shapes.RateLimitOut | None:
+    if spec is None:
+        return None
+    return shapes.RateLimitOut(
+        key=spec.key, limit=spec.limit, period=spec.period_text, period_seconds=spec.period
     )
 
 
@@ -92,6 +111,7 @@ def task_json(task: TaskView) -> dict[str, Any]:
         "schedule_id": str(task.schedule_id) if task.schedule_id else None,
         "scheduled_for": shapes.iso_z(task.scheduled_for) if task.scheduled_for else None,
         "paused": task.paused,
+        "priority": task.priority,
     }
 
 
@@ -151,6 +171,8 @@ def _reason_fields(reason: BlockedReason) -> dict[str, Any]:
         "message": reason.message,
         "waiting_on": list(reason.waiting_on),
         "until": reason.until,
+        "key": reason.key,
+        "holders": list(reason.holders),
     }
 
 

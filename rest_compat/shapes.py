@@ -62,11 +62,28 @@ class HandlerSummary(Shape):
     step_count: int
     step_names: list[str]
     paused: bool = Field(False, description="This handler version is paused")
+    concurrency: ConcurrencyOut | None = Field(None, description="Its tasks in progress per key")
+    priority: int = Field(2, description="Its tasks' default priority, 1 (low) .. 3 (high)")
 
 
 class NamespaceHandlers(Shape):
     namespace: str
     handlers: list[HandlerSummary] = Field(description="The latest version of each handler")
+
+
+class ConcurrencyOut(Shape):
+    key: str | None = Field(description="A context path or a constant; null: one group")
+    limit: int
+    strategy: str | None = Field(
+        None, description="queue, cancel_in_progress or cancel_newest (handler limits)"
+    )
+
+
+class RateLimitOut(Shape):
+    key: str | None
+    limit: int
+    period: str = Field(description="As declared, e.g. 1m")
+    period_seconds: float
 
 
 class StepTemplateOut(Shape):
@@ -78,6 +95,8 @@ class StepTemplateOut(Shape):
     default_retry_limit: int
     skippable: bool
     custom_events: list[str]
+    concurrency: ConcurrencyOut | None = Field(None, description="Steps of it running per key")
+    rate_limit: RateLimitOut | None = Field(None, description="Starts per period per key")
 
 
 class GraphEdge(Shape):
@@ -113,6 +132,23 @@ class HandlerPauseOut(Shape):
     )
 
 
+class LimitUsageOut(Shape):
+    kind: str = Field(description="task (a handler's concurrency), step (a step's) or rate")
+    namespace: str
+    handler: str
+    step: str | None
+    key: str = Field(description="The key's value ('' for a limit no key uses yet)")
+    limit: int
+    in_use: int = Field(description="Slots held, or starts in the current window (rate)")
+    waiting: int = Field(description="Steps waiting for a slot")
+    holders: list[str] = Field(description="Ids of the tasks or steps holding the slots")
+    period_seconds: float | None
+
+
+class LimitList(Shape):
+    limits: list[LimitUsageOut]
+
+
 # --- tasks -------------------------------------------------------------------------------
 
 
@@ -136,6 +172,7 @@ class TaskOut(Shape):
     paused: bool = Field(
         False, description="Paused (the task or its handler): no new step starts until resumed"
     )
+    priority: int = Field(2, description="1 (low) .. 3 (high)")
 
 
 class TaskRecordOut(TaskOut):
@@ -173,14 +210,21 @@ class TaskStepOut(Shape):
 class BlockedReasonOut(Shape):
     code: str = Field(
         description="waiting_on_parents, backing_off, retries_exhausted, failed_permanently, "
-        "cancelled, upstream_failed, no_live_worker, queued or scheduled (the task's delayed "
-        "start has not come)"
+        "cancelled, upstream_failed, no_live_worker, queued, scheduled (the task's delayed "
+        "start has not come), concurrency_limited (waiting for a slot of `key`, held by "
+        "`holders`) or rate_limited (until the rate window has room)"
     )
     message: str
     waiting_on: list[str] = Field(description="Unfinished parents, for waiting_on_parents")
     until: Timestamp | None = Field(
         description="When the next attempt is due, for backing_off; when the task starts, "
-        "for scheduled"
+        "for scheduled; when the window has room, for rate_limited"
+    )
+    key: str | None = Field(None, description="The limit's key, for concurrency_limited")
+    holders: list[str] = Field(
+        default_factory=list,
+        description="The ids of the tasks (a handler limit) or steps (a step limit) holding "
+        "the key's slots, for concurrency_limited",
     )
 
 
@@ -216,6 +260,7 @@ class TaskWithDependencies(Shape):
     paused: bool = Field(
         False, description="Paused (the task or its handler): no new step starts until resumed"
     )
+    priority: int = Field(2, description="1 (low) .. 3 (high)")
 
 
 # --- workflow steps ----------------------------------------------------------------------

@@ -37,6 +37,7 @@ async def create_task(
             delay_seconds=body.delay_seconds,
             debounce_key=body.debounce_key,
             debounce_seconds=body.debounce_seconds,
+            priority=body.priority,
             subject=services_of(request).auth.subject(request.scope),
         )
     )

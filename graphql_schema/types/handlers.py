@@ -4,6 +4,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from graphql_schema.context import Info
+from graphql_schema.types.limits import ConcurrencyLimitType, RateLimitType
 from server.domain.dag import StepGraph
 from server.domain.templates import HandlerTemplate, NamespaceInfo, StepTemplate
 
@@ -19,6 +20,12 @@ class StepTemplateType:
     skippable: bool = strawberry.field(description="Whether `bypassSteps` may skip it.")
     custom_events: list[str] = strawberry.field(description="Custom events the step publishes.")
     timeout_seconds: float | None = strawberry.field(description="Per-attempt time limit.")
+    concurrency: ConcurrencyLimitType | None = strawberry.field(
+        default=None, description="At most this many steps of it running per key."
+    )
+    rate_limit: RateLimitType | None = strawberry.field(
+        default=None, description="At most this many starts per key per window."
+    )
 
     @classmethod
     def from_template(cls, step: StepTemplate) -> "StepTemplateType":
@@ -32,6 +39,8 @@ class StepTemplateType:
             skippable=step.skippable,
             custom_events=list(step.custom_events),
             timeout_seconds=step.timeout_seconds,
+            concurrency=ConcurrencyLimitType.of(step.concurrency, handler=False),
+            rate_limit=RateLimitType.of(step.rate_limit),
         )
 
 
@@ -104,6 +113,12 @@ class HandlerType:
         resolver=resolve_paused,
         description="Paused (pauseHandler): no step of its tasks starts until resumed.",
     )
+    concurrency: ConcurrencyLimitType | None = strawberry.field(
+        default=None, description="At most this many of its tasks in progress per key."
+    )
+    priority: int = strawberry.field(
+        default=2, description="Its tasks' default priority, 1 (low) .. 3 (high)."
+    )
 
     @classmethod
     def from_template(cls, template: HandlerTemplate) -> "HandlerType":
@@ -115,6 +130,8 @@ class HandlerType:
             full_name=template.full_name,
             description=template.description,
             context_schema=schema,
+            concurrency=ConcurrencyLimitType.of(template.concurrency, handler=True),
+            priority=template.priority,
             step_templates=[StepTemplateType.from_template(s) for s in template.steps],
             dependency_graph=DependencyGraphType.from_graph(template.graph),
         )

@@ -16,14 +16,28 @@ class BlockedReasonType:
     code: str = strawberry.field(
         description=(
             "waiting_on_parents, backing_off, retries_exhausted, failed_permanently, cancelled, "
-            "upstream_failed, no_live_worker, queued or scheduled (its task's delayed start has "
-            "not come)."
+            "upstream_failed, no_live_worker, queued, scheduled (its task's delayed start has "
+            "not come), concurrency_limited (waiting for a slot of `key`, held by `holders`) or "
+            "rate_limited (until the rate window has room)."
         )
     )
     message: str = strawberry.field(description="A sentence for people.")
     waiting_on: list[str] = strawberry.field(description="Parents not done yet, by name.")
     until: datetime | None = strawberry.field(
-        description="When a backing-off step retries, or a scheduled one's task starts."
+        description=(
+            "When a backing-off step retries, a scheduled one's task starts, or a rate-limited "
+            "one's window has room."
+        )
+    )
+    key: str | None = strawberry.field(
+        default=None, description="The limit's key, for concurrency_limited."
+    )
+    holders: list[str] = strawberry.field(
+        default_factory=list,
+        description=(
+            "The ids of the tasks (a handler limit) or steps (a step limit) holding the key's "
+            "slots, for concurrency_limited."
+        ),
     )
 
     @classmethod
@@ -33,6 +47,8 @@ class BlockedReasonType:
             message=reason.message,
             waiting_on=list(reason.waiting_on),
             until=reason.until,
+            key=reason.key,
+            holders=list(reason.holders),
         )
 
 

@@ -86,6 +86,7 @@ class TaskType:
     scheduled_for: datetime | None = strawberry.field(
         default=None, description="The schedule tick this task was fired for."
     )
+    priority: int = strawberry.field(default=2, description="1 (low) .. 3 (high).")
     view: strawberry.Private[TaskView]
 
     steps: list[StepType] = strawberry.field(
@@ -124,6 +125,7 @@ class TaskType:
             schedule_id=strawberry.ID(str(view.schedule_id)) if view.schedule_id else None,
             scheduled_for=view.scheduled_for,
             paused=view.paused,
+            priority=view.priority,
             view=view,
         )
 

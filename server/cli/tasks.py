@@ -126,6 +126,12 @@ def task() -> None:
     help="Collapse creations with this key (e.g. context.document_id) into one task.",
 )
 @click.option("--debounce-seconds", type=float, metavar="SECONDS", help="The debounce window.")
+@click.option(
+    "--priority",
+    type=int,
+    metavar="1..3",
+    help="1 (low) .. 3 (high): first in line for a concurrency slot (default: the handler's).",
+)
 @click.option("--wait", is_flag=True, help="Follow the task until it ends; exit 0 if complete.")
 @connection_options
 def task_create(
@@ -138,6 +144,7 @@ def task_create(
     run_at: str | None,
     debounce_key: str | None,
     debounce_seconds: float | None,
+    priority: int | None,
     wait: bool,
     url: str,
     token: str | None,
@@ -156,6 +163,7 @@ def task_create(
             delay_seconds=delay,
             debounce_key=debounce_key,
             debounce_seconds=debounce_seconds,
+            priority=priority,
         )
         starts = f"  starts {created['run_at']}" if created.get("run_at") else ""
         if not wait:

@@ -77,6 +77,7 @@ def create_task(
     delay_seconds: float | None = None,
     debounce_key: str | None = None,
     debounce_seconds: float | None = None,
+    priority: int | None = None,
     **extra: Any,
 ) -> Call[Task]:
     """Create a task; `extra` may carry initiator, source_system, reason, tags, bypass_steps.
@@ -84,7 +85,9 @@ def create_task(
     `run_at` (ISO 8601 with a time zone, or an aware datetime) or `delay_seconds` delays its
     start: it stays pending, its steps `scheduled`, until then. `debounce_key` (a context path
     such as "context.document_id", or a constant) with `debounce_seconds` collapses creations
-    with one key inside the window into one task (the joining ones get the same task back)."""
+    with one key inside the window into one task (the joining ones get the same task back).
+    `priority` 1 (low) .. 3 (high) orders its steps among those waiting for a concurrency slot
+    (default: the handler's)."""
     body = {"namespace": namespace, "name": name, "context": dict(context or {}), **extra}
     if version is not None:
         body["version"] = version
@@ -96,6 +99,8 @@ def create_task(
         body["debounce_key"] = debounce_key
     if debounce_seconds is not None:
         body["debounce_seconds"] = debounce_seconds
+    if priority is not None:
+        body["priority"] = priority
     # With a key, a repeated POST returns the first task: safe to retry. Without one it is not.
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
     return Call("POST", "/tasks", json=body, headers=headers, idempotent=bool(idempotency_key))

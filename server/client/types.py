@@ -111,6 +111,7 @@ class Task(TypedDict):
     schedule_id: NotRequired[str | None]
     scheduled_for: NotRequired[str | None]
     paused: NotRequired[bool]
+    priority: NotRequired[int]
     steps: NotRequired[list[TaskStep]]
     dependencies: NotRequired[Dependencies]
 

@@ -89,6 +89,10 @@ class Task(Model):
     debounce_key = fields.CharField(max_length=255, null=True)
     """A debounced task's key while its window is open; unique per handler among pending
     tasks (a partial unique index, migration 12)."""
+    priority = fields.IntField(default=2, db_default=2)
+    """1 (low) .. 3 (high): orders the hand-off of freed limit slots (`server.engine.limits`)."""
+    concurrency_key = fields.CharField(max_length=255, null=True)
+    """The key of its handler's concurrency limit (NULL: the handler declares none)."""
 
     class Meta:
         table = "tasker_tasks"
@@ -98,6 +102,7 @@ class Task(Model):
             Index(fields=("namespace", "name", "version", "created_at")),
             Index(fields=("namespace", "status", "created_at", "id")),
             Index(fields=("completed_at",)),
+            Index(fields=("namespace", "name", "concurrency_key", "status")),
         )
 
 
@@ -129,6 +134,8 @@ class WorkflowStep(Model):
     completed_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
+    flow: fields.Field[Any] = fields.JSONField(null=True)
+    """The step's limits with their keys resolved at creation (`server.engine.limits`)."""
 
     class Meta:
         table = "tasker_workflow_steps"
@@ -317,3 +324,37 @@ class PausedHandler(Model):
     class Meta:
         table = "tasker_paused_handlers"
         unique_together = (("namespace", "name", "version"),)
+
+
+class LimitSlot(Model):
+    """A step holding (`held`), offered (`offered`) or waiting for (`waiting`) a slot of a
+    concurrency limit's key; a held row counts only while its step runs under `lease_owner`."""
+
+    id = fields.BigIntField(primary_key=True)
+    scope = fields.CharField(max_length=400)
+    key = fields.CharField(max_length=255)
+    step_id = fields.BigIntField()
+    task_id = fields.UUIDField()
+    state = fields.CharField(max_length=16)
+    lease_owner = fields.CharField(max_length=128, null=True)
+    limit = fields.IntField()
+    priority = fields.IntField(default=2)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "tasker_limit_slots"
+        indexes = (Index(fields=("scope", "key", "state")), Index(fields=("step_id",)))
+
+
+class LimitStart(Model):
+    """A start of a rate-limited step: the sliding window counts these per (scope, key)."""
+
+    id = fields.BigIntField(primary_key=True)
+    scope = fields.CharField(max_length=400)
+    key = fields.CharField(max_length=255)
+    step_id = fields.BigIntField()
+    started_at = fields.DatetimeField()
+
+    class Meta:
+        table = "tasker_limit_starts"
+        indexes = (Index(fields=("scope", "key", "started_at")),)

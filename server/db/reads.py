@@ -40,6 +40,7 @@ COLUMNS = (
     "scheduled_for",
     "paused_at",
     "handler_paused_at",
+    "priority",
 )
 _COLUMN_LIST = ", ".join(f"t.{c}" for c in COLUMNS)
 _SELECT = f"SELECT {_COLUMN_LIST} FROM tasker_tasks t"
@@ -106,6 +107,7 @@ def task_view_of(record: Row, *, json_decoded: bool = False) -> TaskView:
         as_datetime(record[19]),
         as_datetime(record[20]),
         as_datetime(record[21]),
+        record[22],
     )
 
 

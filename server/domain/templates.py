@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.domain.dag import StepGraph
+from server.domain.flow import DEFAULT_PRIORITY, ConcurrencySpec, RateLimitSpec
 from server.domain.schedules import ScheduleSpec
 
 
@@ -28,6 +29,10 @@ class StepTemplate:
     dependent_system: str | None = None
     depends_on_step: str | None = None
     """The single-parent form as written in the definition (the seed reports it verbatim)."""
+    concurrency: ConcurrencySpec | None = None
+    """At most `limit` steps of this template running per key, across all tasks."""
+    rate_limit: RateLimitSpec | None = None
+    """At most `limit` starts per key in any sliding window of `period` seconds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,10 @@ class HandlerTemplate:
     debounce: tuple[str, float] | None = None
     """(key, seconds): creations with one key within `seconds` collapse into one task
     (`server.services.debounce`); the key is a `context.` path or a constant."""
+    concurrency: ConcurrencySpec | None = None
+    """At most `limit` tasks of this handler in progress per key."""
+    priority: int = DEFAULT_PRIORITY
+    """The default priority of its tasks, 1 (low) .. 3 (high)."""
 
     @property
     def full_name(self) -> str:

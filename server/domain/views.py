@@ -45,6 +45,8 @@ class TaskView(NamedTuple):
     """When the task was paused by hand (None: not paused)."""
     handler_paused_at: datetime | None = None
     """When its handler was paused (None: not paused)."""
+    priority: int = 2
+    """1 (low) .. 3 (high): orders the waiting steps' hand-off of limit slots."""
 
     @property
     def paused(self) -> bool:
@@ -206,6 +208,8 @@ class CreateTask:
     """Collapse creations with this key (a `context.` path or a constant) into one task;
     with `debounce_seconds`, or the handler's `debounce` (`server.services.debounce`)."""
     debounce_seconds: float | None = None
+    priority: int | None = None
+    """1..3; None: the handler's default priority."""
     subject: str | None = None
     """The caller's token subject: idempotency keys are its own. None (open mode): one
     scope shared by every caller."""
@@ -229,6 +233,11 @@ class BlockedReason:
     message: str
     waiting_on: tuple[str, ...] = ()
     until: datetime | None = None
+    key: str | None = None
+    """`concurrency_limited`: the limit's key."""
+    holders: tuple[str, ...] = ()
+    """`concurrency_limited`: the ids of the tasks (a handler limit) or steps (a step limit)
+    holding the key's slots."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,6 +80,8 @@ WITH target AS (
     SELECT ws.ctid AS step_row, t.ctid AS task_row, ws.status AS old_status
       FROM tasker_workflow_steps ws JOIN tasker_tasks t ON t.id = ws.task_id
      WHERE ws.id = $step_id AND ws.waiting_on = 0
+       -- A step with limits is claimed by the portable claim (`server.engine.limits`).
+       AND ws.flow IS NULL
        AND t.status = ANY($claimable_tasks::text[])
        -- A delayed task's steps wait for its start (`readiness.has_started`).
        AND (t.run_at IS NULL OR t.run_at <= $now)

@@ -26,6 +26,7 @@ from typing import Any
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from server.db.models import WorkflowStep
 from server.db.sql import json_value
 from server.domain.readiness import CLAIMABLE_TASK_STATES, RETRYING
 from server.domain.states import StepState, TaskState
@@ -78,8 +79,14 @@ class PgStore(PortableStore):
         return [await self._claim_one(r) for r in requests]
 
     async def complete(self, attempts: Sequence[tuple[Claim, Outcome]]) -> list[Recorded]:
-        """One statement per completion."""
-        return [await self._complete_one(c, o.encoded) for c, o in attempts]
+        """One statement per completion (a limited step's in the portable transaction, which
+        frees its slots)."""
+        return [
+            Recorded(await self._record(c, o))
+            if c.limited
+            else await self._complete_one(c, o.encoded)
+            for c, o in attempts
+        ]
 
     async def _claim_one(self, req: ClaimRequest) -> Claim | None:
         now = self.changes.clock.now()
@@ -90,7 +97,9 @@ class PgStore(PortableStore):
             ),
         )
         if not rows:
-            return None
+            # The statement leaves steps with limits alone: the portable claim admits them.
+            limited = await WorkflowStep.filter(id=req.step_id, flow__not_isnull=True).exists()
+            return await self._claim(req) if limited else None
         r = rows[0]
         task = TaskRef(r["task_id"], r["namespace"])
         effects = Effects(now)

@@ -20,6 +20,7 @@ from server.domain.readiness import (
 )
 from server.domain.retry import BackoffPolicy, decide_retry
 from server.domain.states import StepState, TaskState
+from server.engine import limits
 from server.engine.changes import StateChanges, TaskRef
 from server.engine.progress import advance
 from server.engine.store import Claim, ClaimRequest, Outcome, Recorded
@@ -82,6 +83,8 @@ class PortableStore:
             if not is_runnable(snap, {p["name"]: StepState(p["status"]) for p in parents}, tx.now):
                 return None
             task = TaskRef(task_row.id, task_row.namespace)
+            if step.flow and await limits.admit(tx, step.id, task.id, step.flow, req.lease_owner):
+                return None  # recorded as waiting for a slot or the rate window
             if status is StepState.ERROR:
                 moved = await tx.move_step(
                     task,
@@ -133,6 +136,7 @@ class PortableStore:
                 parents_done_at=max(
                     (p["completed_at"] for p in parents if p["completed_at"]), default=None
                 ),
+                limited=bool(step.flow),
             )
 
     async def _record(self, claim: Claim, outcome: Outcome) -> str:
@@ -158,7 +162,9 @@ class PortableStore:
                 )
                 if not moved:
                     return "discarded"
-                await advance(tx, claim.task, status)
+                status = await advance(tx, claim.task, status)
+                if claim.limited:
+                    await limits.release(tx, claim.step_id, claim.task.id, _active(status))
                 return "complete"
             decision = decide_retry(
                 attempts=claim.attempt,
@@ -195,6 +201,14 @@ class PortableStore:
                 return "discarded"
             if decision:
                 tx.dispatch_after_commit([claim.step_id], decision.delay_seconds)
+                if claim.limited:
+                    await limits.release(tx, claim.step_id, claim.task.id, True)
                 return "retrying"
-            await advance(tx, claim.task, status)
+            status = await advance(tx, claim.task, status)
+            if claim.limited:
+                await limits.release(tx, claim.step_id, claim.task.id, _active(status))
             return "failed"
+
+
+def _active(status: TaskState) -> bool:
+    return status in CLAIMABLE_TASK_STATES

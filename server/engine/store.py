@@ -58,6 +58,9 @@ class Claim:
     # counts from its start time (`run_at`), not from its creation.
     task_created_at: datetime | None = None
     parents_done_at: datetime | None = None
+    limited: bool = False
+    """The step holds flow-control slots: its outcome is recorded by the portable store,
+    which frees them (`server.engine.limits`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from server.db.models import StepEdge, Task, WorkflowStep
 from server.domain.readiness import CLAIMABLE_TASK_STATES
 from server.domain.states import ACTIVE_TASK_STATES, DONE_STEP_STATES, StepState
 from server.engine.changes import StateChanges, TaskRef
+from server.engine.limits import sweep_limits
 from server.engine.progress import advance
 from server.engine.runner import StepRunner
 from server.engine.store import Claim, Outcome, lease_holder
@@ -38,6 +39,8 @@ class SweepReport:
     redispatched: int = 0
     finalized: int = 0
     rolled_up: int = 0
+    offered: int = 0
+    """Waiting steps offered a limit slot that a crash, a cancel or a lost message freed."""
 
 
 class Sweeper:
@@ -63,11 +66,13 @@ class Sweeper:
 
     async def sweep(self) -> SweepReport:
         """Run every part of the sweep once."""
+        reaped = await self.reclaim_from_dead_workers() + await self.reap_expired_leases()
         return SweepReport(
-            reaped=await self.reclaim_from_dead_workers() + await self.reap_expired_leases(),
+            reaped=reaped,
             redispatched=await self.redispatch_idle(),
             finalized=await self.finalize_stuck(),
             rolled_up=await self.roll_up_analytics(),
+            offered=await sweep_limits(self.changes, self.redispatch_after),
         )
 
     async def roll_up_analytics(self) -> int:

@@ -84,6 +84,13 @@ HTTP_REQUESTS = Counter(
     "HTTP requests by route template and status.",
     ["method", "route", "status"],
 )
+RATE_LIMITED = Counter(
+    "tasker_rate_limited",
+    "Step starts refused by a rate limit (each sent once more for when its window opens). "
+    "Labelled by the limit (handler/step), never by key: the label set is what the handlers "
+    "declare.",
+    ["limit"],
+)
 RATE_LIMIT_ERRORS = Counter(
     "tasker_rate_limit_errors",
     "Rate-limit store calls that failed or timed out (the requests went through uncounted).",
@@ -217,6 +224,9 @@ class ScrapeGauges:
     oldest_ready_step_age_seconds: float = 0.0
     retries: dict[str, int] = field(default_factory=dict)
     live_workers: int = 0
+    limits: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """By limit (`step:<namespace>/<handler>/<step>` or `task:<namespace>/<handler>`): slots
+    held and steps waiting, summed over keys (no key label: the cardinality stays bounded)."""
 
     def families(self) -> Iterator[Metric]:
         """The gauges as metric families."""
@@ -248,6 +258,18 @@ class ScrapeGauges:
         yield GaugeMetricFamily(
             "tasker_live_workers", "Workers with a recent heartbeat.", value=self.live_workers
         )
+        in_use = GaugeMetricFamily(
+            "tasker_limit_in_use", "Concurrency slots held, per limit (all keys).", labels=["limit"]
+        )
+        waiting = GaugeMetricFamily(
+            "tasker_limit_waiting", "Steps waiting for a concurrency slot, per limit.",
+            labels=["limit"],
+        )  # fmt: skip
+        for scope, (held, queued) in sorted(self.limits.items()):
+            in_use.add_metric([scope], held)
+            waiting.add_metric([scope], queued)
+        yield in_use
+        yield waiting
 
 
 class _Collected:

@@ -25,6 +25,7 @@ from jsonschema.validators import Draft202012Validator, validator_for
 
 from server.domain.dag import GraphError, StepGraph
 from server.domain.errors import TemplateInvalid
+from server.domain.flow import FlowSpecError, parse_concurrency, parse_priority, parse_rate_limit
 from server.domain.inputs import MAX_DELAY_SECONDS
 from server.domain.templates import HandlerTemplate, StepTemplate
 from server.domain.versions import is_semver
@@ -37,7 +38,7 @@ HTTP_HANDLER_CLASS = "server.handlers.http:HttpStepHandler"
 STEP_FIELDS = frozenset({
     "name", "description", "handler_class", "depends_on_step", "depends_on_steps",
     "default_retryable", "default_retry_limit", "skippable", "timeout_seconds",
-    "handler_config", "custom_events", "dependent_system",
+    "handler_config", "custom_events", "dependent_system", "concurrency", "rate_limit",
 })  # fmt: skip
 
 
@@ -130,6 +131,7 @@ def parse_definition(data: object, *, source: str, environment: str = "developme
             data.get("schedules"), source=source, context_schema=context_schema
         ),
         debounce=_debounce(data, where),
+        **_handler_flow(data, where),
     )
     return Definition(template, where.text(data, "namespace_description"))
 
@@ -224,7 +226,30 @@ def _parse_step(raw: dict[str, Any], where: "_Where", default_system: str | None
         custom_events=_custom_events(raw, where),
         dependent_system=where.text(raw, "dependent_system") or default_system,
         depends_on_step=depends_on_step,
+        **_step_flow(raw, where),
     )
+
+
+def _handler_flow(data: dict[str, Any], where: "_Where") -> dict[str, Any]:
+    """A handler's `concurrency` and `priority` (flow control, `server.domain.flow`)."""
+    try:
+        return {
+            "concurrency": parse_concurrency(data.get("concurrency"), strategies=True),
+            "priority": parse_priority(data.get("priority")),
+        }
+    except FlowSpecError as exc:
+        raise where.error(str(exc)) from exc
+
+
+def _step_flow(raw: dict[str, Any], where: "_Where") -> dict[str, Any]:
+    """A step's `concurrency` and `rate_limit`."""
+    try:
+        return {
+            "concurrency": parse_concurrency(raw.get("concurrency"), strategies=False),
+            "rate_limit": parse_rate_limit(raw.get("rate_limit")),
+        }
+    except FlowSpecError as exc:
+        raise where.error(str(exc)) from exc
 
 
 def _custom_events(raw: dict[str, Any], where: "_Where") -> tuple[str, ...]:

@@ -21,6 +21,7 @@ from tortoise.exceptions import IntegrityError
 from server.db.models import ScheduleFire, StepEdge, Task, Transition, WorkflowStep
 from server.db.rows import task_view
 from server.domain.errors import Conflict, InvalidTaskConfig, ValidationFailed
+from server.domain.flow import KeyMissing, priority_problem
 from server.domain.inputs import (
     MAX_KEY_LENGTH,
     MAX_NAME_LENGTH,
@@ -34,6 +35,7 @@ from server.domain.states import StepState, TaskState
 from server.domain.templates import HandlerTemplate
 from server.domain.views import CreateTask, TaskView
 from server.engine.changes import StateChanges, TaskRef
+from server.engine.limits import handler_key, step_flow
 from server.engine.progress import advance
 from server.infra.metrics import task_created
 from server.registry.catalogue import Catalogue
@@ -41,6 +43,7 @@ from server.registry.handler_registry import HandlerRegistry
 from server.services import queries
 from server.services.debounce import Debouncer, debounce_of
 from server.services.pausing import handler_paused
+from server.services.supersede import supersede
 
 
 def identity_hash(template: HandlerTemplate, context: Any) -> str:
@@ -75,7 +78,10 @@ def input_problems(req: CreateTask) -> dict[str, list[str]]:
     problems.texts("tags", req.tags, MAX_KEY_LENGTH, MAX_TAGS)
     problems.texts("bypass_steps", req.bypass_steps, MAX_NAME_LENGTH)
     problems.json("context", req.context)
-    return problems.details
+    details = problems.details
+    if (problem := priority_problem(req.priority)) is not None:
+        details.setdefault("priority", []).append(problem)
+    return details
 
 
 class TaskCreator:
@@ -122,6 +128,8 @@ class TaskCreator:
         try:
             view = await self._insert(template, req, fingerprint, scope, start)
             task_created(view.namespace)  # metrics: counting events skips creations
+            if template.concurrency is not None and template.concurrency.strategy != "queue":
+                view = await supersede(self.changes, template, view)
             return view, True
         except IntegrityError:
             existing = await self._keyed(scope, req.idempotency_key)
@@ -157,9 +165,21 @@ class TaskCreator:
                     )
             except KeyError:
                 problems.setdefault("bypass_steps", []).append(f"unknown step '{name}'")
+        flows = self._flows(template, req)
+        if isinstance(flows, str):
+            problems["context"] = [f"limit key path '{flows}' resolves to nothing"]
         if problems:
             raise InvalidTaskConfig.of(problems)
         return template, start
+
+    @staticmethod
+    def _flows(template: HandlerTemplate, req: CreateTask) -> dict[str, Any] | str:
+        """Each step's limits with keys resolved, or the key path that is absent."""
+        priority = req.priority if req.priority is not None else template.priority
+        try:
+            return {s.name: step_flow(template, s, req.context, priority) for s in template.steps}
+        except KeyMissing as exc:
+            return str(exc.args[0])
 
     @staticmethod
     def _same_request(existing: Task, fingerprint: str) -> TaskView:
@@ -186,6 +206,8 @@ class TaskCreator:
             for s in template.steps
         }
         ready = [s.name for s in template.steps if waiting[s.name] == 0 and s.name not in bypass]
+        flows = self._flows(template, req)
+        assert isinstance(flows, dict)  # checked by `_validated`
         async with self.changes.transaction() as tx:
             now = tx.now
             # A delayed task's root steps are sent once, as messages delayed until `start`,
@@ -222,6 +244,8 @@ class TaskCreator:
                 debounce_key=debounce_key,
                 # Created paused when its handler is (`pausing`): creation is still accepted.
                 handler_paused_at=now if await handler_paused(tx, template) else None,
+                priority=req.priority if req.priority is not None else template.priority,
+                concurrency_key=handler_key(template, req.context),
             )
             if req.fired:
                 # The unique (schedule_id, tick) row: a second firing of this tick fails
@@ -249,6 +273,7 @@ class TaskCreator:
                         updated_at=now,
                         waiting_on=len(template.graph.parents(s.name)),
                         dispatched_at=sent_at if s.name in ready else None,
+                        flow=flows[s.name],
                     )
                     for i, s in enumerate(template.steps)
                 ],

@@ -15,12 +15,14 @@ Liveness has two sources, because the two deployments know it differently:
   to claim a ready step.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from server.db.rows import snapshots
+from server.domain.flow import CONCURRENCY_LIMITED, RATE_LIMITED
 from server.domain.readiness import (
     BACKING_OFF,
+    NO_LIVE_WORKER,
     PAUSED,
     QUEUED,
     SCHEDULED,
@@ -37,7 +39,7 @@ from server.domain.views import (
 )
 from server.engine.workers import WorkerRegistry
 
-PASSING = (WAITING_ON_PARENTS, BACKING_OFF, SCHEDULED)
+PASSING = (WAITING_ON_PARENTS, BACKING_OFF, SCHEDULED, CONCURRENCY_LIMITED, RATE_LIMITED)
 """Reasons that resolve by themselves: a task waiting only on these is progressing."""
 
 
@@ -60,9 +62,16 @@ class Liveness:
 
 
 def analyse(
-    task: TaskView, steps: Sequence[StepView], *, now: datetime, workers_alive: bool
+    task: TaskView,
+    steps: Sequence[StepView],
+    *,
+    now: datetime,
+    workers_alive: bool,
+    limited: Mapping[str, BlockedReason] | None = None,
 ) -> TaskDependencies:
-    """Reasons for every waiting step of `task`, and which steps are done, ready and blocked."""
+    """Reasons for every waiting step of `task`, and which steps are done, ready and blocked.
+
+    `limited`: the ready steps that wait for a limit's slot or window (`flow_status`)."""
     explained = explain(
         snapshots(steps),
         task_status=task.status,
@@ -72,6 +81,9 @@ def analyse(
         paused=task.paused,
     )
     reasons = {name: r for name, r in explained.items() if r is not None}
+    for name, reason in (limited or {}).items():
+        if name in reasons and reasons[name].code in (QUEUED, NO_LIVE_WORKER):
+            reasons[name] = reason
     completed = tuple(s.name for s in steps if s.status in DONE_STEP_STATES)
     ready = tuple(
         s.name

@@ -19,6 +19,7 @@ from server.domain.views import WorkerView
 from server.engine.workers import WorkerRegistry
 from server.infra.metrics import ScrapeGauges
 from server.infra.ports import Clock
+from server.services.flow_status import limit_gauges
 
 UNFINISHED = (StepState.PENDING, StepState.IN_PROGRESS, StepState.ERROR)
 """The states counted as unfinished work on `/metrics` (tasks and steps spell them alike)."""
@@ -185,6 +186,7 @@ class HealthService:
             ),
             retries=await db.retry_counts(now),
             live_workers=len(await self.workers.live()),
+            limits=await limit_gauges(),
         )
 
     async def _database(self) -> Check:

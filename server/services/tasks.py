@@ -13,7 +13,7 @@ from server.domain.inputs import (
     InputProblems,
     text_filter_problems,
 )
-from server.domain.readiness import QUEUED
+from server.domain.readiness import NO_LIVE_WORKER, QUEUED
 from server.domain.states import StepState, TaskState
 from server.domain.views import (
     CreateTask,
@@ -32,6 +32,10 @@ from server.registry.handler_registry import HandlerRegistry
 from server.services import queries
 from server.services.creation import TaskCreator
 from server.services.dependencies import Liveness, analyse
+from server.services.flow_status import limit_reasons
+
+READY = (QUEUED, NO_LIVE_WORKER)
+"""Codes of a ready step: one with limits may be waiting for a slot or a window instead."""
 
 MAX_PER_PAGE = 100
 _OPEN_STEP_STATES = (StepState.PENDING, StepState.IN_PROGRESS, StepState.ERROR)
@@ -179,8 +183,20 @@ class TaskService:
         now = self.changes.clock.now()
         found = [analyse(task, steps, now=now, workers_alive=True) for task, steps in loaded]
         ready = any(r.code == QUEUED for d in found for r in d.reasons.values())
+        alive = True
         if ready and not await self.liveness.any_alive():
+            alive = False
             found = [analyse(t, steps, now=now, workers_alive=False) for t, steps in loaded]
+        # A ready step with limits may be waiting for a slot or a rate window instead.
+        waiting = [d.task.id for d in found if any(r.code in READY for r in d.reasons.values())]
+        limited = await limit_reasons(waiting, now) if waiting else {}
+        if limited:
+            found = [
+                analyse(t, s, now=now, workers_alive=alive, limited=limited.get(t.id))
+                if t.id in limited
+                else d
+                for (t, s), d in zip(loaded, found, strict=True)
+            ]
         return found
 
 

@@ -37,6 +37,7 @@ def test_a_driver_row_reads_into_every_field() -> None:
         "2024-01-15 10:30:00+00:00",
         moment,
         None,
+        3,
     )
     assert task_view_of(row) == TaskView(
         id=ident,
@@ -61,4 +62,5 @@ def test_a_driver_row_reads_into_every_field() -> None:
         scheduled_for=moment,
         paused_at=moment,
         handler_paused_at=None,
+        priority=3,
     )

@@ -13,8 +13,10 @@ const CATALOGUE = `query Catalogue {
 const HANDLER = `query Handler($namespace: String!, $name: String!, $version: String) {
   handler(namespace: $namespace, name: $name, version: $version) {
     name namespace version fullName description versions contextSchema paused
+    priority concurrency { key limit strategy }
     stepTemplates { name description handlerClass dependsOn retryable retryLimit skippable
-                    timeoutSeconds customEvents }
+                    timeoutSeconds customEvents concurrency { key limit }
+                    rateLimit { key limit period } }
     dependencyGraph { nodes edges { from to } executionOrder } } }`;
 
 const PAUSE = `mutation Pause($namespace: String!, $name: String!) {
@@ -24,6 +26,10 @@ const PAUSE = `mutation Pause($namespace: String!, $name: String!) {
 const RESUME = `mutation Resume($namespace: String!, $name: String!) {
   resumeHandler(namespace: $namespace, name: $name) {
     __typename ... on HandlerPause { paused } ... on Error { code message } } }`;
+// Flow control: the current use of the handler's limits per key (a separate query: a token
+// that may read the handler but not the limits still sees the rest of the page).
+const LIMITS = `query Limits($handler: String) {
+  limits(handler: $handler) { kind step key limit inUse waiting holders periodSeconds } }`;
 
 const CREATE = `mutation Create($input: CreateTaskInput!) {
   createTask(input: $input) {
@@ -70,6 +76,7 @@ export async function renderHandler(view, ctx, namespace, name) {
     h("div", { class: "panel" }, graph),
     h("h2", {}, "Steps"),
     stepTemplates(handler.stepTemplates),
+    await flowControl(handler),
     h("h2", {}, "Start a task"),
     createForm(handler, ctx));
   const g = handler.dependencyGraph;
@@ -100,14 +107,48 @@ function pauseActions(handler, repaint) {
 
 function stepTemplates(steps) {
   return h("table", { class: "data" },
-    h("thead", {}, h("tr", {}, ["step", "depends on", "handler class", "retries", "timeout", "skippable"].map((c) => h("th", {}, c)))),
+    h("thead", {}, h("tr", {}, ["step", "depends on", "handler class", "retries", "timeout", "skippable", "limits"].map((c) => h("th", {}, c)))),
     h("tbody", {}, steps.map((s) => h("tr", {},
       h("td", {}, h("strong", {}, s.name), s.description ? h("div", { class: "muted" }, s.description) : null),
       h("td", {}, s.dependsOn.join(", ") || "—"),
       h("td", {}, h("code", {}, s.handlerClass)),
       h("td", {}, s.retryable ? `up to ${s.retryLimit} attempts` : "no retry"),
       h("td", {}, s.timeoutSeconds ? `${s.timeoutSeconds} s` : "default"),
-      h("td", {}, s.skippable ? "yes" : "no")))));
+      h("td", {}, s.skippable ? "yes" : "no"),
+      h("td", {}, stepLimits(s))))));
+}
+
+function stepLimits(s) {
+  const parts = [];
+  if (s.concurrency) parts.push(`${s.concurrency.limit} at once per ${s.concurrency.key || "handler"}`);
+  if (s.rateLimit) parts.push(`${s.rateLimit.limit} starts / ${s.rateLimit.period} per ${s.rateLimit.key || "handler"}`);
+  return parts.join("; ") || "—";
+}
+
+// The handler's limits and their current use per key: slots held and waited for, rate-window
+// starts. Nothing when the handler declares none.
+async function flowControl(handler) {
+  const declared = handler.concurrency || handler.stepTemplates.some((s) => s.concurrency || s.rateLimit);
+  if (!declared) return null;
+  const head = h("p", {}, `Priority ${handler.priority}`,
+    handler.concurrency ? ` · at most ${handler.concurrency.limit} tasks in progress per ` +
+      `${handler.concurrency.key || "handler"} (${handler.concurrency.strategy})` : "");
+  let usage;
+  try {
+    const { limits } = await gql(LIMITS, { handler: `${handler.namespace}/${handler.name}` });
+    usage = h("table", { class: "data", id: "limit-usage" },
+      h("thead", {}, h("tr", {}, ["limit", "step", "key", "in use", "waiting", "held by"].map((c) => h("th", {}, c)))),
+      h("tbody", {}, limits.map((u) => h("tr", { dataset: { kind: u.kind, key: u.key } },
+        h("td", {}, u.kind === "rate" ? `rate (${u.periodSeconds} s window)` : u.kind === "task" ? "tasks" : "steps"),
+        h("td", {}, u.step || "—"),
+        h("td", {}, u.key || h("span", { class: "muted" }, "no key in use")),
+        h("td", { class: "num" }, `${u.inUse} / ${u.limit}`),
+        h("td", { class: "num" }, String(u.waiting)),
+        h("td", {}, u.holders.join(", "))))));
+  } catch (err) {
+    usage = errorBox(err, "Current use unavailable:");
+  }
+  return h("section", { id: "flow-control" }, h("h2", {}, "Flow control"), head, h("div", { class: "panel" }, usage));
 }
 
 function createForm(handler, ctx) {
@@ -115,6 +156,9 @@ function createForm(handler, ctx) {
   // An example the schema might refuse is worse than none: then the field starts empty.
   const context = h("textarea", { id: "create-context", rows: 8, spellcheck: "false",
     placeholder: "{ … } a JSON object matching the schema" }, example ? JSON.stringify(example, null, 2) : "");
+  const priority = h("select", { id: "create-priority" },
+    [1, 2, 3].map((p) => h("option", { value: String(p), selected: p === handler.priority },
+      `${p}${p === 1 ? " (low)" : p === 3 ? " (high)" : ""}`)));
   const out = h("div", { id: "create-result" });
   async function submit(event) {
     event.preventDefault();
@@ -128,7 +172,8 @@ function createForm(handler, ctx) {
     clear(out, h("p", { class: "muted" }, "Creating…"));
     try {
       const { createTask } = await gql(CREATE, { input: {
-        namespace: handler.namespace, name: handler.name, version: handler.version, context: parsed } });
+        namespace: handler.namespace, name: handler.name, version: handler.version, context: parsed,
+        priority: Number(priority.value) } });
       const task = unwrap(createTask);
       ctx.navigate(`#/tasks/${task.id}`);
     } catch (err) {
@@ -141,6 +186,7 @@ function createForm(handler, ctx) {
         : "Context (JSON object): fill it in from the schema", context),
       handler.contextSchema ? h("div", { class: "schema-aside", id: "context-schema" },
         h("div", { class: "muted" }, "Context schema"), json(handler.contextSchema)) : null),
+    h("label", { style: "max-width:200px" }, "Priority", priority),
     h("div", { class: "actions", style: "margin-top:10px" }, h("button", { class: "primary", type: "submit", id: "create-submit" }, "Create task")),
     out);
 }
