@@ -62,8 +62,6 @@ class HandlerSummary(Shape):
     step_count: int
     step_names: list[str]
     paused: bool = Field(False, description="This handler version is paused")
-    concurrency: ConcurrencyOut | None = Field(None, description="Its tasks in progress per key")
-    priority: int = Field(2, description="Its tasks' default priority, 1 (low) .. 3 (high)")
 
 
 class NamespaceHandlers(Shape):
@@ -118,6 +116,8 @@ class HandlerDetail(Shape):
     step_templates: list[StepTemplateOut]
     dependency_graph: DependencyGraph
     paused: bool = Field(False, description="This handler version is paused")
+    concurrency: ConcurrencyOut | None = Field(None, description="Its tasks in progress per key")
+    priority: int = Field(2, description="Its tasks' default priority, 1 (low) .. 3 (high)")
 
 
 class HandlerPauseOut(Shape):
