@@ -28,6 +28,7 @@ from server.registry.handler_registry import HandlerRegistry
 from server.services.analytics import AnalyticsService
 from server.services.events import EventHub
 from server.services.health import HealthService
+from server.services.signals import SignalService
 from server.services.steps import StepService
 from server.services.tasks import TaskService
 
@@ -57,10 +58,13 @@ class Services:
     worker_id: str = field(default_factory=new_worker_id)
     auth: Gate = field(init=False)
     """Authentication and authorization, one gate shared by every adapter (`server.auth`)."""
+    signals: SignalService = field(init=False)
+    """Signal delivery to `wait_for` steps (built from `changes`)."""
 
     def __post_init__(self) -> None:
         # Built here so unusable key settings (e.g. a short secret) stop the process at start.
         self.auth = Gate(self.settings)
+        self.signals = SignalService(self.changes)
 
     def set_dispatcher(self, dispatcher: StepDispatcher) -> None:
         """Attach the broker adapter once it exists (it needs the services to exist first)."""

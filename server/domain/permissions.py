@@ -18,6 +18,8 @@ CREATE_TASK: Final = "tasker.task:create"
 UPDATE_TASK: Final = "tasker.task:update"
 RETRY_TASK: Final = "tasker.task:retry"
 CANCEL_TASK: Final = "tasker.task:cancel"
+SIGNAL_TASK: Final = "tasker.task:signal"
+"""Deliver a signal to a task's `wait_for` step (an approval, an external event)."""
 
 # Steps
 READ_STEPS: Final = "tasker.workflow_step:index"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.domain.dag import StepGraph
+from server.domain.waits import SleepSpec, WaitSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,10 @@ class StepTemplate:
     dependent_system: str | None = None
     depends_on_step: str | None = None
     """The single-parent form as written in the definition (the seed reports it verbatim)."""
+    sleep: SleepSpec | None = None
+    """A built-in durable sleep (no handler runs)."""
+    wait_for: WaitSpec | None = None
+    """A built-in wait for a signal (no handler runs)."""
 
 
 @dataclass(frozen=True, slots=True)

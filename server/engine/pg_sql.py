@@ -83,6 +83,8 @@ WITH target AS (
        AND t.status = ANY($claimable_tasks::text[])
        -- A delayed task's steps wait for its start (`readiness.has_started`).
        AND (t.run_at IS NULL OR t.run_at <= $now)
+       -- A parked sleep or signal wait is not claimed before its wake time.
+       AND (ws.wake_at IS NULL OR ws.wake_at <= $now)
        AND (ws.status = $claim_from::text
             OR (ws.status = $retry_from::text AND ws.next_attempt_at <= $now))
        -- Locks the task row (as cancel/resolve/finalize do, exclusively): a claim cannot slip

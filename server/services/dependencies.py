@@ -19,7 +19,15 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from server.db.rows import snapshots
-from server.domain.readiness import BACKING_OFF, QUEUED, SCHEDULED, WAITING_ON_PARENTS, explain
+from server.domain.readiness import (
+    BACKING_OFF,
+    QUEUED,
+    SCHEDULED,
+    SLEEPING,
+    WAITING_FOR_SIGNAL,
+    WAITING_ON_PARENTS,
+    explain,
+)
 from server.domain.states import DONE_STEP_STATES, StepState, TaskState
 from server.domain.views import (
     BlockedReason,
@@ -30,7 +38,7 @@ from server.domain.views import (
 )
 from server.engine.workers import WorkerRegistry
 
-PASSING = (WAITING_ON_PARENTS, BACKING_OFF, SCHEDULED)
+PASSING = (WAITING_ON_PARENTS, BACKING_OFF, SCHEDULED, SLEEPING, WAITING_FOR_SIGNAL)
 """Reasons that resolve by themselves: a task waiting only on these is progressing."""
 
 
