@@ -12,6 +12,7 @@ from graphql_schema.errors import (
     ValidationErrorType,
     expected_errors,
 )
+from graphql_schema.types.signals import SignalType
 from graphql_schema.types.steps import StepType
 from graphql_schema.types.tasks import TaskType
 from server.domain.views import CreateTask
@@ -124,6 +125,10 @@ ResolveStepResult = Annotated[
     StepType | NotFoundErrorType | InvalidTransitionErrorType | ValidationErrorType,
     strawberry.union("ResolveStepResult", description="The resolved step, or why not."),
 ]
+SendSignalResult = Annotated[
+    SignalType | NotFoundErrorType | ValidationErrorType | ConflictErrorType,
+    strawberry.union("SendSignalResult", description="The delivered signal, or why not."),
+]
 TaskId = Annotated[strawberry.ID, strawberry.argument(description="Task id.")]
 StepRef = Annotated[str, strawberry.argument(description="Step name, or step id.")]
 Results = Annotated[JSON | None, strawberry.argument(description="Results to record.")]
@@ -185,6 +190,23 @@ async def resolve_step(
     return StepType.from_view(view)
 
 
+@expected_errors
+async def send_signal(
+    info: Info,
+    task_id: TaskId,
+    name: Annotated[str, strawberry.argument(description="The signal a wait_for step awaits.")],
+    payload: Annotated[
+        JSON | None, strawberry.argument(description="A JSON object: the step's results.")
+    ] = None,
+    signal_id: Annotated[
+        str | None,
+        strawberry.argument(description="Delivered once per id; a repeat answers the first."),
+    ] = None,
+) -> SendSignalResult:
+    signals = info.context.services.signals
+    return SignalType.from_view(await signals.send(task_id, name, payload, signal_id))
+
+
 @strawberry.type(name="Mutation", description="Commands on tasks and steps.")
 class Mutation:
     create_task: CreateTaskResult = strawberry.mutation(
@@ -212,4 +234,11 @@ class Mutation:
     resolve_step: ResolveStepResult = strawberry.mutation(
         resolver=resolve_step,
         description="Mark a step resolved by hand (idempotent); dependants proceed.",
+    )
+    send_signal: SendSignalResult = strawberry.mutation(
+        resolver=send_signal,
+        description=(
+            "Deliver a signal to the task's wait_for step: it completes with the payload, or "
+            "the signal is kept until the step is reached."
+        ),
     )

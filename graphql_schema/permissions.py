@@ -61,6 +61,7 @@ FIELD_PERMISSIONS: Final[Mapping[str, str]] = {
     "Mutation.cancelStep": need.CANCEL_STEP,
     "Mutation.retryStep": need.RETRY_STEP,
     "Mutation.resolveStep": need.UPDATE_STEP,
+    "Mutation.sendSignal": need.SIGNAL_TASK,
     # Subscriptions
     "Subscription.taskEvents": need.SHOW_TASK,
     "Subscription.namespaceEvents": need.LIST_TASKS,

@@ -13,6 +13,7 @@ from rest_compat import shapes
 from server.domain.templates import HandlerTemplate, NamespaceInfo
 from server.domain.views import (
     BlockedReason,
+    SignalView,
     StepView,
     TaskDependencies,
     TaskPage,
@@ -146,6 +147,7 @@ def _reason_fields(reason: BlockedReason) -> dict[str, Any]:
         "message": reason.message,
         "waiting_on": list(reason.waiting_on),
         "until": reason.until,
+        "signal": reason.signal,
     }
 
 
@@ -221,4 +223,16 @@ def event_out(event: TransitionEvent) -> shapes.EventOut:
         to_status=event.to_status,
         reason=event.reason,
         occurred_at=event.occurred_at,
+    )
+
+
+def signal_out(signal: SignalView) -> shapes.SignalOut:
+    """A delivered signal."""
+    return shapes.SignalOut(
+        task_id=str(signal.task_id),
+        name=signal.name,
+        signal_id=signal.signal_id,
+        payload=signal.payload,
+        received_at=signal.received_at,
+        consumed_by=signal.consumed_by,
     )

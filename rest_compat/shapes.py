@@ -152,15 +152,17 @@ class TaskStepOut(Shape):
 class BlockedReasonOut(Shape):
     code: str = Field(
         description="waiting_on_parents, backing_off, retries_exhausted, failed_permanently, "
-        "cancelled, upstream_failed, no_live_worker, queued or scheduled (the task's delayed "
-        "start has not come)"
+        "cancelled, upstream_failed, no_live_worker, queued, scheduled (the task's delayed "
+        "start has not come), sleeping (a sleep step, until `until`) or waiting_for_signal "
+        "(a wait_for step: `signal`, deadline `until`)"
     )
     message: str
     waiting_on: list[str] = Field(description="Unfinished parents, for waiting_on_parents")
     until: Timestamp | None = Field(
         description="When the next attempt is due, for backing_off; when the task starts, "
-        "for scheduled"
+        "for scheduled; when a sleep ends; a signal wait's deadline"
     )
+    signal: str | None = Field(None, description="The awaited signal, for waiting_for_signal")
 
 
 class Dependencies(Shape):
@@ -297,3 +299,15 @@ class ErrorDetail(Shape):
 
 class ErrorOut(Shape):
     error: ErrorDetail
+
+
+class SignalOut(Shape):
+    task_id: str
+    name: str
+    signal_id: str = Field(description="Given by the sender, or generated")
+    payload: JsonValue
+    received_at: Timestamp
+    consumed_by: str | None = Field(
+        description="The wait_for step the signal completed; null while it is kept for a step "
+        "not reached yet"
+    )

@@ -16,14 +16,20 @@ class BlockedReasonType:
     code: str = strawberry.field(
         description=(
             "waiting_on_parents, backing_off, retries_exhausted, failed_permanently, cancelled, "
-            "upstream_failed, no_live_worker, queued or scheduled (its task's delayed start has "
-            "not come)."
+            "upstream_failed, no_live_worker, queued, scheduled (its task's delayed start has "
+            "not come), sleeping (a sleep step) or waiting_for_signal (a wait_for step)."
         )
     )
     message: str = strawberry.field(description="A sentence for people.")
     waiting_on: list[str] = strawberry.field(description="Parents not done yet, by name.")
     until: datetime | None = strawberry.field(
-        description="When a backing-off step retries, or a scheduled one's task starts."
+        description=(
+            "When a backing-off step retries, a scheduled one's task starts, a sleep ends, or "
+            "a signal wait times out."
+        )
+    )
+    signal: str | None = strawberry.field(
+        default=None, description="The awaited signal, for waiting_for_signal."
     )
 
     @classmethod
@@ -33,6 +39,7 @@ class BlockedReasonType:
             message=reason.message,
             waiting_on=list(reason.waiting_on),
             until=reason.until,
+            signal=reason.signal,
         )
 
 

@@ -97,6 +97,7 @@ class Endpoints:
     cancel_step = Endpoint(calls.cancel_step)
     retry_step = Endpoint(calls.retry_step)
     resolve_step = Endpoint(calls.resolve_step)
+    send_signal = Endpoint(calls.send_signal)
 
     # --- analytics, health, metrics ---
     performance_analytics = Endpoint(calls.performance_analytics)
