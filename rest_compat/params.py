@@ -236,7 +236,7 @@ class SignalBody(Body):
     payload: JsonObject | None = Field(
         None, description="Becomes the waiting step's results (default {})"
     )
-    signal_id: Key | None = Field(
+    signal_id: Annotated[str, _documented(minLength=1, maxLength=MAX_KEY_LENGTH)] | None = Field(
         None,
         description="The sender's id for this delivery: the same id twice is delivered once "
         "(the repeat answers 200 with the first delivery)",

@@ -23,14 +23,12 @@ from server.engine.changes import StateChanges, TaskRef
 from server.services.queries import parse_task_id
 
 
-def _problems(name: Any, payload: Any, signal_id: Any) -> dict[str, list[str]]:
+def _problems(payload: Any, signal_id: Any) -> dict[str, list[str]]:
+    """Problems with the body. The name is checked against the task's steps, once the task
+    is known to exist (a missing task is a 404 whatever the name)."""
     problems = InputProblems()
-    if not isinstance(name, str) or not name.strip():
-        problems.add("name", "must be a non-empty signal name")
-    else:
-        problems.text("name", name, MAX_KEY_LENGTH)
     if signal_id is not None:
-        if not isinstance(signal_id, str) or not signal_id.strip():
+        if not isinstance(signal_id, str) or not signal_id:
             problems.add("signal_id", "must be a non-empty string")
         else:
             problems.text("signal_id", signal_id, MAX_KEY_LENGTH)
@@ -58,7 +56,7 @@ class SignalService:
 
         TaskNotFound; Conflict (409) for a finished task; ValidationFailed (422) for bad input
         or a name no step of the task waits for."""
-        problems = _problems(name, payload, signal_id)
+        problems = _problems(payload, signal_id)
         if problems:
             raise ValidationFailed("invalid signal", problems)
         tid = parse_task_id(task_id)
@@ -92,8 +90,10 @@ class SignalService:
                     f"task {tid} is {status}: it takes no more signals",
                     {"status": [f"task is {status}"]},
                 )
-            waiting = await (
-                WorkflowStep.filter(task_id=tid, waits_for=name)
+            waiting = (
+                []
+                if not isinstance(name, str) or len(name) > MAX_KEY_LENGTH
+                else await WorkflowStep.filter(task_id=tid, waits_for=name)
                 .using_db(tx.conn)
                 .order_by("position", "id")
                 .values("id", "name", "status", "wake_at")

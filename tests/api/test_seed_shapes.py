@@ -166,4 +166,5 @@ async def test_the_document_says_which_bodies_are_required(client):
         "PATCH /tasker/tasks/{id}": True,
         f"PATCH {step}": True,
         f"POST {step}/resolve": False,  # resolving needs nothing; no body reads as {}
+        "POST /tasker/tasks/{id}/signals/{name}": False,  # a bare POST: an empty payload
     }
