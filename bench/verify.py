@@ -3,7 +3,9 @@
 Checks, each printed with its count; any violation makes the exit status 1:
  1. every task is terminal (complete, error, cancelled, resolved_manually), except one whose
     delayed start (`run_at`) has not come yet, and no step started before its task's start;
- 2. no step is left in progress, and a complete task has only complete/resolved steps;
+ 2. no step is left in progress, and a complete task has only complete/resolved steps; a
+    `wait_for` step ended only by a signal it consumed or at its deadline, a `sleep` step
+    never before its wake time;
  3. every completed step was completed exactly once (one `-> complete` history row, none for
     steps that are not complete), and its attempts equal its claims;
  4. the history is consistent: each step's and task's rows chain (`from` = previous `to`, the
@@ -41,6 +43,27 @@ CHECKS: list[tuple[str, str]] = [
         "steps started before their task's delayed start",
         """SELECT count(*) FROM tasker_workflow_steps s JOIN tasker_tasks t ON t.id = s.task_id
          WHERE t.run_at IS NOT NULL AND s.started_at < t.run_at""",
+    ),
+    (
+        "signal waits that ended without a signal or before their deadline",
+        """SELECT count(*) FROM tasker_transitions h
+          JOIN tasker_workflow_steps s ON s.id = h.step_id
+         WHERE s.waits_for IS NOT NULL AND h.to_status IN ('complete', 'error')
+           AND h.reason <> 'failed'
+           AND NOT (
+             (h.reason = 'signal' AND EXISTS (
+                SELECT 1 FROM tasker_signals g WHERE g.consumed_by_id = s.id))
+             OR (h.reason = 'timeout' AND h.created_at >= (
+                SELECT max((p.metadata->>'until')::timestamptz) FROM tasker_transitions p
+                 WHERE p.step_id = s.id AND p.to_status = 'pending'
+                   AND p.reason = 'waiting for signal')))""",
+    ),
+    (
+        "sleep steps that ended before their wake time",
+        """SELECT count(*) FROM tasker_transitions h
+          JOIN tasker_workflow_steps s ON s.id = h.step_id
+         WHERE s.handler_class = 'tasker:sleep' AND h.to_status = 'complete'
+           AND h.created_at < COALESCE((h.metadata->>'slept_until')::timestamptz, h.created_at)""",
     ),
     (
         "steps left in progress",

@@ -53,12 +53,13 @@ async def finish_without_handler(
     """Complete a step that ran no handler (a sleep, a signal, a skip), then advance its task.
 
     `current` is `in_progress` (a claimed built-in step: `held_by` its lease) or `pending` (a
-    parked one a signal completes: it moves through `in_progress`, two history rows). False
+    parked one a signal completes: it moves through `in_progress`, two history rows, and
+    counts as an attempt, as every move to `in_progress` does). False
     when the step was not in `current` any more."""
     if current is StepState.PENDING:
         moved = await tx.move_step(
             task, step_id, step_name, current, StepState.IN_PROGRESS, reason, metadata,
-            started_at=tx.now, wake_at=None,
+            started_at=tx.now, wake_at=None, attempts=F("attempts") + 1,
         )  # fmt: skip
         if not moved:
             return False
@@ -173,12 +174,14 @@ class BuiltinSteps:
         return await self._error(tx, status, claim, problem, SIGNAL_TIMEOUT, REASON_TIMEOUT)
 
     async def _park(self, tx: Transaction, claim: Claim, wake: datetime, reason: str) -> str:
-        """Back to pending until `wake`: the claim refuses it before then, one message wakes it."""
+        """Back to pending until `wake`: the claim refuses it before then, one message wakes it.
+
+        The claim stays counted as an attempt (attempts = moves to in_progress, everywhere)."""
         moved = await tx.move_step(
             claim.task, claim.step_id, claim.step_name, StepState.IN_PROGRESS, StepState.PENDING,
             reason, {"until": None if wake >= NO_DEADLINE else wake.isoformat()},
             held_by=claim.lease_owner, wake_at=wake, dispatched_at=wake,
-            attempts=F("attempts") - 1, lease_owner=None, lease_expires_at=None,
+            lease_owner=None, lease_expires_at=None,
         )  # fmt: skip
         if not moved:
             return "discarded"

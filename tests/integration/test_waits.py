@@ -89,7 +89,7 @@ async def test_a_sleep_parks_with_one_delayed_message_and_ends_at_its_wake_time(
     nap = await services.steps.get_step(task.id, "nap")
     assert nap.status is StepState.PENDING and nap.wake_at is not None
     assert abs((nap.wake_at - clock.now()).total_seconds() - HOUR) < 5
-    assert nap.attempts == 0  # parking is not an attempt
+    assert nap.attempts == 1  # each claim counts, the one that parked it too
     # One message, delayed until the wake time; nothing else is sent while it sleeps.
     assert len(recorder.sent) == 1 and recorder.sent[0][0] == nap.id
     assert abs(recorder.sent[0][1] - HOUR) < 5
