@@ -49,13 +49,14 @@ class SignalService:
         self,
         task_id: UUID | str,
         name: str,
-        payload: dict[str, Any] | None = None,
+        payload: Any = None,
         signal_id: str | None = None,
     ) -> SignalView:
         """Deliver signal `name` to the task; the same `signal_id` twice is delivered once.
 
         TaskNotFound; Conflict (409) for a finished task; ValidationFailed (422) for bad input
-        or a name no step of the task waits for."""
+        or a name no step of the task waits for. `payload` must be a JSON object (or None:
+        `{}`); anything else is a ValidationFailed, whatever surface passed it."""
         problems = _problems(payload, signal_id)
         if problems:
             raise ValidationFailed("invalid signal", problems)
