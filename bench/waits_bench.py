@@ -45,6 +45,7 @@ def env() -> dict[str, str]:
         "TASKER_BROKER_URL": REDIS_URL,
         "TASKER_HANDLERS_PATH": str(ROOT / "bench/handlers"),
         "TASKER_LOG_LEVEL": "WARNING",
+        "TASKER_DB_POOL_MAX": "6",
     }
 
 
@@ -108,7 +109,7 @@ async def run(tasks: int, sleepers: int, window: float, threads: int) -> None:
         database_url=DB_URL,
         broker_url=REDIS_URL,
         handlers_path=str(ROOT / "bench/handlers"),
-        db_pool_max=20,
+        db_pool_max=8,  # the machine's PostgreSQL is shared: stay well under its limit
     )
     services = build_services(settings, NullDispatcher())
     await services.open(migrate=False)
