@@ -40,6 +40,8 @@ DOCUMENTS = {
     "Mutation.retryStep": f'mutation {{ retryStep(taskId: "{NOPE}", step: "s") {{ __typename }} }}',
     "Mutation.resolveStep": f'mutation {{ resolveStep(taskId: "{NOPE}", step: "s") '
     "{ __typename } }",
+    "Mutation.sendSignal": f'mutation {{ sendSignal(taskId: "{NOPE}", name: "go") '
+    "{ __typename } }",
     "Subscription.taskEvents": f'subscription {{ taskEvents(id: "{NOPE}") {{ cursor }} }}',
     "Subscription.namespaceEvents": 'subscription { namespaceEvents(namespace: "nope") '
     "{ cursor } }",
