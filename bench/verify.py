@@ -2,7 +2,8 @@
 
 Checks, each printed with its count; any violation makes the exit status 1:
  1. every task is terminal (complete, error, cancelled, resolved_manually), except one whose
-    delayed start (`run_at`) has not come yet, and no step started before its task's start;
+    delayed start (`run_at`) has not come yet or with a step parked in a sleep or signal wait
+    (`wake_at` ahead), and no step started before its task's start;
  2. no step is left in progress, and a complete task has only complete/resolved steps; a
     `wait_for` step ended only by a signal it consumed or at its deadline, a `sleep` step
     never before its wake time;
@@ -35,9 +36,11 @@ FINISHED = ["complete", "error", "cancelled", "resolved_manually"]
 
 CHECKS: list[tuple[str, str]] = [
     (
-        "tasks not terminal (delayed ones not yet due aside)",
-        """SELECT count(*) FROM tasker_tasks
-         WHERE status <> ALL($1::text[]) AND (run_at IS NULL OR run_at <= now())""",
+        "tasks not terminal (delayed ones not yet due, and sleeping or waiting ones, aside)",
+        """SELECT count(*) FROM tasker_tasks t
+         WHERE status <> ALL($1::text[]) AND (run_at IS NULL OR run_at <= now())
+           AND NOT EXISTS (SELECT 1 FROM tasker_workflow_steps s
+                            WHERE s.task_id = t.id AND s.wake_at > now())""",
     ),
     (
         "steps started before their task's delayed start",
