@@ -40,7 +40,8 @@ CHECKS: list[tuple[str, str]] = [
         """SELECT count(*) FROM tasker_tasks t
          WHERE status <> ALL($1::text[]) AND (run_at IS NULL OR run_at <= now())
            AND NOT EXISTS (SELECT 1 FROM tasker_workflow_steps s
-                            WHERE s.task_id = t.id AND s.wake_at > now())""",
+                            WHERE s.task_id = t.id AND s.status = 'pending'
+                              AND s.wake_at > now())""",
     ),
     (
         "steps started before their task's delayed start",

@@ -196,7 +196,10 @@ class Sweeper:
         quiet = now - self.redispatch_after * 3
         # A task with a parked sleep or signal wait is waiting, not stuck: re-examining
         # 10,000 sleeping tasks every window would cost CPU for nothing (`builtin_steps`).
-        parked = WorkflowStep.filter(wake_at__gt=now).values("task_id")
+        # (A step resolved or cancelled while parked keeps its wake_at: hence the status.)
+        parked = WorkflowStep.filter(wake_at__gt=now, status=StepState.PENDING.value).values(
+            "task_id"
+        )
         rows = await (
             Task.filter(status__in=ACTIVE, updated_at__lt=quiet)
             .exclude(id__in=Subquery(parked))
