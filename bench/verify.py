@@ -2,12 +2,15 @@
 
 Checks, each printed with its count; any violation makes the exit status 1:
  1. every task is terminal (complete, error, cancelled, resolved_manually), except one whose
-    delayed start (`run_at`) has not come yet, and no step started before its task's start;
+    delayed start (`run_at`) has not come yet or with a step parked in a sleep or signal wait
+    (`wake_at` ahead), and no step started before its task's start;
  1b. no cron schedule tick fired twice: one task per (schedule_id, scheduled_for), each with
     its unique (schedule, tick) fire row;
     no step started (a claim row) while its task or its handler was paused (between a
     `paused` / `handler paused` history row of the task and the matching resume);
- 2. no step is left in progress, and a complete task has only complete/resolved steps;
+ 2. no step is left in progress, and a complete task has only complete/resolved steps; a
+    `wait_for` step ended only by a signal it consumed or at its deadline, a `sleep` step
+    never before its wake time;
  3. every completed step was completed exactly once (one `-> complete` history row, none for
     steps that are not complete), and its attempts equal its claims;
  4. the history is consistent: each step's and task's rows chain (`from` = previous `to`, the
@@ -41,9 +44,12 @@ FINISHED = ["complete", "error", "cancelled", "resolved_manually"]
 
 CHECKS: list[tuple[str, str]] = [
     (
-        "tasks not terminal (delayed ones not yet due aside)",
-        """SELECT count(*) FROM tasker_tasks
-         WHERE status <> ALL($1::text[]) AND (run_at IS NULL OR run_at <= now())""",
+        "tasks not terminal (delayed ones not yet due, and sleeping or waiting ones, aside)",
+        """SELECT count(*) FROM tasker_tasks t
+         WHERE status <> ALL($1::text[]) AND (run_at IS NULL OR run_at <= now())
+           AND NOT EXISTS (SELECT 1 FROM tasker_workflow_steps s
+                            WHERE s.task_id = t.id AND s.status = 'pending'
+                              AND s.wake_at > now())""",
     ),
     (
         "steps started before their task's delayed start",
@@ -60,6 +66,8 @@ CHECKS: list[tuple[str, str]] = [
         """SELECT count(*) FROM tasker_tasks t LEFT JOIN tasker_schedule_fires f ON f.task_id = t.id
          WHERE t.schedule_id IS NOT NULL AND (f.id IS NULL OR f.schedule_id <> t.schedule_id
                OR f.tick <> t.scheduled_for)""",
+    ),
+    (
         # A pause (task or handler) and its resume are history rows of the task, drawn under
         # the task's lock as claims are: a claim between them started while it was paused.
         "steps started while their task or handler was paused",
@@ -76,6 +84,27 @@ CHECKS: list[tuple[str, str]] = [
                   > COALESCE((SELECT max(y.id) FROM tasker_transitions y
                                WHERE y.task_id = c.task_id AND y.step_id IS NULL
                                  AND y.reason = k.resume AND y.id < c.id), 0))""",
+    ),
+    (
+        "signal waits that ended without a signal or before their deadline",
+        """SELECT count(*) FROM tasker_transitions h
+          JOIN tasker_workflow_steps s ON s.id = h.step_id
+         WHERE s.waits_for IS NOT NULL AND h.to_status IN ('complete', 'error')
+           AND h.reason <> 'failed'
+           AND NOT (
+             (h.reason = 'signal' AND EXISTS (
+                SELECT 1 FROM tasker_signals g WHERE g.consumed_by_id = s.id))
+             OR (h.reason = 'timeout' AND h.created_at >= (
+                SELECT max((p.metadata->>'until')::timestamptz) FROM tasker_transitions p
+                 WHERE p.step_id = s.id AND p.to_status = 'pending'
+                   AND p.reason = 'waiting for signal')))""",
+    ),
+    (
+        "sleep steps that ended before their wake time",
+        """SELECT count(*) FROM tasker_transitions h
+          JOIN tasker_workflow_steps s ON s.id = h.step_id
+         WHERE s.handler_class = 'tasker:sleep' AND h.to_status = 'complete'
+           AND h.created_at < COALESCE((h.metadata->>'slept_until')::timestamptz, h.created_at)""",
     ),
     (
         "steps left in progress",

@@ -14,6 +14,7 @@ from graphql_schema.errors import (
 )
 from graphql_schema.schedules import ScheduleMutation
 from graphql_schema.types.handlers import HandlerPauseType
+from graphql_schema.types.signals import SignalType
 from graphql_schema.types.steps import StepType
 from graphql_schema.types.tasks import TaskType
 from server.domain.views import CreateTask
@@ -151,6 +152,10 @@ ResolveStepResult = Annotated[
     StepType | NotFoundErrorType | InvalidTransitionErrorType | ValidationErrorType,
     strawberry.union("ResolveStepResult", description="The resolved step, or why not."),
 ]
+SendSignalResult = Annotated[
+    SignalType | NotFoundErrorType | ValidationErrorType | ConflictErrorType,
+    strawberry.union("SendSignalResult", description="The delivered signal, or why not."),
+]
 TaskId = Annotated[strawberry.ID, strawberry.argument(description="Task id.")]
 HandlerNamespace = Annotated[str, strawberry.argument(description="Namespace of the handler.")]
 HandlerName = Annotated[str, strawberry.argument(description="Handler name.")]
@@ -255,6 +260,23 @@ async def resolve_step(
     return StepType.from_view(view)
 
 
+@expected_errors
+async def send_signal(
+    info: Info,
+    task_id: TaskId,
+    name: Annotated[str, strawberry.argument(description="The signal a wait_for step awaits.")],
+    payload: Annotated[
+        JSON | None, strawberry.argument(description="A JSON object: the step's results.")
+    ] = None,
+    signal_id: Annotated[
+        str | None,
+        strawberry.argument(description="Delivered once per id; a repeat answers the first."),
+    ] = None,
+) -> SendSignalResult:
+    signals = info.context.services.signals
+    return SignalType.from_view(await signals.send(task_id, name, payload, signal_id))
+
+
 @strawberry.type(name="Mutation", description="Commands on tasks and steps.")
 class Mutation(ScheduleMutation):
     create_task: CreateTaskResult = strawberry.mutation(
@@ -301,4 +323,11 @@ class Mutation(ScheduleMutation):
     resolve_step: ResolveStepResult = strawberry.mutation(
         resolver=resolve_step,
         description="Mark a step resolved by hand (idempotent); dependants proceed.",
+    )
+    send_signal: SendSignalResult = strawberry.mutation(
+        resolver=send_signal,
+        description=(
+            "Deliver a signal to the task's wait_for step: it completes with the payload, or "
+            "the signal is kept until the step is reached."
+        ),
     )

@@ -74,6 +74,7 @@ FIELD_PERMISSIONS: Final[Mapping[str, str]] = {
     "Mutation.pauseSchedule": need.UPDATE_SCHEDULE,
     "Mutation.resumeSchedule": need.UPDATE_SCHEDULE,
     "Mutation.deleteSchedule": need.DELETE_SCHEDULE,
+    "Mutation.sendSignal": need.SIGNAL_TASK,
     # Subscriptions
     "Subscription.taskEvents": need.SHOW_TASK,
     "Subscription.namespaceEvents": need.LIST_TASKS,

@@ -256,3 +256,16 @@ class ResolveStepBody(Body):
 
     results: JsonValue = Field(None, description="Recorded as the step's results")
     reason: Reason | None = None
+
+
+class SignalBody(Body):
+    body_required = False  # a bare POST is an approval with an empty payload
+
+    payload: JsonObject | None = Field(
+        None, description="Becomes the waiting step's results (default {})"
+    )
+    signal_id: Annotated[str, _documented(minLength=1, maxLength=MAX_KEY_LENGTH)] | None = Field(
+        None,
+        description="The sender's id for this delivery: the same id twice is delivered once "
+        "(the repeat answers 200 with the first delivery)",
+    )

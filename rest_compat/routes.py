@@ -17,6 +17,7 @@ from rest_compat import (
     observability,
     pausing,
     schedules,
+    signals,
     steps,
     tasks,
 )
@@ -30,6 +31,7 @@ from rest_compat.shapes import (
     LimitList,
     NamespaceHandlers,
     NamespaceList,
+    SignalOut,
     StepList,
     StepOut,
     StreamEndOut,
@@ -181,6 +183,12 @@ OPERATIONS: list[Operation] = [
               need.UPDATE_STEP, "Resolve a step by hand (its dependants proceed)",
               (Reply(200, "The resolved step", StepOut),), errors=(409,),
               tag="workflow_steps"),
+    Operation("POST", f"{T}/{{id}}/signals/{{name}}", signals.send_signal,
+              need.SIGNAL_TASK, "Deliver a signal to the task's wait_for step",
+              (Reply(201, "Delivered: it completed the waiting step, or is kept until the "
+                     "step is reached", SignalOut),
+               Reply(200, "This signal_id was delivered before: the first delivery", SignalOut)),
+              errors=(409,)),
     Operation("GET", f"{T}/{{id}}/events", events.task_events,
               need.SHOW_TASK, "Stream a task's transitions (server-sent events)",
               (Reply(200, "Transition events, then one end event", EventOut | StreamEndOut,

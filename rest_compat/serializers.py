@@ -14,6 +14,7 @@ from server.domain.flow import ConcurrencySpec, RateLimitSpec
 from server.domain.templates import HandlerTemplate, NamespaceInfo
 from server.domain.views import (
     BlockedReason,
+    SignalView,
     StepView,
     TaskDependencies,
     TaskPage,
@@ -173,6 +174,7 @@ def _reason_fields(reason: BlockedReason) -> dict[str, Any]:
         "until": reason.until,
         "key": reason.key,
         "holders": list(reason.holders),
+        "signal": reason.signal,
     }
 
 
@@ -248,4 +250,16 @@ def event_out(event: TransitionEvent) -> shapes.EventOut:
         to_status=event.to_status,
         reason=event.reason,
         occurred_at=event.occurred_at,
+    )
+
+
+def signal_out(signal: SignalView) -> shapes.SignalOut:
+    """A delivered signal."""
+    return shapes.SignalOut(
+        task_id=str(signal.task_id),
+        name=signal.name,
+        signal_id=signal.signal_id,
+        payload=signal.payload,
+        received_at=signal.received_at,
+        consumed_by=signal.consumed_by,
     )

@@ -212,13 +212,16 @@ class BlockedReasonOut(Shape):
         description="waiting_on_parents, backing_off, retries_exhausted, failed_permanently, "
         "cancelled, upstream_failed, no_live_worker, queued, scheduled (the task's delayed "
         "start has not come), concurrency_limited (waiting for a slot of `key`, held by "
-        "`holders`) or rate_limited (until the rate window has room)"
+        "`holders`), rate_limited (until the rate window has room), sleeping (a sleep "
+        "step, until `until`) or waiting_for_signal (a wait_for step: `signal`, deadline "
+        "`until`)"
     )
     message: str
     waiting_on: list[str] = Field(description="Unfinished parents, for waiting_on_parents")
     until: Timestamp | None = Field(
         description="When the next attempt is due, for backing_off; when the task starts, "
-        "for scheduled; when the window has room, for rate_limited"
+        "for scheduled; when the window has room, for rate_limited; when a sleep ends; a "
+        "signal wait's deadline"
     )
     key: str | None = Field(None, description="The limit's key, for concurrency_limited")
     holders: list[str] = Field(
@@ -226,6 +229,7 @@ class BlockedReasonOut(Shape):
         description="The ids of the tasks (a handler limit) or steps (a step limit) holding "
         "the key's slots, for concurrency_limited",
     )
+    signal: str | None = Field(None, description="The awaited signal, for waiting_for_signal")
 
 
 class Dependencies(Shape):
@@ -370,3 +374,15 @@ class ErrorDetail(Shape):
 
 class ErrorOut(Shape):
     error: ErrorDetail
+
+
+class SignalOut(Shape):
+    task_id: str
+    name: str
+    signal_id: str = Field(description="Given by the sender, or generated")
+    payload: JsonValue
+    received_at: Timestamp
+    consumed_by: str | None = Field(
+        description="The wait_for step the signal completed; null while it is kept for a step "
+        "not reached yet"
+    )

@@ -30,6 +30,7 @@ from server.services.events import EventHub
 from server.services.health import HealthService
 from server.services.pausing import PauseService
 from server.services.schedules import ScheduleService
+from server.services.signals import SignalService
 from server.services.steps import StepService
 from server.services.tasks import TaskService
 
@@ -62,11 +63,14 @@ class Services:
     """Authentication and authorization, one gate shared by every adapter (`server.auth`)."""
     pausing: PauseService = field(init=False)
     """Pause and resume of tasks and handlers."""
+    signals: SignalService = field(init=False)
+    """Signal delivery to `wait_for` steps (built from `changes`)."""
 
     def __post_init__(self) -> None:
         # Built here so unusable key settings (e.g. a short secret) stop the process at start.
         self.auth = Gate(self.settings)
         self.pausing = PauseService(self.changes, self.registry)
+        self.signals = SignalService(self.changes)
 
     def set_dispatcher(self, dispatcher: StepDispatcher) -> None:
         """Attach the broker adapter once it exists (it needs the services to exist first)."""

@@ -17,16 +17,17 @@ class BlockedReasonType:
         description=(
             "waiting_on_parents, backing_off, retries_exhausted, failed_permanently, cancelled, "
             "upstream_failed, no_live_worker, queued, scheduled (its task's delayed start has "
-            "not come), concurrency_limited (waiting for a slot of `key`, held by `holders`) or "
-            "rate_limited (until the rate window has room)."
+            "not come), concurrency_limited (waiting for a slot of `key`, held by `holders`), "
+            "rate_limited (until the rate window has room), sleeping (a sleep step) or "
+            "waiting_for_signal (a wait_for step)."
         )
     )
     message: str = strawberry.field(description="A sentence for people.")
     waiting_on: list[str] = strawberry.field(description="Parents not done yet, by name.")
     until: datetime | None = strawberry.field(
         description=(
-            "When a backing-off step retries, a scheduled one's task starts, or a rate-limited "
-            "one's window has room."
+            "When a backing-off step retries, a scheduled one's task starts, a rate-limited "
+            "one's window has room, a sleep ends, or a signal wait times out."
         )
     )
     key: str | None = strawberry.field(
@@ -39,6 +40,9 @@ class BlockedReasonType:
             "slots, for concurrency_limited."
         ),
     )
+    signal: str | None = strawberry.field(
+        default=None, description="The awaited signal, for waiting_for_signal."
+    )
 
     @classmethod
     def from_view(cls, reason: BlockedReason) -> "BlockedReasonType":
@@ -49,6 +53,7 @@ class BlockedReasonType:
             until=reason.until,
             key=reason.key,
             holders=list(reason.holders),
+            signal=reason.signal,
         )
 
 

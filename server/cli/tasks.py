@@ -235,6 +235,38 @@ def task_retry(task_id: str, url: str, token: str | None, debug: bool, as_json: 
         _report(client.retry_task(task_id), as_json)
 
 
+@task.command("signal")
+@click.argument("task_id")
+@click.argument("name")
+@click.option(
+    "--payload",
+    default="{}",
+    callback=_parse_context,
+    help="A JSON object: the waiting step's results (default {}).",
+)
+@click.option("--signal-id", help="Sending the same id again delivers the signal once.")
+@connection_options
+def task_signal(
+    task_id: str,
+    name: str,
+    payload: dict[str, Any],
+    signal_id: str | None,
+    url: str,
+    token: str | None,
+    debug: bool,
+    as_json: bool,
+) -> None:
+    """Send signal NAME to a task's wait_for step (e.g. an approval)."""
+    with session(url, token, debug) as client:
+        sent = client.send_signal(task_id, name, payload, signal_id=signal_id)
+    if as_json:
+        print_json(sent)
+    elif sent["consumed_by"]:
+        click.echo(f"{sent['name']} ({sent['signal_id']}) completed step {sent['consumed_by']}")
+    else:
+        click.echo(f"{sent['name']} ({sent['signal_id']}) kept until a step waits for it")
+
+
 def _report(found: Any, as_json: bool) -> None:
     if as_json:
         print_json(found)

@@ -32,6 +32,7 @@ from server.client.types import (
     HandlerSummary,
     Namespace,
     PerformanceReport,
+    SignalDelivery,
     Step,
     Task,
     TaskList,
@@ -223,6 +224,23 @@ def resolve_step(
     if reason is not None:
         body["reason"] = reason
     return Call("POST", f"{_step(task_id, step)}/resolve", json=body)  # idempotent on the server
+
+
+def send_signal(
+    task_id: str,
+    name: str,
+    payload: Mapping[str, Any] | None = None,
+    *,
+    signal_id: str | None = None,
+) -> Call[SignalDelivery]:
+    """Deliver signal `name` to the task's wait_for step; `payload` becomes its results.
+
+    With a `signal_id` a repeat is delivered once (safe to retry); without one it is not."""
+    body: dict[str, Any] = {"payload": dict(payload or {})}
+    if signal_id is not None:
+        body["signal_id"] = signal_id
+    path = f"/tasks/{_seg(task_id)}/signals/{_seg(name)}"
+    return Call("POST", path, json=body, idempotent=signal_id is not None)
 
 
 def performance_analytics() -> Call[PerformanceReport]:

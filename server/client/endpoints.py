@@ -101,6 +101,7 @@ class Endpoints:
     cancel_step = Endpoint(calls.cancel_step)
     retry_step = Endpoint(calls.retry_step)
     resolve_step = Endpoint(calls.resolve_step)
+    send_signal = Endpoint(calls.send_signal)
 
     # --- schedules ---
     list_schedules = Endpoint(calls.list_schedules)

@@ -72,6 +72,7 @@ class BlockedReason(TypedDict):
     message: str
     waiting_on: list[str]
     until: str | None
+    signal: NotRequired[str | None]
 
 
 class TaskStep(TypedDict):
@@ -194,3 +195,12 @@ class EventFrame:
     event: str
     id: str | None
     data: Any
+
+
+class SignalDelivery(TypedDict):
+    task_id: str
+    name: str
+    signal_id: str
+    payload: Any
+    received_at: str
+    consumed_by: str | None

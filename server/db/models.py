@@ -136,6 +136,10 @@ class WorkflowStep(Model):
     updated_at = fields.DatetimeField()
     flow: fields.Field[Any] = fields.JSONField(null=True)
     """The step's limits with their keys resolved at creation (`server.engine.limits`)."""
+    wake_at = fields.DatetimeField(null=True)
+    """A parked sleep / signal wait: no claim before this time (`server.domain.waits`)."""
+    waits_for = fields.CharField(max_length=255, null=True)
+    """The signal a `wait_for` step awaits (NULL for other steps)."""
 
     class Meta:
         table = "tasker_workflow_steps"
@@ -358,3 +362,26 @@ class LimitStart(Model):
     class Meta:
         table = "tasker_limit_starts"
         indexes = (Index(fields=("scope", "key", "started_at")),)
+
+
+class Signal(Model):
+    """A signal delivered to a task: kept until a `wait_for` step of that name consumes it."""
+
+    id = fields.BigIntField(primary_key=True)
+    task: fields.ForeignKeyRelation[Task] = fields.ForeignKeyField(
+        "models.Task", related_name="signals", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=255)
+    signal_id = fields.CharField(max_length=255)
+    """The sender's id for this delivery: the same id twice is delivered once."""
+    payload: fields.Field[Any] = fields.JSONField(null=True)
+    received_at = fields.DatetimeField()
+    consumed_by: fields.ForeignKeyNullableRelation[WorkflowStep] = fields.ForeignKeyField(
+        "models.WorkflowStep", related_name="signals", null=True, on_delete=fields.SET_NULL
+    )
+    consumed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "tasker_signals"
+        unique_together = (("task", "signal_id"),)
+        indexes = (Index(fields=("consumed_by_id",)),)

@@ -64,6 +64,8 @@ def _step_view(row: WorkflowStep, parents: list[str], children: list[str]) -> St
         position=row.position,
         parents=tuple(parents),
         children=tuple(children),
+        wake_at=row.wake_at,
+        waits_for=row.waits_for,
     )
 
 
@@ -80,6 +82,8 @@ def snapshots(steps: Sequence[StepView]) -> list[StepSnapshot]:
             retry_limit=s.retry_limit,
             retryable=s.retryable,
             error_class=s.error_class,
+            wake_at=s.wake_at,
+            waits_for=s.waits_for,
         )
         for s in steps
     ]

@@ -20,6 +20,8 @@ RETRY_TASK: Final = "tasker.task:retry"
 CANCEL_TASK: Final = "tasker.task:cancel"
 PAUSE_TASK: Final = "tasker.task:pause"
 """Pause and resume a task."""
+SIGNAL_TASK: Final = "tasker.task:signal"
+"""Deliver a signal to a task's `wait_for` step (an approval, an external event)."""
 
 # Steps
 READ_STEPS: Final = "tasker.workflow_step:index"

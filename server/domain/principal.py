@@ -20,7 +20,17 @@ from server.domain.permissions import IMPLIED_ACTIONS
 WILDCARD: Final = "*"
 
 RESOURCES: Final[Mapping[str, tuple[str, ...]]] = {
-    "task": ("index", "show", "create", "update", "destroy", "retry", "cancel", "pause"),
+    "task": (
+        "index",
+        "show",
+        "create",
+        "update",
+        "destroy",
+        "retry",
+        "cancel",
+        "pause",
+        "signal",
+    ),
     "workflow_step": ("index", "show", "update", "destroy", "retry", "cancel"),
     "handler": ("index", "show", "pause"),
     "schedule": ("index", "show", "create", "update", "destroy"),

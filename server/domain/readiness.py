@@ -14,6 +14,7 @@ from datetime import datetime
 
 from server.domain.states import ACTIVE_TASK_STATES, DONE_STEP_STATES, StepState, TaskState
 from server.domain.views import BlockedReason
+from server.domain.waits import NO_DEADLINE
 
 WAITING_ON_PARENTS = "waiting_on_parents"
 BACKING_OFF = "backing_off"
@@ -25,6 +26,8 @@ NO_LIVE_WORKER = "no_live_worker"
 QUEUED = "queued"
 SCHEDULED = "scheduled"
 PAUSED = "paused"
+SLEEPING = "sleeping"
+WAITING_FOR_SIGNAL = "waiting_for_signal"
 
 REASON_CODES = (
     WAITING_ON_PARENTS,
@@ -37,6 +40,8 @@ REASON_CODES = (
     QUEUED,
     SCHEDULED,
     PAUSED,
+    SLEEPING,
+    WAITING_FOR_SIGNAL,
 )
 
 
@@ -55,6 +60,9 @@ class StepSnapshot:
     retry_limit: int = 0
     retryable: bool = True
     error_class: str | None = None
+    wake_at: datetime | None = None
+    """A parked sleep or signal wait wakes then (`server.domain.waits`)."""
+    waits_for: str | None = None
 
 
 def failed_with_retries_left(step: StepSnapshot) -> bool:
@@ -237,9 +245,25 @@ def _reason(
         return BlockedReason(
             PAUSED, "paused: no step starts until the task (or its handler) is resumed"
         )
+    if step.wake_at is not None and step.wake_at > now:
+        return parked_reason(step.wake_at, step.waits_for)
     if not has_started(run_at, now):
         assert run_at is not None  # has_started says so
         return BlockedReason(SCHEDULED, f"scheduled to start at {run_at.isoformat()}", until=run_at)
     if not workers_alive:
         return BlockedReason(NO_LIVE_WORKER, "ready, but no live worker is heartbeating")
     return BlockedReason(QUEUED, "ready, waiting for a worker")
+
+
+def parked_reason(wake_at: datetime, signal: str | None) -> BlockedReason:
+    """Why a parked built-in step waits: its sleep, or its signal (with the deadline)."""
+    if signal is None:
+        return BlockedReason(SLEEPING, f"sleeping until {wake_at.isoformat()}", until=wake_at)
+    if wake_at >= NO_DEADLINE:
+        return BlockedReason(WAITING_FOR_SIGNAL, f"waiting for signal '{signal}'", signal=signal)
+    return BlockedReason(
+        WAITING_FOR_SIGNAL,
+        f"waiting for signal '{signal}' until {wake_at.isoformat()}",
+        until=wake_at,
+        signal=signal,
+    )

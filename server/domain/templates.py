@@ -10,6 +10,7 @@ from typing import Any
 from server.domain.dag import StepGraph
 from server.domain.flow import DEFAULT_PRIORITY, ConcurrencySpec, RateLimitSpec
 from server.domain.schedules import ScheduleSpec
+from server.domain.waits import SleepSpec, WaitSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,10 @@ class StepTemplate:
     """At most `limit` steps of this template running per key, across all tasks."""
     rate_limit: RateLimitSpec | None = None
     """At most `limit` starts per key in any sliding window of `period` seconds."""
+    sleep: SleepSpec | None = None
+    """A built-in durable sleep (no handler runs)."""
+    wait_for: WaitSpec | None = None
+    """A built-in wait for a signal (no handler runs)."""
 
 
 @dataclass(frozen=True, slots=True)

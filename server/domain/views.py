@@ -84,6 +84,10 @@ class StepView(NamedTuple):
     position: int = 0
     parents: tuple[str, ...] = ()
     children: tuple[str, ...] = ()
+    wake_at: datetime | None = None
+    """A parked sleep or signal wait: when it wakes (its deadline)."""
+    waits_for: str | None = None
+    """The signal a `wait_for` step awaits."""
 
     @property
     def duration_ms(self) -> int | None:
@@ -238,6 +242,8 @@ class BlockedReason:
     holders: tuple[str, ...] = ()
     """`concurrency_limited`: the ids of the tasks (a handler limit) or steps (a step limit)
     holding the key's slots."""
+    signal: str | None = None
+    """The awaited signal's name (`waiting_for_signal`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,3 +278,18 @@ class WorkerView:
     pid: int
     started_at: datetime
     last_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SignalView:
+    """A signal delivered to a task, and the step that consumed it (None: kept for later)."""
+
+    task_id: UUID
+    name: str
+    signal_id: str
+    payload: Any
+    received_at: datetime
+    consumed_by: str | None = None
+    """The name of the `wait_for` step it completed."""
+    created: bool = True
+    """False when this signal_id had been delivered before (the first delivery is answered)."""

@@ -88,6 +88,8 @@ WITH target AS (
        -- A paused task (or handler) starts no step; a claim waiting on the pause's lock
        -- re-reads these columns, so none starts once the pause has committed.
        AND t.paused_at IS NULL AND t.handler_paused_at IS NULL
+       -- A parked sleep or signal wait is not claimed before its wake time.
+       AND (ws.wake_at IS NULL OR ws.wake_at <= $now)
        AND (ws.status = $claim_from::text
             OR (ws.status = $retry_from::text AND ws.next_attempt_at <= $now))
        -- Locks the task row (as cancel/resolve/finalize do, exclusively): a claim cannot slip

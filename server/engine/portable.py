@@ -61,6 +61,8 @@ class PortableStore:
             step = await WorkflowStep.filter(id=req.step_id).using_db(tx.conn).first()
             if step is None or not is_due(StepState(step.status), step.next_attempt_at, tx.now):
                 return None
+            if step.wake_at is not None and step.wake_at > tx.now:  # a parked sleep or wait
+                return None
             # Under the task's lock, as every writer of the task: a claim cannot slip between
             # a cancel's read of the open steps and its commit.
             task_id = step.task_id  # type: ignore[attr-defined]  # the foreign key's column

@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from server.domain.errors import PermanentError, RetryableError
+from server.engine.builtin_steps import BuiltinSteps
 from server.engine.changes import StateChanges
 from server.engine.store import Claim, ClaimRequest, Outcome, StepStore
 from server.engine.upstream import upstream_results
@@ -80,6 +81,7 @@ class StepRunner:
         self.registry = registry
         self.worker_id = worker_id
         self.default_timeout = default_timeout
+        self.builtins = BuiltinSteps(changes, registry)
         self.claimer = Claimer(
             store, worker_id=worker_id, default_timeout=default_timeout, lease_grace=lease_grace
         )
@@ -98,6 +100,9 @@ class StepRunner:
             claim = await self.claim(next_id)
             if claim is None:
                 return first or "skipped"
+            if self.builtins.handles(claim):  # sleep / wait_for: no handler, no thread held
+                done = await self.builtins.run(claim)
+                return first or done
             timer = StepTimer(claim, self.changes.clock.now())  # duration and hand-off metrics
             with bind(task_id=str(claim.task.id), step=claim.step_name):  # log correlation
                 result = await self.execute(claim)

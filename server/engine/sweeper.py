@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 
 from server.db.analytics_rollup import roll_recent
 from server.db.models import StepEdge, Task, WorkflowStep
@@ -202,9 +202,17 @@ class Sweeper:
 
     async def finalize_stuck(self) -> int:
         """Re-examine active tasks that have been quiet for a while."""
-        quiet = self.changes.clock.now() - self.redispatch_after * 3
+        now = self.changes.clock.now()
+        quiet = now - self.redispatch_after * 3
+        # A task with a parked sleep or signal wait is waiting, not stuck: re-examining
+        # 10,000 sleeping tasks every window would cost CPU for nothing (`builtin_steps`).
+        # (A step resolved or cancelled while parked keeps its wake_at: hence the status.)
+        parked = WorkflowStep.filter(wake_at__gt=now, status=StepState.PENDING.value).values(
+            "task_id"
+        )
         rows = await (
             Task.filter(status__in=ACTIVE, updated_at__lt=quiet)
+            .exclude(id__in=Subquery(parked))
             .limit(self.batch)
             .values_list("id", "namespace")
         )

@@ -29,6 +29,16 @@ from server.domain.flow import FlowSpecError, parse_concurrency, parse_priority,
 from server.domain.inputs import MAX_DELAY_SECONDS
 from server.domain.templates import HandlerTemplate, StepTemplate
 from server.domain.versions import is_semver
+from server.domain.waits import (
+    KINDS,
+    SLEEP,
+    WAIT_FOR,
+    SleepSpec,
+    WaitSpec,
+    builtin_class,
+    parse_sleep,
+    parse_wait,
+)
 from server.handlers.base import StepHandler
 from server.registry.schedule_yaml import parse_schedules
 
@@ -39,6 +49,7 @@ STEP_FIELDS = frozenset({
     "name", "description", "handler_class", "depends_on_step", "depends_on_steps",
     "default_retryable", "default_retry_limit", "skippable", "timeout_seconds",
     "handler_config", "custom_events", "dependent_system", "concurrency", "rate_limit",
+    "sleep", "wait_for",
 })  # fmt: skip
 
 
@@ -195,6 +206,9 @@ def _parse_step(raw: dict[str, Any], where: "_Where", default_system: str | None
             raise where.error(f"unknown field '{key}'{hint}")
     config = where.mapping(raw, "handler_config")
     handler_class = where.text(raw, "handler_class")
+    sleep, wait_for, builtin = _builtin_kind(raw, where, handler_class)
+    if builtin is not None:
+        handler_class = builtin
     kind = config.get("type")
     if handler_class is None and kind == "http":
         handler_class = HTTP_HANDLER_CLASS
@@ -207,7 +221,8 @@ def _parse_step(raw: dict[str, Any], where: "_Where", default_system: str | None
     if handler_class is None:
         raise where.error("missing required field 'handler_class'")
     try:
-        import_handler_class(handler_class)
+        if builtin is None:
+            import_handler_class(handler_class)
     except (ValueError, TypeError) as exc:
         raise where.error(f"unusable handler_class: {exc}") from exc
     depends_on_step = where.text(raw, "depends_on_step")
@@ -227,6 +242,8 @@ def _parse_step(raw: dict[str, Any], where: "_Where", default_system: str | None
         dependent_system=where.text(raw, "dependent_system") or default_system,
         depends_on_step=depends_on_step,
         **_step_flow(raw, where),
+        sleep=sleep,
+        wait_for=wait_for,
     )
 
 
@@ -250,6 +267,28 @@ def _step_flow(raw: dict[str, Any], where: "_Where") -> dict[str, Any]:
         }
     except FlowSpecError as exc:
         raise where.error(str(exc)) from exc
+
+
+def _builtin_kind(
+    raw: dict[str, Any], where: "_Where", handler_class: str | None
+) -> tuple[SleepSpec | None, WaitSpec | None, str | None]:
+    """A built-in `sleep` / `wait_for` step's spec and stored class (None, None, None if not)."""
+    kinds = [k for k in KINDS if k in raw]
+    if not kinds:
+        return None, None, None
+    if len(kinds) > 1:
+        raise where.error("a step is either a sleep or a wait_for, not both")
+    if handler_class is not None:
+        raise where.error(f"a '{kinds[0]}' step is built in: it takes no handler_class")
+    if kinds[0] == SLEEP:
+        sleep, problems = parse_sleep(raw[SLEEP])
+        wait: WaitSpec | None = None
+    else:
+        wait, problems = parse_wait(raw[WAIT_FOR])
+        sleep = None
+    if problems:
+        raise where.error("; ".join(problems))
+    return sleep, wait, builtin_class(kinds[0])
 
 
 def _custom_events(raw: dict[str, Any], where: "_Where") -> tuple[str, ...]:

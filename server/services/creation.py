@@ -34,6 +34,7 @@ from server.domain.inputs import (
 from server.domain.states import StepState, TaskState
 from server.domain.templates import HandlerTemplate
 from server.domain.views import CreateTask, TaskView
+from server.domain.waits import context_problems
 from server.engine.changes import StateChanges, TaskRef
 from server.engine.limits import handler_key, step_flow
 from server.engine.progress import advance
@@ -168,6 +169,8 @@ class TaskCreator:
         flows = self._flows(template, req)
         if isinstance(flows, str):
             problems["context"] = [f"limit key path '{flows}' resolves to nothing"]
+        for step in template.steps:  # `sleep.until: context.<path>` must resolve now
+            problems.update(context_problems(step.sleep, req.context))
         if problems:
             raise InvalidTaskConfig.of(problems)
         return template, start
@@ -264,6 +267,7 @@ class TaskCreator:
                         name=s.name,
                         position=i,
                         handler_class=s.handler_class,
+                        waits_for=s.wait_for.signal if s.wait_for else None,
                         status=StepState.PENDING.value,
                         retry_limit=s.retry_limit,
                         retryable=s.retryable,

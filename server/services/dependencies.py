@@ -26,6 +26,8 @@ from server.domain.readiness import (
     PAUSED,
     QUEUED,
     SCHEDULED,
+    SLEEPING,
+    WAITING_FOR_SIGNAL,
     WAITING_ON_PARENTS,
     explain,
 )
@@ -39,7 +41,15 @@ from server.domain.views import (
 )
 from server.engine.workers import WorkerRegistry
 
-PASSING = (WAITING_ON_PARENTS, BACKING_OFF, SCHEDULED, CONCURRENCY_LIMITED, RATE_LIMITED)
+PASSING = (
+    WAITING_ON_PARENTS,
+    BACKING_OFF,
+    SCHEDULED,
+    CONCURRENCY_LIMITED,
+    RATE_LIMITED,
+    SLEEPING,
+    WAITING_FOR_SIGNAL,
+)
 """Reasons that resolve by themselves: a task waiting only on these is progressing."""
 
 

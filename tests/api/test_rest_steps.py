@@ -82,6 +82,7 @@ async def test_blocked_reason_explains_a_waiting_step(client):
         "message": "waiting on charge_card",
         "waiting_on": ["charge_card"],
         "until": None,
+        "signal": None,
     }
     running = (await client.get(steps_url(task["id"], "charge_card"))).json()
     assert running["blocked_reason"] is None

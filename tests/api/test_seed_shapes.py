@@ -168,4 +168,5 @@ async def test_the_document_says_which_bodies_are_required(client):
         f"POST {step}/resolve": False,  # resolving needs nothing; no body reads as {}
         "POST /tasker/schedules": True,
         "PATCH /tasker/schedules/{id}": True,
+        "POST /tasker/tasks/{id}/signals/{name}": False,  # a bare POST: an empty payload
     }

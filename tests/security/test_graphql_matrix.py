@@ -55,6 +55,8 @@ DOCUMENTS = {
     "{ __typename } }",
     "Mutation.resumeHandler": 'mutation { resumeHandler(namespace: "nope", name: "nope") '
     "{ __typename } }",
+    "Mutation.sendSignal": f'mutation {{ sendSignal(taskId: "{NOPE}", name: "go") '
+    "{ __typename } }",
     "Subscription.taskEvents": f'subscription {{ taskEvents(id: "{NOPE}") {{ cursor }} }}',
     "Subscription.namespaceEvents": 'subscription { namespaceEvents(namespace: "nope") '
     "{ cursor } }",

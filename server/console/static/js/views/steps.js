@@ -1,5 +1,6 @@
 // The live step table of a task page: status, attempts, durations, next attempt, blocked
-// reason, last error and results, with per-step retry / resolve / cancel.
+// reason, last error and results, with per-step retry / resolve / cancel, and for a step
+// waiting for a signal an Approve button and a form to send any payload.
 import { badge, clear, errorBox, h, json, ms, relative } from "../dom.js";
 
 const COLUMNS = ["step", "status", "attempts", "duration", "next attempt", "blocked because",
@@ -51,15 +52,45 @@ export function stepTable({ onCommand }) {
       buttons.push(h("button", { class: "small", dataset: { action: "retry" }, onclick: () => onCommand("retryStep", { step: name }) }, "Retry"));
     if (["PENDING", "ERROR"].includes(step.status))
       buttons.push(h("button", { class: "small", dataset: { action: "resolve" }, onclick: () => openResolve(name) }, "Resolve"));
+    const waiting = step.blockedReason && step.blockedReason.code === "waiting_for_signal";
+    if (waiting) {
+      // The common case, an approval, in one click; any other payload through the form.
+      const signal = step.blockedReason.signal;
+      buttons.push(h("button", { class: "small primary", dataset: { action: "approve" }, onclick: () => onCommand("sendSignal", { name: signal, payload: { approved: true } }) }, "Approve"));
+      buttons.push(h("button", { class: "small", dataset: { action: "signal" }, onclick: () => openForm(name, () => signalForm(name, signal)) }, "Send signal…"));
+    }
     if (["PENDING", "IN_PROGRESS", "ERROR"].includes(step.status))
       buttons.push(h("button", { class: "small danger", dataset: { action: "cancel" }, onclick: () => onCommand("cancelStep", { step: name }) }, "Cancel"));
     return [h("div", { class: "actions" }, buttons), forms.get(name) || null];
   }
 
   function openResolve(name) {
-    if (!forms.has(name)) forms.set(name, resolveForm(name));
+    openForm(name, () => resolveForm(name));
+  }
+
+  function openForm(name, build) {
+    if (!forms.has(name)) forms.set(name, build());
     update(task);
     forms.get(name).querySelector("textarea").focus();
+  }
+
+  function signalForm(name, signal) {
+    const payload = h("textarea", { name: "payload", rows: 3, spellcheck: "false" }, '{"approved": true}');
+    const out = h("div");
+    const close = () => { forms.delete(name); update(task); };
+    return h("form", { class: "signal-form", onsubmit: async (e) => {
+        e.preventDefault();
+        let parsed;
+        try { parsed = JSON.parse(payload.value || "{}"); } catch (err) {
+          clear(out, errorBox({ message: `Payload is not valid JSON: ${err.message}` }));
+          return;
+        }
+        forms.delete(name);
+        await onCommand("sendSignal", { name: signal, payload: parsed });
+      } },
+      h("label", {}, `Signal '${signal}' payload (JSON, becomes the step's results)`, payload),
+      h("div", { class: "actions" }, h("button", { class: "small primary", type: "submit" }, "Send signal"),
+        h("button", { class: "small", type: "button", onclick: close }, "Close")), out);
   }
 
   function resolveForm(name) {

@@ -14,7 +14,7 @@ const TASK = `query Task($id: ID!) {
     id fullName namespace name version status context reason tags createdAt updatedAt completedAt runAt paused
     steps { id name status attempts retryLimit retryable results startedAt completedAt nextAttemptAt
             lastError errorClass durationMs parents children
-            blockedReason { code message waitingOn until } }
+            blockedReason { code message waitingOn until signal } }
     transitions { cursor stepName fromStatus toStatus reason metadata occurredAt } } }`;
 
 const HISTORY = `query History($id: ID!) { task(id: $id) { transitions { cursor } } }`;
@@ -33,6 +33,9 @@ const COMMANDS = {
   cancelStep: `mutation ($taskId: ID!, $step: String!) { cancelStep(taskId: $taskId, step: $step) { ${STEP_RESULT} } }`,
   resolveStep: `mutation ($taskId: ID!, $step: String!, $results: JSON, $reason: String) {
     resolveStep(taskId: $taskId, step: $step, results: $results, reason: $reason) { ${STEP_RESULT} } }`,
+  sendSignal: `mutation ($taskId: ID!, $name: String!, $payload: JSON) {
+    sendSignal(taskId: $taskId, name: $name, payload: $payload) {
+      __typename ... on Signal { name consumedBy } ... on Error { code message } } }`,
 };
 
 export async function render(view, ctx, id) {
@@ -176,10 +179,11 @@ export async function render(view, ctx, id) {
 
   const DONE = { cancelTask: "Task cancelled", retryTask: "Failed steps set to run again",
                  pauseTask: "Task paused", resumeTask: "Task resumed",
-                 retryStep: "Step set to run again", cancelStep: "Step cancelled", resolveStep: "Step resolved by hand" };
+                 retryStep: "Step set to run again", cancelStep: "Step cancelled", resolveStep: "Step resolved by hand",
+                 sendSignal: "Signal sent" };
   const TRIED = { cancelTask: "cancel the task", retryTask: "retry the failed steps", retryStep: "retry step",
                   pauseTask: "pause the task", resumeTask: "resume the task",
-                  cancelStep: "cancel step", resolveStep: "resolve step" };
+                  cancelStep: "cancel step", resolveStep: "resolve step", sendSignal: "send signal" };
 
   async function command(name, vars) {
     clear(el.feedback);
@@ -191,11 +195,13 @@ export async function render(view, ctx, id) {
       const result = unwrap(data[name]);
       for (const s of retried) state.watching.set(s.name, seen);
       const what = vars.step ? `${DONE[name]}: ${vars.step}` : DONE[name];
-      toast(`${what} (now ${String(result.status).toLowerCase().replace("_", " ")}).`, "ok");
+      if (name === "sendSignal")
+        toast(`${DONE[name]}: ${result.name} (${result.consumedBy ? `completed ${result.consumedBy}` : "kept until a step waits for it"}).`, "ok");
+      else toast(`${what} (now ${String(result.status).toLowerCase().replace("_", " ")}).`, "ok");
       state.ended = false;  // a command may set the task going again: follow it anew
       await refresh();
     } catch (err) {
-      toast(`Could not ${TRIED[name]}${vars.step ? ` ${vars.step}` : ""}: ${describe(err)}`, "error");
+      toast(`Could not ${TRIED[name]}${vars.step || vars.name ? ` ${vars.step || vars.name}` : ""}: ${describe(err)}`, "error");
       showError(err);
     }
   }
