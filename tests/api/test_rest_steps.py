@@ -83,6 +83,8 @@ async def test_blocked_reason_explains_a_waiting_step(client):
         "waiting_on": ["charge_card"],
         "until": None,
         "signal": None,
+        "key": None,
+        "holders": [],
     }
     running = (await client.get(steps_url(task["id"], "charge_card"))).json()
     assert running["blocked_reason"] is None

@@ -27,6 +27,7 @@ DOCUMENTS = {
     "Query.health": "{ health { __typename } }",
     "Query.tasksByIdPrefix": '{ tasksByIdPrefix(prefix: "0") { id } }',
     "Query.hourlyTaskOutcomes": "{ hourlyTaskOutcomes(periodHours: 1) { hour } }",
+    "Query.limits": "{ limits { kind key } }",
     "Mutation.createTask": 'mutation { createTask(input: {namespace: "nope", name: "nope", '
     "context: {}}) { __typename } }",
     "Mutation.updateTask": f'mutation {{ updateTask(id: "{NOPE}", input: {{reason: "r"}}) '
