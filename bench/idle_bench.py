@@ -17,6 +17,7 @@ completion to its child's start, from the database's timestamps) p50 / p99.
 
 import argparse
 import asyncio
+import itertools
 import os
 import statistics
 import subprocess
@@ -91,7 +92,7 @@ async def handoffs(base: str, tasks: int, gap: float) -> list[float]:
             else:
                 raise RuntimeError(f"task {task_id} did not complete")
             steps = sorted(task["steps"], key=lambda s: s["started_at"])
-            for parent, child in zip(steps, steps[1:], strict=False):
+            for parent, child in itertools.pairwise(steps):
                 delta = stamp(child["started_at"]) - stamp(parent["completed_at"])
                 out.append(delta.total_seconds() * 1000)
     return out

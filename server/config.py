@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     stuck_after_seconds: float = Field(default=300.0, gt=0)
     cache_url: str | None = None
     log_json: bool = False
+    # Share of successful requests in the access log (server.infra.access_log); requests
+    # answered with 400 or more are always logged.
+    access_log_sample: float = Field(default=0.01, ge=0, le=1)
     log_level: str = "INFO"
     static_dir: Path = Path(__file__).resolve().parent / "static"
     # GraphQL work bounds, checked on the parsed document before validation runs (validation
