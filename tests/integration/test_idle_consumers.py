@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import dramatiq
 import pytest
-import redis
 
 from tests.conftest import REDIS_URL
 from workers.broker import build_broker
