@@ -5,9 +5,15 @@ Lets a resolver skip a read that no requested field needs (the step edges, when 
 `info.selected_fields` converts the whole sub-tree on every call, for every row of a list.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, SelectionNode
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    SelectionNode,
+)
 
 from graphql_schema.context import Info
 
@@ -15,7 +21,16 @@ from graphql_schema.context import Info
 def asks_for_any(info: Info, names: frozenset[str]) -> bool:
     """True when the current field's selection (fragments included) names any of `names`."""
     raw = info._raw_info
-    fragments = raw.fragments
+    return selects_any(raw.field_nodes, raw.fragments, names)
+
+
+def selects_any(
+    fields: Iterable[FieldNode],
+    fragments: Mapping[str, FragmentDefinitionNode],
+    names: frozenset[str],
+) -> bool:
+    """True when the sub-selection of any of `fields` names any of `names`, directly or in
+    an inline fragment or a fragment spread (each fragment walked once)."""
     seen: set[str] = set()
 
     def walk(selections: Iterable[SelectionNode]) -> bool:
@@ -36,7 +51,5 @@ def asks_for_any(info: Info, names: frozenset[str]) -> bool:
         return False
 
     return any(
-        walk(field.selection_set.selections)
-        for field in raw.field_nodes
-        if field.selection_set is not None
+        walk(field.selection_set.selections) for field in fields if field.selection_set is not None
     )
