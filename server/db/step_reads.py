@@ -42,8 +42,9 @@ _STATES = {state.value: state for state in StepState}
 
 
 def _json(value: Any) -> Any:
-    # asyncpg hands jsonb over as text, SQLite stores it as text.
-    return None if value is None else json_value(value)
+    # asyncpg hands jsonb over as text, SQLite stores it as text, except that a JSON number
+    # comes back from SQLite as a number (the column's numeric affinity converts it).
+    return json_value(value) if isinstance(value, str | bytes) else value
 
 
 def _uuid(value: Any) -> UUID:
