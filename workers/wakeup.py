@@ -167,6 +167,11 @@ class QuietRedisBroker(RedisBroker):
         pipe.publish(self.wake_channel(queue_name), WAKE)
         pipe.execute()
 
+    def close(self) -> None:
+        """Also close the Redis connections (Dramatiq's broker leaves its pool open)."""
+        super().close()
+        self.client.connection_pool.disconnect()
+
     def wake_consumers(self) -> None:
         """Make every blocked consumer return now (at shutdown)."""
         for queue_name in list(self.queues):
