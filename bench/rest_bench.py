@@ -1,9 +1,10 @@
 """REST read benchmark: requests/s and p99 of the task endpoints next to bare Starlette.
 
-Starts two uvicorn servers with the same settings (one worker, embedded mode):
+Starts two uvicorn servers (one worker each):
 
-- Tasker (`server.app:create_app`, the examples loaded) on a fresh SQLite file, or on
-  PostgreSQL when `--database-url` or TASKER_DATABASE_URL names one;
+- Tasker (`tasker serve`, default configuration with its access log, the examples loaded;
+  embedded mode) on a fresh SQLite file, or on PostgreSQL when `--database-url` or
+  TASKER_DATABASE_URL names one;
 - a bare Starlette app (`bare_app` below) answering a fixed JSON body of the same size as a
   task, the floor any endpoint on this stack can reach.
 
@@ -91,6 +92,15 @@ def start_uvicorn(target: str, port: int, env: dict[str, str], factory: bool) ->
     if factory:
         command.append("--factory")
     return subprocess.Popen(command, cwd=ROOT, env=env)
+
+
+def start_tasker(port: int, env: dict[str, str]) -> subprocess.Popen:
+    """`tasker serve` with its default configuration, access log included (INFO), its log
+    written to /dev/null (formatted and written all the same)."""
+    command = [str(Path(sys.executable).with_name("tasker")), "serve", "--port", str(port)]
+    return subprocess.Popen(
+        command, cwd=ROOT, env={**env, "TASKER_LOG_LEVEL": "INFO"}, stderr=subprocess.DEVNULL
+    )
 
 
 def tasker_env(database_url: str, broker_url: str | None = None) -> dict[str, str]:
@@ -240,7 +250,7 @@ def run(args: argparse.Namespace) -> None:
         tasker_port, bare_port = free_port(), free_port()
         env = tasker_env(database_url, args.broker_url)
         servers = [
-            start_uvicorn("server.app:create_app", tasker_port, env, True),
+            start_tasker(tasker_port, env),
             start_uvicorn("bench.rest_bench:bare_app", bare_port, env, False),
         ]
         try:

@@ -16,6 +16,7 @@ from graphql_schema.analytics import AnalyticsQuery
 from graphql_schema.authorization import Authorization
 from graphql_schema.console_fields import ConsoleQuery
 from graphql_schema.extensions import ErrorShaping, FreshLoaders, Limits, is_unexpected, request_id
+from graphql_schema.fast_enums import speed_up_enums
 from graphql_schema.mutations import Mutation
 from graphql_schema.queries import CatalogueQueries, TaskQueries
 from graphql_schema.schedules import ScheduleQuery
@@ -66,6 +67,7 @@ def build_schema(settings: Settings) -> TaskerSchema:
         extensions=[ErrorShaping, Authorization, limits.extension, FreshLoaders],
     )
     schema.limits = limits
+    speed_up_enums(schema._schema)
     return schema
 
 

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     # process does this once; a process that builds many apps (a test run) must not.
     freeze_heap: bool = True
     embedded_worker_threads: int = Field(default=8, ge=1)
-    worker_poll_ms: int = Field(default=5, ge=1)
+    worker_poll_ms: int = Field(default=1000, ge=1)
     default_step_timeout: float = Field(default=300.0, gt=0)
     lease_grace_seconds: float = Field(default=15.0, ge=0)
     sweep_interval: float = Field(default=2.0, gt=0)
@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     stuck_after_seconds: float = Field(default=300.0, gt=0)
     cache_url: str | None = None
     log_json: bool = False
+    # Share of successful requests in the access log (server.infra.access_log); requests
+    # answered with 400 or more are always logged.
+    access_log_sample: float = Field(default=0.01, ge=0, le=1)
     log_level: str = "INFO"
     static_dir: Path = Path(__file__).resolve().parent / "static"
     # GraphQL work bounds, checked on the parsed document before validation runs (validation

@@ -10,8 +10,9 @@ from collections.abc import Callable, Sequence
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware, Retries
+
+from workers.wakeup import QuietRedisBroker, QuietStubBroker
 
 QUEUE = "tasker"
 
@@ -23,14 +24,14 @@ def build_broker(broker_url: str | None) -> dramatiq.Broker:
     if broker_url:
         # Redeliver a dead worker's unacked messages within ~30 s rather than Dramatiq's
         # minutes; the database lease is what actually protects the step.
-        broker = RedisBroker(  # type: ignore[no-untyped-call]
+        broker = QuietRedisBroker(  # type: ignore[no-untyped-call]
             url=broker_url,
             middleware=middleware,
             heartbeat_timeout=30_000,
             maintenance_chance=10_000,
         )
     else:
-        broker = StubBroker(middleware=middleware)
+        broker = QuietStubBroker(middleware=middleware)
     dramatiq.set_broker(broker)
     return broker
 

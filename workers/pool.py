@@ -14,11 +14,10 @@ import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-import dramatiq
-
 from server.container import Services
 from workers.broker import DramatiqDispatcher, build_broker, declare_run_step
 from workers.runtime import LoopRuntime
+from workers.wakeup import QuietWorker, stop_promptly
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ class WorkerPool:
         actor = declare_run_step(self.broker, self._run)
         services.set_dispatcher(DramatiqDispatcher(actor))
         self.threads = threads
-        self.worker: dramatiq.Worker | None = None
+        self.worker: QuietWorker | None = None
         self._background: concurrent.futures.Future[None] | None = None
         self._stopping: asyncio.Event | None = None
         self.started_at = datetime.now(UTC)
@@ -47,7 +46,7 @@ class WorkerPool:
         """Start the Dramatiq worker threads (call from a non-loop thread or before serving)."""
         # An in-process Worker never emits process_boot, which middleware rely on.
         self.broker.emit_after("process_boot")
-        self.worker = dramatiq.Worker(
+        self.worker = QuietWorker(
             self.broker,
             worker_threads=self.threads,
             worker_timeout=self.services.settings.worker_poll_ms,
@@ -61,7 +60,7 @@ class WorkerPool:
         """Stop the worker threads (blocks until in-flight messages finish)."""
         self.services.tasks.liveness.consuming_here = False
         if self.worker is not None:
-            self.worker.stop()
+            stop_promptly(self.worker)
             self.worker = None
         self.broker.close()
 

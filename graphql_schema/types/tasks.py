@@ -4,11 +4,15 @@ import strawberry
 from strawberry.scalars import JSON
 
 from graphql_schema.context import Info
+from graphql_schema.selections import asks_for_any
 from graphql_schema.types.enums import TaskStatus
 from graphql_schema.types.steps import BlockedReasonType, StepType
 from graphql_schema.types.transitions import TransitionType
 from server.domain.views import DependencyAnalysis, TaskPage, TaskView
 from server.services.queries import encode_cursor
+
+EDGE_FIELDS = frozenset({"parents", "children"})
+"""Step fields that need the step edges read."""
 
 
 @strawberry.type(name="BlockedStep", description="A step that cannot run now, and why.")
@@ -42,7 +46,9 @@ class DependencyAnalysisType:
 
 
 async def resolve_steps(root: "TaskType", info: Info) -> list[StepType]:
-    return [StepType.from_view(s) for s in await info.context.loaders.steps.load(root.view.id)]
+    loaders = info.context.loaders
+    loader = loaders.steps if asks_for_any(info, EDGE_FIELDS) else loaders.steps_alone
+    return [StepType.from_view(s) for s in await loader.load(root.view.id)]
 
 
 async def resolve_task_transitions(root: "TaskType", info: Info) -> list[TransitionType]:

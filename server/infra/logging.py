@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from server.config import Settings
+from server.infra.access_log import AccessSampler
 
 request_id_var: ContextVar[str | None] = ContextVar("tasker_log_request_id", default=None)
 task_id_var: ContextVar[str | None] = ContextVar("tasker_log_task_id", default=None)
@@ -104,7 +105,11 @@ def logging_config(settings: Settings) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": ContextFilter}, "redact_query": {"()": RedactQueryFilter}},
+        "filters": {
+            "context": {"()": ContextFilter},
+            "redact_query": {"()": RedactQueryFilter},
+            "sample_access": {"()": AccessSampler, "rate": settings.access_log_sample},
+        },
         "formatters": {"json": {"()": JsonFormatter}, "text": {"format": TEXT_FORMAT}},
         "handlers": {
             "stderr": {
@@ -120,7 +125,11 @@ def logging_config(settings: Settings) -> dict[str, Any]:
                 name: {"handlers": [], "propagate": True}
                 for name in ("uvicorn", "uvicorn.error", "dramatiq")
             },
-            "uvicorn.access": {"handlers": [], "propagate": True, "filters": ["redact_query"]},
+            "uvicorn.access": {
+                "handlers": [],
+                "propagate": True,
+                "filters": ["sample_access", "redact_query"],  # sampled first: cheaper
+            },
         },
     }
 

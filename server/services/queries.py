@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from server.db import page_anchors, reads
-from server.db.models import StepEdge, Transition, WorkflowStep
-from server.db.rows import step_views, transition_view
+from server.db import page_anchors, reads, step_reads
+from server.db.models import Transition
+from server.db.rows import transition_view
 from server.domain.errors import TaskNotFound, ValidationFailed
 from server.domain.views import (
     StepView,
@@ -44,13 +44,14 @@ async def tasks_by_ids(task_ids: Sequence[UUID]) -> dict[UUID, TaskView]:
     return {view.id: view for view in await reads.tasks_by_ids(task_ids)}
 
 
-async def steps_by_task(task_ids: Sequence[UUID]) -> dict[UUID, list[StepView]]:
-    """Every step of these tasks, in position order, in two queries whatever the count."""
+async def steps_by_task(
+    task_ids: Sequence[UUID], *, with_edges: bool = True
+) -> dict[UUID, list[StepView]]:
+    """Every step of these tasks, in position order, in two statements whatever the count;
+    in one without `with_edges` (their `parents` and `children` are then left empty)."""
     ids = list(task_ids)
-    rows = await WorkflowStep.filter(task_id__in=ids)
-    edges = await StepEdge.filter(task_id__in=ids).values_list("from_step_id", "to_step_id")
     out: dict[UUID, list[StepView]] = {i: [] for i in ids}
-    for view in step_views(rows, edges):
+    for view in await step_reads.steps_of_tasks(ids, with_edges=with_edges):
         out.setdefault(view.task_id, []).append(view)
     return out
 

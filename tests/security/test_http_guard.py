@@ -296,7 +296,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path
     workdir = tmp_path_factory.mktemp("served")
     port = free_port()
     tasker = str(Path(sys.executable).parent / "tasker")
-    process = start([tasker, "serve", "--host", "127.0.0.1", "--port", str(port)], workdir, port)
+    command = [tasker, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    # Every request in the access log (successes are sampled by default): the log is checked.
+    process = start(command, workdir, port, TASKER_ACCESS_LOG_SAMPLE="1")
     try:
         yield port, workdir / "server.log"
     finally:
