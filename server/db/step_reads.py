@@ -14,7 +14,8 @@ from server.db.sql import Query, Row, as_datetime, connection, json_value
 from server.domain.states import StepState
 from server.domain.views import StepView
 
-# The StepView fields up to `position`, in its order, in the table's column names.
+# The StepView fields up to `position`, in its order, in the table's column names, then the
+# columns read into its later fields by name (`_view`).
 COLUMNS = (
     "id",
     "task_id",
@@ -36,6 +37,8 @@ COLUMNS = (
     "updated_at",
     "handler_class",
     "position",
+    "wake_at",
+    "waits_for",
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM tasker_workflow_steps"
 _STATES = {state.value: state for state in StepState}
@@ -77,6 +80,8 @@ def _view(r: Row, parents: tuple[str, ...], children: tuple[str, ...]) -> StepVi
         r[19],
         parents,
         children,
+        wake_at=as_datetime(r[20]),
+        waits_for=r[21],
     )
 
 
