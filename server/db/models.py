@@ -78,6 +78,8 @@ class Task(Model):
     """Steps not yet complete or resolved: the completion that brings it to 0 finalizes."""
     run_at = fields.DatetimeField(null=True)
     """When a delayed task may start: no step is claimed before it (NULL: at once)."""
+    forked_from = fields.UUIDField(null=True)
+    """The task this one re-runs (`rerun`): its steps not downstream of the fork are copied."""
 
     class Meta:
         table = "tasker_tasks"
@@ -105,6 +107,8 @@ class WorkflowStep(Model):
     retry_limit = fields.IntField(default=3)
     retryable = fields.BooleanField(default=True)
     skippable = fields.BooleanField(default=False)
+    skipped = fields.BooleanField(default=False, db_default=False)
+    """Completed without running its handler (a false `run_if`)."""
     timeout_seconds = fields.FloatField(null=True)
     inputs: fields.Field[Any] = fields.JSONField(null=True)
     results: fields.Field[Any] = fields.JSONField(null=True)

@@ -64,6 +64,7 @@ def _step_view(row: WorkflowStep, parents: list[str], children: list[str]) -> St
         position=row.position,
         parents=tuple(parents),
         children=tuple(children),
+        skipped=bool(row.skipped),
     )
 
 

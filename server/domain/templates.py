@@ -27,6 +27,8 @@ class StepTemplate:
     dependent_system: str | None = None
     depends_on_step: str | None = None
     """The single-parent form as written in the definition (the seed reports it verbatim)."""
+    run_if: str | None = None
+    """A condition (`server.registry.run_if`): when false the step is skipped, not run."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,8 @@ class TaskView(NamedTuple):
     completed_at: datetime | None = None
     run_at: datetime | None = None
     """When a delayed task may start (None: at once)."""
+    forked_from: UUID | None = None
+    """The task this one was forked from by a re-run (None: created directly)."""
 
     @property
     def full_name(self) -> str:
@@ -69,6 +71,8 @@ class StepView(NamedTuple):
     position: int = 0
     parents: tuple[str, ...] = ()
     children: tuple[str, ...] = ()
+    skipped: bool = False
+    """Completed without running its handler (its `run_if` condition was false)."""
 
     @property
     def duration_ms(self) -> int | None:

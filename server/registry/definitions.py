@@ -28,6 +28,7 @@ from server.domain.errors import TemplateInvalid
 from server.domain.templates import HandlerTemplate, StepTemplate
 from server.domain.versions import is_semver
 from server.handlers.base import StepHandler
+from server.registry.run_if import ConditionInvalid, check_parents, compile_condition
 
 HTTP_HANDLER_CLASS = "server.handlers.http:HttpStepHandler"
 """The handler a step gets when its `handler_config.type` is `http` and it names no class."""
@@ -35,7 +36,7 @@ HTTP_HANDLER_CLASS = "server.handlers.http:HttpStepHandler"
 STEP_FIELDS = frozenset({
     "name", "description", "handler_class", "depends_on_step", "depends_on_steps",
     "default_retryable", "default_retry_limit", "skippable", "timeout_seconds",
-    "handler_config", "custom_events", "dependent_system",
+    "handler_config", "custom_events", "dependent_system", "run_if",
 })  # fmt: skip
 
 
@@ -112,6 +113,8 @@ def parse_definition(data: object, *, source: str, environment: str = "developme
         graph = StepGraph.build({step.name: step.depends_on for step in steps})
     except GraphError as exc:
         raise _Where(source, exc.step).error(str(exc)) from exc
+    for step in steps:
+        _check_condition(step, graph, _Where(source, step.name))
     template = HandlerTemplate(
         namespace=namespace,
         name=name,
@@ -217,7 +220,25 @@ def _parse_step(raw: dict[str, Any], where: "_Where", default_system: str | None
         custom_events=_custom_events(raw, where),
         dependent_system=where.text(raw, "dependent_system") or default_system,
         depends_on_step=depends_on_step,
+        run_if=where.text(raw, "run_if"),
     )
+
+
+def _check_condition(step: StepTemplate, graph: StepGraph, where: "_Where") -> None:
+    """A `run_if` must parse and read only the step's ancestors (and the context)."""
+    if step.run_if is None:
+        return
+    ancestors: set[str] = set()
+    todo = list(graph.parents(step.name))
+    while todo:
+        name = todo.pop()
+        if name not in ancestors:
+            ancestors.add(name)
+            todo.extend(graph.parents(name))
+    try:
+        check_parents(compile_condition(step.run_if), ancestors)
+    except ConditionInvalid as exc:
+        raise where.error(str(exc)) from exc
 
 
 def _custom_events(raw: dict[str, Any], where: "_Where") -> tuple[str, ...]:
