@@ -228,3 +228,44 @@ class ResolveStepBody(Body):
 
     results: JsonValue = Field(None, description="Recorded as the step's results")
     reason: Reason | None = None
+
+
+class RerunBody(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"from_step": "charge_card", "inputs": {"charge_card": {"retry": True}}}]
+        }
+    )
+
+    from_step: Text = Field(description="The first step to run again; its descendants re-run too")
+    context: JsonObject | None = Field(None, description="Replaces the task's context")
+    inputs: dict[str, JsonValue] | None = Field(
+        None, description="Replaces the inputs of the named steps (from_step or downstream)"
+    )
+
+
+class BulkFilterBody(Body):
+    namespace: Text | None = None
+    name: Text | None = None
+    version: Text | None = None
+    status: TaskState | None = None
+    created_after: Text | None = Field(None, json_schema_extra={"format": "date-time"})
+    created_before: Text | None = Field(None, json_schema_extra={"format": "date-time"})
+    ids: list[Text] | None = Field(None, description="Only these task ids")
+
+
+class BulkBody(Body):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"filter": {"namespace": "payments", "status": "error"}}]}
+    )
+
+    filter: BulkFilterBody = Field(default_factory=BulkFilterBody)
+    limit: int | None = Field(
+        None, description="Most tasks per call (default 1000, at most 10000)", ge=1, le=10000
+    )
+    cursor: Text | None = Field(None, description="`next_cursor` of the previous call")
+
+
+class BulkRerunBody(BulkBody):
+    from_step: Text = Field(description="The step every matched task re-runs from")
+    context: JsonObject | None = Field(None, description="Replaces each task's context")

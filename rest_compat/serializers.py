@@ -87,6 +87,7 @@ def task_json(task: TaskView) -> dict[str, Any]:
         "created_at": shapes.iso_z(task.created_at),
         "updated_at": shapes.iso_z(task.updated_at),
         "run_at": shapes.iso_z(task.run_at) if task.run_at else None,
+        "forked_from": str(task.forked_from) if task.forked_from else None,
     }
 
 
@@ -127,6 +128,7 @@ def task_with_dependencies(deps: TaskDependencies) -> shapes.TaskWithDependencie
                 attempts=s.attempts,
                 started_at=s.started_at,
                 completed_at=s.completed_at,
+                skipped=s.skipped,
             )
             for s in steps
         ],
@@ -177,6 +179,7 @@ def step_out(step: StepView, reasons: Mapping[str, BlockedReason]) -> shapes.Ste
         parents=list(step.parents),
         children=list(step.children),
         blocked_reason=blocked_reason(reason) if reason else None,
+        skipped=step.skipped,
     )
 
 

@@ -115,6 +115,11 @@ class TaskOut(Shape):
     run_at: Timestamp | None = Field(
         None, description="A delayed start: no step runs before it (null: at once)"
     )
+    forked_from: str | None = Field(
+        None,
+        description="The task this one re-runs (POST .../rerun); null for a task created directly",
+        json_schema_extra={"format": "uuid"},
+    )
 
 
 class TaskRecordOut(TaskOut):
@@ -147,6 +152,9 @@ class TaskStepOut(Shape):
     attempts: int
     started_at: Timestamp | None
     completed_at: Timestamp | None
+    skipped: bool = Field(
+        False, description="Completed without running its handler: its run_if was false"
+    )
 
 
 class BlockedReasonOut(Shape):
@@ -188,6 +196,11 @@ class TaskWithDependencies(Shape):
     run_at: Timestamp | None = Field(
         None, description="A delayed start: no step runs before it (null: at once)"
     )
+    forked_from: str | None = Field(
+        None,
+        description="The task this one re-runs (POST .../rerun); null for a task created directly",
+        json_schema_extra={"format": "uuid"},
+    )
 
 
 # --- workflow steps ----------------------------------------------------------------------
@@ -215,6 +228,9 @@ class StepOut(Shape):
     children: list[str]
     blocked_reason: BlockedReasonOut | None = Field(
         description="Why a step that is neither running nor done is not running"
+    )
+    skipped: bool = Field(
+        False, description="Completed without running its handler: its run_if was false"
     )
 
 
@@ -297,3 +313,11 @@ class ErrorDetail(Shape):
 
 class ErrorOut(Shape):
     error: ErrorDetail
+
+
+class BulkOut(Shape):
+    count: int = Field(description="How many tasks the action changed (or, rerun, created)")
+    ids: list[str] = Field(description="Their ids (rerun: the new tasks' ids)")
+    next_cursor: str | None = Field(
+        None, description="More tasks matched than `limit`: pass it as `cursor` to go on"
+    )

@@ -77,6 +77,9 @@ class TaskType:
     run_at: datetime | None = strawberry.field(
         description="A delayed start: no step runs before it (null: at once).",
     )
+    forked_from: strawberry.ID | None = strawberry.field(
+        description="The task this one re-runs (rerunTask); null for a task created directly.",
+    )
     view: strawberry.Private[TaskView]
 
     steps: list[StepType] = strawberry.field(
@@ -112,6 +115,7 @@ class TaskType:
             updated_at=view.updated_at,
             completed_at=view.completed_at,
             run_at=view.run_at,
+            forked_from=strawberry.ID(str(view.forked_from)) if view.forked_from else None,
             view=view,
         )
 

@@ -70,6 +70,7 @@ class TaskStep(TypedDict):
     attempts: int
     started_at: str | None
     completed_at: str | None
+    skipped: NotRequired[bool]
 
 
 class Dependencies(TypedDict):
@@ -97,6 +98,7 @@ class Task(TypedDict):
     bypass_steps: NotRequired[list[str]]
     completed_at: NotRequired[str | None]
     run_at: NotRequired[str | None]
+    forked_from: NotRequired[str | None]
     steps: NotRequired[list[TaskStep]]
     dependencies: NotRequired[Dependencies]
 
@@ -122,6 +124,7 @@ class Step(TypedDict):
     retry_limit: int
     retryable: bool
     skippable: bool
+    skipped: NotRequired[bool]
     inputs: Any
     results: Any
     last_error: str | None

@@ -18,6 +18,8 @@ CREATE_TASK: Final = "tasker.task:create"
 UPDATE_TASK: Final = "tasker.task:update"
 RETRY_TASK: Final = "tasker.task:retry"
 CANCEL_TASK: Final = "tasker.task:cancel"
+BULK_TASKS: Final = "tasker.task:bulk"
+"""Bulk cancel/retry/rerun, needed besides the single action's own permission."""
 
 # Steps
 READ_STEPS: Final = "tasker.workflow_step:index"

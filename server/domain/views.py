@@ -176,6 +176,26 @@ class TaskPage:
 
 
 @dataclass(frozen=True, slots=True)
+class KeptStep:
+    """A step a re-run copies from the task it forks: complete, its handler not called."""
+
+    results: Any
+    skipped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rerun:
+    """Input to a re-run (fork): from which step, and what replaces the original's input."""
+
+    from_step: str
+    context: Any = None
+    """Replaces the task's context when given (None: the original's)."""
+    inputs: Mapping[str, Any] | None = None
+    """Replaces the named steps' inputs (each must be `from_step` or downstream of it)."""
+    subject: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CreateTask:
     """Input to task creation, already parsed by the adapter."""
 
@@ -196,6 +216,13 @@ class CreateTask:
     subject: str | None = None
     """The caller's token subject: idempotency keys are its own. None (open mode): one
     scope shared by every caller."""
+    forked_from: UUID | None = None
+    """A re-run (`server.services.forks`): the task it forks."""
+    kept: Mapping[str, KeptStep] = field(default_factory=dict)
+    """A re-run's steps copied from the original as complete, handlers not called: results
+    by step name."""
+    step_inputs: Mapping[str, Any] = field(default_factory=dict)
+    """Inputs of the named steps."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from uuid import uuid4
 from tortoise.exceptions import IntegrityError
 
 from server.db.models import StepEdge, Task, Transition, WorkflowStep
-from server.db.rows import task_view
+from server.db.rows import json_text, task_view
 from server.domain.errors import Conflict, InvalidTaskConfig, ValidationFailed
 from server.domain.inputs import (
     MAX_KEY_LENGTH,
@@ -39,6 +39,7 @@ from server.infra.metrics import task_created
 from server.registry.catalogue import Catalogue
 from server.registry.handler_registry import HandlerRegistry
 from server.services import queries
+from server.services.forks import keep_steps
 
 
 def identity_hash(template: HandlerTemplate, context: Any) -> str:
@@ -166,11 +167,12 @@ class TaskCreator:
     ) -> TaskView:
         named_task_id = await self.catalogue.named_task_id(template)
         bypass = set(req.bypass_steps)
+        settled = bypass | set(req.kept)  # done at creation: bypassed, or kept by a re-run
         waiting = {
-            s.name: sum(p not in bypass for p in template.graph.parents(s.name))
+            s.name: sum(p not in settled for p in template.graph.parents(s.name))
             for s in template.steps
         }
-        ready = [s.name for s in template.steps if waiting[s.name] == 0 and s.name not in bypass]
+        ready = [s.name for s in template.steps if waiting[s.name] == 0 and s.name not in settled]
         async with self.changes.transaction() as tx:
             now = tx.now
             # A delayed task's root steps are sent once, as messages delayed until `start`,
@@ -202,6 +204,7 @@ class TaskCreator:
                 # resolved_manually below count them (`Transaction.move_step`).
                 remaining=len(template.steps),
                 run_at=start,
+                forked_from=req.forked_from,
             )
             await WorkflowStep.bulk_create(
                 [
@@ -215,6 +218,7 @@ class TaskCreator:
                         retryable=s.retryable,
                         skippable=s.skippable,
                         timeout_seconds=s.timeout_seconds,
+                        inputs=_json_or_null(req.step_inputs.get(s.name)),
                         created_at=now,
                         updated_at=now,
                         waiting_on=len(template.graph.parents(s.name)),
@@ -273,7 +277,8 @@ class TaskCreator:
             for cursor, step_id, step_name in created:
                 tx.note(ref, step_id, step_name, None, StepState.PENDING.value, "created", cursor)
             tx.dispatch_after_commit([ids[name] for name in ready], (sent_at - now).total_seconds())
-            if bypass:
+            if settled:
+                await keep_steps(tx, ref, ids, req.kept, req.forked_from)
                 for name in template.graph.execution_order:
                     if name in bypass:
                         await tx.move_step(
@@ -286,6 +291,11 @@ class TaskCreator:
                             completed_at=now,
                         )
                 await advance(tx, ref, TaskState.PENDING)
-        if bypass:
+        if settled:
             return await queries.find_task(task.id)
         return task_view(task)
+
+
+def _json_or_null(value: Any) -> str | None:
+    """A step's inputs for a JSONField (SQL NULL when there are none)."""
+    return None if value is None else json_text(value)

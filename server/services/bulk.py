@@ -1,0 +1,195 @@
+"""Bulk actions: cancel, retry or re-run every task a filter matches, in short transactions.
+
+The tasks are selected oldest first (`created_at`, `id`), at most `limit` per call; when more
+match, `next_cursor` continues after the last one selected. Each chunk of `CHUNK` tasks is one
+transaction that locks its tasks one by one (in id order) and applies the same rule as the
+single action (`tasks.cancel_in`, `tasks.retry_in`, `forks.rerun`): a 100,000-task action is
+many short transactions, never a long one. A task the rule refuses (retrying a task that is
+not in error, cancelling a completed one) is left out of the answer, not an error; an empty
+match answers count 0.
+
+Bulk re-run needs `from_step` (the same step of every matched task's handler): a fork from
+"the first failed step" would re-run different parts of different tasks under one command.
+"""
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from tortoise.expressions import Q
+
+from server.db.models import Task
+from server.domain.errors import DomainError, InvalidTransition, ValidationFailed
+from server.domain.states import TaskState
+from server.domain.views import Rerun
+from server.engine.changes import StateChanges, TaskRef, Transaction
+from server.services import forks
+from server.services.creation import TaskCreator
+from server.services.task_rules import cancel_in, retry_in
+
+CHUNK = 250
+"""Tasks per transaction."""
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class BulkFilter:
+    """Which tasks a bulk action applies to (every given field must match)."""
+
+    namespace: str | None = None
+    name: str | None = None
+    version: str | None = None
+    status: str | None = None
+    created_after: datetime | str | None = None
+    """ISO 8601 text with a time zone, or an aware datetime."""
+    created_before: datetime | str | None = None
+    ids: Sequence[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    """What a bulk action changed: the affected ids (new task ids, for a re-run)."""
+
+    count: int
+    ids: list[str]
+    next_cursor: str | None = None
+
+
+Rule = Callable[[Transaction, TaskRef, TaskState], Awaitable[Any]]
+
+
+class BulkActions:
+    """Cancel, retry and re-run tasks by filter."""
+
+    def __init__(self, changes: StateChanges, creator: TaskCreator) -> None:
+        self.changes = changes
+        self.creator = creator
+
+    async def cancel(
+        self, flt: BulkFilter, limit: int | None = None, cursor: str | None = None
+    ) -> BulkResult:
+        """Cancel the matched tasks (those already cancelled or complete are left out)."""
+        return await self._apply(flt, limit, cursor, cancel_in)
+
+    async def retry(
+        self, flt: BulkFilter, limit: int | None = None, cursor: str | None = None
+    ) -> BulkResult:
+        """Retry the failed steps of the matched tasks in error (others are left out)."""
+        return await self._apply(flt, limit, cursor, retry_in)
+
+    async def rerun(
+        self, flt: BulkFilter, req: Rerun, limit: int | None = None, cursor: str | None = None
+    ) -> BulkResult:
+        """Fork each matched finished task from `req.from_step`; answers the new tasks' ids."""
+        if not req.from_step:
+            raise ValidationFailed("Invalid bulk rerun", {"from_step": ["is required"]})
+        selected, next_cursor = await self._select(flt, limit, cursor)
+        created: list[str] = []
+        for task_id, _ in selected:
+            try:
+                view = await forks.rerun(self.creator, task_id, req)
+            except DomainError:
+                continue  # still running, or its handler has no such step: left out
+            created.append(str(view.id))
+        return BulkResult(len(created), created, next_cursor)
+
+    async def _apply(
+        self, flt: BulkFilter, limit: int | None, cursor: str | None, rule: Rule
+    ) -> BulkResult:
+        selected, next_cursor = await self._select(flt, limit, cursor)
+        done: list[str] = []
+        for start in range(0, len(selected), CHUNK):
+            chunk = sorted(selected[start : start + CHUNK])
+            async with self.changes.transaction() as tx:
+                for task_id, namespace in chunk:
+                    current = await tx.lock_task(task_id)
+                    if current is None:
+                        continue
+                    try:
+                        changed = await rule(tx, TaskRef(task_id, namespace), current)
+                    except InvalidTransition:
+                        continue
+                    if changed is not False:
+                        done.append(str(task_id))
+        return BulkResult(len(done), done, next_cursor)
+
+    async def _select(
+        self, flt: BulkFilter, limit: int | None, cursor: str | None
+    ) -> tuple[list[tuple[UUID, str]], str | None]:
+        size = _limit(limit)
+        query = Task.filter(**_terms(flt))
+        if cursor:
+            at, after = _cursor(cursor)
+            query = query.filter(Q(created_at__gt=at) | Q(created_at=at, id__gt=after))
+        rows = (
+            await query.order_by("created_at", "id")
+            .limit(size + 1)
+            .values_list("id", "namespace", "created_at")
+        )
+        more = len(rows) > size
+        rows = rows[:size]
+        next_cursor = f"{rows[-1][2].isoformat()}|{rows[-1][0]}" if more else None
+        return [(_uuid(r[0]), str(r[1])) for r in rows], next_cursor
+
+
+def _limit(limit: int | None) -> int:
+    if limit is None:
+        return DEFAULT_LIMIT
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed("Invalid limit", {"limit": [f"must be 1 to {MAX_LIMIT}"]})
+    return limit
+
+
+def _terms(flt: BulkFilter) -> dict[str, Any]:
+    problems: dict[str, list[str]] = {}
+    terms: dict[str, Any] = {
+        k: v for k, v in (("namespace", flt.namespace), ("name", flt.name),
+                          ("version", flt.version)) if v
+    }  # fmt: skip
+    if flt.status:
+        if flt.status not in {s.value for s in TaskState}:
+            problems["status"] = [f"unknown status '{flt.status}'"]
+        terms["status"] = flt.status
+    for key, value, op in (
+        ("created_after", flt.created_after, "gt"),
+        ("created_before", flt.created_before, "lt"),
+    ):
+        if value is None:
+            continue
+        moment = _moment(value)
+        if moment is None:
+            problems[key] = ["must be an ISO 8601 time with a time zone"]
+        else:
+            terms[f"created_at__{op}"] = moment
+    if flt.ids is not None:
+        try:
+            terms["id__in"] = [UUID(str(i)) for i in flt.ids]
+        except ValueError:
+            problems["ids"] = ["must be task ids (UUIDs)"]
+    if problems:
+        raise ValidationFailed("Invalid filter", problems)
+    return terms
+
+
+def _moment(value: datetime | str) -> datetime | None:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return value if value.tzinfo is not None else None
+
+
+def _cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        at, _, after = cursor.partition("|")
+        return datetime.fromisoformat(at), UUID(after)
+    except ValueError as exc:
+        raise ValidationFailed("Invalid cursor", {"cursor": ["not a cursor of ours"]}) from exc
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
