@@ -237,7 +237,10 @@ class RerunBody(Body):
         }
     )
 
-    from_step: Text = Field(description="The first step to run again; its descendants re-run too")
+    from_step: Text = Field(
+        description="The first step to run again; its descendants re-run too",
+        json_schema_extra={"minLength": 1},
+    )
     context: JsonObject | None = Field(None, description="Replaces the task's context")
     inputs: dict[str, JsonValue] | None = Field(
         None, description="Replaces the inputs of the named steps (from_step or downstream)"
@@ -260,12 +263,18 @@ class BulkBody(Body):
     )
 
     filter: BulkFilterBody = Field(default_factory=BulkFilterBody)
-    limit: int | None = Field(
-        None, description="Most tasks per call (default 1000, at most 10000)", ge=1, le=10000
+    limit: Annotated[int, Field(ge=1, le=10000), BeforeValidator(_whole_number)] | None = Field(
+        None, description="Most tasks per call (default 1000, at most 10000)"
     )
-    cursor: Text | None = Field(None, description="`next_cursor` of the previous call")
+    cursor: Text | None = Field(
+        None,
+        description="`next_cursor` of the previous call (404 once that task is gone)",
+        json_schema_extra={"format": "uuid"},
+    )
 
 
 class BulkRerunBody(BulkBody):
-    from_step: Text = Field(description="The step every matched task re-runs from")
+    from_step: Text = Field(
+        description="The step every matched task re-runs from", json_schema_extra={"minLength": 1}
+    )
     context: JsonObject | None = Field(None, description="Replaces each task's context")

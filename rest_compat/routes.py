@@ -112,14 +112,14 @@ OPERATIONS: list[Operation] = [
     # Before {id}/retry: POST /tasks/bulk/retry must not read 'bulk' as a task id.
     Operation("POST", f"{T}/bulk/cancel", tasks.bulk_cancel,
               need.BULK_TASKS, "Cancel every task a filter matches (needs :cancel too)",
-              (Reply(200, "The cancelled tasks", BulkOut),)),
+              (Reply(200, "The cancelled tasks", BulkOut),), errors=(404,)),
     Operation("POST", f"{T}/bulk/retry", tasks.bulk_retry,
               need.BULK_TASKS, "Retry every errored task a filter matches (needs :retry too)",
-              (Reply(200, "The retried tasks", BulkOut),)),
+              (Reply(200, "The retried tasks", BulkOut),), errors=(404,)),
     Operation("POST", f"{T}/bulk/rerun", tasks.bulk_rerun,
               need.BULK_TASKS, "Fork every finished task a filter matches from one step "
               "(needs :create too)",
-              (Reply(200, "The new tasks", BulkOut),)),
+              (Reply(200, "The new tasks", BulkOut),), errors=(404,)),
     Operation("POST", f"{T}/{{id}}/retry", tasks.retry_task,
               need.RETRY_TASK, "Re-run the failed steps of an errored task",
               (Reply(200, "The task, pending again", TaskRecordOut),), errors=(409,)),

@@ -152,9 +152,7 @@ class TaskStepOut(Shape):
     attempts: int
     started_at: Timestamp | None
     completed_at: Timestamp | None
-    skipped: bool = Field(
-        False, description="Completed without running its handler: its run_if was false"
-    )
+    skipped: bool = Field(description="Completed without running its handler: its run_if was false")
 
 
 class BlockedReasonOut(Shape):
@@ -229,9 +227,7 @@ class StepOut(Shape):
     blocked_reason: BlockedReasonOut | None = Field(
         description="Why a step that is neither running nor done is not running"
     )
-    skipped: bool = Field(
-        False, description="Completed without running its handler: its run_if was false"
-    )
+    skipped: bool = Field(description="Completed without running its handler: its run_if was false")
 
 
 class StepList(Shape):

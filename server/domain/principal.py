@@ -20,7 +20,7 @@ from server.domain.permissions import IMPLIED_ACTIONS
 WILDCARD: Final = "*"
 
 RESOURCES: Final[Mapping[str, tuple[str, ...]]] = {
-    "task": ("index", "show", "create", "update", "destroy", "retry", "cancel"),
+    "task": ("index", "show", "create", "update", "destroy", "retry", "cancel", "bulk"),
     "workflow_step": ("index", "show", "update", "destroy", "retry", "cancel"),
     "handler": ("index", "show"),
     "task_diagram": ("index", "show"),

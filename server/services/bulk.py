@@ -1,7 +1,7 @@
 """Bulk actions: cancel, retry or re-run every task a filter matches, in short transactions.
 
 The tasks are selected oldest first (`created_at`, `id`), at most `limit` per call; when more
-match, `next_cursor` continues after the last one selected. Each chunk of `CHUNK` tasks is one
+match, `next_cursor` (the id of the last one selected) continues after it. Each chunk of `CHUNK` tasks is one
 transaction that locks its tasks one by one (in id order) and applies the same rule as the
 single action (`tasks.cancel_in`, `tasks.retry_in`, `forks.rerun`): a 100,000-task action is
 many short transactions, never a long one. A task the rule refuses (retrying a task that is
@@ -21,7 +21,8 @@ from uuid import UUID
 from tortoise.expressions import Q
 
 from server.db.models import Task
-from server.domain.errors import DomainError, InvalidTransition, ValidationFailed
+from server.domain.errors import DomainError, InvalidTransition, TaskNotFound, ValidationFailed
+from server.domain.inputs import InputProblems, text_filter_problems
 from server.domain.states import TaskState
 from server.domain.views import Rerun
 from server.engine.changes import StateChanges, TaskRef, Transaction
@@ -84,8 +85,13 @@ class BulkActions:
         self, flt: BulkFilter, req: Rerun, limit: int | None = None, cursor: str | None = None
     ) -> BulkResult:
         """Fork each matched finished task from `req.from_step`; answers the new tasks' ids."""
+        problems = InputProblems()
+        problems.text("from_step", req.from_step)
+        problems.json("context", req.context)
         if not req.from_step:
-            raise ValidationFailed("Invalid bulk rerun", {"from_step": ["is required"]})
+            problems.details["from_step"] = ["is required"]
+        if problems:
+            raise ValidationFailed("Invalid bulk rerun", problems.details)
         selected, next_cursor = await self._select(flt, limit, cursor)
         created: list[str] = []
         for task_id, _ in selected:
@@ -121,8 +127,8 @@ class BulkActions:
     ) -> tuple[list[tuple[UUID, str]], str | None]:
         size = _limit(limit)
         query = Task.filter(**_terms(flt))
-        if cursor:
-            at, after = _cursor(cursor)
+        if cursor is not None:
+            at, after = await _cursor(cursor)
             query = query.filter(Q(created_at__gt=at) | Q(created_at=at, id__gt=after))
         rows = (
             await query.order_by("created_at", "id")
@@ -131,7 +137,7 @@ class BulkActions:
         )
         more = len(rows) > size
         rows = rows[:size]
-        next_cursor = f"{rows[-1][2].isoformat()}|{rows[-1][0]}" if more else None
+        next_cursor = str(rows[-1][0]) if more else None
         return [(_uuid(r[0]), str(r[1])) for r in rows], next_cursor
 
 
@@ -144,7 +150,9 @@ def _limit(limit: int | None) -> int:
 
 
 def _terms(flt: BulkFilter) -> dict[str, Any]:
-    problems: dict[str, list[str]] = {}
+    problems = text_filter_problems(
+        {"namespace": flt.namespace, "name": flt.name, "version": flt.version}
+    )
     terms: dict[str, Any] = {
         k: v for k, v in (("namespace", flt.namespace), ("name", flt.name),
                           ("version", flt.version)) if v
@@ -164,11 +172,10 @@ def _terms(flt: BulkFilter) -> dict[str, Any]:
             problems[key] = ["must be an ISO 8601 time with a time zone"]
         else:
             terms[f"created_at__{op}"] = moment
-    if flt.ids is not None:
-        try:
-            terms["id__in"] = [UUID(str(i)) for i in flt.ids]
-        except ValueError:
-            problems["ids"] = ["must be task ids (UUIDs)"]
+    if flt.ids is not None and any("\x00" in str(i) for i in flt.ids):
+        problems["ids"] = ["must not contain a NUL character"]
+    if flt.ids is not None:  # a text that is no task id matches no task, as in a list filter
+        terms["id__in"] = [u for u in map(_as_uuid, flt.ids) if u is not None]
     if problems:
         raise ValidationFailed("Invalid filter", problems)
     return terms
@@ -183,12 +190,22 @@ def _moment(value: datetime | str) -> datetime | None:
     return value if value.tzinfo is not None else None
 
 
-def _cursor(cursor: str) -> tuple[datetime, UUID]:
+def _as_uuid(text: str) -> UUID | None:
     try:
-        at, _, after = cursor.partition("|")
-        return datetime.fromisoformat(at), UUID(after)
-    except ValueError as exc:
-        raise ValidationFailed("Invalid cursor", {"cursor": ["not a cursor of ours"]}) from exc
+        return UUID(str(text))
+    except ValueError:
+        return None
+
+
+async def _cursor(cursor: str) -> tuple[datetime, UUID]:
+    """A cursor is the id of the last task of the previous call: go on after its place."""
+    after = _as_uuid(cursor)
+    if after is None:
+        raise ValidationFailed("Invalid cursor", {"cursor": ["must be a next_cursor (task id)"]})
+    found = await Task.filter(id=after).values_list("created_at", flat=True)
+    if not found:
+        raise TaskNotFound(after)
+    return found[0], after  # type: ignore[return-value]
 
 
 def _uuid(value: Any) -> UUID:

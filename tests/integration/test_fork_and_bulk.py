@@ -112,5 +112,39 @@ async def test_bulk_retry_and_cancel(engine: Services, client: httpx.AsyncClient
         "/tasker/tasks/bulk/rerun", json={"filter": {"ids": [ok]}, "from_step": "c"}
     )
     assert rerun.status_code == 200 and rerun.json()["count"] == 1
-    bad = await client.post("/tasker/tasks/bulk/retry", json={"filter": {"ids": ["x"]}})
+    none = await client.post("/tasker/tasks/bulk/retry", json={"filter": {"ids": ["x"]}})
+    assert none.status_code == 200 and none.json()["count"] == 0
+    bad = await client.post("/tasker/tasks/bulk/retry", json={"filter": {"name": "a\u0000"}})
     assert bad.status_code == 422
+
+
+async def gql(client: httpx.AsyncClient, query: str, variables: dict[str, object]) -> dict:  # type: ignore[type-arg]
+    response = await client.post("/tasker/graphql", json={"query": query, "variables": variables})
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]  # type: ignore[no-any-return]
+
+
+RERUN = """mutation($id: ID!, $input: RerunTaskInput!) { rerunTask(id: $id, input: $input) {
+  __typename ... on Task { id forkedFrom } ... on ValidationError { details { field messages } } } }"""
+BULK = """mutation($f: TaskFilter!) { bulkRetryTasks(filter: $f, limit: 10) {
+  __typename ... on BulkResult { count ids nextCursor } } }"""
+
+
+async def test_graphql(engine: Services, client: httpx.AsyncClient) -> None:
+    original = await finished(engine, {"fail": "b"})
+    data = await gql(client, RERUN, {"id": original, "input": {"fromStep": "zzz"}})
+    assert data["rerunTask"]["__typename"] == "ValidationError"
+    assert "zzz" in str(data["rerunTask"]["details"])
+    data = await gql(client, RERUN, {"id": original, "input": {"fromStep": "b", "context": {}}})
+    assert data["rerunTask"]["forkedFrom"] == original
+    fork = await wait_for_task(engine, data["rerunTask"]["id"])
+    assert fork.status is TaskState.COMPLETE
+    assert CALLS[(str(fork.id), "a")] == 0
+    data = await gql(client, BULK, {"f": {"ids": [original], "status": "ERROR"}})
+    assert data["bulkRetryTasks"] == {
+        "__typename": "BulkResult",
+        "count": 1,
+        "ids": [original],
+        "nextCursor": None,
+    }
