@@ -6,7 +6,7 @@ so work against any server (`history` adds `task events`); `render` and `steps_v
 their output.
 """
 
-from server.cli import history  # noqa: F401  (registers `tasker task events`)
+from server.cli import dynamic, history  # noqa: F401  (register `task events`, `task rerun`...)
 from server.cli.commands import main
 from server.cli.tasks import task, tasks
 

@@ -88,6 +88,10 @@ class Endpoints:
     update_task = Endpoint(calls.update_task)
     cancel_task = Endpoint(calls.cancel_task)
     retry_task = Endpoint(calls.retry_task)
+    rerun_task = Endpoint(calls.rerun_task)
+    bulk_cancel_tasks = Endpoint(calls.bulk_cancel_tasks)
+    bulk_retry_tasks = Endpoint(calls.bulk_retry_tasks)
+    bulk_rerun_tasks = Endpoint(calls.bulk_rerun_tasks)
     get_task_diagram = Endpoint(calls.get_task_diagram)
 
     # --- workflow steps ---

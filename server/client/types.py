@@ -182,3 +182,9 @@ class EventFrame:
     event: str
     id: str | None
     data: Any
+
+
+class BulkResult(TypedDict):
+    count: int
+    ids: list[str]
+    next_cursor: NotRequired[str | None]

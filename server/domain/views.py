@@ -190,8 +190,8 @@ class Rerun:
     from_step: str
     context: Any = None
     """Replaces the task's context when given (None: the original's)."""
-    inputs: Mapping[str, Any] | None = None
-    """Replaces the named steps' inputs (each must be `from_step` or downstream of it)."""
+    inputs: Any = None
+    """Replaces the named steps' inputs: a mapping (anything else is refused) (each must be `from_step` or downstream of it)."""
     subject: str | None = None
 
 

@@ -19,6 +19,9 @@ from typing import Any
 
 import celpy
 from celpy import celtypes
+from celpy.adapter import json_to_cel
+from celpy.celparser import CELParseError
+from celpy.evaluation import CELEvalError
 from lark import Tree
 from lark.lexer import Token
 
@@ -71,7 +74,7 @@ def compile_condition(expression: str) -> Condition:
     env = celpy.Environment()
     try:
         tree = env.compile(cel_text(expression))
-    except celpy.CELParseError as exc:
+    except CELParseError as exc:
         raise ConditionInvalid(f"run_if does not parse: {exc}") from exc
     paths = tuple(sorted(_paths(tree, skip_has=True)))
     reads = tuple(sorted(_paths(tree, skip_has=False)))
@@ -101,8 +104,8 @@ def evaluate(condition: Condition, parents: Mapping[str, Any], context: Any) -> 
     """True when the step should run; BadPath / ConditionError when it cannot be decided."""
     data = {"parents": {name: {"results": r} for name, r in parents.items()}, "context": context}
     try:
-        result = condition.program.evaluate({k: celpy.json_to_cel(v) for k, v in data.items()})
-    except celpy.CELEvalError as exc:
+        result = condition.program.evaluate({k: json_to_cel(v) for k, v in data.items()})
+    except CELEvalError as exc:
         for path in condition.paths:
             if not _resolves(data, path):
                 raise BadPath(".".join(path)) from exc

@@ -1,9 +1,10 @@
 """Bulk actions: cancel, retry or re-run every task a filter matches, in short transactions.
 
 The tasks are selected oldest first (`created_at`, `id`), at most `limit` per call; when more
-match, `next_cursor` (the id of the last one selected) continues after it. Each chunk of `CHUNK` tasks is one
-transaction that locks its tasks one by one (in id order) and applies the same rule as the
-single action (`tasks.cancel_in`, `tasks.retry_in`, `forks.rerun`): a 100,000-task action is
+match, `next_cursor` (the id of the last one selected) continues after it. Each chunk of
+`CHUNK` tasks is one transaction that locks its tasks one by one (in id order) and applies the
+same rule as the single action (`task_rules.cancel_in`, `task_rules.retry_in`, `forks.rerun`):
+a 100,000-task action is
 many short transactions, never a long one. A task the rule refuses (retrying a task that is
 not in error, cancelling a completed one) is left out of the answer, not an error; an empty
 match answers count 0.

@@ -55,7 +55,7 @@ async def test_fork_keeps_upstream_and_reruns_downstream(
         for s in (await client.get(f"/tasker/tasks/{fork['id']}/workflow_steps")).json()[
             "workflow_steps"
         ]
-    }  # noqa: E501
+    }
     assert steps["c"]["inputs"] == {"fixed": True}
     assert steps["a"]["results"] == {"step": "a"} and steps["d"]["results"] == {"step": "d"}
     # Kept: a and d never ran in the fork; b and c did.
@@ -126,7 +126,8 @@ async def gql(client: httpx.AsyncClient, query: str, variables: dict[str, object
 
 
 RERUN = """mutation($id: ID!, $input: RerunTaskInput!) { rerunTask(id: $id, input: $input) {
-  __typename ... on Task { id forkedFrom } ... on ValidationError { details { field messages } } } }"""
+  __typename ... on Task { id forkedFrom }
+  ... on ValidationError { details { field messages } } } }"""
 BULK = """mutation($f: TaskFilter!) { bulkRetryTasks(filter: $f, limit: 10) {
   __typename ... on BulkResult { count ids nextCursor } } }"""
 
