@@ -262,7 +262,7 @@ class BulkBody(Body):
         json_schema_extra={"examples": [{"filter": {"namespace": "payments", "status": "error"}}]}
     )
 
-    filter: BulkFilterBody = Field(default_factory=BulkFilterBody)
+    filter: BulkFilterBody = Field(default_factory=lambda: BulkFilterBody.model_validate({}))
     limit: Annotated[int, Field(ge=1, le=10000), BeforeValidator(_whole_number)] | None = Field(
         None, description="Most tasks per call (default 1000, at most 10000)"
     )

@@ -191,7 +191,8 @@ class Rerun:
     context: Any = None
     """Replaces the task's context when given (None: the original's)."""
     inputs: Any = None
-    """Replaces the named steps' inputs: a mapping (anything else is refused) (each must be `from_step` or downstream of it)."""
+    """Replaces the named steps' inputs: a mapping of step name to inputs, each step
+    `from_step` or downstream of it (anything else is refused)."""
     subject: str | None = None
 
 
