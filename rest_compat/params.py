@@ -259,7 +259,9 @@ class BulkFilterBody(Body):
 
 class BulkBody(Body):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"filter": {"namespace": "payments", "status": "error"}}]}
+        json_schema_extra={
+            "examples": [{"filter": {"namespace": "payments", "status": TaskState.ERROR.value}}]
+        }
     )
 
     filter: BulkFilterBody = Field(default_factory=lambda: BulkFilterBody.model_validate({}))

@@ -33,6 +33,7 @@ def test_a_driver_row_reads_into_every_field() -> None:
         None,
         moment,
         "2024-01-15 10:30:00+00:00",
+        str(ident),
     )
     assert task_view_of(row) == TaskView(
         id=ident,
@@ -53,4 +54,5 @@ def test_a_driver_row_reads_into_every_field() -> None:
         requested_at=None,
         completed_at=moment,
         run_at=moment,
+        forked_from=ident,
     )
