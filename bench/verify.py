@@ -13,7 +13,9 @@ Checks, each printed with its count; any violation makes the exit status 1:
     never before its wake time;
  3. every completed step was completed exactly once (one `-> complete` history row, none for
     steps that are not complete), and its attempts equal its claims;
- 4. the history is consistent: each step's and task's rows chain (`from` = previous `to`, the
+ 4. skipped steps (a false `run_if`) and the steps a fork kept never ran their handler (no
+    `in_progress` row), a skipped step is complete with no results;
+ 4b. the history is consistent: each step's and task's rows chain (`from` = previous `to`, the
     last `to` = the current status), no step was claimed before all its parents completed
     (by history order and by clock), each finished task was finalized exactly once;
  5. flow control, from the history rows: no step limit's key ever had more steps in progress
@@ -193,6 +195,25 @@ CHECKS: list[tuple[str, str]] = [
         SELECT count(*) FROM tasker_step_edges e JOIN claims c ON c.step_id = e.to_step_id
           LEFT JOIN done d ON d.step_id = e.from_step_id
          WHERE d.done_id IS NULL OR d.done_id > c.first_claim""",
+    ),
+    (
+        "skipped steps (false run_if) that ran their handler (an in_progress row)",
+        """SELECT count(*) FROM tasker_workflow_steps s
+         WHERE s.skipped AND EXISTS (SELECT 1 FROM tasker_transitions h
+                                      WHERE h.step_id = s.id AND h.to_status = 'in_progress')""",
+    ),
+    (
+        "skipped steps not complete, or with results",
+        """SELECT count(*) FROM tasker_workflow_steps
+         WHERE skipped AND (status <> 'complete' OR results IS NOT NULL
+                            AND results::text <> 'null')""",
+    ),
+    (
+        "steps a fork kept that ran their handler (an in_progress row)",
+        """SELECT count(*) FROM tasker_transitions k
+         WHERE k.reason = 'kept' AND EXISTS (SELECT 1 FROM tasker_transitions h
+                                              WHERE h.step_id = k.step_id
+                                                AND h.to_status = 'in_progress')""",
     ),
     (
         "steps started before a parent completed (clock)",

@@ -3,6 +3,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
+from graphql_schema import dynamic
 from graphql_schema.context import Info
 from graphql_schema.errors import (
     ConflictErrorType,
@@ -311,6 +312,9 @@ class Mutation(ScheduleMutation):
         resolver=resume_handler,
         description="Resume a paused handler: its tasks' ready steps start at once.",
     )
+    rerun_task: dynamic.RerunTaskResult = dynamic.rerun_field
+    bulk_cancel_tasks: dynamic.BulkTasksResult = dynamic.bulk_cancel_field
+    bulk_retry_tasks: dynamic.BulkTasksResult = dynamic.bulk_retry_field
     update_step: UpdateStepResult = strawberry.mutation(
         resolver=update_step, description="Change a step's retry limit and/or inputs."
     )

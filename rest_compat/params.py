@@ -269,3 +269,55 @@ class SignalBody(Body):
         description="The sender's id for this delivery: the same id twice is delivered once "
         "(the repeat answers 200 with the first delivery)",
     )
+
+
+class RerunBody(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"from_step": "charge_card", "inputs": {"charge_card": {"retry": True}}}]
+        }
+    )
+
+    from_step: Text = Field(
+        description="The first step to run again; its descendants re-run too",
+        json_schema_extra={"minLength": 1},
+    )
+    context: JsonObject | None = Field(None, description="Replaces the task's context")
+    inputs: dict[str, JsonValue] | None = Field(
+        None, description="Replaces the inputs of the named steps (from_step or downstream)"
+    )
+
+
+class BulkFilterBody(Body):
+    namespace: Text | None = None
+    name: Text | None = None
+    version: Text | None = None
+    status: TaskState | None = None
+    created_after: Text | None = Field(None, json_schema_extra={"format": "date-time"})
+    created_before: Text | None = Field(None, json_schema_extra={"format": "date-time"})
+    ids: list[Text] | None = Field(None, description="Only these task ids")
+
+
+class BulkBody(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"filter": {"namespace": "payments", "status": TaskState.ERROR.value}}]
+        }
+    )
+
+    filter: BulkFilterBody = Field(default_factory=lambda: BulkFilterBody.model_validate({}))
+    limit: Annotated[int, Field(ge=1, le=10000), BeforeValidator(_whole_number)] | None = Field(
+        None, description="Most tasks per call (default 1000, at most 10000)"
+    )
+    cursor: Text | None = Field(
+        None,
+        description="`next_cursor` of the previous call (404 once that task is gone)",
+        json_schema_extra={"format": "uuid"},
+    )
+
+
+class BulkRerunBody(BulkBody):
+    from_step: Text = Field(
+        description="The step every matched task re-runs from", json_schema_extra={"minLength": 1}
+    )
+    context: JsonObject | None = Field(None, description="Replaces each task's context")

@@ -24,6 +24,7 @@ from rest_compat import (
 from rest_compat.api_docs import docs_routes
 from rest_compat.operations import Link, Operation, Reply, routes_for
 from rest_compat.shapes import (
+    BulkOut,
     DiagramOut,
     EventOut,
     HandlerDetail,
@@ -158,6 +159,17 @@ OPERATIONS: list[Operation] = [
     Operation("DELETE", f"{T}/{{id}}", tasks.cancel_task,
               need.CANCEL_TASK, "Cancel a task and its unfinished steps",
               (Reply(200, "The cancelled task", TaskRecordOut),), errors=(409,)),
+    # Before {id}/retry: POST /tasks/bulk/retry must not read 'bulk' as a task id.
+    Operation("POST", f"{T}/bulk/cancel", tasks.bulk_cancel,
+              need.BULK_TASKS, "Cancel every task a filter matches (needs :cancel too)",
+              (Reply(200, "The cancelled tasks", BulkOut),), errors=(404,)),
+    Operation("POST", f"{T}/bulk/retry", tasks.bulk_retry,
+              need.BULK_TASKS, "Retry every errored task a filter matches (needs :retry too)",
+              (Reply(200, "The retried tasks", BulkOut),), errors=(404,)),
+    Operation("POST", f"{T}/bulk/rerun", tasks.bulk_rerun,
+              need.BULK_TASKS, "Fork every finished task a filter matches from one step "
+              "(needs :create too)",
+              (Reply(200, "The new tasks", BulkOut),), errors=(404,)),
     Operation("POST", f"{T}/{{id}}/retry", tasks.retry_task,
               need.RETRY_TASK, "Re-run the failed steps of an errored task",
               (Reply(200, "The task, pending again", TaskRecordOut),), errors=(409,)),
@@ -175,6 +187,10 @@ OPERATIONS: list[Operation] = [
     Operation("POST", "/tasker/handlers/{namespace}/{name}/resume", pausing.resume_handler,
               need.PAUSE_HANDLER, "Resume a paused handler: its tasks' ready steps start at once",
               (Reply(200, "The handler's pauses", HandlerPauseOut),), tag="handlers"),
+    Operation("POST", f"{T}/{{id}}/rerun", tasks.rerun_task,
+              need.CREATE_TASK, "Fork a finished task: re-run it from a step with new input",
+              (Reply(201, "The new task (forked_from = this one)", TaskOut, links=TASK_LINKS),),
+              errors=(404, 409)),
     Operation("POST", f"{STEP}/retry", steps.retry_step,
               need.RETRY_STEP, "Re-run a failed step with a fresh attempt budget",
               (Reply(200, "The step, pending again", StepOut),), errors=(409,),

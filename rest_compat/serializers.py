@@ -113,6 +113,7 @@ def task_json(task: TaskView) -> dict[str, Any]:
         "scheduled_for": shapes.iso_z(task.scheduled_for) if task.scheduled_for else None,
         "paused": task.paused,
         "priority": task.priority,
+        "forked_from": str(task.forked_from) if task.forked_from else None,
     }
 
 
@@ -153,6 +154,7 @@ def task_with_dependencies(deps: TaskDependencies) -> shapes.TaskWithDependencie
                 attempts=s.attempts,
                 started_at=s.started_at,
                 completed_at=s.completed_at,
+                skipped=s.skipped,
             )
             for s in steps
         ],
@@ -206,6 +208,7 @@ def step_out(step: StepView, reasons: Mapping[str, BlockedReason]) -> shapes.Ste
         parents=list(step.parents),
         children=list(step.children),
         blocked_reason=blocked_reason(reason) if reason else None,
+        skipped=step.skipped,
     )
 
 

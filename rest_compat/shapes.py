@@ -173,6 +173,11 @@ class TaskOut(Shape):
         False, description="Paused (the task or its handler): no new step starts until resumed"
     )
     priority: int = Field(2, description="1 (low) .. 3 (high)")
+    forked_from: str | None = Field(
+        None,
+        description="The task this one re-runs (POST .../rerun); null for a task created directly",
+        json_schema_extra={"format": "uuid"},
+    )
 
 
 class TaskRecordOut(TaskOut):
@@ -205,6 +210,7 @@ class TaskStepOut(Shape):
     attempts: int
     started_at: Timestamp | None
     completed_at: Timestamp | None
+    skipped: bool = Field(description="Completed without running its handler: its run_if was false")
 
 
 class BlockedReasonOut(Shape):
@@ -265,6 +271,11 @@ class TaskWithDependencies(Shape):
         False, description="Paused (the task or its handler): no new step starts until resumed"
     )
     priority: int = Field(2, description="1 (low) .. 3 (high)")
+    forked_from: str | None = Field(
+        None,
+        description="The task this one re-runs (POST .../rerun); null for a task created directly",
+        json_schema_extra={"format": "uuid"},
+    )
 
 
 # --- workflow steps ----------------------------------------------------------------------
@@ -293,6 +304,7 @@ class StepOut(Shape):
     blocked_reason: BlockedReasonOut | None = Field(
         description="Why a step that is neither running nor done is not running"
     )
+    skipped: bool = Field(description="Completed without running its handler: its run_if was false")
 
 
 class StepList(Shape):
@@ -385,4 +397,12 @@ class SignalOut(Shape):
     consumed_by: str | None = Field(
         description="The wait_for step the signal completed; null while it is kept for a step "
         "not reached yet"
+    )
+
+
+class BulkOut(Shape):
+    count: int = Field(description="How many tasks the action changed (or, rerun, created)")
+    ids: list[str] = Field(description="Their ids (rerun: the new tasks' ids)")
+    next_cursor: str | None = Field(
+        None, description="More tasks matched than `limit`: pass it as `cursor` to go on"
     )

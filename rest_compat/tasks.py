@@ -6,15 +6,19 @@ from starlette.responses import Response
 from rest_compat import serializers
 from rest_compat.operations import render_json, services_of
 from rest_compat.params import (
+    BulkBody,
+    BulkRerunBody,
     CreateTaskBody,
     CreateTaskHeaders,
+    RerunBody,
     TaskListQuery,
     TaskShowQuery,
     UpdateTaskBody,
 )
-from rest_compat.shapes import TaskList, TaskOut, TaskRecordOut, TaskWithDependencies
+from rest_compat.shapes import BulkOut, TaskList, TaskOut, TaskRecordOut, TaskWithDependencies
 from server.domain import permissions as need
-from server.domain.views import CreateTask, TaskFilter
+from server.domain.views import CreateTask, Rerun, TaskFilter
+from server.services.bulk import BulkFilter, BulkResult
 from server.services.tasks import MAX_PER_PAGE
 
 
@@ -85,3 +89,56 @@ async def cancel_task(request: Request) -> TaskRecordOut:
 async def retry_task(request: Request) -> TaskRecordOut:
     task = await services_of(request).tasks.retry_task(request.path_params["id"])
     return serializers.task_record(task)
+
+
+async def rerun_task(request: Request, body: RerunBody) -> Response:
+    services = services_of(request)
+    task = await services.tasks.rerun_task(
+        request.path_params["id"],
+        Rerun(
+            from_step=body.from_step,
+            context=body.context,
+            inputs=body.inputs,
+            subject=services.auth.subject(request.scope),
+        ),
+    )
+    return render_json(serializers.task_json(task), TaskOut, 201)
+
+
+def _bulk_filter(body: BulkBody) -> BulkFilter:
+    f = body.filter
+    return BulkFilter(
+        namespace=f.namespace,
+        name=f.name,
+        version=f.version,
+        status=f.status.value if f.status else None,
+        created_after=f.created_after,
+        created_before=f.created_before,
+        ids=f.ids,
+    )
+
+
+def _bulk_out(result: BulkResult) -> BulkOut:
+    return BulkOut(count=result.count, ids=result.ids, next_cursor=result.next_cursor)
+
+
+async def bulk_cancel(request: Request, body: BulkBody) -> BulkOut:
+    services = services_of(request)
+    services.auth.require(request.scope, [need.CANCEL_TASK])  # besides tasker.task:bulk
+    bulk = services.tasks.bulk
+    return _bulk_out(await bulk.cancel(_bulk_filter(body), body.limit, body.cursor))
+
+
+async def bulk_retry(request: Request, body: BulkBody) -> BulkOut:
+    services = services_of(request)
+    services.auth.require(request.scope, [need.RETRY_TASK])  # besides tasker.task:bulk
+    bulk = services.tasks.bulk
+    return _bulk_out(await bulk.retry(_bulk_filter(body), body.limit, body.cursor))
+
+
+async def bulk_rerun(request: Request, body: BulkRerunBody) -> BulkOut:
+    services = services_of(request)
+    services.auth.require(request.scope, [need.CREATE_TASK])  # besides tasker.task:bulk
+    req = Rerun(body.from_step, body.context, None, services.auth.subject(request.scope))
+    bulk = services.tasks.bulk
+    return _bulk_out(await bulk.rerun(_bulk_filter(body), req, body.limit, body.cursor))

@@ -79,6 +79,9 @@ class StepType:
     retry_limit: int = strawberry.field(description="Most attempts a retryable step gets.")
     retryable: bool = strawberry.field(description="Whether a failure is retried.")
     skippable: bool = strawberry.field(description="Whether the step may be bypassed.")
+    skipped: bool = strawberry.field(
+        description="Completed without running its handler: its runIf condition was false."
+    )
     results: JSON | None = strawberry.field(description="What the handler returned.")
     inputs: JSON | None = strawberry.field(description="Inputs set on the step, if any.")
     started_at: datetime | None = strawberry.field(description="Start of the last attempt.")
@@ -117,6 +120,7 @@ class StepType:
             retry_limit=view.retry_limit,
             retryable=view.retryable,
             skippable=view.skippable,
+            skipped=view.skipped,
             results=view.results,
             inputs=view.inputs,
             started_at=view.started_at,

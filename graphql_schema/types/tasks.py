@@ -93,6 +93,10 @@ class TaskType:
         default=None, description="The schedule tick this task was fired for."
     )
     priority: int = strawberry.field(default=2, description="1 (low) .. 3 (high).")
+    forked_from: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The task this one re-runs (rerunTask); null for a task created directly.",
+    )
     view: strawberry.Private[TaskView]
 
     steps: list[StepType] = strawberry.field(
@@ -132,6 +136,7 @@ class TaskType:
             scheduled_for=view.scheduled_for,
             paused=view.paused,
             priority=view.priority,
+            forked_from=strawberry.ID(str(view.forked_from)) if view.forked_from else None,
             view=view,
         )
 

@@ -7,6 +7,7 @@ their output.
 """
 
 from server.cli import (
+    dynamic,  # noqa: F401  (registers `task rerun`, `tasks cancel|retry|rerun`)
     history,  # noqa: F401  (registers `tasker task events`)
     pausing,  # noqa: F401  (registers `task pause|resume`, `handlers pause|resume`)
 )

@@ -21,6 +21,8 @@ SHARED = "↑ shared, shown under "
 
 def _label(step: Step) -> Text:
     took = duration(step)
+    if step.get("skipped"):  # completed without running: its run_if was false
+        return Text.assemble((step["name"], "bold dim"), "  ", ("skipped", "dim italic"))
     return Text.assemble(
         (step["name"], "bold"), "  ", status_text(step["status"]), (f"  {took}" if took else "")
     )

@@ -25,6 +25,7 @@ from server.client.schedule_calls import update_schedule as update_schedule
 from server.client.transport import Call
 from server.client.types import (
     BottleneckReport,
+    BulkResult,
     Diagram,
     EventFrame,
     HandlerDetail,
@@ -178,6 +179,66 @@ def resume_handler(namespace: str, name: str, *, version: str | None = None) -> 
     """Resume a paused handler (every pause of it, or one version's)."""
     params = {"version": version} if version else None
     return Call("POST", f"/handlers/{_seg(namespace)}/{_seg(name)}/resume", params=params)
+
+
+def rerun_task(
+    task_id: str,
+    from_step: str,
+    *,
+    context: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+) -> Call[Task]:
+    """Fork a finished task: a new task (`forked_from`) keeps the results of the steps not
+    downstream of `from_step` and re-runs the rest, with `context` (replacing the task's) and
+    `inputs` (by step name) when given."""
+    body: dict[str, Any] = {"from_step": from_step}
+    if context is not None:
+        body["context"] = dict(context)
+    if inputs is not None:
+        body["inputs"] = dict(inputs)
+    # Each call creates a task: never repeat it blindly.
+    return Call("POST", f"/tasks/{_seg(task_id)}/rerun", json=body, idempotent=False)
+
+
+def _bulk(
+    action: str, filter: Mapping[str, Any], limit: int | None, cursor: str | None, **extra: Any
+) -> Call[BulkResult]:
+    body: dict[str, Any] = {"filter": dict(filter), **extra}
+    if limit is not None:
+        body["limit"] = limit
+    if cursor is not None:
+        body["cursor"] = cursor
+    return Call("POST", f"/tasks/bulk/{action}", json=body, idempotent=action != "rerun")
+
+
+def bulk_cancel_tasks(
+    filter: Mapping[str, Any], *, limit: int | None = None, cursor: str | None = None
+) -> Call[BulkResult]:
+    """Cancel every task `filter` matches (namespace, name, version, status, created_after,
+    created_before, ids): `{count, ids, next_cursor}`; pass `next_cursor` to go on."""
+    return _bulk("cancel", filter, limit, cursor)
+
+
+def bulk_retry_tasks(
+    filter: Mapping[str, Any], *, limit: int | None = None, cursor: str | None = None
+) -> Call[BulkResult]:
+    """Retry every errored task `filter` matches: `{count, ids, next_cursor}`."""
+    return _bulk("retry", filter, limit, cursor)
+
+
+def bulk_rerun_tasks(
+    filter: Mapping[str, Any],
+    from_step: str,
+    *,
+    context: Mapping[str, Any] | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Call[BulkResult]:
+    """Fork every finished task `filter` matches from `from_step`: the new tasks' ids."""
+    extra: dict[str, Any] = {"from_step": from_step}
+    if context is not None:
+        extra["context"] = dict(context)
+    return _bulk("rerun", filter, limit, cursor, **extra)
 
 
 def get_task_diagram(task_id: str, format: str = "json") -> Call[Diagram | str]:

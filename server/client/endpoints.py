@@ -92,6 +92,10 @@ class Endpoints:
     resume_task = Endpoint(calls.resume_task)
     pause_handler = Endpoint(calls.pause_handler)
     resume_handler = Endpoint(calls.resume_handler)
+    rerun_task = Endpoint(calls.rerun_task)
+    bulk_cancel_tasks = Endpoint(calls.bulk_cancel_tasks)
+    bulk_retry_tasks = Endpoint(calls.bulk_retry_tasks)
+    bulk_rerun_tasks = Endpoint(calls.bulk_rerun_tasks)
     get_task_diagram = Endpoint(calls.get_task_diagram)
 
     # --- workflow steps ---

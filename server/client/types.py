@@ -82,6 +82,7 @@ class TaskStep(TypedDict):
     attempts: int
     started_at: str | None
     completed_at: str | None
+    skipped: NotRequired[bool]
 
 
 class Dependencies(TypedDict):
@@ -113,6 +114,7 @@ class Task(TypedDict):
     scheduled_for: NotRequired[str | None]
     paused: NotRequired[bool]
     priority: NotRequired[int]
+    forked_from: NotRequired[str | None]
     steps: NotRequired[list[TaskStep]]
     dependencies: NotRequired[Dependencies]
 
@@ -138,6 +140,7 @@ class Step(TypedDict):
     retry_limit: int
     retryable: bool
     skippable: bool
+    skipped: NotRequired[bool]
     inputs: Any
     results: Any
     last_error: str | None
@@ -204,3 +207,9 @@ class SignalDelivery(TypedDict):
     payload: Any
     received_at: str
     consumed_by: str | None
+
+
+class BulkResult(TypedDict):
+    count: int
+    ids: list[str]
+    next_cursor: NotRequired[str | None]

@@ -93,6 +93,8 @@ class Task(Model):
     """1 (low) .. 3 (high): orders the hand-off of freed limit slots (`server.engine.limits`)."""
     concurrency_key = fields.CharField(max_length=255, null=True)
     """The key of its handler's concurrency limit (NULL: the handler declares none)."""
+    forked_from = fields.UUIDField(null=True)
+    """The task this one re-runs (`rerun`): its steps not downstream of the fork are copied."""
 
     class Meta:
         table = "tasker_tasks"
@@ -121,6 +123,8 @@ class WorkflowStep(Model):
     retry_limit = fields.IntField(default=3)
     retryable = fields.BooleanField(default=True)
     skippable = fields.BooleanField(default=False)
+    skipped = fields.BooleanField(default=False, db_default=False)
+    """Completed without running its handler (a false `run_if`)."""
     timeout_seconds = fields.FloatField(null=True)
     inputs: fields.Field[Any] = fields.JSONField(null=True)
     results: fields.Field[Any] = fields.JSONField(null=True)

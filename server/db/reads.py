@@ -41,6 +41,7 @@ COLUMNS = (
     "paused_at",
     "handler_paused_at",
     "priority",
+    "forked_from",
 )
 _COLUMN_LIST = ", ".join(f"t.{c}" for c in COLUMNS)
 _SELECT = f"SELECT {_COLUMN_LIST} FROM tasker_tasks t"
@@ -108,6 +109,7 @@ def task_view_of(record: Row, *, json_decoded: bool = False) -> TaskView:
         as_datetime(record[20]),
         as_datetime(record[21]),
         record[22],
+        None if record[23] is None else _as_uuid(record[23]),
     )
 
 

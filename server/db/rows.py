@@ -66,6 +66,7 @@ def _step_view(row: WorkflowStep, parents: list[str], children: list[str]) -> St
         children=tuple(children),
         wake_at=row.wake_at,
         waits_for=row.waits_for,
+        skipped=bool(row.skipped),
     )
 
 

@@ -39,6 +39,7 @@ COLUMNS = (
     "position",
     "wake_at",
     "waits_for",
+    "skipped",
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM tasker_workflow_steps"
 _STATES = {state.value: state for state in StepState}
@@ -82,6 +83,7 @@ def _view(r: Row, parents: tuple[str, ...], children: tuple[str, ...]) -> StepVi
         children,
         wake_at=as_datetime(r[20]),
         waits_for=r[21],
+        skipped=bool(r[22]),
     )
 
 

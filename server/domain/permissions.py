@@ -22,6 +22,8 @@ PAUSE_TASK: Final = "tasker.task:pause"
 """Pause and resume a task."""
 SIGNAL_TASK: Final = "tasker.task:signal"
 """Deliver a signal to a task's `wait_for` step (an approval, an external event)."""
+BULK_TASKS: Final = "tasker.task:bulk"
+"""Bulk cancel/retry/rerun, needed besides the single action's own permission."""
 
 # Steps
 READ_STEPS: Final = "tasker.workflow_step:index"

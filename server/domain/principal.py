@@ -30,6 +30,7 @@ RESOURCES: Final[Mapping[str, tuple[str, ...]]] = {
         "cancel",
         "pause",
         "signal",
+        "bulk",
     ),
     "workflow_step": ("index", "show", "update", "destroy", "retry", "cancel"),
     "handler": ("index", "show", "pause"),

@@ -44,9 +44,13 @@ TASK_MOVES: Final[Mapping[TaskState, frozenset[TaskState]]] = {
     _T.ERROR: frozenset({_T.PENDING, _T.RESOLVED_MANUALLY, _T.CANCELLED}),
 }
 
-# Tasker's step table, plus `error -> cancelled` (a step backing off can be cancelled).
+# Tasker's step table, plus `error -> cancelled` (a step backing off can be cancelled), and
+# `pending -> complete` for a step skipped without running (`engine.conditions.skip_step`),
+# `pending -> error` already serving a condition that cannot be evaluated.
 STEP_MOVES: Final[Mapping[StepState, frozenset[StepState]]] = {
-    _S.PENDING: frozenset({_S.IN_PROGRESS, _S.ERROR, _S.CANCELLED, _S.RESOLVED_MANUALLY}),
+    _S.PENDING: frozenset(
+        {_S.IN_PROGRESS, _S.ERROR, _S.CANCELLED, _S.RESOLVED_MANUALLY, _S.COMPLETE}
+    ),
     _S.IN_PROGRESS: frozenset({_S.PENDING, _S.COMPLETE, _S.ERROR, _S.CANCELLED}),
     _S.ERROR: frozenset({_S.PENDING, _S.RESOLVED_MANUALLY, _S.CANCELLED}),
 }

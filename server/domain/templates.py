@@ -38,6 +38,8 @@ class StepTemplate:
     """A built-in durable sleep (no handler runs)."""
     wait_for: WaitSpec | None = None
     """A built-in wait for a signal (no handler runs)."""
+    run_if: str | None = None
+    """A condition (`server.registry.run_if`): when false the step is skipped, not run."""
 
 
 @dataclass(frozen=True, slots=True)

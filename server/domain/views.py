@@ -48,6 +48,9 @@ class TaskView(NamedTuple):
     priority: int = 2
     """1 (low) .. 3 (high): orders the waiting steps' hand-off of limit slots."""
 
+    forked_from: UUID | None = None
+    """The task this one was forked from by a re-run (None: created directly)."""
+
     @property
     def paused(self) -> bool:
         """No step of it starts: it, or its handler, is paused."""
@@ -88,6 +91,8 @@ class StepView(NamedTuple):
     """A parked sleep or signal wait: when it wakes (its deadline)."""
     waits_for: str | None = None
     """The signal a `wait_for` step awaits."""
+    skipped: bool = False
+    """Completed without running its handler (its `run_if` condition was false)."""
 
     @property
     def duration_ms(self) -> int | None:
@@ -191,6 +196,27 @@ class TaskPage:
 
 
 @dataclass(frozen=True, slots=True)
+class KeptStep:
+    """A step a re-run copies from the task it forks: complete, its handler not called."""
+
+    results: Any
+    skipped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rerun:
+    """Input to a re-run (fork): from which step, and what replaces the original's input."""
+
+    from_step: str
+    context: Any = None
+    """Replaces the task's context when given (None: the original's)."""
+    inputs: Any = None
+    """Replaces the named steps' inputs: a mapping of step name to inputs, each step
+    `from_step` or downstream of it (anything else is refused)."""
+    subject: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CreateTask:
     """Input to task creation, already parsed by the adapter."""
 
@@ -219,6 +245,14 @@ class CreateTask:
     scope shared by every caller."""
     fired: "ScheduleTick | None" = None
     """Set by the schedule firer only: the task is this tick's, recorded in its transaction."""
+
+    forked_from: UUID | None = None
+    """A re-run (`server.services.forks`): the task it forks."""
+    kept: Mapping[str, KeptStep] = field(default_factory=dict)
+    """A re-run's steps copied from the original as complete, handlers not called: results
+    by step name."""
+    step_inputs: Mapping[str, Any] = field(default_factory=dict)
+    """Inputs of the named steps."""
 
 
 @dataclass(frozen=True, slots=True)

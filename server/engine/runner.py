@@ -21,6 +21,7 @@ from typing import Any
 from server.domain.errors import PermanentError, RetryableError
 from server.engine.builtin_steps import BuiltinSteps
 from server.engine.changes import StateChanges
+from server.engine.conditions import Conditions
 from server.engine.store import Claim, ClaimRequest, Outcome, StepStore
 from server.engine.upstream import upstream_results
 from server.handlers.base import StepContext
@@ -85,6 +86,7 @@ class StepRunner:
         self.claimer = Claimer(
             store, worker_id=worker_id, default_timeout=default_timeout, lease_grace=lease_grace
         )
+        self.conditions = Conditions(changes, registry)
 
     async def run_step(self, step_id: int) -> str:
         """Run the step if it is runnable; returns what happened to it (for logs and tests).
@@ -97,6 +99,9 @@ class StepRunner:
         first: str | None = None
         next_id: int | None = step_id
         while next_id is not None:
+            settled = await self.conditions.settle(next_id)  # a false run_if: skipped, not run
+            if settled is not None:
+                return first or settled
             claim = await self.claim(next_id)
             if claim is None:
                 return first or "skipped"

@@ -40,6 +40,7 @@ from server.domain.waits import (
     parse_wait,
 )
 from server.handlers.base import StepHandler
+from server.registry.run_if import ConditionInvalid, check_parents, compile_condition
 from server.registry.schedule_yaml import parse_schedules
 
 HTTP_HANDLER_CLASS = "server.handlers.http:HttpStepHandler"
@@ -49,7 +50,7 @@ STEP_FIELDS = frozenset({
     "name", "description", "handler_class", "depends_on_step", "depends_on_steps",
     "default_retryable", "default_retry_limit", "skippable", "timeout_seconds",
     "handler_config", "custom_events", "dependent_system", "concurrency", "rate_limit",
-    "sleep", "wait_for",
+    "sleep", "wait_for", "run_if",
 })  # fmt: skip
 
 
@@ -127,6 +128,8 @@ def parse_definition(data: object, *, source: str, environment: str = "developme
     except GraphError as exc:
         raise _Where(source, exc.step).error(str(exc)) from exc
     context_schema = _context_schema(data, where)
+    for step in steps:
+        _check_condition(step, graph, _Where(source, step.name))
     template = HandlerTemplate(
         namespace=namespace,
         name=name,
@@ -244,6 +247,7 @@ def _parse_step(raw: dict[str, Any], where: "_Where", default_system: str | None
         **_step_flow(raw, where),
         sleep=sleep,
         wait_for=wait_for,
+        run_if=where.text(raw, "run_if"),
     )
 
 
@@ -289,6 +293,23 @@ def _builtin_kind(
     if problems:
         raise where.error("; ".join(problems))
     return sleep, wait, builtin_class(kinds[0])
+
+
+def _check_condition(step: StepTemplate, graph: StepGraph, where: "_Where") -> None:
+    """A `run_if` must parse and read only the step's ancestors (and the context)."""
+    if step.run_if is None:
+        return
+    ancestors: set[str] = set()
+    todo = list(graph.parents(step.name))
+    while todo:
+        name = todo.pop()
+        if name not in ancestors:
+            ancestors.add(name)
+            todo.extend(graph.parents(name))
+    try:
+        check_parents(compile_condition(step.run_if), ancestors)
+    except ConditionInvalid as exc:
+        raise where.error(str(exc)) from exc
 
 
 def _custom_events(raw: dict[str, Any], where: "_Where") -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from uuid import uuid4
 from tortoise.exceptions import IntegrityError
 
 from server.db.models import ScheduleFire, StepEdge, Task, Transition, WorkflowStep
-from server.db.rows import task_view
+from server.db.rows import json_text, task_view
 from server.domain.errors import Conflict, InvalidTaskConfig, ValidationFailed
 from server.domain.flow import KeyMissing, priority_problem
 from server.domain.inputs import (
@@ -43,6 +43,7 @@ from server.registry.catalogue import Catalogue
 from server.registry.handler_registry import HandlerRegistry
 from server.services import queries
 from server.services.debounce import Debouncer, debounce_of
+from server.services.forks import keep_steps
 from server.services.pausing import handler_paused
 from server.services.supersede import supersede
 
@@ -204,11 +205,12 @@ class TaskCreator:
     ) -> TaskView:
         named_task_id = await self.catalogue.named_task_id(template)
         bypass = set(req.bypass_steps)
+        settled = bypass | set(req.kept)  # done at creation: bypassed, or kept by a re-run
         waiting = {
-            s.name: sum(p not in bypass for p in template.graph.parents(s.name))
+            s.name: sum(p not in settled for p in template.graph.parents(s.name))
             for s in template.steps
         }
-        ready = [s.name for s in template.steps if waiting[s.name] == 0 and s.name not in bypass]
+        ready = [s.name for s in template.steps if waiting[s.name] == 0 and s.name not in settled]
         flows = self._flows(template, req)
         assert isinstance(flows, dict)  # checked by `_validated`
         async with self.changes.transaction() as tx:
@@ -249,6 +251,7 @@ class TaskCreator:
                 handler_paused_at=now if await handler_paused(tx, template) else None,
                 priority=req.priority if req.priority is not None else template.priority,
                 concurrency_key=handler_key(template, req.context),
+                forked_from=req.forked_from,
             )
             if req.fired:
                 # The unique (schedule_id, tick) row: a second firing of this tick fails
@@ -273,6 +276,7 @@ class TaskCreator:
                         retryable=s.retryable,
                         skippable=s.skippable,
                         timeout_seconds=s.timeout_seconds,
+                        inputs=_json_or_null(req.step_inputs.get(s.name)),
                         created_at=now,
                         updated_at=now,
                         waiting_on=len(template.graph.parents(s.name)),
@@ -332,7 +336,8 @@ class TaskCreator:
             for cursor, step_id, step_name in created:
                 tx.note(ref, step_id, step_name, None, StepState.PENDING.value, "created", cursor)
             tx.dispatch_after_commit([ids[name] for name in ready], (sent_at - now).total_seconds())
-            if bypass:
+            if settled:
+                await keep_steps(tx, ref, ids, req.kept, req.forked_from)
                 for name in template.graph.execution_order:
                     if name in bypass:
                         await tx.move_step(
@@ -345,6 +350,11 @@ class TaskCreator:
                             completed_at=now,
                         )
                 await advance(tx, ref, TaskState.PENDING)
-        if bypass:
+        if settled:
             return await queries.find_task(task.id)
         return task_view(task)
+
+
+def _json_or_null(value: Any) -> str | None:
+    """A step's inputs for a JSONField (SQL NULL when there are none)."""
+    return None if value is None else json_text(value)

@@ -24,6 +24,8 @@ STATUS_FILL: Final[Mapping[StepState, str]] = {
     StepState.RESOLVED_MANUALLY: "#ADD8E6",
 }
 """Node fill per step status: the seed's green and moccasin, and a distinct colour for the rest."""
+SKIPPED_STYLE: Final = "fill:#F5F5F5,stroke:#9E9E9E,stroke-dasharray:5 5,color:#757575"
+"""A step skipped by its run_if: complete, but drawn dashed and grey (it did not run)."""
 
 DIRECTION: Final = "TD"
 DEFAULT_BASE_PATH: Final = "/tasker"
@@ -85,7 +87,7 @@ def task_diagram(
             id=step.name,
             label=step_title(step.name),
             shape="rectangle",
-            style=f"fill:{STATUS_FILL[step.status]}",
+            style=SKIPPED_STYLE if step.skipped else f"fill:{STATUS_FILL[step.status]}",
             url=step_path(task.id, step.name, base_path),
             status=step.status,
             duration_ms=step.duration_ms,
@@ -106,7 +108,8 @@ def to_mermaid(diagram: TaskDiagram) -> str:
     ids = {node.id: f"step{i}" for i, node in enumerate(diagram.nodes)}
     lines = ["---", f"title: {json.dumps(diagram.title)}", "---", f"flowchart {diagram.direction}"]
     for node in diagram.nodes:
-        label = f"{node.label}<br/>{node.status.value}"
+        state = "skipped" if node.style == SKIPPED_STYLE else node.status.value
+        label = f"{node.label}<br/>{state}"
         if node.duration_ms is not None:
             label += f" · {node.duration_ms} ms"
         lines.append(f'    {ids[node.id]}["{_mermaid_text(label)}"]')

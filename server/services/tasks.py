@@ -5,7 +5,7 @@ from typing import Any
 from uuid import UUID
 
 from server.db.models import Task
-from server.domain.errors import InvalidTransition, ValidationFailed
+from server.domain.errors import ValidationFailed
 from server.domain.inputs import (
     MAX_KEY_LENGTH,
     MAX_REASON_LENGTH,
@@ -14,9 +14,9 @@ from server.domain.inputs import (
     text_filter_problems,
 )
 from server.domain.readiness import NO_LIVE_WORKER, QUEUED
-from server.domain.states import StepState, TaskState
 from server.domain.views import (
     CreateTask,
+    Rerun,
     StepView,
     TaskDependencies,
     TaskFilter,
@@ -25,21 +25,20 @@ from server.domain.views import (
     TransitionEvent,
 )
 from server.engine.changes import StateChanges, TaskRef
-from server.engine.progress import advance
 from server.engine.workers import WorkerRegistry
 from server.registry.catalogue import Catalogue
 from server.registry.handler_registry import HandlerRegistry
-from server.services import queries
+from server.services import forks, queries
+from server.services.bulk import BulkActions
 from server.services.creation import TaskCreator
 from server.services.dependencies import Liveness, analyse
 from server.services.flow_status import limit_reasons
+from server.services.task_rules import cancel_in, retry_in
 
 READY = (QUEUED, NO_LIVE_WORKER)
 """Codes of a ready step: one with limits may be waiting for a slot or a window instead."""
 
 MAX_PER_PAGE = 100
-_OPEN_STEP_STATES = (StepState.PENDING, StepState.IN_PROGRESS, StepState.ERROR)
-"""Steps a task's cancellation cancels with it."""
 
 
 class TaskService:
@@ -56,10 +55,15 @@ class TaskService:
         self.registry = registry
         self.liveness = Liveness(workers)
         self.creator = TaskCreator(changes, registry, catalogue)
+        self.bulk = BulkActions(changes, self.creator)
 
     async def create_task(self, req: CreateTask) -> tuple[TaskView, bool]:
         """Create a task with its steps and edges; returns (task, created). See `creation`."""
         return await self.creator.create(req)
+
+    async def rerun_task(self, task_id: UUID | str, req: Rerun) -> TaskView:
+        """Fork a finished task from a step with new input (`server.services.forks`)."""
+        return await forks.rerun(self.creator, task_id, req)
 
     async def get_task(self, task_id: UUID | str) -> TaskView:
         """The task, or TaskNotFound."""
@@ -119,50 +123,15 @@ class TaskService:
     async def cancel_task(self, task_id: UUID | str) -> TaskView:
         """Cancel the task and every unfinished step. Idempotent; 409 once it has completed."""
         row = await queries.find_task(task_id)
-        ref = TaskRef(row.id, row.namespace)
         async with self.changes.on_task(row.id) as (tx, current):
-            if current is not TaskState.CANCELLED:
-                if not await tx.move_task(
-                    ref,
-                    current,
-                    TaskState.CANCELLED,
-                    "cancelled",  # not a status: the history's reason
-                    completed_at=tx.now,
-                ):
-                    raise InvalidTransition("task", current.value, TaskState.CANCELLED.value)
-                for step_id, name, status in await tx.steps_in(row.id, _OPEN_STEP_STATES):
-                    await tx.move_step(
-                        ref,
-                        step_id,
-                        name,
-                        status,
-                        StepState.CANCELLED,
-                        "task cancelled",
-                        lease_owner=None,
-                        lease_expires_at=None,
-                    )
+            await cancel_in(tx, TaskRef(row.id, row.namespace), current)
         return await self.get_task(row.id)
 
     async def retry_task(self, task_id: UUID | str) -> TaskView:
         """Re-run the failed steps of an errored task (attempts start again from zero)."""
         row = await queries.find_task(task_id)
-        ref = TaskRef(row.id, row.namespace)
         async with self.changes.on_task(row.id) as (tx, current):
-            if current is not TaskState.ERROR:
-                raise InvalidTransition("task", current.value, TaskState.PENDING.value)
-            for step_id, name, _ in await tx.steps_in(row.id, [StepState.ERROR]):
-                await tx.move_step(
-                    ref,
-                    step_id,
-                    name,
-                    StepState.ERROR,
-                    StepState.PENDING,
-                    "retried",
-                    attempts=0,
-                    next_attempt_at=None,
-                    dispatched_at=None,
-                )
-            await advance(tx, ref, current)
+            await retry_in(tx, TaskRef(row.id, row.namespace), current)
         return await self.get_task(row.id)
 
     async def dependencies(self, task_id: UUID | str) -> TaskDependencies:

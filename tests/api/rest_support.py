@@ -26,6 +26,8 @@ ADDITIVE = frozenset(
         "priority",
         "concurrency",
         "rate_limit",
+        "forked_from",
+        "skipped",
     }
 )
 

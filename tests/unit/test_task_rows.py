@@ -38,6 +38,7 @@ def test_a_driver_row_reads_into_every_field() -> None:
         moment,
         None,
         3,
+        str(ident),
     )
     assert task_view_of(row) == TaskView(
         id=ident,
@@ -63,4 +64,5 @@ def test_a_driver_row_reads_into_every_field() -> None:
         paused_at=moment,
         handler_paused_at=None,
         priority=3,
+        forked_from=ident,
     )

@@ -7,6 +7,7 @@ const COLORS = {
   COMPLETE: ["#dff3e7", "#3fa66a"], ERROR: ["#fbe0e0", "#d64545"],
   CANCELLED: ["#f1e4f7", "#9b59b6"], RESOLVED_MANUALLY: ["#dcf2f5", "#2aa5b5"],
   TEMPLATE: ["#eef3ff", "#2f5bd3"],
+  SKIPPED: ["#f5f5f5", "#9e9e9e"],  // complete without running (a false run_if): dashed
 };
 
 let loading = null;
@@ -46,7 +47,8 @@ export function mermaidSource(nodes, edges) {
     if (ids.has(from) && ids.has(to)) lines.push(`  ${ids.get(from)} --> ${ids.get(to)}`);
   }
   for (const [status, [fill, stroke]] of Object.entries(COLORS)) {
-    lines.push(`  classDef ${status.toLowerCase()} fill:${fill},stroke:${stroke},stroke-width:2px`);
+    const dashed = status === "SKIPPED" ? ",stroke-dasharray:5 5,color:#757575" : "";
+    lines.push(`  classDef ${status.toLowerCase()} fill:${fill},stroke:${stroke},stroke-width:2px${dashed}`);
   }
   for (const node of nodes) lines.push(`  class ${ids.get(node.name)} ${(node.status || "TEMPLATE").toLowerCase()}`);
   return lines.join("\n");
@@ -141,7 +143,8 @@ function layered(nodes, edges, { horizontal = false, W = 170, H = 36, GX = 24, G
     const p = pos.get(n.name);
     const [fill, stroke] = COLORS[n.status || "TEMPLATE"] || COLORS.TEMPLATE;
     const g = el("g", { class: "node", "data-step": n.name });
-    g.append(el("rect", { x: p.x, y: p.y, width: W, height: H, rx: 6, fill, stroke, "stroke-width": 2 }));
+    const dash = n.status === "SKIPPED" ? { "stroke-dasharray": "5 5" } : {};
+    g.append(el("rect", { x: p.x, y: p.y, width: W, height: H, rx: 6, fill, stroke, "stroke-width": 2, ...dash }));
     const text = el("text", { x: p.x + W / 2, y: p.y + H / 2 + 4, "text-anchor": "middle", "font-size": 12 });
     const room = Math.floor(W / 7.6);  // ~7.5 px per character at 12 px
     text.textContent = n.name.length > room ? `${n.name.slice(0, room - 1)}…` : n.name;

@@ -25,7 +25,8 @@ export function stepTable({ onCommand }) {
     const reason = step.blockedReason;
     return h("tr", { dataset: { step: step.name, status: step.status } },
       h("td", {}, h("strong", {}, step.name)),
-      h("td", {}, badge(step.status)),
+      h("td", {}, step.skipped ? h("span", { class: "badge s-skipped", dataset: { status: "SKIPPED" },
+        title: "run_if was false: completed without running" }, "skipped") : badge(step.status)),
       h("td", { class: "num" }, `${step.attempts} / ${Math.max(step.retryLimit, 1)}`),
       h("td", { class: "num", dataset: { live: "duration" } }),
       h("td", { dataset: { live: "next" } }),

@@ -12,7 +12,8 @@ import { timeline } from "./timeline.js";
 const TASK = `query Task($id: ID!) {
   task(id: $id) {
     id fullName namespace name version status context reason tags createdAt updatedAt completedAt runAt paused
-    steps { id name status attempts retryLimit retryable results startedAt completedAt nextAttemptAt
+    forkedFrom
+    steps { id name status skipped attempts retryLimit retryable results startedAt completedAt nextAttemptAt
             lastError errorClass durationMs parents children
             blockedReason { code message waitingOn until signal } }
     transitions { cursor stepName fromStatus toStatus reason metadata occurredAt } } }`;
@@ -26,6 +27,9 @@ const TASK_RESULT = "__typename ... on Task { id status } ... on Error { code me
 const STEP_RESULT = "__typename ... on Step { id name status attempts } ... on Error { code message }";
 const COMMANDS = {
   cancelTask: `mutation ($id: ID!) { cancelTask(id: $id) { ${TASK_RESULT} } }`,
+  rerunTask: `mutation ($id: ID!, $input: RerunTaskInput!) { rerunTask(id: $id, input: $input) {
+    __typename ... on Task { id status } ... on ValidationError { code message details { field messages } }
+    ... on Error { code message } } }`,
   retryTask: `mutation ($id: ID!) { retryTask(id: $id) { ${TASK_RESULT} } }`,
   pauseTask: `mutation ($id: ID!) { pauseTask(id: $id) { ${TASK_RESULT} } }`,
   resumeTask: `mutation ($id: ID!) { resumeTask(id: $id) { ${TASK_RESULT} } }`,
@@ -89,6 +93,8 @@ export async function render(view, ctx, id) {
         h("dt", {}, "created"), h("dd", {}, when(t.createdAt)),
         // A delayed start: the steps say `scheduled` until then.
         t.runAt ? [h("dt", {}, "starts"), h("dd", { id: "task-run-at" }, when(t.runAt))] : null,
+        t.forkedFrom ? [h("dt", {}, "forked from"),
+          h("dd", { id: "task-forked-from" }, link(`#/tasks/${t.forkedFrom}`, t.forkedFrom))] : null,
         h("dt", {}, "last change"), h("dd", {}, when(t.updatedAt)),
         t.completedAt ? [h("dt", {}, "ended"), h("dd", {}, when(t.completedAt))] : null,
         t.reason ? [h("dt", {}, "reason"), h("dd", {}, t.reason)] : null));
@@ -97,7 +103,7 @@ export async function render(view, ctx, id) {
     // Each view in a task of its own: a task of hundreds of steps never freezes a frame.
     later(() => chart.update(t, t.transitions));
     later(() => { eventLog.update(t.transitions); reportOutcomes(t); });
-    drawGraph(el.graph, t.steps.map((s) => ({ name: s.name, status: s.status })),
+    drawGraph(el.graph, t.steps.map((s) => ({ name: s.name, status: s.skipped ? "SKIPPED" : s.status })),
       t.steps.flatMap((s) => s.parents.map((p) => [p, s.name])));
   }
 
@@ -123,7 +129,29 @@ export async function render(view, ctx, id) {
         "Retry failed steps"),
       t.paused
         ? h("button", { id: "resume-task", onclick: () => command("resumeTask", { id }) }, "Resume")
-        : h("button", { id: "pause-task", disabled: !cancellable, onclick: () => command("pauseTask", { id }) }, "Pause"));
+        : h("button", { id: "pause-task", disabled: !cancellable, onclick: () => command("pauseTask", { id }) }, "Pause"),
+      rerunControl(t));
+  }
+
+  // Fork: a new task keeps the results of the steps not downstream of the one picked and
+  // runs that step and its descendants again. Only a finished task can be forked.
+  function rerunControl(t) {
+    const pick = h("select", { id: "rerun-step", "aria-label": "Re-run from step" },
+      t.steps.map((s) => h("option", { value: s.name }, s.name)));
+    const go = async () => {
+      clear(el.feedback);
+      try {
+        const data = await gql(COMMANDS.rerunTask, { id, input: { fromStep: pick.value } });
+        const fork = unwrap(data.rerunTask);
+        toast(`Forked from ${pick.value}: new task ${fork.id}`, "ok");
+        window.location.hash = `#/tasks/${fork.id}`;
+      } catch (err) {
+        toast(`Could not re-run from ${pick.value}: ${describe(err)}`, "error");
+        showError(err);
+      }
+    };
+    return h("span", { class: "rerun" }, pick,
+      h("button", { id: "rerun-task", disabled: !FINAL.has(t.status), onclick: go }, "Re-run from step"));
   }
 
   function follow() {

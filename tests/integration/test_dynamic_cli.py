@@ -1,0 +1,77 @@
+"""`tasker task rerun` and `tasker tasks retry|cancel` against the app in process; the CLI's
+synchronous client is bridged to the test's loop (as in test_delayed_start)."""
+
+import asyncio
+import importlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from server.app import create_app
+from server.cli import main
+from server.container import Services
+from server.domain.states import TaskState
+from server.domain.views import CreateTask
+from server.registry.handler_registry import HandlerRegistry
+from tests.conftest import WORKFLOWS
+from tests.integration.test_delayed_start import _Bridge
+from tests.support.waiting import wait_for_task
+
+DYNAMIC = Path(__file__).resolve().parent.parent / "fixtures" / "dynamic"
+
+
+@pytest.fixture(scope="module")
+def registry() -> HandlerRegistry:
+    return HandlerRegistry.load([WORKFLOWS, DYNAMIC], examples=True)
+
+
+@pytest.fixture
+async def client(engine: Services) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(services=engine))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+async def test_cli_rerun_and_bulk(
+    engine: Services, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.client.sync import TaskerClient
+
+    cli_tasks = importlib.import_module("server.cli.tasks")
+    bridge = _Bridge(client, asyncio.get_running_loop())
+
+    def bridged(url: str, token: str | None = None) -> TaskerClient:
+        return TaskerClient(url, token, http=httpx.Client(transport=bridge, base_url=url))
+
+    monkeypatch.setattr(cli_tasks, "TaskerClient", bridged)
+
+    def run(*args: str, stdin: str | None = None) -> Result:
+        return CliRunner().invoke(main, [*args, "--url", "http://testserver"], input=stdin)
+
+    failed = []
+    for _ in range(3):
+        view, _ = await engine.tasks.create_task(CreateTask("dynamic", "chain", {"fail": "c"}))
+        failed.append(str((await wait_for_task(engine, view.id)).id))
+
+    forked = await asyncio.to_thread(
+        run, "task", "rerun", failed[0], "--from", "c", "--context", "{}", "--json"
+    )
+    assert forked.exit_code == 0, forked.output
+    fork = json.loads(forked.stdout)
+    assert fork["forked_from"] == failed[0]
+    assert (await wait_for_task(engine, fork["id"])).status is TaskState.COMPLETE
+
+    refused = await asyncio.to_thread(run, "tasks", "retry", "--status", "error", stdin="n\n")
+    assert refused.exit_code == 1 and "Aborted" in refused.output
+    retried = await asyncio.to_thread(
+        run, "tasks", "retry", "--status", "error", "--namespace", "dynamic", "--batch", "2",
+        "--yes", "--json",
+    )  # fmt: skip
+    assert retried.exit_code == 0, retried.output
+    assert sorted(json.loads(retried.stdout)["ids"]) == sorted(failed)
+    nothing = await asyncio.to_thread(run, "tasks", "cancel", "--name", "none", "--yes")
+    assert nothing.exit_code == 0 and "no task matches" in nothing.output
