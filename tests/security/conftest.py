@@ -161,8 +161,22 @@ def authorization_error(permission: str) -> dict[str, Any]:
     }
 
 
-def authorization_for(tokens: Tokens, case: str, permission: str) -> str | None:
-    """The Authorization header value for one matrix case needing `permission`."""
+ALSO_NEEDED = {
+    # A bulk action needs the single action's permission besides `tasker.task:bulk`.
+    "Mutation.bulkCancelTasks": "tasker.task:cancel",
+    "Mutation.bulkRetryTasks": "tasker.task:retry",
+    "POST /tasker/tasks/bulk/cancel": "tasker.task:cancel",
+    "POST /tasker/tasks/bulk/retry": "tasker.task:retry",
+    "POST /tasker/tasks/bulk/rerun": "tasker.task:create",
+}
+"""Operations that check a second permission inside, granted beside the matrix's one."""
+
+
+def authorization_for(
+    tokens: Tokens, case: str, permission: str, also: str | None = None
+) -> str | None:
+    """The Authorization header value for one matrix case needing `permission` (and `also`,
+    granted alongside in every case that grants `permission`)."""
     resource, action = permission.removeprefix("tasker.").split(":")
     if case == "no_token":
         return None
@@ -176,6 +190,8 @@ def authorization_for(tokens: Tokens, case: str, permission: str) -> str | None:
         "action_wildcard": [f"tasker.*:{action}"],
         "everything": ["*"],
     }[case]
+    if also is not None and case in ALLOWED:
+        grants = [*grants, also]
     return f"Bearer {tokens.valid(grants)}"
 
 

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from graphql_schema.permissions import FIELD_PERMISSIONS
-from tests.security.conftest import BAD_CASES, CASES, Tokens, authorization_for
+from tests.security.conftest import ALSO_NEEDED, BAD_CASES, CASES, Tokens, authorization_for
 
 URL = "/tasker/graphql"
 NOPE = str(uuid.UUID(int=9))
@@ -50,6 +50,12 @@ DOCUMENTS = {
     "Mutation.pauseSchedule": f'mutation {{ pauseSchedule(id: "{NOPE}") {{ __typename }} }}',
     "Mutation.resumeSchedule": f'mutation {{ resumeSchedule(id: "{NOPE}") {{ __typename }} }}',
     "Mutation.deleteSchedule": f'mutation {{ deleteSchedule(id: "{NOPE}") {{ __typename }} }}',
+    "Mutation.rerunTask": f'mutation {{ rerunTask(id: "{NOPE}", input: {{fromStep: "a"}}) '
+    "{ __typename } }",
+    "Mutation.bulkCancelTasks": 'mutation { bulkCancelTasks(filter: {namespace: "nope"}) '
+    "{ __typename } }",
+    "Mutation.bulkRetryTasks": 'mutation { bulkRetryTasks(filter: {namespace: "nope"}) '
+    "{ __typename } }",
     "Mutation.pauseTask": f'mutation {{ pauseTask(id: "{NOPE}") {{ __typename }} }}',
     "Mutation.resumeTask": f'mutation {{ resumeTask(id: "{NOPE}") {{ __typename }} }}',
     "Mutation.pauseHandler": 'mutation { pauseHandler(namespace: "nope", name: "nope") '
@@ -85,7 +91,8 @@ def test_every_root_field_has_a_document():
 @pytest.mark.parametrize("field", HTTP_FIELDS)
 def test_graphql_over_http(rs256_client: TestClient, tokens: Tokens, field: str, case: str):
     permission = FIELD_PERMISSIONS[field]
-    response = post(rs256_client, DOCUMENTS[field], authorization_for(tokens, case, permission))
+    authorization = authorization_for(tokens, case, permission, ALSO_NEEDED.get(field))
+    response = post(rs256_client, DOCUMENTS[field], authorization)
     body = response.json()
     if case == "no_token" or case in BAD_CASES:
         assert response.status_code == 401, body

@@ -16,6 +16,7 @@ from rest_compat.operations import Operation
 from rest_compat.routes import DOCUMENTED
 from tests.security.conftest import (
     ALLOWED,
+    ALSO_NEEDED,
     AUTHENTICATION_ERROR,
     BAD_CASES,
     CASES,
@@ -59,7 +60,10 @@ def test_the_matrix_covers_the_whole_route_table():
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("operation", OPERATIONS)
 def test_rest_operation(rs256_client: TestClient, tokens: Tokens, operation: Operation, case: str):
-    response = call(rs256_client, operation, authorization_for(tokens, case, operation.permission))
+    also = ALSO_NEEDED.get(f"{operation.method} {operation.path}")
+    response = call(
+        rs256_client, operation, authorization_for(tokens, case, operation.permission, also)
+    )
     if case == "no_token" or case in BAD_CASES:
         assert response.status_code == 401, response.text
         assert response.json() == AUTHENTICATION_ERROR
