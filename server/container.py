@@ -134,6 +134,8 @@ def build_services(
     workers = WorkerRegistry(
         clock, heartbeat_interval=settings.heartbeat_interval, database_clock=postgres
     )
+    tasks = TaskService(changes, registry, catalogue, workers)
+    runner.children = tasks.children  # `task:` steps and step.start_task create through it
     return Services(
         settings=settings,
         registry=registry,
@@ -141,7 +143,7 @@ def build_services(
         changes=changes,
         store=step_store,
         catalogue=catalogue,
-        tasks=TaskService(changes, registry, catalogue, workers),
+        tasks=tasks,
         steps=StepService(changes),
         runner=runner,
         sweeper=Sweeper(

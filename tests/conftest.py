@@ -32,8 +32,8 @@ for _key in [k for k in os.environ if k.startswith("TASKER_") and not k.startswi
     del os.environ[_key]
 
 TABLES = (
-    "tasker_transitions, tasker_step_edges, tasker_workflow_steps, tasker_tasks, "
-    "tasker_named_steps, tasker_named_tasks, tasker_namespaces, tasker_workers, "
+    "tasker_step_items, tasker_transitions, tasker_step_edges, tasker_workflow_steps, "
+    "tasker_tasks, tasker_named_steps, tasker_named_tasks, tasker_namespaces, tasker_workers, "
     "tasker_analytics_slots, tasker_analytics_task_slots, tasker_analytics_step_slots"
 )
 

@@ -11,6 +11,16 @@ from server.domain.dag import StepGraph
 
 
 @dataclass(frozen=True, slots=True)
+class ChildTaskSpec:
+    """What a `task:` step starts: a handler, and where the child's context comes from."""
+
+    namespace: str
+    name: str
+    version: str | None = None
+    context_from: str = "context"
+
+
+@dataclass(frozen=True, slots=True)
 class StepTemplate:
     """One step of a handler: what to run and how to retry it."""
 
@@ -27,6 +37,12 @@ class StepTemplate:
     dependent_system: str | None = None
     depends_on_step: str | None = None
     """The single-parent form as written in the definition (the seed reports it verbatim)."""
+    child_task: ChildTaskSpec | None = None
+    """A `task:` step: it starts this child task and completes with its results."""
+    map_over: str | None = None
+    """A path to a list: the handler runs once per item (`server.domain.value_paths`)."""
+    max_parallel: int | None = None
+    """At most this many items of a map step in progress at once."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,6 +192,9 @@ class CreateTask:
     subject: str | None = None
     """The caller's token subject: idempotency keys are its own. None (open mode): one
     scope shared by every caller."""
+    parent_task_id: UUID | None = None
+    """Set by the engine for a child task: the task whose step `parent_step` started it."""
+    parent_step: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

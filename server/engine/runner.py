@@ -22,7 +22,8 @@ from server.domain.errors import PermanentError, RetryableError
 from server.engine.changes import StateChanges
 from server.engine.store import Claim, ClaimRequest, Outcome, StepStore
 from server.engine.upstream import upstream_results
-from server.handlers.base import StepContext
+from server.engine.waits import ChildRequest, ChildStarter, park, request_from_template, start_child
+from server.handlers.base import StartChildTask, StepContext
 from server.infra.logging import bind
 from server.infra.metrics import StepTimer
 from server.registry.handler_registry import HandlerRegistry
@@ -83,6 +84,8 @@ class StepRunner:
         self.claimer = Claimer(
             store, worker_id=worker_id, default_timeout=default_timeout, lease_grace=lease_grace
         )
+        self.children: ChildStarter | None = None
+        """Starts child tasks (`task:` steps, `step.start_task`); set by the container."""
 
     async def run_step(self, step_id: int) -> str:
         """Run the step if it is runnable; returns what happened to it (for logs and tests).
@@ -117,7 +120,10 @@ class StepRunner:
             template = self.registry.get(
                 claim.task.namespace, claim.handler_name, claim.handler_version
             )
-            config = template.step(claim.step_name).handler_config
+            step_template = template.step(claim.step_name)
+            config = step_template.handler_config
+            if step_template.child_task is not None:
+                return await self._child_of_template(claim, step_template.child_task)
             handler = self.registry.step_handler(claim.handler_class)
         except Exception as exc:  # a worker without this handler: another worker may have it
             return Outcome(error=f"handler unavailable: {exc}", error_class="HandlerUnavailable")
@@ -143,6 +149,9 @@ class StepRunner:
             encoded = json.dumps(results)
         except TimeoutError:
             return Outcome(error=f"timed out after {claim.timeout:g}s", error_class="StepTimeout")
+        except StartChildTask as ask:
+            request = ChildRequest(ask.namespace, ask.name, ask.context, ask.version)
+            return await start_child(self.children, claim, request)
         except RetryableError as exc:
             return Outcome(
                 error=exc.message, error_class=type(exc).__name__, retry_after=exc.retry_after
@@ -158,6 +167,13 @@ class StepRunner:
             return Outcome(error=str(exc) or repr(exc), error_class=type(exc).__name__)
         return Outcome(results=results, encoded=encoded)
 
+    async def _child_of_template(self, claim: Claim, spec: Any) -> Outcome:
+        try:
+            request = request_from_template(spec, claim)
+        except PermanentError as exc:
+            return Outcome(error=exc.message, error_class=exc.code, permanent=True)
+        return await start_child(self.children, claim, request)
+
     async def record(self, claim: Claim, outcome: Outcome) -> str:
         """Record the attempt's outcome unless the lease was lost (then it is discarded)."""
         result, local = await self._record(claim, outcome)
@@ -167,6 +183,8 @@ class StepRunner:
 
     async def _record(self, claim: Claim, outcome: Outcome) -> tuple[str, int | None]:
         """`record`, also returning a ready child this worker may run next."""
+        if outcome.awaiting is not None:  # the step now waits holding no worker
+            return await park(self.changes, claim, outcome.awaiting), None
         write = self.store.complete if outcome.ok else self.store.fail
         (recorded,) = await write([(claim, outcome)])
         if not outcome.ok and recorded.result != "discarded":

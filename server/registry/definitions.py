@@ -28,6 +28,7 @@ from server.domain.errors import TemplateInvalid
 from server.domain.templates import HandlerTemplate, StepTemplate
 from server.domain.versions import is_semver
 from server.handlers.base import StepHandler
+from server.registry.dynamic_steps import CHILD_TASK_HANDLER, DYNAMIC_FIELDS, child_task, map_fields
 
 HTTP_HANDLER_CLASS = "server.handlers.http:HttpStepHandler"
 """The handler a step gets when its `handler_config.type` is `http` and it names no class."""
@@ -36,7 +37,7 @@ STEP_FIELDS = frozenset({
     "name", "description", "handler_class", "depends_on_step", "depends_on_steps",
     "default_retryable", "default_retry_limit", "skippable", "timeout_seconds",
     "handler_config", "custom_events", "dependent_system",
-})  # fmt: skip
+}) | DYNAMIC_FIELDS  # fmt: skip
 
 
 def import_handler_class(spec: str) -> type[StepHandler]:
@@ -185,7 +186,9 @@ def _parse_step(raw: dict[str, Any], where: "_Where", default_system: str | None
             hint = f" (did you mean '{hints[0]}'?)" if hints else ""
             raise where.error(f"unknown field '{key}'{hint}")
     config = where.mapping(raw, "handler_config")
-    handler_class = where.text(raw, "handler_class")
+    child = child_task(raw, where.error)
+    map_over, max_parallel = map_fields(raw, where.error)
+    handler_class = CHILD_TASK_HANDLER if child else where.text(raw, "handler_class")
     kind = config.get("type")
     if handler_class is None and kind == "http":
         handler_class = HTTP_HANDLER_CLASS
@@ -198,7 +201,8 @@ def _parse_step(raw: dict[str, Any], where: "_Where", default_system: str | None
     if handler_class is None:
         raise where.error("missing required field 'handler_class'")
     try:
-        import_handler_class(handler_class)
+        if child is None:
+            import_handler_class(handler_class)
     except (ValueError, TypeError) as exc:
         raise where.error(f"unusable handler_class: {exc}") from exc
     depends_on_step = where.text(raw, "depends_on_step")
@@ -217,6 +221,9 @@ def _parse_step(raw: dict[str, Any], where: "_Where", default_system: str | None
         custom_events=_custom_events(raw, where),
         dependent_system=where.text(raw, "dependent_system") or default_system,
         depends_on_step=depends_on_step,
+        child_task=child,
+        map_over=map_over,
+        max_parallel=max_parallel,
     )
 
 

@@ -202,6 +202,8 @@ class TaskCreator:
                 # resolved_manually below count them (`Transaction.move_step`).
                 remaining=len(template.steps),
                 run_at=start,
+                parent_task_id=req.parent_task_id,
+                parent_step=req.parent_step,
             )
             await WorkflowStep.bulk_create(
                 [

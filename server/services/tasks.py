@@ -30,6 +30,7 @@ from server.engine.workers import WorkerRegistry
 from server.registry.catalogue import Catalogue
 from server.registry.handler_registry import HandlerRegistry
 from server.services import queries
+from server.services.children import ChildTasks
 from server.services.creation import TaskCreator
 from server.services.dependencies import Liveness, analyse
 
@@ -52,6 +53,7 @@ class TaskService:
         self.registry = registry
         self.liveness = Liveness(workers)
         self.creator = TaskCreator(changes, registry, catalogue)
+        self.children = ChildTasks(self.creator, changes)
 
     async def create_task(self, req: CreateTask) -> tuple[TaskView, bool]:
         """Create a task with its steps and edges; returns (task, created). See `creation`."""
@@ -116,8 +118,10 @@ class TaskService:
         """Cancel the task and every unfinished step. Idempotent; 409 once it has completed."""
         row = await queries.find_task(task_id)
         ref = TaskRef(row.id, row.namespace)
+        cancelled = False
         async with self.changes.on_task(row.id) as (tx, current):
             if current is not TaskState.CANCELLED:
+                cancelled = True
                 if not await tx.move_task(
                     ref,
                     current,
@@ -137,6 +141,9 @@ class TaskService:
                         lease_owner=None,
                         lease_expires_at=None,
                     )
+        if cancelled:  # after the commit: children are cancelled each in its own transaction
+            await self.children.cancel_children(row.id, self.cancel_task)
+            await self.children.child_cancelled(row.id)
         return await self.get_task(row.id)
 
     async def retry_task(self, task_id: UUID | str) -> TaskView:
