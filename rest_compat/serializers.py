@@ -87,6 +87,8 @@ def task_json(task: TaskView) -> dict[str, Any]:
         "created_at": shapes.iso_z(task.created_at),
         "updated_at": shapes.iso_z(task.updated_at),
         "run_at": shapes.iso_z(task.run_at) if task.run_at else None,
+        "parent_task_id": str(task.parent_task_id) if task.parent_task_id else None,
+        "parent_step": task.parent_step,
     }
 
 

@@ -115,6 +115,10 @@ class TaskOut(Shape):
     run_at: Timestamp | None = Field(
         None, description="A delayed start: no step runs before it (null: at once)"
     )
+    parent_task_id: str | None = Field(
+        None, description="The task whose step started this one (a child task); null if none"
+    )
+    parent_step: str | None = Field(None, description="That step's name")
 
 
 class TaskRecordOut(TaskOut):
@@ -188,6 +192,10 @@ class TaskWithDependencies(Shape):
     run_at: Timestamp | None = Field(
         None, description="A delayed start: no step runs before it (null: at once)"
     )
+    parent_task_id: str | None = Field(
+        None, description="The task whose step started this one (a child task); null if none"
+    )
+    parent_step: str | None = Field(None, description="That step's name")
 
 
 # --- workflow steps ----------------------------------------------------------------------

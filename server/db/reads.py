@@ -36,6 +36,8 @@ COLUMNS = (
     "requested_at",
     "completed_at",
     "run_at",
+    "parent_task_id",
+    "parent_step",
 )
 _COLUMN_LIST = ", ".join(f"t.{c}" for c in COLUMNS)
 _SELECT = f"SELECT {_COLUMN_LIST} FROM tasker_tasks t"
@@ -98,6 +100,8 @@ def task_view_of(record: Row, *, json_decoded: bool = False) -> TaskView:
         as_datetime(record[15]),
         as_datetime(record[16]),
         as_datetime(record[17]),
+        None if record[18] is None else _as_uuid(record[18]),
+        record[19],
     )
 
 

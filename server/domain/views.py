@@ -37,6 +37,10 @@ class TaskView(NamedTuple):
     completed_at: datetime | None = None
     run_at: datetime | None = None
     """When a delayed task may start (None: at once)."""
+    parent_task_id: UUID | None = None
+    """The task whose step started this one (a child task), else None."""
+    parent_step: str | None = None
+    """That step's name."""
 
     @property
     def full_name(self) -> str:

@@ -16,12 +16,13 @@ from tortoise.exceptions import IntegrityError
 from server.db.models import Task
 from server.domain.errors import DomainError, PermanentError
 from server.domain.states import TERMINAL_TASK_STATES, TaskState
-from server.domain.views import CreateTask
+from server.domain.views import CreateTask, TaskView
 from server.engine.awaiting import settle_parent
 from server.engine.changes import StateChanges
 from server.engine.progress import advance
 from server.engine.store import Claim
 from server.engine.waits import MAX_CHILD_DEPTH, ChildRequest
+from server.services import queries
 from server.services.creation import TaskCreator
 
 log = logging.getLogger(__name__)
@@ -106,3 +107,14 @@ async def depth_of(task_id: UUID) -> int:
             return depth
         current, depth = UUID(str(rows[0])), depth + 1
     return depth
+
+
+async def children_of(task_id: UUID) -> list[TaskView]:
+    """The child tasks a task's steps started, in creation order."""
+    ids = (
+        await Task.filter(parent_task_id=task_id)
+        .order_by("created_at")
+        .values_list("id", flat=True)
+    )
+    found = await queries.tasks_by_ids([UUID(str(i)) for i in ids])
+    return [found[UUID(str(i))] for i in ids if UUID(str(i)) in found]

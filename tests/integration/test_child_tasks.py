@@ -146,3 +146,30 @@ def test_a_cycle_of_task_steps_is_refused_at_load(tmp_path: Path, step_store: st
         )
     with pytest.raises(TemplateInvalid, match=r"cycle: loop\.ping -> loop\.pong -> loop\.ping"):
         HandlerRegistry.load([tmp_path], examples=False)
+
+
+async def test_rest_and_graphql_link_parent_and_children(engine: Services) -> None:
+    import httpx
+
+    from server.app import create_app
+
+    view, _ = await engine.tasks.create_task(three())
+    await wait_for_task(engine, view.id)
+    kids = await children_of(view.id)
+    transport = httpx.ASGITransport(app=create_app(services=engine))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        body = (await client.get(f"/tasker/tasks/{kids['child_a'].id}")).json()
+        assert body["parent_task_id"] == str(view.id)
+        assert body["parent_step"] == "child_a"
+        top = (await client.get(f"/tasker/tasks/{view.id}")).json()
+        assert top["parent_task_id"] is None
+        query = """query($id: ID!) { task(id: $id) { id parentTaskId
+            children { id parentStep status parent { id } } } }"""
+        reply = await client.post(
+            "/tasker/graphql", json={"query": query, "variables": {"id": str(view.id)}}
+        )
+        data = reply.json()["data"]["task"]
+    assert data["parentTaskId"] is None
+    assert sorted(c["parentStep"] for c in data["children"]) == ["child_a", "child_b", "child_c"]
+    assert {c["parent"]["id"] for c in data["children"]} == {str(view.id)}
+    assert {c["status"] for c in data["children"]} == {"COMPLETE"}

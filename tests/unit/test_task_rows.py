@@ -33,6 +33,8 @@ def test_a_driver_row_reads_into_every_field() -> None:
         None,
         moment,
         "2024-01-15 10:30:00+00:00",
+        None,
+        None,
     )
     assert task_view_of(row) == TaskView(
         id=ident,
