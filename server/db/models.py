@@ -150,6 +150,7 @@ class StepItem(Model):
     last_error = fields.TextField(null=True)
     error_class = fields.CharField(max_length=255, null=True)
     next_attempt_at = fields.DatetimeField(null=True)
+    dispatched_at = fields.DatetimeField(null=True)
     lease_owner = fields.CharField(max_length=128, null=True)
     lease_expires_at = fields.DatetimeField(null=True)
     started_at = fields.DatetimeField(null=True)
@@ -159,7 +160,11 @@ class StepItem(Model):
     class Meta:
         table = "tasker_step_items"
         unique_together = (("step", "idx"),)
-        indexes = (Index(fields=("step_id", "status")),)
+        indexes = (
+            Index(fields=("step_id", "status", "dispatched_at", "idx")),
+            Index(fields=("status", "lease_expires_at")),
+            Index(fields=("status", "dispatched_at")),
+        )
 
 
 class StepEdge(Model):

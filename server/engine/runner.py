@@ -19,7 +19,10 @@ import logging
 from typing import Any
 
 from server.domain.errors import PermanentError, RetryableError
+from server.engine.awaiting import AWAITING_ITEMS
 from server.engine.changes import StateChanges
+from server.engine.map_expand import expand, map_outcome
+from server.engine.map_items import MapItems
 from server.engine.store import Claim, ClaimRequest, Outcome, StepStore
 from server.engine.upstream import upstream_results
 from server.engine.waits import ChildRequest, ChildStarter, park, request_from_template, start_child
@@ -86,6 +89,8 @@ class StepRunner:
         )
         self.children: ChildStarter | None = None
         """Starts child tasks (`task:` steps, `step.start_task`); set by the container."""
+        self.items: MapItems | None = None
+        """Claims and records the items of map steps; set by the container."""
 
     async def run_step(self, step_id: int) -> str:
         """Run the step if it is runnable; returns what happened to it (for logs and tests).
@@ -95,6 +100,8 @@ class StepRunner:
         microseconds instead of a broker round trip, and siblings still fan out to other
         workers. If this worker dies first, the sweeper re-dispatches the child.
         """
+        if step_id < 0:  # a map item's message carries minus the item's id
+            return await self.run_items(-step_id)
         first: str | None = None
         next_id: int | None = step_id
         while next_id is not None:
@@ -110,11 +117,27 @@ class StepRunner:
             first = first or outcome
         return first or "skipped"
 
+    async def run_items(self, item_id: int) -> str:
+        """Run a map item if it may run now, then the next ones its records hand back."""
+        if self.items is None:
+            return "skipped"
+        first: str | None = None
+        next_id: int | None = item_id
+        while next_id is not None:
+            item = await self.items.claim(next_id, self.claimer.request(0))
+            if item is None:
+                break
+            with bind(task_id=str(item.claim.task.id), step=item.claim.step_name):
+                outcome = await self.execute(item.claim, mapped=(item.index, item.item))
+                result, next_id = await self.items.record(item, outcome)
+            first = first or result
+        return first or "skipped"
+
     async def claim(self, step_id: int) -> Claim | None:
         """Compare-and-set the step to in_progress with a lease, or None if not runnable."""
         return await self.claimer.claim(step_id)
 
-    async def execute(self, claim: Claim) -> Outcome:
+    async def execute(self, claim: Claim, mapped: tuple[int, Any] | None = None) -> Outcome:
         """Call the step handler with its timeout and classify what happened."""
         try:
             template = self.registry.get(
@@ -124,6 +147,8 @@ class StepRunner:
             config = step_template.handler_config
             if step_template.child_task is not None:
                 return await self._child_of_template(claim, step_template.child_task)
+            if step_template.map_over is not None and mapped is None:
+                return map_outcome(step_template, claim)
             handler = self.registry.step_handler(claim.handler_class)
         except Exception as exc:  # a worker without this handler: another worker may have it
             return Outcome(error=f"handler unavailable: {exc}", error_class="HandlerUnavailable")
@@ -141,6 +166,8 @@ class StepRunner:
             timeout_seconds=claim.timeout,
             read_upstream=functools.partial(upstream_results, claim.task.id, claim.step_name),
             loop=asyncio.get_running_loop(),
+            item=None if mapped is None else mapped[1],
+            index=None if mapped is None else mapped[0],
         )
         try:
             # asyncio.timeout rather than wait_for: no extra Task per step.
@@ -150,6 +177,12 @@ class StepRunner:
         except TimeoutError:
             return Outcome(error=f"timed out after {claim.timeout:g}s", error_class="StepTimeout")
         except StartChildTask as ask:
+            if mapped is not None:
+                return Outcome(
+                    error="start_task is not available to a map item",
+                    error_class="StartTaskInMap",
+                    permanent=True,
+                )
             request = ChildRequest(ask.namespace, ask.name, ask.context, ask.version)
             return await start_child(self.children, claim, request)
         except RetryableError as exc:
@@ -184,6 +217,11 @@ class StepRunner:
     async def _record(self, claim: Claim, outcome: Outcome) -> tuple[str, int | None]:
         """`record`, also returning a ready child this worker may run next."""
         if outcome.awaiting is not None:  # the step now waits holding no worker
+            if outcome.awaiting.startswith(AWAITING_ITEMS) and self.items is not None:
+                limit = self.items.limit_of(
+                    claim.task.namespace, claim.handler_name, claim.handler_version, claim.step_name
+                )
+                return await expand(self.changes, claim, outcome.results, limit), None
             return await park(self.changes, claim, outcome.awaiting), None
         write = self.store.complete if outcome.ok else self.store.fail
         (recorded,) = await write([(claim, outcome)])

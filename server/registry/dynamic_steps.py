@@ -16,8 +16,6 @@ from server.domain.value_paths import parent_step, syntax_problem
 CHILD_TASK_HANDLER = "tasker:task"
 """The `handler_class` stored for a `task:` step: the engine runs it, no user class does."""
 
-MAX_MAP_ITEMS = 10_000
-"""Items one map step may have; a longer list fails the step (`TOO_MANY_ITEMS`)."""
 
 DYNAMIC_FIELDS = frozenset({"task", "map_over", "max_parallel"})
 

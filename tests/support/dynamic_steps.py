@@ -53,3 +53,42 @@ class DoubleItem(StepHandler):
         if step.item % 7 == 0 and step.attempt < 3:
             raise RuntimeError(f"item {step.index} flaky attempt {step.attempt}")
         return step.item * 2
+
+
+class Gauge:
+    """How many items run at once, and the most ever seen."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.most = 0
+        self.lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.now -= 1
+
+
+IN_FLIGHT = Gauge()
+
+
+class SlowDouble(StepHandler):
+    """DoubleItem, holding its slot a little while (to show the max_parallel cap)."""
+
+    async def process(self, step: StepContext) -> Any:
+        import asyncio
+
+        IN_FLIGHT.enter()
+        try:
+            await asyncio.sleep(0.002)
+            if step.item == "boom":
+                raise PermanentError("boom")
+            if isinstance(step.item, int) and step.item % 7 == 0 and step.attempt < 3:
+                raise RuntimeError(f"item {step.index} flaky attempt {step.attempt}")
+            return step.item * 2 if isinstance(step.item, int) else step.item
+        finally:
+            IN_FLIGHT.leave()

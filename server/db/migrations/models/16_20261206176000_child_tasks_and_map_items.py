@@ -7,7 +7,10 @@ Both NULL for a top-level task (a unique index ignores rows with NULLs).
 
 `tasker_step_items`: one row per item of a `map_over` step, claimed by compare-and-set with a
 lease like a step; (step_id, idx) is unique so that expanding a map twice makes no extra items.
-The (step_id, status) index serves progress counts and the next-item pick of one step.
+`dispatched_at` tells an item already sent to a worker from one still waiting for a slot.
+(step_id, status, dispatched_at, idx) serves the per-step counts and the next-item pick in
+index order without reading a long map's other items; (status, lease_expires_at) and
+(status, dispatched_at) serve the sweeper's reaping and re-sending.
 """
 
 from tortoise import BaseDBAsyncClient
@@ -30,6 +33,7 @@ CREATE TABLE IF NOT EXISTS "tasker_step_items" (
     "last_error" TEXT,
     "error_class" VARCHAR(255),
     "next_attempt_at" TIMESTAMPTZ,
+    "dispatched_at" TIMESTAMPTZ,
     "lease_owner" VARCHAR(128),
     "lease_expires_at" TIMESTAMPTZ,
     "started_at" TIMESTAMPTZ,
@@ -37,7 +41,12 @@ CREATE TABLE IF NOT EXISTS "tasker_step_items" (
     "updated_at" TIMESTAMPTZ NOT NULL,
     CONSTRAINT "uid_tasker_step_item_step_idx" UNIQUE ("step_id", "idx")
 );
-CREATE INDEX IF NOT EXISTS "idx_tasker_step_item_status" ON "tasker_step_items" ("step_id", "status");
+CREATE INDEX IF NOT EXISTS "idx_tasker_step_item_pick"
+    ON "tasker_step_items" ("step_id", "status", "dispatched_at", "idx");
+CREATE INDEX IF NOT EXISTS "idx_tasker_step_item_lease"
+    ON "tasker_step_items" ("status", "lease_expires_at");
+CREATE INDEX IF NOT EXISTS "idx_tasker_step_item_sent"
+    ON "tasker_step_items" ("status", "dispatched_at");
 """
 
 _SQLITE = """
@@ -56,6 +65,7 @@ CREATE TABLE IF NOT EXISTS "tasker_step_items" (
     "last_error" TEXT,
     "error_class" VARCHAR(255),
     "next_attempt_at" TIMESTAMP,
+    "dispatched_at" TIMESTAMP,
     "lease_owner" VARCHAR(128),
     "lease_expires_at" TIMESTAMP,
     "started_at" TIMESTAMP,
@@ -63,7 +73,12 @@ CREATE TABLE IF NOT EXISTS "tasker_step_items" (
     "updated_at" TIMESTAMP NOT NULL,
     CONSTRAINT "uid_tasker_step_item_step_idx" UNIQUE ("step_id", "idx")
 );
-CREATE INDEX IF NOT EXISTS "idx_tasker_step_item_status" ON "tasker_step_items" ("step_id", "status");
+CREATE INDEX IF NOT EXISTS "idx_tasker_step_item_pick"
+    ON "tasker_step_items" ("step_id", "status", "dispatched_at", "idx");
+CREATE INDEX IF NOT EXISTS "idx_tasker_step_item_lease"
+    ON "tasker_step_items" ("status", "lease_expires_at");
+CREATE INDEX IF NOT EXISTS "idx_tasker_step_item_sent"
+    ON "tasker_step_items" ("status", "dispatched_at");
 """
 
 
