@@ -17,6 +17,7 @@ from server.db.models import StepEdge, Task, WorkflowStep
 from server.domain.readiness import CLAIMABLE_TASK_STATES
 from server.domain.states import ACTIVE_TASK_STATES, DONE_STEP_STATES, StepState
 from server.engine.changes import StateChanges, TaskRef
+from server.engine.map_sweep import reap_items, resend_items
 from server.engine.progress import advance
 from server.engine.runner import StepRunner
 from server.engine.store import Claim, Outcome, lease_holder
@@ -64,8 +65,10 @@ class Sweeper:
     async def sweep(self) -> SweepReport:
         """Run every part of the sweep once."""
         return SweepReport(
-            reaped=await self.reclaim_from_dead_workers() + await self.reap_expired_leases(),
-            redispatched=await self.redispatch_idle(),
+            reaped=await self.reclaim_from_dead_workers()
+            + await self.reap_expired_leases()
+            + await self.reap_map_items(),
+            redispatched=await self.redispatch_idle() + await self.resend_map_items(),
             finalized=await self.finalize_stuck(),
             rolled_up=await self.roll_up_analytics(),
         )
@@ -142,6 +145,18 @@ class Sweeper:
             if await self.runner.record(claim, lost) != "discarded":
                 taken += 1
         return taken
+
+    async def reap_map_items(self) -> int:
+        """Map items of dead workers or expired leases go down their retry path."""
+        if self.runner.items is None:
+            return 0
+        now = self.changes.clock.now()
+        return await reap_items(self.runner.items, self.workers, now, self.dead_after, self.batch)
+
+    async def resend_map_items(self) -> int:
+        """Map items whose message was lost (or refused for want of a slot) are sent again."""
+        now = self.changes.clock.now()
+        return await resend_items(self.changes, now - self.redispatch_after, now, self.batch)
 
     async def redispatch_idle(self) -> int:
         """Nudge ready steps whose message was lost, and retries whose delayed message was.
