@@ -201,6 +201,13 @@ class TaskWithDependencies(Shape):
 # --- workflow steps ----------------------------------------------------------------------
 
 
+class ItemCountsOut(Shape):
+    total: int
+    complete: int
+    error: int
+    in_progress: int
+
+
 class StepOut(Shape):
     id: int
     task_id: str = Field(json_schema_extra={"format": "uuid"})
@@ -224,6 +231,29 @@ class StepOut(Shape):
     blocked_reason: BlockedReasonOut | None = Field(
         description="Why a step that is neither running nor done is not running"
     )
+    items: ItemCountsOut | None = Field(
+        description="A map step's item progress (null for other steps)"
+    )
+
+
+class ItemOut(Shape):
+    index: int = Field(description="Position in the mapped list")
+    status: StepState
+    attempts: int
+    item: JsonValue
+    results: JsonValue
+    last_error: str | None
+    error_class: str | None
+    next_attempt_at: Timestamp | None
+    started_at: Timestamp | None
+    completed_at: Timestamp | None
+
+
+class ItemPageOut(Shape):
+    step_id: int
+    counts: ItemCountsOut
+    items: list[ItemOut] = Field(description="In input order")
+    next_after: int | None = Field(description="Pass as `after` for the next page; null at the end")
 
 
 class StepList(Shape):

@@ -243,3 +243,38 @@ class WorkerView:
     pid: int
     started_at: datetime
     last_seen_at: datetime
+
+
+class ItemCounts(NamedTuple):
+    """A map step's item progress."""
+
+    total: int
+    complete: int
+    error: int
+    in_progress: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    """One item of a map step (`index` is its position in the mapped list)."""
+
+    index: int
+    status: StepState
+    attempts: int
+    item: Any
+    results: Any
+    last_error: str | None
+    error_class: str | None
+    next_attempt_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+class ItemPage(NamedTuple):
+    """A page of a map step's items, in input order."""
+
+    step_id: int
+    counts: ItemCounts
+    items: tuple[ItemView, ...]
+    next_after: int | None
+    """Pass as `after` for the next page; None on the last one."""

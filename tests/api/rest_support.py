@@ -16,7 +16,7 @@ STOPPED = {"complete", "error", "cancelled", "resolved_manually"}
 # Free-form JSON whose inner keys depend on the handler, not on the API.
 OPAQUE = frozenset({"context", "results", "inputs", "details"})
 # Keys our bodies add beside the seed's, named one by one (a seed client ignores them).
-ADDITIVE = frozenset({"blocked_reasons", "run_at"})
+ADDITIVE = frozenset({"blocked_reasons", "run_at", "parent_task_id", "parent_step", "items"})
 
 PAYMENT = {"payment_id": 12345, "amount": 99.99, "currency": "USD", "customer_id": 67890}
 

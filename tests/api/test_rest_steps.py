@@ -14,6 +14,7 @@ STEP_FIELDS = {
     "id", "task_id", "name", "status", "attempts", "retry_limit", "retryable", "skippable",
     "inputs", "results", "last_error", "error_class", "next_attempt_at", "started_at",
     "completed_at", "created_at", "updated_at", "parents", "children", "blocked_reason",
+    "items",
 }  # fmt: skip
 SLOW_CHARGE = {**PAYMENT, "simulate_sleep": {"charge_card": 1}}
 

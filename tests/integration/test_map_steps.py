@@ -103,3 +103,31 @@ async def test_an_item_failing_for_good_fails_the_step_and_retry_reruns_only_it(
     after = {r.idx: r for r in await StepItem.filter(step_id=step.id)}
     assert {i: after[i].completed_at for i in before} == before
     assert after[2].attempts == 1
+
+
+async def test_rest_shows_item_progress_and_pages_items(engine: Services) -> None:
+    import httpx
+
+    from server.app import create_app
+
+    view, _ = await engine.tasks.create_task(numbers([5, 6, 7, 8, 9]))
+    await wait_for_task(engine, view.id)
+    base = f"/tasker/tasks/{view.id}/workflow_steps"
+    transport = httpx.ASGITransport(app=create_app(services=engine))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        step = (await client.get(f"{base}/double")).json()
+        assert step["items"] == {"total": 5, "complete": 5, "error": 0, "in_progress": 0}
+        listed = (await client.get(base)).json()["workflow_steps"]
+        assert [s["items"] is None for s in listed] == [False, True]
+        first = (await client.get(f"{base}/double/items", params={"first": 2})).json()
+        assert [i["index"] for i in first["items"]] == [0, 1]
+        assert first["items"][1]["item"] == 6 and first["items"][1]["results"] == 12
+        assert first["next_after"] == 1
+        rest = (await client.get(f"{base}/double/items", params={"after": 1})).json()
+        assert [i["results"] for i in rest["items"]] == [14, 16, 18]
+        assert rest["next_after"] is None
+        assert rest["items"][0]["attempts"] == 3  # 7 failed twice first
+        bad = await client.get(f"{base}/double/items", params={"first": 0})
+        assert bad.status_code == 422, bad.text
+        missing = await client.get(f"{base}/nope/items")
+        assert missing.status_code == 404
