@@ -52,6 +52,7 @@ FIELD_PERMISSIONS: Final[Mapping[str, str]] = {
     "Task.children": need.SHOW_TASK,
     "Step.blockedReason": need.SHOW_STEP,
     "Step.transitions": need.SHOW_STEP,
+    "Step.items": need.SHOW_STEP,
     "Analytics.performance": need.ANALYTICS,
     "Analytics.bottlenecks": need.ANALYTICS,
     # Mutations

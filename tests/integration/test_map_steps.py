@@ -131,3 +131,27 @@ async def test_rest_shows_item_progress_and_pages_items(engine: Services) -> Non
         assert bad.status_code == 422, bad.text
         missing = await client.get(f"{base}/nope/items")
         assert missing.status_code == 404
+
+
+async def test_graphql_shows_item_progress_and_pages_items(engine: Services) -> None:
+    import httpx
+
+    from server.app import create_app
+
+    view, _ = await engine.tasks.create_task(numbers([1, 2, 3]))
+    await wait_for_task(engine, view.id)
+    query = """query($id: ID!) { task(id: $id) { steps { name
+        items(first: 2, after: 0) { total complete error inProgress nextAfter
+          nodes { index status attempts item results } } } } }"""
+    transport = httpx.ASGITransport(app=create_app(services=engine))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        reply = await client.post(
+            "/tasker/graphql", json={"query": query, "variables": {"id": str(view.id)}}
+        )
+    steps = {s["name"]: s["items"] for s in reply.json()["data"]["task"]["steps"]}
+    assert steps["total"] is None
+    items = steps["double"]
+    assert (items["total"], items["complete"], items["error"], items["inProgress"]) == (3, 3, 0, 0)
+    assert [(n["index"], n["item"], n["results"]) for n in items["nodes"]] == [(1, 2, 4), (2, 3, 6)]
+    assert items["nextAfter"] is None
+    assert items["nodes"][0]["status"] == "COMPLETE"
