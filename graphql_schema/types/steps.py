@@ -8,8 +8,8 @@ from graphql_schema.context import Info
 from graphql_schema.types.enums import StepStatus
 from graphql_schema.types.items import StepItemsType
 from graphql_schema.types.transitions import TransitionType
-from server.services.map_progress import list_items
 from server.domain.views import BlockedReason, StepView
+from server.services.map_progress import list_items
 
 
 @strawberry.type(
