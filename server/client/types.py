@@ -97,6 +97,8 @@ class Task(TypedDict):
     bypass_steps: NotRequired[list[str]]
     completed_at: NotRequired[str | None]
     run_at: NotRequired[str | None]
+    parent_task_id: NotRequired[str | None]
+    parent_step: NotRequired[str | None]
     steps: NotRequired[list[TaskStep]]
     dependencies: NotRequired[Dependencies]
 
@@ -111,6 +113,13 @@ class Pagination(TypedDict):
 class TaskList(TypedDict):
     tasks: list[Task]
     pagination: Pagination
+
+
+class ItemCounts(TypedDict):
+    total: int
+    complete: int
+    error: int
+    in_progress: int
 
 
 class Step(TypedDict):
@@ -134,6 +143,27 @@ class Step(TypedDict):
     parents: list[str]
     children: list[str]
     blocked_reason: BlockedReason | None
+    items: NotRequired[ItemCounts | None]
+
+
+class StepItem(TypedDict):
+    index: int
+    status: Status
+    attempts: int
+    item: Any
+    results: Any
+    last_error: str | None
+    error_class: str | None
+    next_attempt_at: str | None
+    started_at: str | None
+    completed_at: str | None
+
+
+class ItemPage(TypedDict):
+    step_id: int
+    counts: ItemCounts
+    items: list[StepItem]
+    next_after: int | None
 
 
 class Diagram(TypedDict):

@@ -155,3 +155,29 @@ async def test_graphql_shows_item_progress_and_pages_items(engine: Services) -> 
     assert [(n["index"], n["item"], n["results"]) for n in items["nodes"]] == [(1, 2, 4), (2, 3, 6)]
     assert items["nextAfter"] is None
     assert items["nodes"][0]["status"] == "COMPLETE"
+
+
+async def test_the_python_client_pages_items_and_the_cli_shows_progress(engine: Services) -> None:
+    import httpx
+    from rich.console import Console
+
+    from server.app import create_app
+    from server.cli.dynamic_view import dynamic_lines
+    from server.client.aio import AsyncTaskerClient
+
+    view, _ = await engine.tasks.create_task(numbers([4, 5, 6]))
+    await wait_for_task(engine, view.id)
+    transport = httpx.ASGITransport(app=create_app(services=engine))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        async with AsyncTaskerClient("http://testserver", http=http) as tasker:
+            page = await tasker.list_step_items(str(view.id), "double", first=2)
+            assert [i["results"] for i in page["items"]] == [8, 10]
+            more = await tasker.list_step_items(str(view.id), "double", after=page["next_after"])
+            assert [i["results"] for i in more["items"]] == [12]
+            task = await tasker.get_task(str(view.id))
+            steps = await tasker.list_steps(str(view.id))
+    lines = dynamic_lines(task, steps)
+    assert lines is not None
+    out = Console(width=100, record=True)
+    out.print(lines)
+    assert "double  items 3/3 complete" in out.export_text()
