@@ -168,14 +168,16 @@ async def test_the_python_client_pages_items_and_the_cli_shows_progress(engine: 
     view, _ = await engine.tasks.create_task(numbers([4, 5, 6]))
     await wait_for_task(engine, view.id)
     transport = httpx.ASGITransport(app=create_app(services=engine))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        async with AsyncTaskerClient("http://testserver", http=http) as tasker:
-            page = await tasker.list_step_items(str(view.id), "double", first=2)
-            assert [i["results"] for i in page["items"]] == [8, 10]
-            more = await tasker.list_step_items(str(view.id), "double", after=page["next_after"])
-            assert [i["results"] for i in more["items"]] == [12]
-            task = await tasker.get_task(str(view.id))
-            steps = await tasker.list_steps(str(view.id))
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as http,
+        AsyncTaskerClient("http://testserver", http=http) as tasker,
+    ):
+        page = await tasker.list_step_items(str(view.id), "double", first=2)
+        assert [i["results"] for i in page["items"]] == [8, 10]
+        more = await tasker.list_step_items(str(view.id), "double", after=page["next_after"])
+        assert [i["results"] for i in more["items"]] == [12]
+        task = await tasker.get_task(str(view.id))
+        steps = await tasker.list_steps(str(view.id))
     lines = dynamic_lines(task, steps)
     assert lines is not None
     out = Console(width=100, record=True)
