@@ -64,20 +64,23 @@ def _stamp(tx: Transaction, ids: list[int]) -> None:
     tx.dispatch_after_commit([item_message(i) for i in ids])
 
 
-async def _counts(tx: Transaction, step_id: int) -> tuple[int, bool]:
-    """(slots busy: in progress, sent and not yet claimed, or backing off; any item not done)."""
+_UNFINISHED = [_S.PENDING.value, _S.IN_PROGRESS.value, _S.ERROR.value]
+"""Item states short of complete, named so that lookups stay on the (step_id, status) index
+(`status <> 'complete'` would read every complete item of a long map, on every record)."""
+
+
+async def _busy(tx: Transaction, step_id: int) -> int:
+    """Slots taken: items in progress, sent and not yet claimed, or backing off."""
     items = StepItem.filter(step_id=step_id).using_db(tx.conn)
     running = await items.filter(status=_S.IN_PROGRESS.value).count()
     sent = await items.filter(status=_S.PENDING.value, dispatched_at__not_isnull=True).count()
     backing = await items.filter(status=_S.ERROR.value, next_attempt_at__not_isnull=True).count()
-    unfinished = await items.filter(status__not=_S.COMPLETE.value).exists()
-    return running + sent + backing, unfinished
+    return running + sent + backing
 
 
 async def fill_slots(tx: Transaction, step_id: int, limit: int) -> list[int]:
     """Stamp and return the next items to send, in input order, up to the free slots."""
-    busy, _ = await _counts(tx, step_id)
-    free = limit - busy
+    free = limit - await _busy(tx, step_id)
     if free <= 0:
         return []
     ids: list[int] = await (  # type: ignore[assignment]
