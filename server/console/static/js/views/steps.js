@@ -24,7 +24,7 @@ export function stepTable({ onCommand }) {
     const reason = step.blockedReason;
     return h("tr", { dataset: { step: step.name, status: step.status } },
       h("td", {}, h("strong", {}, step.name)),
-      h("td", {}, badge(step.status)),
+      h("td", {}, badge(step.status), itemProgress(step)),
       h("td", { class: "num" }, `${step.attempts} / ${Math.max(step.retryLimit, 1)}`),
       h("td", { class: "num", dataset: { live: "duration" } }),
       h("td", { dataset: { live: "next" } }),
@@ -33,6 +33,15 @@ export function stepTable({ onCommand }) {
         step.errorClass ? h("div", { class: "muted" }, step.errorClass) : null] : ""),
       h("td", {}, results(step)),
       h("td", {}, actions(step)));
+  }
+
+  // A map step's items: how many are done, failed and running.
+  function itemProgress(step) {
+    const n = step.items;
+    if (!n) return null;
+    return h("div", { class: "muted", dataset: { items: `${n.complete}/${n.total}` } },
+      `items ${n.complete}/${n.total}`, n.error ? ` · ${n.error} error` : "",
+      n.inProgress ? ` · ${n.inProgress} running` : "");
   }
 
   function results(step) {
