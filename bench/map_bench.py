@@ -58,7 +58,9 @@ async def run(items: int, database_url: str, threads: int, timeout: float) -> di
     try:
         started = time.perf_counter()
         view, _ = await services.tasks.create_task(
-            CreateTask(namespace="bench_map", name="map_noop", context={"items": list(range(items))})
+            CreateTask(
+                namespace="bench_map", name="map_noop", context={"items": list(range(items))}
+            )
         )
         await wait_all(services, [view.id], timeout)
         map_seconds = time.perf_counter() - started

@@ -9,7 +9,9 @@ Checks, each printed with its count; any violation makes the exit status 1:
  4. the history is consistent: each step's and task's rows chain (`from` = previous `to`, the
     last `to` = the current status), no step was claimed before all its parents completed
     (by history order and by clock), each finished task was finalized exactly once;
- 5. from the clients' record (bench/out/load.json): every acknowledged task exists and no
+ 5. map steps and child tasks (`bench.verify_dynamic`): never more items in progress than
+    `max_parallel`, none left in progress, and a parent step completed only after its child;
+ 6. from the clients' record (bench/out/load.json): every acknowledged task exists and no
     other task does (no duplicate creations), every create succeeded, every idempotent
     re-submission returned the original task, every GraphQL subscriber saw its task's final
     transition (and that it matches the database) and received its task's whole history,
@@ -28,6 +30,7 @@ from typing import Any
 import asyncpg
 
 from bench.cluster import OUT, PG_BASE
+from bench.verify_dynamic import DYNAMIC_CHECKS
 
 FINISHED = ["complete", "error", "cancelled", "resolved_manually"]
 
@@ -163,6 +166,9 @@ FIGURES: list[tuple[str, str]] = [
         "SELECT count(*) FROM tasker_transitions WHERE reason = 'retry scheduled'",
     ),
 ]
+
+
+CHECKS += DYNAMIC_CHECKS  # map items and child tasks (bench/verify_dynamic.py)
 
 
 async def database_checks(url: str) -> tuple[dict[str, int], dict[str, Any], list[str]]:

@@ -170,6 +170,7 @@ class MapItems:
                     lease_owner=req.lease_owner,
                     lease_expires_at=tx.now + timedelta(seconds=timeout + req.lease_grace),
                     started_at=tx.now,
+                    completed_at=None,
                     next_attempt_at=None,
                     updated_at=tx.now,
                 )
