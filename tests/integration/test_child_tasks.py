@@ -173,3 +173,21 @@ async def test_rest_and_graphql_link_parent_and_children(engine: Services) -> No
     assert sorted(c["parentStep"] for c in data["children"]) == ["child_a", "child_b", "child_c"]
     assert {c["parent"]["id"] for c in data["children"]} == {str(view.id)}
     assert {c["status"] for c in data["children"]} == {"COMPLETE"}
+
+
+async def test_the_diagram_links_a_task_step_to_its_child(engine: Services) -> None:
+    import httpx
+
+    from server.app import create_app
+
+    view, _ = await engine.tasks.create_task(three())
+    await wait_for_task(engine, view.id)
+    kids = await children_of(view.id)
+    transport = httpx.ASGITransport(app=create_app(services=engine))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        diagram = (await client.get(f"/tasker/tasks/{view.id}/task_diagrams")).json()
+    nodes = {n["id"]: n for n in diagram["nodes"]}
+    assert nodes["child_a"]["url"] == (
+        f"/tasker/tasks/{kids['child_a'].id}/task_diagrams?format=html"
+    )
+    assert nodes["prepare"]["url"].endswith("/workflow_steps/prepare")
