@@ -17,7 +17,7 @@ Messages carry ids only: an item's message is minus its id on the step queue
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -200,9 +200,13 @@ class MapItems:
             )
             return ItemClaim(item_id, row.idx, row.item, claim, limit)
 
-    async def record(self, item: ItemClaim, outcome: Outcome) -> tuple[str, int | None]:
+    async def record(
+        self, item: ItemClaim, outcome: Outcome, then: ClaimRequest | None = None
+    ) -> tuple[str, int | ItemClaim | None]:
         """Record the item's attempt (compare-and-set on its lease): `complete`, `retrying`,
-        `failed` or `discarded`, and an item this worker may run next."""
+        `failed` or `discarded`, and the next item for this worker: with `then`, already
+        claimed under that lease in the same transaction (one round of reads fewer per item),
+        else its id."""
         claim = item.claim
         async with self.changes.transaction() as tx:
             status = await tx.lock_task(claim.task.id)
@@ -256,7 +260,48 @@ class MapItems:
                 return result, None
             ids = await fill_slots(tx, claim.step_id, item.limit)
             _stamp(tx, ids[1:])
-            return result, ids[0] if ids else None
+            if not ids:
+                return result, None
+            if then is not None:
+                claimed = await self._claim_next(tx, item, ids[0], then)
+                if claimed is not None:
+                    return result, claimed
+            _stamp(tx, ids[:1])
+            return result, None
+
+    async def _claim_next(
+        self, tx: Transaction, done: ItemClaim, item_id: int, req: ClaimRequest
+    ) -> ItemClaim | None:
+        """Claim a sibling of `done` in `done`'s record, under the task lock it holds: the
+        step's and task's facts are those `done` was claimed with (a waiting step's do not
+        change), only the item's own are read."""
+        running = await (
+            StepItem.filter(step_id=done.claim.step_id, status=_S.IN_PROGRESS.value)
+            .using_db(tx.conn)
+            .count()
+        )
+        row = await StepItem.filter(id=item_id, status=_S.PENDING.value).using_db(tx.conn).first()
+        if row is None or running >= done.limit:
+            return None
+        timeout = done.claim.timeout
+        changed = await (
+            StepItem.filter(id=item_id, status=_S.PENDING.value)
+            .using_db(tx.conn)
+            .update(
+                status=_S.IN_PROGRESS.value,
+                attempts=F("attempts") + 1,
+                lease_owner=req.lease_owner,
+                lease_expires_at=tx.now + timedelta(seconds=timeout + req.lease_grace),
+                started_at=tx.now,
+                completed_at=None,
+                next_attempt_at=None,
+                updated_at=tx.now,
+            )
+        )
+        if changed != 1:
+            return None
+        claim = replace(done.claim, attempt=row.attempts + 1, lease_owner=req.lease_owner)
+        return ItemClaim(item_id, row.idx, row.item, claim, done.limit)
 
     async def _fail_step(
         self, tx: Transaction, claim: Claim, status: TaskState, item: ItemClaim, outcome: Outcome

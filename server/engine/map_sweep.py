@@ -61,7 +61,7 @@ async def reap_items(
         )
         if result != "discarded":
             taken += 1
-        if next_id is not None:
+        if isinstance(next_id, int):
             items.changes.send([item_message(next_id)])
     return taken
 

@@ -22,7 +22,7 @@ from server.domain.errors import PermanentError, RetryableError
 from server.engine.awaiting import AWAITING_ITEMS
 from server.engine.changes import StateChanges
 from server.engine.map_expand import expand, map_outcome
-from server.engine.map_items import MapItems
+from server.engine.map_items import ItemClaim, MapItems
 from server.engine.store import Claim, ClaimRequest, Outcome, StepStore
 from server.engine.upstream import upstream_results
 from server.engine.waits import ChildRequest, ChildStarter, park, request_from_template, start_child
@@ -122,15 +122,14 @@ class StepRunner:
         if self.items is None:
             return "skipped"
         first: str | None = None
-        next_id: int | None = item_id
-        while next_id is not None:
-            item = await self.items.claim(next_id, self.claimer.request(0))
-            if item is None:
-                break
+        item: ItemClaim | int | None = await self.items.claim(item_id, self.claimer.request(0))
+        while isinstance(item, ItemClaim):
             with bind(task_id=str(item.claim.task.id), step=item.claim.step_name):
                 outcome = await self.execute(item.claim, mapped=(item.index, item.item))
-                result, next_id = await self.items.record(item, outcome)
+                result, item = await self.items.record(item, outcome, self.claimer.request(0))
             first = first or result
+            if isinstance(item, int):
+                item = await self.items.claim(item, self.claimer.request(0))
         return first or "skipped"
 
     async def claim(self, step_id: int) -> Claim | None:
