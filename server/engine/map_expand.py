@@ -13,7 +13,7 @@ from server.domain.templates import StepTemplate
 from server.domain.value_paths import BadPath, resolve
 from server.engine.awaiting import hand_over
 from server.engine.changes import StateChanges
-from server.engine.map_items import fill_slots, finish_if_done, item_message, items_lease
+from server.engine.map_slots import fill_slots, finish_if_done, item_message, items_lease
 from server.engine.store import Claim, Outcome
 
 MAX_MAP_ITEMS = 10_000

@@ -12,7 +12,8 @@ from tortoise.expressions import Q
 from server.db.models import StepItem
 from server.domain.states import StepState
 from server.engine.changes import StateChanges, TaskRef
-from server.engine.map_items import ItemClaim, MapItems, item_message
+from server.engine.map_items import ItemClaim, MapItems
+from server.engine.map_slots import item_message
 from server.engine.store import Claim, Outcome, lease_holder
 from server.engine.workers import WorkerRegistry
 
