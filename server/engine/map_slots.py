@@ -4,6 +4,8 @@ that holds the task's row lock (`server.engine.map_items`)."""
 
 from typing import Any
 
+from tortoise.expressions import Q
+
 from server.db.models import StepItem
 from server.db.rows import json_text
 from server.domain.states import StepState, TaskState
@@ -36,11 +38,12 @@ _UNFINISHED = [_S.PENDING.value, _S.IN_PROGRESS.value, _S.ERROR.value]
 
 async def _busy(tx: Transaction, step_id: int) -> int:
     """Slots taken: items in progress, sent and not yet claimed, or backing off."""
-    items = StepItem.filter(step_id=step_id).using_db(tx.conn)
-    running = await items.filter(status=_S.IN_PROGRESS.value).count()
-    sent = await items.filter(status=_S.PENDING.value, dispatched_at__not_isnull=True).count()
-    backing = await items.filter(status=_S.ERROR.value, next_attempt_at__not_isnull=True).count()
-    return running + sent + backing
+    taken = (
+        Q(status=_S.IN_PROGRESS.value)
+        | Q(status=_S.PENDING.value, dispatched_at__not_isnull=True)
+        | Q(status=_S.ERROR.value, next_attempt_at__not_isnull=True)
+    )
+    return await StepItem.filter(taken, step_id=step_id).using_db(tx.conn).count()
 
 
 async def fill_slots(tx: Transaction, step_id: int, limit: int) -> list[int]:
