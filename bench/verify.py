@@ -22,6 +22,8 @@ Checks, each printed with its count; any violation makes the exit status 1:
     than its limit, no handler limit's key more tasks in progress, no rate limit's key more
     starts in any window than its limit; every slot was released (no row holds a slot for a
     step no longer running, none waits for a step that can no longer start);
+ 6. map steps and child tasks (`bench.verify_dynamic`): never more items in progress than
+    `max_parallel`, none left in progress, and a parent step completed only after its child;
  6. from the clients' record (bench/out/load.json): every acknowledged task exists and no
     other task does (no duplicate creations), every create succeeded, every idempotent
     re-submission returned the original task, every GraphQL subscriber saw its task's final
@@ -41,6 +43,7 @@ from typing import Any
 import asyncpg
 
 from bench.cluster import OUT, PG_BASE
+from bench.verify_dynamic import DYNAMIC_CHECKS
 
 FINISHED = ["complete", "error", "cancelled", "resolved_manually"]
 
@@ -322,6 +325,9 @@ FIGURES: list[tuple[str, str]] = [
         "SELECT count(*) FROM tasker_transitions WHERE step_id IS NULL AND reason = 'superseded'",
     ),
 ]
+
+
+CHECKS += DYNAMIC_CHECKS  # map items and child tasks (bench/verify_dynamic.py)
 
 
 async def database_checks(url: str) -> tuple[dict[str, int], dict[str, Any], list[str]]:

@@ -52,8 +52,11 @@ FIELD_PERMISSIONS: Final[Mapping[str, str]] = {
     "Task.steps": need.READ_STEPS,
     "Task.transitions": need.SHOW_TASK,
     "Task.dependencies": need.READ_STEPS,
+    "Task.parent": need.SHOW_TASK,
+    "Task.children": need.SHOW_TASK,
     "Step.blockedReason": need.SHOW_STEP,
     "Step.transitions": need.SHOW_STEP,
+    "Step.items": need.SHOW_STEP,
     "Analytics.performance": need.ANALYTICS,
     "Analytics.bottlenecks": need.ANALYTICS,
     # Mutations

@@ -13,6 +13,7 @@ from rest_compat import serializers
 from rest_compat.operations import render, services_of
 from rest_compat.params import DiagramQuery
 from server.assets import asset_url
+from server.services.children import children_of
 from server.services.diagrams import TaskDiagram, task_diagram, to_mermaid
 
 PAGE = """<!doctype html>
@@ -54,7 +55,8 @@ def diagram_page(diagram: TaskDiagram) -> str:
 async def show_diagram(request: Request, query: DiagramQuery) -> Response:
     services = services_of(request)
     task = await services.tasks.get_task(request.path_params["task_id"])
-    diagram = task_diagram(task, await services.steps.list_steps(task.id))
+    started = {str(c.parent_step): c.id for c in await children_of(task.id)}
+    diagram = task_diagram(task, await services.steps.list_steps(task.id), children=started)
     if query.format == "html":
         return HTMLResponse(diagram_page(diagram))
     return render(serializers.diagram_out(diagram))

@@ -130,6 +130,15 @@ class TaskListQuery(Query):
     per_page: QueryInt = Field(25, ge=1, description="Items per page (default 25, at most 100)")
 
 
+class ItemsQuery(Query):
+    after: Cursor | None = Field(
+        None, description="Only items after this index (a page's next_after)"
+    )
+    first: QueryInt = Field(
+        100, ge=1, le=1000, description="Items per page (default 100, at most 1000)"
+    )
+
+
 class TaskShowQuery(Query):
     include_dependencies: QueryBool = Field(
         False, description="Add the steps and the dependency analysis"

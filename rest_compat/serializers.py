@@ -14,6 +14,8 @@ from server.domain.flow import ConcurrencySpec, RateLimitSpec
 from server.domain.templates import HandlerTemplate, NamespaceInfo
 from server.domain.views import (
     BlockedReason,
+    ItemCounts,
+    ItemPage,
     SignalView,
     StepView,
     TaskDependencies,
@@ -114,6 +116,8 @@ def task_json(task: TaskView) -> dict[str, Any]:
         "paused": task.paused,
         "priority": task.priority,
         "forked_from": str(task.forked_from) if task.forked_from else None,
+        "parent_task_id": str(task.parent_task_id) if task.parent_task_id else None,
+        "parent_step": task.parent_step,
     }
 
 
@@ -184,9 +188,15 @@ def blocked_reason(reason: BlockedReason) -> shapes.BlockedReasonOut:
     return shapes.BlockedReasonOut(**_reason_fields(reason))
 
 
-def step_out(step: StepView, reasons: Mapping[str, BlockedReason]) -> shapes.StepOut:
-    """A step; `reasons` are the task's blocked steps by name (from the dependency analysis)."""
+def step_out(
+    step: StepView,
+    reasons: Mapping[str, BlockedReason],
+    items: Mapping[int, ItemCounts] | None = None,
+) -> shapes.StepOut:
+    """A step; `reasons` are the task's blocked steps by name (from the dependency analysis),
+    `items` the map steps' item progress by step id."""
     reason = reasons.get(step.name)
+    counts = (items or {}).get(step.id)
     return shapes.StepOut(
         id=step.id,
         task_id=str(step.task_id),
@@ -209,6 +219,31 @@ def step_out(step: StepView, reasons: Mapping[str, BlockedReason]) -> shapes.Ste
         children=list(step.children),
         blocked_reason=blocked_reason(reason) if reason else None,
         skipped=step.skipped,
+        items=shapes.ItemCountsOut(**counts._asdict()) if counts else None,
+    )
+
+
+def item_page_out(page: ItemPage) -> shapes.ItemPageOut:
+    """A page of a map step's items."""
+    return shapes.ItemPageOut(
+        step_id=page.step_id,
+        counts=shapes.ItemCountsOut(**page.counts._asdict()),
+        items=[
+            shapes.ItemOut(
+                index=i.index,
+                status=i.status,
+                attempts=i.attempts,
+                item=i.item,
+                results=i.results,
+                last_error=i.last_error,
+                error_class=i.error_class,
+                next_attempt_at=i.next_attempt_at,
+                started_at=i.started_at,
+                completed_at=i.completed_at,
+            )
+            for i in page.items
+        ],
+        next_after=page.next_after,
     )
 
 

@@ -178,6 +178,10 @@ class TaskOut(Shape):
         description="The task this one re-runs (POST .../rerun); null for a task created directly",
         json_schema_extra={"format": "uuid"},
     )
+    parent_task_id: str | None = Field(
+        None, description="The task whose step started this one (a child task); null if none"
+    )
+    parent_step: str | None = Field(None, description="That step's name")
 
 
 class TaskRecordOut(TaskOut):
@@ -276,9 +280,20 @@ class TaskWithDependencies(Shape):
         description="The task this one re-runs (POST .../rerun); null for a task created directly",
         json_schema_extra={"format": "uuid"},
     )
+    parent_task_id: str | None = Field(
+        None, description="The task whose step started this one (a child task); null if none"
+    )
+    parent_step: str | None = Field(None, description="That step's name")
 
 
 # --- workflow steps ----------------------------------------------------------------------
+
+
+class ItemCountsOut(Shape):
+    total: int
+    complete: int
+    error: int
+    in_progress: int
 
 
 class StepOut(Shape):
@@ -305,6 +320,29 @@ class StepOut(Shape):
         description="Why a step that is neither running nor done is not running"
     )
     skipped: bool = Field(description="Completed without running its handler: its run_if was false")
+    items: ItemCountsOut | None = Field(
+        description="A map step's item progress (null for other steps)"
+    )
+
+
+class ItemOut(Shape):
+    index: int = Field(description="Position in the mapped list")
+    status: StepState
+    attempts: int
+    item: JsonValue
+    results: JsonValue
+    last_error: str | None
+    error_class: str | None
+    next_attempt_at: Timestamp | None
+    started_at: Timestamp | None
+    completed_at: Timestamp | None
+
+
+class ItemPageOut(Shape):
+    step_id: int
+    counts: ItemCountsOut
+    items: list[ItemOut] = Field(description="In input order")
+    next_after: int | None = Field(description="Pass as `after` for the next page; null at the end")
 
 
 class StepList(Shape):

@@ -5,20 +5,38 @@ from starlette.requests import Request
 
 from rest_compat import serializers
 from rest_compat.operations import services_of
-from rest_compat.params import ResolveStepBody, UpdateStepBody
-from rest_compat.shapes import StepList, StepOut
+from rest_compat.params import ItemsQuery, ResolveStepBody, UpdateStepBody
+from rest_compat.shapes import ItemPageOut, StepList, StepOut
 from server.container import Services
 from server.domain.views import StepView
+from server.services import map_progress
+from server.services.map_progress import item_counts
 
 
 async def _one(services: Services, task_id: str, step: StepView) -> StepOut:
     # A step's reason depends on the task's status and on all its steps, hence the whole read.
-    return serializers.step_out(step, (await services.tasks.dependencies(task_id)).reasons)
+    reasons = (await services.tasks.dependencies(task_id)).reasons
+    return serializers.step_out(step, reasons, await item_counts([step.id]))
 
 
 async def list_steps(request: Request) -> StepList:
     deps = await services_of(request).tasks.dependencies(request.path_params["task_id"])
-    return StepList(workflow_steps=[serializers.step_out(s, deps.reasons) for s in deps.steps])
+    items = await item_counts([s.id for s in deps.steps])
+    return StepList(
+        workflow_steps=[serializers.step_out(s, deps.reasons, items) for s in deps.steps]
+    )
+
+
+async def list_items(request: Request, query: ItemsQuery) -> ItemPageOut:
+    """A page of a map step's items, in input order."""
+    page = await map_progress.list_items(
+        services_of(request).steps,
+        request.path_params["task_id"],
+        request.path_params["step_id"],
+        after=-1 if query.after is None else query.after,
+        first=query.first,
+    )
+    return serializers.item_page_out(page)
 
 
 async def show_step(request: Request) -> StepOut:

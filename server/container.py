@@ -4,6 +4,7 @@ The only place that chooses adapters: in-process events or Redis pub/sub, by con
 the step store, by database (`server.engine.store`).
 """
 
+import functools
 import os
 import socket
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from server.config import Settings
 from server.db.setup import close_database, is_postgres, open_database
 from server.domain.retry import BackoffPolicy
 from server.engine.changes import StateChanges
+from server.engine.map_items import MapItems
 from server.engine.pg_store import PgStore
 from server.engine.portable import PortableStore
 from server.engine.runner import StepRunner
@@ -146,6 +148,8 @@ def build_services(
         clock, heartbeat_interval=settings.heartbeat_interval, database_clock=postgres
     )
     tasks = TaskService(changes, registry, catalogue, workers)
+    runner.children = tasks.children  # `task:` steps and step.start_task create through it
+    runner.items = MapItems(changes, backoff, functools.partial(max_parallel_of, registry))
     return Services(
         settings=settings,
         registry=registry,
@@ -180,6 +184,13 @@ def build_services(
         schedules=ScheduleService(changes, registry, tasks.creator),
         worker_id=worker_id,
     )
+
+
+def max_parallel_of(
+    registry: HandlerRegistry, namespace: str, name: str, version: str, step: str
+) -> int:
+    """A map step's `max_parallel`, from its template."""
+    return registry.get(namespace, name, version).step(step).max_parallel or 1
 
 
 def _step_store(kind: str, changes: StateChanges, backoff: BackoffPolicy) -> StepStore:

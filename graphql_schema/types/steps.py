@@ -1,12 +1,15 @@
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
 
 from graphql_schema.context import Info
 from graphql_schema.types.enums import StepStatus
+from graphql_schema.types.items import StepItemsType
 from graphql_schema.types.transitions import TransitionType
 from server.domain.views import BlockedReason, StepView
+from server.services.map_progress import list_items
 
 
 @strawberry.type(
@@ -68,6 +71,25 @@ async def resolve_step_transitions(root: "StepType", info: Info) -> list[Transit
     return [TransitionType.from_view(r) for r in rows]
 
 
+async def resolve_items(
+    root: "StepType",
+    info: Info,
+    first: Annotated[int, strawberry.argument(description="Items per page, 1..1000.")] = 100,
+    after: Annotated[
+        int | None,
+        strawberry.argument(description="Only items after this index (a page's nextAfter)."),
+    ] = None,
+) -> StepItemsType | None:
+    page = await list_items(
+        info.context.services.steps,
+        root.view.task_id,
+        root.view.id,
+        after=-1 if after is None else after,
+        first=first,
+    )
+    return StepItemsType.from_page(page) if page.counts.total else None
+
+
 @strawberry.type(name="Step", description="One workflow step of a task.")
 class StepType:
     id: strawberry.ID = strawberry.field(description="Step id.")
@@ -106,6 +128,10 @@ class StepType:
     )
     transitions: list[TransitionType] = strawberry.field(
         resolver=resolve_step_transitions, description="The step's state changes, oldest first."
+    )
+    items: StepItemsType | None = strawberry.field(
+        resolver=resolve_items,
+        description="A map step's item progress and a page of its items (null for others).",
     )
 
     @classmethod

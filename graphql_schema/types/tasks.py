@@ -9,6 +9,7 @@ from graphql_schema.types.enums import TaskStatus
 from graphql_schema.types.steps import BlockedReasonType, StepType
 from graphql_schema.types.transitions import TransitionType
 from server.domain.views import DependencyAnalysis, TaskPage, TaskView
+from server.services.children import children_of
 from server.services.queries import encode_cursor
 
 EDGE_FIELDS = frozenset({"parents", "children"})
@@ -56,6 +57,18 @@ async def resolve_task_transitions(root: "TaskType", info: Info) -> list[Transit
     return [TransitionType.from_view(r) for r in rows]
 
 
+async def resolve_parent(root: "TaskType", info: Info) -> "TaskType | None":
+    parent_id = root.view.parent_task_id
+    if parent_id is None:
+        return None
+    view = await info.context.loaders.task.load(parent_id)
+    return None if view is None else TaskType.from_view(view, info)
+
+
+async def resolve_children(root: "TaskType", info: Info) -> list["TaskType"]:
+    return [TaskType.from_view(v, info) for v in await children_of(root.view.id)]
+
+
 async def resolve_dependencies(root: "TaskType", info: Info) -> DependencyAnalysisType:
     info.context.loaders.task.prime(root.view.id, root.view)  # analyse the task as read
     deps = await info.context.loaders.dependencies.load(root.view.id)
@@ -97,8 +110,20 @@ class TaskType:
         default=None,
         description="The task this one re-runs (rerunTask); null for a task created directly.",
     )
+    parent_task_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The task whose step started this one (a child task); null if none.",
+    )
+    parent_step: str | None = strawberry.field(default=None, description="That step's name.")
     view: strawberry.Private[TaskView]
 
+    parent: "TaskType | None" = strawberry.field(
+        resolver=resolve_parent, description="The task whose step started this one."
+    )
+    children: list["TaskType"] = strawberry.field(
+        resolver=resolve_children,
+        description="The tasks this task's steps started (task: steps, start_task).",
+    )
     steps: list[StepType] = strawberry.field(
         resolver=resolve_steps, description="The task's steps, in template order."
     )
@@ -137,6 +162,8 @@ class TaskType:
             paused=view.paused,
             priority=view.priority,
             forked_from=strawberry.ID(str(view.forked_from)) if view.forked_from else None,
+            parent_task_id=strawberry.ID(str(view.parent_task_id)) if view.parent_task_id else None,
+            parent_step=view.parent_step,
             view=view,
         )
 

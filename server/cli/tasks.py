@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 
 from server.cli import render, steps_view
+from server.cli.dynamic_view import dynamic_lines
 from server.client import TaskerClient, TaskerError, ValidationError
 from server.client.transport import DEFAULT_URL
 from server.domain.states import TaskState
@@ -197,6 +198,8 @@ def task_show(
             return
         out = console()
         out.print(render.task_view(found, steps))
+        if (dynamic := dynamic_lines(found, steps)) is not None:
+            out.print(dynamic)
         out.print(steps_view.step_tree(steps))
         out.print(steps_view.timeline(found, steps, out.width))
 

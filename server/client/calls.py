@@ -31,6 +31,7 @@ from server.client.types import (
     HandlerDetail,
     HandlerPause,
     HandlerSummary,
+    ItemPage,
     Namespace,
     PerformanceReport,
     SignalDelivery,
@@ -255,6 +256,17 @@ def list_steps(task_id: str) -> Call[list[Step]]:
 def get_step(task_id: str, step: str | int) -> Call[Step]:
     """One step, by name or id."""
     return Call("GET", _step(task_id, step))
+
+
+def list_step_items(
+    task_id: str, step: str | int, *, after: int | None = None, first: int = 100
+) -> Call[ItemPage]:
+    """A page of a map step's items in input order, with its progress counts; pass the
+    page's `next_after` as `after` for the next one."""
+    params: dict[str, Any] = {"first": first}
+    if after is not None:
+        params["after"] = after
+    return Call("GET", f"{_step(task_id, step)}/items", params=params)
 
 
 def update_step(

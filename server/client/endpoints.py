@@ -101,6 +101,7 @@ class Endpoints:
     # --- workflow steps ---
     list_steps = Endpoint(calls.list_steps)
     get_step = Endpoint(calls.get_step)
+    list_step_items = Endpoint(calls.list_step_items)
     update_step = Endpoint(calls.update_step)
     cancel_step = Endpoint(calls.cancel_step)
     retry_step = Endpoint(calls.retry_step)

@@ -115,6 +115,8 @@ class Task(TypedDict):
     paused: NotRequired[bool]
     priority: NotRequired[int]
     forked_from: NotRequired[str | None]
+    parent_task_id: NotRequired[str | None]
+    parent_step: NotRequired[str | None]
     steps: NotRequired[list[TaskStep]]
     dependencies: NotRequired[Dependencies]
 
@@ -129,6 +131,13 @@ class Pagination(TypedDict):
 class TaskList(TypedDict):
     tasks: list[Task]
     pagination: Pagination
+
+
+class ItemCounts(TypedDict):
+    total: int
+    complete: int
+    error: int
+    in_progress: int
 
 
 class Step(TypedDict):
@@ -153,6 +162,27 @@ class Step(TypedDict):
     parents: list[str]
     children: list[str]
     blocked_reason: BlockedReason | None
+    items: NotRequired[ItemCounts | None]
+
+
+class StepItem(TypedDict):
+    index: int
+    status: Status
+    attempts: int
+    item: Any
+    results: Any
+    last_error: str | None
+    error_class: str | None
+    next_attempt_at: str | None
+    started_at: str | None
+    completed_at: str | None
+
+
+class ItemPage(TypedDict):
+    step_id: int
+    counts: ItemCounts
+    items: list[StepItem]
+    next_after: int | None
 
 
 class Diagram(TypedDict):

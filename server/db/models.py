@@ -95,6 +95,9 @@ class Task(Model):
     """The key of its handler's concurrency limit (NULL: the handler declares none)."""
     forked_from = fields.UUIDField(null=True)
     """The task this one re-runs (`rerun`): its steps not downstream of the fork are copied."""
+    parent_task_id = fields.UUIDField(null=True)
+    """The task whose step started this one (`task:` steps, `step.start_task`)."""
+    parent_step = fields.CharField(max_length=128, null=True)
 
     class Meta:
         table = "tasker_tasks"
@@ -106,6 +109,8 @@ class Task(Model):
             Index(fields=("completed_at",)),
             Index(fields=("namespace", "name", "concurrency_key", "status")),
         )
+        # One child per (parent task, parent step): starting a child is idempotent.
+        unique_together = (("parent_task_id", "parent_step"),)
 
 
 class WorkflowStep(Model):
@@ -153,6 +158,38 @@ class WorkflowStep(Model):
             Index(fields=("status", "next_attempt_at")),
             Index(fields=("status", "lease_expires_at")),
             Index(fields=("completed_at",)),
+        )
+
+
+class StepItem(Model):
+    """One item of a `map_over` step: claimed, retried and recorded on its own."""
+
+    id = fields.BigIntField(primary_key=True)
+    step: fields.ForeignKeyRelation[WorkflowStep] = fields.ForeignKeyField(
+        "models.WorkflowStep", related_name="items", on_delete=fields.CASCADE
+    )
+    idx = fields.IntField()
+    status = fields.CharField(max_length=32, default="pending")
+    attempts = fields.IntField(default=0)
+    item: fields.Field[Any] = fields.JSONField(null=True)
+    results: fields.Field[Any] = fields.JSONField(null=True)
+    last_error = fields.TextField(null=True)
+    error_class = fields.CharField(max_length=255, null=True)
+    next_attempt_at = fields.DatetimeField(null=True)
+    dispatched_at = fields.DatetimeField(null=True)
+    lease_owner = fields.CharField(max_length=128, null=True)
+    lease_expires_at = fields.DatetimeField(null=True)
+    started_at = fields.DatetimeField(null=True)
+    completed_at = fields.DatetimeField(null=True)
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "tasker_step_items"
+        unique_together = (("step", "idx"),)
+        indexes = (
+            Index(fields=("step_id", "status", "dispatched_at", "idx")),
+            Index(fields=("status", "lease_expires_at")),
+            Index(fields=("status", "dispatched_at")),
         )
 
 

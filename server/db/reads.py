@@ -42,6 +42,8 @@ COLUMNS = (
     "handler_paused_at",
     "priority",
     "forked_from",
+    "parent_task_id",
+    "parent_step",
 )
 _COLUMN_LIST = ", ".join(f"t.{c}" for c in COLUMNS)
 _SELECT = f"SELECT {_COLUMN_LIST} FROM tasker_tasks t"
@@ -110,6 +112,8 @@ def task_view_of(record: Row, *, json_decoded: bool = False) -> TaskView:
         as_datetime(record[21]),
         record[22],
         None if record[23] is None else _as_uuid(record[23]),
+        None if record[24] is None else _as_uuid(record[24]),
+        record[25],
     )
 
 

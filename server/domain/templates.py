@@ -14,6 +14,16 @@ from server.domain.waits import SleepSpec, WaitSpec
 
 
 @dataclass(frozen=True, slots=True)
+class ChildTaskSpec:
+    """What a `task:` step starts: a handler, and where the child's context comes from."""
+
+    namespace: str
+    name: str
+    version: str | None = None
+    context_from: str = "context"
+
+
+@dataclass(frozen=True, slots=True)
 class StepTemplate:
     """One step of a handler: what to run and how to retry it."""
 
@@ -40,6 +50,12 @@ class StepTemplate:
     """A built-in wait for a signal (no handler runs)."""
     run_if: str | None = None
     """A condition (`server.registry.run_if`): when false the step is skipped, not run."""
+    child_task: ChildTaskSpec | None = None
+    """A `task:` step: it starts this child task and completes with its results."""
+    map_over: str | None = None
+    """A path to a list: the handler runs once per item (`server.domain.value_paths`)."""
+    max_parallel: int | None = None
+    """At most this many items of a map step in progress at once."""
 
 
 @dataclass(frozen=True, slots=True)

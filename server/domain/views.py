@@ -50,6 +50,10 @@ class TaskView(NamedTuple):
 
     forked_from: UUID | None = None
     """The task this one was forked from by a re-run (None: created directly)."""
+    parent_task_id: UUID | None = None
+    """The task whose step started this one (a child task), else None."""
+    parent_step: str | None = None
+    """That step's name."""
 
     @property
     def paused(self) -> bool:
@@ -253,6 +257,9 @@ class CreateTask:
     by step name."""
     step_inputs: Mapping[str, Any] = field(default_factory=dict)
     """Inputs of the named steps."""
+    parent_task_id: UUID | None = None
+    """Set by the engine for a child task: the task whose step `parent_step` started it."""
+    parent_step: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,3 +334,38 @@ class SignalView:
     """The name of the `wait_for` step it completed."""
     created: bool = True
     """False when this signal_id had been delivered before (the first delivery is answered)."""
+
+
+class ItemCounts(NamedTuple):
+    """A map step's item progress."""
+
+    total: int
+    complete: int
+    error: int
+    in_progress: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    """One item of a map step (`index` is its position in the mapped list)."""
+
+    index: int
+    status: StepState
+    attempts: int
+    item: Any
+    results: Any
+    last_error: str | None
+    error_class: str | None
+    next_attempt_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+class ItemPage(NamedTuple):
+    """A page of a map step's items, in input order."""
+
+    step_id: int
+    counts: ItemCounts
+    items: tuple[ItemView, ...]
+    next_after: int | None
+    """Pass as `after` for the next page; None on the last one."""

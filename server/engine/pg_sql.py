@@ -166,14 +166,18 @@ WITH done AS (
  RETURNING c.id, c.waiting_on, c.status
 ), task AS (
     -- One UPDATE (a statement may change a row only once): count the step done and, when it
-    -- was the last one of a running task, finish the task.
+    -- was the last one of a running task, finish the task. A child task is finished by the
+    -- general path instead (`PgStore._settle`), which also settles the parent step waiting.
     UPDATE tasker_tasks t
        SET remaining = t.remaining - 1,
-           status = CASE WHEN t.remaining = 1 AND t.status = $finish_from::text
+           status = CASE WHEN t.remaining = 1 AND t.parent_task_id IS NULL
+                         AND t.status = $finish_from::text
                          THEN $finish_to::text ELSE t.status END,
-           completed_at = CASE WHEN t.remaining = 1 AND t.status = $finish_from::text
+           completed_at = CASE WHEN t.remaining = 1 AND t.parent_task_id IS NULL
+                         AND t.status = $finish_from::text
                                THEN $now ELSE t.completed_at END,
-           updated_at = CASE WHEN t.remaining = 1 AND t.status = $finish_from::text
+           updated_at = CASE WHEN t.remaining = 1 AND t.parent_task_id IS NULL
+                         AND t.status = $finish_from::text
                              THEN $now ELSE t.updated_at END
       FROM done WHERE t.id = done.task_id
  RETURNING t.id, t.remaining, t.status

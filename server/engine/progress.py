@@ -14,6 +14,7 @@ from uuid import UUID
 from server.db.models import StepEdge, Task, WorkflowStep
 from server.domain.readiness import StepSnapshot, has_started, is_ready, task_moves
 from server.domain.states import StepState, TaskState
+from server.engine.awaiting import settle_parent
 from server.engine.changes import TaskRef, Transaction
 
 
@@ -83,4 +84,6 @@ async def advance(tx: Transaction, task: TaskRef, status: TaskState) -> TaskStat
         stamp = {"completed_at": tx.now} if move.finishes else {}
         await tx.move_task(task, status, move.target, move.reason, move.metadata, **stamp)
         status = move.target
+        if move.finishes:  # a step of a parent task may be waiting for this one
+            await settle_parent(tx, task.id, status, advance)
     return status

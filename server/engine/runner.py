@@ -19,12 +19,16 @@ import logging
 from typing import Any
 
 from server.domain.errors import PermanentError, RetryableError
+from server.engine.awaiting import AWAITING_ITEMS
 from server.engine.builtin_steps import BuiltinSteps
 from server.engine.changes import StateChanges
 from server.engine.conditions import Conditions
+from server.engine.map_expand import expand, map_outcome
+from server.engine.map_items import ItemClaim, MapItems
 from server.engine.store import Claim, ClaimRequest, Outcome, StepStore
 from server.engine.upstream import upstream_results
-from server.handlers.base import StepContext
+from server.engine.waits import ChildRequest, ChildStarter, park, request_from_template, start_child
+from server.handlers.base import StartChildTask, StepContext
 from server.infra.logging import bind
 from server.infra.metrics import StepTimer
 from server.registry.handler_registry import HandlerRegistry
@@ -87,6 +91,10 @@ class StepRunner:
             store, worker_id=worker_id, default_timeout=default_timeout, lease_grace=lease_grace
         )
         self.conditions = Conditions(changes, registry)
+        self.children: ChildStarter | None = None
+        """Starts child tasks (`task:` steps, `step.start_task`); set by the container."""
+        self.items: MapItems | None = None
+        """Claims and records the items of map steps; set by the container."""
 
     async def run_step(self, step_id: int) -> str:
         """Run the step if it is runnable; returns what happened to it (for logs and tests).
@@ -96,6 +104,8 @@ class StepRunner:
         microseconds instead of a broker round trip, and siblings still fan out to other
         workers. If this worker dies first, the sweeper re-dispatches the child.
         """
+        if step_id < 0:  # a map item's message carries minus the item's id
+            return await self.run_items(-step_id)
         first: str | None = None
         next_id: int | None = step_id
         while next_id is not None:
@@ -117,17 +127,37 @@ class StepRunner:
             first = first or outcome
         return first or "skipped"
 
+    async def run_items(self, item_id: int) -> str:
+        """Run a map item if it may run now, then the next ones its records hand back."""
+        if self.items is None:
+            return "skipped"
+        first: str | None = None
+        item: ItemClaim | int | None = await self.items.claim(item_id, self.claimer.request(0))
+        while isinstance(item, ItemClaim):
+            with bind(task_id=str(item.claim.task.id), step=item.claim.step_name):
+                outcome = await self.execute(item.claim, mapped=(item.index, item.item))
+                result, item = await self.items.record(item, outcome, self.claimer.request(0))
+            first = first or result
+            if isinstance(item, int):
+                item = await self.items.claim(item, self.claimer.request(0))
+        return first or "skipped"
+
     async def claim(self, step_id: int) -> Claim | None:
         """Compare-and-set the step to in_progress with a lease, or None if not runnable."""
         return await self.claimer.claim(step_id)
 
-    async def execute(self, claim: Claim) -> Outcome:
+    async def execute(self, claim: Claim, mapped: tuple[int, Any] | None = None) -> Outcome:
         """Call the step handler with its timeout and classify what happened."""
         try:
             template = self.registry.get(
                 claim.task.namespace, claim.handler_name, claim.handler_version
             )
-            config = template.step(claim.step_name).handler_config
+            step_template = template.step(claim.step_name)
+            config = step_template.handler_config
+            if step_template.child_task is not None:
+                return await self._child_of_template(claim, step_template.child_task)
+            if step_template.map_over is not None and mapped is None:
+                return map_outcome(step_template, claim)
             handler = self.registry.step_handler(claim.handler_class)
         except Exception as exc:  # a worker without this handler: another worker may have it
             return Outcome(error=f"handler unavailable: {exc}", error_class="HandlerUnavailable")
@@ -145,6 +175,8 @@ class StepRunner:
             timeout_seconds=claim.timeout,
             read_upstream=functools.partial(upstream_results, claim.task.id, claim.step_name),
             loop=asyncio.get_running_loop(),
+            item=None if mapped is None else mapped[1],
+            index=None if mapped is None else mapped[0],
         )
         try:
             # asyncio.timeout rather than wait_for: no extra Task per step.
@@ -153,6 +185,15 @@ class StepRunner:
             encoded = json.dumps(results)
         except TimeoutError:
             return Outcome(error=f"timed out after {claim.timeout:g}s", error_class="StepTimeout")
+        except StartChildTask as ask:
+            if mapped is not None:
+                return Outcome(
+                    error="start_task is not available to a map item",
+                    error_class="StartTaskInMap",
+                    permanent=True,
+                )
+            request = ChildRequest(ask.namespace, ask.name, ask.context, ask.version)
+            return await start_child(self.children, claim, request)
         except RetryableError as exc:
             return Outcome(
                 error=exc.message, error_class=type(exc).__name__, retry_after=exc.retry_after
@@ -168,6 +209,13 @@ class StepRunner:
             return Outcome(error=str(exc) or repr(exc), error_class=type(exc).__name__)
         return Outcome(results=results, encoded=encoded)
 
+    async def _child_of_template(self, claim: Claim, spec: Any) -> Outcome:
+        try:
+            request = request_from_template(spec, claim)
+        except PermanentError as exc:
+            return Outcome(error=exc.message, error_class=exc.code, permanent=True)
+        return await start_child(self.children, claim, request)
+
     async def record(self, claim: Claim, outcome: Outcome) -> str:
         """Record the attempt's outcome unless the lease was lost (then it is discarded)."""
         result, local = await self._record(claim, outcome)
@@ -177,6 +225,13 @@ class StepRunner:
 
     async def _record(self, claim: Claim, outcome: Outcome) -> tuple[str, int | None]:
         """`record`, also returning a ready child this worker may run next."""
+        if outcome.awaiting is not None:  # the step now waits holding no worker
+            if outcome.awaiting.startswith(AWAITING_ITEMS) and self.items is not None:
+                limit = self.items.limit_of(
+                    claim.task.namespace, claim.handler_name, claim.handler_version, claim.step_name
+                )
+                return await expand(self.changes, claim, outcome.results, limit), None
+            return await park(self.changes, claim, outcome.awaiting), None
         write = self.store.complete if outcome.ok else self.store.fail
         (recorded,) = await write([(claim, outcome)])
         if not outcome.ok and recorded.result != "discarded":

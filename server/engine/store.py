@@ -74,11 +74,14 @@ class Outcome:
     error_class: str | None = None
     permanent: bool = False
     retry_after: float | None = None
+    awaiting: str | None = None
+    """Set when the step now waits without a worker (a child task, its map items): the lease
+    it is handed over to (`server.engine.awaiting`)."""
 
     @property
     def ok(self) -> bool:
         """True when the attempt succeeded."""
-        return self.error is None
+        return self.error is None and self.awaiting is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from server.domain.readiness import CLAIMABLE_TASK_STATES
 from server.domain.states import ACTIVE_TASK_STATES, DONE_STEP_STATES, StepState
 from server.engine.changes import StateChanges, TaskRef
 from server.engine.limits import sweep_limits
+from server.engine.map_sweep import reap_items, resend_items
 from server.engine.progress import advance
 from server.engine.runner import StepRunner
 from server.engine.store import Claim, Outcome, lease_holder
@@ -68,8 +69,8 @@ class Sweeper:
         """Run every part of the sweep once."""
         reaped = await self.reclaim_from_dead_workers() + await self.reap_expired_leases()
         return SweepReport(
-            reaped=reaped,
-            redispatched=await self.redispatch_idle(),
+            reaped=reaped + await self.reap_map_items(),
+            redispatched=await self.redispatch_idle() + await self.resend_map_items(),
             finalized=await self.finalize_stuck(),
             rolled_up=await self.roll_up_analytics(),
             offered=await sweep_limits(self.changes, self.redispatch_after),
@@ -147,6 +148,18 @@ class Sweeper:
             if await self.runner.record(claim, lost) != "discarded":
                 taken += 1
         return taken
+
+    async def reap_map_items(self) -> int:
+        """Map items of dead workers or expired leases go down their retry path."""
+        if self.runner.items is None:
+            return 0
+        now = self.changes.clock.now()
+        return await reap_items(self.runner.items, self.workers, now, self.dead_after, self.batch)
+
+    async def resend_map_items(self) -> int:
+        """Map items whose message was lost (or refused for want of a slot) are sent again."""
+        now = self.changes.clock.now()
+        return await resend_items(self.changes, now - self.redispatch_after, now, self.batch)
 
     async def redispatch_idle(self) -> int:
         """Nudge ready steps whose message was lost, and retries whose delayed message was.

@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
 
@@ -36,6 +36,22 @@ class StepContext:
     loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False, compare=False)
     """The engine's event loop, for `upstream_results_sync` from a sync handler's thread."""
 
+    item: Any = None
+    """The item this run handles, for a `map_over` step (else None)."""
+    index: int | None = None
+    """The item's position in the mapped list, for a `map_over` step (else None)."""
+
+    def start_task(
+        self, namespace: str, name: str, context: Any = None, version: str | None = None
+    ) -> NoReturn:
+        """Start a child task and make this step wait for it, holding no worker.
+
+        Does not return: the step completes with the child's leaf steps' results (by step name)
+        when the child completes, and fails when it ends in error. Starting is keyed on (this
+        task, this step), so a re-run of the step finds the child it started.
+        """
+        raise StartChildTask(namespace, name, {} if context is None else context, version)
+
     async def upstream_results(self) -> Mapping[str, Any]:
         """Results of every ancestor (parents, their parents, ...), by step name.
 
@@ -52,6 +68,17 @@ class StepContext:
             return dict(self.parent_results)
         read = self.read_upstream
         return asyncio.run_coroutine_threadsafe(_awaited(read), self.loop).result()
+
+
+class StartChildTask(Exception):
+    """Raised by `StepContext.start_task`: the engine starts the child, the step waits."""
+
+    def __init__(self, namespace: str, name: str, context: Any, version: str | None) -> None:
+        super().__init__(f"start child task {namespace}.{name}")
+        self.namespace = namespace
+        self.name = name
+        self.context = context
+        self.version = version
 
 
 class StepHandler:

@@ -40,6 +40,7 @@ from server.domain.waits import (
     parse_wait,
 )
 from server.handlers.base import StepHandler
+from server.registry.dynamic_steps import CHILD_TASK_HANDLER, DYNAMIC_FIELDS, child_task, map_fields
 from server.registry.run_if import ConditionInvalid, check_parents, compile_condition
 from server.registry.schedule_yaml import parse_schedules
 
@@ -51,7 +52,7 @@ STEP_FIELDS = frozenset({
     "default_retryable", "default_retry_limit", "skippable", "timeout_seconds",
     "handler_config", "custom_events", "dependent_system", "concurrency", "rate_limit",
     "sleep", "wait_for", "run_if",
-})  # fmt: skip
+}) | DYNAMIC_FIELDS  # fmt: skip
 
 
 def import_handler_class(spec: str) -> type[StepHandler]:
@@ -208,8 +209,10 @@ def _parse_step(raw: dict[str, Any], where: "_Where", default_system: str | None
             hint = f" (did you mean '{hints[0]}'?)" if hints else ""
             raise where.error(f"unknown field '{key}'{hint}")
     config = where.mapping(raw, "handler_config")
-    handler_class = where.text(raw, "handler_class")
-    sleep, wait_for, builtin = _builtin_kind(raw, where, handler_class)
+    child = child_task(raw, where.error)
+    map_over, max_parallel = map_fields(raw, where.error)
+    handler_class = CHILD_TASK_HANDLER if child else where.text(raw, "handler_class")
+    sleep, wait_for, builtin = _builtin_kind(raw, where, None if child else handler_class)
     if builtin is not None:
         handler_class = builtin
     kind = config.get("type")
@@ -224,7 +227,7 @@ def _parse_step(raw: dict[str, Any], where: "_Where", default_system: str | None
     if handler_class is None:
         raise where.error("missing required field 'handler_class'")
     try:
-        if builtin is None:
+        if builtin is None and child is None:
             import_handler_class(handler_class)
     except (ValueError, TypeError) as exc:
         raise where.error(f"unusable handler_class: {exc}") from exc
@@ -248,6 +251,9 @@ def _parse_step(raw: dict[str, Any], where: "_Where", default_system: str | None
         sleep=sleep,
         wait_for=wait_for,
         run_if=where.text(raw, "run_if"),
+        child_task=child,
+        map_over=map_over,
+        max_parallel=max_parallel,
     )
 
 

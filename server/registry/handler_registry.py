@@ -38,6 +38,7 @@ from server.domain.templates import HandlerTemplate, NamespaceInfo
 from server.domain.versions import is_semver, semver_key
 from server.handlers.base import StepHandler
 from server.registry.definitions import import_handler_class, read_definition, read_yaml
+from server.registry.dynamic_steps import child_cycles
 
 EXAMPLES_DIR = Path(server.examples.__file__).resolve().parent
 """The bundled catalogue that `--examples` adds."""
@@ -65,6 +66,14 @@ class HandlerRegistry:
                     {"file": template.source, "other_file": earlier.source},
                 )
             versions[template.version] = template
+        loaded = [t for names in self._index.values() for vs in names.values() for t in vs.values()]
+        if cycles := child_cycles(loaded):
+            members = set(cycles[0].split(" -> "))
+            where = {t.source for t in loaded if t.source and f"{t.namespace}.{t.name}" in members}
+            raise TemplateInvalid(
+                f"handlers start each other through task: steps, in a cycle: {cycles[0]}",
+                {"file": ", ".join(sorted(where)), "cycle": cycles[0]},
+            )
         # Descriptions may name namespaces that have no handler; those are not listed.
         self._index = {ns: names for ns, names in self._index.items() if names}
         self._handlers: dict[str, StepHandler] = {}

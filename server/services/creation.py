@@ -252,6 +252,8 @@ class TaskCreator:
                 priority=req.priority if req.priority is not None else template.priority,
                 concurrency_key=handler_key(template, req.context),
                 forked_from=req.forked_from,
+                parent_task_id=req.parent_task_id,
+                parent_step=req.parent_step,
             )
             if req.fired:
                 # The unique (schedule_id, tick) row: a second firing of this tick fails

@@ -79,16 +79,25 @@ def step_path(task_id: UUID, step_name: str, base_path: str = DEFAULT_BASE_PATH)
 
 
 def task_diagram(
-    task: TaskView, steps: Sequence[StepView], *, base_path: str = DEFAULT_BASE_PATH
+    task: TaskView,
+    steps: Sequence[StepView],
+    *,
+    base_path: str = DEFAULT_BASE_PATH,
+    children: Mapping[str, UUID] | None = None,
 ) -> TaskDiagram:
-    """The diagram of `task`; `steps` in template order (as `StepService.list_steps` gives them)."""
+    """The diagram of `task`; `steps` in template order (as `StepService.list_steps` gives them).
+
+    A step that started a child task (`children`: its id by step name) links to that task."""
+    started = children or {}
     nodes = tuple(
         DiagramNode(
             id=step.name,
-            label=step_title(step.name),
+            label=step_title(step.name) + (" (child task)" if step.name in started else ""),
             shape="rectangle",
             style=SKIPPED_STYLE if step.skipped else f"fill:{STATUS_FILL[step.status]}",
-            url=step_path(task.id, step.name, base_path),
+            url=f"{base_path}/tasks/{started[step.name]}/task_diagrams?format=html"
+            if step.name in started
+            else step_path(task.id, step.name, base_path),
             status=step.status,
             duration_ms=step.duration_ms,
         )

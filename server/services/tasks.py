@@ -30,6 +30,7 @@ from server.registry.catalogue import Catalogue
 from server.registry.handler_registry import HandlerRegistry
 from server.services import forks, queries
 from server.services.bulk import BulkActions
+from server.services.children import ChildTasks
 from server.services.creation import TaskCreator
 from server.services.dependencies import Liveness, analyse
 from server.services.flow_status import limit_reasons
@@ -56,6 +57,7 @@ class TaskService:
         self.liveness = Liveness(workers)
         self.creator = TaskCreator(changes, registry, catalogue)
         self.bulk = BulkActions(changes, self.creator)
+        self.children = ChildTasks(self.creator, changes)
 
     async def create_task(self, req: CreateTask) -> tuple[TaskView, bool]:
         """Create a task with its steps and edges; returns (task, created). See `creation`."""
@@ -124,7 +126,10 @@ class TaskService:
         """Cancel the task and every unfinished step. Idempotent; 409 once it has completed."""
         row = await queries.find_task(task_id)
         async with self.changes.on_task(row.id) as (tx, current):
-            await cancel_in(tx, TaskRef(row.id, row.namespace), current)
+            cancelled = await cancel_in(tx, TaskRef(row.id, row.namespace), current)
+        if cancelled:  # after the commit: children are cancelled each in its own transaction
+            await self.children.cancel_children(row.id, self.cancel_task)
+            await self.children.child_cancelled(row.id)
         return await self.get_task(row.id)
 
     async def retry_task(self, task_id: UUID | str) -> TaskView:

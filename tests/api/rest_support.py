@@ -28,6 +28,9 @@ ADDITIVE = frozenset(
         "rate_limit",
         "forked_from",
         "skipped",
+        "parent_task_id",
+        "parent_step",
+        "items",
     }
 )
 

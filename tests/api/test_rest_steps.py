@@ -15,6 +15,7 @@ STEP_FIELDS = {
     "inputs", "results", "last_error", "error_class", "next_attempt_at", "started_at",
     "completed_at", "created_at", "updated_at", "parents", "children", "blocked_reason",
     "skipped",
+    "items",
 }  # fmt: skip
 SLOW_CHARGE = {**PAYMENT, "simulate_sleep": {"charge_card": 1}}
 

@@ -39,6 +39,8 @@ def test_a_driver_row_reads_into_every_field() -> None:
         None,
         3,
         str(ident),
+        None,
+        None,
     )
     assert task_view_of(row) == TaskView(
         id=ident,

@@ -26,7 +26,7 @@ export function stepTable({ onCommand }) {
     return h("tr", { dataset: { step: step.name, status: step.status } },
       h("td", {}, h("strong", {}, step.name)),
       h("td", {}, step.skipped ? h("span", { class: "badge s-skipped", dataset: { status: "SKIPPED" },
-        title: "run_if was false: completed without running" }, "skipped") : badge(step.status)),
+        title: "run_if was false: completed without running" }, "skipped") : badge(step.status), itemProgress(step)),
       h("td", { class: "num" }, `${step.attempts} / ${Math.max(step.retryLimit, 1)}`),
       h("td", { class: "num", dataset: { live: "duration" } }),
       h("td", { dataset: { live: "next" } }),
@@ -35,6 +35,15 @@ export function stepTable({ onCommand }) {
         step.errorClass ? h("div", { class: "muted" }, step.errorClass) : null] : ""),
       h("td", {}, results(step)),
       h("td", {}, actions(step)));
+  }
+
+  // A map step's items: how many are done, failed and running.
+  function itemProgress(step) {
+    const n = step.items;
+    if (!n) return null;
+    return h("div", { class: "muted", dataset: { items: `${n.complete}/${n.total}` } },
+      `items ${n.complete}/${n.total}`, n.error ? ` · ${n.error} error` : "",
+      n.inProgress ? ` · ${n.inProgress} running` : "");
   }
 
   function results(step) {

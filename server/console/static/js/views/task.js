@@ -12,10 +12,11 @@ import { timeline } from "./timeline.js";
 const TASK = `query Task($id: ID!) {
   task(id: $id) {
     id fullName namespace name version status context reason tags createdAt updatedAt completedAt runAt paused
-    forkedFrom
+    forkedFrom parentTaskId parentStep children { id fullName status parentStep }
     steps { id name status skipped attempts retryLimit retryable results startedAt completedAt nextAttemptAt
             lastError errorClass durationMs parents children
-            blockedReason { code message waitingOn until signal } }
+            blockedReason { code message waitingOn until signal }
+            items(first: 1) { total complete error inProgress } }
     transitions { cursor stepName fromStatus toStatus reason metadata occurredAt } } }`;
 
 const HISTORY = `query History($id: ID!) { task(id: $id) { transitions { cursor } } }`;
@@ -97,8 +98,16 @@ export async function render(view, ctx, id) {
           h("dd", { id: "task-forked-from" }, link(`#/tasks/${t.forkedFrom}`, t.forkedFrom))] : null,
         h("dt", {}, "last change"), h("dd", {}, when(t.updatedAt)),
         t.completedAt ? [h("dt", {}, "ended"), h("dd", {}, when(t.completedAt))] : null,
-        t.reason ? [h("dt", {}, "reason"), h("dd", {}, t.reason)] : null));
+        t.reason ? [h("dt", {}, "reason"), h("dd", {}, t.reason)] : null,
+        // Child tasks: the task whose step started this one, and the ones this one started.
+        t.parentTaskId ? [h("dt", {}, "started by"), h("dd", { id: "task-parent" },
+          link(`#/tasks/${t.parentTaskId}`, t.parentTaskId), ` (step ${t.parentStep})`)] : null,
+        t.children.length ? [h("dt", {}, "children"), h("dd", { id: "task-children" },
+          t.children.map((c) => h("div", {}, link(`#/tasks/${c.id}`, c.fullName), " ", badge(c.status),
+            ` (step ${c.parentStep})`)))] : null));
     paintActions();
+    // Map items write no history, so no event says they moved: re-read while a map runs.
+    if (t.steps.some((s) => s.items && s.status === "IN_PROGRESS")) later(() => setTimeout(refreshSoon, 1000));
     table.update(t);
     // Each view in a task of its own: a task of hundreds of steps never freezes a frame.
     later(() => chart.update(t, t.transitions));
