@@ -49,8 +49,12 @@ async def finish_without_handler(
     reason: str,
     metadata: dict[str, Any] | None = None,
     held_by: str | None = None,
+    skipped: bool = False,
 ) -> bool:
     """Complete a step that ran no handler (a sleep, a signal, a skip), then advance its task.
+
+    `skipped` marks a step that ends without doing its work (a signal wait timing out with
+    `on_timeout: skip`): like a false `run_if`, it completes with no results.
 
     `current` is `in_progress` (a claimed built-in step: `held_by` its lease) or `pending` (a
     parked one a signal completes: it moves through `in_progress`, two history rows, and
@@ -66,8 +70,8 @@ async def finish_without_handler(
         current = StepState.IN_PROGRESS
     moved = await tx.move_step(
         task, step_id, step_name, current, StepState.COMPLETE, reason, metadata,
-        held_by=held_by, results=json.dumps(results), completed_at=tx.now, wake_at=None,
-        lease_owner=None, lease_expires_at=None,
+        held_by=held_by, results=None if skipped else json.dumps(results), completed_at=tx.now,
+        wake_at=None, lease_owner=None, lease_expires_at=None, skipped=skipped,
     )  # fmt: skip
     if moved:
         await advance(tx, task, task_status)
@@ -167,7 +171,7 @@ class BuiltinSteps:
             meta = {"signal": spec.signal, "skipped": True}
             done = await finish_without_handler(
                 tx, claim.task, status, claim.step_id, claim.step_name, StepState.IN_PROGRESS,
-                None, REASON_TIMEOUT, meta, held_by=claim.lease_owner,
+                None, REASON_TIMEOUT, meta, held_by=claim.lease_owner, skipped=True,
             )  # fmt: skip
             return "complete" if done else "discarded"
         problem = f"no signal '{spec.signal}' before the deadline {due.isoformat()}"

@@ -258,7 +258,7 @@ async def test_a_wait_that_times_out_with_skip_completes_with_null_results(
     clock.advance_to(review.wake_at + timedelta(seconds=1))
     assert await services.runner.run_step(review.id) == "complete"
     review = await services.steps.get_step(task.id, "review")
-    assert (review.status, review.results) == (StepState.COMPLETE, None)
+    assert (review.status, review.results, review.skipped) == (StepState.COMPLETE, None, True)
     row = await Transition.filter(step_id=review.id, reason="timeout").first()
     assert row is not None and row.metadata["skipped"] is True
     assert await run(services, task, "ship") == "complete"
