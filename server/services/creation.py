@@ -1,26 +1,31 @@
-"""Task creation: validate against the handler, then write the task, its steps, edges and
-history in one transaction, dispatching the root steps after commit.
+"""Task creation: validate against the handler, then write tasks, their steps, edges and
+history, dispatching the root steps after commit.
+
+One core serves one task and many: `TaskCreator.create_many` validates every request, then
+writes the valid ones `CHUNK` at a time, one transaction per chunk and one multi-row statement
+per table (tasks, steps, edges, history), each returning the ids the next one needs; the
+handler definition comes from memory. `create` is the same path with one request.
 
 Every input rule (`server.domain.inputs`, the handler's context schema, bypassable steps) is
-checked first; any breach is one InvalidTaskConfig, whichever surface asked.
+checked first; any breach is one InvalidTaskConfig for that request, whichever surface asked.
 
 Idempotency: a repeated `idempotency_key` with the same request (same identity hash) returns
 the original task; with a different request it is a Conflict. Keys are scoped to the caller
 (`CreateTask.subject`): another caller's key is just a new key. Concurrent duplicates are
-settled by the (scope, key) unique index.
+settled by the (scope, key) unique index: the insert skips a key that is already taken, and
+the task that holds it is read afterwards.
 """
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
-from tortoise.exceptions import IntegrityError
-
-from server.db.models import StepEdge, Task, Transition, WorkflowStep
+from server.db.models import Task
 from server.db.rows import task_view
-from server.domain.errors import Conflict, InvalidTaskConfig, ValidationFailed
+from server.domain.errors import Conflict, DomainError, InvalidTaskConfig, ValidationFailed
 from server.domain.inputs import (
     MAX_KEY_LENGTH,
     MAX_NAME_LENGTH,
@@ -30,15 +35,21 @@ from server.domain.inputs import (
     InputProblems,
     start_time,
 )
-from server.domain.states import StepState, TaskState
 from server.domain.templates import HandlerTemplate
 from server.domain.views import CreateTask, TaskView
-from server.engine.changes import StateChanges, TaskRef
-from server.engine.progress import advance
+from server.engine.changes import StateChanges
 from server.infra.metrics import task_created
 from server.registry.catalogue import Catalogue
 from server.registry.handler_registry import HandlerRegistry
 from server.services import queries
+from server.services.creation_rows import Plan, bypass, write_tasks
+
+CHUNK = 250
+"""Tasks written per transaction by `create_many`."""
+
+Created = tuple[TaskView, bool]
+Outcome = Created | DomainError
+"""One request's result: (task, created) or the error that refused it."""
 
 
 def identity_hash(template: HandlerTemplate, context: Any) -> str:
@@ -77,7 +88,7 @@ def input_problems(req: CreateTask) -> dict[str, list[str]]:
 
 
 class TaskCreator:
-    """Turns a validated request into a task, in one transaction."""
+    """Turns validated requests into tasks, one transaction per chunk."""
 
     def __init__(
         self, changes: StateChanges, registry: HandlerRegistry, catalogue: Catalogue
@@ -86,40 +97,62 @@ class TaskCreator:
         self.registry = registry
         self.catalogue = catalogue
 
-    async def create(self, req: CreateTask) -> tuple[TaskView, bool]:
+    async def create(self, req: CreateTask) -> Created:
         """Create a task with its steps and edges; returns (task, created).
 
         A repeated `idempotency_key` with the same request returns the original task
         (created=False); with a different request it raises Conflict. Raises
         NamespaceNotFound / HandlerNotFound / ValidationFailed; nothing is written then.
         """
+        (outcome,) = await self.create_many([req])
+        if isinstance(outcome, DomainError):
+            raise outcome
+        return outcome
+
+    async def create_many(self, reqs: Sequence[CreateTask]) -> list[Outcome]:
+        """Create many tasks; one outcome per request, in order. A refused request refuses
+        only itself; a repeated key within `reqs` is settled like a repeated request."""
+        outcomes: list[Outcome | None] = [None] * len(reqs)
+        leaders: dict[tuple[str, str], Plan] = {}
+        followers: list[tuple[Plan, Plan]] = []
+        plans: list[Plan] = []
+        for index, req in enumerate(reqs):
+            try:
+                plan = await self._plan(index, req)
+            except DomainError as exc:
+                outcomes[index] = exc
+                continue
+            key = plan.key
+            if key is not None and key in leaders:
+                followers.append((plan, leaders[key]))
+                continue
+            if key is not None:
+                leaders[key] = plan
+            plans.append(plan)
+        for start in range(0, len(plans), CHUNK):
+            await self._write(plans[start : start + CHUNK], outcomes)
+        for plan, leader in followers:
+            outcomes[plan.index] = _repeat(outcomes[leader.index], plan.fingerprint)
+        assert all(o is not None for o in outcomes)
+        return [o for o in outcomes if o is not None]
+
+    async def _plan(self, index: int, req: CreateTask) -> Plan:
         try:
             template, start = self._validated(req)
         except ValidationFailed as exc:
             if isinstance(exc, InvalidTaskConfig):
                 raise
             raise InvalidTaskConfig.of(exc.details or {}) from exc
-        fingerprint = identity_hash(template, req.context)
-        scope = idempotency_scope(req.subject)
-        if req.idempotency_key:
-            existing = await self._keyed(scope, req.idempotency_key)
-            if existing is not None:
-                return self._same_request(existing, fingerprint), False
-        try:
-            view = await self._insert(template, req, fingerprint, scope, start)
-            task_created(view.namespace)  # metrics: counting events skips creations
-            return view, True
-        except IntegrityError:
-            existing = await self._keyed(scope, req.idempotency_key)
-            if existing is None:
-                raise
-            return self._same_request(existing, fingerprint), False
-
-    @staticmethod
-    async def _keyed(scope: str, key: str | None) -> Task | None:
-        if not key:
-            return None
-        return await Task.get_or_none(idempotency_scope=scope, idempotency_key=key)
+        return Plan(
+            index=index,
+            req=req,
+            template=template,
+            start=start,
+            fingerprint=identity_hash(template, req.context),
+            scope=idempotency_scope(req.subject),
+            id=uuid4(),
+            named_task_id=await self.catalogue.named_task_id(template),
+        )
 
     def _validated(self, req: CreateTask) -> tuple[HandlerTemplate, datetime | None]:
         """The template to run and the start time (None: at once), once every input rule
@@ -147,145 +180,50 @@ class TaskCreator:
             raise InvalidTaskConfig.of(problems)
         return template, start
 
-    @staticmethod
-    def _same_request(existing: Task, fingerprint: str) -> TaskView:
-        if existing.identity_hash != fingerprint:
-            raise Conflict(
-                "Idempotency-Key was already used with a different request",
-                {"idempotency_key": ["already used with a different request"]},
-            )
-        return task_view(existing)
-
-    async def _insert(
-        self,
-        template: HandlerTemplate,
-        req: CreateTask,
-        fingerprint: str,
-        scope: str,
-        start: datetime | None,
-    ) -> TaskView:
-        named_task_id = await self.catalogue.named_task_id(template)
-        bypass = set(req.bypass_steps)
-        waiting = {
-            s.name: sum(p not in bypass for p in template.graph.parents(s.name))
-            for s in template.steps
-        }
-        ready = [s.name for s in template.steps if waiting[s.name] == 0 and s.name not in bypass]
+    async def _write(self, plans: list[Plan], outcomes: list[Outcome | None]) -> None:
+        """Write `plans` in one transaction; a plan whose key another task already holds
+        gets that task (or a Conflict) instead."""
         async with self.changes.transaction() as tx:
-            now = tx.now
-            # A delayed task's root steps are sent once, as messages delayed until `start`,
-            # and stamped `dispatched_at = start`: the sweeper re-sends a step only when its
-            # stamp is a window old, so it leaves them alone until then (the claim would
-            # refuse them anyway) and re-sends them if that message was lost.
-            sent_at = start if start is not None and start > now else now
-            task = await Task.create(
-                using_db=tx.conn,
-                id=uuid4(),
-                named_task_id=named_task_id,
-                namespace=template.namespace,
-                name=template.name,
-                version=template.version,
-                status=TaskState.PENDING.value,
-                context=req.context,
-                initiator=req.initiator,
-                source_system=req.source_system,
-                reason=req.reason,
-                tags=list(req.tags),
-                bypass_steps=list(req.bypass_steps),
-                idempotency_key=req.idempotency_key,
-                idempotency_scope=scope,
-                identity_hash=fingerprint,
-                requested_at=now,
-                created_at=now,
-                updated_at=now,
-                # Counted down as steps become done, bypassed ones included: their moves to
-                # resolved_manually below count them (`Transaction.move_step`).
-                remaining=len(template.steps),
-                run_at=start,
-            )
-            await WorkflowStep.bulk_create(
-                [
-                    WorkflowStep(
-                        task_id=task.id,
-                        name=s.name,
-                        position=i,
-                        handler_class=s.handler_class,
-                        status=StepState.PENDING.value,
-                        retry_limit=s.retry_limit,
-                        retryable=s.retryable,
-                        skippable=s.skippable,
-                        timeout_seconds=s.timeout_seconds,
-                        created_at=now,
-                        updated_at=now,
-                        waiting_on=len(template.graph.parents(s.name)),
-                        dispatched_at=sent_at if s.name in ready else None,
+            written = await write_tasks(tx, plans)
+            bypassing = [p for p in written if p.req.bypass_steps]
+            for plan in bypassing:
+                await bypass(tx, plan)
+        for plan in written:
+            task_created(plan.template.namespace)  # metrics: counting events skips creations
+            outcomes[plan.index] = (plan.view(tx.now), True)
+        for plan in bypassing:
+            outcomes[plan.index] = (await queries.find_task(plan.id), True)
+        taken = [p for p in plans if outcomes[p.index] is None]
+        if taken:
+            holders = await _holders(taken)
+            for plan in taken:
+                holder = holders.get(plan.key) if plan.key else None
+                outcomes[plan.index] = (
+                    _repeat((task_view(holder), False), plan.fingerprint)
+                    if holder is not None
+                    # Deleted between our insert and this read: rare enough to ask again.
+                    else Conflict(
+                        "Idempotency-Key is being used by another request",
+                        {"idempotency_key": ["is in use by another request; try again"]},
                     )
-                    for i, s in enumerate(template.steps)
-                ],
-                using_db=tx.conn,
-            )
-            ids = dict(
-                await WorkflowStep.filter(task_id=task.id)
-                .using_db(tx.conn)
-                .values_list("name", "id")
-            )
-            if template.graph.edges:
-                await StepEdge.bulk_create(
-                    [
-                        StepEdge(task_id=task.id, from_step_id=ids[p], to_step_id=ids[c])
-                        for p, c in template.graph.edges
-                    ],
-                    using_db=tx.conn,
                 )
-            await Transition.bulk_create(
-                [
-                    Transition(
-                        task_id=task.id,
-                        to_status=TaskState.PENDING.value,
-                        reason="created",
-                        metadata={},
-                        created_at=now,
-                    )
-                ]
-                + [
-                    Transition(
-                        task_id=task.id,
-                        step_id=ids[s.name],
-                        step_name=s.name,
-                        to_status=StepState.PENDING.value,
-                        reason="created",
-                        metadata={},
-                        created_at=now,
-                    )
-                    for s in template.steps
-                ],
-                using_db=tx.conn,
-            )
-            ref = TaskRef(task.id, task.namespace)
-            # Followers of a namespace see a task from its creation: its "created" rows are
-            # published like any other transition (a bulk insert returns no ids: read back).
-            created = (
-                await Transition.filter(task_id=task.id)
-                .using_db(tx.conn)
-                .order_by("id")
-                .values_list("id", "step_id", "step_name")
-            )
-            for cursor, step_id, step_name in created:
-                tx.note(ref, step_id, step_name, None, StepState.PENDING.value, "created", cursor)
-            tx.dispatch_after_commit([ids[name] for name in ready], (sent_at - now).total_seconds())
-            if bypass:
-                for name in template.graph.execution_order:
-                    if name in bypass:
-                        await tx.move_step(
-                            ref,
-                            ids[name],
-                            name,
-                            StepState.PENDING,
-                            StepState.RESOLVED_MANUALLY,
-                            "bypassed",
-                            completed_at=now,
-                        )
-                await advance(tx, ref, TaskState.PENDING)
-        if bypass:
-            return await queries.find_task(task.id)
-        return task_view(task)
+
+
+def _repeat(first: Outcome | None, fingerprint: str) -> Outcome:
+    """The outcome of a request repeating a key whose first request had outcome `first`."""
+    if first is None or isinstance(first, DomainError):
+        return first or Conflict("Idempotency-Key could not be settled", {})
+    view, _created = first
+    if view.identity_hash != fingerprint:
+        return Conflict(
+            "Idempotency-Key was already used with a different request",
+            {"idempotency_key": ["already used with a different request"]},
+        )
+    return view, False
+
+
+async def _holders(plans: list[Plan]) -> dict[tuple[str, str] | None, Task]:
+    """The tasks already holding these plans' keys (one query)."""
+    keys = {p.req.idempotency_key for p in plans if p.req.idempotency_key}
+    rows = await Task.filter(idempotency_key__in=list(keys))
+    return {(r.idempotency_scope, r.idempotency_key or ""): r for r in rows}
