@@ -30,7 +30,7 @@ from server.engine.workers import WorkerRegistry
 from server.registry.catalogue import Catalogue
 from server.registry.handler_registry import HandlerRegistry
 from server.services import queries
-from server.services.creation import TaskCreator
+from server.services.creation import Outcome, TaskCreator
 from server.services.dependencies import Liveness, analyse
 
 MAX_PER_PAGE = 100
@@ -56,6 +56,10 @@ class TaskService:
     async def create_task(self, req: CreateTask) -> tuple[TaskView, bool]:
         """Create a task with its steps and edges; returns (task, created). See `creation`."""
         return await self.creator.create(req)
+
+    async def create_tasks(self, reqs: Sequence[CreateTask]) -> list[Outcome]:
+        """Create many tasks: one outcome per request, in order (see `creation`)."""
+        return await self.creator.create_many(reqs)
 
     async def get_task(self, task_id: UUID | str) -> TaskView:
         """The task, or TaskNotFound."""
