@@ -46,6 +46,8 @@ from server.services.creation_rows import Plan, bypass, write_tasks
 
 CHUNK = 250
 """Tasks written per transaction by `create_many`."""
+MAX_BATCH = 1000
+"""Most tasks one batch request (REST, GraphQL) may create."""
 
 Created = tuple[TaskView, bool]
 Outcome = Created | DomainError
