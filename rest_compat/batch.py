@@ -22,7 +22,7 @@ from rest_compat.params import Body, CreateTaskBody, Key
 from rest_compat.shapes import ErrorDetail, Shape, TaskOut
 from server.domain.errors import DomainError, InvalidTaskConfig, ValidationFailed
 from server.domain.views import CreateTask
-from server.services.creation import MAX_BATCH
+from server.services.creation import MAX_BATCH as MAX_BATCH
 
 
 class BatchTaskIn(CreateTaskBody):

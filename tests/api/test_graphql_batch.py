@@ -57,7 +57,7 @@ async def test_every_input_gets_its_result_in_order(idle_client):
     assert results[2]["result"]["code"] == "INVALID_TASK_CONFIG"
 
 
-async def test_the_same_input_is_refused_alike_by_createTask(idle_client):
+async def test_the_same_input_is_refused_alike_by_create_task(idle_client):
     bad = {**GOOD, "context": {"amount": "x"}}
     single = await idle_client.post(
         "/tasker/graphql",
