@@ -38,7 +38,7 @@ import redis
 from bench.engine_bench import PG_ADMIN, REDIS_URL, cpu_seconds, pct, redis_pids
 
 ROOT = Path(__file__).resolve().parent.parent
-DB = "tasker_e2e"
+DB = os.environ.get("BENCH_E2E_DB", "tasker_e2e")
 DB_URL = PG_ADMIN.rpartition("/")[0] + "/" + DB
 SHAPES = ("chain", "diamond")
 STEPS = 4
