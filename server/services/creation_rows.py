@@ -7,7 +7,7 @@ the history rows and the dispatch of the root steps are queued on the transactio
 after it commits.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -36,6 +36,11 @@ class Plan:
     scope: str
     id: UUID
     named_task_id: int = 0
+    id_text: str = field(init=False)
+    """`str(id)`: rows come back keyed by it (asyncpg returns UUIDs, SQLite text)."""
+
+    def __post_init__(self) -> None:
+        self.id_text = str(self.id)
 
     @property
     def key(self) -> tuple[str, str] | None:
@@ -79,7 +84,7 @@ async def write_tasks(tx: Transaction, plans: list[Plan]) -> list[Plan]:
     )
     if keyed:
         ids = {str(r["id"]) for r in inserted}
-        plans = [p for p in plans if str(p.id) in ids]
+        plans = [p for p in plans if p.id_text in ids]
     if not plans:
         return []
     step_rows = await insert_rows(
@@ -94,9 +99,9 @@ async def write_tasks(tx: Transaction, plans: list[Plan]) -> list[Plan]:
         StepEdge,
         [
             {
-                "task_id": p.id,
-                "from_step_id": step_ids[str(p.id), parent],
-                "to_step_id": step_ids[str(p.id), child],
+                "task_id": p.id_text,
+                "from_step_id": step_ids[p.id_text, parent],
+                "to_step_id": step_ids[p.id_text, child],
             }
             for p in plans
             for parent, child in p.template.graph.edges
@@ -108,7 +113,7 @@ async def write_tasks(tx: Transaction, plans: list[Plan]) -> list[Plan]:
         [row for p in plans for row in _history_rows(p, step_ids, now)],
         returning=("id", "task_id", "step_id", "step_name"),
     )
-    refs = {str(p.id): TaskRef(p.id, p.template.namespace) for p in plans}
+    refs = {p.id_text: TaskRef(p.id, p.template.namespace) for p in plans}
     # Followers of a namespace see a task from its creation: its "created" rows are published
     # like any other transition.
     for row in sorted(history, key=lambda r: int(r["id"])):
@@ -117,7 +122,7 @@ async def write_tasks(tx: Transaction, plans: list[Plan]) -> list[Plan]:
         tx.note(ref, step_id, row["step_name"], None, StepState.PENDING.value, "created", row["id"])
     for p in plans:
         sent_at = _sent_at(p, now)
-        ready = [step_ids[str(p.id), name] for name in _ready(p)]
+        ready = [step_ids[p.id_text, name] for name in _ready(p)]
         tx.dispatch_after_commit(ready, (sent_at - now).total_seconds())
     return plans
 
@@ -155,6 +160,8 @@ def _sent_at(plan: Plan, now: datetime) -> datetime:
 
 def _ready(plan: Plan) -> list[str]:
     """The steps to dispatch at once: no parent left to wait for once bypassed ones count."""
+    if not plan.req.bypass_steps:
+        return list(_shape(plan.template).roots)
     skip = set(plan.req.bypass_steps)
     graph = plan.template.graph
     return [
@@ -164,10 +171,35 @@ def _ready(plan: Plan) -> list[str]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What every task of a template starts with, worked out once per template."""
+
+    waiting: tuple[int, ...]
+    """Parents per step, in template order."""
+    roots: tuple[str, ...]
+
+
+_SHAPES: dict[int, tuple[HandlerTemplate, _Shape]] = {}
+
+
+def _shape(template: HandlerTemplate) -> _Shape:
+    # Keyed by identity (a template holds dicts: unhashable); the entry keeps the template
+    # alive, so its id is never reused for another while cached.
+    cached = _SHAPES.get(id(template))
+    if cached is None or cached[0] is not template:
+        graph = template.graph
+        shape = _Shape(
+            waiting=tuple(len(graph.parents(s.name)) for s in template.steps), roots=graph.roots()
+        )
+        cached = _SHAPES[id(template)] = (template, shape)
+    return cached[1]
+
+
 def _task_row(plan: Plan, now: datetime) -> dict[str, Any]:
     req, tpl = plan.req, plan.template
     return {
-        "id": plan.id,
+        "id": plan.id_text,
         "named_task_id": plan.named_task_id,
         "namespace": tpl.namespace,
         "name": tpl.name,
@@ -195,10 +227,10 @@ def _task_row(plan: Plan, now: datetime) -> dict[str, Any]:
 def _step_rows(plan: Plan, now: datetime) -> list[dict[str, Any]]:
     ready = set(_ready(plan))
     sent_at = _sent_at(plan, now)
-    graph = plan.template.graph
+    waiting = _shape(plan.template).waiting
     return [
         {
-            "task_id": plan.id,
+            "task_id": plan.id_text,
             "name": s.name,
             "position": i,
             "handler_class": s.handler_class,
@@ -209,7 +241,7 @@ def _step_rows(plan: Plan, now: datetime) -> list[dict[str, Any]]:
             "timeout_seconds": s.timeout_seconds,
             "created_at": now,
             "updated_at": now,
-            "waiting_on": len(graph.parents(s.name)),
+            "waiting_on": waiting[i],
             "dispatched_at": sent_at if s.name in ready else None,
         }
         for i, s in enumerate(plan.template.steps)
@@ -219,9 +251,9 @@ def _step_rows(plan: Plan, now: datetime) -> list[dict[str, Any]]:
 def _history_rows(
     plan: Plan, step_ids: dict[tuple[str, str], int], now: datetime
 ) -> list[dict[str, Any]]:
-    task: dict[str, Any] = {"task_id": plan.id, "step_id": None, "step_name": None}
+    task: dict[str, Any] = {"task_id": plan.id_text, "step_id": None, "step_name": None}
     steps = [
-        {"task_id": plan.id, "step_id": step_ids[str(plan.id), s.name], "step_name": s.name}
+        {"task_id": plan.id_text, "step_id": step_ids[plan.id_text, s.name], "step_name": s.name}
         for s in plan.template.steps
     ]
     return [
