@@ -84,7 +84,7 @@ async def create_tasks(request: Request, body: BatchCreateBody) -> Response:
         "results": done,
         "created": sum(r["status"] == 201 for r in done),
         "existing": sum(r["status"] == 200 for r in done),
-        "failed": sum("error" in r for r in done),
+        "failed": sum("task" not in r for r in done),
     }
     return render_json(reply, BatchOut)
 

@@ -95,8 +95,8 @@ def _send(client: TaskerClient, chunk: list[tuple[int, Any]], summary: Summary) 
     reply = client.create_tasks([body for _n, body in bodies])
     for result in reply["results"]:
         number = bodies[result["index"]][0]
-        if "error" in result:
-            summary.failures.append({"line": number, "error": result["error"]})
+        if "task" not in result:  # refused: the result carries the error envelope instead
+            summary.failures.append({"line": number, "error": result.get("error", {})})
         elif result["status"] == 201:
             summary.created += 1
         else:
