@@ -61,6 +61,7 @@ FIELD_PERMISSIONS: Final[Mapping[str, str]] = {
     "Analytics.bottlenecks": need.ANALYTICS,
     # Mutations
     "Mutation.createTask": need.CREATE_TASK,
+    "Mutation.createTasks": need.CREATE_TASK,
     "Mutation.updateTask": need.UPDATE_TASK,
     "Mutation.cancelTask": need.CANCEL_TASK,
     "Mutation.retryTask": need.RETRY_TASK,

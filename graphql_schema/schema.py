@@ -14,10 +14,11 @@ from strawberry.types import ExecutionContext
 
 from graphql_schema.analytics import AnalyticsQuery
 from graphql_schema.authorization import Authorization
+from graphql_schema.batch import BatchMutations
 from graphql_schema.console_fields import ConsoleQuery
 from graphql_schema.extensions import ErrorShaping, FreshLoaders, Limits, is_unexpected, request_id
 from graphql_schema.fast_enums import speed_up_enums
-from graphql_schema.mutations import Mutation
+from graphql_schema.mutations import Mutation as TaskMutations
 from graphql_schema.queries import CatalogueQueries, TaskQueries
 from graphql_schema.schedules import ScheduleQuery
 from graphql_schema.subscriptions import Subscription
@@ -30,6 +31,11 @@ log = logging.getLogger("tasker.graphql")
     name="Query", description="Reads: the handler catalogue, tasks, analytics and health."
 )
 class Query(CatalogueQueries, TaskQueries, AnalyticsQuery, ConsoleQuery, ScheduleQuery):
+    pass
+
+
+@strawberry.type(name="Mutation", description="Commands on tasks and steps.")
+class Mutation(TaskMutations, BatchMutations):
     pass
 
 

@@ -10,6 +10,7 @@ document. Cancelling (DELETE) needs `:cancel`, as in GraphQL; a `:destroy` grant
 from starlette.routing import BaseRoute
 
 from rest_compat import (
+    batch,
     diagrams,
     discovery,
     events,
@@ -123,6 +124,11 @@ OPERATIONS: list[Operation] = [
                Reply(200, "The task an earlier request with this Idempotency-Key created, "
                      "or the debounced task this creation joined", TaskOut, links=TASK_LINKS)),
               errors=(404, 409), invalid=(InvalidTaskConfig, InvalidTaskConfig.default_message)),
+    Operation("POST", f"{T}/batch", batch.create_tasks,
+              need.CREATE_TASK, f"Create up to {batch.MAX_BATCH} tasks, one result each",
+              (Reply(200, "One result per entry, in input order: the task or its error",
+                     batch.BatchOut),),
+              description=batch.__doc__ or ""),
     Operation("GET", T, tasks.list_tasks,
               need.LIST_TASKS, "List tasks, newest first",
               (Reply(200, "One page of tasks", TaskList),)),

@@ -9,12 +9,13 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 from rich.console import Console
 
 from server.cli import render, steps_view
+from server.cli.batch_create import create_from_file, report
 from server.cli.dynamic_view import dynamic_lines
 from server.client import TaskerClient, TaskerError, ValidationError
 from server.client.transport import DEFAULT_URL
@@ -108,8 +109,8 @@ def task() -> None:
 
 
 @task.command("create")
-@click.argument("namespace")
-@click.argument("name")
+@click.argument("namespace", required=False)
+@click.argument("name", required=False)
 @click.option("--version", help="Handler version (default: the latest by semver).")
 @click.option(
     "--context", default="{}", callback=_parse_context, help="The task context, a JSON object."
@@ -134,10 +135,20 @@ def task() -> None:
     help="1 (low) .. 3 (high): first in line for a concurrency slot (default: the handler's).",
 )
 @click.option("--wait", is_flag=True, help="Follow the task until it ends; exit 0 if complete.")
+@click.option(
+    "--from-file",
+    type=click.File("r"),
+    help="Create the tasks of a JSON Lines file (one task body a line; - for stdin) in "
+    "batches; NAMESPACE and NAME fill in lines that lack them.",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(1, 1000), default=500, show_default=True,
+    help="Tasks per request with --from-file.",
+)  # fmt: skip
 @connection_options
 def task_create(
-    namespace: str,
-    name: str,
+    namespace: str | None,
+    name: str | None,
     version: str | None,
     context: dict[str, Any],
     idempotency_key: str | None,
@@ -147,12 +158,24 @@ def task_create(
     debounce_seconds: float | None,
     priority: int | None,
     wait: bool,
+    from_file: IO[str] | None,
+    batch_size: int,
     url: str,
     token: str | None,
     debug: bool,
     as_json: bool,
 ) -> None:
-    """Create a task from handler NAMESPACE NAME."""
+    """Create a task from handler NAMESPACE NAME (or many: --from-file)."""
+    if from_file is not None:
+        defaults = {k: v for k, v in (("namespace", namespace), ("name", name)) if v}
+        with session(url, token, debug) as client:
+            summary = create_from_file(
+                client, from_file, defaults, batch_size, Console(stderr=True)
+            )
+        report(summary, as_json)
+        return
+    if namespace is None or name is None:
+        raise click.UsageError("NAMESPACE and NAME are required (or --from-file)")
     with session(url, token, debug) as client:
         created = client.create_task(
             namespace,

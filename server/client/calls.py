@@ -24,6 +24,7 @@ from server.client.schedule_calls import resume_schedule as resume_schedule
 from server.client.schedule_calls import update_schedule as update_schedule
 from server.client.transport import Call
 from server.client.types import (
+    BatchResult,
     BottleneckReport,
     BulkResult,
     Diagram,
@@ -107,6 +108,22 @@ def create_task(
     # With a key, a repeated POST returns the first task: safe to retry. Without one it is not.
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
     return Call("POST", "/tasks", json=body, headers=headers, idempotent=bool(idempotency_key))
+
+
+def create_tasks(tasks: Iterable[Mapping[str, Any]]) -> Call[BatchResult]:
+    """Create up to 1,000 tasks in one request (POST /tasks/batch): each entry is the body of
+    `create_task` (namespace, name, context, version, run_at, ..., idempotency_key).
+
+    Returns one result per entry, in order: a refused entry carries its own error and does not
+    stop the others. Safe to retry only when every entry has an idempotency key."""
+    entries = []
+    for task in tasks:
+        entry = dict(task)
+        if isinstance(entry.get("run_at"), datetime):
+            entry["run_at"] = entry["run_at"].isoformat()
+        entries.append(entry)
+    keyed = bool(entries) and all(e.get("idempotency_key") for e in entries)
+    return Call("POST", "/tasks/batch", json={"tasks": entries}, idempotent=keyed)
 
 
 def list_tasks(

@@ -83,6 +83,7 @@ class Endpoints:
 
     # --- tasks ---
     create_task = Endpoint(calls.create_task)
+    create_tasks = Endpoint(calls.create_tasks)
     list_tasks = Endpoint(calls.list_tasks)
     get_task = Endpoint(calls.get_task)
     update_task = Endpoint(calls.update_task)

@@ -121,6 +121,30 @@ class Task(TypedDict):
     dependencies: NotRequired[Dependencies]
 
 
+class ErrorDetail(TypedDict):
+    type: str
+    message: str
+    details: NotRequired[dict[str, Any]]
+    code: str
+
+
+class BatchItem(TypedDict):
+    """One entry's result: `task` (status 201 created, 200 an earlier task with its key) or
+    `error` (the envelope POST /tasker/tasks would answer, with its status)."""
+
+    index: int
+    status: int
+    task: NotRequired[Task]
+    error: NotRequired[ErrorDetail]
+
+
+class BatchResult(TypedDict):
+    results: list[BatchItem]
+    created: int
+    existing: int
+    failed: int
+
+
 class Pagination(TypedDict):
     current_page: int
     per_page: int

@@ -12,6 +12,7 @@ settled by the (scope, key) unique index.
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import uuid4
@@ -20,7 +21,7 @@ from tortoise.exceptions import IntegrityError
 
 from server.db.models import ScheduleFire, StepEdge, Task, Transition, WorkflowStep
 from server.db.rows import json_text, task_view
-from server.domain.errors import Conflict, InvalidTaskConfig, ValidationFailed
+from server.domain.errors import Conflict, DomainError, InvalidTaskConfig, ValidationFailed
 from server.domain.flow import KeyMissing, priority_problem
 from server.domain.inputs import (
     MAX_KEY_LENGTH,
@@ -46,6 +47,13 @@ from server.services.debounce import Debouncer, debounce_of
 from server.services.forks import keep_steps
 from server.services.pausing import handler_paused
 from server.services.supersede import supersede
+
+MAX_BATCH = 1000
+"""Most tasks one batch request (REST, GraphQL) may create."""
+
+Created = tuple[TaskView, bool]
+Outcome = Created | DomainError
+"""One request's result in a batch: (task, created) or the error that refused it."""
 
 
 def identity_hash(template: HandlerTemplate, context: Any) -> str:
@@ -96,6 +104,19 @@ class TaskCreator:
         self.registry = registry
         self.catalogue = catalogue
         self.debouncer = Debouncer(changes)
+
+    async def create_many(self, reqs: Sequence[CreateTask]) -> list[Outcome]:
+        """Create many tasks: one outcome per request, in order. Each goes through `create`
+        (every rule of single creation holds: idempotency, debounce, limits, schedules), so a
+        refused request refuses only itself and a key repeated within the batch is settled
+        like a repeated request."""
+        outcomes: list[Outcome] = []
+        for req in reqs:
+            try:
+                outcomes.append(await self.create(req))
+            except DomainError as exc:
+                outcomes.append(exc)
+        return outcomes
 
     async def create(self, req: CreateTask) -> tuple[TaskView, bool]:
         """Create a task with its steps and edges; returns (task, created).

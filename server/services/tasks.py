@@ -5,7 +5,7 @@ from typing import Any
 from uuid import UUID
 
 from server.db.models import Task
-from server.domain.errors import ValidationFailed
+from server.domain.errors import DomainError, ValidationFailed
 from server.domain.inputs import (
     MAX_KEY_LENGTH,
     MAX_REASON_LENGTH,
@@ -31,7 +31,7 @@ from server.registry.handler_registry import HandlerRegistry
 from server.services import forks, queries
 from server.services.bulk import BulkActions
 from server.services.children import ChildTasks
-from server.services.creation import TaskCreator
+from server.services.creation import Outcome, TaskCreator
 from server.services.dependencies import Liveness, analyse
 from server.services.flow_status import limit_reasons
 from server.services.task_rules import cancel_in, retry_in
@@ -66,6 +66,10 @@ class TaskService:
     async def rerun_task(self, task_id: UUID | str, req: Rerun) -> TaskView:
         """Fork a finished task from a step with new input (`server.services.forks`)."""
         return await forks.rerun(self.creator, task_id, req)
+
+    async def create_tasks(self, reqs: Sequence[CreateTask]) -> list[Outcome]:
+        """Create many tasks: one outcome per request, in order (see `creation`)."""
+        return await self.creator.create_many(reqs)
 
     async def get_task(self, task_id: UUID | str) -> TaskView:
         """The task, or TaskNotFound."""
@@ -162,7 +166,11 @@ class TaskService:
             alive = False
             found = [analyse(t, steps, now=now, workers_alive=False) for t, steps in loaded]
         # A ready step with limits may be waiting for a slot or a rate window instead.
-        waiting = [d.task.id for d in found if any(r.code in READY for r in d.reasons.values())]
+        waiting = [
+            d.task.id
+            for d in found
+            if any(r.code in READY for r in d.reasons.values()) and self._declares_limits(d.task)
+        ]
         limited = await limit_reasons(waiting, now) if waiting else {}
         if limited:
             found = [
@@ -172,6 +180,17 @@ class TaskService:
                 for (t, s), d in zip(loaded, found, strict=True)
             ]
         return found
+
+    def _declares_limits(self, task: TaskView) -> bool:
+        """True when the task's handler declares a concurrency or rate limit: only then can a
+        ready step of it be waiting for a slot (the others cost no limit query)."""
+        try:
+            template = self.registry.get(task.namespace, task.name, task.version)
+        except DomainError:
+            return True  # a handler this process does not know: ask the database
+        return template.concurrency is not None or any(
+            s.concurrency is not None or s.rate_limit is not None for s in template.steps
+        )
 
 
 def _check_filter(flt: TaskFilter) -> None:

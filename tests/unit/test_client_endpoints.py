@@ -9,7 +9,7 @@ NAMES = [name for name, value in vars(Endpoints).items() if isinstance(value, En
 
 
 def test_every_endpoint_is_a_method_of_both_clients_with_the_builders_signature() -> None:
-    assert len(NAMES) == 40
+    assert len(NAMES) == 41
     sync, aio = TaskerClient("http://127.0.0.1:1"), AsyncTaskerClient("http://127.0.0.1:1")
     for name in NAMES:
         build = getattr(calls, name)
