@@ -2,7 +2,6 @@
 blocked reasons with their key and holders, discovery of limits, and the usage read."""
 
 import asyncio
-import importlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -18,6 +17,7 @@ from server.container import Services
 from server.domain.views import CreateTask
 from server.registry.handler_registry import HandlerRegistry
 from tests.conftest import ROOT, WORKFLOWS
+from tests.support.bridge import cli_talks_to
 
 FLOW = ROOT / "tests" / "fixtures" / "flow"
 
@@ -177,38 +177,11 @@ async def test_discovery_shows_the_limits(client: httpx.AsyncClient) -> None:
     }
 
 
-class _Bridge(httpx.BaseTransport):
-    """A synchronous transport (the CLI's) that forwards to the app on the test's loop."""
-
-    def __init__(self, client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> None:
-        self.client = client
-        self.loop = loop
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        async def forward() -> httpx.Response:
-            sent = httpx.Request(
-                request.method, request.url, headers=request.headers, content=request.read()
-            )
-            answer = await self.client.send(sent)
-            await answer.aread()
-            return answer
-
-        answer = asyncio.run_coroutine_threadsafe(forward(), self.loop).result(30)
-        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
-
-
 async def test_the_cli_takes_priority(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from server.client.sync import TaskerClient
 
-    cli_tasks = importlib.import_module("server.cli.tasks")
-    bridge = _Bridge(client, asyncio.get_running_loop())
-
-    def bridged(url: str, token: str | None = None) -> TaskerClient:
-        return TaskerClient(url, token, http=httpx.Client(transport=bridge, base_url=url))
-
-    monkeypatch.setattr(cli_tasks, "TaskerClient", bridged)
+    cli_talks_to(client, monkeypatch)
     args = ["task", "create", "flow", "limited", "--context", '{"customer": "a"}']
     args += ["--url", "http://testserver", "--json"]
 

@@ -2,7 +2,6 @@
 in-process: the same rules and errors as REST, a table with the next fire time."""
 
 import asyncio
-import importlib
 
 import httpx
 import pytest
@@ -11,6 +10,7 @@ from click.testing import CliRunner
 from server.cli import main
 from server.client.aio import AsyncTaskerClient
 from server.client.errors import NotFoundError, ValidationError
+from tests.support.bridge import cli_talks_to
 
 
 async def test_the_python_client_manages_schedules(client: httpx.AsyncClient) -> None:
@@ -37,38 +37,11 @@ async def test_the_python_client_manages_schedules(client: httpx.AsyncClient) ->
             await tasker.get_schedule(made["id"])
 
 
-class _Bridge(httpx.BaseTransport):
-    """A synchronous transport (the CLI's) that forwards to the app on the test's loop."""
-
-    def __init__(self, client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> None:
-        self.client = client
-        self.loop = loop
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        async def forward() -> httpx.Response:
-            sent = httpx.Request(
-                request.method, request.url, headers=request.headers, content=request.read()
-            )
-            answer = await self.client.send(sent)
-            await answer.aread()
-            return answer
-
-        answer = asyncio.run_coroutine_threadsafe(forward(), self.loop).result(30)
-        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
-
-
 async def test_the_cli_lists_creates_pauses_resumes_and_deletes(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from server.client.sync import TaskerClient
 
-    cli_tasks = importlib.import_module("server.cli.tasks")
-    bridge = _Bridge(client, asyncio.get_running_loop())
-
-    def bridged(url: str, token: str | None = None) -> TaskerClient:
-        return TaskerClient(url, token, http=httpx.Client(transport=bridge, base_url=url))
-
-    monkeypatch.setattr(cli_tasks, "TaskerClient", bridged)
+    cli_talks_to(client, monkeypatch)
 
     def run(*args: str):  # type: ignore[no-untyped-def]
         return CliRunner().invoke(main, ["schedules", *args, "--url", "http://testserver"])

@@ -1,7 +1,6 @@
 """Batch creation from the Python client (sync and async) and `tasker task create --from-file`."""
 
 import asyncio
-import importlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from server.cli import main
 from server.client.aio import AsyncTaskerClient
 from server.client.sync import TaskerClient
 from server.container import Services
-from tests.support.bridge import Bridge
+from tests.support.bridge import Bridge, cli_talks_to
 
 
 @pytest.fixture
@@ -56,13 +55,7 @@ async def test_the_sync_client_creates_many(client) -> None:
 async def test_the_cli_creates_a_file_of_tasks_and_reports_bad_lines(
     client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cli_tasks = importlib.import_module("server.cli.tasks")  # the package names a group `tasks`
-    bridge = Bridge(client, asyncio.get_running_loop())
-
-    def bridged(url: str, token: str | None = None) -> TaskerClient:
-        return TaskerClient(url, token, http=httpx.Client(transport=bridge, base_url=url))
-
-    monkeypatch.setattr(cli_tasks, "TaskerClient", bridged)
+    cli_talks_to(client, monkeypatch)
     lines = [json.dumps({"context": {}, "reason": f"n{i}"}) for i in range(7)]
     lines[2] = "{not json"
     lines[4] = json.dumps({"name": "missing_handler"})

@@ -6,7 +6,6 @@ embedded engine must start the task by itself, the delay is short and real.
 """
 
 import asyncio
-import importlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -25,6 +24,7 @@ from server.domain.states import StepState, TaskState
 from server.domain.views import CreateTask, TaskView
 from server.testing import VirtualClock
 from tests.conftest import on_every_store
+from tests.support.bridge import cli_talks_to
 from tests.support.waiting import wait_for_task
 
 pytestmark = on_every_store
@@ -266,39 +266,11 @@ async def test_the_python_client_creates_a_delayed_task(client: httpx.AsyncClien
     assert "delay_seconds" in caught.value.details
 
 
-class _Bridge(httpx.BaseTransport):
-    """A synchronous transport (the CLI's) that forwards to the app on the test's loop."""
-
-    def __init__(self, client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> None:
-        self.client = client
-        self.loop = loop
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        async def forward() -> httpx.Response:
-            sent = httpx.Request(
-                request.method, request.url, headers=request.headers, content=request.read()
-            )
-            answer = await self.client.send(sent)
-            await answer.aread()
-            return answer
-
-        answer = asyncio.run_coroutine_threadsafe(forward(), self.loop).result(30)
-        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
-
-
 async def test_the_cli_creates_a_delayed_task(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from server.client.sync import TaskerClient
 
-    cli_tasks = importlib.import_module("server.cli.tasks")  # the package names a group `tasks`
-
-    bridge = _Bridge(client, asyncio.get_running_loop())
-
-    def bridged(url: str, token: str | None = None) -> TaskerClient:
-        return TaskerClient(url, token, http=httpx.Client(transport=bridge, base_url=url))
-
-    monkeypatch.setattr(cli_tasks, "TaskerClient", bridged)
+    cli_talks_to(client, monkeypatch)
     args = ["task", "create", "shapes", "linear", "--url", "http://testserver", "--json"]
 
     def run(*extra: str):  # type: ignore[no-untyped-def]

@@ -5,7 +5,6 @@ the signal that ends them.
 """
 
 import asyncio
-import importlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from uuid import UUID
@@ -23,6 +22,7 @@ from server.domain.states import StepState, TaskState
 from server.registry.handler_registry import HandlerRegistry
 from tests.conftest import WORKFLOWS, on_every_store
 from tests.integration.test_waits import WAITS
+from tests.support.bridge import cli_talks_to
 from tests.support.waiting import wait_for_task
 
 pytestmark = on_every_store
@@ -160,38 +160,11 @@ async def test_the_python_client_sends_signals(client: httpx.AsyncClient, engine
     assert (await engine.steps.get_step(done.id, "approve")).results == {"by": "client"}
 
 
-class _Bridge(httpx.BaseTransport):
-    """A synchronous transport (the CLI's) that forwards to the app on the test's loop."""
-
-    def __init__(self, client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> None:
-        self.client = client
-        self.loop = loop
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        async def forward() -> httpx.Response:
-            sent = httpx.Request(
-                request.method, request.url, headers=request.headers, content=request.read()
-            )
-            answer = await self.client.send(sent)
-            await answer.aread()
-            return answer
-
-        answer = asyncio.run_coroutine_threadsafe(forward(), self.loop).result(30)
-        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
-
-
 async def test_the_cli_sends_a_signal(
     client: httpx.AsyncClient, engine: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from server.client.sync import TaskerClient
 
-    cli_tasks = importlib.import_module("server.cli.tasks")
-    bridge = _Bridge(client, asyncio.get_running_loop())
-
-    def bridged(url: str, token: str | None = None) -> TaskerClient:
-        return TaskerClient(url, token, http=httpx.Client(transport=bridge, base_url=url))
-
-    monkeypatch.setattr(cli_tasks, "TaskerClient", bridged)
+    cli_talks_to(client, monkeypatch)
     tid = (await client.post("/tasker/tasks", json=APPROVAL)).json()["id"]
     await parked(client, tid)
 
