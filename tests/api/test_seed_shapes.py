@@ -169,4 +169,9 @@ async def test_the_document_says_which_bodies_are_required(client):
         "POST /tasker/schedules": True,
         "PATCH /tasker/schedules/{id}": True,
         "POST /tasker/tasks/{id}/signals/{name}": False,  # a bare POST: an empty payload
+        "POST /tasker/tasks/batch": True,
+        "POST /tasker/tasks/{id}/rerun": True,
+        "POST /tasker/tasks/bulk/cancel": True,
+        "POST /tasker/tasks/bulk/retry": True,
+        "POST /tasker/tasks/bulk/rerun": True,
     }
