@@ -7,8 +7,9 @@ per table (tasks, steps, edges, history; `server.services.creation_rows`). A req
 more in its transaction or after it (a schedule firing, a debounce window, a re-run's kept
 steps, a cancel strategy) is written on its own (`server.services.creation_single`).
 
-Every input rule (`server.domain.inputs`, the handler's context schema, bypassable steps) is
-checked first; any breach is one InvalidTaskConfig, whichever surface asked.
+Every input rule (`server.domain.inputs`, the handler's context schema, bypassable steps,
+limit key paths; `server.services.creation_checks`) is checked first; any breach is one
+InvalidTaskConfig for that request, whichever surface asked.
 
 Idempotency: a repeated `idempotency_key` with the same request (same identity hash) returns
 the original task; with a different request it is a Conflict. Keys are scoped to the caller
@@ -16,40 +17,34 @@ the original task; with a different request it is a Conflict. Keys are scoped to
 settled by the (scope, key) unique index.
 """
 
-import hashlib
-import json
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any, NamedTuple
 from uuid import uuid4
 
 from tortoise.exceptions import IntegrityError
 
-from server.db.models import Task
 from server.db.rows import task_view
-from server.domain.errors import Conflict, DomainError, InvalidTaskConfig, ValidationFailed
-from server.domain.flow import KeyMissing, priority_problem
-from server.domain.inputs import (
-    MAX_KEY_LENGTH,
-    MAX_NAME_LENGTH,
-    MAX_REASON_LENGTH,
-    MAX_TAGS,
-    MAX_VERSION_LENGTH,
-    InputProblems,
-    start_time,
-)
-from server.domain.templates import HandlerTemplate
-from server.domain.views import CreateTask, TaskView
-from server.domain.waits import context_problems
+from server.domain.errors import Conflict, DomainError
+from server.domain.views import CreateTask
 from server.engine.changes import StateChanges
-from server.engine.limits import handler_key, step_flow
+from server.engine.limits import handler_key
 from server.infra.metrics import task_created
 from server.registry.catalogue import Catalogue
 from server.registry.handler_registry import HandlerRegistry
 from server.services import queries
+from server.services.creation_checks import Checked, check_request, one_by_one
+from server.services.creation_keys import (
+    Created,
+    Outcome,
+    holders,
+    idempotency_scope,
+    identity_hash,
+    keyed,
+    repeat,
+    same_request,
+)
 from server.services.creation_rows import Plan, bypass, write_tasks
 from server.services.creation_single import insert_one
-from server.services.debounce import Debounce, Debouncer, debounce_of
+from server.services.debounce import Debouncer
 from server.services.pausing import handler_paused
 from server.services.supersede import supersede
 
@@ -58,73 +53,15 @@ CHUNK = 250
 MAX_BATCH = 1000
 """Most tasks one batch request (REST, GraphQL) may create."""
 
-Created = tuple[TaskView, bool]
-Outcome = Created | DomainError
-"""One request's result in a batch: (task, created) or the error that refused it."""
-
-
-def identity_hash(template: HandlerTemplate, context: Any) -> str:
-    """A stable fingerprint of what a task would do: handler identity plus canonical context."""
-    canonical = json.dumps(
-        [template.namespace, template.name, template.version, context],
-        sort_keys=True,
-        separators=(",", ":"),
-        default=str,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def idempotency_scope(subject: str | None) -> str:
-    """Whose idempotency keys: a digest of the token subject (fixed width for the index),
-    '' when there is no caller (open mode: one scope for everybody)."""
-    if subject is None:
-        return ""
-    return hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def input_problems(req: CreateTask) -> dict[str, list[str]]:
-    """What breaks the shared input rules (NUL, lengths, JSON numbers, depth, size)."""
-    problems = InputProblems()
-    problems.text("namespace", req.namespace, MAX_NAME_LENGTH)
-    problems.text("name", req.name, MAX_NAME_LENGTH)
-    problems.text("version", req.version, MAX_VERSION_LENGTH)
-    problems.text("idempotency_key", req.idempotency_key, MAX_KEY_LENGTH)
-    problems.text("initiator", req.initiator, MAX_KEY_LENGTH)
-    problems.text("source_system", req.source_system, MAX_KEY_LENGTH)
-    problems.text("reason", req.reason, MAX_REASON_LENGTH)
-    problems.texts("tags", req.tags, MAX_KEY_LENGTH, MAX_TAGS)
-    problems.texts("bypass_steps", req.bypass_steps, MAX_NAME_LENGTH)
-    problems.json("context", req.context)
-    details = problems.details
-    if (problem := priority_problem(req.priority)) is not None:
-        details.setdefault("priority", []).append(problem)
-    return details
-
-
-class Checked(NamedTuple):
-    """A request that holds every input rule, with what its rows are worked out from."""
-
-    template: HandlerTemplate
-    start: datetime | None
-    """The delayed start (None: at once)."""
-    debounce: Debounce | None
-    flows: dict[str, Any]
-    """Each step's limits with keys resolved."""
-
-
-def one_by_one(checked: Checked, req: CreateTask) -> bool:
-    """Whether a request is written on its own rather than by the multi-row insert: its
-    transaction holds more than its rows (a schedule tick, a debounce window, kept steps) or
-    a cancel strategy acts on it once written."""
-    concurrency = checked.template.concurrency
-    return bool(
-        checked.debounce is not None
-        or req.fired is not None
-        or req.forked_from is not None
-        or req.kept
-        or req.step_inputs
-        or (concurrency is not None and concurrency.strategy != "queue")
-    )
+__all__ = [
+    "CHUNK",
+    "MAX_BATCH",
+    "Created",
+    "Outcome",
+    "TaskCreator",
+    "idempotency_scope",
+    "identity_hash",
+]
 
 
 class TaskCreator:
@@ -161,7 +98,7 @@ class TaskCreator:
         alone: list[tuple[int, CreateTask, Checked]] = []
         for index, req in enumerate(reqs):
             try:
-                checked = self._checked(req)
+                checked = self._check(req)
             except DomainError as exc:
                 outcomes[index] = exc
                 continue
@@ -179,7 +116,7 @@ class TaskCreator:
         for start in range(0, len(plans), CHUNK):
             await self._write(plans[start : start + CHUNK], outcomes)
         for plan, leader in followers:
-            outcomes[plan.index] = _repeat(outcomes[leader.index], plan.fingerprint)
+            outcomes[plan.index] = repeat(outcomes[leader.index], plan.fingerprint)
         for index, req, checked in alone:
             try:
                 outcomes[index] = await self._create_one(req, checked)
@@ -188,16 +125,8 @@ class TaskCreator:
         assert all(o is not None for o in outcomes)
         return [o for o in outcomes if o is not None]
 
-    def _checked(self, req: CreateTask) -> Checked:
-        """The request's template, start, debounce and limits, once every rule holds
-        (InvalidTaskConfig otherwise)."""
-        try:
-            template, start, flows = self._validated(req)
-            return Checked(template, start, debounce_of(template, req), flows)
-        except ValidationFailed as exc:
-            if isinstance(exc, InvalidTaskConfig):
-                raise
-            raise InvalidTaskConfig.of(exc.details or {}) from exc
+    def _check(self, req: CreateTask) -> Checked:
+        return check_request(req, self.registry, self.changes.clock.now())
 
     async def _plan(self, index: int, req: CreateTask, checked: Checked) -> Plan:
         template = checked.template
@@ -236,11 +165,11 @@ class TaskCreator:
             outcomes[plan.index] = (await queries.find_task(plan.id), True)
         taken = [p for p in plans if outcomes[p.index] is None]
         if taken:
-            holders = await _holders(taken)
+            held = await holders(taken)
             for plan in taken:
-                holder = holders.get(plan.key) if plan.key else None
+                holder = held.get(plan.key) if plan.key else None
                 outcomes[plan.index] = (
-                    _repeat((task_view(holder), False), plan.fingerprint)
+                    repeat((task_view(holder), False), plan.fingerprint)
                     if holder is not None
                     # Deleted between our insert and this read: rare enough to ask again.
                     else Conflict(
@@ -255,9 +184,9 @@ class TaskCreator:
         fingerprint = identity_hash(template, req.context)
         scope = idempotency_scope(req.subject)
         if req.idempotency_key:
-            existing = await _keyed(scope, req.idempotency_key)
+            existing = await keyed(scope, req.idempotency_key)
             if existing is not None:
-                return _same_request(existing, fingerprint), False
+                return same_request(existing, fingerprint), False
         named_task_id = await self.catalogue.named_task_id(template)
         if debounce is not None:  # join the key's open window, or open it (`debounce`)
             view, created = await self.debouncer.create_or_join(
@@ -288,84 +217,7 @@ class TaskCreator:
                 view = await supersede(self.changes, template, view)
             return view, True
         except IntegrityError:
-            existing = await _keyed(scope, req.idempotency_key)
+            existing = await keyed(scope, req.idempotency_key)
             if existing is None:
                 raise
-            return _same_request(existing, fingerprint), False
-
-    def _validated(
-        self, req: CreateTask
-    ) -> tuple[HandlerTemplate, datetime | None, dict[str, Any]]:
-        """The template to run, the start time (None: at once) and each step's limits, once
-        every input rule holds (ValidationFailed otherwise)."""
-        if not isinstance(req.context, dict):
-            raise InvalidTaskConfig.of({"context": ["must be a JSON object"]})
-        problems = input_problems(req)
-        timing = InputProblems()
-        start = start_time(timing, req.run_at, req.delay_seconds, self.changes.clock.now())
-        problems.update(timing.details)
-        if problems:
-            raise InvalidTaskConfig.of(problems)
-        template = self.registry.get(req.namespace, req.name, req.version)
-        self.registry.validate_context(template, req.context)
-        problems = {}
-        for name in req.bypass_steps:
-            try:
-                if not template.step(name).skippable:
-                    problems.setdefault("bypass_steps", []).append(
-                        f"step '{name}' is not skippable"
-                    )
-            except KeyError:
-                problems.setdefault("bypass_steps", []).append(f"unknown step '{name}'")
-        flows = _flows(template, req)
-        if isinstance(flows, str):
-            problems["context"] = [f"limit key path '{flows}' resolves to nothing"]
-        for step in template.steps:  # `sleep.until: context.<path>` must resolve now
-            problems.update(context_problems(step.sleep, req.context))
-        if problems or isinstance(flows, str):
-            raise InvalidTaskConfig.of(problems)
-        return template, start, flows
-
-
-def _flows(template: HandlerTemplate, req: CreateTask) -> dict[str, Any] | str:
-    """Each step's limits with keys resolved, or the key path that is absent."""
-    priority = req.priority if req.priority is not None else template.priority
-    try:
-        return {s.name: step_flow(template, s, req.context, priority) for s in template.steps}
-    except KeyMissing as exc:
-        return str(exc.args[0])
-
-
-async def _keyed(scope: str, key: str | None) -> Task | None:
-    if not key:
-        return None
-    return await Task.get_or_none(idempotency_scope=scope, idempotency_key=key)
-
-
-def _same_request(existing: Task, fingerprint: str) -> TaskView:
-    if existing.identity_hash != fingerprint:
-        raise Conflict(
-            "Idempotency-Key was already used with a different request",
-            {"idempotency_key": ["already used with a different request"]},
-        )
-    return task_view(existing)
-
-
-def _repeat(first: Outcome | None, fingerprint: str) -> Outcome:
-    """The outcome of a request repeating a key whose first request had outcome `first`."""
-    if first is None or isinstance(first, DomainError):
-        return first or Conflict("Idempotency-Key could not be settled", {})
-    view, _created = first
-    if view.identity_hash != fingerprint:
-        return Conflict(
-            "Idempotency-Key was already used with a different request",
-            {"idempotency_key": ["already used with a different request"]},
-        )
-    return view, False
-
-
-async def _holders(plans: list[Plan]) -> dict[tuple[str, str] | None, Task]:
-    """The tasks already holding these plans' keys (one query)."""
-    keys = {p.req.idempotency_key for p in plans if p.req.idempotency_key}
-    rows = await Task.filter(idempotency_key__in=list(keys))
-    return {(r.idempotency_scope, r.idempotency_key or ""): r for r in rows}
+            return same_request(existing, fingerprint), False
