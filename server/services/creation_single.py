@@ -31,7 +31,7 @@ async def insert_one(
 ) -> TaskView:
     """Write one task, its steps, edges and history in one transaction, as its own
     statements: the path of the requests the multi-row insert leaves out (schedule firings,
-    debounce windows, re-runs, cancel strategies; `creation.one_by_one`)."""
+    debounce windows, re-runs, cancel strategies; `creation_checks.one_by_one`)."""
     bypass = set(req.bypass_steps)
     settled = bypass | set(req.kept)  # done at creation: bypassed, or kept by a re-run
     waiting = {
