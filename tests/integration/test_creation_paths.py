@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from tortoise.exceptions import IntegrityError
 
 from server.container import Services
 from server.db.models import Task, Transition, WorkflowStep
@@ -190,3 +191,16 @@ async def test_a_batch_is_written_a_chunk_per_transaction(services, monkeypatch)
     assert len(created) == 5 and all(isinstance(o, Conflict) for o in outcomes[5:])
     assert await WorkflowStep.all().count() == 5 * 4
     assert await Transition.filter(reason="created").count() == 5 * 5
+
+
+async def test_a_second_child_of_the_same_step_fails_as_the_child_starter_expects(services):
+    """`ChildTasks` settles a concurrent run of the starting step by catching the unique
+    index's IntegrityError: the multi-row insert raises the same one, and writes nothing."""
+    req = CreateTask(
+        namespace="shapes", name="diamond", context={}, parent_task_id=uuid4(), parent_step="s"
+    )
+    await services.tasks.create_task(req)
+    with pytest.raises(IntegrityError):
+        await services.tasks.create_task(req)
+    assert await Task.all().count() == 1
+    assert await WorkflowStep.all().count() == 4
