@@ -2,7 +2,6 @@
 and the CLI answer alike, over the same core."""
 
 import asyncio
-import importlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +13,7 @@ from server.app import create_app
 from server.cli import main
 from server.client.aio import AsyncTaskerClient
 from server.container import Services
-from tests.integration.test_delayed_start import _Bridge
+from tests.support.bridge import cli_talks_to
 
 LINEAR = {"namespace": "shapes", "name": "linear", "context": {}}
 
@@ -138,17 +137,10 @@ async def test_the_python_client(client: httpx.AsyncClient) -> None:
 
 
 async def test_the_cli(client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    from server.client.sync import TaskerClient
 
     task = (await client.post("/tasker/tasks", json=LINEAR)).json()
 
-    cli_tasks = importlib.import_module("server.cli.tasks")
-    bridge = _Bridge(client, asyncio.get_running_loop())
-
-    def bridged(url: str, token: str | None = None) -> TaskerClient:
-        return TaskerClient(url, token, http=httpx.Client(transport=bridge, base_url=url))
-
-    monkeypatch.setattr(cli_tasks, "TaskerClient", bridged)
+    cli_talks_to(client, monkeypatch)
     url = ["--url", "http://testserver"]
 
     def run(*args: str):  # type: ignore[no-untyped-def]

@@ -1,8 +1,7 @@
 """`tasker task rerun` and `tasker tasks retry|cancel` against the app in process; the CLI's
-synchronous client is bridged to the test's loop (as in test_delayed_start)."""
+synchronous client is bridged to the test's loop (`tests.support.bridge`)."""
 
 import asyncio
-import importlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from server.domain.states import TaskState
 from server.domain.views import CreateTask
 from server.registry.handler_registry import HandlerRegistry
 from tests.conftest import WORKFLOWS
-from tests.integration.test_delayed_start import _Bridge
+from tests.support.bridge import cli_talks_to
 from tests.support.waiting import wait_for_task
 
 DYNAMIC = Path(__file__).resolve().parent.parent / "fixtures" / "dynamic"
@@ -39,15 +38,8 @@ async def client(engine: Services) -> AsyncIterator[httpx.AsyncClient]:
 async def test_cli_rerun_and_bulk(
     engine: Services, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from server.client.sync import TaskerClient
 
-    cli_tasks = importlib.import_module("server.cli.tasks")
-    bridge = _Bridge(client, asyncio.get_running_loop())
-
-    def bridged(url: str, token: str | None = None) -> TaskerClient:
-        return TaskerClient(url, token, http=httpx.Client(transport=bridge, base_url=url))
-
-    monkeypatch.setattr(cli_tasks, "TaskerClient", bridged)
+    cli_talks_to(client, monkeypatch)
 
     def run(*args: str, stdin: str | None = None) -> Result:
         return CliRunner().invoke(main, [*args, "--url", "http://testserver"], input=stdin)

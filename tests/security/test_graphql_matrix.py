@@ -50,8 +50,8 @@ DOCUMENTS = {
     "Mutation.pauseSchedule": f'mutation {{ pauseSchedule(id: "{NOPE}") {{ __typename }} }}',
     "Mutation.resumeSchedule": f'mutation {{ resumeSchedule(id: "{NOPE}") {{ __typename }} }}',
     "Mutation.deleteSchedule": f'mutation {{ deleteSchedule(id: "{NOPE}") {{ __typename }} }}',
-    "Mutation.createTasks": 'mutation { createTasks(inputs: [{namespace: "nope", name: "nope", context: {}}]) '
-    "{ __typename } }",
+    "Mutation.createTasks": "mutation { createTasks(inputs: "
+    '[{namespace: "nope", name: "nope", context: {}}]) { __typename } }',
     "Mutation.rerunTask": f'mutation {{ rerunTask(id: "{NOPE}", input: {{fromStep: "a"}}) '
     "{ __typename } }",
     "Mutation.bulkCancelTasks": 'mutation { bulkCancelTasks(filter: {namespace: "nope"}) '
