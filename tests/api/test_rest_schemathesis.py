@@ -109,9 +109,12 @@ def _excluded(case: schemathesis.Case) -> list:  # type: ignore[type-arg]
     # A handler's context schema and its step names belong to that handler, so the generic
     # document cannot state them: a body it calls valid may still be refused (422) here. Nor
     # can it state which cron expressions and time zone names exist (a schedule's body), nor
-    # which signal names a task's steps wait for (any other name is a 422 by design).
+    # which signal names a task's steps wait for, nor which step a re-run may start from (any
+    # other name is a 422 by design).
     handler_owned = case.operation.label in {
         "POST /tasker/tasks/{id}/signals/{name}",
+        "POST /tasker/tasks/{id}/rerun",
+        "POST /tasker/tasks/bulk/rerun",
         "POST /tasker/tasks",
         "POST /tasker/schedules",
         "PATCH /tasker/schedules/{id}",
