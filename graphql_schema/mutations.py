@@ -19,6 +19,7 @@ from graphql_schema.types.signals import SignalType
 from graphql_schema.types.steps import StepType
 from graphql_schema.types.tasks import TaskType
 from server.domain.views import CreateTask
+from server.services.pausing import HandlerPause
 
 
 @strawberry.input(name="CreateTaskInput", description="What to run, and with which context.")
@@ -206,11 +207,10 @@ async def resume_task(info: Info, id: TaskId) -> TaskCommandResult:
     return TaskType.from_view(await info.context.services.pausing.resume_task(id), info)
 
 
-@expected_errors
-async def pause_handler(
-    info: Info, namespace: HandlerNamespace, name: HandlerName, version: HandlerVersion = None
-) -> HandlerPauseResult:
-    state = await info.context.services.pausing.pause_handler(namespace, name, version)
+def _pause_state(
+    namespace: str, name: str, version: str | None, state: HandlerPause
+) -> HandlerPauseType:
+    """A handler's pauses after a pause or a resume."""
     return HandlerPauseType(
         namespace=namespace,
         name=name,
@@ -218,6 +218,14 @@ async def pause_handler(
         paused=state.paused,
         paused_versions=list(state.versions),
     )
+
+
+@expected_errors
+async def pause_handler(
+    info: Info, namespace: HandlerNamespace, name: HandlerName, version: HandlerVersion = None
+) -> HandlerPauseResult:
+    state = await info.context.services.pausing.pause_handler(namespace, name, version)
+    return _pause_state(namespace, name, version, state)
 
 
 @expected_errors
@@ -225,13 +233,7 @@ async def resume_handler(
     info: Info, namespace: HandlerNamespace, name: HandlerName, version: HandlerVersion = None
 ) -> HandlerPauseResult:
     state = await info.context.services.pausing.resume_handler(namespace, name, version)
-    return HandlerPauseType(
-        namespace=namespace,
-        name=name,
-        version=version,
-        paused=state.paused,
-        paused_versions=list(state.versions),
-    )
+    return _pause_state(namespace, name, version, state)
 
 
 @expected_errors
