@@ -198,19 +198,32 @@ async def admit(
                 started_at=tx.now,
             )
     for lim in take:
-        await LimitSlot.create(
-            using_db=tx.conn,
-            scope=lim["scope"],
-            key=lim["key"],
-            step_id=step_id,
-            task_id=task_id,
-            state=HELD,
-            lease_owner=lease_owner,
-            limit=lim["limit"],
-            priority=priority,
-            created_at=tx.now,
-        )
+        await _slot_row(tx, lim, step_id, task_id, priority, HELD, lease_owner)
     return None
+
+
+async def _slot_row(
+    tx: Transaction,
+    lim: dict[str, Any],
+    step_id: int,
+    task_id: UUID,
+    priority: int,
+    state: str,
+    lease_owner: str | None = None,
+) -> None:
+    """A step's row for a key of a concurrency limit: holding a slot, or waiting for one."""
+    await LimitSlot.create(
+        using_db=tx.conn,
+        scope=lim["scope"],
+        key=lim["key"],
+        step_id=step_id,
+        task_id=task_id,
+        state=state,
+        lease_owner=lease_owner,
+        limit=lim["limit"],
+        priority=priority,
+        created_at=tx.now,
+    )
 
 
 async def _rate_refusal(tx: Transaction, lim: dict[str, Any]) -> datetime | None:
@@ -241,17 +254,7 @@ async def _wait(
         .first()
     )
     if row is None:
-        await LimitSlot.create(
-            using_db=tx.conn,
-            scope=lim["scope"],
-            key=lim["key"],
-            step_id=step_id,
-            task_id=task_id,
-            state=WAITING,
-            limit=lim["limit"],
-            priority=priority,
-            created_at=tx.now,
-        )
+        await _slot_row(tx, lim, step_id, task_id, priority, WAITING)
     elif row.state != WAITING:
         await LimitSlot.filter(id=row.id).using_db(tx.conn).update(state=WAITING)
     await WorkflowStep.filter(id=step_id).using_db(tx.conn).update(dispatched_at=tx.now + PARKED)
