@@ -25,7 +25,7 @@ Pure Python: the adapters' own schemas (OpenAPI, GraphQL) quote these constants.
 import json
 import math
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 MAX_KEY_LENGTH = 255
@@ -184,26 +184,38 @@ def start_time(
         return None
     if run_at is None:
         return None
-    moment = run_at
-    if isinstance(run_at, str):
-        if problem := text_problem(run_at):
-            problems.add("run_at", problem)
-            return None
-        try:
-            moment = datetime.fromisoformat(run_at.strip())
-        except ValueError:
-            problems.add("run_at", "must be an ISO 8601 date and time, e.g. 2027-01-31T09:00:00Z")
-            return None
-    if not isinstance(moment, datetime):
-        problems.add("run_at", "must be an ISO 8601 date and time")
+    if isinstance(run_at, str) and (problem := text_problem(run_at)):
+        problems.add("run_at", problem)
         return None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        problems.add("run_at", "must include a time zone (Z or an offset such as +02:00)")
+    moment = aware_time(run_at)
+    if moment is None:
+        problems.add(
+            "run_at",
+            "must be an ISO 8601 date and time with a time zone, e.g. 2027-01-31T09:00:00Z",
+        )
         return None
     if moment - now > timedelta(seconds=MAX_DELAY_SECONDS):
         problems.add("run_at", f"must be at most {MAX_DELAY_SECONDS} seconds from now")
         return None
     return moment if moment > now else None
+
+
+def aware_time(value: datetime | str) -> datetime | None:
+    """`value` (an ISO 8601 text or a datetime) as a UTC time, or None when it does not parse or
+    has no time zone. UTC because Python takes offsets up to ±23:59 and PostgreSQL only up to
+    ±15:59: `+16:51` is a valid ISO time that PostgreSQL refuses, so it is converted here, never
+    sent as written (a time that leaves the calendar when converted is None too)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def text_filter_problems(filters: Mapping[str, str | None]) -> dict[str, list[str]]:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from server.domain.inputs import aware_time
+
 SLEEP = "sleep"
 WAIT_FOR = "wait_for"
 KINDS = (SLEEP, WAIT_FOR)
@@ -163,12 +165,9 @@ def time_at(path: str, context: Any, parents: Mapping[str, Any]) -> datetime | s
     if value is _MISSING:
         return f"path '{path}' resolves to nothing"
     if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip())
-        except ValueError:
-            return f"path '{path}' is not an ISO 8601 time: {value[:64]!r}"
-        if moment.tzinfo is None or moment.utcoffset() is None:
-            return f"path '{path}' is a time without a time zone: {value[:64]!r}"
+        moment = aware_time(value)
+        if moment is None:
+            return f"path '{path}' is not an ISO 8601 time with a time zone: {value[:64]!r}"
         return moment
     return f"path '{path}' is not an ISO 8601 time"
 

@@ -147,7 +147,15 @@ SELECT c.id, c.task_id, c.name, c.attempts, c.retry_limit, c.retryable, c.timeou
 """
 
 COMPLETE = """
-WITH done AS (
+WITH task_lock AS (
+    -- The task row first, then its steps: the order every writer of a task takes them (the
+    -- claim above, cancel and the portable transaction lock the task, then write steps). A
+    -- completion that locked its step first and the task last deadlocked with a cancel of
+    -- the same task: each held the row the other wanted.
+    SELECT t.id FROM tasker_tasks t
+     WHERE t.id = (SELECT task_id FROM tasker_workflow_steps WHERE id = $step_id)
+       FOR NO KEY UPDATE
+), done AS (
     -- A concurrent change to the row (cancel, lease reaped) moves it to a new ctid, and the
     -- re-check then skips it: the result is discarded, as it must be in those cases.
     UPDATE tasker_workflow_steps
@@ -155,6 +163,7 @@ WITH done AS (
            updated_at = $now, lease_owner = NULL, lease_expires_at = NULL
      WHERE ctid = (SELECT ctid FROM tasker_workflow_steps WHERE id = $step_id)
        AND status = $done_from::text AND lease_owner = $lease
+       AND EXISTS (SELECT 1 FROM task_lock)
  RETURNING id, task_id, name
 ), children AS (
     UPDATE tasker_workflow_steps c

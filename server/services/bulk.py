@@ -23,7 +23,7 @@ from tortoise.expressions import Q
 
 from server.db.models import Task
 from server.domain.errors import DomainError, InvalidTransition, TaskNotFound, ValidationFailed
-from server.domain.inputs import InputProblems, text_filter_problems
+from server.domain.inputs import InputProblems, aware_time, text_filter_problems
 from server.domain.states import TaskState
 from server.domain.views import Rerun
 from server.engine.changes import StateChanges, TaskRef, Transaction
@@ -170,7 +170,7 @@ def _terms(flt: BulkFilter) -> dict[str, Any]:
     ):
         if value is None:
             continue
-        moment = _moment(value)
+        moment = aware_time(value)
         if moment is None:
             problems[key] = ["must be an ISO 8601 time with a time zone"]
         else:
@@ -182,15 +182,6 @@ def _terms(flt: BulkFilter) -> dict[str, Any]:
     if problems:
         raise ValidationFailed("Invalid filter", problems)
     return terms
-
-
-def _moment(value: datetime | str) -> datetime | None:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return value if value.tzinfo is not None else None
 
 
 def _as_uuid(text: str) -> UUID | None:

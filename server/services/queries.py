@@ -3,7 +3,7 @@
 import base64
 import binascii
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 from server.db import page_anchors, reads, step_reads
@@ -158,8 +158,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
     """Inverse of `encode_cursor`; ValidationFailed for anything else."""
     try:
         created, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(created), UUID(ident)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        moment = datetime.fromisoformat(created)
+        # In UTC, as it was written: an offset PostgreSQL cannot hold is no 500.
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC)
+        return moment, UUID(ident)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise ValidationFailed("Invalid cursor", {"after": ["is not a valid cursor"]}) from None
 
 
