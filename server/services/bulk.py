@@ -4,9 +4,9 @@ The tasks are selected oldest first (`created_at`, `id`), at most `limit` per ca
 match, `next_cursor` (the id of the last one selected) continues after it. Each chunk of
 `CHUNK` tasks is one transaction that locks its tasks in one statement (in id order) and applies
 the same rule as the single action (`task_rules.cancel_many`, `task_rules.retry_in`,
-`forks.rerun`): a 100,000-task action is many short transactions, never a long one. A task the rule refuses (retrying a task that is
-not in error, cancelling a completed one) is left out of the answer, not an error; an empty
-match answers count 0.
+`forks.rerun`): a 100,000-task action is many short transactions, never a long one. A task
+the rule refuses (retrying a task that is not in error, cancelling a completed one) is left
+out of the answer, not an error; an empty match answers count 0.
 
 Bulk re-run needs `from_step` (the same step of every matched task's handler): a fork from
 "the first failed step" would re-run different parts of different tasks under one command.
