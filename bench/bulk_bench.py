@@ -1,7 +1,8 @@
-"""Bulk retry at scale: N errored tasks retried through `BulkActions.retry` on PostgreSQL.
+"""Bulk actions at scale: N errored tasks retried (or cancelled, `--action cancel`) through
+`BulkActions` on PostgreSQL.
 
 Seeds N errored `bench.chain` tasks (4 steps, the first failed for good) with bulk inserts,
-then retries them all in pages of `--page` tasks (each page: transactions of `bulk.CHUNK`
+then retries (or cancels) them all in pages of `--page` tasks (each page: transactions of `bulk.CHUNK`
 tasks) and prints the total time, tasks/s, the longest transaction and the longest single
 statement (timed at the driver).
 
@@ -133,7 +134,8 @@ async def main_async(args: argparse.Namespace) -> None:
         cursor: str | None = None
         retried = 0
         while True:
-            page = await services.tasks.bulk.retry(
+            act = getattr(services.tasks.bulk, args.action)
+            page = await act(
                 BulkFilter(namespace="bench", status=TaskState.ERROR.value),
                 limit=args.page,
                 cursor=cursor,
@@ -145,7 +147,7 @@ async def main_async(args: argparse.Namespace) -> None:
         took = time.perf_counter() - began
     finally:
         await services.close()
-    print(f"bulk retry: {retried} tasks in {took:.2f} s ({retried / took:.0f} tasks/s), "
+    print(f"bulk {args.action}: {retried} tasks in {took:.2f} s ({retried / took:.0f} tasks/s), "
           f"pages of {args.page}, transactions of {bulk.CHUNK}")  # fmt: skip
     seconds, _ = LONGEST["transaction"]
     print(f"longest transaction: {seconds * 1000:.1f} ms")
@@ -159,6 +161,7 @@ def main() -> None:
     parser.add_argument("--create-db", action="store_true")
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--page", type=int, default=bulk.MAX_LIMIT)
+    parser.add_argument("--action", choices=("retry", "cancel"), default="retry")
     asyncio.run(main_async(parser.parse_args()))
 
 
