@@ -34,6 +34,7 @@ _TASK_FIELDS = (
     "run_at",
     "paused_at",
     "handler_paused_at",
+    "priority",
 )
 
 
