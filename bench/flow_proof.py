@@ -124,8 +124,11 @@ async def keyed_figures(pg: asyncpg.Connection, tasks: int, took: float) -> dict
     return {
         "complete": f"{done}/{tasks}",
         "most running per key (limit 2)": await pg.fetchval(MOST_RUNNING, "keyed"),
-        "reclaimed attempts (WorkerLost)": await pg.fetchval(
-            "SELECT count(*) FROM tasker_transitions WHERE metadata->>'error_class' = 'WorkerLost'"
+        "attempts that ended in error (reclaimed from the killed worker: WorkerLost)": dict(
+            await pg.fetch(
+                """SELECT metadata->>'error_class', count(*) FROM tasker_transitions
+                    WHERE step_id IS NOT NULL AND to_status = 'error' GROUP BY 1"""
+            )
         ),
         "seconds": round(took, 1),
         **await invariants(pg),
