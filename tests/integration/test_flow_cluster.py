@@ -94,3 +94,45 @@ async def _labels() -> list[str]:
     from bench.verify import FLOW_CHECKS
 
     return [label for label, _ in FLOW_CHECKS]
+
+
+async def test_the_verifier_flags_a_key_left_waiting_while_another_takes_more(proof) -> None:  # type: ignore[no-untyped-def]
+    """The "nothing starved" invariant can fail: a history written by hand where tenant A
+    starts its second step while tenant B, ready 10 s earlier and running nothing, waits."""
+    from bench.verify import FLOW_CHECKS
+
+    services, _, pg = proof
+    starved = next(sql for label, sql in FLOW_CHECKS if label.startswith("steps starved"))
+    await create(services, "keyed", [{"tenant": "A"}, {"tenant": "B"}, {"tenant": "A"}])
+    steps = await pg.fetch(
+        """SELECT s.id, s.task_id, t.context->>'tenant' AS tenant FROM tasker_workflow_steps s
+             JOIN tasker_tasks t ON t.id = s.task_id ORDER BY t.created_at, s.id"""
+    )
+    (b1,) = [s for s in steps if s["tenant"] == "B"]
+    a1, a2 = [s for s in steps if s["tenant"] == "A"]
+    # Ready times: a1 and b1 20 s ago, a2 10 s ago (their creation rows).
+    for step, ago in ((a1, 20), (b1, 20), (a2, 10)):
+        await pg.execute(
+            """UPDATE tasker_transitions SET created_at = now() - make_interval(secs => $2)
+                WHERE step_id = $1""",
+            step["id"],
+            ago,
+        )
+
+    async def claim(step) -> None:  # type: ignore[no-untyped-def]
+        await pg.execute(
+            """INSERT INTO tasker_transitions (task_id, step_id, step_name, from_status,
+                       to_status, reason, metadata, created_at)
+               VALUES ($1, $2, 'work', 'pending', 'in_progress', 'claimed', '{}', now())""",
+            step["task_id"],
+            step["id"],
+        )
+
+    await claim(a1)
+    await claim(a2)  # A takes a second slot while B, ready long before a2, runs nothing
+    assert await pg.fetchval(starved) == 1
+    await pg.execute("DELETE FROM tasker_transitions WHERE to_status = 'in_progress'")
+    await claim(a1)
+    await claim(b1)
+    await claim(a2)  # B got its turn first: fair
+    assert await pg.fetchval(starved) == 0
