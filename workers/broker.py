@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import dq_name
 from dramatiq.middleware import Middleware, Retries
 
 from server.domain.flow import DEFAULT_PRIORITY
@@ -32,6 +33,10 @@ LANES: dict[int, tuple[str, str, int]] = {
 }
 """Task priority -> (actor name, queue name, Dramatiq actor priority: lower runs first)."""
 
+OTHER_LANES_IDLE_FACTOR = 10
+"""An idle consumer of the high and low lanes looks every 10 worker timeouts (see
+`QuietRedisBroker.idle_factors`), well inside the 30 s Redis heartbeat."""
+
 
 def build_broker(broker_url: str | None) -> dramatiq.Broker:
     """RedisBroker for a URL, else the in-process StubBroker."""
@@ -46,6 +51,14 @@ def build_broker(broker_url: str | None) -> dramatiq.Broker:
             heartbeat_timeout=30_000,
             maintenance_chance=10_000,
         )
+        # The default lane's consumers keep the heartbeat; the others' idle looks would only
+        # triple an idle worker's Redis round trips.
+        broker.idle_factors = {
+            name: OTHER_LANES_IDLE_FACTOR
+            for _, queue, _ in LANES.values()
+            if queue != QUEUE
+            for name in (queue, dq_name(queue))
+        }
     else:
         broker = QuietStubBroker(middleware=middleware)
     dramatiq.set_broker(broker)

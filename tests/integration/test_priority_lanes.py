@@ -84,3 +84,33 @@ def test_each_priority_has_its_own_redis_queue() -> None:
         assert dispatcher.backlog() == 6
     finally:
         broker.close()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="needs TASKER_TEST_REDIS_URL")
+def test_an_idle_worker_with_three_lanes_looks_at_redis_as_rarely_as_with_one() -> None:
+    """Six consumers (three lanes and their delay queues): only the default lane's two look
+    every worker timeout (the heartbeat); the others wait for a message, an ack or shutdown."""
+    assert REDIS_URL
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    broker = build_broker(REDIS_URL)
+    declare_run_step(broker, lambda step_id: None)
+    fetches = 0
+    fetch = broker.do_fetch  # type: ignore[attr-defined]
+
+    def counting(*args: object) -> object:
+        nonlocal fetches
+        fetches += 1
+        return fetch(*args)
+
+    broker.do_fetch = counting  # type: ignore[attr-defined]
+    worker = QuietWorker(broker, worker_threads=2, worker_timeout=1000)
+    worker.start()
+    try:
+        time.sleep(0.5)
+        before = fetches
+        time.sleep(3.0)
+        assert fetches - before <= 8, fetches - before
+    finally:
+        stop_promptly(worker)
+        broker.close()
