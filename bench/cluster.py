@@ -170,6 +170,7 @@ class Cluster:
         ttl: float,
         extra_env: dict[str, str] | None = None,
         snapshot: bool = True,
+        redis_port: int | None = None,
     ) -> "Cluster":
         if PIDS.exists():
             old = State.load()
@@ -177,7 +178,7 @@ class Cluster:
                 raise SystemExit("a cluster is already running (bench.cluster stop first)")
         LOGS.mkdir(parents=True, exist_ok=True)
         database_url = f"{PG_BASE}/{database}"
-        port = free_port()
+        port = redis_port or free_port()
         env = {**CLUSTER_ENV, **(extra_env or {})}
         state = State(
             database_url=database_url,

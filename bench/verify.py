@@ -21,7 +21,9 @@ Checks, each printed with its count; any violation makes the exit status 1:
  5. flow control, from the history rows: no step limit's key ever had more steps in progress
     than its limit, no handler limit's key more tasks in progress, no rate limit's key more
     starts in any window than its limit; every slot was released (no row holds a slot for a
-    step no longer running, none waits for a step that can no longer start);
+    step no longer running, none waits for a step that can no longer start); nothing starved
+    (no step waited while another key of the same limit, already running more, started a step
+    that became ready well after it);
  6. map steps and child tasks (`bench.verify_dynamic`): never more items in progress than
     `max_parallel`, none left in progress, and a parent step completed only after its child;
  6. from the clients' record (bench/out/load.json): every acknowledged task exists and no
@@ -289,6 +291,47 @@ FLOW_CHECKS: list[tuple[str, str]] = [
           WHERE ls.state <> 'held' AND s.status NOT IN ('pending', 'error')""",
     ),
 ]
+STARVED_AFTER_SECONDS = 5
+"""How much longer a step may wait than a later-ready one of another key before it counts as
+starved: a nudge lost with a Redis restart is re-sent by the sweeper within a few seconds."""
+
+FLOW_CHECKS.append(
+    (
+        "steps starved: another key of the same limit, with more running, started a step ready "
+        f"over {STARVED_AFTER_SECONDS} s later",
+        # For each pair (a of key A, b of key B, same limit): b was ready well before a, yet a
+        # started first, at a moment when A already had more steps running than B. B then
+        # waited while A took more than its share. Readiness: the last parent's completion,
+        # else the step's creation row; start: its first claim; counts: in history order.
+        f"""WITH lim AS MATERIALIZED (SELECT * FROM ({_STEP_LIMITS}) x WHERE kind = 'step'),
+             ev AS MATERIALIZED (
+                SELECT lim.scope, lim.key, tr.id,
+                       sum(CASE WHEN tr.to_status = 'in_progress' THEN 1 ELSE -1 END)
+                           OVER (PARTITION BY lim.scope, lim.key ORDER BY tr.id) AS n
+                  FROM tasker_transitions tr JOIN lim ON lim.step_id = tr.step_id
+                 WHERE tr.to_status = 'in_progress' OR tr.from_status = 'in_progress'),
+             st AS MATERIALIZED (
+                SELECT lim.step_id, lim.scope, lim.key, lim.lim,
+                       (SELECT min(tr.id) FROM tasker_transitions tr
+                         WHERE tr.step_id = lim.step_id AND tr.to_status = 'in_progress')
+                           AS claim_id,
+                       COALESCE((SELECT max(p.completed_at) FROM tasker_step_edges e
+                                   JOIN tasker_workflow_steps p ON p.id = e.from_step_id
+                                  WHERE e.to_step_id = lim.step_id),
+                                (SELECT min(tr.created_at) FROM tasker_transitions tr
+                                  WHERE tr.step_id = lim.step_id)) AS ready_at
+                  FROM lim)
+        SELECT count(DISTINCT b.step_id) FROM st a JOIN st b
+            ON b.scope = a.scope AND b.lim = a.lim AND b.key <> a.key
+         WHERE a.claim_id IS NOT NULL
+           AND b.ready_at < a.ready_at - make_interval(secs => {STARVED_AFTER_SECONDS})
+           AND (b.claim_id IS NULL OR b.claim_id > a.claim_id)
+           AND COALESCE((SELECT n FROM ev WHERE ev.scope = b.scope AND ev.key = b.key
+                           AND ev.id < a.claim_id ORDER BY ev.id DESC LIMIT 1), 0)
+             < COALESCE((SELECT n FROM ev WHERE ev.scope = a.scope AND ev.key = a.key
+                           AND ev.id < a.claim_id ORDER BY ev.id DESC LIMIT 1), 0)""",
+    )
+)
 CHECKS += FLOW_CHECKS
 
 FIGURES: list[tuple[str, str]] = [

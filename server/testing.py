@@ -62,6 +62,7 @@ from server.domain.errors import (
     TemplateInvalid,
     ValidationFailed,
 )
+from server.domain.flow import DEFAULT_PRIORITY
 from server.domain.views import CreateTask, StepView, TaskView
 from server.handlers.http import HttpStepHandler
 from server.registry.definitions import HTTP_HANDLER_CLASS
@@ -107,7 +108,10 @@ class RecordingDispatcher:
     dispatched: list[int] = field(default_factory=list)
     """Every step id ever nudged, in order (for tests of the environment itself)."""
 
-    def dispatch(self, step_ids: Sequence[int], delay_seconds: float = 0.0) -> None:
+    def dispatch(
+        self, step_ids: Sequence[int], delay_seconds: float = 0.0, priority: int = DEFAULT_PRIORITY
+    ) -> None:
+        # Due time first, then sending order (the priority lanes are the broker's business).
         due = self.clock.now() + timedelta(seconds=delay_seconds)
         for step_id in step_ids:
             heapq.heappush(self.queue, (due, next(self._order), step_id))

@@ -94,6 +94,7 @@ class QuietStubBroker(StubBroker):
 class _BlockingRedisConsumer(_RedisConsumer):
     def __init__(self, broker: "QuietRedisBroker", queue_name: str, prefetch: int, timeout: int):
         super().__init__(broker, queue_name, prefetch, timeout)
+        self.idle_ms = timeout * broker.idle_factors.get(queue_name, 1)
         self.due = _DueTimes()
         self.acked = threading.Event()
         self.pubsub = broker.client.pubsub(ignore_subscribe_messages=True)
@@ -115,7 +116,7 @@ class _BlockingRedisConsumer(_RedisConsumer):
         if self.message_cache:
             return self.due.note(super().__next__())
         try:
-            wait = self.due.wait_ms(self.timeout)
+            wait = self.due.wait_ms(self.idle_ms)
             self.acked.clear()  # before looking at the count: an ack after it wakes the wait
             if self.outstanding_message_count >= self.prefetch:
                 if wait:
@@ -141,12 +142,23 @@ class _BlockingRedisConsumer(_RedisConsumer):
 class QuietRedisBroker(RedisBroker):
     """The Redis broker, with consumers woken by a PUBLISH sent with each message."""
 
+    idle_factors: dict[str, int] = {}  # read only: `build_broker` assigns a new one
+    """Queue name -> how many worker timeouts its idle consumer waits between looks (default 1).
+
+    The idle look only refreshes the process's Redis heartbeat, which every consumer's fetch
+    does: a process with several queues needs one consumer looking every timeout, not all.
+    A message (its PUBLISH), an ack, a due delayed message or a shutdown still wakes any of
+    them at once."""
+
     @property
     def consumer_class(self) -> type[_BlockingRedisConsumer]:
         return _BlockingRedisConsumer
 
     def wake_channel(self, queue_name: str) -> str:
-        return f"{self.namespace}:{queue_name}.wake"
+        # Pub/sub channels are server-wide, not per database: without the database number,
+        # every deployment sharing a Redis server woke the others' idle consumers.
+        db = self.client.connection_pool.connection_kwargs.get("db", 0)
+        return f"{self.namespace}:{db}:{queue_name}.wake"
 
     def do_enqueue(self, queue_name: str, message_id: str, data: bytes) -> None:
         """Dramatiq's enqueue script and the wake-up PUBLISH, in one round trip."""

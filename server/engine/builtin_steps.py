@@ -190,7 +190,9 @@ class BuiltinSteps:
         if not moved:
             return "discarded"
         if wake < NO_DEADLINE:  # without a deadline only a signal ends the wait
-            tx.dispatch_after_commit([claim.step_id], (wake - tx.now).total_seconds())
+            tx.dispatch_after_commit(
+                [claim.step_id], (wake - tx.now).total_seconds(), await claim.task.lane(tx.conn)
+            )
         return "parked"
 
     async def _error(

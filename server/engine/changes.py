@@ -28,6 +28,7 @@ from tortoise.transactions import in_transaction
 
 from server.db.models import StepEdge, Task, Transition, WorkflowStep
 from server.domain.errors import TaskNotFound
+from server.domain.flow import DEFAULT_PRIORITY
 from server.domain.states import (
     DONE_STEP_STATES,
     StepState,
@@ -36,7 +37,7 @@ from server.domain.states import (
     check_task_move,
 )
 from server.domain.views import TransitionEvent
-from server.engine.outbox import Outbox
+from server.engine.outbox import Dispatch, Outbox
 from server.infra.ports import Clock, EventPublisher, StepDispatcher
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,17 @@ class TaskRef:
 
     id: UUID
     namespace: str
+    priority: int | None = None
+    """The lane its steps are dispatched in (1 low .. 3 high); None: not read yet (`lane`)."""
+
+    async def lane(self, conn: BaseDBAsyncClient) -> int:
+        """Its priority, read from its row when this reference was made without it."""
+        if self.priority is not None:
+            return self.priority
+        rows: list[int] = await (  # type: ignore[assignment]
+            Task.filter(id=self.id).using_db(conn).values_list("priority", flat=True)
+        )
+        return int(rows[0]) if rows else DEFAULT_PRIORITY
 
 
 @dataclass
@@ -56,7 +68,7 @@ class Effects:
 
     now: datetime
     events: list[TransitionEvent] = field(default_factory=list)
-    dispatches: list[tuple[float, int]] = field(default_factory=list)
+    dispatches: list[Dispatch] = field(default_factory=list)
 
     def note(
         self,
@@ -83,9 +95,11 @@ class Effects:
             )
         )
 
-    def dispatch_after_commit(self, step_ids: Sequence[int], delay_seconds: float = 0.0) -> None:
-        """Dispatch these steps after commit."""
-        self.dispatches.extend((delay_seconds, i) for i in step_ids)
+    def dispatch_after_commit(
+        self, step_ids: Sequence[int], delay_seconds: float = 0.0, priority: int = DEFAULT_PRIORITY
+    ) -> None:
+        """Dispatch these steps after commit, in the lane of their task's `priority`."""
+        self.dispatches.extend((delay_seconds, i, priority) for i in step_ids)
 
 
 @dataclass
@@ -268,13 +282,11 @@ class StateChanges:
         """Publish events and dispatch steps; failures are logged, the sweeper is the safety net."""
         self._submit(effects.events, effects.dispatches)
 
-    def send(self, step_ids: Sequence[int]) -> None:
+    def send(self, step_ids: Sequence[int], priority: int = DEFAULT_PRIORITY) -> None:
         """Nudge steps outside any transaction (the sweeper), the same way as after a commit."""
-        self._submit([], [(0.0, i) for i in step_ids])
+        self._submit([], [(0.0, i, priority) for i in step_ids])
 
-    def _submit(
-        self, events: Sequence[TransitionEvent], dispatches: Sequence[tuple[float, int]]
-    ) -> None:
+    def _submit(self, events: Sequence[TransitionEvent], dispatches: Sequence[Dispatch]) -> None:
         if not events and not dispatches:
             return
         if self.outbox is not None:
@@ -287,20 +299,20 @@ class StateChanges:
         if self.outbox is not None:
             self.outbox.shutdown()
 
-    def _effects(
-        self, events: Sequence[TransitionEvent], dispatches: Sequence[tuple[float, int]]
-    ) -> None:
+    def _effects(self, events: Sequence[TransitionEvent], dispatches: Sequence[Dispatch]) -> None:
         if events:
             try:
                 self.publisher.publish(events)
             except Exception:
                 log.exception("publishing %d events failed", len(events))
-        by_delay: dict[float, list[int]] = {}
-        for delay, step_id in dispatches:
-            by_delay.setdefault(delay, []).append(step_id)
-        for delay, ids in by_delay.items():
+        # Higher lanes first: with a slow broker, a high-priority nudge does not queue behind
+        # a batch of low ones on this thread either.
+        batches: dict[tuple[int, float], list[int]] = {}
+        for delay, step_id, priority in dispatches:
+            batches.setdefault((-priority, delay), []).append(step_id)
+        for (lane, delay), ids in sorted(batches.items(), key=lambda b: b[0][0]):
             try:
-                self.dispatcher.dispatch(ids, delay)
+                self.dispatcher.dispatch(ids, delay, -lane)
             except Exception:
                 log.warning(
                     "dispatching steps %s failed; the sweeper will retry", ids, exc_info=True

@@ -16,7 +16,9 @@ from server.domain.views import TransitionEvent
 
 log = logging.getLogger(__name__)
 
-Dispatches = Sequence[tuple[float, int]]
+Dispatch = tuple[float, int, int]
+"""(delay in seconds, step id, priority lane) of one nudge."""
+Dispatches = Sequence[Dispatch]
 Effects = Callable[[Sequence[TransitionEvent], Dispatches], None]
 Item = tuple[Sequence[TransitionEvent], Dispatches] | threading.Event | None
 """A commit's effects, a flush marker, or the stop marker."""
@@ -56,7 +58,7 @@ class Outbox:
         while not stopping:
             item = self._queue.get()
             events: list[TransitionEvent] = []
-            dispatches: list[tuple[float, int]] = []
+            dispatches: list[Dispatch] = []
             waiters: list[threading.Event] = []
             while True:
                 if item is None:

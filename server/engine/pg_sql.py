@@ -130,7 +130,7 @@ WITH target AS (
  RETURNING id
 )
 SELECT c.id, c.task_id, c.name, c.attempts, c.retry_limit, c.retryable, c.timeout_seconds,
-       c.inputs, c.handler_class, t.namespace, t.name AS handler_name, t.version,
+       c.inputs, c.handler_class, t.namespace, t.priority, t.name AS handler_name, t.version,
        t.status AS task_status, t.context,
        -- `p.task_id` bounds the parents to this task's steps whatever plan is chosen.
        (SELECT json_object_agg(p.name, p.results)

@@ -28,6 +28,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from server.db.models import WorkflowStep
 from server.db.sql import json_value
+from server.domain.flow import DEFAULT_PRIORITY
 from server.domain.readiness import CLAIMABLE_TASK_STATES, RETRYING
 from server.domain.states import StepState, TaskState
 from server.engine.changes import Effects, TaskRef
@@ -101,7 +102,7 @@ class PgStore(PortableStore):
             limited = await WorkflowStep.filter(id=req.step_id, flow__not_isnull=True).exists()
             return await self._claim(req) if limited else None
         r = rows[0]
-        task = TaskRef(r["task_id"], r["namespace"])
+        task = TaskRef(r["task_id"], r["namespace"], r["priority"])
         effects = Effects(now)
         for cursor, from_status, to_status, reason in _json(r["history"]) or []:
             effects.note(task, r["id"], r["name"], from_status, to_status, reason, cursor)
@@ -164,7 +165,7 @@ class PgStore(PortableStore):
                 "all steps done",
                 row["finished_cursor"],
             )
-        effects.dispatch_after_commit(ready[1:])
+        effects.dispatch_after_commit(ready[1:], priority=claim.task.priority or DEFAULT_PRIORITY)
         self.changes.after_commit(effects)
         if int(row["remaining"]) == 0 and row["finished_cursor"] is None:
             # All steps done but the task was not running (e.g. reopened from error): the

@@ -34,6 +34,7 @@ _TASK_FIELDS = (
     "run_at",
     "paused_at",
     "handler_paused_at",
+    "priority",
 )
 
 
@@ -84,7 +85,7 @@ class PortableStore:
             )
             if not is_runnable(snap, {p["name"]: StepState(p["status"]) for p in parents}, tx.now):
                 return None
-            task = TaskRef(task_row.id, task_row.namespace)
+            task = TaskRef(task_row.id, task_row.namespace, task_row.priority)
             if step.flow and await limits.admit(tx, step.id, task.id, step.flow, req.lease_owner):
                 return None  # recorded as waiting for a slot or the rate window
             if status is StepState.ERROR:
@@ -202,7 +203,9 @@ class PortableStore:
             if not moved:
                 return "discarded"
             if decision:
-                tx.dispatch_after_commit([claim.step_id], decision.delay_seconds)
+                tx.dispatch_after_commit(
+                    [claim.step_id], decision.delay_seconds, await claim.task.lane(tx.conn)
+                )
                 if claim.limited:
                     await limits.release(tx, claim.step_id, claim.task.id, True)
                 return "retrying"

@@ -79,7 +79,8 @@ async def advance(tx: Transaction, task: TaskRef, status: TaskState) -> TaskStat
             if start is not None and not has_started(start, tx.now):
                 sent_at = start
         await WorkflowStep.filter(id__in=ready).using_db(tx.conn).update(dispatched_at=sent_at)
-        tx.dispatch_after_commit(ready, (sent_at - tx.now).total_seconds())
+        delay = (sent_at - tx.now).total_seconds()
+        tx.dispatch_after_commit(ready, delay, await task.lane(tx.conn))
     for move in task_moves(status, {s.snap.name: s.snap for s in steps}):
         stamp = {"completed_at": tx.now} if move.finishes else {}
         await tx.move_task(task, status, move.target, move.reason, move.metadata, **stamp)

@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from server.domain.errors import PermanentError, RetryableError
+from server.domain.flow import DEFAULT_PRIORITY
 from server.engine.awaiting import AWAITING_ITEMS
 from server.engine.builtin_steps import BuiltinSteps
 from server.engine.changes import StateChanges
@@ -220,7 +221,9 @@ class StepRunner:
         """Record the attempt's outcome unless the lease was lost (then it is discarded)."""
         result, local = await self._record(claim, outcome)
         if local is not None:
-            self.changes.dispatcher.dispatch([local])
+            self.changes.dispatcher.dispatch(
+                [local], priority=claim.task.priority or DEFAULT_PRIORITY
+            )
         return result
 
     async def _record(self, claim: Claim, outcome: Outcome) -> tuple[str, int | None]:

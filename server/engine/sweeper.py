@@ -131,7 +131,7 @@ class Sweeper:
             claim = Claim(
                 step_id=row.id,
                 step_name=row.name,
-                task=TaskRef(row.task.id, row.task.namespace),
+                task=TaskRef(row.task.id, row.task.namespace, row.task.priority),
                 handler_name=row.task.name,
                 handler_version=row.task.version,
                 handler_class=row.handler_class,
@@ -210,7 +210,14 @@ class Sweeper:
         due_now = ready + due
         if due_now:
             await WorkflowStep.filter(id__in=due_now).update(dispatched_at=now)
-            self.changes.send(due_now)
+            # Each in its task's priority lane, the high ones sent first.
+            lanes: dict[int, list[int]] = {}
+            for step_id, priority in await WorkflowStep.filter(id__in=due_now).values_list(
+                "id", "task__priority"
+            ):
+                lanes.setdefault(int(priority), []).append(int(step_id))
+            for priority in sorted(lanes, reverse=True):
+                self.changes.send(sorted(lanes[priority]), priority)
         return len(due_now)
 
     async def finalize_stuck(self) -> int:

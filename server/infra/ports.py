@@ -4,14 +4,18 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
+from server.domain.flow import DEFAULT_PRIORITY
 from server.domain.views import TransitionEvent
 
 
 class StepDispatcher(Protocol):
     """Sends a nudge ("step N may be runnable") to the workers. Ids only; losing one is safe."""
 
-    def dispatch(self, step_ids: Sequence[int], delay_seconds: float = 0.0) -> None:
-        """Enqueue one message per step id, after `delay_seconds`."""
+    def dispatch(
+        self, step_ids: Sequence[int], delay_seconds: float = 0.0, priority: int = DEFAULT_PRIORITY
+    ) -> None:
+        """Enqueue one message per step id, after `delay_seconds`, in the lane of `priority`
+        (1 low .. 3 high): a worker takes a higher lane's messages before a lower one's."""
         ...
 
     def backlog(self) -> int:
@@ -46,7 +50,9 @@ class SystemClock:
 class NullDispatcher:
     """Drops nudges; the sweeper will find the steps (used by tools that only read)."""
 
-    def dispatch(self, step_ids: Sequence[int], delay_seconds: float = 0.0) -> None:
+    def dispatch(
+        self, step_ids: Sequence[int], delay_seconds: float = 0.0, priority: int = DEFAULT_PRIORITY
+    ) -> None:
         """Do nothing."""
 
     def backlog(self) -> int:

@@ -123,7 +123,7 @@ async def write_tasks(tx: Transaction, plans: list[Plan]) -> list[Plan]:
         [row for p in plans for row in _history_rows(p, step_ids, now)],
         returning=("id", "task_id", "step_id", "step_name"),
     )
-    refs = {p.id_text: TaskRef(p.id, p.template.namespace) for p in plans}
+    refs = {p.id_text: TaskRef(p.id, p.template.namespace, p.priority) for p in plans}
     # Followers of a namespace see a task from its creation: its "created" rows are published
     # like any other transition.
     for row in sorted(history, key=lambda r: int(r["id"])):
@@ -133,13 +133,13 @@ async def write_tasks(tx: Transaction, plans: list[Plan]) -> list[Plan]:
     for p in plans:
         sent_at = _sent_at(p, now)
         ready = [step_ids[p.id_text, name] for name in _ready(p)]
-        tx.dispatch_after_commit(ready, (sent_at - now).total_seconds())
+        tx.dispatch_after_commit(ready, (sent_at - now).total_seconds(), p.priority)
     return plans
 
 
 async def bypass(tx: Transaction, plan: Plan) -> None:
     """Resolve the steps the request bypasses, in execution order, then let the task advance."""
-    ref = TaskRef(plan.id, plan.template.namespace)
+    ref = TaskRef(plan.id, plan.template.namespace, plan.priority)
     names = set(plan.req.bypass_steps)
     steps = dict(
         await WorkflowStep.filter(task_id=plan.id, name__in=list(names))

@@ -150,7 +150,7 @@ async def insert_one(
             ],
             using_db=tx.conn,
         )
-        ref = TaskRef(task.id, task.namespace)
+        ref = TaskRef(task.id, task.namespace, task.priority)
         # Followers of a namespace see a task from its creation: its "created" rows are
         # published like any other transition (a bulk insert returns no ids: read back).
         created = (
@@ -161,7 +161,9 @@ async def insert_one(
         )
         for cursor, step_id, step_name in created:
             tx.note(ref, step_id, step_name, None, StepState.PENDING.value, "created", cursor)
-        tx.dispatch_after_commit([ids[name] for name in ready], (sent_at - now).total_seconds())
+        tx.dispatch_after_commit(
+            [ids[name] for name in ready], (sent_at - now).total_seconds(), task.priority
+        )
         if settled:
             await keep_steps(tx, ref, ids, req.kept, req.forked_from)
             for name in template.graph.execution_order:

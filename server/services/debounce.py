@@ -174,9 +174,9 @@ class Debouncer:
                 await (
                     WorkflowStep.filter(id__in=roots).using_db(tx.conn).update(dispatched_at=start)
                 )
-                tx.dispatch_after_commit(roots, debounce.seconds)
+                tx.dispatch_after_commit(roots, debounce.seconds, task.priority)
             await tx.record_task_event(
-                TaskRef(task.id, task.namespace),
+                TaskRef(task.id, task.namespace, task.priority),
                 TaskState.PENDING,
                 "debounced",
                 {"run_at": start.isoformat()},

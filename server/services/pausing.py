@@ -213,7 +213,7 @@ async def redispatch_ready(tx: Transaction, task_ids: Sequence[UUID]) -> int:
     runnable = Q(status=StepState.PENDING.value, waiting_on=0) | Q(
         status=StepState.ERROR.value, next_attempt_at__lte=tx.now
     )
-    ready: list[int] = await (  # type: ignore[assignment]
+    ready: list[tuple[int, int]] = await (
         WorkflowStep.filter(
             runnable,
             task_id__in=list(task_ids),
@@ -223,9 +223,11 @@ async def redispatch_ready(tx: Transaction, task_ids: Sequence[UUID]) -> int:
         )
         .filter(Q(task__run_at__isnull=True) | Q(task__run_at__lte=tx.now))
         .using_db(tx.conn)
-        .values_list("id", flat=True)
+        .values_list("id", "task__priority")
     )
     if ready:
-        await WorkflowStep.filter(id__in=ready).using_db(tx.conn).update(dispatched_at=tx.now)
-        tx.dispatch_after_commit(ready)
+        ids = [step_id for step_id, _ in ready]
+        await WorkflowStep.filter(id__in=ids).using_db(tx.conn).update(dispatched_at=tx.now)
+        for step_id, priority in ready:
+            tx.dispatch_after_commit([step_id], priority=priority)
     return len(ready)

@@ -41,7 +41,7 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[tuple[int, float]] = []
 
-    def dispatch(self, step_ids: Any, delay_seconds: float = 0.0) -> None:
+    def dispatch(self, step_ids: Any, delay_seconds: float = 0.0, priority: int = 2) -> None:
         self.sent.extend((i, delay_seconds) for i in step_ids)
 
     def backlog(self) -> int:
