@@ -63,20 +63,31 @@ class BulkResult:
 
 
 Rule = Callable[[Transaction, TaskRef, TaskState], Awaitable[Any]]
+AfterCommit = Callable[[Sequence[UUID]], Awaitable[None]]
+"""Runs after a chunk's transaction commits, with the ids of the tasks it changed."""
 
 
 class BulkActions:
     """Cancel, retry and re-run tasks by filter."""
 
-    def __init__(self, changes: StateChanges, creator: TaskCreator) -> None:
+    def __init__(
+        self,
+        changes: StateChanges,
+        creator: TaskCreator,
+        after_cancel: AfterCommit | None = None,
+    ) -> None:
         self.changes = changes
         self.creator = creator
+        self.after_cancel = after_cancel
+        """What a single cancel does after its commit (cascade to children, fail a waiting
+        parent step), applied to each chunk of cancelled tasks."""
 
     async def cancel(
         self, flt: BulkFilter, limit: int | None = None, cursor: str | None = None
     ) -> BulkResult:
-        """Cancel the matched tasks (those already cancelled or complete are left out)."""
-        return await self._apply(flt, limit, cursor, cancel_in)
+        """Cancel the matched tasks (those already cancelled or complete are left out), their
+        unfinished children with them, as a single cancel does."""
+        return await self._apply(flt, limit, cursor, cancel_in, self.after_cancel)
 
     async def retry(
         self, flt: BulkFilter, limit: int | None = None, cursor: str | None = None
@@ -106,12 +117,18 @@ class BulkActions:
         return BulkResult(len(created), created, next_cursor)
 
     async def _apply(
-        self, flt: BulkFilter, limit: int | None, cursor: str | None, rule: Rule
+        self,
+        flt: BulkFilter,
+        limit: int | None,
+        cursor: str | None,
+        rule: Rule,
+        after_commit: AfterCommit | None = None,
     ) -> BulkResult:
         selected, next_cursor = await self._select(flt, limit, cursor)
         done: list[str] = []
         for start in range(0, len(selected), CHUNK):
             chunk = sorted(selected[start : start + CHUNK])
+            changed_here: list[UUID] = []
             async with self.changes.transaction() as tx:
                 for task_id, namespace in chunk:
                     current = await tx.lock_task(task_id)
@@ -122,7 +139,10 @@ class BulkActions:
                     except InvalidTransition:
                         continue
                     if changed is not False:
-                        done.append(str(task_id))
+                        changed_here.append(task_id)
+            done.extend(str(task_id) for task_id in changed_here)
+            if after_commit is not None:
+                await after_commit(changed_here)
         return BulkResult(len(done), done, next_cursor)
 
     async def _select(

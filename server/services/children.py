@@ -8,7 +8,7 @@ its own handler) ends with a clear error instead of running for ever.
 """
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from uuid import UUID
 
 from tortoise.exceptions import IntegrityError
@@ -77,26 +77,30 @@ class ChildTasks:
         )
         return UUID(str(rows[0])) if rows else None
 
-    async def cancel_children(
-        self, task_id: UUID, cancel: Callable[[UUID], Awaitable[object]]
+    async def after_cancel(
+        self, task_ids: Sequence[UUID], cancel: Callable[[UUID], Awaitable[object]]
     ) -> None:
-        """Cancel the unfinished children of a cancelled task (and theirs, through `cancel`),
-        each in its own transaction after the parent's committed: no transaction holds a
-        parent's lock while it takes a child's."""
-        rows = await Task.filter(parent_task_id=task_id).values_list("id", "status")
-        for child_id, status in rows:
-            if TaskState(status) in TERMINAL_TASK_STATES:
-                continue
+        """Once the cancellation of these tasks has committed (a single or a bulk cancel):
+        cancel their unfinished children (and theirs, through `cancel`), and fail the parent
+        steps that waited for them. Each in its own transaction: no transaction holds a
+        parent's lock while it takes a child's. Two reads cover a whole bulk chunk."""
+        if not task_ids:
+            return
+        open_children = await Task.filter(
+            parent_task_id__in=list(task_ids),
+            status__not_in=[s.value for s in TERMINAL_TASK_STATES],
+        ).values_list("id", flat=True)
+        for child_id in open_children:
             try:
-                await cancel(child_id)
+                await cancel(UUID(str(child_id)))
             except DomainError:  # finished meanwhile
                 log.info("child task %s was not cancelled: it finished", child_id)
-
-    async def child_cancelled(self, task_id: UUID) -> None:
-        """A task was cancelled by hand: a parent step waiting for it fails."""
-        async with self.changes.transaction() as tx:
-            await settle_parent(tx, task_id, TaskState.CANCELLED, advance)
-
+        awaited = await Task.filter(
+            id__in=list(task_ids), parent_task_id__isnull=False
+        ).values_list("id", flat=True)
+        for task_id in awaited:
+            async with self.changes.transaction() as tx:
+                await settle_parent(tx, UUID(str(task_id)), TaskState.CANCELLED, advance)
 
 async def depth_of(task_id: UUID) -> int:
     """How many ancestors the task has (0 for a top-level task), counted up to the cap."""
