@@ -102,6 +102,7 @@ class ChildTasks:
             async with self.changes.transaction() as tx:
                 await settle_parent(tx, UUID(str(task_id)), TaskState.CANCELLED, advance)
 
+
 async def depth_of(task_id: UUID) -> int:
     """How many ancestors the task has (0 for a top-level task), counted up to the cap."""
     depth, current = 0, task_id

@@ -87,7 +87,8 @@ async def test_a_forks_kept_steps_carry_the_originals_results_without_running(
     assert (await steps_of(client, original))["c"]["status"] == "error"
 
 
-BULK_RERUN = """mutation($f: TaskFilter!, $from: String!, $ctx: JSON, $limit: Int, $cursor: String) {
+BULK_RERUN = """mutation($f: TaskFilter!, $from: String!, $ctx: JSON, $limit: Int,
+  $cursor: String) {
   bulkRerunTasks(filter: $f, fromStep: $from, context: $ctx, limit: $limit, cursor: $cursor) {
     __typename
     ... on BulkResult { count ids nextCursor }
