@@ -104,6 +104,9 @@ class BulkActions:
         problems.json("context", req.context)
         if not req.from_step:
             problems.details["from_step"] = ["is required"]
+        if req.context is not None and not isinstance(req.context, dict):
+            # Refused once for the call: per task it would leave every task out, count 0.
+            problems.add("context", "must be a JSON object")
         if problems:
             raise ValidationFailed("Invalid bulk rerun", problems.details)
         selected, next_cursor = await self._select(flt, limit, cursor)

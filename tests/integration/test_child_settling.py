@@ -85,6 +85,27 @@ async def test_retrying_the_childs_failed_step_completes_the_parent(engine: Serv
     assert step.results["right"] == {"ok": "c-step-retry"}
 
 
+async def test_retrying_the_parent_alone_fails_its_step_again_while_the_child_is_in_error(
+    engine: Services,
+) -> None:
+    """Retrying the parent re-runs its step, which finds its child (never a second one) still
+    in error: the step fails again at once. It is the child that must be retried."""
+    try:
+        parent_id, child_id = await failed_parent(engine, "c-parent-retry")
+        await engine.tasks.retry_task(parent_id)
+        again = await wait_for_task(engine, parent_id, {TaskState.ERROR})
+    finally:
+        map_steps.FAILING.discard("c-parent-retry")
+    assert again.status is TaskState.ERROR
+    step = await WorkflowStep.get(task_id=parent_id, name="child_c")
+    assert (step.status, step.error_class) == (StepState.ERROR.value, "CHILD_TASK_FAILED")
+    assert (await kids(parent_id))["child_c"] == child_id
+    await engine.tasks.retry_task(child_id)
+    assert (await wait_for_task(engine, parent_id, {TaskState.COMPLETE})).status is (
+        TaskState.COMPLETE
+    )
+
+
 async def test_cancelling_an_errored_child_leaves_the_parent_step_failed(
     engine: Services,
 ) -> None:

@@ -131,6 +131,9 @@ async def test_graphql_bulk_rerun_refusals(engine: Services, client: httpx.Async
     assert bad_cursor["bulkRerunTasks"]["__typename"] == "NotFoundError"
     bad_limit = await gql(client, BULK_RERUN, {"f": {}, "from": "b", "limit": 0})
     assert bad_limit["bulkRerunTasks"]["__typename"] == "ValidationError"
+    listed = await gql(client, BULK_RERUN, {"f": {"ids": [original]}, "from": "b", "ctx": [1]})
+    assert listed["bulkRerunTasks"]["__typename"] == "ValidationError"
+    assert "context" in str(listed["bulkRerunTasks"]["details"])
     nul = await gql(client, BULK_RERUN, {"f": {"name": "a\u0000"}, "from": "b"})
     assert nul["bulkRerunTasks"]["__typename"] == "ValidationError"
 
@@ -176,6 +179,9 @@ async def test_cli_forks_with_and_without_context(
     assert plain.exit_code == 0, plain.output
     fork = json.loads(plain.stdout)
     assert fork["forked_from"] == original and fork["context"] == {"returns": ORIGINAL_RETURNS}
+    shown = await asyncio.to_thread(run, "task", "show", fork["id"])
+    assert shown.exit_code == 0, shown.output
+    assert f"forked from task {original}" in shown.output
     bulk = await asyncio.to_thread(
         run, "tasks", "rerun", "--id", original, "--from", "b",
         "--context", '{"returns": {"b": {"n": 2}}}', "--yes", "--json",
