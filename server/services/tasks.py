@@ -57,6 +57,7 @@ class TaskService:
         self.liveness = Liveness(workers)
         self.creator = TaskCreator(changes, registry, catalogue)
         self.children = ChildTasks(self.creator, changes)
+        self.creator.after_cancel = self._after_cancel
         self.bulk = BulkActions(changes, self.creator, self._after_cancel)
 
     async def create_task(self, req: CreateTask) -> tuple[TaskView, bool]:

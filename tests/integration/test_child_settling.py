@@ -23,12 +23,13 @@ from tests.support.waiting import wait_for_task
 
 pytestmark = on_every_store
 
-MAPPING = Path(__file__).resolve().parent.parent / "fixtures" / "mapping"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+MAPPING = FIXTURES / "mapping"
 
 
 @pytest.fixture(scope="module")
 def registry() -> HandlerRegistry:
-    return HandlerRegistry.load([WORKFLOWS, MAPPING], examples=True)
+    return HandlerRegistry.load([WORKFLOWS, MAPPING, FIXTURES / "child_settling"], examples=True)
 
 
 def three(c_key: str) -> CreateTask:
@@ -190,3 +191,41 @@ async def test_bulk_cancel_leaves_finished_children_alone(engine: Services) -> N
     assert (await engine.tasks.get_task(child_id)).status is TaskState.CANCELLED  # was error
     for step in ("child_a", "child_b"):  # complete: a cancel cannot undo them
         assert (await engine.tasks.get_task(children[step])).status is TaskState.COMPLETE
+
+
+async def test_a_child_superseded_by_a_newer_one_fails_the_waiting_parent_step(
+    services: Services,
+) -> None:
+    """The child's handler keeps the newest task per customer (`cancel_in_progress`): a second
+    parent's child cancels the first parent's, whose step must not wait for ever."""
+    parents = []
+    for _ in range(2):
+        view, _ = await services.tasks.create_task(
+            CreateTask("settling", "latest_parent", {"child": {"customer": "c1"}})
+        )
+        call = await WorkflowStep.get(task_id=view.id, name="call")
+        assert await services.runner.run_step(call.id) == "awaiting"
+        parents.append(view.id)
+    first_child = (await kids(parents[0]))["call"]
+    assert (await services.tasks.get_task(first_child)).status is TaskState.CANCELLED
+    step = await WorkflowStep.get(task_id=parents[0], name="call")
+    assert (step.status, step.error_class) == (StepState.ERROR.value, "CHILD_TASK_FAILED")
+    assert (await Task.get(id=parents[0])).status == TaskState.ERROR.value
+    waiting = await WorkflowStep.get(task_id=parents[1], name="call")
+    assert waiting.status == StepState.IN_PROGRESS.value  # its child is the newest: it runs
+
+
+async def test_a_superseded_parent_cancels_its_unfinished_child(services: Services) -> None:
+    parents = []
+    for _ in range(2):
+        view, _ = await services.tasks.create_task(
+            CreateTask("settling", "latest_parent_keyed", {"customer": "c2", "child": {}})
+        )
+        call = await WorkflowStep.get(task_id=view.id, name="call")
+        if not parents:
+            assert await services.runner.run_step(call.id) == "awaiting"
+        parents.append(view.id)
+    assert (await services.tasks.get_task(parents[0])).status is TaskState.CANCELLED
+    child = (await kids(parents[0]))["call"]
+    assert (await services.tasks.get_task(child)).status is TaskState.CANCELLED
+    assert (await services.tasks.get_task(parents[1])).status is TaskState.PENDING
