@@ -102,6 +102,22 @@ class ChildTasks:
             async with self.changes.transaction() as tx:
                 await settle_parent(tx, UUID(str(task_id)), TaskState.CANCELLED, advance)
 
+    async def cancel_child_of_step(
+        self, task_id: UUID, step: str, cancel: Callable[[UUID], Awaitable[object]]
+    ) -> None:
+        """A step was cancelled by hand: cancel the child it started, when unfinished (nothing
+        waits for it any more). After the step's transaction committed, as every cascade."""
+        rows = await Task.filter(
+            parent_task_id=task_id,
+            parent_step=step,
+            status__not_in=[s.value for s in TERMINAL_TASK_STATES],
+        ).values_list("id", flat=True)
+        for child_id in rows:
+            try:
+                await cancel(UUID(str(child_id)))
+            except DomainError:  # finished meanwhile
+                log.info("child task %s was not cancelled: it finished", child_id)
+
 
 async def depth_of(task_id: UUID) -> int:
     """How many ancestors the task has (0 for a top-level task), counted up to the cap."""

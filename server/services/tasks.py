@@ -136,6 +136,10 @@ class TaskService:
             await self._after_cancel([row.id])
         return await self.get_task(row.id)
 
+    async def step_cancelled(self, task_id: UUID, step: str) -> None:
+        """A step was cancelled by hand: the child task it started, if any, is cancelled."""
+        await self.children.cancel_child_of_step(task_id, step, self.cancel_task)
+
     async def _after_cancel(self, task_ids: Sequence[UUID]) -> None:
         """What follows a committed cancellation, single or bulk: the children, the parent."""
         await self.children.after_cancel(task_ids, self.cancel_task)

@@ -229,3 +229,12 @@ async def test_a_superseded_parent_cancels_its_unfinished_child(services: Servic
     child = (await kids(parents[0]))["call"]
     assert (await services.tasks.get_task(child)).status is TaskState.CANCELLED
     assert (await services.tasks.get_task(parents[1])).status is TaskState.PENDING
+
+
+async def test_cancelling_the_waiting_parent_step_cancels_its_child(services: Services) -> None:
+    parent_id, child_id = await parked_parent(services)
+    await services.steps.cancel_step(parent_id, "spawn")
+    assert (await services.tasks.get_task(child_id)).status is TaskState.CANCELLED
+    assert (await services.tasks.get_task(parent_id)).status is TaskState.CANCELLED
+    spawn = await WorkflowStep.get(task_id=parent_id, name="spawn")
+    assert spawn.status == StepState.CANCELLED.value
