@@ -9,6 +9,7 @@ its own handler) ends with a clear error instead of running for ever.
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 from uuid import UUID
 
 from tortoise.exceptions import IntegrityError
@@ -86,15 +87,7 @@ class ChildTasks:
         parent's lock while it takes a child's. Two reads cover a whole bulk chunk."""
         if not task_ids:
             return
-        open_children = await Task.filter(
-            parent_task_id__in=list(task_ids),
-            status__not_in=[s.value for s in TERMINAL_TASK_STATES],
-        ).values_list("id", flat=True)
-        for child_id in open_children:
-            try:
-                await cancel(UUID(str(child_id)))
-            except DomainError:  # finished meanwhile
-                log.info("child task %s was not cancelled: it finished", child_id)
+        await _cancel_unfinished(cancel, parent_task_id__in=list(task_ids))
         awaited = await Task.filter(
             id__in=list(task_ids), parent_task_id__isnull=False
         ).values_list("id", flat=True)
@@ -107,16 +100,20 @@ class ChildTasks:
     ) -> None:
         """A step was cancelled by hand: cancel the child it started, when unfinished (nothing
         waits for it any more). After the step's transaction committed, as every cascade."""
-        rows = await Task.filter(
-            parent_task_id=task_id,
-            parent_step=step,
-            status__not_in=[s.value for s in TERMINAL_TASK_STATES],
-        ).values_list("id", flat=True)
-        for child_id in rows:
-            try:
-                await cancel(UUID(str(child_id)))
-            except DomainError:  # finished meanwhile
-                log.info("child task %s was not cancelled: it finished", child_id)
+        await _cancel_unfinished(cancel, parent_task_id=task_id, parent_step=step)
+
+
+async def _cancel_unfinished(cancel: Callable[[UUID], Awaitable[object]], **match: Any) -> None:
+    """Cancel the unfinished tasks `match` selects, each through `cancel` (its own
+    transaction, and its own cascade)."""
+    rows = await Task.filter(
+        status__not_in=[s.value for s in TERMINAL_TASK_STATES], **match
+    ).values_list("id", flat=True)
+    for child_id in rows:
+        try:
+            await cancel(UUID(str(child_id)))
+        except DomainError:  # finished meanwhile
+            log.info("child task %s was not cancelled: it finished", child_id)
 
 
 async def depth_of(task_id: UUID) -> int:
