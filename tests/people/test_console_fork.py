@@ -51,6 +51,7 @@ async def test_rerun_from_a_step_with_a_new_context(
     await page.wait_for("document.querySelector('.toast.error')?.innerText.includes('object')")
     assert original in await page.eval("window.location.hash")  # no fork was made
     await page.fill("#rerun-context", '{"numbers": [1, 2], "note": "forked by hand"}')
+    await page.eval("document.querySelector('details.rerun-context').open = true")
     await page.screenshot(artifacts / "console-fork-context.png")
     await page.click("#rerun-task")
     await page.wait_for(f"!window.location.hash.includes('{original}')")
