@@ -2,12 +2,11 @@
 
 The tasks are selected oldest first (`created_at`, `id`), at most `limit` per call; when more
 match, `next_cursor` (the id of the last one selected) continues after it. Each chunk of
-`CHUNK` tasks is one transaction that locks its tasks one by one (in id order) and applies the
-same rule as the single action (`task_rules.cancel_in`, `task_rules.retry_in`, `forks.rerun`):
-a 100,000-task action is
-many short transactions, never a long one. A task the rule refuses (retrying a task that is
-not in error, cancelling a completed one) is left out of the answer, not an error; an empty
-match answers count 0.
+`CHUNK` tasks is one transaction that locks its tasks in one statement (in id order) and applies
+the same rule as the single action (`task_rules.cancel_many`, `task_rules.retry_in`,
+`forks.rerun`): a 100,000-task action is many short transactions, never a long one. A task
+the rule refuses (retrying a task that is not in error, cancelling a completed one) is left
+out of the answer, not an error; an empty match answers count 0.
 
 Bulk re-run needs `from_step` (the same step of every matched task's handler): a fork from
 "the first failed step" would re-run different parts of different tasks under one command.
@@ -26,10 +25,11 @@ from server.domain.errors import DomainError, InvalidTransition, TaskNotFound, V
 from server.domain.inputs import InputProblems, aware_time, text_filter_problems
 from server.domain.states import TaskState
 from server.domain.views import Rerun
+from server.engine import bulk_moves
 from server.engine.changes import StateChanges, TaskRef, Transaction
 from server.services import forks
 from server.services.creation import TaskCreator
-from server.services.task_rules import cancel_in, retry_in
+from server.services.task_rules import CANCELLABLE, cancel_many, retry_in
 
 CHUNK = 100
 """Tasks per transaction. Each task costs the single action's statements (lock, move, history,
@@ -62,7 +62,29 @@ class BulkResult:
     next_cursor: str | None = None
 
 
-Rule = Callable[[Transaction, TaskRef, TaskState], Awaitable[Any]]
+ChunkRule = Callable[[Transaction, list[tuple[TaskRef, TaskState]]], Awaitable[list[UUID]]]
+"""Applies an action to a chunk of locked tasks; answers the ids it changed."""
+
+
+async def _cancel_chunk(tx: Transaction, tasks: list[tuple[TaskRef, TaskState]]) -> list[UUID]:
+    """Those already cancelled or complete are left out; the rest in one `cancel_many`."""
+    cancellable = [(ref, status) for ref, status in tasks if status in CANCELLABLE]
+    await cancel_many(tx, cancellable)
+    return [ref.id for ref, _ in cancellable]
+
+
+async def _retry_chunk(tx: Transaction, tasks: list[tuple[TaskRef, TaskState]]) -> list[UUID]:
+    """Tasks not in error are left out."""
+    retried: list[UUID] = []
+    for ref, status in tasks:
+        try:
+            await retry_in(tx, ref, status)
+        except InvalidTransition:
+            continue
+        retried.append(ref.id)
+    return retried
+
+
 AfterCommit = Callable[[Sequence[UUID]], Awaitable[None]]
 """Runs after a chunk's transaction commits, with the ids of the tasks it changed."""
 
@@ -87,13 +109,13 @@ class BulkActions:
     ) -> BulkResult:
         """Cancel the matched tasks (those already cancelled or complete are left out), their
         unfinished children with them, as a single cancel does."""
-        return await self._apply(flt, limit, cursor, cancel_in, self.after_cancel)
+        return await self._apply(flt, limit, cursor, _cancel_chunk, self.after_cancel)
 
     async def retry(
         self, flt: BulkFilter, limit: int | None = None, cursor: str | None = None
     ) -> BulkResult:
         """Retry the failed steps of the matched tasks in error (others are left out)."""
-        return await self._apply(flt, limit, cursor, retry_in)
+        return await self._apply(flt, limit, cursor, _retry_chunk)
 
     async def rerun(
         self, flt: BulkFilter, req: Rerun, limit: int | None = None, cursor: str | None = None
@@ -124,28 +146,20 @@ class BulkActions:
         flt: BulkFilter,
         limit: int | None,
         cursor: str | None,
-        rule: Rule,
+        rule: ChunkRule,
         after_commit: AfterCommit | None = None,
     ) -> BulkResult:
         selected, next_cursor = await self._select(flt, limit, cursor)
         done: list[str] = []
         for start in range(0, len(selected), CHUNK):
-            chunk = sorted(selected[start : start + CHUNK])
-            changed_here: list[UUID] = []
+            namespaces = dict(selected[start : start + CHUNK])
             async with self.changes.transaction() as tx:
-                for task_id, namespace in chunk:
-                    current = await tx.lock_task(task_id)
-                    if current is None:
-                        continue
-                    try:
-                        changed = await rule(tx, TaskRef(task_id, namespace), current)
-                    except InvalidTransition:
-                        continue
-                    if changed is not False:
-                        changed_here.append(task_id)
-            done.extend(str(task_id) for task_id in changed_here)
+                locked = await bulk_moves.lock_tasks(tx, list(namespaces))
+                refs = [(TaskRef(i, namespaces[i]), status) for i, status in locked.items()]
+                changed = await rule(tx, refs)
+            done.extend(str(i) for i in changed)
             if after_commit is not None:
-                await after_commit(changed_here)
+                await after_commit(changed)
         return BulkResult(len(done), done, next_cursor)
 
     async def _select(
