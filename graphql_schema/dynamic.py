@@ -1,4 +1,4 @@
-"""GraphQL mutations of dynamic workflows: fork (`rerunTask`) and bulk cancel/retry.
+"""GraphQL mutations of dynamic workflows: fork (`rerunTask`) and bulk cancel/retry/rerun.
 
 Bulk mutations need `tasker.task:bulk` (the field's permission) and the single action's
 permission besides, checked here against the same gate.
@@ -101,6 +101,12 @@ TaskId = Annotated[strawberry.ID, strawberry.argument(description="The task to f
 RerunInput = Annotated[RerunTaskInput, strawberry.argument(description="Fork from where.")]
 Filter = Annotated[TaskFilterInput, strawberry.argument(description="Which tasks.")]
 Cursor = Annotated[str | None, strawberry.argument(description="`nextCursor` of the last call.")]
+FromStep = Annotated[
+    str, strawberry.argument(description="The step every matched task re-runs from.")
+]
+NewContext = Annotated[
+    JSON | None, strawberry.argument(description="Replaces each task's context (a JSON object).")
+]
 
 
 @expected_errors
@@ -129,6 +135,22 @@ async def bulk_retry_tasks(
     return BulkResultType.of(await services.tasks.bulk.retry(filter.to_filter(), limit, cursor))
 
 
+@expected_errors
+async def bulk_rerun_tasks(
+    info: Info,
+    filter: Filter,
+    from_step: FromStep,
+    context: NewContext = None,
+    limit: Limit = None,
+    cursor: Cursor = None,
+) -> BulkTasksResult:
+    services = info.context.services
+    services.auth.require(info.context.request.scope, [need.CREATE_TASK])
+    req = Rerun(from_step, context, None, services.auth.subject(info.context.request.scope))
+    result = await services.tasks.bulk.rerun(filter.to_filter(), req, limit, cursor)
+    return BulkResultType.of(result)
+
+
 rerun_field: RerunTaskResult = strawberry.mutation(
     resolver=rerun_task,
     description="Fork a finished task: a new task (forkedFrom) keeps the results of the steps "
@@ -141,4 +163,9 @@ bulk_cancel_field: BulkTasksResult = strawberry.mutation(
 bulk_retry_field: BulkTasksResult = strawberry.mutation(
     resolver=bulk_retry_tasks,
     description="Retry every errored task the filter matches (needs tasker.task:retry too).",
+)
+bulk_rerun_field: BulkTasksResult = strawberry.mutation(
+    resolver=bulk_rerun_tasks,
+    description="Fork every finished task the filter matches from fromStep (needs "
+    "tasker.task:create too); ids are the new tasks'.",
 )

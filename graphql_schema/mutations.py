@@ -317,6 +317,7 @@ class Mutation(ScheduleMutation):
     rerun_task: dynamic.RerunTaskResult = dynamic.rerun_field
     bulk_cancel_tasks: dynamic.BulkTasksResult = dynamic.bulk_cancel_field
     bulk_retry_tasks: dynamic.BulkTasksResult = dynamic.bulk_retry_field
+    bulk_rerun_tasks: dynamic.BulkTasksResult = dynamic.bulk_rerun_field
     update_step: UpdateStepResult = strawberry.mutation(
         resolver=update_step, description="Change a step's retry limit and/or inputs."
     )

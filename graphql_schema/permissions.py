@@ -72,6 +72,7 @@ FIELD_PERMISSIONS: Final[Mapping[str, str]] = {
     "Mutation.rerunTask": need.CREATE_TASK,
     "Mutation.bulkCancelTasks": need.BULK_TASKS,
     "Mutation.bulkRetryTasks": need.BULK_TASKS,
+    "Mutation.bulkRerunTasks": need.BULK_TASKS,
     "Mutation.updateStep": need.UPDATE_STEP,
     "Mutation.cancelStep": need.CANCEL_STEP,
     "Mutation.retryStep": need.RETRY_STEP,

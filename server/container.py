@@ -158,7 +158,7 @@ def build_services(
         store=step_store,
         catalogue=catalogue,
         tasks=tasks,
-        steps=StepService(changes),
+        steps=StepService(changes, tasks.step_cancelled),
         runner=runner,
         sweeper=Sweeper(
             changes,

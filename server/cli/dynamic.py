@@ -26,11 +26,19 @@ from server.cli.tasks import (
 from server.client import TaskerClient
 
 
+def _optional_context(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> dict[str, Any] | None:
+    """`--context` of a fork: absent keeps each task's own context (click calls a callback
+    for an absent option too, with None, which is not JSON)."""
+    return None if value is None else _parse_context(ctx, param, value)
+
+
 @task.command("rerun")
 @click.argument("task_id")
 @click.option("--from", "from_step", required=True, help="The first step to run again.")
 @click.option(
-    "--context", callback=_parse_context, default=None, help="JSON object replacing the context."
+    "--context", callback=_optional_context, default=None, help="JSON object replacing the context."
 )
 @click.option(
     "--inputs", default=None, help='JSON object of step inputs, e.g. {"charge": {"retry": true}}.'
@@ -143,7 +151,9 @@ def _pages(
             return client.bulk_cancel_tasks(flt, limit=limit, cursor=cursor)
         if action == "retry":
             return client.bulk_retry_tasks(flt, limit=limit, cursor=cursor)
-        return client.bulk_rerun_tasks(flt, extra["from_step"], limit=limit, cursor=cursor)
+        return client.bulk_rerun_tasks(
+            flt, extra["from_step"], context=extra.get("context"), limit=limit, cursor=cursor
+        )
 
     affected: list[str] = []
     cursor: str | None = None
@@ -179,7 +189,13 @@ def tasks_retry(**options: Any) -> None:
 
 @tasks.command("rerun")
 @click.option("--from", "from_step", required=True, help="The step each task re-runs from.")
+@click.option(
+    "--context",
+    callback=_optional_context,
+    default=None,
+    help="JSON object replacing each task's context.",
+)
 @filter_options
-def tasks_rerun(from_step: str, **options: Any) -> None:
+def tasks_rerun(from_step: str, context: dict[str, Any] | None, **options: Any) -> None:
     """Fork every finished task the filter matches from one step (asks first)."""
-    _run_bulk("rerun", options, from_step=from_step)
+    _run_bulk("rerun", options, from_step=from_step, context=context)

@@ -1,5 +1,5 @@
 """`tasker task show` lines for dynamic workflows: the parent a child task was started by,
-and each map step's item progress."""
+the task a fork was made from, and each map step's item progress."""
 
 from collections.abc import Sequence
 
@@ -24,10 +24,13 @@ def progress_line(step: Step) -> Text | None:
 
 
 def dynamic_lines(task: Task, steps: Sequence[Step]) -> Group | None:
-    """The parent link and the map steps' progress; None when there is neither."""
+    """The parent and fork links and the map steps' progress; None when there is none."""
     lines: list[Text] = []
     parent = task.get("parent_task_id")
     if parent:
         lines.append(Text(f"started by task {parent} (step {task.get('parent_step')})"))
+    original = task.get("forked_from")
+    if original:
+        lines.append(Text(f"forked from task {original} (`tasker task show {original}`)"))
     lines += [line for step in steps if (line := progress_line(step)) is not None]
     return Group(*lines) if lines else None

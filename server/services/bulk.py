@@ -85,18 +85,31 @@ async def _retry_chunk(tx: Transaction, tasks: list[tuple[TaskRef, TaskState]]) 
     return retried
 
 
+AfterCommit = Callable[[Sequence[UUID]], Awaitable[None]]
+"""Runs after a chunk's transaction commits, with the ids of the tasks it changed."""
+
+
 class BulkActions:
     """Cancel, retry and re-run tasks by filter."""
 
-    def __init__(self, changes: StateChanges, creator: TaskCreator) -> None:
+    def __init__(
+        self,
+        changes: StateChanges,
+        creator: TaskCreator,
+        after_cancel: AfterCommit | None = None,
+    ) -> None:
         self.changes = changes
         self.creator = creator
+        self.after_cancel = after_cancel
+        """What a single cancel does after its commit (cascade to children, fail a waiting
+        parent step), applied to each chunk of cancelled tasks."""
 
     async def cancel(
         self, flt: BulkFilter, limit: int | None = None, cursor: str | None = None
     ) -> BulkResult:
-        """Cancel the matched tasks (those already cancelled or complete are left out)."""
-        return await self._apply(flt, limit, cursor, _cancel_chunk)
+        """Cancel the matched tasks (those already cancelled or complete are left out), their
+        unfinished children with them, as a single cancel does."""
+        return await self._apply(flt, limit, cursor, _cancel_chunk, self.after_cancel)
 
     async def retry(
         self, flt: BulkFilter, limit: int | None = None, cursor: str | None = None
@@ -113,6 +126,9 @@ class BulkActions:
         problems.json("context", req.context)
         if not req.from_step:
             problems.details["from_step"] = ["is required"]
+        if req.context is not None and not isinstance(req.context, dict):
+            # Refused once for the call: per task it would leave every task out, count 0.
+            problems.add("context", "must be a JSON object")
         if problems:
             raise ValidationFailed("Invalid bulk rerun", problems.details)
         selected, next_cursor = await self._select(flt, limit, cursor)
@@ -126,7 +142,12 @@ class BulkActions:
         return BulkResult(len(created), created, next_cursor)
 
     async def _apply(
-        self, flt: BulkFilter, limit: int | None, cursor: str | None, rule: ChunkRule
+        self,
+        flt: BulkFilter,
+        limit: int | None,
+        cursor: str | None,
+        rule: ChunkRule,
+        after_commit: AfterCommit | None = None,
     ) -> BulkResult:
         selected, next_cursor = await self._select(flt, limit, cursor)
         done: list[str] = []
@@ -135,7 +156,10 @@ class BulkActions:
             async with self.changes.transaction() as tx:
                 locked = await bulk_moves.lock_tasks(tx, list(namespaces))
                 refs = [(TaskRef(i, namespaces[i]), status) for i, status in locked.items()]
-                done.extend(str(i) for i in await rule(tx, refs))
+                changed = await rule(tx, refs)
+            done.extend(str(i) for i in changed)
+            if after_commit is not None:
+                await after_commit(changed)
         return BulkResult(len(done), done, next_cursor)
 
     async def _select(

@@ -8,7 +8,8 @@ its own handler) ends with a clear error instead of running for ever.
 """
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 from uuid import UUID
 
 from tortoise.exceptions import IntegrityError
@@ -77,25 +78,42 @@ class ChildTasks:
         )
         return UUID(str(rows[0])) if rows else None
 
-    async def cancel_children(
-        self, task_id: UUID, cancel: Callable[[UUID], Awaitable[object]]
+    async def after_cancel(
+        self, task_ids: Sequence[UUID], cancel: Callable[[UUID], Awaitable[object]]
     ) -> None:
-        """Cancel the unfinished children of a cancelled task (and theirs, through `cancel`),
-        each in its own transaction after the parent's committed: no transaction holds a
-        parent's lock while it takes a child's."""
-        rows = await Task.filter(parent_task_id=task_id).values_list("id", "status")
-        for child_id, status in rows:
-            if TaskState(status) in TERMINAL_TASK_STATES:
-                continue
-            try:
-                await cancel(child_id)
-            except DomainError:  # finished meanwhile
-                log.info("child task %s was not cancelled: it finished", child_id)
+        """Once the cancellation of these tasks has committed (a single or a bulk cancel):
+        cancel their unfinished children (and theirs, through `cancel`), and fail the parent
+        steps that waited for them. Each in its own transaction: no transaction holds a
+        parent's lock while it takes a child's. Two reads cover a whole bulk chunk."""
+        if not task_ids:
+            return
+        await _cancel_unfinished(cancel, parent_task_id__in=list(task_ids))
+        awaited = await Task.filter(
+            id__in=list(task_ids), parent_task_id__isnull=False
+        ).values_list("id", flat=True)
+        for task_id in awaited:
+            async with self.changes.transaction() as tx:
+                await settle_parent(tx, UUID(str(task_id)), TaskState.CANCELLED, advance)
 
-    async def child_cancelled(self, task_id: UUID) -> None:
-        """A task was cancelled by hand: a parent step waiting for it fails."""
-        async with self.changes.transaction() as tx:
-            await settle_parent(tx, task_id, TaskState.CANCELLED, advance)
+    async def cancel_child_of_step(
+        self, task_id: UUID, step: str, cancel: Callable[[UUID], Awaitable[object]]
+    ) -> None:
+        """A step was cancelled by hand: cancel the child it started, when unfinished (nothing
+        waits for it any more). After the step's transaction committed, as every cascade."""
+        await _cancel_unfinished(cancel, parent_task_id=task_id, parent_step=step)
+
+
+async def _cancel_unfinished(cancel: Callable[[UUID], Awaitable[object]], **match: Any) -> None:
+    """Cancel the unfinished tasks `match` selects, each through `cancel` (its own
+    transaction, and its own cascade)."""
+    rows = await Task.filter(
+        status__not_in=[s.value for s in TERMINAL_TASK_STATES], **match
+    ).values_list("id", flat=True)
+    for child_id in rows:
+        try:
+            await cancel(UUID(str(child_id)))
+        except DomainError:  # finished meanwhile
+            log.info("child task %s was not cancelled: it finished", child_id)
 
 
 async def depth_of(task_id: UUID) -> int:

@@ -46,7 +46,7 @@ from server.services.creation_rows import Plan, bypass, write_tasks
 from server.services.creation_single import insert_one
 from server.services.debounce import Debouncer
 from server.services.pausing import handler_paused
-from server.services.supersede import supersede
+from server.services.supersede import AfterCancel, supersede
 
 CHUNK = 250
 """Tasks written per transaction by `create_many`."""
@@ -75,6 +75,9 @@ class TaskCreator:
         self.registry = registry
         self.catalogue = catalogue
         self.debouncer = Debouncer(changes)
+        self.after_cancel: AfterCancel | None = None
+        """Set by the task service: what a cancel does after its commit, for the tasks a
+        `cancel_in_progress` handler supersedes."""
 
     async def create(self, req: CreateTask) -> Created:
         """Create a task with its steps and edges; returns (task, created).
@@ -214,7 +217,7 @@ class TaskCreator:
             )
             task_created(view.namespace)  # metrics: counting events skips creations
             if template.concurrency is not None and template.concurrency.strategy != "queue":
-                view = await supersede(self.changes, template, view)
+                view = await supersede(self.changes, template, view, self.after_cancel)
             return view, True
         except IntegrityError:
             existing = await keyed(scope, req.idempotency_key)

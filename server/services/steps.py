@@ -4,6 +4,7 @@ A step is addressed by name or by id (`{step}` in REST, `step:` in GraphQL): the
 and a string of digits that names no step is tried as an id of a step of the same task.
 """
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -24,8 +25,14 @@ _UNSET: Any = object()
 class StepService:
     """Reads and commands on single steps, every state change through `StateChanges`."""
 
-    def __init__(self, changes: StateChanges) -> None:
+    def __init__(
+        self,
+        changes: StateChanges,
+        step_cancelled: Callable[[UUID, str], Awaitable[None]] | None = None,
+    ) -> None:
         self.changes = changes
+        self.step_cancelled = step_cancelled
+        """After a cancel committed: cancels the child task the step started (`tasks`)."""
 
     async def list_steps(self, task_id: UUID | str) -> list[StepView]:
         """Every step of the task, in template order."""
@@ -87,6 +94,8 @@ class StepService:
                 lease_owner=None,
                 lease_expires_at=None,
             )
+            if self.step_cancelled is not None:
+                await self.step_cancelled(view.task_id, view.name)
         return await self.get_step(view.task_id, view.name)
 
     async def retry_step(self, task_id: UUID | str, step: str | int) -> StepView:

@@ -11,6 +11,7 @@ under the key's lock (an advisory lock on PostgreSQL), so two creations at once 
 see room; the freed slots go to the key's waiting steps in the same transaction.
 """
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -27,7 +28,16 @@ SUPERSEDED = "superseded"
 _OPEN_STEPS = (StepState.PENDING, StepState.IN_PROGRESS, StepState.ERROR)
 
 
-async def supersede(changes: StateChanges, template: HandlerTemplate, task: TaskView) -> TaskView:
+AfterCancel = Callable[[Sequence[UUID]], Awaitable[None]]
+"""What follows a committed cancellation (its unfinished children are cancelled too)."""
+
+
+async def supersede(
+    changes: StateChanges,
+    template: HandlerTemplate,
+    task: TaskView,
+    after_cancel: AfterCancel | None = None,
+) -> TaskView:
     """Apply the handler's cancel strategy to the new `task`; returns it as it now stands."""
     spec = template.concurrency
     assert spec is not None
@@ -47,7 +57,13 @@ async def supersede(changes: StateChanges, template: HandlerTemplate, task: Task
     surplus = len(others) + 1 - spec.limit
     for task_id, namespace in others[: max(surplus, 0)]:
         async with changes.transaction() as tx:
-            await _cancel(tx, TaskRef(task_id, namespace), {"superseded_by": str(task.id)})
+            cancelled = await _cancel(
+                tx, TaskRef(task_id, namespace), {"superseded_by": str(task.id)}
+            )
+        if cancelled and after_cancel is not None:
+            # As after any cancel: its unfinished children are cancelled, and a parent step
+            # waiting for it (it was a child) fails.
+            await after_cancel([task_id])
     if surplus > 0:
         async with changes.transaction() as tx:
             await limits.lock_keys(tx, [f"{scope}|{key}"])
@@ -74,15 +90,16 @@ async def _active_others(
     return rows
 
 
-async def _cancel(tx: Transaction, task: TaskRef, metadata: dict[str, Any]) -> None:
+async def _cancel(tx: Transaction, task: TaskRef, metadata: dict[str, Any]) -> bool:
+    """Cancel an active task and its open steps; False when it was not active any more."""
     current = await tx.lock_task(task.id)
     if current is None or current not in ACTIVE_TASK_STATES:
-        return
+        return False
     moved = await tx.move_task(
         task, current, TaskState.CANCELLED, SUPERSEDED, metadata, completed_at=tx.now
     )
     if not moved:
-        return
+        return False
     for step_id, name, status in await tx.steps_in(task.id, _OPEN_STEPS):
         await tx.move_step(
             task,
@@ -95,3 +112,4 @@ async def _cancel(tx: Transaction, task: TaskRef, metadata: dict[str, Any]) -> N
             lease_owner=None,
             lease_expires_at=None,
         )
+    return True

@@ -56,8 +56,9 @@ class TaskService:
         self.registry = registry
         self.liveness = Liveness(workers)
         self.creator = TaskCreator(changes, registry, catalogue)
-        self.bulk = BulkActions(changes, self.creator)
         self.children = ChildTasks(self.creator, changes)
+        self.creator.after_cancel = self._after_cancel
+        self.bulk = BulkActions(changes, self.creator, self._after_cancel)
 
     async def create_task(self, req: CreateTask) -> tuple[TaskView, bool]:
         """Create a task with its steps and edges; returns (task, created). See `creation`."""
@@ -132,9 +133,16 @@ class TaskService:
         async with self.changes.on_task(row.id) as (tx, current):
             cancelled = await cancel_in(tx, TaskRef(row.id, row.namespace), current)
         if cancelled:  # after the commit: children are cancelled each in its own transaction
-            await self.children.cancel_children(row.id, self.cancel_task)
-            await self.children.child_cancelled(row.id)
+            await self._after_cancel([row.id])
         return await self.get_task(row.id)
+
+    async def step_cancelled(self, task_id: UUID, step: str) -> None:
+        """A step was cancelled by hand: the child task it started, if any, is cancelled."""
+        await self.children.cancel_child_of_step(task_id, step, self.cancel_task)
+
+    async def _after_cancel(self, task_ids: Sequence[UUID]) -> None:
+        """What follows a committed cancellation, single or bulk: the children, the parent."""
+        await self.children.after_cancel(task_ids, self.cancel_task)
 
     async def retry_task(self, task_id: UUID | str) -> TaskView:
         """Re-run the failed steps of an errored task (attempts start again from zero)."""

@@ -165,6 +165,7 @@ ALSO_NEEDED = {
     # A bulk action needs the single action's permission besides `tasker.task:bulk`.
     "Mutation.bulkCancelTasks": "tasker.task:cancel",
     "Mutation.bulkRetryTasks": "tasker.task:retry",
+    "Mutation.bulkRerunTasks": "tasker.task:create",
     "POST /tasker/tasks/bulk/cancel": "tasker.task:cancel",
     "POST /tasker/tasks/bulk/retry": "tasker.task:retry",
     "POST /tasker/tasks/bulk/rerun": "tasker.task:create",

@@ -58,6 +58,8 @@ DOCUMENTS = {
     "{ __typename } }",
     "Mutation.bulkRetryTasks": 'mutation { bulkRetryTasks(filter: {namespace: "nope"}) '
     "{ __typename } }",
+    "Mutation.bulkRerunTasks": 'mutation { bulkRerunTasks(filter: {namespace: "nope"}, '
+    'fromStep: "a") { __typename } }',
     "Mutation.pauseTask": f'mutation {{ pauseTask(id: "{NOPE}") {{ __typename }} }}',
     "Mutation.resumeTask": f'mutation {{ resumeTask(id: "{NOPE}") {{ __typename }} }}',
     "Mutation.pauseHandler": 'mutation { pauseHandler(namespace: "nope", name: "nope") '

@@ -143,14 +143,31 @@ export async function render(view, ctx, id) {
   }
 
   // Fork: a new task keeps the results of the steps not downstream of the one picked and
-  // runs that step and its descendants again. Only a finished task can be forked.
+  // runs that step and its descendants again. Only a finished task can be forked. The
+  // context box starts as the task's own: an edited one replaces it in the fork.
   function rerunControl(t) {
     const pick = h("select", { id: "rerun-step", "aria-label": "Re-run from step" },
       t.steps.map((s) => h("option", { value: s.name }, s.name)));
+    const original = JSON.stringify(t.context ?? {}, null, 2);
+    const context = h("textarea", { id: "rerun-context", rows: 4, cols: 40,
+      "aria-label": "Context of the new task (JSON object)" }, original);
     const go = async () => {
       clear(el.feedback);
+      const input = { fromStep: pick.value };
+      if (context.value.trim() !== original.trim()) {
+        let parsed;
+        try { parsed = JSON.parse(context.value); } catch (err) {
+          toast(`The context is not JSON: ${err.message}`, "error");
+          return;
+        }
+        if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+          toast("The context must be a JSON object", "error");
+          return;
+        }
+        input.context = parsed;
+      }
       try {
-        const data = await gql(COMMANDS.rerunTask, { id, input: { fromStep: pick.value } });
+        const data = await gql(COMMANDS.rerunTask, { id, input });
         const fork = unwrap(data.rerunTask);
         toast(`Forked from ${pick.value}: new task ${fork.id}`, "ok");
         window.location.hash = `#/tasks/${fork.id}`;
@@ -160,7 +177,8 @@ export async function render(view, ctx, id) {
       }
     };
     return h("span", { class: "rerun" }, pick,
-      h("button", { id: "rerun-task", disabled: !FINAL.has(t.status), onclick: go }, "Re-run from step"));
+      h("button", { id: "rerun-task", disabled: !FINAL.has(t.status), onclick: go }, "Re-run from step"),
+      h("details", { class: "rerun-context" }, h("summary", {}, "with a new context"), context));
   }
 
   function follow() {
