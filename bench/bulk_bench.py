@@ -3,8 +3,8 @@
 
 Seeds N errored `bench.chain` tasks (4 steps, the first failed for good) with bulk inserts,
 then retries (or cancels) them all in pages of `--page` tasks (each page: transactions of
-`bulk.CHUNK` tasks) and prints the total time, tasks/s, the longest transaction and the longest single
-statement (timed at the driver).
+`bulk.CHUNK` tasks) and prints the total time, tasks/s, the longest transaction and the
+longest single statement (timed at the driver).
 
     python -m bench.bulk_bench --database-url postgres://postgres@127.0.0.1:5432/tasker_bulk \\
         --create-db --tasks 10000
