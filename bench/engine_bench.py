@@ -28,7 +28,9 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 TASKER = str(Path(sys.executable).parent / "tasker")
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-DB_URL = PG_ADMIN.rpartition("/")[0] + "/tasker_bench"
+# Its own database name when several benchmarks share one PostgreSQL server.
+DB = os.environ.get("BENCH_ENGINE_DB", "tasker_bench")
+DB_URL = PG_ADMIN.rpartition("/")[0] + "/" + DB
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
@@ -73,8 +75,8 @@ def env(**extra: str) -> dict[str, str]:
 
 async def reset_database() -> None:
     conn = await asyncpg.connect(PG_ADMIN)
-    await conn.execute("DROP DATABASE IF EXISTS tasker_bench WITH (FORCE)")
-    await conn.execute("CREATE DATABASE tasker_bench")
+    await conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    await conn.execute(f"CREATE DATABASE {DB}")
     await conn.close()
     subprocess.run([TASKER, "migrate"], env=env(), check=True, capture_output=True)
 
@@ -171,7 +173,7 @@ async def engine(tasks: int, processes: int, threads: int) -> dict[str, float]:
             )
             await asyncio.sleep(0.05)  # the probe itself must not load the database
 
-    backends_sql = "SELECT pid FROM pg_stat_activity WHERE datname = 'tasker_bench'"
+    backends_sql = f"SELECT pid FROM pg_stat_activity WHERE datname = '{DB}'"
     producers = {r["pid"] for r in await pg.fetch(backends_sql)}
     workers = [
         subprocess.Popen([TASKER, "worker", "--threads", str(threads)], cwd=ROOT, env=env())

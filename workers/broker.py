@@ -5,6 +5,7 @@ Retries belong to the domain, so the actor has `max_retries=0`; a failed message
 the sweeper re-dispatches from the database.
 """
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 
@@ -69,5 +70,12 @@ class DramatiqDispatcher:
         # Rounded up: a message must not arrive before its step may be claimed (a delayed
         # start is refused even a millisecond early, and then waits for the sweeper).
         delay = math.ceil(delay_seconds * 1000) or None
-        for step_id in step_ids:
-            self.actor.send_with_options(args=(step_id,), delay=delay)
+        broker = self.actor.broker
+        batch = (
+            broker.pipelined()
+            if len(step_ids) > 1 and isinstance(broker, QuietRedisBroker)
+            else contextlib.nullcontext()
+        )
+        with batch:  # several messages: one Redis round trip
+            for step_id in step_ids:
+                self.actor.send_with_options(args=(step_id,), delay=delay)

@@ -44,14 +44,17 @@ WITH input AS (
 ), done AS (
     -- Addressed by ctid, as the one-step COMPLETE: a row changed concurrently (cancel, lease
     -- reaped) has a new ctid, fails the re-check and is discarded. `ARRAY(... task_lock)` reads
-    -- the whole CTE, so every task is locked (EXISTS would stop at the first).
+    -- the whole CTE, so every task is locked (EXISTS would stop at the first). The status
+    -- test is wrapped in IS TRUE so that no plan can serve it from a status index (which
+    -- walks every running step: pg_store.py's docstring); the rows come by ctid or key.
     UPDATE tasker_workflow_steps ws
        SET status = $done_to::text, results = i.results::jsonb, completed_at = $now,
            updated_at = $now, lease_owner = NULL, lease_expires_at = NULL
       FROM input i
      WHERE ws.ctid = ANY(ARRAY(SELECT ctid FROM tasker_workflow_steps
                                 WHERE id = ANY($step_ids::bigint[])))
-       AND ws.id = i.step_id AND ws.status = $done_from::text AND ws.lease_owner = i.lease
+       AND ws.id = i.step_id AND (ws.status = $done_from::text) IS TRUE
+       AND ws.lease_owner = i.lease
        AND ws.task_id = ANY(ARRAY(SELECT id FROM task_lock))
  RETURNING ws.id, ws.task_id, ws.name, i.metadata
 ), hits AS (
