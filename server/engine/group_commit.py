@@ -30,41 +30,30 @@ class GroupCommit(Generic[T, R]):
         self._write = write
         self.max_items = max_items
         self._queued: list[tuple[T, asyncio.Future[R]]] = []
-        self._busy = False
-        self._drainer: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
         self.batches = 0
         """Writes made (for tests and benchmarks: items / batches is the mean batch size)."""
         self.items = 0
 
     async def submit(self, item: T) -> R:
         """Write `item` (with whatever else is queued) and return its answer once committed."""
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
         self._queued.append((item, future))
-        if not self._busy:
-            # Nothing in flight: this caller writes now, without waiting for company.
-            self._busy = True
-            try:
-                await self._write_next()
-            finally:
-                self._hand_over()
+        if self._writer is None:
+            # Nothing in flight: write now, without waiting for company. The write runs in a
+            # task of its own, so a caller that is cancelled (an HTTP client gone) cancels
+            # only its own wait, never the statement its neighbours' items are in.
+            self._writer = loop.create_task(self._drain())
         return await future
-
-    def _hand_over(self) -> None:
-        """Items that queued during the write are written by a task of their own, so the
-        caller that wrote first returns without waiting for their round trip too."""
-        if self._queued:
-            self._drainer = asyncio.get_running_loop().create_task(self._drain())
-        else:
-            self._busy = False
 
     async def _drain(self) -> None:
         try:
             while self._queued:
                 await self._write_next()
         finally:
-            self._busy = False
-            self._drainer = None
-            # Only a cancelled drain (the loop shutting down) leaves items behind.
+            self._writer = None
+            # Only a cancelled writer (the loop shutting down) leaves items behind.
             for _, future in self._queued:
                 future.cancel()
             self._queued.clear()

@@ -152,10 +152,12 @@ async def test_an_idle_write_waits_for_nobody_and_a_busy_one_gathers_the_queue()
 
     group: GroupCommit[int, int] = GroupCommit(write, max_items=3)
     first = asyncio.ensure_future(group.submit(1))
-    await asyncio.sleep(0)
+    for _ in range(3):
+        await asyncio.sleep(0)
     assert calls == [[1]]  # written at once, alone
     rest = [asyncio.ensure_future(group.submit(i)) for i in range(2, 7)]
-    await asyncio.sleep(0)
+    for _ in range(3):
+        await asyncio.sleep(0)
     assert calls == [[1]]  # queued behind the write in flight
     gate.set()
     assert await first == 10
@@ -174,7 +176,24 @@ async def test_a_failed_write_fails_every_caller_of_its_batch_only():
     group: GroupCommit[int, int] = GroupCommit(write, max_items=2)
     futures = [asyncio.ensure_future(group.submit(i)) for i in (1, 2, 3, 4)]
     results = await asyncio.gather(*futures, return_exceptions=True)
-    assert results[0] == 1
-    assert isinstance(results[1], RuntimeError) and isinstance(results[2], RuntimeError)
-    assert results[3] == 4
+    # Queued together: [1, 2] fails as a whole, [3, 4] is written after it.
+    assert isinstance(results[0], RuntimeError) and isinstance(results[1], RuntimeError)
+    assert results[2:] == [3, 4]
     assert await group.submit(5) == 5
+
+
+async def test_a_cancelled_caller_does_not_cancel_its_neighbours_write():
+    gate = asyncio.Event()
+
+    async def write(items):
+        await gate.wait()
+        return list(items)
+
+    group: GroupCommit[int, int] = GroupCommit(write)
+    leaving = asyncio.ensure_future(group.submit(1))
+    staying = asyncio.ensure_future(group.submit(2))
+    await asyncio.sleep(0.01)
+    leaving.cancel()  # the first caller gives up while its batch is in flight
+    gate.set()
+    assert await staying == 2
+    assert leaving.cancelled()
