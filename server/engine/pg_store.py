@@ -4,7 +4,9 @@ Atomic without BEGIN/COMMIT, one round trip each. They do what the portable stor
 compare-and-set on the step, history rows, readiness counters — and the same tests run against
 both. Under READ COMMITTED an UPDATE re-checks its WHERE clause against the newest row version,
 so the compare-and-set holds when two workers race for one step. Failures are rarer and go
-through the portable store's transaction.
+through the portable store's transaction. Completions that arrive while one is being written
+are written together in one statement (`server.engine.pg_complete`, through the process's
+`GroupCommit`).
 
 The rules are `server.domain.readiness`'s, over the counters `waiting_on` (parents not done) and
 `remaining` (steps not done) that `Transaction.move_step` maintains. No status is written in the
