@@ -11,6 +11,11 @@ Each caller awaits its own item's answer, given only once the statement holding 
 committed, so a caller (a Dramatiq actor) acknowledges its message only after its write is
 durable: a process killed with items queued or in flight loses them, uncommitted, and their
 steps are reclaimed and re-run like any step whose worker died before recording it.
+
+The write runs in a task started from the context of the caller that found nothing in flight,
+so a caller must not hold a transaction open (Tortoise keeps it in a context variable, and
+the others' items would be written in it): the engine's completions and the creation of
+tasks are called outside any transaction.
 """
 
 import asyncio

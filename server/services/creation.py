@@ -91,17 +91,23 @@ class TaskCreator:
         (created=False); with a different request it raises Conflict. Raises
         NamespaceNotFound / HandlerNotFound / ValidationFailed; nothing is written then.
         """
-        outcome = await self._together.submit(req)
+        outcome: Outcome | Exception
+        if one_by_one(self._check(req), req):  # its own transaction anyway
+            (outcome,) = await self.create_many([req])
+        else:
+            outcome = await self._together.submit(req)
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
     async def _create_together(self, reqs: Sequence[CreateTask]) -> list[Outcome | Exception]:
-        """`create_many`, and if its transaction fails, each request on its own: one
-        caller's failure must not become its neighbours' (they were separate requests)."""
+        """`create_many` of plain requests (at most `CHUNK`: one transaction). If a unique
+        index refuses one of them (a child task its step already started), the transaction
+        rolled back: each request is then written on its own, so that only that caller
+        fails (they were separate requests)."""
         try:
             return list(await self.create_many(reqs))
-        except Exception as exc:
+        except IntegrityError as exc:
             if len(reqs) == 1:
                 return [exc]
         answers: list[Outcome | Exception] = []
