@@ -78,7 +78,7 @@ async def test_kill_9_with_completions_in_the_buffer_loses_and_repeats_nothing(c
     before = await _create(services, {"sleep": 0})
     assert (await wait_for_task(services, before.id)).status is TaskState.COMPLETE
 
-    held = await _create(services, {"sleeps": {"a": 0.5}, "sleep": 0})
+    held = await _create(services, {"sleeps": {"a": 3}, "sleep": 0})
     locker = await asyncpg.connect(database_url)
     try:
 
