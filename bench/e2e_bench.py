@@ -11,6 +11,7 @@ machine). Then creation alone (no workers): tasks/s through single POSTs and thr
 
     .venv/bin/python -m bench.e2e_bench --tasks 1000
     .venv/bin/python -m bench.e2e_bench --code /tmp/old-tree --label before   # older code
+    .venv/bin/python -m bench.e2e_bench --tasks 1000 --sweep 1,3 --sweep-only  # scaling curve
 
 `--code` runs the server and workers of another checkout (the baseline engine and this
 script stay the same), so before/after figures come from one script on one machine.
@@ -41,6 +42,11 @@ ROOT = Path(__file__).resolve().parent.parent
 DB = os.environ.get("BENCH_E2E_DB", "tasker_e2e")
 DB_URL = PG_ADMIN.rpartition("/")[0] + "/" + DB
 SHAPES = ("chain", "diamond")
+COMPLETIONS_PER_STATEMENT = (
+    # The history rows of one statement share its transaction id.
+    "SELECT count(*)::float / greatest(count(DISTINCT xmin::text), 1) FROM tasker_transitions"
+    " WHERE reason = 'completed'"
+)
 STEPS = 4
 
 
@@ -268,10 +274,13 @@ async def tasker_run(
         end = await wait_done(pg, sql, args.tasks, creating)
         made = await creating
         spent = await cpu.spent()
+        per_statement = await pg.fetchval(COMPLETIONS_PER_STATEMENT)
         await pg.close()
     finally:
         system.stop()
-    return summarize(args.tasks, end - t0, spent, made["seconds"])
+    out = summarize(args.tasks, end - t0, spent, made["seconds"])
+    out["completions_per_statement"] = per_statement
+    return out
 
 
 async def mini_run(shape: str, args: argparse.Namespace) -> dict[str, float]:
@@ -336,12 +345,23 @@ async def creation_alone(code: Path, args: argparse.Namespace, batch: int) -> di
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     code = Path(args.code).resolve()
-    out: dict[str, Any] = {"label": args.label, "e2e": {}, "creation": {}}
-    for shape in SHAPES:
+    out: dict[str, Any] = {"label": args.label, "e2e": {}, "creation": {}, "sweep": {}}
+    for shape in () if args.sweep_only else SHAPES:
         out["e2e"][f"mini {shape}"] = await mini_run(shape, args)
         out["e2e"][f"single {shape}"] = await tasker_run(code, shape, args, 0)
         if args.batch:
             out["e2e"][f"batch {shape}"] = await tasker_run(code, shape, args, args.batch)
+    for count in args.sweep:
+        # The throughput curve: the chain shape at this many worker processes, both engines.
+        at = argparse.Namespace(**{**vars(args), "processes": count})
+        out["sweep"][count] = {
+            "mini": await mini_run("chain", at),
+            "tasker": await tasker_run(code, "chain", at, 0),
+        }
+        if args.batch:
+            out["sweep"][count]["batch"] = await tasker_run(code, "chain", at, args.batch)
+    if args.sweep_only:
+        return out
     out["creation"]["single POST"] = await creation_alone(code, args, 0)
     out["creation"][f"batch of {args.batch}"] = await creation_alone(code, args, args.batch)
     return out
@@ -366,7 +386,26 @@ def report(out: dict[str, Any]) -> None:
             f"{name:18} {r['steps_per_s']:8.0f} {r['steps_per_s'] / mini['steps_per_s']:7.2f} "
             f"{r['seconds']:7.2f} {r['creating_s']:8.2f}  {r['cpu_ms_total']:.2f} "
             f"({r['cpu_ms_tasker']:.2f}, {r['cpu_ms_postgres']:.2f}, {r['cpu_ms_redis']:.2f})"
+            + (
+                f"  completions/statement {r['completions_per_statement']:.2f}"
+                if "completions_per_statement" in r
+                else ""
+            )
         )
+    if out["sweep"]:
+        print(f"== {label}: chain, single POST (and batch), by worker processes")
+        print(
+            f"{'processes':>9} {'mini':>8} {'tasker':>8} {'x mini':>7} {'batch':>8} {'x mini':>7}"
+        )
+        for count, r in out["sweep"].items():
+            mini, tasker = r["mini"]["steps_per_s"], r["tasker"]["steps_per_s"]
+            batch = r.get("batch", {}).get("steps_per_s", float("nan"))
+            print(
+                f"{count:>9} {mini:8.0f} {tasker:8.0f} {tasker / mini:7.2f} "
+                f"{batch:8.0f} {batch / mini:7.2f}"
+            )
+    if not out["creation"]:
+        return
     print(f"== {label}: creation alone (no workers)")
     for name, r in out["creation"].items():
         if r:
@@ -385,6 +424,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--batch", type=int, default=50, help="tasks per batch request (0: skip)")
+    parser.add_argument(
+        "--sweep",
+        type=lambda v: [int(n) for n in v.split(",") if n],
+        default=[],
+        help="also run the chain shape at these worker process counts, e.g. 1,3",
+    )
+    parser.add_argument("--sweep-only", action="store_true", help="only the --sweep runs")
     parser.add_argument("--code", default=str(ROOT), help="the checkout whose server to run")
     parser.add_argument("--label", default="this tree")
     parser.add_argument("--json", help="also write the figures to this file")

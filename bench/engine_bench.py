@@ -28,7 +28,9 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 TASKER = str(Path(sys.executable).parent / "tasker")
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-DB_URL = PG_ADMIN.rpartition("/")[0] + "/tasker_bench"
+# Its own database name when several benchmarks share one PostgreSQL server.
+DB = os.environ.get("BENCH_ENGINE_DB", "tasker_bench")
+DB_URL = PG_ADMIN.rpartition("/")[0] + "/" + DB
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
@@ -73,8 +75,8 @@ def env(**extra: str) -> dict[str, str]:
 
 async def reset_database() -> None:
     conn = await asyncpg.connect(PG_ADMIN)
-    await conn.execute("DROP DATABASE IF EXISTS tasker_bench WITH (FORCE)")
-    await conn.execute("CREATE DATABASE tasker_bench")
+    await conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    await conn.execute(f"CREATE DATABASE {DB}")
     await conn.close()
     subprocess.run([TASKER, "migrate"], env=env(), check=True, capture_output=True)
 
@@ -171,7 +173,7 @@ async def engine(tasks: int, processes: int, threads: int) -> dict[str, float]:
             )
             await asyncio.sleep(0.05)  # the probe itself must not load the database
 
-    backends_sql = "SELECT pid FROM pg_stat_activity WHERE datname = 'tasker_bench'"
+    backends_sql = f"SELECT pid FROM pg_stat_activity WHERE datname = '{DB}'"
     producers = {r["pid"] for r in await pg.fetch(backends_sql)}
     workers = [
         subprocess.Popen([TASKER, "worker", "--threads", str(threads)], cwd=ROOT, env=env())
@@ -190,6 +192,12 @@ async def engine(tasks: int, processes: int, threads: int) -> dict[str, float]:
         out[f"cpu_ms_per_step_{name}"] = spent * 1000 / (tasks * 4)
     # PostgreSQL backends start with the workers' pools: all of their time is the drain's.
     out["cpu_ms_per_step_postgres"] = sum(cpu_seconds(p) for p in backends) * 1000 / (tasks * 4)
+    # Completions written per statement: the history rows of one statement share its
+    # transaction id (1.0 when every completion is written alone).
+    out["completions_per_statement"] = await pg.fetchval(
+        "SELECT count(*)::float / greatest(count(DISTINCT xmin::text), 1) FROM tasker_transitions"
+        " WHERE reason = 'completed'"
+    )
     await pg.close()
     out["worker_rss_mb_max"] = max(rss_mb(w.pid) for w in workers)
 
@@ -251,6 +259,7 @@ def main() -> None:
         + ", ".join(f"{name} {ms:.2f}" for name, ms in cpu.items())
         + f" (total {sum(cpu.values()):.2f})"
     )
+    print(f"completions per statement (drain):  {result['completions_per_statement']:8.2f}")
     print(f"worker RSS (max of {args.processes}):            {result['worker_rss_mb_max']:8.1f} MB")
 
 

@@ -12,6 +12,7 @@ is the first run. A backlog of low messages in Redis therefore delays a high one
 the steps already running (and a lane's prefetch never blocks another lane's fetch).
 """
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 
@@ -114,5 +115,12 @@ class DramatiqDispatcher:
         # Rounded up: a message must not arrive before its step may be claimed (a delayed
         # start is refused even a millisecond early, and then waits for the sweeper).
         delay = math.ceil(delay_seconds * 1000) or None
-        for step_id in step_ids:
-            actor.send_with_options(args=(step_id,), delay=delay)
+        broker = actor.broker
+        batch = (
+            broker.pipelined()
+            if len(step_ids) > 1 and isinstance(broker, QuietRedisBroker)
+            else contextlib.nullcontext()
+        )
+        with batch:  # several messages: one Redis round trip
+            for step_id in step_ids:
+                actor.send_with_options(args=(step_id,), delay=delay)

@@ -15,8 +15,10 @@ Subscribing before fetching makes the wake race-free: a message sent after a fet
 queue empty has published into this consumer's subscription, which the wait then reads.
 """
 
+import contextlib
 import heapq
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import dramatiq
@@ -160,9 +162,31 @@ class QuietRedisBroker(RedisBroker):
         db = self.client.connection_pool.connection_kwargs.get("db", 0)
         return f"{self.namespace}:{db}:{queue_name}.wake"
 
-    def do_enqueue(self, queue_name: str, message_id: str, data: bytes) -> None:
-        """Dramatiq's enqueue script and the wake-up PUBLISH, in one round trip."""
+    _batch = threading.local()
+    """This thread's open `pipelined()` batch: (pipeline, queues to wake), if any."""
+
+    @contextlib.contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """Messages this thread enqueues inside go to Redis in ONE round trip at the end, with
+        one wake-up per queue (a completion's ready children, the outbox's coalesced
+        dispatches). Thread-local: Dramatiq's own threads keep enqueueing one by one."""
         pipe = self.client.pipeline(transaction=False)
+        queues: set[str] = set()
+        self._batch.open = (pipe, queues)
+        try:
+            yield
+        finally:
+            self._batch.open = None
+        if queues:
+            for queue_name in sorted(queues):
+                pipe.publish(self.wake_channel(queue_name), WAKE)
+            pipe.execute()
+
+    def do_enqueue(self, queue_name: str, message_id: str, data: bytes) -> None:
+        """Dramatiq's enqueue script and the wake-up PUBLISH, in one round trip (or added to
+        this thread's `pipelined()` batch)."""
+        batch = getattr(self._batch, "open", None)
+        pipe = batch[0] if batch is not None else self.client.pipeline(transaction=False)
         args = [
             "enqueue",
             current_millis(),
@@ -176,6 +200,9 @@ class QuietRedisBroker(RedisBroker):
             data,
         ]
         self.scripts["dispatch"](args=args, keys=[self.namespace], client=pipe)
+        if batch is not None:
+            batch[1].add(queue_name)
+            return
         pipe.publish(self.wake_channel(queue_name), WAKE)
         pipe.execute()
 

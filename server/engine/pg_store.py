@@ -4,7 +4,9 @@ Atomic without BEGIN/COMMIT, one round trip each. They do what the portable stor
 compare-and-set on the step, history rows, readiness counters — and the same tests run against
 both. Under READ COMMITTED an UPDATE re-checks its WHERE clause against the newest row version,
 so the compare-and-set holds when two workers race for one step. Failures are rarer and go
-through the portable store's transaction.
+through the portable store's transaction. Completions that arrive while one is being written
+are written together in one statement (`server.engine.pg_complete`, through the process's
+`GroupCommit`).
 
 The rules are `server.domain.readiness`'s, over the counters `waiting_on` (parents not done) and
 `remaining` (steps not done) that `Transaction.move_step` maintains. No status is written in the
@@ -19,6 +21,7 @@ the same as the primary key and chose them, and each claim walked every pending 
 task (bench/engine_bench.py: ~1.7 ms of database CPU per step).
 """
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -30,8 +33,11 @@ from server.db.models import WorkflowStep
 from server.db.sql import json_value
 from server.domain.flow import DEFAULT_PRIORITY
 from server.domain.readiness import CLAIMABLE_TASK_STATES, RETRYING
+from server.domain.retry import BackoffPolicy
 from server.domain.states import StepState, TaskState
-from server.engine.changes import Effects, TaskRef
+from server.engine.changes import Effects, StateChanges, TaskRef
+from server.engine.group_commit import GroupCommit
+from server.engine.pg_complete import complete_many
 from server.engine.pg_sql import CLAIM, COMPLETE, Move, Statement
 from server.engine.portable import PortableStore
 from server.engine.progress import advance
@@ -79,15 +85,36 @@ class PgStore(PortableStore):
         """One statement per claim."""
         return [await self._claim_one(r) for r in requests]
 
+    def __init__(self, changes: StateChanges, backoff: BackoffPolicy) -> None:
+        super().__init__(changes, backoff)
+        self.completions: GroupCommit[tuple[Claim, str], Recorded] = GroupCommit(
+            self._complete_batch
+        )
+        """Completions arriving while one is written are written together next
+        (`server.engine.group_commit`)."""
+
     async def complete(self, attempts: Sequence[tuple[Claim, Outcome]]) -> list[Recorded]:
-        """One statement per completion (a limited step's in the portable transaction, which
+        """Through the group commit (a limited step's in the portable transaction, which
         frees its slots)."""
-        return [
-            Recorded(await self._record(c, o))
-            if c.limited
-            else await self._complete_one(c, o.encoded)
+        writes = [
+            self._record_limited(c, o) if c.limited else self.completions.submit((c, o.encoded))
             for c, o in attempts
         ]
+        if len(writes) == 1:  # the runner's case: no task to wrap it in
+            return [await writes[0]]
+        return list(await asyncio.gather(*writes))
+
+    async def _record_limited(self, claim: Claim, outcome: Outcome) -> Recorded:
+        return Recorded(await self._record(claim, outcome))
+
+    async def _complete_batch(self, attempts: Sequence[tuple[Claim, str]]) -> list[Recorded]:
+        """One completion alone: the one-step statement; several: the bulk one."""
+        if len(attempts) == 1:
+            return [await self._complete_one(*attempts[0])]
+        recorded, unsettled = await complete_many(self.changes, attempts)
+        for task in unsettled:
+            await self._settle(task)
+        return recorded
 
     async def _claim_one(self, req: ClaimRequest) -> Claim | None:
         now = self.changes.clock.now()

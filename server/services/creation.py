@@ -26,6 +26,7 @@ from server.db.rows import task_view
 from server.domain.errors import Conflict, DomainError
 from server.domain.views import CreateTask
 from server.engine.changes import StateChanges
+from server.engine.group_commit import GroupCommit
 from server.engine.limits import handler_key
 from server.infra.metrics import task_created
 from server.registry.catalogue import Catalogue
@@ -78,6 +79,13 @@ class TaskCreator:
         self.after_cancel: AfterCancel | None = None
         """Set by the task service: what a cancel does after its commit, for the tasks a
         `cancel_in_progress` handler supersedes."""
+        # Single creations that arrive while one is being written are written together
+        # next, as one `create_many` (one transaction, one statement per table): a busy
+        # server's single POSTs cost about what a batch request costs, an idle one's wait
+        # for nobody (`server.engine.group_commit`).
+        self._together: GroupCommit[CreateTask, Outcome | Exception] = GroupCommit(
+            self._create_together, max_items=CHUNK
+        )
 
     async def create(self, req: CreateTask) -> Created:
         """Create a task with its steps and edges; returns (task, created).
@@ -86,10 +94,33 @@ class TaskCreator:
         (created=False); with a different request it raises Conflict. Raises
         NamespaceNotFound / HandlerNotFound / ValidationFailed; nothing is written then.
         """
-        (outcome,) = await self.create_many([req])
-        if isinstance(outcome, DomainError):
+        outcome: Outcome | Exception
+        if one_by_one(self._check(req), req):  # its own transaction anyway
+            (outcome,) = await self.create_many([req])
+        else:
+            outcome = await self._together.submit(req)
+        if isinstance(outcome, Exception):
             raise outcome
         return outcome
+
+    async def _create_together(self, reqs: Sequence[CreateTask]) -> list[Outcome | Exception]:
+        """`create_many` of plain requests (at most `CHUNK`: one transaction). If a unique
+        index refuses one of them (a child task its step already started), the transaction
+        rolled back: each request is then written on its own, so that only that caller
+        fails (they were separate requests)."""
+        try:
+            return list(await self.create_many(reqs))
+        except IntegrityError as exc:
+            if len(reqs) == 1:
+                return [exc]
+        answers: list[Outcome | Exception] = []
+        for req in reqs:
+            try:
+                (outcome,) = await self.create_many([req])
+                answers.append(outcome)
+            except Exception as exc:
+                answers.append(exc)
+        return answers
 
     async def create_many(self, reqs: Sequence[CreateTask]) -> list[Outcome]:
         """Create many tasks; one outcome per request, in order. A refused request refuses

@@ -1,0 +1,189 @@
+"""Completions in bulk on PostgreSQL: many successful attempts, ONE statement.
+
+`PgStore` feeds it through a `GroupCommit`: completions that arrive while one is being written
+are written together next. The statement does what the one-step COMPLETE does (pg_sql.py), for
+arrays of steps, leases and results:
+
+- it locks every task of the batch first, in id order, then writes their steps: the order
+  every writer of a task takes (a completion that locked its step before its task deadlocked
+  with a cancel), and two batches that share tasks take their locks in the same order;
+- a statement may change a row only once, so the counters are aggregated: a task loses as
+  many `remaining` as it has steps in the batch, a child as many `waiting_on` as it has
+  parents in it (a diamond's two middle steps completing together make the last one ready,
+  once);
+- a ready child is handed to one completion only (its parent in the batch with the lowest id):
+  that caller may run it itself, the others are dispatched after commit.
+
+A step whose lease was lost (cancelled, reaped) is left out and answered `discarded`.
+"""
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from tortoise import Tortoise
+
+from server.domain.states import StepState, TaskState
+from server.engine.changes import Effects, StateChanges, TaskRef
+from server.engine.pg_sql import Move, Statement
+from server.engine.store import Claim, Recorded
+
+_S, _T = StepState, TaskState
+
+COMPLETE_MANY = """
+WITH input AS (
+    SELECT * FROM unnest($step_ids::bigint[], $leases::text[], $results::text[],
+                         $metadata::text[]) AS i(step_id, lease, results, metadata)
+), task_lock AS (
+    -- Every task of the batch, in id order, before any step row.
+    SELECT t.id FROM tasker_tasks t
+     WHERE t.id = ANY(ARRAY(SELECT ws.task_id FROM tasker_workflow_steps ws
+                             WHERE ws.id = ANY($step_ids::bigint[])))
+     ORDER BY t.id
+       FOR NO KEY UPDATE
+), done AS (
+    -- Addressed by ctid, as the one-step COMPLETE: a row changed concurrently (cancel, lease
+    -- reaped) has a new ctid, fails the re-check and is discarded. `ARRAY(... task_lock)` reads
+    -- the whole CTE, so every task is locked (EXISTS would stop at the first). The status
+    -- test is wrapped in IS TRUE so that no plan can serve it from a status index (which
+    -- walks every running step: pg_store.py's docstring); the rows come by ctid or key.
+    UPDATE tasker_workflow_steps ws
+       SET status = $done_to::text, results = i.results::jsonb, completed_at = $now,
+           updated_at = $now, lease_owner = NULL, lease_expires_at = NULL
+      FROM input i
+     WHERE ws.ctid = ANY(ARRAY(SELECT ctid FROM tasker_workflow_steps
+                                WHERE id = ANY($step_ids::bigint[])))
+       AND ws.id = i.step_id AND (ws.status = $done_from::text) IS TRUE
+       AND ws.lease_owner = i.lease
+       AND ws.task_id = ANY(ARRAY(SELECT id FROM task_lock))
+ RETURNING ws.id, ws.task_id, ws.name, i.metadata
+), hits AS (
+    SELECT e.to_step_id AS id, count(*)::int AS n, min(e.from_step_id) AS first_parent
+      FROM tasker_step_edges e JOIN done d ON e.from_step_id = d.id
+     GROUP BY e.to_step_id
+), children AS (
+    UPDATE tasker_workflow_steps c
+       SET waiting_on = c.waiting_on - h.n,
+           dispatched_at = CASE WHEN c.waiting_on = h.n AND c.status = $ready_state::text
+                                THEN $now ELSE c.dispatched_at END
+      FROM hits h
+     WHERE c.id = h.id
+ RETURNING c.id, c.waiting_on, c.status, h.first_parent
+), per_task AS (
+    SELECT task_id AS id, count(*)::int AS n FROM done GROUP BY task_id
+), task AS (
+    -- A child task is finished by the general path instead (`PgStore._settle`).
+    UPDATE tasker_tasks t
+       SET remaining = t.remaining - p.n,
+           status = CASE WHEN t.remaining = p.n AND t.parent_task_id IS NULL
+                         AND t.status = $finish_from::text
+                         THEN $finish_to::text ELSE t.status END,
+           completed_at = CASE WHEN t.remaining = p.n AND t.parent_task_id IS NULL
+                         AND t.status = $finish_from::text
+                               THEN $now ELSE t.completed_at END,
+           updated_at = CASE WHEN t.remaining = p.n AND t.parent_task_id IS NULL
+                         AND t.status = $finish_from::text
+                             THEN $now ELSE t.updated_at END
+      FROM per_task p
+     WHERE t.id = p.id
+ RETURNING t.id, t.remaining, t.status
+), history AS (
+    -- Joined to `task`: ids are drawn once the task rows are written (under their locks).
+    INSERT INTO tasker_transitions
+           (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
+    SELECT d.task_id, d.id, d.name, $done_from::text, $done_to::text, 'completed',
+           d.metadata::jsonb, $now
+      FROM done d JOIN task t ON t.id = d.task_id
+     ORDER BY d.task_id, d.id
+ RETURNING id, step_id
+), finished_history AS (
+    -- After every `completed` row (the count reads all of `history`): a task's last event
+    -- is the one that finishes it.
+    INSERT INTO tasker_transitions
+           (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
+    SELECT id, NULL, NULL, $finish_from::text, $finish_to::text, 'all steps done', '{}'::jsonb,
+           $now
+      FROM task WHERE remaining = 0 AND status = $finish_to::text
+       AND (SELECT count(*) FROM history) > 0
+ RETURNING id, task_id
+)
+SELECT d.id AS step_id, h.id AS cursor, t.remaining, f.id AS finished_cursor,
+       ARRAY(SELECT c.id FROM children c
+              WHERE c.first_parent = d.id AND c.waiting_on = 0
+                AND c.status = $ready_state::text ORDER BY c.id) AS ready
+  FROM done d JOIN history h ON h.step_id = d.id JOIN task t ON t.id = d.task_id
+  LEFT JOIN finished_history f ON f.task_id = d.task_id
+"""
+
+COMPLETE_MANY_STATEMENT = Statement(
+    COMPLETE_MANY,
+    args=("step_ids", "leases", "results", "metadata", "now"),
+    moves={
+        "done": Move("step", _S.IN_PROGRESS, _S.COMPLETE),
+        "finish": Move("task", _T.IN_PROGRESS, _T.COMPLETE),
+    },
+    states={"ready_state": _S.PENDING},
+)
+
+
+async def complete_many(
+    changes: StateChanges, attempts: Sequence[tuple[Claim, str]]
+) -> tuple[list[Recorded], list[TaskRef]]:
+    """Complete these steps (results already JSON) in one statement; one answer per attempt,
+    and the tasks whose steps are all done but which the statement did not finish (the
+    caller settles them under the task lock)."""
+    now = changes.clock.now()
+    statement = COMPLETE_MANY_STATEMENT
+    rows = await Tortoise.get_connection("default").execute_query_dict(
+        statement.sql,
+        statement.values(
+            [c.step_id for c, _ in attempts],
+            [c.lease_owner for c, _ in attempts],
+            [encoded for _, encoded in attempts],
+            [json.dumps({"attempt": c.attempt}) for c, _ in attempts],
+            now,
+        ),
+    )
+    by_step: dict[int, dict[str, Any]] = {int(r["step_id"]): r for r in rows}
+    done, finish = statement.moves["done"], statement.moves["finish"]
+    events: list[tuple[int, TaskRef, int | None, str | None, str, str, str]] = []
+    recorded: list[Recorded] = []
+    unsettled: dict[Any, TaskRef] = {}
+    finished: set[int] = set()
+    effects = Effects(now)
+    for claim, _ in attempts:
+        row = by_step.get(claim.step_id)
+        if row is None:
+            recorded.append(Recorded("discarded"))
+            continue
+        events.append(
+            (
+                int(row["cursor"]),
+                claim.task,
+                claim.step_id,
+                claim.step_name,
+                done.source,
+                done.target,
+                "completed",
+            )
+        )
+        cursor = row["finished_cursor"]
+        if cursor is not None and cursor not in finished:  # the batch finished the task
+            finished.add(cursor)
+            events.append(
+                (cursor, claim.task, None, None, finish.source, finish.target, "all steps done")
+            )
+        elif cursor is None and int(row["remaining"]) == 0:
+            # All steps done but the task was not running (e.g. reopened from error).
+            unsettled[claim.task.id] = claim.task
+        ready: list[int] = list(row["ready"] or [])
+        effects.dispatch_after_commit(ready[1:])
+        recorded.append(Recorded("complete", ready[0] if ready else None))
+    for cursor, task, step_id, step_name, source, target, reason in sorted(events, key=_cursor):
+        effects.note(task, step_id, step_name, source, target, reason, cursor)
+    changes.after_commit(effects)
+    return recorded, list(unsettled.values())
+
+
+def _cursor(event: tuple[int, Any, Any, Any, Any, Any, Any]) -> int:
+    return event[0]

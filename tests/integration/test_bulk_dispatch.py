@@ -1,0 +1,81 @@
+"""Several ready steps go to Redis in one round trip (`QuietRedisBroker.pipelined`), and arrive
+as the same messages, in order, as when they were sent one by one."""
+
+import threading
+
+import pytest
+import redis
+
+from tests.conftest import REDIS_URL
+from workers.broker import QUEUE, DramatiqDispatcher, build_broker, declare_run_step
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.skipif(not REDIS_URL, reason="needs TASKER_TEST_REDIS_URL"),
+]
+
+
+@pytest.fixture
+def dispatcher():
+    assert REDIS_URL
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    broker = build_broker(REDIS_URL)
+    yield DramatiqDispatcher(declare_run_step(broker, lambda step_id: None))
+    broker.close()
+
+
+def _received(broker, count):
+    consumer = broker.consume(QUEUE, prefetch=count, timeout=1000)
+    got = []
+    for message in consumer:
+        if message is None:
+            break
+        got.append(message.args[0])
+        consumer.ack(message)
+        if len(got) == count:
+            break
+    consumer.close()
+    return got
+
+
+def test_many_steps_one_round_trip_same_messages(dispatcher, monkeypatch):
+    broker = dispatcher.actor.broker
+    sent = []
+    real_execute = redis.client.Pipeline.execute
+
+    def counting(self, *args, **kwargs):
+        sent.append(len(self.command_stack))
+        return real_execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counting)  # counts round trips
+    dispatcher.dispatch([11, 12, 13, 14])
+    dispatcher.dispatch([15])
+    monkeypatch.undo()
+    # One pipeline for four messages (four enqueues and one wake-up), one for the single one.
+    assert sent == [5, 2]
+    assert dispatcher.backlog() == 5
+    assert _received(broker, 5) == [11, 12, 13, 14, 15]
+
+
+def test_a_batch_open_on_one_thread_does_not_swallow_another_threads_sends(dispatcher):
+    broker = dispatcher.actor.broker
+    elsewhere = threading.Event()
+
+    def send_alone():
+        dispatcher.dispatch([2])
+        elsewhere.set()
+
+    with broker.pipelined():
+        dispatcher.actor.send(1)
+        thread = threading.Thread(target=send_alone)
+        thread.start()
+        thread.join()
+        assert elsewhere.is_set()
+        assert dispatcher.backlog() == 1  # the other thread's message is already there
+    assert dispatcher.backlog() == 2
+    assert sorted(_received(broker, 2)) == [1, 2]
+
+
+def test_delayed_steps_still_wait(dispatcher):
+    dispatcher.dispatch([7, 8], delay_seconds=60)
+    assert dispatcher.backlog() == 0
