@@ -23,6 +23,7 @@ from typing import Any
 
 from tortoise import Tortoise
 
+from server.domain.flow import DEFAULT_PRIORITY
 from server.domain.states import StepState, TaskState
 from server.engine.changes import Effects, StateChanges, TaskRef
 from server.engine.pg_sql import Move, Statement
@@ -177,7 +178,7 @@ async def complete_many(
             # All steps done but the task was not running (e.g. reopened from error).
             unsettled[claim.task.id] = claim.task
         ready: list[int] = list(row["ready"] or [])
-        effects.dispatch_after_commit(ready[1:])
+        effects.dispatch_after_commit(ready[1:], priority=claim.task.priority or DEFAULT_PRIORITY)
         recorded.append(Recorded("complete", ready[0] if ready else None))
     for cursor, task, step_id, step_name, source, target, reason in sorted(events, key=_cursor):
         effects.note(task, step_id, step_name, source, target, reason, cursor)
