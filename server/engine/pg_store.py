@@ -26,11 +26,11 @@ from typing import Any
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from server.db.models import WorkflowStep
 from server.db.sql import json_value
 from server.domain.readiness import CLAIMABLE_TASK_STATES, RETRYING
 from server.domain.states import StepState, TaskState
 from server.engine.changes import Effects, TaskRef
+from server.engine.pg_flow import claim_limited, complete_limited
 from server.engine.pg_sql import CLAIM, COMPLETE, Move, Statement
 from server.engine.portable import PortableStore
 from server.engine.progress import advance
@@ -79,10 +79,9 @@ class PgStore(PortableStore):
         return [await self._claim_one(r) for r in requests]
 
     async def complete(self, attempts: Sequence[tuple[Claim, Outcome]]) -> list[Recorded]:
-        """One statement per completion (a limited step's in the portable transaction, which
-        frees its slots)."""
+        """One statement per completion (a limited step's also frees and hands off its slots)."""
         return [
-            Recorded(await self._record(c, o))
+            await complete_limited(self, c, o.encoded)
             if c.limited
             else await self._complete_one(c, o.encoded)
             for c, o in attempts
@@ -97,9 +96,8 @@ class PgStore(PortableStore):
             ),
         )
         if not rows:
-            # The statement leaves steps with limits alone: the portable claim admits them.
-            limited = await WorkflowStep.filter(id=req.step_id, flow__not_isnull=True).exists()
-            return await self._claim(req) if limited else None
+            # The statement leaves steps with limits alone: they have their own (`pg_flow`).
+            return await claim_limited(self, req)
         r = rows[0]
         task = TaskRef(r["task_id"], r["namespace"])
         effects = Effects(now)
