@@ -28,8 +28,8 @@ _S, _T = StepState, TaskState
 CLAIM_STATEMENT = Statement(
     CLAIM_LIMITED,
     args=(
-        "step_id", "now", "lease", "default_timeout", "grace", "epoch", "held", "task_kind",
-        "rate_kind",
+        "step_id", "now", "lease", "default_timeout", "grace", "epoch", "held", "offered",
+        "task_kind", "rate_kind",
     ),
     moves={
         "retry": Move("step", RETRYING, _S.PENDING),
@@ -78,7 +78,7 @@ async def claim_limited(store: "PgStore", req: ClaimRequest) -> Claim | None:
         CLAIM_STATEMENT.sql,
         CLAIM_STATEMENT.values(
             req.step_id, now, req.lease_owner, req.default_timeout, req.lease_grace,
-            now.timestamp(), HELD, limits.TASK_LIMIT, limits.RATE_LIMIT,
+            now.timestamp(), HELD, OFFERED, limits.TASK_LIMIT, limits.RATE_LIMIT,
         ),
     )  # fmt: skip
     r = rows[0] if rows else None
@@ -142,7 +142,10 @@ async def complete_limited(store: "PgStore", claim: Claim, encoded: str) -> Reco
             claim.task, None, None, finish.source, finish.target, "all steps done",
             row["finished_cursor"],
         )  # fmt: skip
-    effects.dispatch_after_commit([*ready[1:], *(row["offered"] or [])])
+    # This worker runs next a child it made ready or, failing one, the step it handed its
+    # slot to: the hand-off then waits for no broker round trip.
+    follow = [*ready, *(row["offered"] or [])]
+    effects.dispatch_after_commit(follow[1:])
     store.changes.after_commit(effects)
     for name in row["recheck"] or []:
         # A wait was recorded while the statement ran (its snapshot did not show it): offer
@@ -152,4 +155,4 @@ async def complete_limited(store: "PgStore", claim: Claim, encoded: str) -> Reco
             await limits.offer(tx, *split_name(name))
     if int(row["remaining"]) == 0 and row["finished_cursor"] is None:
         await store._settle(claim.task)
-    return Recorded("complete", ready[0] if ready else None)
+    return Recorded("complete", follow[0] if follow else None)

@@ -10,10 +10,11 @@ slot rows in the statement's snapshot would not.
 The claim takes what it needs only when every limit has room: a concurrency slot (`in_use` + 1
 and a `held` row), a rate start (`starts` gains this one, the window's old ones dropped). A
 handler slot is taken by the task's first start only (the locked task row is still pending).
-A step that has waited (it has slot rows: it may hold an offer) or that is refused returns no
-claim, and the portable claim decides it under the same locks (`limits.admit`): it records the
-wait or the rate refusal, or admits a step whose holders are gone (a cancel) before the
-sweeper's recount. So this statement never admits what the portable claim would refuse.
+A step offered a slot (a waiter woken by a completion) turns its offer into the held slot.
+A step still waiting, or refused, returns no claim, and the portable claim decides it under
+the same locks (`limits.admit`): it records the wait or the rate refusal, or admits a step
+whose holders are gone (a cancel) before the sweeper's recount. So this statement never admits
+what the portable claim would refuse.
 
 The completion frees the step's slot (and the handler's when it finished the task), offers it
 to the key's best waiting step (highest priority, then the oldest) and returns it to be sent
@@ -27,7 +28,9 @@ WITH target AS (
            ws.task_id, t.status AS task_status
       FROM tasker_workflow_steps ws JOIN tasker_tasks t ON t.id = ws.task_id
      WHERE ws.id = $step_id AND ws.waiting_on = 0 AND ws.flow IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM tasker_limit_slots s WHERE s.step_id = ws.id)
+       -- A step that waits for a slot goes the portable way; one offered a slot does not.
+       AND NOT EXISTS (SELECT 1 FROM tasker_limit_slots s
+                        WHERE s.step_id = ws.id AND s.state <> $offered::text)
        AND t.status = ANY($claimable_tasks::text[])
        AND (t.run_at IS NULL OR t.run_at <= $now)
        AND t.paused_at IS NULL AND t.handler_paused_at IS NULL
@@ -40,8 +43,14 @@ WITH target AS (
            (l->>'limit')::int AS lim, (l->>'period')::float8 AS period
       FROM target, jsonb_array_elements(target.flow->'limits') AS l
      WHERE l->>'kind' <> $task_kind::text OR target.task_status = $start_from::text
+), mine AS (
+    -- The slots offered to this step (counted in their keys' in_use since the offer).
+    SELECT s.id, s.scope, s."key" FROM tasker_limit_slots s, target
+     WHERE s.step_id = $step_id AND s.state = $offered::text
 ), keys AS (
-    SELECT k.in_use, k.starts, w.kind, w.lim, w.period, w.scope, w."key"
+    SELECT k.in_use, k.starts, w.kind, w.lim, w.period, w.scope, w."key",
+           EXISTS (SELECT 1 FROM mine m WHERE m.scope = w.scope AND m."key" = w."key")
+               AS offered_here
       FROM tasker_limit_keys k JOIN wanted w ON k.scope = w.scope AND k."key" = w."key"
      ORDER BY k.scope, k."key"
        FOR UPDATE OF k
@@ -50,8 +59,15 @@ WITH target AS (
            AND COALESCE(bool_and(CASE WHEN kind = $rate_kind::text
                THEN (SELECT count(*) FROM jsonb_array_elements_text(keys.starts) AS e(v)
                       WHERE v::float8 > $epoch::float8 - keys.period) < keys.lim
-               ELSE keys.in_use < keys.lim END), TRUE) AS ok
+               ELSE keys.offered_here OR keys.in_use < keys.lim END), TRUE) AS ok
       FROM keys
+), taken AS (
+    -- An offer becomes the held slot, unless the sweeper took it back meanwhile (re-read
+    -- under the key's lock): then nothing is claimed and the portable claim decides.
+    UPDATE tasker_limit_slots s SET state = $held::text, lease_owner = $lease::text
+      FROM mine, verdict
+     WHERE s.id = mine.id AND s.state = $offered::text AND verdict.ok
+ RETURNING s.id
 ), claimed AS (
     UPDATE tasker_workflow_steps ws
        SET status = $claim_to::text, attempts = ws.attempts + 1, lease_owner = $lease,
@@ -60,6 +76,7 @@ WITH target AS (
            started_at = $now, completed_at = NULL, next_attempt_at = NULL, updated_at = $now
       FROM target, verdict
      WHERE ws.ctid = target.step_row AND verdict.ok
+       AND (SELECT count(*) FROM taken) = (SELECT count(*) FROM mine)
  RETURNING ws.id, ws.task_id, ws.name, ws.attempts, ws.retry_limit, ws.retryable,
            ws.timeout_seconds, ws.inputs, ws.handler_class, target.old_status
 ), bump AS (
@@ -74,7 +91,7 @@ WITH target AS (
       FROM keys, verdict
      -- By its key, not its ctid: the row version locked above may be newer than this
      -- statement's snapshot, where a ctid lookup would find nothing and skip the update.
-     WHERE k.scope = keys.scope AND k."key" = keys."key" AND verdict.ok
+     WHERE k.scope = keys.scope AND k."key" = keys."key" AND NOT keys.offered_here
        AND EXISTS (SELECT 1 FROM claimed)
  RETURNING k.id
 ), held AS (
@@ -82,7 +99,7 @@ WITH target AS (
            (scope, "key", step_id, task_id, state, lease_owner, "limit", priority, created_at)
     SELECT keys.scope, keys."key", $step_id, target.task_id, $held::text, $lease::text, keys.lim,
            COALESCE((target.flow->>'priority')::int, 2), $now
-      FROM keys, claimed, target WHERE keys.kind <> $rate_kind::text
+      FROM keys, claimed, target WHERE keys.kind <> $rate_kind::text AND NOT keys.offered_here
  RETURNING id
 ), rate_starts AS (
     INSERT INTO tasker_limit_starts (scope, "key", step_id, started_at)
