@@ -37,7 +37,8 @@ async def lock_keys(tx: Transaction, names: Sequence[str]) -> None:
         await tx.conn.execute_query(
             'INSERT INTO tasker_limit_keys (scope, "key", in_use, waiting, starts)'
             " SELECT s, k, 0, 0, '[]'::jsonb FROM unnest($1::text[], $2::text[]) AS u(s, k)"
-            ' ORDER BY s, k ON CONFLICT (scope, "key") DO UPDATE SET in_use = tasker_limit_keys.in_use',
+            ' ORDER BY s, k ON CONFLICT (scope, "key")'
+            " DO UPDATE SET in_use = tasker_limit_keys.in_use",
             [[s for s, _ in pairs], [k for _, k in pairs]],
         )
         return

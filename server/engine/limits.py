@@ -34,7 +34,7 @@ from server.domain.flow import resolve_key
 from server.domain.states import ACTIVE_TASK_STATES, StepState
 from server.domain.templates import HandlerTemplate, StepTemplate
 from server.engine.changes import StateChanges, Transaction
-from server.engine.limit_keys import HELD, OFFERED, WAITING, lock_keys, recount, record_starts
+from server.engine.limit_keys import HELD, OFFERED, WAITING, lock_keys, record_starts, recount
 from server.infra.metrics import RATE_LIMITED
 
 __all__ = ["HELD", "OFFERED", "WAITING", "lock_keys"]
