@@ -290,6 +290,16 @@ FLOW_CHECKS: list[tuple[str, str]] = [
              JOIN tasker_workflow_steps s ON s.id = ls.step_id
           WHERE ls.state <> 'held' AND s.status NOT IN ('pending', 'error')""",
     ),
+    (
+        "limit key rows whose counters disagree with their slot rows",
+        """SELECT count(*) FROM tasker_limit_keys k
+          WHERE k.in_use <> (SELECT count(*) FROM tasker_limit_slots ls
+                              WHERE ls.scope = k.scope AND ls."key" = k."key"
+                                AND ls.state IN ('held', 'offered'))
+             OR k.waiting <> (SELECT count(*) FROM tasker_limit_slots ls
+                               WHERE ls.scope = k.scope AND ls."key" = k."key"
+                                 AND ls.state = 'waiting')""",
+    ),
 ]
 STARVED_AFTER_SECONDS = 5
 """How much longer a step may wait than a later-ready one of another key before it counts as

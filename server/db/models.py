@@ -385,10 +385,29 @@ class LimitSlot(Model):
     limit = fields.IntField()
     priority = fields.IntField(default=2)
     created_at = fields.DatetimeField()
+    offered_at = fields.DatetimeField(null=True)
+    """When a waiting step was offered a freed slot (a lost offer is taken back later)."""
 
     class Meta:
         table = "tasker_limit_slots"
         indexes = (Index(fields=("scope", "key", "state")), Index(fields=("step_id",)))
+
+
+class LimitKey(Model):
+    """One flow-control key: the slots taken (`held` + `offered` rows), the steps waiting, and
+    a rate limit's starts inside its window (epoch seconds). The PostgreSQL claim locks this
+    row and tests it in one statement (`server.engine.pg_flow_sql`)."""
+
+    id = fields.BigIntField(primary_key=True)
+    scope = fields.CharField(max_length=400)
+    key = fields.CharField(max_length=255)
+    in_use = fields.IntField(default=0, db_default=0)
+    waiting = fields.IntField(default=0, db_default=0)
+    starts: fields.Field[Any] = fields.JSONField(default=list)
+
+    class Meta:
+        table = "tasker_limit_keys"
+        unique_together = (("scope", "key"),)
 
 
 class LimitStart(Model):

@@ -4,8 +4,8 @@ A step with limits carries them in `flow` (keys resolved at creation, `step_flow
 without limits pay nothing. Both stores claim a limited step through the portable claim,
 which calls `admit` inside the claim's transaction, after the step is known runnable:
 
-- the limits' keys are locked (a transaction-scoped advisory lock on PostgreSQL; SQLite runs
-  one write transaction at a time), in sorted order so two claims never deadlock;
+- the limits' key rows are locked (`server.engine.limit_keys`; SQLite runs one write
+  transaction at a time), in sorted order so two claims never deadlock;
 - a concurrency limit counts the `held` rows of its key whose step is still in progress under
   the same lease (so a slot is freed with the lease, whatever ended it), plus the slots
   `offered` to other waiting steps; a handler limit counts the tasks still active;
@@ -17,24 +17,27 @@ transaction) the freed slots are `offered` to the waiting steps of the key — h
 first, then the oldest — which are dispatched after commit: the hand-off is a message, not a
 poll. Refused by a rate limit, the step is sent one delayed message for when the window opens.
 The sweeper (`sweep_limits`) drops rows that no longer count and re-offers slots freed by a
-crash, a cancel or a lost message.
+crash, a cancel or a lost message. Every change to a key's slot rows ends with `recount`, which
+keeps the key row's counters (what the PostgreSQL single-statement claim tests) exact.
 """
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
+
+from tortoise.expressions import Q
 
 from server.db.models import LimitSlot, LimitStart, Task, WorkflowStep
 from server.domain.flow import resolve_key
 from server.domain.states import ACTIVE_TASK_STATES, StepState
 from server.domain.templates import HandlerTemplate, StepTemplate
 from server.engine.changes import StateChanges, Transaction
+from server.engine.limit_keys import HELD, OFFERED, WAITING, lock_keys, record_starts, recount
 from server.infra.metrics import RATE_LIMITED
 
-HELD, OFFERED, WAITING = "held", "offered", "waiting"
+__all__ = ["HELD", "OFFERED", "WAITING", "lock_keys"]
 TASK_LIMIT, STEP_LIMIT, RATE_LIMIT = "task", "step", "rate"
 PARKED = timedelta(days=1)
 """How far ahead a waiting step's dispatch stamp is set: the sweeper's idle re-dispatch leaves
@@ -84,18 +87,6 @@ class Refusal:
     scope: str
     key: str
     until: datetime | None = None
-
-
-async def lock_keys(tx: Transaction, names: Sequence[str]) -> None:
-    """Serialise the writers of these limit keys until the transaction ends (one round trip,
-    in sorted order so that two transactions never wait for each other's keys)."""
-    if tx.conn.capabilities.dialect != "postgres" or not names:
-        return  # SQLite: one write transaction at a time
-    await tx.conn.execute_query(
-        "SELECT pg_advisory_xact_lock(hashtext(k))"
-        " FROM (SELECT DISTINCT k FROM unnest($1::text[]) AS k ORDER BY k) AS keys",
-        [list(names)],
-    )
 
 
 _STEP_COUNTS = """SELECT
@@ -169,10 +160,11 @@ async def admit(
     priority = int(flow.get("priority", 2))
     await lock_keys(tx, [f"{lim['scope']}|{lim['key']}" for lim in limits])
     take: list[dict[str, Any]] = []
+    windows: dict[str, list[datetime]] = {}
     for lim in limits:
         scope, key, kind = lim["scope"], lim["key"], lim["kind"]
         if kind == RATE_LIMIT:
-            until = await _rate_refusal(tx, lim)
+            until, windows[scope] = await _rate_refusal(tx, lim)
             if until is not None:
                 RATE_LIMITED.labels(scope.removeprefix("rate:")).inc()
                 tx.dispatch_after_commit([step_id], (until - tx.now).total_seconds())
@@ -184,6 +176,7 @@ async def admit(
             continue  # the task holds its slot since its first step started
         if held + others >= lim["limit"]:
             await _wait(tx, lim, step_id, task_id, priority)
+            await _recount_all(tx, limits)
             return Refusal("concurrency_limited", scope, key)
         take.append(lim)
     # A wait or an offer of this step, for any of its limits, is over.
@@ -197,9 +190,17 @@ async def admit(
                 step_id=step_id,
                 started_at=tx.now,
             )
+            await record_starts(tx, lim["scope"], lim["key"], windows[lim["scope"]], lim["period"])
     for lim in take:
         await _slot_row(tx, lim, step_id, task_id, priority, HELD, lease_owner)
+    await _recount_all(tx, limits)
     return None
+
+
+async def _recount_all(tx: Transaction, limits: list[dict[str, Any]]) -> None:
+    for lim in limits:
+        if lim["kind"] != RATE_LIMIT:
+            await recount(tx, lim["scope"], lim["key"])
 
 
 async def _slot_row(
@@ -226,8 +227,11 @@ async def _slot_row(
     )
 
 
-async def _rate_refusal(tx: Transaction, lim: dict[str, Any]) -> datetime | None:
-    """None when a start fits the sliding window, else when the window next has room."""
+async def _rate_refusal(
+    tx: Transaction, lim: dict[str, Any]
+) -> tuple[datetime | None, list[datetime]]:
+    """(None when a start fits the sliding window, else when the window next has room; the
+    starts in the window)."""
     opened = tx.now - timedelta(seconds=lim["period"])
     starts = LimitStart.filter(scope=lim["scope"], key=lim["key"]).using_db(tx.conn)
     await starts.filter(started_at__lte=opened).delete()
@@ -237,10 +241,10 @@ async def _rate_refusal(tx: Transaction, lim: dict[str, Any]) -> datetime | None
         .values_list("started_at", flat=True)
     )
     if len(recent) < lim["limit"]:
-        return None
+        return None, recent
     # Room again once the (n - limit + 1)-th oldest start leaves the window.
     oldest: datetime = recent[len(recent) - int(lim["limit"])]
-    return oldest + timedelta(seconds=float(lim["period"]))
+    return oldest + timedelta(seconds=float(lim["period"])), recent
 
 
 async def _wait(
@@ -287,18 +291,24 @@ async def offer(tx: Transaction, scope: str, key: str) -> int:
         .order_by("-priority", "created_at", "id")
         .limit(50)
     )
-    if not waiting:
-        return 0
-    held = await in_use(tx.conn, scope, key, kind)
-    offered = await LimitSlot.filter(scope=scope, key=key, state=OFFERED).using_db(tx.conn).count()
-    room = waiting[0].limit - len(held) - offered
-    chosen = waiting[: max(room, 0)]
-    if not chosen:
-        return 0
-    ids = [r.step_id for r in chosen]
-    await LimitSlot.filter(id__in=[r.id for r in chosen]).using_db(tx.conn).update(state=OFFERED)
-    await WorkflowStep.filter(id__in=ids).using_db(tx.conn).update(dispatched_at=tx.now)
-    tx.dispatch_after_commit(ids)
+    chosen: list[LimitSlot] = []
+    if waiting:
+        held = await in_use(tx.conn, scope, key, kind)
+        offered = (
+            await LimitSlot.filter(scope=scope, key=key, state=OFFERED).using_db(tx.conn).count()
+        )
+        room = waiting[0].limit - len(held) - offered
+        chosen = waiting[: max(room, 0)]
+    if chosen:
+        # The offer is stamped on the slot row, not on the waiter's step row: a writer of
+        # another task's step would have to lock that task first (the lock order).
+        await (
+            LimitSlot.filter(id__in=[r.id for r in chosen])
+            .using_db(tx.conn)
+            .update(state=OFFERED, offered_at=tx.now)
+        )
+        tx.dispatch_after_commit([r.step_id for r in chosen])
+    await recount(tx, scope, key)
     return len(chosen)
 
 
@@ -349,18 +359,7 @@ async def _drop_finished_waiters(tx: Transaction, scope: str, key: str) -> None:
 
 async def _take_back_lost_offers(tx: Transaction, scope: str, key: str, cutoff: datetime) -> None:
     """Offers sent before `cutoff` and never taken up (the message was lost) wait again."""
-    rows = await (
-        LimitSlot.filter(scope=scope, key=key, state=OFFERED)
-        .using_db(tx.conn)
-        .values_list("id", "step_id")
+    stale = LimitSlot.filter(scope=scope, key=key, state=OFFERED).using_db(tx.conn)
+    await stale.filter(Q(offered_at__lt=cutoff) | Q(offered_at__isnull=True)).update(
+        state=WAITING, offered_at=None
     )
-    if not rows:
-        return
-    stale = set(
-        await WorkflowStep.filter(id__in=[s for _, s in rows], dispatched_at__lt=cutoff)
-        .using_db(tx.conn)
-        .values_list("id", flat=True)
-    )
-    ids = [i for i, s in rows if s in stale]
-    if ids:
-        await LimitSlot.filter(id__in=ids).using_db(tx.conn).update(state=WAITING)

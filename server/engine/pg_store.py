@@ -29,7 +29,6 @@ from typing import Any
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from server.db.models import WorkflowStep
 from server.db.sql import json_value
 from server.domain.flow import DEFAULT_PRIORITY
 from server.domain.readiness import CLAIMABLE_TASK_STATES, RETRYING
@@ -38,6 +37,7 @@ from server.domain.states import StepState, TaskState
 from server.engine.changes import Effects, StateChanges, TaskRef
 from server.engine.group_commit import GroupCommit
 from server.engine.pg_complete import complete_many
+from server.engine.pg_flow import claim_limited, complete_limited
 from server.engine.pg_sql import CLAIM, COMPLETE, Move, Statement
 from server.engine.portable import PortableStore
 from server.engine.progress import advance
@@ -94,18 +94,17 @@ class PgStore(PortableStore):
         (`server.engine.group_commit`)."""
 
     async def complete(self, attempts: Sequence[tuple[Claim, Outcome]]) -> list[Recorded]:
-        """Through the group commit (a limited step's in the portable transaction, which
-        frees its slots)."""
+        """Through the group commit (a limited step's in its own statement, which also frees
+        and hands off its slots)."""
         writes = [
-            self._record_limited(c, o) if c.limited else self.completions.submit((c, o.encoded))
+            complete_limited(self, c, o.encoded)
+            if c.limited
+            else self.completions.submit((c, o.encoded))
             for c, o in attempts
         ]
         if len(writes) == 1:  # the runner's case: no task to wrap it in
             return [await writes[0]]
         return list(await asyncio.gather(*writes))
-
-    async def _record_limited(self, claim: Claim, outcome: Outcome) -> Recorded:
-        return Recorded(await self._record(claim, outcome))
 
     async def _complete_batch(self, attempts: Sequence[tuple[Claim, str]]) -> list[Recorded]:
         """One completion alone: the one-step statement; several: the bulk one."""
@@ -125,9 +124,8 @@ class PgStore(PortableStore):
             ),
         )
         if not rows:
-            # The statement leaves steps with limits alone: the portable claim admits them.
-            limited = await WorkflowStep.filter(id=req.step_id, flow__not_isnull=True).exists()
-            return await self._claim(req) if limited else None
+            # The statement leaves steps with limits alone: they have their own (`pg_flow`).
+            return await claim_limited(self, req)
         r = rows[0]
         task = TaskRef(r["task_id"], r["namespace"], r["priority"])
         effects = Effects(now)

@@ -1,0 +1,78 @@
+"""The key rows of flow control (`tasker_limit_keys`): locked by every writer of a key, and
+kept equal to the key's slot rows so that one statement can test and take a slot.
+
+A key row holds `in_use` (the key's `held` + `offered` slot rows), `waiting` (its `waiting`
+rows) and, for a rate limit, `starts` (epoch seconds of the starts still in the window). The
+PostgreSQL claim of a limited step (`server.engine.pg_flow_sql`) locks the rows of its keys and
+reads them at their newest version, which a count of slot rows in the statement's snapshot
+would not give. The portable paths (`server.engine.limits`) change slot rows under the same
+row locks and then `recount` the key, so both kinds of writer agree on one counter.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from server.db.models import LimitKey
+from server.engine.changes import Transaction
+
+HELD, OFFERED, WAITING = "held", "offered", "waiting"
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """`scope|key` -> (scope, key): a scope never holds `|`, a key may."""
+    scope, _, key = name.partition("|")
+    return scope, key
+
+
+async def lock_keys(tx: Transaction, names: Sequence[str]) -> None:
+    """Make sure the key rows of `scope|key` names exist and, on PostgreSQL, lock them until
+    the transaction ends, in sorted order (so two writers never wait for each other's keys).
+    SQLite runs one write transaction at a time: creating the rows is enough."""
+    pairs = sorted({split_name(n) for n in names})
+    if not pairs:
+        return
+    if tx.conn.capabilities.dialect == "postgres":
+        # ON CONFLICT DO UPDATE locks an existing row; an inserted one is ours until commit.
+        await tx.conn.execute_query(
+            'INSERT INTO tasker_limit_keys (scope, "key", in_use, waiting, starts)'
+            " SELECT s, k, 0, 0, '[]'::jsonb FROM unnest($1::text[], $2::text[]) AS u(s, k)"
+            ' ORDER BY s, k ON CONFLICT (scope, "key")'
+            " DO UPDATE SET in_use = tasker_limit_keys.in_use",
+            [[s for s, _ in pairs], [k for _, k in pairs]],
+        )
+        return
+    for scope, key in pairs:
+        await tx.conn.execute_query(
+            'INSERT OR IGNORE INTO tasker_limit_keys (scope, "key", in_use, waiting, starts)'
+            " VALUES (?, ?, 0, 0, '[]')",
+            [scope, key],
+        )
+
+
+_RECOUNT = """UPDATE tasker_limit_keys SET
+ in_use = (SELECT count(*) FROM tasker_limit_slots
+            WHERE scope = $1 AND "key" = $2 AND state IN ($3, $4)),
+ waiting = (SELECT count(*) FROM tasker_limit_slots
+             WHERE scope = $5 AND "key" = $6 AND state = $7)
+ WHERE scope = $8 AND "key" = $9"""
+
+
+async def recount(tx: Transaction, scope: str, key: str) -> None:
+    """Set the key row's counters from its slot rows (call under the key's lock)."""
+    sql = _RECOUNT
+    if tx.conn.capabilities.dialect != "postgres":
+        sql = sql.replace("$", "?")
+        for n in range(9, 0, -1):
+            sql = sql.replace(f"?{n}", "?")
+    args: list[Any] = [scope, key, HELD, OFFERED, scope, key, WAITING, scope, key]
+    await tx.conn.execute_query(sql, args)
+
+
+async def record_starts(
+    tx: Transaction, scope: str, key: str, recent: Sequence[datetime], period: float
+) -> None:
+    """A rate limit's window after a start now: the recent starts and this one."""
+    opened = tx.now - timedelta(seconds=period)
+    starts = [s.timestamp() for s in recent if s > opened] + [tx.now.timestamp()]
+    await LimitKey.filter(scope=scope, key=key).using_db(tx.conn).update(starts=starts)

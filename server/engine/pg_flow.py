@@ -1,0 +1,163 @@
+"""The PostgreSQL store's path for steps with limits: one statement to claim, one to complete
+(`server.engine.pg_flow_sql`), with the portable claim (`limits.admit`) deciding whatever that
+statement leaves: a refusal (recording the wait or the rate window), a step that has waited,
+a key seen for the first time. Failures, retries and reaped leases go through the portable
+store's transaction, which frees slots in `limits.release`.
+"""
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from tortoise import Tortoise
+
+from server.db.sql import json_value
+from server.domain.flow import DEFAULT_PRIORITY
+from server.domain.readiness import CLAIMABLE_TASK_STATES, RETRYING
+from server.domain.states import ACTIVE_TASK_STATES, StepState, TaskState
+from server.engine import limits
+from server.engine.changes import Effects, TaskRef
+from server.engine.limit_keys import HELD, OFFERED, WAITING, lock_keys, split_name
+from server.engine.pg_flow_sql import CLAIM_LIMITED, COMPLETE_LIMITED
+from server.engine.pg_sql import Move, Statement
+from server.engine.store import Claim, ClaimRequest, Recorded
+
+if TYPE_CHECKING:
+    from server.engine.pg_store import PgStore
+
+_S, _T = StepState, TaskState
+
+CLAIM_STATEMENT = Statement(
+    CLAIM_LIMITED,
+    args=(
+        "step_id", "now", "lease", "default_timeout", "grace", "epoch", "held", "offered",
+        "task_kind", "rate_kind",
+    ),
+    moves={
+        "retry": Move("step", RETRYING, _S.PENDING),
+        "claim": Move("step", _S.PENDING, _S.IN_PROGRESS),
+        "start": Move("task", _T.PENDING, _T.IN_PROGRESS),
+    },
+    states={"claimable_tasks": sorted(CLAIMABLE_TASK_STATES)},
+)  # fmt: skip
+
+COMPLETE_STATEMENT = Statement(
+    COMPLETE_LIMITED,
+    args=(
+        "step_id", "lease", "results", "now", "metadata", "held", "waiting", "offered",
+        "task_scopes",
+    ),
+    moves={
+        "done": Move("step", _S.IN_PROGRESS, _S.COMPLETE),
+        "finish": Move("task", _T.IN_PROGRESS, _T.COMPLETE),
+    },
+    states={"ready_state": _S.PENDING, "active_tasks": sorted(ACTIVE_TASK_STATES)},
+)  # fmt: skip
+
+_KINDS = {"task_kind": limits.TASK_LIMIT, "rate_kind": limits.RATE_LIMIT}
+
+
+def _sql(statement: Statement) -> str:
+    """The statement with the limit kinds written in as literals (they are not statuses)."""
+    sql = statement.sql
+    for name, value in _KINDS.items():
+        sql = sql.replace(f"${name}", f"'{value}'")
+    return sql
+
+
+CLAIM_STATEMENT.sql, _COMPLETE_SQL = _sql(CLAIM_STATEMENT), _sql(COMPLETE_STATEMENT)
+
+
+def _json(value: Any) -> Any:
+    return json_value(value) if isinstance(value, str) else value
+
+
+async def claim_limited(store: "PgStore", req: ClaimRequest) -> Claim | None:
+    """Claim a step the unlimited CLAIM left alone: in one statement when it has limits with
+    room, else through the portable claim (which refuses or admits it under the key locks)."""
+    now = store.changes.clock.now()
+    rows = await Tortoise.get_connection("default").execute_query_dict(
+        CLAIM_STATEMENT.sql,
+        CLAIM_STATEMENT.values(
+            req.step_id, now, req.lease_owner, req.default_timeout, req.lease_grace,
+            now.timestamp(), HELD, OFFERED, limits.TASK_LIMIT, limits.RATE_LIMIT,
+        ),
+    )  # fmt: skip
+    r = rows[0] if rows else None
+    if r is None or r["id"] is None:
+        return await store._claim(req) if r is not None and r["limited"] else None
+    task = TaskRef(r["task_id"], r["namespace"], r["priority"])
+    effects = Effects(now)
+    for cursor, from_status, to_status, reason in _json(r["history"]) or []:
+        effects.note(task, r["id"], r["name"], from_status, to_status, reason, cursor)
+    if r["started_cursor"] is not None:
+        start = CLAIM_STATEMENT.moves["start"]
+        effects.note(
+            task, None, None, start.source, start.target, "step started", r["started_cursor"]
+        )
+    store.changes.after_commit(effects)
+    return Claim(
+        step_id=r["id"],
+        step_name=r["name"],
+        task=task,
+        handler_name=r["handler_name"],
+        handler_version=r["version"],
+        handler_class=r["handler_class"],
+        attempt=r["attempts"],
+        retry_limit=r["retry_limit"],
+        retryable=r["retryable"],
+        timeout=r["timeout_seconds"] or req.default_timeout,
+        inputs=_json(r["inputs"]),
+        context=_json(r["context"]),
+        parent_results=_json(r["parent_results"]) or {},
+        lease_owner=req.lease_owner,
+        task_created_at=r["task_created_at"],
+        parents_done_at=r["parents_done_at"],
+        limited=True,
+    )
+
+
+async def complete_limited(store: "PgStore", claim: Claim, encoded: str) -> Recorded:
+    """Complete a step with limits, free its slots and hand them to the keys' best waiting
+    steps, in one statement; `discarded` if the lease was lost."""
+    now = store.changes.clock.now()
+    rows = await Tortoise.get_connection("default").execute_query_dict(
+        COMPLETE_STATEMENT.sql,
+        COMPLETE_STATEMENT.values(
+            claim.step_id, claim.lease_owner, encoded, now,
+            json.dumps({"attempt": claim.attempt}), HELD, WAITING, OFFERED,
+            f"{limits.TASK_LIMIT}:%",
+        ),
+    )  # fmt: skip
+    row = rows[0] if rows else None
+    if row is None or row["cursor"] is None:
+        return Recorded("discarded")
+    ready: list[int] = list(row["ready"] or [])
+    done, finish = COMPLETE_STATEMENT.moves["done"], COMPLETE_STATEMENT.moves["finish"]
+    effects = Effects(now)
+    effects.note(
+        claim.task, claim.step_id, claim.step_name, done.source, done.target, "completed",
+        int(row["cursor"]),
+    )  # fmt: skip
+    if row["finished_cursor"] is not None:
+        effects.note(
+            claim.task, None, None, finish.source, finish.target, "all steps done",
+            row["finished_cursor"],
+        )  # fmt: skip
+    # This worker runs next a child it made ready or, failing one, the step it handed its
+    # slot to: the hand-off then waits for no broker round trip.
+    follow = [*ready, *(row["offered"] or [])]
+    children = set(ready)
+    lane = claim.task.priority or DEFAULT_PRIORITY
+    effects.dispatch_after_commit([i for i in follow[1:] if i in children], priority=lane)
+    # A step handed a slot belongs to another task, whose lane is not read here.
+    effects.dispatch_after_commit([i for i in follow[1:] if i not in children])
+    store.changes.after_commit(effects)
+    for name in row["recheck"] or []:
+        # A wait was recorded while the statement ran (its snapshot did not show it): offer
+        # the key again now that the wait is visible.
+        async with store.changes.transaction() as tx:
+            await lock_keys(tx, [name])
+            await limits.offer(tx, *split_name(name))
+    if int(row["remaining"]) == 0 and row["finished_cursor"] is None:
+        await store._settle(claim.task)
+    return Recorded("complete", follow[0] if follow else None)

@@ -1,0 +1,248 @@
+"""The PostgreSQL statements of a step with limits: its claim and its completion, each ONE
+statement (data-modifying CTEs), as the unlimited CLAIM and COMPLETE of `pg_sql` are.
+
+Locks, in the order every writer takes them: the task row, then the step row, then the key
+rows of the step's limits sorted by (scope, key) (`tasker_limit_keys`, `limit_keys.lock_keys`).
+Under READ COMMITTED a row locked after a wait is read at its newest version, so the key row's
+counters decide (two claims racing for a key's last slot see each other), where counting the
+slot rows in the statement's snapshot would not.
+
+The claim takes what it needs only when every limit has room: a concurrency slot (`in_use` + 1
+and a `held` row), a rate start (`starts` gains this one, the window's old ones dropped). A
+handler slot is taken by the task's first start only (the locked task row is still pending).
+A step offered a slot (a waiter woken by a completion) turns its offer into the held slot.
+A step still waiting, or refused, returns no claim, and the portable claim decides it under
+the same locks (`limits.admit`): it records the wait or the rate refusal, or admits a step
+whose holders are gone (a cancel) before the sweeper's recount. So this statement never admits
+what the portable claim would refuse.
+
+The completion frees the step's slot (and the handler's when it finished the task), offers it
+to the key's best waiting step (highest priority, then the oldest) and returns it to be sent
+after commit. When the key row counts waiting steps that the statement's snapshot did not show
+(a wait recorded while it ran), it names the key, and the caller offers it in a transaction.
+"""
+
+CLAIM_LIMITED = """
+WITH target AS (
+    SELECT ws.ctid AS step_row, t.ctid AS task_row, ws.status AS old_status, ws.flow,
+           ws.task_id, t.status AS task_status
+      FROM tasker_workflow_steps ws JOIN tasker_tasks t ON t.id = ws.task_id
+     WHERE ws.id = $step_id AND ws.waiting_on = 0 AND ws.flow IS NOT NULL
+       -- A step that waits for a slot goes the portable way; one offered a slot does not.
+       AND NOT EXISTS (SELECT 1 FROM tasker_limit_slots s
+                        WHERE s.step_id = ws.id AND s.state <> $offered::text)
+       AND t.status = ANY($claimable_tasks::text[])
+       AND (t.run_at IS NULL OR t.run_at <= $now)
+       AND t.paused_at IS NULL AND t.handler_paused_at IS NULL
+       AND (ws.wake_at IS NULL OR ws.wake_at <= $now)
+       AND (ws.status = $claim_from::text
+            OR (ws.status = $retry_from::text AND ws.next_attempt_at <= $now))
+       FOR NO KEY UPDATE OF t, ws
+), wanted AS (
+    SELECT l->>'scope' AS scope, l->>'key' AS "key", l->>'kind' AS kind,
+           (l->>'limit')::int AS lim, (l->>'period')::float8 AS period
+      FROM target, jsonb_array_elements(target.flow->'limits') AS l
+     WHERE l->>'kind' <> $task_kind::text OR target.task_status = $start_from::text
+), mine AS (
+    -- The slots offered to this step (counted in their keys' in_use since the offer).
+    SELECT s.id, s.scope, s."key" FROM tasker_limit_slots s, target
+     WHERE s.step_id = $step_id AND s.state = $offered::text
+), keys AS (
+    SELECT k.in_use, k.starts, w.kind, w.lim, w.period, w.scope, w."key",
+           EXISTS (SELECT 1 FROM mine m WHERE m.scope = w.scope AND m."key" = w."key")
+               AS offered_here
+      FROM tasker_limit_keys k JOIN wanted w ON k.scope = w.scope AND k."key" = w."key"
+     ORDER BY k.scope, k."key"
+       FOR UPDATE OF k
+), verdict AS (
+    SELECT (SELECT count(*) FROM keys) = (SELECT count(*) FROM wanted)
+           AND COALESCE(bool_and(CASE WHEN kind = $rate_kind::text
+               THEN (SELECT count(*) FROM jsonb_array_elements_text(keys.starts) AS e(v)
+                      WHERE v::float8 > $epoch::float8 - keys.period) < keys.lim
+               ELSE keys.offered_here OR keys.in_use < keys.lim END), TRUE) AS ok
+      FROM keys
+), taken AS (
+    -- An offer becomes the held slot, unless the sweeper took it back meanwhile (re-read
+    -- under the key's lock): then nothing is claimed and the portable claim decides.
+    UPDATE tasker_limit_slots s SET state = $held::text, lease_owner = $lease::text
+      FROM mine, verdict
+     WHERE s.id = mine.id AND s.state = $offered::text AND verdict.ok
+ RETURNING s.id
+), claimed AS (
+    UPDATE tasker_workflow_steps ws
+       SET status = $claim_to::text, attempts = ws.attempts + 1, lease_owner = $lease,
+           lease_expires_at = $now
+               + make_interval(secs => COALESCE(ws.timeout_seconds, $default_timeout) + $grace),
+           started_at = $now, completed_at = NULL, next_attempt_at = NULL, updated_at = $now
+      FROM target, verdict
+     WHERE ws.ctid = target.step_row AND verdict.ok
+       AND (SELECT count(*) FROM taken) = (SELECT count(*) FROM mine)
+ RETURNING ws.id, ws.task_id, ws.name, ws.attempts, ws.retry_limit, ws.retryable,
+           ws.timeout_seconds, ws.inputs, ws.handler_class, target.old_status
+), bump AS (
+    UPDATE tasker_limit_keys k
+       SET in_use = k.in_use + CASE WHEN keys.kind = $rate_kind::text THEN 0 ELSE 1 END,
+           starts = CASE WHEN keys.kind = $rate_kind::text
+               THEN COALESCE((SELECT jsonb_agg(v ORDER BY v::text::float8)
+                                FROM jsonb_array_elements(k.starts) AS e(v)
+                               WHERE v::text::float8 > $epoch::float8 - keys.period),
+                             '[]'::jsonb) || to_jsonb($epoch::float8)
+               ELSE k.starts END
+      FROM keys, verdict
+     -- By its key, not its ctid: the row version locked above may be newer than this
+     -- statement's snapshot, where a ctid lookup would find nothing and skip the update.
+     WHERE k.scope = keys.scope AND k."key" = keys."key" AND NOT keys.offered_here
+       AND EXISTS (SELECT 1 FROM claimed)
+ RETURNING k.id
+), held AS (
+    INSERT INTO tasker_limit_slots
+           (scope, "key", step_id, task_id, state, lease_owner, "limit", priority, created_at)
+    SELECT keys.scope, keys."key", $step_id, target.task_id, $held::text, $lease::text, keys.lim,
+           COALESCE((target.flow->>'priority')::int, 2), $now
+      FROM keys, claimed, target WHERE keys.kind <> $rate_kind::text AND NOT keys.offered_here
+ RETURNING id
+), rate_starts AS (
+    INSERT INTO tasker_limit_starts (scope, "key", step_id, started_at)
+    SELECT keys.scope, keys."key", $step_id, $now
+      FROM keys, claimed WHERE keys.kind = $rate_kind::text
+ RETURNING id
+), old_starts AS (
+    DELETE FROM tasker_limit_starts ls USING keys, verdict
+     WHERE verdict.ok AND keys.kind = $rate_kind::text
+       AND ls.scope = keys.scope AND ls."key" = keys."key"
+       AND ls.started_at <= $now - make_interval(secs => keys.period)
+ RETURNING ls.id
+), history AS (
+    INSERT INTO tasker_transitions
+           (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
+    SELECT c.task_id, c.id, c.name, m.from_status, m.to_status, m.reason,
+           jsonb_build_object('attempt', c.attempts, 'worker', $lease::text), $now
+      FROM claimed c,
+           (VALUES (1, $retry_from::text, $retry_to::text, 'retry due'),
+                   (2, $claim_from::text, $claim_to::text, 'claimed'))
+               AS m(ord, from_status, to_status, reason)
+     WHERE m.ord = 2 OR c.old_status = $retry_from::text
+ RETURNING id, from_status, to_status, reason
+), started AS (
+    UPDATE tasker_tasks t SET status = $start_to::text, updated_at = $now
+      FROM target, claimed c WHERE t.ctid = target.task_row AND t.status = $start_from::text
+ RETURNING t.id
+), started_history AS (
+    INSERT INTO tasker_transitions
+           (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
+    SELECT id, NULL, NULL, $start_from::text, $start_to::text, 'step started', '{}'::jsonb, $now
+      FROM started
+ RETURNING id
+)
+SELECT x.*, (SELECT ws.flow IS NOT NULL FROM tasker_workflow_steps ws WHERE ws.id = $step_id)
+           AS limited
+  FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+    SELECT c.id, c.task_id, c.name, c.attempts, c.retry_limit, c.retryable, c.timeout_seconds,
+           c.inputs, c.handler_class, t.namespace, t.priority, t.name AS handler_name, t.version,
+           t.status AS task_status, t.context,
+           (SELECT json_object_agg(p.name, p.results)
+              FROM tasker_step_edges e JOIN tasker_workflow_steps p ON p.id = e.from_step_id
+             WHERE e.to_step_id = c.id AND p.task_id = c.task_id) AS parent_results,
+           COALESCE(t.run_at, t.created_at) AS task_created_at,
+           (SELECT MAX(p.completed_at)
+              FROM tasker_step_edges e JOIN tasker_workflow_steps p ON p.id = e.from_step_id
+             WHERE e.to_step_id = c.id AND p.task_id = c.task_id) AS parents_done_at,
+           (SELECT json_agg(json_build_array(h.id, h.from_status, h.to_status, h.reason)
+                            ORDER BY h.id) FROM history h) AS history,
+           (SELECT id FROM started_history) AS started_cursor
+      FROM claimed c JOIN tasker_tasks t ON t.id = c.task_id
+  ) AS x ON TRUE
+"""
+
+COMPLETE_LIMITED = """
+WITH task_lock AS (
+    -- The task row first, then its steps, then the key rows (the order of every writer).
+    SELECT t.id FROM tasker_tasks t
+     WHERE t.id = (SELECT task_id FROM tasker_workflow_steps WHERE id = $step_id)
+       FOR NO KEY UPDATE
+), done AS (
+    UPDATE tasker_workflow_steps
+       SET status = $done_to::text, results = $results::jsonb, completed_at = $now,
+           updated_at = $now, lease_owner = NULL, lease_expires_at = NULL
+     WHERE ctid = (SELECT ctid FROM tasker_workflow_steps WHERE id = $step_id)
+       AND status = $done_from::text AND lease_owner = $lease
+       AND EXISTS (SELECT 1 FROM task_lock)
+ RETURNING id, task_id, name
+), children AS (
+    UPDATE tasker_workflow_steps c
+       SET waiting_on = c.waiting_on - 1,
+           dispatched_at = CASE WHEN c.waiting_on = 1 AND c.status = $ready_state::text
+                                THEN $now ELSE c.dispatched_at END
+      FROM tasker_step_edges e, done
+     WHERE e.from_step_id = done.id AND c.id = e.to_step_id
+ RETURNING c.id, c.waiting_on, c.status
+), task AS (
+    UPDATE tasker_tasks t
+       SET remaining = t.remaining - 1,
+           status = CASE WHEN t.remaining = 1 AND t.parent_task_id IS NULL
+                         AND t.status = $finish_from::text
+                         THEN $finish_to::text ELSE t.status END,
+           completed_at = CASE WHEN t.remaining = 1 AND t.parent_task_id IS NULL
+                         AND t.status = $finish_from::text
+                               THEN $now ELSE t.completed_at END,
+           updated_at = CASE WHEN t.remaining = 1 AND t.parent_task_id IS NULL
+                         AND t.status = $finish_from::text
+                             THEN $now ELSE t.updated_at END
+      FROM done WHERE t.id = done.task_id
+ RETURNING t.id, t.remaining, t.status
+), history AS (
+    INSERT INTO tasker_transitions
+           (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
+    SELECT d.task_id, d.id, d.name, $done_from::text, $done_to::text, 'completed',
+           $metadata::jsonb, $now
+      FROM done d, task
+ RETURNING id
+), finished_history AS (
+    INSERT INTO tasker_transitions
+           (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
+    SELECT id, NULL, NULL, $finish_from::text, $finish_to::text, 'all steps done', '{}'::jsonb,
+           $now
+      FROM task WHERE remaining = 0 AND status = $finish_to::text
+ RETURNING id
+), freed AS (
+    -- The step's slots, and its task's handler slot once the task is no longer active.
+    DELETE FROM tasker_limit_slots s USING done, task
+     WHERE s.state = $held::text AND s.task_id = done.task_id
+       AND CASE WHEN s.scope LIKE $task_scopes::text
+                THEN task.status <> ALL($active_tasks::text[])
+                ELSE s.step_id = done.id END
+ RETURNING s.scope, s."key", s."limit"
+), freed_keys AS (
+    SELECT scope, "key", count(*) AS n, max("limit") AS lim FROM freed GROUP BY scope, "key"
+), keys AS (
+    SELECT k.scope, k."key", k.in_use, f.n, f.lim
+      FROM tasker_limit_keys k JOIN freed_keys f ON k.scope = f.scope AND k."key" = f."key"
+     ORDER BY k.scope, k."key"
+       FOR UPDATE OF k
+), chosen AS (
+    SELECT DISTINCT ON (w.scope, w."key") w.id
+      FROM tasker_limit_slots w JOIN keys k ON w.scope = k.scope AND w."key" = k."key"
+     WHERE w.state = $waiting::text AND k.in_use - k.n < k.lim
+     ORDER BY w.scope, w."key", w.priority DESC, w.created_at, w.id
+), offered AS (
+    UPDATE tasker_limit_slots s SET state = $offered::text, offered_at = $now
+      FROM chosen WHERE s.id = chosen.id AND s.state = $waiting::text
+ RETURNING s.step_id, s.scope, s."key"
+), offered_keys AS (
+    SELECT scope, "key", count(*) AS n FROM offered GROUP BY scope, "key"
+), settled AS (
+    UPDATE tasker_limit_keys k
+       SET in_use = k.in_use - keys.n + COALESCE(o.n, 0), waiting = k.waiting - COALESCE(o.n, 0)
+      FROM keys LEFT JOIN offered_keys o ON o.scope = keys.scope AND o."key" = keys."key"
+     WHERE k.scope = keys.scope AND k."key" = keys."key"
+ RETURNING k.scope, k."key", k.waiting, COALESCE(o.n, 0) AS n_offered
+)
+SELECT (SELECT id FROM history) AS cursor,
+       (SELECT remaining FROM task) AS remaining,
+       (SELECT id FROM finished_history) AS finished_cursor,
+       ARRAY(SELECT id FROM children WHERE waiting_on = 0 AND status = $ready_state::text)
+           AS ready,
+       ARRAY(SELECT step_id FROM offered) AS offered,
+       ARRAY(SELECT scope || '|' || "key" FROM settled WHERE waiting > 0 AND n_offered = 0)
+           AS recheck
+"""

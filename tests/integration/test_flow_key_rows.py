@@ -1,0 +1,142 @@
+"""The key rows behind the single-statement claim (`tasker_limit_keys`), on every step store:
+claims racing for a key's slots take exactly its limit, the key row always counts what its
+slot rows hold, and every way a holder ends (completion, failure, cancel, lost lease) gives
+its slot back, to the oldest waiting step of that key and not another key's."""
+
+import asyncio
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from server.container import Services
+from server.db.models import LimitKey, LimitSlot
+from server.domain.views import CreateTask
+from server.engine.store import Outcome
+from server.registry.handler_registry import HandlerRegistry
+from server.testing import VirtualClock
+from tests.conftest import ROOT, WORKFLOWS, on_every_store
+
+pytestmark = on_every_store
+FLOW = ROOT / "tests" / "fixtures" / "flow"
+SCOPE = "step:flow/limited/sync"
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[HandlerRegistry]:
+    yield HandlerRegistry.load([WORKFLOWS, FLOW], examples=False)
+
+
+class Recorder:
+    """A broker that keeps what it is asked to send, and sends nothing."""
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+
+    def dispatch(self, step_ids, delay_seconds=0.0):  # type: ignore[no-untyped-def]
+        self.sent.extend(step_ids)
+
+    def backlog(self) -> int:
+        return 0
+
+
+def recording(services: Services) -> tuple[VirtualClock, Recorder]:
+    clock = VirtualClock()
+    services.changes.clock = clock
+    recorder = Recorder()
+    services.set_dispatcher(recorder)
+    return clock, recorder
+
+
+async def limited(services: Services, customer: str, n: int) -> list[int]:
+    ids = []
+    for _ in range(n):
+        task, _ = await services.tasks.create_task(
+            CreateTask(namespace="flow", name="limited", context={"customer": customer})
+        )
+        ids.append((await services.steps.get_step(task.id, "sync")).id)
+    return ids
+
+
+async def counted(key: str) -> tuple[int, int]:
+    """(in_use, waiting) of the key row, after checking them against the slot rows."""
+    row = await LimitKey.get(scope=SCOPE, key=key)
+    slots = LimitSlot.filter(scope=SCOPE, key=key)
+    assert row.in_use == await slots.filter(state__in=["held", "offered"]).count()
+    assert row.waiting == await slots.filter(state="waiting").count()
+    return row.in_use, row.waiting
+
+
+async def test_claims_racing_for_one_key_take_exactly_its_limit(services: Services) -> None:
+    recording(services)
+    ids = await limited(services, "acme", 8)
+    await services.runner.claim(ids[0])  # makes the key row; the race is for the last slot
+    claims = await asyncio.gather(*(services.runner.claim(i) for i in ids[1:]))
+    assert len([c for c in claims if c is not None]) == 1
+    assert await counted("acme") == (2, 6)
+    # Finishing the racing winner hands its slot to the oldest waiter (offered: still counted).
+    (winner,) = [c for c in claims if c is not None]
+    assert await services.runner.record(winner, Outcome(results={})) == "complete"
+    assert await counted("acme") == (2, 5)
+
+
+async def _task_of(step_id: int) -> Any:
+    from server.db.models import WorkflowStep
+
+    row = await WorkflowStep.get(id=step_id)
+    return row.task_id  # type: ignore[attr-defined]
+
+
+async def test_a_freed_slot_goes_to_the_oldest_waiter_of_its_own_key(
+    services: Services,
+) -> None:
+    _, recorder = recording(services)
+    a = await limited(services, "a", 5)
+    b = await limited(services, "b", 3)
+    held = [await services.runner.claim(i) for i in (a[0], a[1], b[0], b[1])]
+    assert all(c is not None for c in held)
+    for i in (*a[2:], *b[2:]):
+        assert await services.runner.claim(i) is None
+    recorder.sent.clear()
+    assert await services.runner.record(held[2], Outcome(results={})) == "complete"
+    assert recorder.sent == [b[2]]  # key b's only waiter, not key a's older ones
+    recorder.sent.clear()
+    assert await services.runner.record(held[0], Outcome(results={})) == "complete"
+    assert recorder.sent == [a[2]]  # key a's oldest waiter
+    assert await services.runner.claim(a[2]) is not None
+    assert await services.runner.claim(b[2]) is not None
+    assert await counted("a") == (2, 2)
+    assert await counted("b") == (2, 0)
+
+
+async def test_every_way_a_holder_ends_gives_its_slot_back(services: Services) -> None:
+    clock, _ = recording(services)
+    ids = await limited(services, "acme", 6)
+    first = await services.runner.claim(ids[0])
+    second = await services.runner.claim(ids[1])
+    assert first is not None and second is not None
+    # A failure with a retry to come frees the slot at once; the retry needs one again.
+    failed = Outcome(error="boom", error_class="X")
+    assert await services.runner.record(first, failed) == "retrying"
+    assert await counted("acme") == (1, 0)
+    third = await services.runner.claim(ids[2])
+    assert third is not None
+    assert await services.runner.claim(ids[3]) is None
+    assert await counted("acme") == (2, 1)
+    # A cancelled holder's slot is free for the next claim (its row is stale, not counted).
+    task = await _task_of(ids[1])
+    await services.tasks.cancel_task(task)
+    fourth = await services.runner.claim(ids[3])
+    assert fourth is not None
+    # Holders whose lease runs out: the sweeper takes their steps back and frees the slots.
+    clock.advance_to(clock.now() + timedelta(hours=2))
+    await services.sweeper.sweep()
+    assert await counted("acme") == (0, 0)
+    # The rest run one after another; once nothing runs or waits, the key row is back to 0.
+    for i in (ids[0], ids[2], ids[3], ids[4], ids[5]):
+        claim = await services.runner.claim(i)
+        assert claim is not None
+        assert await services.runner.record(claim, Outcome(results={})) == "complete"
+    assert await counted("acme") == (0, 0)
+    assert await LimitSlot.all().count() == 0
