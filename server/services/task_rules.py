@@ -32,7 +32,13 @@ async def cancel_many(tx: Transaction, tasks: Sequence[tuple[TaskRef, TaskState]
     all of them (`bulk_moves`), whatever their number."""
     if not tasks:
         return
-    await bulk_moves.move_tasks(tx, tasks, TaskState.CANCELLED, "cancelled", completed_at=tx.now)
+    await bulk_moves.move_tasks(
+        tx,
+        tasks,
+        TaskState.CANCELLED,
+        "cancelled",  # not a status: the history's reason
+        completed_at=tx.now,
+    )
     steps = await bulk_moves.open_steps(tx, [ref for ref, _ in tasks], _OPEN_STEP_STATES)
     await bulk_moves.move_steps(
         tx, steps, StepState.CANCELLED, "task cancelled", lease_owner=None, lease_expires_at=None

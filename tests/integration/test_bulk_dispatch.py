@@ -6,6 +6,7 @@ import threading
 import pytest
 import redis
 
+from server.domain.flow import DEFAULT_PRIORITY
 from tests.conftest import REDIS_URL
 from workers.broker import QUEUE, DramatiqDispatcher, build_broker, declare_run_step
 
@@ -39,7 +40,7 @@ def _received(broker, count):
 
 
 def test_many_steps_one_round_trip_same_messages(dispatcher, monkeypatch):
-    broker = dispatcher.actor.broker
+    broker = dispatcher.broker
     sent = []
     real_execute = redis.client.Pipeline.execute
 
@@ -58,7 +59,7 @@ def test_many_steps_one_round_trip_same_messages(dispatcher, monkeypatch):
 
 
 def test_a_batch_open_on_one_thread_does_not_swallow_another_threads_sends(dispatcher):
-    broker = dispatcher.actor.broker
+    broker = dispatcher.broker
     elsewhere = threading.Event()
 
     def send_alone():
@@ -66,7 +67,7 @@ def test_a_batch_open_on_one_thread_does_not_swallow_another_threads_sends(dispa
         elsewhere.set()
 
     with broker.pipelined():
-        dispatcher.actor.send(1)
+        dispatcher.actors[DEFAULT_PRIORITY].send(1)
         thread = threading.Thread(target=send_alone)
         thread.start()
         thread.join()

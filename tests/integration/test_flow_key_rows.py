@@ -34,7 +34,7 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[int] = []
 
-    def dispatch(self, step_ids, delay_seconds=0.0):  # type: ignore[no-untyped-def]
+    def dispatch(self, step_ids, delay_seconds=0.0, priority=2):  # type: ignore[no-untyped-def]
         self.sent.extend(step_ids)
 
     def backlog(self) -> int:
