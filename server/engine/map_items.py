@@ -24,6 +24,7 @@ from typing import Any
 from tortoise.expressions import F
 
 from server.db.models import StepItem, WorkflowStep
+from server.domain.item_moves import ITEM_CLAIMED, ITEM_COMPLETE, ITEM_FAILED, ITEM_RETRYING
 from server.domain.readiness import CLAIMABLE_TASK_STATES
 from server.domain.retry import BackoffPolicy, decide_retry
 from server.domain.states import StepState, TaskState
@@ -32,13 +33,15 @@ from server.engine.map_slots import (
     fill_slots,
     finish_if_done,
     item_message,
+    item_moved,
     items_lease,
     send_after_commit,
 )
 from server.engine.progress import advance
 from server.engine.store import Claim, ClaimRequest, Outcome
 
-ITEM_FAILED = "ITEM_FAILED"
+ITEM_FAILED_CODE = "ITEM_FAILED"
+_PAUSE = ("paused_at", "handler_paused_at")
 _S = StepState
 LimitOf = Callable[[str, str, str, str], int]
 """The `max_parallel` of (namespace, handler name, version, step name)."""
@@ -80,10 +83,12 @@ class MapItems:
             step = await WorkflowStep.filter(id=row.step_id).using_db(tx.conn).first()  # type: ignore[attr-defined]
             if step is None:
                 return None
-            fields = ("namespace", "name", "version", "context", "created_at", "run_at")
+            fields = ("namespace", "name", "version", "context", "created_at", "run_at", *_PAUSE)
             task = await tx.locked_task_row(step.task_id, *fields)  # type: ignore[attr-defined]
             if task is None or TaskState(task.status) not in CLAIMABLE_TASK_STATES:
                 return None
+            if task.paused_at is not None or task.handler_paused_at is not None:
+                return None  # a paused task starts no item; resuming sends them again
             if step.status != _S.IN_PROGRESS.value or step.lease_owner != items_lease(step.id):
                 return None
             limit = self.limit_of(task.namespace, task.name, task.version, step.name)
@@ -111,6 +116,9 @@ class MapItems:
             )
             if changed != 1:
                 return None
+            ref = TaskRef(task.id, task.namespace)
+            move = (row.idx, row.attempts + 1, row.status, _S.IN_PROGRESS.value, ITEM_CLAIMED)
+            await item_moved(tx, ref, (step.id, step.name), [move])
             parents = await (
                 WorkflowStep.filter(child_edges__to_step_id=step.id)
                 .using_db(tx.conn)
@@ -119,7 +127,7 @@ class MapItems:
             claim = Claim(
                 step_id=step.id,
                 step_name=step.name,
-                task=TaskRef(task.id, task.namespace),
+                task=ref,
                 handler_name=task.name,
                 handler_version=task.version,
                 handler_class=step.handler_class,
@@ -143,9 +151,10 @@ class MapItems:
         else its id."""
         claim = item.claim
         async with self.changes.transaction() as tx:
-            status = await tx.lock_task(claim.task.id)
-            if status is None:
+            task = await tx.locked_task_row(claim.task.id, *_PAUSE)
+            if task is None:
                 return "discarded", None
+            status = TaskState(task.status)
             mine = StepItem.filter(
                 id=item.item_id, status=_S.IN_PROGRESS.value, lease_owner=claim.lease_owner
             ).using_db(tx.conn)
@@ -172,6 +181,10 @@ class MapItems:
                 )  # fmt: skip
             if changed != 1:
                 return "discarded", None
+            reason = {"complete": ITEM_COMPLETE, "retrying": ITEM_RETRYING}.get(result, ITEM_FAILED)
+            to = _S.COMPLETE.value if outcome.ok else _S.ERROR.value
+            move = (item.index, claim.attempt, _S.IN_PROGRESS.value, to, reason)
+            await item_moved(tx, claim.task, (claim.step_id, claim.step_name), [move])
             if decision:
                 tx.dispatch_after_commit([item_message(item.item_id)], decision.delay_seconds)
             step = await (
@@ -192,6 +205,8 @@ class MapItems:
                 return result, None
             if result == "complete" and await finish_if_done(tx, claim.task, status, step):
                 return result, None
+            if task.paused_at is not None or task.handler_paused_at is not None:
+                return result, None  # no new item while paused: resuming fills the slots
             ids = await fill_slots(tx, claim.step_id, item.limit)
             send_after_commit(tx, ids[1:])
             if not ids:
@@ -234,6 +249,8 @@ class MapItems:
         )
         if changed != 1:
             return None
+        move = (row.idx, row.attempts + 1, _S.PENDING.value, _S.IN_PROGRESS.value, ITEM_CLAIMED)
+        await item_moved(tx, done.claim.task, (done.claim.step_id, done.claim.step_name), [move])
         claim = replace(done.claim, attempt=row.attempts + 1, lease_owner=req.lease_owner)
         return ItemClaim(item_id, row.idx, row.item, claim, done.limit)
 
@@ -244,7 +261,7 @@ class MapItems:
         moved = await tx.move_step(
             claim.task, claim.step_id, claim.step_name, _S.IN_PROGRESS, _S.ERROR, "failed",
             {"item": item.index, "error": outcome.error, "error_class": outcome.error_class},
-            held_by=items_lease(claim.step_id), last_error=error, error_class=ITEM_FAILED,
+            held_by=items_lease(claim.step_id), last_error=error, error_class=ITEM_FAILED_CODE,
             next_attempt_at=None, completed_at=tx.now, lease_owner=None, lease_expires_at=None,
         )  # fmt: skip
         if moved:
