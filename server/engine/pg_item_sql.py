@@ -147,7 +147,7 @@ WITH done AS (
     -- The first of them runs on this worker, at once, when it asked for one.
     UPDATE tasker_step_items i
        SET status = $in_progress::text, attempts = i.attempts + 1, lease_owner = $next_lease,
-           lease_expires_at = $now + make_interval(secs => $timeout + $grace),
+           lease_expires_at = $now + make_interval(secs => $timeout::float8 + $grace::float8),
            started_at = $now, completed_at = NULL, next_attempt_at = NULL, dispatched_at = $now,
            updated_at = $now
       FROM (SELECT id FROM next ORDER BY idx LIMIT 1) n
