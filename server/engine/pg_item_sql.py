@@ -42,11 +42,6 @@ SELECT t.id AS task_id, t.namespace, t.name, t.version, ws.id AS step_id, ws.nam
     states={},
 )
 
-_BUSY = """(i.status = $in_progress::text
-            OR (i.status = $pending::text AND i.dispatched_at IS NOT NULL)
-            OR (i.status = $error::text AND i.next_attempt_at IS NOT NULL))"""
-"""Slots taken (`map_slots._busy`): running, sent and not yet claimed, or backing off."""
-
 CLAIM_ITEM = Statement(
     """
 WITH target AS (
@@ -125,10 +120,20 @@ WITH done AS (
       FROM done d
 ), counts AS (
     -- Read before `done` (a statement's parts share one snapshot): the completed item is
-    -- still counted here as running and unfinished, hence the `- 1`s below.
-    SELECT count(*) AS unfinished, count(*) FILTER (WHERE $busy) AS busy
-      FROM tasker_step_items i
-     WHERE i.step_id = $step_id AND i.status = ANY($unfinished::text[])
+    -- still counted here as running, hence the `- 1` below. Each part stays on the
+    -- (step_id, status, dispatched_at, idx) index and reads only the busy items, never the
+    -- long tail of pending or complete ones.
+    SELECT (SELECT count(*) FROM tasker_step_items i
+             WHERE i.step_id = $step_id AND i.status = $in_progress::text)
+         + (SELECT count(*) FROM tasker_step_items i
+             WHERE i.step_id = $step_id AND i.status = $pending::text
+               AND i.dispatched_at IS NOT NULL)
+         + (SELECT count(*) FROM tasker_step_items i
+             WHERE i.step_id = $step_id AND i.status = $error::text
+               AND i.next_attempt_at IS NOT NULL) AS busy,
+           EXISTS (SELECT 1 FROM tasker_step_items i
+                    WHERE i.step_id = $step_id AND i.status = ANY($unfinished::text[])
+                      AND i.id <> $item_id) AS more
 ), open AS (
     -- The step still waits for its items and its task may start one.
     SELECT 1 FROM tasker_workflow_steps ws JOIN tasker_tasks t ON t.id = ws.task_id
@@ -167,13 +172,13 @@ WITH done AS (
  RETURNING i.id
 )
 SELECT (SELECT count(*) FROM done) AS done,
-       (SELECT unfinished - 1 FROM counts) AS unfinished,
+       (SELECT more FROM counts) AS more,
        EXISTS (SELECT 1 FROM open) AS open,
        (SELECT json_build_array(id, idx, item, attempts) FROM claimed) AS claimed,
        ARRAY(SELECT id FROM sent) AS sent
-""".replace("$busy", _BUSY)
-    .replace("$claimed_reason", _text(ITEM_CLAIMED))
-    .replace("$complete_reason", _text(ITEM_COMPLETE)),
+""".replace("$claimed_reason", _text(ITEM_CLAIMED)).replace(
+        "$complete_reason", _text(ITEM_COMPLETE)
+    ),
     args=(
         "item_id",
         "task_id",

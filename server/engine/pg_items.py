@@ -102,7 +102,7 @@ class PgMapItems(MapItems):
             r = rows[0]
             if not r["done"]:
                 return "discarded", None
-            if r["unfinished"] == 0:  # the last item: the step completes (re-checked there)
+            if not r["more"]:  # the last item: the step completes (re-checked there)
                 step = _Step(claim.step_id, claim.step_name, StepState.IN_PROGRESS.value)
                 await finish_if_done(tx, claim.task, TaskState(status), step)
             send_after_commit(tx, list(r["sent"] or []))
