@@ -91,6 +91,17 @@ async def fill_slots(tx: Transaction, step_id: int, limit: int) -> list[int]:
     return ids
 
 
+async def waits_for_items(tx: Transaction, step_id: int) -> bool:
+    """Whether the map step still waits for its items (not failed, cancelled or complete)."""
+    return await (
+        WorkflowStep.filter(
+            id=step_id, status=_S.IN_PROGRESS.value, lease_owner=items_lease(step_id)
+        )
+        .using_db(tx.conn)
+        .exists()
+    )
+
+
 async def finish_if_done(tx: Transaction, task: TaskRef, status: TaskState, step: Any) -> bool:
     """Complete the map step with its items' results in input order once every item is
     complete; True when it did."""

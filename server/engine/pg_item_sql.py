@@ -1,13 +1,21 @@
 """The PostgreSQL statements of map items: a claim, and a completion that claims the next item.
 
-Each runs in a transaction right after the statement that locks the item's task
-(`LOCK_TASK_OF_ITEM`, or `Transaction.lock_task`): the task row before the step's items, the
-order every writer of a task takes (a completion that locked its step first deadlocked with a
-cancel). The lock is a statement of its own on purpose: under READ COMMITTED a statement reads
-the snapshot taken when it started, so counts of running items read in the statement that
-waited for the lock could miss the items another worker claimed meanwhile, and a step would
-run more than `max_parallel` at once. The next statement starts after the lock is held, and
-reads every item the previous holder wrote.
+Both lock the item's task first: the task row before the step's and the items', the order
+every writer of a task takes (a completion that locked its step first deadlocked with a
+cancel).
+
+A claim (`CLAIM_ITEM`) runs in a transaction right after the statement that takes that lock
+(`LOCK_TASK_OF_ITEM`). The lock is a statement of its own on purpose: under READ COMMITTED a
+statement reads the snapshot taken when it started, so a count of running items read in the
+statement that waited for the lock could miss the items another worker claimed meanwhile, and
+a step would run more than `max_parallel` at once. The next statement starts after the lock is
+held, and reads every item the previous holder wrote.
+
+A completion (`COMPLETE_ITEM`) is one statement and counts nothing: it hands the slot of the
+item it completes to the next item, claimed for the same worker, so the items in progress
+never grow. What its snapshot cannot decide — the last item (complete the step), no next item
+claimed (send the free slots' items) — the caller settles in a transaction of its own
+(`server.engine.pg_items`).
 
 Statuses are parameters (`pg_sql.Statement`); an item's moves are not step moves, so the
 statements name states, not moves. Every item move appends its history row in the same
@@ -106,11 +114,25 @@ SELECT c.id, c.idx, c.item, c.attempts, ws.handler_class, ws.retry_limit, ws.ret
 
 COMPLETE_ITEM = Statement(
     """
-WITH done AS (
+WITH task_lock AS (
+    -- The task row first, then the step's, then the item's: the order every writer of a task
+    -- takes. Locked rows are read as their newest versions, whatever this statement's
+    -- snapshot: a cancel or a pause that committed while this statement waited is seen.
+    SELECT t.status, t.paused_at, t.handler_paused_at FROM tasker_tasks t
+     WHERE t.id = $task_id
+       FOR NO KEY UPDATE
+), step_lock AS (
+    SELECT ws.status, ws.lease_owner FROM tasker_workflow_steps ws
+     WHERE ws.id = $step_id AND EXISTS (SELECT 1 FROM task_lock)
+       FOR NO KEY UPDATE
+), done AS (
+    -- A change to the item committed meanwhile (its lease reaped) is re-checked here: the
+    -- UPDATE reads the newest version of the row it changes, and skips it.
     UPDATE tasker_step_items
        SET status = $complete::text, results = $results::jsonb, completed_at = $now,
            lease_owner = NULL, lease_expires_at = NULL, updated_at = $now
      WHERE id = $item_id AND status = $in_progress::text AND lease_owner = $lease
+       AND EXISTS (SELECT 1 FROM step_lock)
  RETURNING id, idx, attempts
 ), done_history AS (
     INSERT INTO tasker_transitions
@@ -118,45 +140,33 @@ WITH done AS (
     SELECT $task_id, $step_id, $step_name, $in_progress::text, $complete::text,
            $complete_reason, jsonb_build_object('item', d.idx, 'attempt', d.attempts), $now
       FROM done d
-), counts AS (
-    -- Read before `done` (a statement's parts share one snapshot): the completed item is
-    -- still counted here as running, hence the `- 1` below. Each part stays on the
-    -- (step_id, status, dispatched_at, idx) index and reads only the busy items, never the
-    -- long tail of pending or complete ones.
-    SELECT (SELECT count(*) FROM tasker_step_items i
-             WHERE i.step_id = $step_id AND i.status = $in_progress::text)
-         + (SELECT count(*) FROM tasker_step_items i
-             WHERE i.step_id = $step_id AND i.status = $pending::text
-               AND i.dispatched_at IS NOT NULL)
-         + (SELECT count(*) FROM tasker_step_items i
-             WHERE i.step_id = $step_id AND i.status = $error::text
-               AND i.next_attempt_at IS NOT NULL) AS busy,
-           EXISTS (SELECT 1 FROM tasker_step_items i
-                    WHERE i.step_id = $step_id AND i.status = ANY($unfinished::text[])
-                      AND i.id <> $item_id) AS more
 ), open AS (
     -- The step still waits for its items and its task may start one.
-    SELECT 1 FROM tasker_workflow_steps ws JOIN tasker_tasks t ON t.id = ws.task_id
-     WHERE ws.id = $step_id AND ws.status = $in_progress::text AND ws.lease_owner = $items_lease
+    SELECT 1 FROM task_lock t, step_lock ws
+     WHERE ws.status = $in_progress::text AND ws.lease_owner = $items_lease
        AND t.status = ANY($claimable_tasks::text[])
        AND t.paused_at IS NULL AND t.handler_paused_at IS NULL
        AND EXISTS (SELECT 1 FROM done)
 ), next AS (
-    -- The free slots' items, in input order (`map_slots.fill_slots`).
-    SELECT i.id, i.idx FROM tasker_step_items i
+    -- The next item in input order. The snapshot may be older than the lock: an item another
+    -- worker claimed meanwhile is re-checked by the UPDATE below, which then claims nothing
+    -- (the caller settles the step then).
+    SELECT i.id FROM tasker_step_items i
      WHERE i.step_id = $step_id AND i.status = $pending::text AND i.dispatched_at IS NULL
        AND EXISTS (SELECT 1 FROM open)
      ORDER BY i.idx
-     LIMIT (SELECT GREATEST($limit - (busy - 1), 0) FROM counts)
+     LIMIT 1
 ), claimed AS (
-    -- The first of them runs on this worker, at once, when it asked for one.
+    -- It runs on this worker at once, in the slot the completed item frees: a completion
+    -- never adds to the items in progress, so `max_parallel` holds whatever the snapshot.
     UPDATE tasker_step_items i
        SET status = $in_progress::text, attempts = i.attempts + 1, lease_owner = $next_lease,
            lease_expires_at = $now + make_interval(secs => $timeout::float8 + $grace::float8),
            started_at = $now, completed_at = NULL, next_attempt_at = NULL, dispatched_at = $now,
            updated_at = $now
-      FROM (SELECT id FROM next ORDER BY idx LIMIT 1) n
-     WHERE i.id = n.id AND $next_lease::text IS NOT NULL
+      FROM next n
+     WHERE i.id = n.id AND i.status = $pending::text AND i.dispatched_at IS NULL
+       AND $next_lease::text IS NOT NULL
  RETURNING i.id, i.idx, i.item, i.attempts
 ), claimed_history AS (
     INSERT INTO tasker_transitions
@@ -165,17 +175,9 @@ WITH done AS (
            jsonb_build_object('item', c.idx, 'attempt', c.attempts, 'worker', $next_lease::text),
            $now
       FROM claimed c
-), sent AS (
-    -- The others are sent to any worker.
-    UPDATE tasker_step_items i SET dispatched_at = $now
-      FROM next WHERE i.id = next.id AND i.id NOT IN (SELECT id FROM claimed)
- RETURNING i.id
 )
 SELECT (SELECT count(*) FROM done) AS done,
-       (SELECT more FROM counts) AS more,
-       EXISTS (SELECT 1 FROM open) AS open,
-       (SELECT json_build_array(id, idx, item, attempts) FROM claimed) AS claimed,
-       ARRAY(SELECT id FROM sent) AS sent
+       (SELECT json_build_array(id, idx, item, attempts) FROM claimed) AS claimed
 """.replace("$claimed_reason", _text(ITEM_CLAIMED)).replace(
         "$complete_reason", _text(ITEM_COMPLETE)
     ),
@@ -187,7 +189,6 @@ SELECT (SELECT count(*) FROM done) AS done,
         "items_lease",
         "lease",
         "results",
-        "limit",
         "next_lease",
         "timeout",
         "grace",
@@ -197,9 +198,7 @@ SELECT (SELECT count(*) FROM done) AS done,
     states={
         "pending": _S.PENDING,
         "in_progress": _S.IN_PROGRESS,
-        "error": _S.ERROR,
         "complete": _S.COMPLETE,
-        "unfinished": [_S.PENDING, _S.IN_PROGRESS, _S.ERROR],
         "claimable_tasks": sorted(CLAIMABLE_TASK_STATES),
     },
 )

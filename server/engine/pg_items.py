@@ -12,11 +12,19 @@ from dataclasses import replace
 from typing import Any
 
 from server.db.sql import json_value
+from server.domain.readiness import CLAIMABLE_TASK_STATES
 from server.domain.states import StepState, TaskState
 from server.engine.changes import TaskRef
 from server.engine.map_items import ItemClaim, MapItems
-from server.engine.map_slots import finish_if_done, items_lease, send_after_commit
+from server.engine.map_slots import (
+    fill_slots,
+    finish_if_done,
+    items_lease,
+    send_after_commit,
+    waits_for_items,
+)
 from server.engine.pg_item_sql import CLAIM_ITEM, COMPLETE_ITEM, LOCK_TASK_OF_ITEM
+from server.engine.pg_store import connection
 from server.engine.store import Claim, ClaimRequest, Outcome
 
 
@@ -78,39 +86,46 @@ class PgMapItems(MapItems):
         if not outcome.ok:
             return await super().record(item, outcome, then)
         claim = item.claim
+        rows = await connection().execute_query_dict(
+            COMPLETE_ITEM.sql,
+            COMPLETE_ITEM.values(
+                item.item_id,
+                claim.task.id,
+                claim.step_id,
+                claim.step_name,
+                items_lease(claim.step_id),
+                claim.lease_owner,
+                outcome.encoded,
+                then.lease_owner if then else None,
+                claim.timeout,
+                then.lease_grace if then else 0.0,
+                self.changes.clock.now(),
+            ),
+        )
+        r = rows[0]
+        if not r["done"]:
+            return "discarded", None
+        if r["claimed"] is None or then is None:
+            await self._settle(claim, item.limit)
+            return "complete", None
+        item_id, index, value, attempts = json.loads(r["claimed"])
+        next_claim = replace(claim, attempt=attempts, lease_owner=then.lease_owner)
+        return "complete", ItemClaim(item_id, index, value, next_claim, item.limit)
+
+    async def _settle(self, claim: Claim, limit: int) -> None:
+        """After a completion that claimed no next item: complete the step when every item
+        is, else send the free slots' items (none while paused), reading under the lock."""
         async with self.changes.transaction() as tx:
-            status = await tx.lock_task(claim.task.id)
-            if status is None:
-                return "discarded", None
-            rows = await tx.conn.execute_query_dict(
-                COMPLETE_ITEM.sql,
-                COMPLETE_ITEM.values(
-                    item.item_id,
-                    claim.task.id,
-                    claim.step_id,
-                    claim.step_name,
-                    items_lease(claim.step_id),
-                    claim.lease_owner,
-                    outcome.encoded,
-                    item.limit,
-                    then.lease_owner if then else None,
-                    claim.timeout,
-                    then.lease_grace if then else 0.0,
-                    tx.now,
-                ),
-            )
-            r = rows[0]
-            if not r["done"]:
-                return "discarded", None
-            if not r["more"]:  # the last item: the step completes (re-checked there)
-                step = _Step(claim.step_id, claim.step_name, StepState.IN_PROGRESS.value)
-                await finish_if_done(tx, claim.task, TaskState(status), step)
-            send_after_commit(tx, list(r["sent"] or []))
-            if r["claimed"] is None or then is None:
-                return "complete", None
-            item_id, index, value, attempts = json.loads(r["claimed"])
-            next_claim = replace(claim, attempt=attempts, lease_owner=then.lease_owner)
-            return "complete", ItemClaim(item_id, index, value, next_claim, item.limit)
+            task = await tx.locked_task_row(claim.task.id, "paused_at", "handler_paused_at")
+            if task is None or TaskState(task.status) not in CLAIMABLE_TASK_STATES:
+                return
+            step = _Step(claim.step_id, claim.step_name, StepState.IN_PROGRESS.value)
+            if not await waits_for_items(tx, claim.step_id):
+                return
+            if await finish_if_done(tx, claim.task, TaskState(task.status), step):
+                return
+            if task.paused_at is None and task.handler_paused_at is None:
+                send_after_commit(tx, await fill_slots(tx, claim.step_id, limit))
 
 
 class _Step:
