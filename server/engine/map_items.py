@@ -36,6 +36,7 @@ from server.engine.map_slots import (
     item_moved,
     items_lease,
     send_after_commit,
+    waits_for_items,
 )
 from server.engine.progress import advance
 from server.engine.store import Claim, ClaimRequest, Outcome
@@ -218,6 +219,24 @@ class MapItems:
             send_after_commit(tx, ids[:1])
             return result, None
 
+    async def settle(self, task: TaskRef, step_id: int, step_name: str, limit: int) -> bool:
+        """Under the task's lock: complete a waiting map step whose items all are, else send
+        its free slots' items (none while paused); True when it did either."""
+        async with self.changes.transaction() as tx:
+            row = await tx.locked_task_row(task.id, *_PAUSE)
+            if row is None or TaskState(row.status) not in CLAIMABLE_TASK_STATES:
+                return False
+            if not await waits_for_items(tx, step_id):
+                return False
+            step = _WaitingStep(step_id, step_name, _S.IN_PROGRESS.value)
+            if await finish_if_done(tx, task, TaskState(row.status), step):
+                return True
+            if row.paused_at is not None or row.handler_paused_at is not None:
+                return False
+            ids = await fill_slots(tx, step_id, limit)
+            send_after_commit(tx, ids)
+            return bool(ids)
+
     async def _claim_next(
         self, tx: Transaction, done: ItemClaim, item_id: int, req: ClaimRequest
     ) -> ItemClaim | None:
@@ -266,3 +285,12 @@ class MapItems:
         )  # fmt: skip
         if moved:
             await advance(tx, claim.task, status)
+
+
+@dataclass(frozen=True, slots=True)
+class _WaitingStep:
+    """A map step as `finish_if_done` reads it."""
+
+    id: int
+    name: str
+    status: str

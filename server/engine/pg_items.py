@@ -3,8 +3,8 @@ statement after the task's lock (`server.engine.pg_item_sql`).
 
 The portable path (`MapItems`) takes about ten ORM statements for the same work, all under the
 task's row lock, so the items of one map step ran at a fifth of the rate of plain steps. The
-rarer moves stay on it: a failed or retried attempt, a step whose last item completes (it
-completes the step and advances the task), and a reaped item.
+rarer moves stay on it: a failed or retried attempt, a reaped item, and `settle` after a
+completion that claimed no next item (the step's last items, a pause, a cancel).
 """
 
 import json
@@ -12,17 +12,9 @@ from dataclasses import replace
 from typing import Any
 
 from server.db.sql import json_value
-from server.domain.readiness import CLAIMABLE_TASK_STATES
-from server.domain.states import StepState, TaskState
 from server.engine.changes import TaskRef
 from server.engine.map_items import ItemClaim, MapItems
-from server.engine.map_slots import (
-    fill_slots,
-    finish_if_done,
-    items_lease,
-    send_after_commit,
-    waits_for_items,
-)
+from server.engine.map_slots import items_lease
 from server.engine.pg_item_sql import CLAIM_ITEM, COMPLETE_ITEM, LOCK_TASK_OF_ITEM
 from server.engine.pg_store import connection
 from server.engine.store import Claim, ClaimRequest, Outcome
@@ -106,32 +98,10 @@ class PgMapItems(MapItems):
         if not r["done"]:
             return "discarded", None
         if r["claimed"] is None or then is None:
-            await self._settle(claim, item.limit)
+            # The last item (complete the step), or a chain that found no next item: the
+            # snapshot cannot tell, the task's lock can.
+            await self.settle(claim.task, claim.step_id, claim.step_name, item.limit)
             return "complete", None
         item_id, index, value, attempts = json.loads(r["claimed"])
         next_claim = replace(claim, attempt=attempts, lease_owner=then.lease_owner)
         return "complete", ItemClaim(item_id, index, value, next_claim, item.limit)
-
-    async def _settle(self, claim: Claim, limit: int) -> None:
-        """After a completion that claimed no next item: complete the step when every item
-        is, else send the free slots' items (none while paused), reading under the lock."""
-        async with self.changes.transaction() as tx:
-            task = await tx.locked_task_row(claim.task.id, "paused_at", "handler_paused_at")
-            if task is None or TaskState(task.status) not in CLAIMABLE_TASK_STATES:
-                return
-            step = _Step(claim.step_id, claim.step_name, StepState.IN_PROGRESS.value)
-            if not await waits_for_items(tx, claim.step_id):
-                return
-            if await finish_if_done(tx, claim.task, TaskState(task.status), step):
-                return
-            if task.paused_at is None and task.handler_paused_at is None:
-                send_after_commit(tx, await fill_slots(tx, claim.step_id, limit))
-
-
-class _Step:
-    """The map step as `finish_if_done` reads it."""
-
-    def __init__(self, step_id: int, name: str, status: str) -> None:
-        self.id = step_id
-        self.name = name
-        self.status = status

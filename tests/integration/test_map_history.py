@@ -133,3 +133,21 @@ async def test_a_paused_map_starts_no_item_until_resumed(services: Services, pau
     assert await sent(step) == 20
     await run_to_the_end(services, step, ids)
     assert (await WorkflowStep.get(id=step.id)).results == [2] * 25
+
+
+async def test_the_sweeper_settles_a_map_left_with_nothing_in_flight(services: Services) -> None:
+    """A worker lost between an item's completion and the settling after it (the step's last
+    item, or a chain that found no next one) leaves a waiting step: the sweep settles it."""
+    step, ids = await started_map(services, 25)
+    # As if all sent items were completed and their workers died before sending more.
+    await StepItem.filter(id__in=ids[:20]).update(
+        status=StepState.COMPLETE.value, results="2", dispatched_at=None
+    )
+    assert await services.sweeper.resend_map_items() == 1
+    assert await sent(step) == 5  # the next items went out
+    await StepItem.filter(id__in=ids).update(
+        status=StepState.COMPLETE.value, results="2", dispatched_at=None
+    )
+    assert await services.sweeper.resend_map_items() == 1
+    done = await WorkflowStep.get(id=step.id)
+    assert (done.status, done.results) == (StepState.COMPLETE.value, [2] * 25)
