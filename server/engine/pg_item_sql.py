@@ -154,7 +154,10 @@ WITH task_lock AS (
     SELECT i.id FROM tasker_step_items i
      WHERE i.step_id = $step_id AND i.status = $pending::text AND i.dispatched_at IS NULL
        AND EXISTS (SELECT 1 FROM open)
-     ORDER BY i.idx
+     -- The (step_id, status, dispatched_at, idx) index's own order: on a table not analyzed
+     -- yet, `ORDER BY idx` alone let the planner take the (status, dispatched_at) index and
+     -- read every pending item of every map step, sorted, on each completion.
+     ORDER BY i.status, i.dispatched_at, i.idx
      LIMIT 1
 ), claimed AS (
     -- It runs on this worker at once, in the slot the completed item frees: a completion
@@ -164,8 +167,7 @@ WITH task_lock AS (
            lease_expires_at = $now + make_interval(secs => $timeout::float8 + $grace::float8),
            started_at = $now, completed_at = NULL, next_attempt_at = NULL, dispatched_at = $now,
            updated_at = $now
-      FROM next n
-     WHERE i.id = n.id AND i.status = $pending::text AND i.dispatched_at IS NULL
+     WHERE i.id = (SELECT id FROM next) AND i.status = $pending::text AND i.dispatched_at IS NULL
        AND $next_lease::text IS NOT NULL
  RETURNING i.id, i.idx, i.item, i.attempts
 ), claimed_history AS (
