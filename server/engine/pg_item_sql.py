@@ -148,9 +148,10 @@ WITH task_lock AS (
        AND t.paused_at IS NULL AND t.handler_paused_at IS NULL
        AND EXISTS (SELECT 1 FROM done)
 ), next AS (
-    -- The next item in input order. The snapshot may be older than the lock: an item another
-    -- worker claimed meanwhile is re-checked by the UPDATE below, which then claims nothing
-    -- (the caller settles the step then).
+    -- The next item in input order. The snapshot is older than the lock when this statement
+    -- waited for it, and the items the previous holder claimed look pending in it: locking
+    -- re-reads each row's newest version and skips those no longer pending, so the LIMIT
+    -- takes the first item still free.
     SELECT i.id FROM tasker_step_items i
      WHERE i.step_id = $step_id AND i.status = $pending::text AND i.dispatched_at IS NULL
        AND EXISTS (SELECT 1 FROM open)
@@ -159,6 +160,7 @@ WITH task_lock AS (
      -- read every pending item of every map step, sorted, on each completion.
      ORDER BY i.status, i.dispatched_at, i.idx
      LIMIT 1
+       FOR UPDATE OF i
 ), claimed AS (
     -- It runs on this worker at once, in the slot the completed item frees: a completion
     -- never adds to the items in progress, so `max_parallel` holds whatever the snapshot.
