@@ -1,9 +1,10 @@
-"""Map items on PostgreSQL: a claim, and a completion with the next item's claim, each as one
-statement after the task's lock (`server.engine.pg_item_sql`).
+"""Map items on PostgreSQL (`server.engine.pg_item_sql`): a claim is one statement after the
+one that locks the task; a completion, which also claims the next item for the same worker,
+is one statement on its own (most items of a map are claimed that way).
 
-The portable path (`MapItems`) takes about ten ORM statements for the same work, all under the
-task's row lock, so the items of one map step ran at a fifth of the rate of plain steps. The
-rarer moves stay on it: a failed or retried attempt, a reaped item, and `settle` after a
+The portable path (`MapItems`) takes about ten ORM statements for each, all under the task's
+row lock, so the items of one map step ran at a fifth of the rate of plain steps. The rarer
+moves stay on it: a failed or retried attempt, a reaped item, and `settle` after a
 completion that claimed no next item (the step's last items, a pause, a cancel).
 """
 
