@@ -185,7 +185,8 @@ class MapItems:
             reason = {"complete": ITEM_COMPLETE, "retrying": ITEM_RETRYING}.get(result, ITEM_FAILED)
             to = _S.COMPLETE.value if outcome.ok else _S.ERROR.value
             move = (item.index, claim.attempt, _S.IN_PROGRESS.value, to, reason)
-            await item_moved(tx, claim.task, (claim.step_id, claim.step_name), [move])
+            failure = {} if outcome.ok else {"error_class": outcome.error_class}
+            await item_moved(tx, claim.task, (claim.step_id, claim.step_name), [move], **failure)
             if decision:
                 tx.dispatch_after_commit([item_message(item.item_id)], decision.delay_seconds)
             step = await (

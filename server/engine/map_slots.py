@@ -32,10 +32,12 @@ async def item_moved(
     task: TaskRef,
     step: tuple[int, str],
     moves: list[tuple[int, int, str, str, str]],
+    **metadata: Any,
 ) -> None:
     """Append the history rows of item moves of one map step (its (id, name)): each
-    (index, attempt, from, to, reason). No event is published for them: subscribers follow
-    the task's own moves (`server.domain.item_moves`)."""
+    (index, attempt, from, to, reason), with `metadata` besides the index and attempt. No
+    event is published for them: subscribers follow the task's own moves
+    (`server.domain.item_moves`)."""
     await Transition.bulk_create(
         [
             Transition(
@@ -45,7 +47,7 @@ async def item_moved(
                 from_status=source,
                 to_status=target,
                 reason=reason,
-                metadata={"item": index, "attempt": attempt},
+                metadata={"item": index, "attempt": attempt, **metadata},
                 created_at=tx.now,
             )
             for index, attempt, source, target, reason in moves

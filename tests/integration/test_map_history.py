@@ -54,6 +54,8 @@ async def test_history_shows_at_most_twenty_items_at_once(engine: Services) -> N
     by_item: dict[int, list[str]] = {}
     for row in rows:
         assert row.step_id == step.id and row.step_name == "double"
+        if row.reason == ITEM_RETRYING:
+            assert row.metadata["error_class"] == "RuntimeError"
         by_item.setdefault(row.metadata["item"], []).append(row.reason or "")
     assert sorted(by_item) == list(range(1000))
     flaky = [ITEM_CLAIMED, ITEM_RETRYING] * 2 + [ITEM_CLAIMED, ITEM_COMPLETE]

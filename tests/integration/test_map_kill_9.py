@@ -95,6 +95,7 @@ async def test_kill_9_mid_map_completes_every_item_once(cluster, tmp_path) -> No
     for row in await queries.item_transitions(step.id):
         history.setdefault(row.metadata["item"], []).append(row.reason or "")
         if row.reason == ITEM_RETRYING:
+            assert row.metadata["error_class"] == "WorkerLost"
             lost[row.metadata["item"]] += 1
     attempts = dict(await StepItem.filter(step_id=step.id).values_list("idx", "attempts"))
     for index, runs in by_item.items():
