@@ -5,8 +5,8 @@ from uuid import UUID
 from strawberry.dataloader import DataLoader
 
 from server.container import Services
-from server.domain.views import StepView, TaskDependencies, TaskView, TransitionView
-from server.services import queries
+from server.domain.views import ItemCounts, StepView, TaskDependencies, TaskView, TransitionView
+from server.services import map_progress, queries
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,8 @@ class Loaders:
     task_transitions: DataLoader[UUID, list[TransitionView]]
     step_transitions: DataLoader[int, list[TransitionView]]
     dependencies: DataLoader[UUID, TaskDependencies | None]
+    item_counts: DataLoader[int, ItemCounts | None]
+    """Map steps' item progress: one grouped query for every step of the operation."""
 
 
 def build_loaders(services: Services) -> Loaders:
@@ -44,6 +46,10 @@ def build_loaders(services: Services) -> Loaders:
         found = await services.steps.transitions(list(ids))
         return [found.get(i, []) for i in ids]
 
+    async def counts(ids: Sequence[int]) -> list[ItemCounts | None]:
+        found = await map_progress.item_counts(ids)
+        return [found.get(i) for i in ids]
+
     task_loader = DataLoader(tasks)
     step_loader = DataLoader(steps)
 
@@ -62,4 +68,5 @@ def build_loaders(services: Services) -> Loaders:
         task_transitions=DataLoader(task_transitions),
         step_transitions=DataLoader(step_transitions),
         dependencies=DataLoader(dependencies),
+        item_counts=DataLoader(counts),
     )

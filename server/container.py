@@ -16,6 +16,7 @@ from server.db.setup import close_database, is_postgres, open_database
 from server.domain.retry import BackoffPolicy
 from server.engine.changes import StateChanges
 from server.engine.map_items import MapItems
+from server.engine.pg_items import PgMapItems
 from server.engine.pg_store import PgStore
 from server.engine.portable import PortableStore
 from server.engine.runner import StepRunner
@@ -133,7 +134,8 @@ def build_services(
         max_seconds=settings.backoff_max_seconds,
         jitter=settings.backoff_jitter,
     )
-    step_store = _step_store(store or ("postgres" if postgres else "portable"), changes, backoff)
+    kind = store or ("postgres" if postgres else "portable")
+    step_store = _step_store(kind, changes, backoff)
     catalogue = Catalogue(registry)
     worker_id = new_worker_id()
     runner = StepRunner(
@@ -149,7 +151,8 @@ def build_services(
     )
     tasks = TaskService(changes, registry, catalogue, workers)
     runner.children = tasks.children  # `task:` steps and step.start_task create through it
-    runner.items = MapItems(changes, backoff, functools.partial(max_parallel_of, registry))
+    items = PgMapItems if kind == "postgres" else MapItems
+    runner.items = items(changes, backoff, functools.partial(max_parallel_of, registry))
     return Services(
         settings=settings,
         registry=registry,

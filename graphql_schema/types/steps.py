@@ -9,7 +9,7 @@ from graphql_schema.types.enums import StepStatus
 from graphql_schema.types.items import StepItemsType
 from graphql_schema.types.transitions import TransitionType
 from server.domain.views import BlockedReason, StepView
-from server.services.map_progress import list_items
+from server.services.map_progress import check_page_size, item_page
 
 
 @strawberry.type(
@@ -80,14 +80,12 @@ async def resolve_items(
         strawberry.argument(description="Only items after this index (a page's nextAfter)."),
     ] = None,
 ) -> StepItemsType | None:
-    page = await list_items(
-        info.context.services.steps,
-        root.view.task_id,
-        root.view.id,
-        after=-1 if after is None else after,
-        first=first,
-    )
-    return StepItemsType.from_page(page) if page.counts.total else None
+    check_page_size(first)
+    counts = await info.context.loaders.item_counts.load(root.view.id)
+    if counts is None:  # not a map step, or not started: no query of its own
+        return None
+    page = await item_page(root.view.id, counts, after=-1 if after is None else after, first=first)
+    return StepItemsType.from_page(page)
 
 
 @strawberry.type(name="Step", description="One workflow step of a task.")

@@ -24,6 +24,7 @@ from typing import Any
 from tortoise.expressions import F
 
 from server.db.models import StepItem, WorkflowStep
+from server.domain.item_moves import ITEM_CLAIMED, ITEM_COMPLETE, ITEM_FAILED, ITEM_RETRYING
 from server.domain.readiness import CLAIMABLE_TASK_STATES
 from server.domain.retry import BackoffPolicy, decide_retry
 from server.domain.states import StepState, TaskState
@@ -32,13 +33,16 @@ from server.engine.map_slots import (
     fill_slots,
     finish_if_done,
     item_message,
+    item_moved,
     items_lease,
     send_after_commit,
+    waits_for_items,
 )
 from server.engine.progress import advance
 from server.engine.store import Claim, ClaimRequest, Outcome
 
-ITEM_FAILED = "ITEM_FAILED"
+ITEM_FAILED_CODE = "ITEM_FAILED"
+_PAUSE = ("paused_at", "handler_paused_at")
 _S = StepState
 LimitOf = Callable[[str, str, str, str], int]
 """The `max_parallel` of (namespace, handler name, version, step name)."""
@@ -80,10 +84,12 @@ class MapItems:
             step = await WorkflowStep.filter(id=row.step_id).using_db(tx.conn).first()  # type: ignore[attr-defined]
             if step is None:
                 return None
-            fields = ("namespace", "name", "version", "context", "created_at", "run_at")
+            fields = ("namespace", "name", "version", "context", "created_at", "run_at", *_PAUSE)
             task = await tx.locked_task_row(step.task_id, *fields)  # type: ignore[attr-defined]
             if task is None or TaskState(task.status) not in CLAIMABLE_TASK_STATES:
                 return None
+            if task.paused_at is not None or task.handler_paused_at is not None:
+                return None  # a paused task starts no item; resuming sends them again
             if step.status != _S.IN_PROGRESS.value or step.lease_owner != items_lease(step.id):
                 return None
             limit = self.limit_of(task.namespace, task.name, task.version, step.name)
@@ -111,6 +117,9 @@ class MapItems:
             )
             if changed != 1:
                 return None
+            ref = TaskRef(task.id, task.namespace)
+            move = (row.idx, row.attempts + 1, row.status, _S.IN_PROGRESS.value, ITEM_CLAIMED)
+            await item_moved(tx, ref, (step.id, step.name), [move])
             parents = await (
                 WorkflowStep.filter(child_edges__to_step_id=step.id)
                 .using_db(tx.conn)
@@ -119,7 +128,7 @@ class MapItems:
             claim = Claim(
                 step_id=step.id,
                 step_name=step.name,
-                task=TaskRef(task.id, task.namespace),
+                task=ref,
                 handler_name=task.name,
                 handler_version=task.version,
                 handler_class=step.handler_class,
@@ -143,9 +152,10 @@ class MapItems:
         else its id."""
         claim = item.claim
         async with self.changes.transaction() as tx:
-            status = await tx.lock_task(claim.task.id)
-            if status is None:
+            task = await tx.locked_task_row(claim.task.id, *_PAUSE)
+            if task is None:
                 return "discarded", None
+            status = TaskState(task.status)
             mine = StepItem.filter(
                 id=item.item_id, status=_S.IN_PROGRESS.value, lease_owner=claim.lease_owner
             ).using_db(tx.conn)
@@ -172,6 +182,11 @@ class MapItems:
                 )  # fmt: skip
             if changed != 1:
                 return "discarded", None
+            reason = {"complete": ITEM_COMPLETE, "retrying": ITEM_RETRYING}.get(result, ITEM_FAILED)
+            to = _S.COMPLETE.value if outcome.ok else _S.ERROR.value
+            move = (item.index, claim.attempt, _S.IN_PROGRESS.value, to, reason)
+            failure = {} if outcome.ok else {"error_class": outcome.error_class}
+            await item_moved(tx, claim.task, (claim.step_id, claim.step_name), [move], **failure)
             if decision:
                 tx.dispatch_after_commit([item_message(item.item_id)], decision.delay_seconds)
             step = await (
@@ -192,6 +207,8 @@ class MapItems:
                 return result, None
             if result == "complete" and await finish_if_done(tx, claim.task, status, step):
                 return result, None
+            if task.paused_at is not None or task.handler_paused_at is not None:
+                return result, None  # no new item while paused: resuming fills the slots
             ids = await fill_slots(tx, claim.step_id, item.limit)
             send_after_commit(tx, ids[1:])
             if not ids:
@@ -202,6 +219,24 @@ class MapItems:
                     return result, claimed
             send_after_commit(tx, ids[:1])
             return result, None
+
+    async def settle(self, task: TaskRef, step_id: int, step_name: str, limit: int) -> bool:
+        """Under the task's lock: complete a waiting map step whose items all are, else send
+        its free slots' items (none while paused); True when it did either."""
+        async with self.changes.transaction() as tx:
+            row = await tx.locked_task_row(task.id, *_PAUSE)
+            if row is None or TaskState(row.status) not in CLAIMABLE_TASK_STATES:
+                return False
+            if not await waits_for_items(tx, step_id):
+                return False
+            step = _WaitingStep(step_id, step_name, _S.IN_PROGRESS.value)
+            if await finish_if_done(tx, task, TaskState(row.status), step):
+                return True
+            if row.paused_at is not None or row.handler_paused_at is not None:
+                return False
+            ids = await fill_slots(tx, step_id, limit)
+            send_after_commit(tx, ids)
+            return bool(ids)
 
     async def _claim_next(
         self, tx: Transaction, done: ItemClaim, item_id: int, req: ClaimRequest
@@ -234,6 +269,8 @@ class MapItems:
         )
         if changed != 1:
             return None
+        move = (row.idx, row.attempts + 1, _S.PENDING.value, _S.IN_PROGRESS.value, ITEM_CLAIMED)
+        await item_moved(tx, done.claim.task, (done.claim.step_id, done.claim.step_name), [move])
         claim = replace(done.claim, attempt=row.attempts + 1, lease_owner=req.lease_owner)
         return ItemClaim(item_id, row.idx, row.item, claim, done.limit)
 
@@ -244,8 +281,17 @@ class MapItems:
         moved = await tx.move_step(
             claim.task, claim.step_id, claim.step_name, _S.IN_PROGRESS, _S.ERROR, "failed",
             {"item": item.index, "error": outcome.error, "error_class": outcome.error_class},
-            held_by=items_lease(claim.step_id), last_error=error, error_class=ITEM_FAILED,
+            held_by=items_lease(claim.step_id), last_error=error, error_class=ITEM_FAILED_CODE,
             next_attempt_at=None, completed_at=tx.now, lease_owner=None, lease_expires_at=None,
         )  # fmt: skip
         if moved:
             await advance(tx, claim.task, status)
+
+
+@dataclass(frozen=True, slots=True)
+class _WaitingStep:
+    """A map step as `finish_if_done` reads it."""
+
+    id: int
+    name: str
+    status: str

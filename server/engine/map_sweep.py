@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 
 from tortoise.expressions import Q
 
-from server.db.models import StepItem
+from server.db.models import StepItem, WorkflowStep
 from server.domain.states import StepState
+from server.engine.awaiting import AWAITING_ITEMS
 from server.engine.changes import StateChanges, TaskRef
 from server.engine.map_items import ItemClaim, MapItems
 from server.engine.map_slots import item_message
@@ -78,3 +79,28 @@ async def resend_items(changes: StateChanges, cutoff: datetime, now: datetime, b
         await StepItem.filter(id__in=ids).update(dispatched_at=now)
         changes.send([item_message(i) for i in ids])
     return len(ids)
+
+
+async def settle_idle_maps(items: MapItems, batch: int) -> int:
+    """Waiting map steps with no item in flight (none running, sent or backing off): complete
+    those whose items all are, send the next items of the others. A worker lost between an
+    item's completion and that settling (`PgMapItems.record`) leaves such a step."""
+    waiting = await (
+        WorkflowStep.filter(
+            status=_S.IN_PROGRESS.value, lease_owner__startswith=f"{AWAITING_ITEMS}/"
+        )
+        .limit(batch)
+        .values_list("id", "name", "task_id", "task__namespace", "task__name", "task__version")
+    )
+    settled = 0
+    for step_id, name, task_id, namespace, handler, version in waiting:
+        in_flight = (
+            Q(status=_S.IN_PROGRESS.value)
+            | Q(status=_S.PENDING.value, dispatched_at__not_isnull=True)
+            | Q(status=_S.ERROR.value, next_attempt_at__not_isnull=True)
+        )
+        if await StepItem.filter(in_flight, step_id=step_id).exists():
+            continue
+        limit = items.limit_of(namespace, handler, version, name)
+        settled += await items.settle(TaskRef(task_id, namespace), step_id, name, limit)
+    return settled

@@ -18,7 +18,7 @@ from server.domain.readiness import CLAIMABLE_TASK_STATES
 from server.domain.states import ACTIVE_TASK_STATES, DONE_STEP_STATES, StepState
 from server.engine.changes import StateChanges, TaskRef
 from server.engine.limits import sweep_limits
-from server.engine.map_sweep import reap_items, resend_items
+from server.engine.map_sweep import reap_items, resend_items, settle_idle_maps
 from server.engine.progress import advance
 from server.engine.runner import StepRunner
 from server.engine.store import Claim, Outcome, lease_holder
@@ -157,9 +157,13 @@ class Sweeper:
         return await reap_items(self.runner.items, self.workers, now, self.dead_after, self.batch)
 
     async def resend_map_items(self) -> int:
-        """Map items whose message was lost (or refused for want of a slot) are sent again."""
+        """Map items whose message was lost (or refused for want of a slot) are sent again,
+        and waiting map steps with no item in flight are settled."""
         now = self.changes.clock.now()
-        return await resend_items(self.changes, now - self.redispatch_after, now, self.batch)
+        sent = await resend_items(self.changes, now - self.redispatch_after, now, self.batch)
+        if self.runner.items is not None:
+            sent += await settle_idle_maps(self.runner.items, self.batch)
+        return sent
 
     async def redispatch_idle(self) -> int:
         """Nudge ready steps whose message was lost, and retries whose delayed message was.

@@ -49,13 +49,24 @@ async def list_items(
 ) -> ItemPage:
     """The step's items after index `after`, in input order, at most `first` of them
     (TaskNotFound / StepNotFound / ValidationFailed for a bad page size)."""
+    check_page_size(first)
+    view = await steps.get_step(task_id, step)
+    counts = (await item_counts([view.id])).get(view.id, ItemCounts(0, 0, 0, 0))
+    return await item_page(view.id, counts, after=after, first=first)
+
+
+def check_page_size(first: int) -> None:
+    """ValidationFailed unless 1 <= first <= MAX_ITEMS_PAGE."""
     if not 1 <= first <= MAX_ITEMS_PAGE:
         raise ValidationFailed(
             "Invalid page", {"first": [f"must be between 1 and {MAX_ITEMS_PAGE}"]}
         )
-    view = await steps.get_step(task_id, step)
-    rows = await StepItem.filter(step_id=view.id, idx__gt=after).order_by("idx").limit(first + 1)
-    counts = (await item_counts([view.id])).get(view.id, ItemCounts(0, 0, 0, 0))
+
+
+async def item_page(step_id: int, counts: ItemCounts, *, after: int, first: int) -> ItemPage:
+    """A page of a step whose counts were read already (for many steps at once: GraphQL's
+    `Step.items` on a page of steps reads the counts of all in one query)."""
+    rows = await StepItem.filter(step_id=step_id, idx__gt=after).order_by("idx").limit(first + 1)
     page = [
         ItemView(
             index=r.idx,
@@ -73,7 +84,7 @@ async def list_items(
     ]
     more = len(rows) > first
     return ItemPage(
-        step_id=view.id,
+        step_id=step_id,
         counts=counts,
         items=tuple(page),
         next_after=page[-1].index if more and page else None,

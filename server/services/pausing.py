@@ -26,6 +26,7 @@ from server.domain.states import StepState, TaskState
 from server.domain.templates import HandlerTemplate
 from server.domain.views import TaskView
 from server.engine.changes import StateChanges, TaskRef, Transaction
+from server.engine.map_slots import resume_items
 from server.registry.handler_registry import HandlerRegistry
 from server.services import queries
 
@@ -81,6 +82,7 @@ class PauseService:
                 )
                 await tx.record_task_event(ref, current, "resumed")
                 await redispatch_ready(tx, [row.id])
+                await resume_items(tx, [row.id], self._max_parallel)
         return await queries.find_task(row.id)
 
     async def pause_handler(
@@ -158,7 +160,11 @@ class PauseService:
                     TaskRef(r.id, namespace), TaskState(r.status), "handler resumed"
                 )
             await redispatch_ready(tx, ids)
+            await resume_items(tx, ids, self._max_parallel)
         return await self.handler_pause(namespace, name, version)
+
+    def _max_parallel(self, namespace: str, name: str, version: str, step: str) -> int:
+        return self.registry.get(namespace, name, version).step(step).max_parallel or 1
 
     async def handler_pause(self, namespace: str, name: str, version: str | None) -> HandlerPause:
         """Whether this handler (version) is paused, and every pause of it in force."""

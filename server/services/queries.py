@@ -4,12 +4,17 @@ import base64
 import binascii
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
+
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
 
 from server.db import page_anchors, reads, step_reads
 from server.db.models import Transition
 from server.db.rows import transition_view
 from server.domain.errors import TaskNotFound, ValidationFailed
+from server.domain.item_moves import ITEM_REASONS
 from server.domain.views import (
     StepView,
     TaskFilter,
@@ -56,11 +61,23 @@ async def steps_by_task(
     return out
 
 
+def _task_moves(**where: Any) -> QuerySet[Transition]:
+    """History rows of tasks and steps, without their map items' rows: those are read per step
+    (`item_transitions`); a map of 10,000 items writes over 20,000 (`server.domain.item_moves`)."""
+    return Transition.filter(Q(reason__isnull=True) | ~Q(reason__in=ITEM_REASONS), **where)
+
+
+async def item_transitions(step_id: int) -> list[TransitionView]:
+    """The history rows of a map step's items, oldest first (`metadata.item` is the index)."""
+    rows = await Transition.filter(step_id=step_id, reason__in=ITEM_REASONS).order_by("id")
+    return [transition_view(row) for row in rows]
+
+
 async def transitions_by_task(
     task_ids: Sequence[UUID], after: int = 0
 ) -> dict[UUID, list[TransitionView]]:
     """History rows of these tasks (cursor-ordered), after an optional cursor."""
-    rows = await Transition.filter(task_id__in=list(task_ids), id__gt=after).order_by("id")
+    rows = await _task_moves(task_id__in=list(task_ids), id__gt=after).order_by("id")
     out: dict[UUID, list[TransitionView]] = {i: [] for i in task_ids}
     for row in rows:
         view = transition_view(row)
@@ -72,9 +89,7 @@ async def transitions_in_namespace(
     namespace: str, after: int = 0, limit: int = 1000
 ) -> list[TransitionView]:
     """History rows of every task in `namespace` after a cursor, oldest first, at most `limit`."""
-    rows = await (
-        Transition.filter(task__namespace=namespace, id__gt=after).order_by("id").limit(limit)
-    )
+    rows = await _task_moves(task__namespace=namespace, id__gt=after).order_by("id").limit(limit)
     return [transition_view(row) for row in rows]
 
 
@@ -82,7 +97,7 @@ async def events_since(since: datetime, limit: int) -> list[TransitionEvent]:
     """Events of every task written at or after `since`, cursor order, at most `limit` (the
     newest kept): what a process re-reads after it may have missed some on the broker."""
     rows = await (
-        Transition.filter(created_at__gte=since)
+        _task_moves(created_at__gte=since)
         .order_by("-id")
         .limit(limit)
         .values(
@@ -115,7 +130,7 @@ async def events_since(since: datetime, limit: int) -> list[TransitionEvent]:
 
 async def transitions_by_step(step_ids: Sequence[int]) -> dict[int, list[TransitionView]]:
     """History rows of these steps, oldest first."""
-    rows = await Transition.filter(step_id__in=list(step_ids)).order_by("id")
+    rows = await _task_moves(step_id__in=list(step_ids)).order_by("id")
     out: dict[int, list[TransitionView]] = {i: [] for i in step_ids}
     for row in rows:
         view = transition_view(row)
