@@ -109,6 +109,9 @@ def _plain(field: GraphQLField) -> Complete | None:
 class PlainFieldsExecutor(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's executor, with plain fields completed in place (see the module)."""
 
+    _object_plans: dict[int, tuple[GroupedFieldSet, Plan | None]]
+    """This request's objects' plans, by their collected field set (kept alive with it)."""
+
     plans: ClassVar[dict[str, dict[str, Complete]]]
     """Per object type name, its plain fields' readers (one table per schema: see `for_schema`)."""
 
@@ -137,7 +140,8 @@ class PlainFieldsExecutor(StrawberryGraphQLCoreExecutionContext):
             self, "_object_plans", None
         )
         if plans is None:
-            plans = self._object_plans = {}
+            plans = {}
+            self._object_plans = plans
         fields = collected.grouped_field_set
         known = plans.get(id(fields))
         if known is not None:
@@ -159,14 +163,14 @@ class PlainFieldsExecutor(StrawberryGraphQLCoreExecutionContext):
         self,
         return_type: GraphQLList[GraphQLOutputType],
         field_details_list: FieldDetailsList,
-        info: GraphQLResolveInfo,
+        info: GraphQLResolveInfo[Any],
         path: Path,
         result: Any,
         position_context: Any,
     ) -> AwaitableOrValue[list[Any]]:
         item_type = return_type.of_type
         nullable = not isinstance(item_type, GraphQLNonNull)
-        object_type = item_type if nullable else item_type.of_type
+        object_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
         if isinstance(result, list) and isinstance(object_type, GraphQLObjectType):
             plan = self._plan(object_type, field_details_list)
             rows = None if plan is None else _rows(plan, result, nullable)
@@ -180,7 +184,7 @@ class PlainFieldsExecutor(StrawberryGraphQLCoreExecutionContext):
         self,
         return_type: GraphQLObjectType,
         field_details_list: FieldDetailsList,
-        info: GraphQLResolveInfo,
+        info: GraphQLResolveInfo[Any],
         path: Path,
         result: Any,
         position_context: Any,
@@ -221,7 +225,7 @@ class PlainFieldsExecutor(StrawberryGraphQLCoreExecutionContext):
             return _merge(results, others)  # type: ignore[arg-type]
 
         async def merged() -> dict[str, Any]:
-            return _merge(results, await others)  # type: ignore[misc]
+            return _merge(results, await others)
 
         return merged()
 

@@ -86,9 +86,7 @@ class TestMemory:
 class TestThroughTheApp:
     QUERY = {"query": "{ namespaces { name } }"}  # needs tasker.handler:index
 
-    def test_a_cached_document_and_token_do_not_authorize_a_weaker_caller(
-        self, app_with: AppMaker
-    ):
+    def test_a_cached_document_and_token_do_not_authorize_a_weaker_caller(self, app_with: AppMaker):
         client = app_with()
         admin = {"Authorization": f"Bearer {token(['*'])}"}
         weak = {"Authorization": f"Bearer {token(['tasker.task:show'], sub='bob')}"}
