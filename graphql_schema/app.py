@@ -32,6 +32,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from graphql_schema.authorization import refusal
 from graphql_schema.context import GraphQLContext, request_id_of
+from graphql_schema.known_documents import run_known_query
 from graphql_schema.schema import build_schema
 from server.assets import CDN, asset_url
 from server.container import Services
@@ -197,6 +198,15 @@ class TaskerGraphQL(GraphQL[GraphQLContext, None]):
         is enabled: one would otherwise reach the executor and crash there)."""
         method = request_adapter.method
         allowed = OperationType.from_http(method) - {OperationType.SUBSCRIPTION}
+        known = await run_known_query(
+            self.schema,
+            request_data.query,
+            request_data.variables,
+            context,
+            request_data.operation_name,
+        )
+        if known is not None:
+            return known
         try:
             return await self.schema.execute(
                 request_data.query,

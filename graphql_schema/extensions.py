@@ -113,6 +113,11 @@ class LimitedDocuments(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         self.execution_context.parse_options["max_tokens"] = self.limits.max_tokens
+        context = self.execution_context.context
+        # A websocket keeps one context for its life; each operation gets new loader caches.
+        # (Here rather than in an extension of its own: each extension costs every request.)
+        if isinstance(context, GraphQLContext) and context.is_websocket:
+            context.renew_loaders()
         yield
 
     async def on_parse(self) -> AsyncIterator[None]:
@@ -162,13 +167,3 @@ class LimitedDocuments(SchemaExtension):
         if not ctx.pre_execution_errors:
             self.limits.documents.put(ctx.query, document)
             self.limits.validated.put(ctx.query, True, rules)
-
-
-class FreshLoaders(SchemaExtension):
-    """A websocket keeps one context for its life; each operation gets new loader caches."""
-
-    def on_operation(self) -> Iterator[None]:
-        context = self.execution_context.context
-        if isinstance(context, GraphQLContext) and context.is_websocket:
-            context.renew_loaders()
-        yield

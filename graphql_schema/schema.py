@@ -16,9 +16,10 @@ from graphql_schema.analytics import AnalyticsQuery
 from graphql_schema.authorization import Authorization
 from graphql_schema.batch import BatchMutations
 from graphql_schema.console_fields import ConsoleQuery
-from graphql_schema.extensions import ErrorShaping, FreshLoaders, Limits, is_unexpected, request_id
+from graphql_schema.extensions import ErrorShaping, Limits, is_unexpected, request_id
 from graphql_schema.fast_enums import speed_up_enums
 from graphql_schema.mutations import Mutation as TaskMutations
+from graphql_schema.plain_fields import PlainFieldsExecutor
 from graphql_schema.queries import CatalogueQueries, TaskQueries
 from graphql_schema.schedules import ScheduleQuery
 from graphql_schema.subscriptions import Subscription
@@ -70,7 +71,8 @@ def build_schema(settings: Settings) -> TaskerSchema:
         subscription=Subscription,
         # Authorization before the validation rules (the limits' extension), so a refused
         # caller never costs a validation; a refusal replaces any earlier error.
-        extensions=[ErrorShaping, Authorization, limits.extension, FreshLoaders],
+        extensions=[ErrorShaping, Authorization, limits.extension],
+        execution_context_class=PlainFieldsExecutor.for_schema(),
     )
     schema.limits = limits
     speed_up_enums(schema._schema)

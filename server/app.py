@@ -55,10 +55,12 @@ def _routes(services: Services) -> list[BaseRoute]:
     ]
     import server.console.routes  # web console at /tasker/ui
 
+    # GraphQL first: Starlette tries routes in order, and the REST table ahead of it cost
+    # every GraphQL request some thirty path matches (no REST path matches /tasker/graphql).
     return [
+        *graphql_schema.app.routes(services),
         *rest_compat.routes.routes,
         *observability,
-        *graphql_schema.app.routes(services),
         *server.console.routes.routes,  # the console page and its static files
         *static,
     ]

@@ -4,6 +4,12 @@ Verification pins the algorithms from configuration (`server.auth.keys`), requir
 `sub`, checks `iss` and `aud` when configured, and allows a small clock leeway. Every failure
 is the same `AuthenticationFailed` for the caller; its `reason` is the PyJWT exception's class
 name, which never contains token text, so it is safe to log.
+
+A verified token is remembered (by its exact text, per verifier, so per key) until it expires:
+a client sends the same token on every request, and checking its signature and claims again
+cost more than the rest of a small read. Only successes are kept, a remembered token is
+refused from the moment its `exp` (plus the leeway) passes, and the memory is bounded by
+entries and by token length.
 """
 
 import math
@@ -24,6 +30,10 @@ TIME_CLAIMS = ("exp", "nbf", "iat")
 MAX_EXP = 10**12  # seconds since the epoch (year 33658): clamps absurd `exp` values before float()
 _TTL = re.compile(r"(\d+)\s*([smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+REMEMBERED_TOKENS = 1024
+"""Verified tokens kept per verifier (when full, all are forgotten and verified anew)."""
+LONGEST_REMEMBERED = 4096
+"""Characters: a longer token is verified every time (it is never kept)."""
 
 
 class Verifier:
@@ -47,6 +57,7 @@ class Verifier:
             "verify_aud": audience is not None,
             "verify_iss": issuer is not None,
         }
+        self._verified: dict[str, Principal] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Verifier | None":
@@ -63,6 +74,21 @@ class Verifier:
 
     def verify(self, token: str) -> Principal:
         """The caller a valid token names; `AuthenticationFailed` for anything else."""
+        known = self._verified.get(token)
+        if known is not None:
+            # PyJWT's own rule: refused once `exp <= now - leeway`.
+            if known.expires_at is not None and time.time() < known.expires_at + self.leeway:
+                return known
+            self._verified.pop(token, None)
+        principal = self._check(token)
+        if len(token) <= LONGEST_REMEMBERED:
+            if len(self._verified) >= REMEMBERED_TOKENS:
+                self._verified.clear()  # atomic, unlike an eviction loop other threads could race
+            self._verified[token] = principal
+        return principal
+
+    def _check(self, token: str) -> Principal:
+        """Signature and claims, every one of them, with no memory."""
         try:
             claims = jwt.decode(
                 token,
