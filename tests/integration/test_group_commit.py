@@ -24,7 +24,7 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[int] = []
 
-    def dispatch(self, step_ids, delay_seconds=0.0):
+    def dispatch(self, step_ids, delay_seconds=0.0, priority=2):
         self.sent.extend(step_ids)
 
     def backlog(self) -> int:
