@@ -6,17 +6,17 @@ store's transaction, which frees slots in `limits.release`.
 """
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tortoise import Tortoise
 
-from server.db.sql import json_value
 from server.domain.flow import DEFAULT_PRIORITY
 from server.domain.readiness import CLAIMABLE_TASK_STATES, RETRYING
 from server.domain.states import ACTIVE_TASK_STATES, StepState, TaskState
 from server.engine import limits
-from server.engine.changes import Effects, TaskRef
+from server.engine.changes import Effects
 from server.engine.limit_keys import HELD, OFFERED, WAITING, lock_keys, split_name
+from server.engine.pg_claims import claim_from_row
 from server.engine.pg_flow_sql import CLAIM_LIMITED, COMPLETE_LIMITED
 from server.engine.pg_sql import Move, Statement
 from server.engine.store import Claim, ClaimRequest, Recorded
@@ -67,10 +67,6 @@ def _sql(statement: Statement) -> str:
 CLAIM_STATEMENT.sql, _COMPLETE_SQL = _sql(CLAIM_STATEMENT), _sql(COMPLETE_STATEMENT)
 
 
-def _json(value: Any) -> Any:
-    return json_value(value) if isinstance(value, str) else value
-
-
 async def claim_limited(store: "PgStore", req: ClaimRequest) -> Claim | None:
     """Claim a step the unlimited CLAIM left alone: in one statement when it has limits with
     room, else through the portable claim (which refuses or admits it under the key locks)."""
@@ -85,35 +81,7 @@ async def claim_limited(store: "PgStore", req: ClaimRequest) -> Claim | None:
     r = rows[0] if rows else None
     if r is None or r["id"] is None:
         return await store._claim(req) if r is not None and r["limited"] else None
-    task = TaskRef(r["task_id"], r["namespace"], r["priority"])
-    effects = Effects(now)
-    for cursor, from_status, to_status, reason in _json(r["history"]) or []:
-        effects.note(task, r["id"], r["name"], from_status, to_status, reason, cursor)
-    if r["started_cursor"] is not None:
-        start = CLAIM_STATEMENT.moves["start"]
-        effects.note(
-            task, None, None, start.source, start.target, "step started", r["started_cursor"]
-        )
-    store.changes.after_commit(effects)
-    return Claim(
-        step_id=r["id"],
-        step_name=r["name"],
-        task=task,
-        handler_name=r["handler_name"],
-        handler_version=r["version"],
-        handler_class=r["handler_class"],
-        attempt=r["attempts"],
-        retry_limit=r["retry_limit"],
-        retryable=r["retryable"],
-        timeout=r["timeout_seconds"] or req.default_timeout,
-        inputs=_json(r["inputs"]),
-        context=_json(r["context"]),
-        parent_results=_json(r["parent_results"]) or {},
-        lease_owner=req.lease_owner,
-        task_created_at=r["task_created_at"],
-        parents_done_at=r["parents_done_at"],
-        limited=True,
-    )
+    return claim_from_row(store.changes, r, req, CLAIM_STATEMENT.moves["start"], now, limited=True)
 
 
 async def complete_limited(store: "PgStore", claim: Claim, encoded: str) -> Recorded:

@@ -10,19 +10,14 @@ completion that claimed no next item (the step's last items, a pause, a cancel).
 
 import json
 from dataclasses import replace
-from typing import Any
 
-from server.db.sql import json_value
 from server.engine.changes import TaskRef
 from server.engine.map_items import ItemClaim, MapItems
 from server.engine.map_slots import items_lease
+from server.engine.pg_claims import stored_json
 from server.engine.pg_item_sql import CLAIM_ITEM, COMPLETE_ITEM, LOCK_TASK_OF_ITEM
 from server.engine.pg_store import connection
 from server.engine.store import Claim, ClaimRequest, Outcome
-
-
-def _json(value: Any) -> Any:
-    return json_value(value) if isinstance(value, str) else value
 
 
 class PgMapItems(MapItems):
@@ -66,12 +61,12 @@ class PgMapItems(MapItems):
                 retry_limit=r["retry_limit"],
                 retryable=r["retryable"],
                 timeout=r["timeout_seconds"] or req.default_timeout,
-                inputs=_json(r["inputs"]),
-                context=_json(r["context"]),
-                parent_results=_json(r["parent_results"]) or {},
+                inputs=stored_json(r["inputs"]),
+                context=stored_json(r["context"]),
+                parent_results=stored_json(r["parent_results"]) or {},
                 lease_owner=req.lease_owner,
             )
-            return ItemClaim(item_id, r["idx"], _json(r["item"]), claim, limit)
+            return ItemClaim(item_id, r["idx"], stored_json(r["item"]), claim, limit)
 
     async def record(
         self, item: ItemClaim, outcome: Outcome, then: ClaimRequest | None = None

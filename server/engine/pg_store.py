@@ -24,18 +24,17 @@ task (bench/engine_bench.py: ~1.7 ms of database CPU per step).
 import asyncio
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from server.db.sql import json_value
 from server.domain.flow import DEFAULT_PRIORITY
 from server.domain.readiness import CLAIMABLE_TASK_STATES, RETRYING
 from server.domain.retry import BackoffPolicy
 from server.domain.states import StepState, TaskState
 from server.engine.changes import Effects, StateChanges, TaskRef
 from server.engine.group_commit import GroupCommit
+from server.engine.pg_claims import claim_from_row
 from server.engine.pg_complete import complete_many
 from server.engine.pg_flow import claim_limited, complete_limited
 from server.engine.pg_sql import CLAIM, COMPLETE, Move, Statement
@@ -72,10 +71,6 @@ COMPLETE_STATEMENT = Statement(
 def connection() -> BaseDBAsyncClient:
     """The default connection."""
     return Tortoise.get_connection("default")
-
-
-def _json(value: Any) -> Any:
-    return json_value(value) if isinstance(value, str) else value
 
 
 class PgStore(PortableStore):
@@ -126,35 +121,7 @@ class PgStore(PortableStore):
         if not rows:
             # The statement leaves steps with limits alone: they have their own (`pg_flow`).
             return await claim_limited(self, req)
-        r = rows[0]
-        task = TaskRef(r["task_id"], r["namespace"], r["priority"])
-        effects = Effects(now)
-        for cursor, from_status, to_status, reason in _json(r["history"]) or []:
-            effects.note(task, r["id"], r["name"], from_status, to_status, reason, cursor)
-        if r["started_cursor"] is not None:  # this claim started the task, same statement
-            start = CLAIM_STATEMENT.moves["start"]
-            effects.note(
-                task, None, None, start.source, start.target, "step started", r["started_cursor"]
-            )
-        self.changes.after_commit(effects)
-        return Claim(
-            step_id=r["id"],
-            step_name=r["name"],
-            task=task,
-            handler_name=r["handler_name"],
-            handler_version=r["version"],
-            handler_class=r["handler_class"],
-            attempt=r["attempts"],
-            retry_limit=r["retry_limit"],
-            retryable=r["retryable"],
-            timeout=r["timeout_seconds"] or req.default_timeout,
-            inputs=_json(r["inputs"]),
-            context=_json(r["context"]),
-            parent_results=_json(r["parent_results"]) or {},
-            lease_owner=req.lease_owner,
-            task_created_at=r["task_created_at"],
-            parents_done_at=r["parents_done_at"],
-        )
+        return claim_from_row(self.changes, rows[0], req, CLAIM_STATEMENT.moves["start"], now)
 
     async def _complete_one(self, claim: Claim, encoded: str) -> Recorded:
         """Complete a step we hold the lease on (its results already JSON), count it done, and

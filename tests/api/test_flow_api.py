@@ -18,6 +18,7 @@ from server.domain.views import CreateTask
 from server.registry.handler_registry import HandlerRegistry
 from tests.conftest import ROOT, WORKFLOWS
 from tests.support.bridge import cli_talks_to
+from tests.support.recorder import Recorder
 
 FLOW = ROOT / "tests" / "fixtures" / "flow"
 
@@ -25,17 +26,6 @@ FLOW = ROOT / "tests" / "fixtures" / "flow"
 @pytest.fixture(scope="module")
 def registry() -> Iterator[HandlerRegistry]:
     yield HandlerRegistry.load([WORKFLOWS, FLOW], examples=False)
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.sent: list[int] = []
-
-    def dispatch(self, step_ids, delay_seconds=0.0, priority=2):  # type: ignore[no-untyped-def]
-        self.sent.extend(step_ids)
-
-    def backlog(self) -> int:
-        return 0
 
 
 @pytest.fixture

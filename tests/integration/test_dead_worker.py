@@ -26,20 +26,9 @@ from server.engine.store import Outcome, lease_holder
 from tests.conftest import BACKEND, REDIS_URL, on_every_store
 from tests.integration.test_production import _producer
 from tests.support.cluster import WorkerProcesses
+from tests.support.recorder import Recorder
 from tests.support.waiting import wait_for_task
 from workers.broker import QUEUE, DramatiqDispatcher, build_broker, declare_run_step
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.sent: list[int] = []
-
-    def dispatch(self, step_ids, delay_seconds=0.0, priority=2):
-        self.sent.extend(step_ids)
-
-    def backlog(self) -> int:
-        return 0
-
 
 HOLDER = "far-host:4242:abcdef"
 """Another worker process, which claims the step and then goes quiet (or not)."""

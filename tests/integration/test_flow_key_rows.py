@@ -17,6 +17,7 @@ from server.engine.store import Outcome
 from server.registry.handler_registry import HandlerRegistry
 from server.testing import VirtualClock
 from tests.conftest import ROOT, WORKFLOWS, on_every_store
+from tests.support.recorder import Recorder
 
 pytestmark = on_every_store
 FLOW = ROOT / "tests" / "fixtures" / "flow"
@@ -26,19 +27,6 @@ SCOPE = "step:flow/limited/sync"
 @pytest.fixture(scope="module")
 def registry() -> Iterator[HandlerRegistry]:
     yield HandlerRegistry.load([WORKFLOWS, FLOW], examples=False)
-
-
-class Recorder:
-    """A broker that keeps what it is asked to send, and sends nothing."""
-
-    def __init__(self) -> None:
-        self.sent: list[int] = []
-
-    def dispatch(self, step_ids, delay_seconds=0.0, priority=2):  # type: ignore[no-untyped-def]
-        self.sent.extend(step_ids)
-
-    def backlog(self) -> int:
-        return 0
 
 
 def recording(services: Services) -> tuple[VirtualClock, Recorder]:

@@ -16,19 +16,9 @@ from server.engine.pg_complete import complete_many
 from server.engine.runner import Claimer
 from server.engine.store import Outcome
 from tests.conftest import BACKEND
+from tests.support.recorder import Recorder
 
 pg_only = pytest.mark.skipif(BACKEND != "postgres", reason="the PostgreSQL store's statement")
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.sent: list[int] = []
-
-    def dispatch(self, step_ids, delay_seconds=0.0, priority=2):
-        self.sent.extend(step_ids)
-
-    def backlog(self) -> int:
-        return 0
 
 
 def _encoded(claim):

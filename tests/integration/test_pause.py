@@ -17,24 +17,12 @@ from server.domain.views import CreateTask, TaskView
 from server.engine.store import Outcome
 from server.testing import VirtualClock
 from tests.conftest import on_every_store
+from tests.support.recorder import Recorder
 from tests.support.waiting import wait_for_task
 
 pytestmark = on_every_store
 
 LINEAR = {"namespace": "shapes", "name": "linear", "context": {}}
-
-
-class Recorder:
-    """A broker that keeps what it is asked to send, and sends nothing."""
-
-    def __init__(self) -> None:
-        self.sent: list[int] = []
-
-    def dispatch(self, step_ids, delay_seconds=0.0, priority=2):  # type: ignore[no-untyped-def]
-        self.sent.extend(step_ids)
-
-    def backlog(self) -> int:
-        return 0
 
 
 async def recorded(services: Services) -> tuple[Recorder, TaskView]:
