@@ -18,6 +18,13 @@ from server.engine.changes import Transaction
 
 HELD, OFFERED, WAITING = "held", "offered", "waiting"
 
+KEEP_STARTS_SECONDS = 60.0
+"""How long a rate limit's starts are kept past their window. A claim's time is read before it
+waits for the key's lock, so a claim admitted after another may carry an earlier time: it must
+still count every start the other one made inside its own window, which the other's clean-up
+(by its later time) would otherwise have deleted. Counting every kept start later than the
+window's opening, whatever its time, then holds the limit in every window of the history."""
+
 
 def split_name(name: str) -> tuple[str, str]:
     """`scope|key` -> (scope, key): a scope never holds `|`, a key may."""
@@ -72,7 +79,7 @@ async def recount(tx: Transaction, scope: str, key: str) -> None:
 async def record_starts(
     tx: Transaction, scope: str, key: str, recent: Sequence[datetime], period: float
 ) -> None:
-    """A rate limit's window after a start now: the recent starts and this one."""
-    opened = tx.now - timedelta(seconds=period)
+    """A rate limit's kept starts after a start now: the recent ones and this one."""
+    opened = tx.now - timedelta(seconds=period + KEEP_STARTS_SECONDS)
     starts = [s.timestamp() for s in recent if s > opened] + [tx.now.timestamp()]
     await LimitKey.filter(scope=scope, key=key).using_db(tx.conn).update(starts=starts)

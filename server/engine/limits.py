@@ -34,7 +34,15 @@ from server.domain.flow import resolve_key
 from server.domain.states import ACTIVE_TASK_STATES, StepState
 from server.domain.templates import HandlerTemplate, StepTemplate
 from server.engine.changes import StateChanges, Transaction
-from server.engine.limit_keys import HELD, OFFERED, WAITING, lock_keys, record_starts, recount
+from server.engine.limit_keys import (
+    HELD,
+    KEEP_STARTS_SECONDS,
+    OFFERED,
+    WAITING,
+    lock_keys,
+    record_starts,
+    recount,
+)
 from server.infra.metrics import RATE_LIMITED
 
 __all__ = ["HELD", "OFFERED", "WAITING", "lock_keys"]
@@ -231,20 +239,23 @@ async def _rate_refusal(
     tx: Transaction, lim: dict[str, Any]
 ) -> tuple[datetime | None, list[datetime]]:
     """(None when a start fits the sliding window, else when the window next has room; the
-    starts in the window)."""
+    starts kept, `KEEP_STARTS_SECONDS` past the window)."""
     opened = tx.now - timedelta(seconds=lim["period"])
+    kept_from = opened - timedelta(seconds=KEEP_STARTS_SECONDS)
     starts = LimitStart.filter(scope=lim["scope"], key=lim["key"]).using_db(tx.conn)
-    await starts.filter(started_at__lte=opened).delete()
-    recent: list[datetime] = await (  # type: ignore[assignment]
-        starts.filter(started_at__gt=opened)
+    await starts.filter(started_at__lte=kept_from).delete()
+    kept: list[datetime] = await (  # type: ignore[assignment]
+        starts.filter(started_at__gt=kept_from)
         .order_by("started_at")
         .values_list("started_at", flat=True)
     )
+    # Every start after the opening counts, a later one too (see `KEEP_STARTS_SECONDS`).
+    recent = [s for s in kept if s > opened]
     if len(recent) < lim["limit"]:
-        return None, recent
+        return None, kept
     # Room again once the (n - limit + 1)-th oldest start leaves the window.
     oldest: datetime = recent[len(recent) - int(lim["limit"])]
-    return oldest + timedelta(seconds=float(lim["period"])), recent
+    return oldest + timedelta(seconds=float(lim["period"])), kept
 
 
 async def _wait(

@@ -15,7 +15,14 @@ from server.domain.readiness import CLAIMABLE_TASK_STATES, RETRYING
 from server.domain.states import ACTIVE_TASK_STATES, StepState, TaskState
 from server.engine import limits
 from server.engine.changes import Effects
-from server.engine.limit_keys import HELD, OFFERED, WAITING, lock_keys, split_name
+from server.engine.limit_keys import (
+    HELD,
+    KEEP_STARTS_SECONDS,
+    OFFERED,
+    WAITING,
+    lock_keys,
+    split_name,
+)
 from server.engine.pg_claims import claim_from_row
 from server.engine.pg_flow_sql import CLAIM_LIMITED, COMPLETE_LIMITED
 from server.engine.pg_sql import Move, Statement
@@ -30,7 +37,7 @@ CLAIM_STATEMENT = Statement(
     CLAIM_LIMITED,
     args=(
         "step_id", "now", "lease", "default_timeout", "grace", "epoch", "held", "offered",
-        "task_kind", "rate_kind",
+        "task_kind", "rate_kind", "keep",
     ),
     moves={
         "retry": Move("step", RETRYING, _S.PENDING),
@@ -76,6 +83,7 @@ async def claim_limited(store: "PgStore", req: ClaimRequest) -> Claim | None:
         CLAIM_STATEMENT.values(
             req.step_id, now, req.lease_owner, req.default_timeout, req.lease_grace,
             now.timestamp(), HELD, OFFERED, limits.TASK_LIMIT, limits.RATE_LIMIT,
+            KEEP_STARTS_SECONDS,
         ),
     )  # fmt: skip
     r = rows[0] if rows else None

@@ -85,7 +85,8 @@ WITH target AS (
            starts = CASE WHEN keys.kind = $rate_kind::text
                THEN COALESCE((SELECT jsonb_agg(v ORDER BY v::text::float8)
                                 FROM jsonb_array_elements(k.starts) AS e(v)
-                               WHERE v::text::float8 > $epoch::float8 - keys.period),
+                               WHERE v::text::float8
+                                     > $epoch::float8 - keys.period - $keep::float8),
                              '[]'::jsonb) || to_jsonb($epoch::float8)
                ELSE k.starts END
       FROM keys, verdict
@@ -110,7 +111,7 @@ WITH target AS (
     DELETE FROM tasker_limit_starts ls USING keys, verdict
      WHERE verdict.ok AND keys.kind = $rate_kind::text
        AND ls.scope = keys.scope AND ls."key" = keys."key"
-       AND ls.started_at <= $now - make_interval(secs => keys.period)
+       AND ls.started_at <= $now - make_interval(secs => keys.period + $keep::float8)
  RETURNING ls.id
 ), history AS (
     INSERT INTO tasker_transitions

@@ -1,0 +1,66 @@
+"""A rate limit holds in every window of the history, even when claims are admitted out of the
+order of their times.
+
+A claim reads its time, then may wait for the key's lock; another claim with a later time can be
+admitted first. That one's clean-up of old starts (by its later time) used to delete starts
+still inside the waiting claim's window, which then admitted one start too many: 11 starts in a
+one-second window under a limit of 10 with three real workers (`bench/flow_proof.py`). Here the
+waiting claim is played by moving the clock back.
+"""
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from server.container import Services
+from server.db.models import Transition
+from server.domain.views import CreateTask
+from server.engine.store import Outcome
+from server.registry.handler_registry import HandlerRegistry
+from server.testing import VirtualClock
+from tests.conftest import ROOT, WORKFLOWS, on_every_store
+from tests.support.recorder import Recorder
+
+pytestmark = on_every_store
+FLOW = ROOT / "tests" / "fixtures" / "flow"
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[HandlerRegistry]:
+    yield HandlerRegistry.load([WORKFLOWS, FLOW], examples=False)
+
+
+async def _call_step(services: Services) -> int:
+    task, _ = await services.tasks.create_task(
+        CreateTask(namespace="flow", name="rated", context={"tenant": "t1"})
+    )
+    return (await services.steps.get_step(task.id, "call")).id
+
+
+async def test_a_claim_with_an_earlier_time_counts_the_starts_a_later_one_kept(
+    services: Services,
+) -> None:
+    clock = VirtualClock()
+    services.changes.clock = clock
+    services.set_dispatcher(Recorder())
+    ids = [await _call_step(services) for _ in range(5)]  # at most 3 starts in any 10 s
+
+    started = clock.now()
+    for i, at in zip(ids[:4], (0.0, 4.0, 8.0, 14.5), strict=True):
+        clock.advance_to(started + timedelta(seconds=at))
+        claim = await services.runner.claim(i)
+        assert claim is not None, at
+        assert await services.runner.record(claim, Outcome(results={})) == "complete"
+
+    # A claim that read its time at +9 s and got the key's lock only now: its window
+    # (-1 s, +9 s] already holds the starts at 0, 4 and 8 s.
+    clock.offset -= timedelta(seconds=5.5)
+    assert await services.runner.claim(ids[4]) is None
+
+    starts = sorted(
+        row.created_at for row in await Transition.filter(step_id__in=ids, to_status="in_progress")
+    )
+    for first in starts:  # every 10 s window of the history, from each start
+        inside = [s for s in starts if first <= s < first + timedelta(seconds=10)]
+        assert len(inside) <= 3, starts
