@@ -84,7 +84,10 @@ class SlowDouble(StepHandler):
 
         IN_FLIGHT.enter()
         try:
-            await asyncio.sleep(0.002)
+            # Longer than an item's claim and record (each a transaction with its history row,
+            # serialised on SQLite): a shorter hold let one item finish before the next
+            # started, and the run never showed two at once.
+            await asyncio.sleep(0.02)
             if step.item == "boom":
                 raise PermanentError("boom")
             if isinstance(step.item, int) and step.item % 7 == 0 and step.attempt < 3:
