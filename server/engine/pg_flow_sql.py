@@ -22,6 +22,8 @@ after commit. When the key row counts waiting steps that the statement's snapsho
 (a wait recorded while it ran), it names the key, and the caller offers it in a transaction.
 """
 
+from server.engine.pg_sql import QUICK_COMMIT
+
 CLAIM_LIMITED = """
 WITH target AS (
     SELECT ws.ctid AS step_row, t.ctid AS task_row, ws.status AS old_status, ws.flow,
@@ -150,10 +152,10 @@ SELECT x.*, (SELECT ws.flow IS NOT NULL FROM tasker_workflow_steps ws WHERE ws.i
              WHERE e.to_step_id = c.id AND p.task_id = c.task_id) AS parents_done_at,
            (SELECT json_agg(json_build_array(h.id, h.from_status, h.to_status, h.reason)
                             ORDER BY h.id) FROM history h) AS history,
-           (SELECT id FROM started_history) AS started_cursor
+           (SELECT id FROM started_history) AS started_cursor, $quick_commit
       FROM claimed c JOIN tasker_tasks t ON t.id = c.task_id
   ) AS x ON TRUE
-"""
+""".replace("$quick_commit", QUICK_COMMIT)
 
 COMPLETE_LIMITED = """
 WITH task_lock AS (

@@ -25,7 +25,7 @@ statement (`server.domain.item_moves`).
 from server.domain.item_moves import ITEM_CLAIMED, ITEM_COMPLETE
 from server.domain.readiness import CLAIMABLE_TASK_STATES
 from server.domain.states import StepState
-from server.engine.pg_sql import Statement
+from server.engine.pg_sql import QUICK_COMMIT, Statement
 
 _S = StepState
 
@@ -87,10 +87,11 @@ SELECT c.id, c.idx, c.item, c.attempts, ws.handler_class, ws.retry_limit, ws.ret
        ws.timeout_seconds, ws.inputs, t.context,
        (SELECT json_object_agg(p.name, p.results)
           FROM tasker_step_edges e JOIN tasker_workflow_steps p ON p.id = e.from_step_id
-         WHERE e.to_step_id = ws.id AND p.task_id = ws.task_id) AS parent_results
+         WHERE e.to_step_id = ws.id AND p.task_id = ws.task_id) AS parent_results,
+       $quick_commit
   FROM claimed c, tasker_workflow_steps ws JOIN tasker_tasks t ON t.id = ws.task_id
  WHERE ws.id = $step_id
-""".replace("$claimed_reason", _text(ITEM_CLAIMED)),
+""".replace("$claimed_reason", _text(ITEM_CLAIMED)).replace("$quick_commit", QUICK_COMMIT),
     args=(
         "item_id",
         "task_id",

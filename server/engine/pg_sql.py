@@ -75,6 +75,19 @@ class Statement:
         return [*args, *self._fixed_values]
 
 
+QUICK_COMMIT = "set_config('synchronous_commit', 'off', true) AS quick_commit"
+"""A claim's select-list column that commits its statement without waiting for the WAL flush.
+
+A claim is safe to lose in a database crash: the step is back where it was before (pending or
+retrying, with the claim's history, slots and rate starts gone with it), as if the worker had
+died before claiming, and it runs again, as a step lost with a killed worker does. Nothing that
+depends on a claim can outlive it: the step's completion is a synchronous commit, and the WAL is
+flushed in order, so a durable completion makes its claim durable too (a completion whose claim
+was lost finds no lease and is discarded). Completions, failures, creations and every other
+change stay synchronous. Set for the statement's own transaction only (`is_local`), read when it
+commits; under PgBouncer's transaction mode too. Skipping one flush per claim halves the commits
+that wait for the disk on the hot path."""
+
 CLAIM = """
 WITH target AS (
     SELECT ws.ctid AS step_row, t.ctid AS task_row, ws.status AS old_status
@@ -142,9 +155,9 @@ SELECT c.id, c.task_id, c.name, c.attempts, c.retry_limit, c.retryable, c.timeou
          WHERE e.to_step_id = c.id AND p.task_id = c.task_id) AS parents_done_at,
        (SELECT json_agg(json_build_array(h.id, h.from_status, h.to_status, h.reason)
                         ORDER BY h.id) FROM history h) AS history,
-       (SELECT id FROM started_history) AS started_cursor
+       (SELECT id FROM started_history) AS started_cursor, $quick_commit
   FROM claimed c JOIN tasker_tasks t ON t.id = c.task_id
-"""
+""".replace("$quick_commit", QUICK_COMMIT)
 
 COMPLETE = """
 WITH task_lock AS (
