@@ -39,13 +39,17 @@ def known_query(
     if not query:
         return None
     document = limits.documents.get(query)
-    needed = Authorization.permissions.get(query, operation_name)
-    if document is None or needed is None:
-        return None
-    if not limits.validated.get(query, DEFAULT_RULES + limits.rules):
+    if document is None or not limits.validated.get(query, DEFAULT_RULES + limits.rules):
         return None
     operation = get_operation_ast(document, operation_name)
     if operation is None or operation.operation is not OperationType.QUERY:
+        return None
+    # Remembered under the name of the operation that ran, which strawberry reads from the
+    # document when the request names none (most clients send a single named operation and
+    # no `operationName`).
+    ran = operation.name.value if operation.name else None
+    needed = Authorization.permissions.get(query, ran)
+    if needed is None:
         return None
     return document, needed
 

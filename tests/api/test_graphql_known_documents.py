@@ -61,6 +61,8 @@ async def test_a_known_query_answers_as_the_first_time(
     first = await post(client, TASK, {"id": str(task.id)})
     assert first[0] == 200 and "errors" not in first[1]
     assert known_query(limits, TASK, "One") is not None
+    # The request named no operation (as most clients send one named operation): still known.
+    assert known_query(limits, TASK, None) is not None
     again = await post(client, TASK, {"id": str(task.id)})
     assert again == first  # same status, same JSON
     missing = await post(client, TASK, {"id": "00000000-0000-0000-0000-000000000000"})
