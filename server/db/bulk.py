@@ -42,29 +42,38 @@ async def insert_rows(
     """
     if not rows:
         return []
-    given = tuple(rows[0])
-    names, columns, converters, defaults = _layout(model, given)
-    per_statement = max(1, MAX_PARAMETERS // len(names))
+    width = len(_layout(model, tuple(rows[0]))[0])
+    per_statement = max(1, MAX_PARAMETERS // width)
     postgres = dialect(conn) == "postgres"
     tail = f" ON CONFLICT {skip_conflicts_on} DO NOTHING" if skip_conflicts_on else ""
     if returning:
         tail += " RETURNING " + ", ".join(f'"{c}"' for c in returning)
-    head = f'INSERT INTO "{model._meta.db_table}" ({columns}) VALUES '
     out: list[Row] = []
     for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
         values: list[Any] = []
-        for row in chunk:
-            for name, convert in zip(names, converters, strict=True):
-                value = row[name] if name in row else defaults[name]()
-                values.append(convert(value) if value is not None else None)
-        sql = head + _placeholders(len(chunk), len(names), postgres) + tail
+        sql = insert_sql(model, rows[start : start + per_statement], values, postgres) + tail
         if returning:
             # execute_query drops the rows of an INSERT on asyncpg; this one fetches them.
             out.extend(await conn.execute_query_dict(sql, values))
         else:
             await conn.execute_query(sql, values)
     return out
+
+
+def insert_sql(
+    model: type[Model], rows: Sequence[Mapping[str, Any]], values: list[Any], postgres: bool
+) -> str:
+    """`INSERT INTO table (columns) VALUES (...), (...)` for `rows`, their values appended to
+    `values` (PostgreSQL placeholders numbered after the ones already there), so several
+    inserts can share one statement."""
+    names, columns, converters, defaults = _layout(model, tuple(rows[0]))
+    first = len(values)
+    for row in rows:
+        for name, convert in zip(names, converters, strict=True):
+            value = row[name] if name in row else defaults[name]()
+            values.append(convert(value) if value is not None else None)
+    groups = _placeholders(len(rows), len(names), postgres, first)
+    return f'INSERT INTO "{model._meta.db_table}" ({columns}) VALUES {groups}'
 
 
 @functools.cache
@@ -102,11 +111,12 @@ def _same(value: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=256)
-def _placeholders(rows: int, width: int, postgres: bool) -> str:
-    """`($1, $2), ($3, $4)` (PostgreSQL) or `(?, ?), (?, ?)` (SQLite)."""
+def _placeholders(rows: int, width: int, postgres: bool, first: int = 0) -> str:
+    """`($1, $2), ($3, $4)` (PostgreSQL, numbered from `first` + 1) or `(?, ?), (?, ?)`."""
     if not postgres:
         group = "(" + ", ".join("?" * width) + ")"
         return ", ".join([group] * rows)
     return ", ".join(
-        "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")" for r in range(rows)
+        "(" + ", ".join(f"${first + r * width + c + 1}" for c in range(width)) + ")"
+        for r in range(rows)
     )

@@ -23,9 +23,10 @@ from uuid import uuid4
 from tortoise.exceptions import IntegrityError
 
 from server.db.rows import task_view
+from server.db.sql import connection, dialect
 from server.domain.errors import Conflict, DomainError
 from server.domain.views import CreateTask
-from server.engine.changes import StateChanges
+from server.engine.changes import StateChanges, Transaction
 from server.engine.group_commit import GroupCommit
 from server.engine.limits import handler_key
 from server.infra.metrics import task_created
@@ -45,6 +46,7 @@ from server.services.creation_keys import (
 )
 from server.services.creation_rows import Plan, bypass, write_tasks
 from server.services.creation_single import insert_one
+from server.services.creation_statement import fits, write_at_once
 from server.services.debounce import Debouncer
 from server.services.pausing import handler_paused
 from server.services.supersede import AfterCancel, supersede
@@ -181,17 +183,21 @@ class TaskCreator:
     async def _write(self, plans: list[Plan], outcomes: list[Outcome | None]) -> None:
         """Write `plans` in one transaction; a plan whose key another task already holds
         gets that task (or a Conflict) instead."""
-        async with self.changes.transaction() as tx:
-            paused: dict[int, bool] = {}
-            for plan in plans:  # created paused when its handler is (`pausing`)
-                tpl = plan.template
-                if id(tpl) not in paused:
-                    paused[id(tpl)] = await handler_paused(tx, tpl)
-                plan.paused_at = tx.now if paused[id(tpl)] else None
-            written = await write_tasks(tx, plans)
-            bypassing = [p for p in written if p.req.bypass_steps]
-            for plan in bypassing:
-                await bypass(tx, plan)
+        bypassing: list[Plan] = []
+        if fits(plans) and dialect(connection()) == "postgres":
+            # One statement: atomic without BEGIN and COMMIT (`creation_statement`).
+            tx = Transaction(now=self.changes.clock.now(), conn=connection())
+            await mark_paused(tx, plans)
+            await write_at_once(tx, plans)
+            self.changes.after_commit(tx)
+            written = plans
+        else:
+            async with self.changes.transaction() as tx:
+                await mark_paused(tx, plans)
+                written = await write_tasks(tx, plans)
+                bypassing = [p for p in written if p.req.bypass_steps]
+                for plan in bypassing:
+                    await bypass(tx, plan)
         for plan in written:
             task_created(plan.template.namespace)  # metrics: counting events skips creations
             outcomes[plan.index] = (plan.view(tx.now), True)
@@ -255,3 +261,13 @@ class TaskCreator:
             if existing is None:
                 raise
             return same_request(existing, fingerprint), False
+
+
+async def mark_paused(tx: Transaction, plans: list[Plan]) -> None:
+    """Tasks are created paused when their handler is (`pausing`): stamp those plans."""
+    paused: dict[int, bool] = {}
+    for plan in plans:
+        tpl = plan.template
+        if id(tpl) not in paused:
+            paused[id(tpl)] = await handler_paused(tx, tpl)
+        plan.paused_at = tx.now if paused[id(tpl)] else None

@@ -7,6 +7,7 @@ the history rows and the dispatch of the root steps are queued on the transactio
 after it commits.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from uuid import UUID
 
 from server.db.bulk import insert_rows
 from server.db.models import StepEdge, Task, Transition, WorkflowStep
+from server.db.sql import Row
 from server.domain.states import StepState, TaskState
 from server.domain.templates import HandlerTemplate
 from server.domain.views import CreateTask, TaskView
@@ -88,7 +90,7 @@ async def write_tasks(tx: Transaction, plans: list[Plan]) -> list[Plan]:
     inserted = await insert_rows(
         tx.conn,
         Task,
-        [_task_row(p, now) for p in plans],
+        [task_row(p, now) for p in plans],
         returning=("id",) if keyed else (),
         skip_conflicts_on=KEY_INDEX if keyed else None,
     )
@@ -97,13 +99,13 @@ async def write_tasks(tx: Transaction, plans: list[Plan]) -> list[Plan]:
         plans = [p for p in plans if p.id_text in ids]
     if not plans:
         return []
-    step_rows = await insert_rows(
+    inserted_steps = await insert_rows(
         tx.conn,
         WorkflowStep,
-        [row for p in plans for row in _step_rows(p, now)],
+        [row for p in plans for row in step_rows(p, now)],
         returning=("id", "task_id", "name"),
     )
-    step_ids = {(str(r["task_id"]), r["name"]): int(r["id"]) for r in step_rows}
+    step_ids = {(str(r["task_id"]), r["name"]): int(r["id"]) for r in inserted_steps}
     await insert_rows(
         tx.conn,
         StepEdge,
@@ -123,6 +125,19 @@ async def write_tasks(tx: Transaction, plans: list[Plan]) -> list[Plan]:
         [row for p in plans for row in _history_rows(p, step_ids, now)],
         returning=("id", "task_id", "step_id", "step_name"),
     )
+    after_insert(tx, plans, step_ids, history)
+    return plans
+
+
+def after_insert(
+    tx: Transaction,
+    plans: list[Plan],
+    step_ids: dict[tuple[str, str], int],
+    history: Sequence[Row],
+) -> None:
+    """Queue the events of the "created" rows and the dispatch of the root steps, for after
+    the rows commit."""
+    now = tx.now
     refs = {p.id_text: TaskRef(p.id, p.template.namespace, p.priority) for p in plans}
     # Followers of a namespace see a task from its creation: its "created" rows are published
     # like any other transition.
@@ -134,7 +149,6 @@ async def write_tasks(tx: Transaction, plans: list[Plan]) -> list[Plan]:
         sent_at = _sent_at(p, now)
         ready = [step_ids[p.id_text, name] for name in _ready(p)]
         tx.dispatch_after_commit(ready, (sent_at - now).total_seconds(), p.priority)
-    return plans
 
 
 async def bypass(tx: Transaction, plan: Plan) -> None:
@@ -206,7 +220,7 @@ def _shape(template: HandlerTemplate) -> _Shape:
     return cached[1]
 
 
-def _task_row(plan: Plan, now: datetime) -> dict[str, Any]:
+def task_row(plan: Plan, now: datetime) -> dict[str, Any]:
     req, tpl = plan.req, plan.template
     return {
         "id": plan.id_text,
@@ -240,7 +254,7 @@ def _task_row(plan: Plan, now: datetime) -> dict[str, Any]:
     }
 
 
-def _step_rows(plan: Plan, now: datetime) -> list[dict[str, Any]]:
+def step_rows(plan: Plan, now: datetime) -> list[dict[str, Any]]:
     ready = set(_ready(plan))
     sent_at = _sent_at(plan, now)
     waiting = _shape(plan.template).waiting
