@@ -187,6 +187,18 @@ async def engine(
 
 
 @pytest.fixture
+def broker_url() -> str:
+    """The test Redis, emptied; an unreachable Redis fails the test, it does not skip it."""
+    import redis
+
+    assert REDIS_URL
+    client = redis.Redis.from_url(REDIS_URL)
+    client.ping()
+    client.flushdb()
+    return REDIS_URL
+
+
+@pytest.fixture
 async def client(engine: Services) -> AsyncIterator[httpx.AsyncClient]:
     """The app over the running engine, called in process."""
     transport = httpx.ASGITransport(app=create_app(services=engine))
