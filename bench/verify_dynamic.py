@@ -9,14 +9,25 @@
   (or resolved) and finished no later than the step.
 """
 
-DYNAMIC_CHECKS: list[tuple[str, str]] = [
-    (
-        "map steps over max_parallel (from the items' rows)",
-        """WITH limits AS (
+_LIMITS = """WITH limits AS (
              SELECT n.id AS named_task_id, s->>'name' AS step_name,
                     (s->>'max_parallel')::int AS lim
                FROM tasker_named_tasks n, jsonb_array_elements(n.definition->'steps') s
-              WHERE s->>'max_parallel' IS NOT NULL),
+              WHERE s->>'max_parallel' IS NOT NULL),"""
+"""Each map step's `max_parallel`, as its handler's definition stores it."""
+
+_MOST_OVER_LIMIT = """most AS (SELECT step_id, max(n) AS n FROM running GROUP BY step_id)
+         SELECT count(*) FROM most m
+           JOIN tasker_workflow_steps ws ON ws.id = m.step_id
+           JOIN tasker_tasks t ON t.id = ws.task_id
+           JOIN limits l ON l.named_task_id = t.named_task_id AND l.step_name = ws.name
+          WHERE m.n > l.lim"""
+"""The map steps whose most items running at once (`running`: step_id, n) exceeded it."""
+
+DYNAMIC_CHECKS: list[tuple[str, str]] = [
+    (
+        "map steps over max_parallel (from the items' rows)",
+        f"""{_LIMITS}
            ev AS (
              SELECT step_id, started_at AS at, 1 AS d FROM tasker_step_items
               WHERE started_at IS NOT NULL
@@ -27,33 +38,19 @@ DYNAMIC_CHECKS: list[tuple[str, str]] = [
            running AS (
              SELECT step_id, sum(d) OVER (PARTITION BY step_id ORDER BY at, d
                                           ROWS UNBOUNDED PRECEDING) AS n FROM ev),
-           most AS (SELECT step_id, max(n) AS n FROM running GROUP BY step_id)
-         SELECT count(*) FROM most m
-           JOIN tasker_workflow_steps ws ON ws.id = m.step_id
-           JOIN tasker_tasks t ON t.id = ws.task_id
-           JOIN limits l ON l.named_task_id = t.named_task_id AND l.step_name = ws.name
-          WHERE m.n > l.lim""",
+           {_MOST_OVER_LIMIT}""",
     ),
     (
         # The same from the items' history rows: +1 at each claim, -1 at each recorded
         # attempt, in the order the task's lock gave them.
         "map steps over max_parallel (from the items' history rows)",
-        """WITH limits AS (
-             SELECT n.id AS named_task_id, s->>'name' AS step_name,
-                    (s->>'max_parallel')::int AS lim
-               FROM tasker_named_tasks n, jsonb_array_elements(n.definition->'steps') s
-              WHERE s->>'max_parallel' IS NOT NULL),
+        f"""{_LIMITS}
            running AS (
              SELECT step_id, sum(CASE WHEN reason = 'item claimed' THEN 1 ELSE -1 END)
                         OVER (PARTITION BY step_id ORDER BY id) AS n
                FROM public.tasker_transitions
               WHERE reason IN ('item claimed', 'item complete', 'item retrying', 'item failed')),
-           most AS (SELECT step_id, max(n) AS n FROM running GROUP BY step_id)
-         SELECT count(*) FROM most m
-           JOIN tasker_workflow_steps ws ON ws.id = m.step_id
-           JOIN tasker_tasks t ON t.id = ws.task_id
-           JOIN limits l ON l.named_task_id = t.named_task_id AND l.step_name = ws.name
-          WHERE m.n > l.lim""",
+           {_MOST_OVER_LIMIT}""",
     ),
     (
         "map items left in progress",

@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from server.app import create_app
 from server.config import Settings
 from server.container import Services, build_services
 from server.db import page_anchors
@@ -25,6 +27,7 @@ from workers.runtime import LoopRuntime
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / "tests" / "fixtures" / "workflows"
+DYNAMIC = ROOT / "tests" / "fixtures" / "dynamic"
 POSTGRES_URL = os.environ.get("TASKER_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("TASKER_TEST_REDIS_URL")
 
@@ -181,6 +184,26 @@ async def engine(
         await pool.stop_background()
         await asyncio.to_thread(pool.stop_consuming)
         await svc.close()
+
+
+@pytest.fixture
+def broker_url() -> str:
+    """The test Redis, emptied; an unreachable Redis fails the test, it does not skip it."""
+    import redis
+
+    assert REDIS_URL
+    client = redis.Redis.from_url(REDIS_URL)
+    client.ping()
+    client.flushdb()
+    return REDIS_URL
+
+
+@pytest.fixture
+async def client(engine: Services) -> AsyncIterator[httpx.AsyncClient]:
+    """The app over the running engine, called in process."""
+    transport = httpx.ASGITransport(app=create_app(services=engine))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
 
 
 # --- No token or secret ever reaches a log record, in the whole run ------------------------

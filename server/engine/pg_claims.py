@@ -5,6 +5,7 @@ the same columns: the claimed step, its task, the history rows they wrote (a due
 claim) and, when the claim started the task, that row's id.
 """
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -39,12 +40,42 @@ def claim_from_row(
             task, None, None, start.source, start.target, "step started", row["started_cursor"]
         )
     changes.after_commit(effects)
-    return Claim(
+    return attempt_claim(
+        row,
+        req,
         step_id=row["id"],
         step_name=row["name"],
         task=task,
         handler_name=row["handler_name"],
         handler_version=row["version"],
+        task_created_at=row["task_created_at"],
+        parents_done_at=row["parents_done_at"],
+        limited=limited,
+    )
+
+
+def attempt_claim(
+    row: Mapping[str, Any],
+    req: ClaimRequest,
+    *,
+    step_id: int,
+    step_name: str,
+    task: TaskRef,
+    handler_name: str,
+    handler_version: str,
+    task_created_at: datetime | None = None,
+    parents_done_at: datetime | None = None,
+    limited: bool = False,
+) -> Claim:
+    """The claim of an attempt whose columns (handler class, attempt, retries, timeout, inputs,
+    context, parents' results) `row` holds, as every claim statement (steps' and map items')
+    returns them; the step, task and handler are given, as each statement reads them."""
+    return Claim(
+        step_id=step_id,
+        step_name=step_name,
+        task=task,
+        handler_name=handler_name,
+        handler_version=handler_version,
         handler_class=row["handler_class"],
         attempt=row["attempts"],
         retry_limit=row["retry_limit"],
@@ -54,7 +85,7 @@ def claim_from_row(
         context=stored_json(row["context"]),
         parent_results=stored_json(row["parent_results"]) or {},
         lease_owner=req.lease_owner,
-        task_created_at=row["task_created_at"],
-        parents_done_at=row["parents_done_at"],
+        task_created_at=task_created_at,
+        parents_done_at=parents_done_at,
         limited=limited,
     )

@@ -18,8 +18,9 @@ A step whose lease was lost (cancelled, reaped) is left out and answered `discar
 """
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from tortoise import Tortoise
 
@@ -30,6 +31,12 @@ from server.engine.pg_sql import Move, Statement
 from server.engine.store import Claim, Recorded
 
 _S, _T = StepState, TaskState
+
+DONE = Move("step", _S.IN_PROGRESS, _S.COMPLETE)
+FINISH = Move("task", _T.IN_PROGRESS, _T.COMPLETE)
+COMPLETE_MOVES = {"done": DONE, "finish": FINISH}
+"""The moves every completion statement writes: the step done and, by the task's last step, the
+task finished."""
 
 COMPLETE_MANY = """
 WITH input AS (
@@ -119,10 +126,7 @@ SELECT d.id AS step_id, h.id AS cursor, t.remaining, f.id AS finished_cursor,
 COMPLETE_MANY_STATEMENT = Statement(
     COMPLETE_MANY,
     args=("step_ids", "leases", "results", "metadata", "now"),
-    moves={
-        "done": Move("step", _S.IN_PROGRESS, _S.COMPLETE),
-        "finish": Move("task", _T.IN_PROGRESS, _T.COMPLETE),
-    },
+    moves=COMPLETE_MOVES,
     states={"ready_state": _S.PENDING},
 )
 
@@ -146,8 +150,7 @@ async def complete_many(
         ),
     )
     by_step: dict[int, dict[str, Any]] = {int(r["step_id"]): r for r in rows}
-    done, finish = statement.moves["done"], statement.moves["finish"]
-    events: list[tuple[int, TaskRef, int | None, str | None, str, str, str]] = []
+    notes: list[Note] = []
     recorded: list[Recorded] = []
     unsettled: dict[Any, TaskRef] = {}
     finished: set[int] = set()
@@ -157,34 +160,65 @@ async def complete_many(
         if row is None:
             recorded.append(Recorded("discarded"))
             continue
-        events.append(
-            (
-                int(row["cursor"]),
-                claim.task,
-                claim.step_id,
-                claim.step_name,
-                done.source,
-                done.target,
-                "completed",
-            )
-        )
         cursor = row["finished_cursor"]
-        if cursor is not None and cursor not in finished:  # the batch finished the task
+        # The batch's steps of one task share the task's finish: it is noted once.
+        notes += completion_notes(claim, int(row["cursor"]), None if cursor in finished else cursor)
+        if cursor is not None:  # the batch finished the task
             finished.add(cursor)
-            events.append(
-                (cursor, claim.task, None, None, finish.source, finish.target, "all steps done")
-            )
-        elif cursor is None and int(row["remaining"]) == 0:
+        elif int(row["remaining"]) == 0:
             # All steps done but the task was not running (e.g. reopened from error).
             unsettled[claim.task.id] = claim.task
         ready: list[int] = list(row["ready"] or [])
         effects.dispatch_after_commit(ready[1:], priority=claim.task.priority or DEFAULT_PRIORITY)
         recorded.append(Recorded("complete", ready[0] if ready else None))
-    for cursor, task, step_id, step_name, source, target, reason in sorted(events, key=_cursor):
-        effects.note(task, step_id, step_name, source, target, reason, cursor)
+    for note in sorted(notes, key=_cursor):
+        note.write(effects)
     changes.after_commit(effects)
     return recorded, list(unsettled.values())
 
 
-def _cursor(event: tuple[int, Any, Any, Any, Any, Any, Any]) -> int:
-    return event[0]
+class Note(NamedTuple):
+    """A history row a completion wrote, to be noted after commit."""
+
+    cursor: int
+    task: TaskRef
+    step_id: int | None
+    step_name: str | None
+    source: str
+    target: str
+    reason: str
+
+    def write(self, effects: Effects) -> None:
+        """Note it in these effects."""
+        effects.note(
+            self.task, self.step_id, self.step_name, self.source, self.target, self.reason,
+            self.cursor,
+        )  # fmt: skip
+
+
+def completion_notes(claim: Claim, cursor: int, finished_cursor: int | None) -> list[Note]:
+    """The history of a completion: the step's move and, when it finished the task (a
+    `finished_cursor`), the task's."""
+    notes = [
+        Note(cursor, claim.task, claim.step_id, claim.step_name, DONE.source, DONE.target,
+             "completed"),
+    ]  # fmt: skip
+    if finished_cursor is not None:
+        notes.append(
+            Note(finished_cursor, claim.task, None, None, FINISH.source, FINISH.target,
+                 "all steps done"),
+        )  # fmt: skip
+    return notes
+
+
+def completion_effects(claim: Claim, row: Mapping[str, Any], now: datetime) -> Effects:
+    """The effects of one step's completion row (`pg_sql.COMPLETED_ROW`): its history, in the
+    order it was written; the caller adds the dispatches."""
+    effects = Effects(now)
+    for note in completion_notes(claim, int(row["cursor"]), row["finished_cursor"]):
+        note.write(effects)
+    return effects
+
+
+def _cursor(note: Note) -> int:
+    return note.cursor

@@ -14,7 +14,6 @@ from server.domain.flow import DEFAULT_PRIORITY
 from server.domain.readiness import CLAIMABLE_TASK_STATES, RETRYING
 from server.domain.states import ACTIVE_TASK_STATES, StepState, TaskState
 from server.engine import limits
-from server.engine.changes import Effects
 from server.engine.limit_keys import (
     HELD,
     KEEP_STARTS_SECONDS,
@@ -24,6 +23,7 @@ from server.engine.limit_keys import (
     split_name,
 )
 from server.engine.pg_claims import claim_from_row
+from server.engine.pg_complete import COMPLETE_MOVES, completion_effects
 from server.engine.pg_flow_sql import CLAIM_LIMITED, COMPLETE_LIMITED
 from server.engine.pg_sql import Move, Statement
 from server.engine.store import Claim, ClaimRequest, Recorded
@@ -53,10 +53,7 @@ COMPLETE_STATEMENT = Statement(
         "step_id", "lease", "results", "now", "metadata", "held", "waiting", "offered",
         "task_scopes",
     ),
-    moves={
-        "done": Move("step", _S.IN_PROGRESS, _S.COMPLETE),
-        "finish": Move("task", _T.IN_PROGRESS, _T.COMPLETE),
-    },
+    moves=COMPLETE_MOVES,
     states={"ready_state": _S.PENDING, "active_tasks": sorted(ACTIVE_TASK_STATES)},
 )  # fmt: skip
 
@@ -108,17 +105,7 @@ async def complete_limited(store: "PgStore", claim: Claim, encoded: str) -> Reco
     if row is None or row["cursor"] is None:
         return Recorded("discarded")
     ready: list[int] = list(row["ready"] or [])
-    done, finish = COMPLETE_STATEMENT.moves["done"], COMPLETE_STATEMENT.moves["finish"]
-    effects = Effects(now)
-    effects.note(
-        claim.task, claim.step_id, claim.step_name, done.source, done.target, "completed",
-        int(row["cursor"]),
-    )  # fmt: skip
-    if row["finished_cursor"] is not None:
-        effects.note(
-            claim.task, None, None, finish.source, finish.target, "all steps done",
-            row["finished_cursor"],
-        )  # fmt: skip
+    effects = completion_effects(claim, row, now)
     # This worker runs next a child it made ready or, failing one, the step it handed its
     # slot to: the hand-off then waits for no broker round trip.
     follow = [*ready, *(row["offered"] or [])]

@@ -22,9 +22,18 @@ after commit. When the key row counts waiting steps that the statement's snapsho
 (a wait recorded while it ran), it names the key, and the caller offers it in a transaction.
 """
 
-from server.engine.pg_sql import QUICK_COMMIT
+from server.engine.pg_sql import (
+    CLAIM_HISTORY,
+    CLAIM_ROW,
+    CLAIM_STEP,
+    CLAIMABLE_STEP,
+    CLAIMED_COLUMNS,
+    COMPLETE_STEP,
+    COMPLETED_ROW,
+    TASK_LOCK,
+)
 
-CLAIM_LIMITED = """
+CLAIM_LIMITED = f"""
 WITH target AS (
     SELECT ws.ctid AS step_row, t.ctid AS task_row, ws.status AS old_status, ws.flow,
            ws.task_id, t.status AS task_status
@@ -32,14 +41,7 @@ WITH target AS (
      WHERE ws.id = $step_id AND ws.waiting_on = 0 AND ws.flow IS NOT NULL
        -- A step that waits for a slot goes the portable way; one offered a slot does not.
        AND NOT EXISTS (SELECT 1 FROM tasker_limit_slots s
-                        WHERE s.step_id = ws.id AND s.state <> $offered::text)
-       AND t.status = ANY($claimable_tasks::text[])
-       AND (t.run_at IS NULL OR t.run_at <= $now)
-       AND t.paused_at IS NULL AND t.handler_paused_at IS NULL
-       AND (ws.wake_at IS NULL OR ws.wake_at <= $now)
-       AND (ws.status = $claim_from::text
-            OR (ws.status = $retry_from::text AND ws.next_attempt_at <= $now))
-       FOR NO KEY UPDATE OF t, ws
+                        WHERE s.step_id = ws.id AND s.state <> $offered::text){CLAIMABLE_STEP}
 ), wanted AS (
     SELECT l->>'scope' AS scope, l->>'key' AS "key", l->>'kind' AS kind,
            (l->>'limit')::int AS lim, (l->>'period')::float8 AS period
@@ -70,17 +72,10 @@ WITH target AS (
       FROM mine, verdict
      WHERE s.id = mine.id AND s.state = $offered::text AND verdict.ok
  RETURNING s.id
-), claimed AS (
-    UPDATE tasker_workflow_steps ws
-       SET status = $claim_to::text, attempts = ws.attempts + 1, lease_owner = $lease,
-           lease_expires_at = $now
-               + make_interval(secs => COALESCE(ws.timeout_seconds, $default_timeout) + $grace),
-           started_at = $now, completed_at = NULL, next_attempt_at = NULL, updated_at = $now
+), claimed AS ({CLAIM_STEP}
       FROM target, verdict
      WHERE ws.ctid = target.step_row AND verdict.ok
-       AND (SELECT count(*) FROM taken) = (SELECT count(*) FROM mine)
- RETURNING ws.id, ws.task_id, ws.name, ws.attempts, ws.retry_limit, ws.retryable,
-           ws.timeout_seconds, ws.inputs, ws.handler_class, target.old_status
+       AND (SELECT count(*) FROM taken) = (SELECT count(*) FROM mine){CLAIMED_COLUMNS}
 ), bump AS (
     UPDATE tasker_limit_keys k
        SET in_use = k.in_use + CASE WHEN keys.kind = $rate_kind::text THEN 0 ELSE 1 END,
@@ -115,99 +110,17 @@ WITH target AS (
        AND ls.scope = keys.scope AND ls."key" = keys."key"
        AND ls.started_at <= $now - make_interval(secs => keys.period + $keep::float8)
  RETURNING ls.id
-), history AS (
-    INSERT INTO tasker_transitions
-           (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
-    SELECT c.task_id, c.id, c.name, m.from_status, m.to_status, m.reason,
-           jsonb_build_object('attempt', c.attempts, 'worker', $lease::text), $now
-      FROM claimed c,
-           (VALUES (1, $retry_from::text, $retry_to::text, 'retry due'),
-                   (2, $claim_from::text, $claim_to::text, 'claimed'))
-               AS m(ord, from_status, to_status, reason)
-     WHERE m.ord = 2 OR c.old_status = $retry_from::text
- RETURNING id, from_status, to_status, reason
-), started AS (
-    UPDATE tasker_tasks t SET status = $start_to::text, updated_at = $now
-      FROM target, claimed c WHERE t.ctid = target.task_row AND t.status = $start_from::text
- RETURNING t.id
-), started_history AS (
-    INSERT INTO tasker_transitions
-           (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
-    SELECT id, NULL, NULL, $start_from::text, $start_to::text, 'step started', '{}'::jsonb, $now
-      FROM started
- RETURNING id
-)
+), {CLAIM_HISTORY}
 SELECT x.*, (SELECT ws.flow IS NOT NULL FROM tasker_workflow_steps ws WHERE ws.id = $step_id)
            AS limited
   FROM (SELECT 1) AS one LEFT JOIN LATERAL (
-    SELECT c.id, c.task_id, c.name, c.attempts, c.retry_limit, c.retryable, c.timeout_seconds,
-           c.inputs, c.handler_class, t.namespace, t.priority, t.name AS handler_name, t.version,
-           t.status AS task_status, t.context,
-           (SELECT json_object_agg(p.name, p.results)
-              FROM tasker_step_edges e JOIN tasker_workflow_steps p ON p.id = e.from_step_id
-             WHERE e.to_step_id = c.id AND p.task_id = c.task_id) AS parent_results,
-           COALESCE(t.run_at, t.created_at) AS task_created_at,
-           (SELECT MAX(p.completed_at)
-              FROM tasker_step_edges e JOIN tasker_workflow_steps p ON p.id = e.from_step_id
-             WHERE e.to_step_id = c.id AND p.task_id = c.task_id) AS parents_done_at,
-           (SELECT json_agg(json_build_array(h.id, h.from_status, h.to_status, h.reason)
-                            ORDER BY h.id) FROM history h) AS history,
-           (SELECT id FROM started_history) AS started_cursor, $quick_commit
-      FROM claimed c JOIN tasker_tasks t ON t.id = c.task_id
-  ) AS x ON TRUE
-""".replace("$quick_commit", QUICK_COMMIT)
+{CLAIM_ROW}  ) AS x ON TRUE
+"""
 
-COMPLETE_LIMITED = """
+COMPLETE_LIMITED = f"""
 WITH task_lock AS (
-    -- The task row first, then its steps, then the key rows (the order of every writer).
-    SELECT t.id FROM tasker_tasks t
-     WHERE t.id = (SELECT task_id FROM tasker_workflow_steps WHERE id = $step_id)
-       FOR NO KEY UPDATE
-), done AS (
-    UPDATE tasker_workflow_steps
-       SET status = $done_to::text, results = $results::jsonb, completed_at = $now,
-           updated_at = $now, lease_owner = NULL, lease_expires_at = NULL
-     WHERE ctid = (SELECT ctid FROM tasker_workflow_steps WHERE id = $step_id)
-       AND status = $done_from::text AND lease_owner = $lease
-       AND EXISTS (SELECT 1 FROM task_lock)
- RETURNING id, task_id, name
-), children AS (
-    UPDATE tasker_workflow_steps c
-       SET waiting_on = c.waiting_on - 1,
-           dispatched_at = CASE WHEN c.waiting_on = 1 AND c.status = $ready_state::text
-                                THEN $now ELSE c.dispatched_at END
-      FROM tasker_step_edges e, done
-     WHERE e.from_step_id = done.id AND c.id = e.to_step_id
- RETURNING c.id, c.waiting_on, c.status
-), task AS (
-    UPDATE tasker_tasks t
-       SET remaining = t.remaining - 1,
-           status = CASE WHEN t.remaining = 1 AND t.parent_task_id IS NULL
-                         AND t.status = $finish_from::text
-                         THEN $finish_to::text ELSE t.status END,
-           completed_at = CASE WHEN t.remaining = 1 AND t.parent_task_id IS NULL
-                         AND t.status = $finish_from::text
-                               THEN $now ELSE t.completed_at END,
-           updated_at = CASE WHEN t.remaining = 1 AND t.parent_task_id IS NULL
-                         AND t.status = $finish_from::text
-                             THEN $now ELSE t.updated_at END
-      FROM done WHERE t.id = done.task_id
- RETURNING t.id, t.remaining, t.status
-), history AS (
-    INSERT INTO tasker_transitions
-           (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
-    SELECT d.task_id, d.id, d.name, $done_from::text, $done_to::text, 'completed',
-           $metadata::jsonb, $now
-      FROM done d, task
- RETURNING id
-), finished_history AS (
-    INSERT INTO tasker_transitions
-           (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
-    SELECT id, NULL, NULL, $finish_from::text, $finish_to::text, 'all steps done', '{}'::jsonb,
-           $now
-      FROM task WHERE remaining = 0 AND status = $finish_to::text
- RETURNING id
-), freed AS (
+    -- The task row first, then its steps, then the key rows (the order of every writer).{TASK_LOCK}
+), {COMPLETE_STEP}, freed AS (
     -- The step's slots, and its task's handler slot once the task is no longer active.
     DELETE FROM tasker_limit_slots s USING done, task
      WHERE s.state = $held::text AND s.task_id = done.task_id
@@ -239,12 +152,7 @@ WITH task_lock AS (
       FROM keys LEFT JOIN offered_keys o ON o.scope = keys.scope AND o."key" = keys."key"
      WHERE k.scope = keys.scope AND k."key" = keys."key"
  RETURNING k.scope, k."key", k.waiting, COALESCE(o.n, 0) AS n_offered
-)
-SELECT (SELECT id FROM history) AS cursor,
-       (SELECT remaining FROM task) AS remaining,
-       (SELECT id FROM finished_history) AS finished_cursor,
-       ARRAY(SELECT id FROM children WHERE waiting_on = 0 AND status = $ready_state::text)
-           AS ready,
+){COMPLETED_ROW},
        ARRAY(SELECT step_id FROM offered) AS offered,
        ARRAY(SELECT scope || '|' || "key" FROM settled WHERE waiting > 0 AND n_offered = 0)
            AS recheck

@@ -22,6 +22,9 @@ statements name states, not moves. Every item move appends its history row in th
 statement (`server.domain.item_moves`).
 """
 
+from collections.abc import Sequence
+from enum import StrEnum
+
 from server.domain.item_moves import ITEM_CLAIMED, ITEM_COMPLETE
 from server.domain.readiness import CLAIMABLE_TASK_STATES
 from server.domain.states import StepState
@@ -35,6 +38,23 @@ def _text(constant: str) -> str:
     assert "'" not in constant
     return f"'{constant}'"
 
+
+ITEM_ARGS = ("item_id", "task_id", "step_id", "step_name", "items_lease", "lease")
+"""The arguments an item's claim and completion start with: the item, its step and task, the
+step's own lease (held while it waits for its items) and the item's."""
+
+ITEM_STATES: dict[str, StrEnum | Sequence[StrEnum]] = {
+    "pending": _S.PENDING,
+    "in_progress": _S.IN_PROGRESS,
+    "claimable_tasks": sorted(CLAIMABLE_TASK_STATES),
+}
+
+ITEMS_OPEN = """ws.status = $in_progress::text AND ws.lease_owner = $items_lease
+       AND t.status = ANY($claimable_tasks::text[])
+       -- A paused task (or handler) starts no item; resuming sends them again.
+       AND t.paused_at IS NULL AND t.handler_paused_at IS NULL"""
+"""An item may start: its step (`ws`) still waits for its items, and its task (`t`) may start
+steps."""
 
 LOCK_TASK_OF_ITEM = Statement(
     """
@@ -61,10 +81,7 @@ WITH target AS (
        AND (i.status = $pending::text
             OR (i.status = $error::text AND i.next_attempt_at <= $now))
        -- Only while its step waits for its items: none starts once it failed or was cancelled.
-       AND ws.status = $in_progress::text AND ws.lease_owner = $items_lease
-       AND t.status = ANY($claimable_tasks::text[])
-       -- A paused task (or handler) starts no item; resuming sends them again.
-       AND t.paused_at IS NULL AND t.handler_paused_at IS NULL
+       AND $items_open
        AND (SELECT count(*) FROM tasker_step_items r
              WHERE r.step_id = ws.id AND r.status = $in_progress::text) < $limit
 ), claimed AS (
@@ -91,26 +108,12 @@ SELECT c.id, c.idx, c.item, c.attempts, ws.handler_class, ws.retry_limit, ws.ret
        $quick_commit
   FROM claimed c, tasker_workflow_steps ws JOIN tasker_tasks t ON t.id = ws.task_id
  WHERE ws.id = $step_id
-""".replace("$claimed_reason", _text(ITEM_CLAIMED)).replace("$quick_commit", QUICK_COMMIT),
-    args=(
-        "item_id",
-        "task_id",
-        "step_id",
-        "step_name",
-        "items_lease",
-        "lease",
-        "limit",
-        "now",
-        "default_timeout",
-        "grace",
-    ),
+""".replace("$items_open", ITEMS_OPEN)
+    .replace("$claimed_reason", _text(ITEM_CLAIMED))
+    .replace("$quick_commit", QUICK_COMMIT),
+    args=(*ITEM_ARGS, "limit", "now", "default_timeout", "grace"),
     moves={},
-    states={
-        "pending": _S.PENDING,
-        "in_progress": _S.IN_PROGRESS,
-        "error": _S.ERROR,
-        "claimable_tasks": sorted(CLAIMABLE_TASK_STATES),
-    },
+    states={**ITEM_STATES, "error": _S.ERROR},
 )
 
 COMPLETE_ITEM = Statement(
@@ -144,9 +147,7 @@ WITH task_lock AS (
 ), open AS (
     -- The step still waits for its items and its task may start one.
     SELECT 1 FROM task_lock t, step_lock ws
-     WHERE ws.status = $in_progress::text AND ws.lease_owner = $items_lease
-       AND t.status = ANY($claimable_tasks::text[])
-       AND t.paused_at IS NULL AND t.handler_paused_at IS NULL
+     WHERE $items_open
        AND EXISTS (SELECT 1 FROM done)
 ), next AS (
     -- The next item in input order. The snapshot is older than the lock when this statement
@@ -183,27 +184,10 @@ WITH task_lock AS (
 )
 SELECT (SELECT count(*) FROM done) AS done,
        (SELECT json_build_array(id, idx, item, attempts) FROM claimed) AS claimed
-""".replace("$claimed_reason", _text(ITEM_CLAIMED)).replace(
-        "$complete_reason", _text(ITEM_COMPLETE)
-    ),
-    args=(
-        "item_id",
-        "task_id",
-        "step_id",
-        "step_name",
-        "items_lease",
-        "lease",
-        "results",
-        "next_lease",
-        "timeout",
-        "grace",
-        "now",
-    ),
+""".replace("$items_open", ITEMS_OPEN)
+    .replace("$claimed_reason", _text(ITEM_CLAIMED))
+    .replace("$complete_reason", _text(ITEM_COMPLETE)),
+    args=(*ITEM_ARGS, "results", "next_lease", "timeout", "grace", "now"),
     moves={},
-    states={
-        "pending": _S.PENDING,
-        "in_progress": _S.IN_PROGRESS,
-        "complete": _S.COMPLETE,
-        "claimable_tasks": sorted(CLAIMABLE_TASK_STATES),
-    },
+    states={**ITEM_STATES, "complete": _S.COMPLETE},
 )

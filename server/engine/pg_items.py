@@ -14,10 +14,10 @@ from dataclasses import replace
 from server.engine.changes import TaskRef
 from server.engine.map_items import ItemClaim, MapItems
 from server.engine.map_slots import items_lease
-from server.engine.pg_claims import stored_json
+from server.engine.pg_claims import attempt_claim, stored_json
 from server.engine.pg_item_sql import CLAIM_ITEM, COMPLETE_ITEM, LOCK_TASK_OF_ITEM
 from server.engine.pg_store import connection
-from server.engine.store import Claim, ClaimRequest, Outcome
+from server.engine.store import ClaimRequest, Outcome
 
 
 class PgMapItems(MapItems):
@@ -50,21 +50,14 @@ class PgMapItems(MapItems):
             if not claimed:
                 return None
             r = claimed[0]
-            claim = Claim(
+            claim = attempt_claim(
+                r,
+                req,
                 step_id=t["step_id"],
                 step_name=t["step_name"],
                 task=TaskRef(t["task_id"], t["namespace"]),
                 handler_name=t["name"],
                 handler_version=t["version"],
-                handler_class=r["handler_class"],
-                attempt=r["attempts"],
-                retry_limit=r["retry_limit"],
-                retryable=r["retryable"],
-                timeout=r["timeout_seconds"] or req.default_timeout,
-                inputs=stored_json(r["inputs"]),
-                context=stored_json(r["context"]),
-                parent_results=stored_json(r["parent_results"]) or {},
-                lease_owner=req.lease_owner,
             )
             return ItemClaim(item_id, r["idx"], stored_json(r["item"]), claim, limit)
 

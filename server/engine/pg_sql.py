@@ -88,13 +88,11 @@ change stay synchronous. Set for the statement's own transaction only (`is_local
 commits; under PgBouncer's transaction mode too. Skipping one flush per claim halves the commits
 that wait for the disk on the hot path."""
 
-CLAIM = """
-WITH target AS (
-    SELECT ws.ctid AS step_row, t.ctid AS task_row, ws.status AS old_status
-      FROM tasker_workflow_steps ws JOIN tasker_tasks t ON t.id = ws.task_id
-     WHERE ws.id = $step_id AND ws.waiting_on = 0
-       -- A step with limits is claimed by the portable claim (`server.engine.limits`).
-       AND ws.flow IS NULL
+# Fragments the limited claim and completion (`pg_flow_sql`) share with the statements below:
+# a step is claimed, its history written and its task started the same way with or without
+# limits, and a completion counts the step done the same way before limits free its slots.
+
+CLAIMABLE_STEP = """
        AND t.status = ANY($claimable_tasks::text[])
        -- A delayed task's steps wait for its start (`readiness.has_started`).
        AND (t.run_at IS NULL OR t.run_at <= $now)
@@ -109,18 +107,23 @@ WITH target AS (
        -- between a cancel's read of the open steps and its commit, and sibling claims of a
        -- pending task serialise, so exactly one of them starts the task. The step row is
        -- locked too: a racing claim waits, then finds it no longer runnable.
-       FOR NO KEY UPDATE OF t, ws
-), claimed AS (
+       FOR NO KEY UPDATE OF t, ws"""
+"""The `target` conditions of a claim after its own, ending with the locks it takes."""
+
+CLAIM_STEP = """
     UPDATE tasker_workflow_steps ws
        SET status = $claim_to::text, attempts = ws.attempts + 1, lease_owner = $lease,
            lease_expires_at = $now
                + make_interval(secs => COALESCE(ws.timeout_seconds, $default_timeout) + $grace),
-           started_at = $now, completed_at = NULL, next_attempt_at = NULL, updated_at = $now
-      FROM target
-     WHERE ws.ctid = target.step_row
+           started_at = $now, completed_at = NULL, next_attempt_at = NULL, updated_at = $now"""
+"""The `claimed` update, up to its FROM clause."""
+
+CLAIMED_COLUMNS = """
  RETURNING ws.id, ws.task_id, ws.name, ws.attempts, ws.retry_limit, ws.retryable,
-           ws.timeout_seconds, ws.inputs, ws.handler_class, target.old_status
-), history AS (
+           ws.timeout_seconds, ws.inputs, ws.handler_class, target.old_status"""
+"""What the `claimed` update returns."""
+
+CLAIM_HISTORY = """history AS (
     INSERT INTO tasker_transitions
            (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
     SELECT c.task_id, c.id, c.name, m.from_status, m.to_status, m.reason,
@@ -141,7 +144,10 @@ WITH target AS (
     SELECT id, NULL, NULL, $start_from::text, $start_to::text, 'step started', '{}'::jsonb, $now
       FROM started
  RETURNING id
-)
+)"""
+"""The claim's history rows, and the start of its task when it was pending (with history)."""
+
+CLAIM_ROW = """
 SELECT c.id, c.task_id, c.name, c.attempts, c.retry_limit, c.retryable, c.timeout_seconds,
        c.inputs, c.handler_class, t.namespace, t.priority, t.name AS handler_name, t.version,
        t.status AS task_status, t.context,
@@ -158,17 +164,27 @@ SELECT c.id, c.task_id, c.name, c.attempts, c.retry_limit, c.retryable, c.timeou
        (SELECT id FROM started_history) AS started_cursor, $quick_commit
   FROM claimed c JOIN tasker_tasks t ON t.id = c.task_id
 """.replace("$quick_commit", QUICK_COMMIT)
+"""The claimed step's row (`pg_claims.claim_from_row` reads it)."""
 
-COMPLETE = """
-WITH task_lock AS (
-    -- The task row first, then its steps: the order every writer of a task takes them (the
-    -- claim above, cancel and the portable transaction lock the task, then write steps). A
-    -- completion that locked its step first and the task last deadlocked with a cancel of
-    -- the same task: each held the row the other wanted.
+CLAIM = f"""
+WITH target AS (
+    SELECT ws.ctid AS step_row, t.ctid AS task_row, ws.status AS old_status
+      FROM tasker_workflow_steps ws JOIN tasker_tasks t ON t.id = ws.task_id
+     WHERE ws.id = $step_id AND ws.waiting_on = 0
+       -- A step with limits is claimed by the portable claim (`server.engine.limits`).
+       AND ws.flow IS NULL{CLAIMABLE_STEP}
+), claimed AS ({CLAIM_STEP}
+      FROM target
+     WHERE ws.ctid = target.step_row{CLAIMED_COLUMNS}
+), {CLAIM_HISTORY}{CLAIM_ROW}"""
+
+TASK_LOCK = """
     SELECT t.id FROM tasker_tasks t
      WHERE t.id = (SELECT task_id FROM tasker_workflow_steps WHERE id = $step_id)
-       FOR NO KEY UPDATE
-), done AS (
+       FOR NO KEY UPDATE"""
+"""The `task_lock` of a completion: the step's task row, locked before anything else."""
+
+COMPLETE_STEP = """done AS (
     -- A concurrent change to the row (cancel, lease reaped) moves it to a new ctid, and the
     -- re-check then skips it: the result is discarded, as it must be in those cases.
     UPDATE tasker_workflow_steps
@@ -220,10 +236,23 @@ WITH task_lock AS (
            $now
       FROM task WHERE remaining = 0 AND status = $finish_to::text
  RETURNING id
-)
+)"""
+"""A completion's step, its children's counters, its task (finished by its last step) and the
+history of both."""
+
+COMPLETED_ROW = """
 SELECT (SELECT id FROM history) AS cursor,
        (SELECT remaining FROM task) AS remaining,
        (SELECT id FROM finished_history) AS finished_cursor,
        ARRAY(SELECT id FROM children WHERE waiting_on = 0 AND status = $ready_state::text)
-           AS ready
+           AS ready"""
+"""A completion's result columns (`pg_complete.completion_effects` reads them)."""
+
+COMPLETE = f"""
+WITH task_lock AS (
+    -- The task row first, then its steps: the order every writer of a task takes them (the
+    -- claim above, cancel and the portable transaction lock the task, then write steps). A
+    -- completion that locked its step first and the task last deadlocked with a cancel of
+    -- the same task: each held the row the other wanted.{TASK_LOCK}
+), {COMPLETE_STEP}{COMPLETED_ROW}
 """

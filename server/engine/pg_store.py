@@ -32,10 +32,10 @@ from server.domain.flow import DEFAULT_PRIORITY
 from server.domain.readiness import CLAIMABLE_TASK_STATES, RETRYING
 from server.domain.retry import BackoffPolicy
 from server.domain.states import StepState, TaskState
-from server.engine.changes import Effects, StateChanges, TaskRef
+from server.engine.changes import StateChanges, TaskRef
 from server.engine.group_commit import GroupCommit
 from server.engine.pg_claims import claim_from_row
-from server.engine.pg_complete import complete_many
+from server.engine.pg_complete import COMPLETE_MOVES, complete_many, completion_effects
 from server.engine.pg_flow import claim_limited, complete_limited
 from server.engine.pg_sql import CLAIM, COMPLETE, Move, Statement
 from server.engine.portable import PortableStore
@@ -58,10 +58,7 @@ CLAIM_STATEMENT = Statement(
 COMPLETE_STATEMENT = Statement(
     COMPLETE,
     args=("step_id", "lease", "results", "now", "metadata"),
-    moves={
-        "done": Move("step", _S.IN_PROGRESS, _S.COMPLETE),
-        "finish": Move("task", _T.IN_PROGRESS, _T.COMPLETE),
-    },
+    moves=COMPLETE_MOVES,
     # A child is dispatched when it is pending and this was its last parent not done
     # (`readiness.is_ready`).
     states={"ready_state": _S.PENDING},
@@ -136,27 +133,7 @@ class PgStore(PortableStore):
         if row is None or row["cursor"] is None:
             return Recorded("discarded")
         ready: list[int] = list(row["ready"] or [])
-        done, finish = COMPLETE_STATEMENT.moves["done"], COMPLETE_STATEMENT.moves["finish"]
-        effects = Effects(now)
-        effects.note(
-            claim.task,
-            claim.step_id,
-            claim.step_name,
-            done.source,
-            done.target,
-            "completed",
-            int(row["cursor"]),
-        )
-        if row["finished_cursor"] is not None:  # the last step finished the task
-            effects.note(
-                claim.task,
-                None,
-                None,
-                finish.source,
-                finish.target,
-                "all steps done",
-                row["finished_cursor"],
-            )
+        effects = completion_effects(claim, row, now)
         effects.dispatch_after_commit(ready[1:], priority=claim.task.priority or DEFAULT_PRIORITY)
         self.changes.after_commit(effects)
         if int(row["remaining"]) == 0 and row["finished_cursor"] is None:

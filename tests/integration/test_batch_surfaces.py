@@ -2,26 +2,16 @@
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from click.testing import CliRunner
 
-from server.app import create_app
 from server.cli import main
 from server.client.aio import AsyncTaskerClient
 from server.client.sync import TaskerClient
-from server.container import Services
 from tests.support.bridge import Bridge, cli_talks_to
-
-
-@pytest.fixture
-async def client(engine: Services) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(services=engine))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
 
 
 async def test_the_async_client_creates_many_with_per_entry_results(client) -> None:

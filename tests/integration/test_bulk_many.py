@@ -2,7 +2,6 @@
 invariants for skipped and kept steps hold after conditions and forks ran."""
 
 import time
-from pathlib import Path
 from uuid import uuid4
 
 import pytest
@@ -15,10 +14,9 @@ from server.domain.views import CreateTask, Rerun
 from server.registry.handler_registry import HandlerRegistry
 from server.services import bulk
 from server.services.bulk import BulkFilter
-from tests.conftest import BACKEND, WORKFLOWS
+from tests.conftest import BACKEND, DYNAMIC, WORKFLOWS
 from tests.support.waiting import wait_for_task
 
-DYNAMIC = Path(__file__).resolve().parent.parent / "fixtures" / "dynamic"
 postgres_only = pytest.mark.skipif(BACKEND != "postgres", reason="PostgreSQL only")
 
 

@@ -2,8 +2,6 @@
 `in_progress` move), its children see it done; a path that does not resolve fails the step
 for good with BAD_PATH; load errors name the file and the step. On every step store."""
 
-from pathlib import Path
-
 import pytest
 
 from server.container import Services
@@ -13,11 +11,9 @@ from server.domain.states import StepState, TaskState
 from server.domain.views import CreateTask
 from server.registry.definitions import parse_definition
 from server.registry.handler_registry import HandlerRegistry
-from tests.conftest import WORKFLOWS, on_every_store
+from tests.conftest import DYNAMIC, WORKFLOWS, on_every_store
 from tests.support.dynamic_steps import CALLS
 from tests.support.waiting import wait_for_task
-
-DYNAMIC = Path(__file__).resolve().parent.parent / "fixtures" / "dynamic"
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import time
 from datetime import timedelta
 
 import pytest
-import redis
 from pydantic import ValidationError
 
 from server.config import Settings
@@ -146,15 +145,6 @@ PRODUCTION_TIMING = (
     "TASKER_BACKOFF_BASE_SECONDS",
     "TASKER_BACKOFF_MAX_SECONDS",
 )
-
-
-@pytest.fixture
-def broker_url():
-    assert REDIS_URL
-    client = redis.Redis.from_url(REDIS_URL)
-    client.ping()
-    client.flushdb()
-    return REDIS_URL
 
 
 @pytest.fixture

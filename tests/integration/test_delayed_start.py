@@ -6,7 +6,6 @@ embedded engine must start the task by itself, the delay is short and real.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -14,7 +13,6 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from server.app import create_app
 from server.cli import main
 from server.client.aio import AsyncTaskerClient
 from server.client.errors import ValidationError as ClientValidationError
@@ -44,13 +42,6 @@ class Recorder:
 
     def backlog(self) -> int:
         return 0
-
-
-@pytest.fixture
-async def client(engine: Services) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(services=engine))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
 
 
 async def gql(client: httpx.AsyncClient, query: str, variables: dict[str, Any]) -> dict[str, Any]:

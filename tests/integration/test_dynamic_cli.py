@@ -3,36 +3,24 @@ synchronous client is bridged to the test's loop (`tests.support.bridge`)."""
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from server.app import create_app
 from server.cli import main
 from server.container import Services
 from server.domain.states import TaskState
 from server.domain.views import CreateTask
 from server.registry.handler_registry import HandlerRegistry
-from tests.conftest import WORKFLOWS
+from tests.conftest import DYNAMIC, WORKFLOWS
 from tests.support.bridge import cli_talks_to
 from tests.support.waiting import wait_for_task
-
-DYNAMIC = Path(__file__).resolve().parent.parent / "fixtures" / "dynamic"
 
 
 @pytest.fixture(scope="module")
 def registry() -> HandlerRegistry:
     return HandlerRegistry.load([WORKFLOWS, DYNAMIC], examples=True)
-
-
-@pytest.fixture
-async def client(engine: Services) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(services=engine))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
 
 
 async def test_cli_rerun_and_bulk(

@@ -11,23 +11,12 @@ import asyncio
 
 import asyncpg
 import pytest
-import redis
 
 from bench.flow_proof import HANDLERS, MOST_RUNNING, create, invariants, producer, wait_complete
-from tests.conftest import REDIS_URL
 from tests.support.cluster import WorkerProcesses
 from tests.support.production import PRODUCTION_ONLY
 
 pytestmark = PRODUCTION_ONLY
-
-
-@pytest.fixture
-def broker_url() -> str:
-    assert REDIS_URL
-    client = redis.Redis.from_url(REDIS_URL)
-    client.ping()
-    client.flushdb()
-    return REDIS_URL
 
 
 @pytest.fixture

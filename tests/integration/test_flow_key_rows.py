@@ -15,9 +15,8 @@ from server.db.models import LimitKey, LimitSlot
 from server.domain.views import CreateTask
 from server.engine.store import Outcome
 from server.registry.handler_registry import HandlerRegistry
-from server.testing import VirtualClock
 from tests.conftest import ROOT, WORKFLOWS, on_every_store
-from tests.support.recorder import Recorder
+from tests.support.recorder import Recorder, recording
 
 pytestmark = on_every_store
 FLOW = ROOT / "tests" / "fixtures" / "flow"
@@ -27,14 +26,6 @@ SCOPE = "step:flow/limited/sync"
 @pytest.fixture(scope="module")
 def registry() -> Iterator[HandlerRegistry]:
     yield HandlerRegistry.load([WORKFLOWS, FLOW], examples=False)
-
-
-def recording(services: Services) -> tuple[VirtualClock, Recorder]:
-    clock = VirtualClock()
-    services.changes.clock = clock
-    recorder = Recorder()
-    services.set_dispatcher(recorder)
-    return clock, recorder
 
 
 async def limited(services: Services, customer: str, n: int) -> list[int]:
@@ -57,7 +48,7 @@ async def counted(key: str) -> tuple[int, int]:
 
 
 async def test_claims_racing_for_one_key_take_exactly_its_limit(services: Services) -> None:
-    recording(services)
+    recording(services, Recorder())
     ids = await limited(services, "acme", 8)
     await services.runner.claim(ids[0])  # makes the key row; the race is for the last slot
     claims = await asyncio.gather(*(services.runner.claim(i) for i in ids[1:]))
@@ -79,7 +70,7 @@ async def _task_of(step_id: int) -> Any:
 async def test_a_freed_slot_goes_to_the_oldest_waiter_of_its_own_key(
     services: Services,
 ) -> None:
-    _, recorder = recording(services)
+    _, recorder = recording(services, Recorder())
     a = await limited(services, "a", 5)
     b = await limited(services, "b", 3)
     held = [await services.runner.claim(i) for i in (a[0], a[1], b[0], b[1])]
@@ -99,7 +90,7 @@ async def test_a_freed_slot_goes_to_the_oldest_waiter_of_its_own_key(
 
 
 async def test_every_way_a_holder_ends_gives_its_slot_back(services: Services) -> None:
-    clock, _ = recording(services)
+    clock, _ = recording(services, Recorder())
     ids = await limited(services, "acme", 6)
     first = await services.runner.claim(ids[0])
     second = await services.runner.claim(ids[1])

@@ -21,6 +21,7 @@ from server.engine.store import Outcome
 from server.registry.handler_registry import HandlerRegistry
 from server.testing import VirtualClock
 from tests.conftest import ROOT, WORKFLOWS, on_every_store
+from tests.support.recorder import TimedRecorder, recording
 
 pytestmark = on_every_store
 FLOW = ROOT / "tests" / "fixtures" / "flow"
@@ -29,27 +30,6 @@ FLOW = ROOT / "tests" / "fixtures" / "flow"
 @pytest.fixture(scope="module")
 def registry() -> Iterator[HandlerRegistry]:
     yield HandlerRegistry.load([WORKFLOWS, FLOW], examples=False)
-
-
-class Recorder:
-    """A broker that keeps what it is asked to send, and sends nothing."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[int, float]] = []
-
-    def dispatch(self, step_ids, delay_seconds=0.0, priority=2):  # type: ignore[no-untyped-def]
-        self.sent.extend((i, delay_seconds) for i in step_ids)
-
-    def backlog(self) -> int:
-        return 0
-
-
-def recording(services: Services) -> tuple[VirtualClock, Recorder]:
-    clock = VirtualClock()
-    services.changes.clock = clock
-    recorder = Recorder()
-    services.set_dispatcher(recorder)
-    return clock, recorder
 
 
 def advance(clock: VirtualClock, seconds: float) -> None:
@@ -75,7 +55,7 @@ async def finish(services: Services, claim: Any) -> None:
 async def test_a_third_step_of_a_key_waits_and_the_freed_slot_hands_off_at_once(
     services: Services,
 ) -> None:
-    _, recorder = recording(services)
+    _, recorder = recording(services, TimedRecorder())
     a1, a2, a3 = [await create(services, "limited", customer="acme") for _ in range(3)]
     b1 = await create(services, "limited", customer="globex")
     ids = [await step_id(services, t, "sync") for t in (a1, a2, a3, b1)]
@@ -101,7 +81,7 @@ async def test_a_third_step_of_a_key_waits_and_the_freed_slot_hands_off_at_once(
 async def test_a_failed_attempt_frees_its_slot_and_the_retry_needs_one_again(
     services: Services,
 ) -> None:
-    clock, _ = recording(services)
+    clock, _ = recording(services, TimedRecorder())
     tasks = [await create(services, "limited", customer="acme") for _ in range(3)]
     ids = [await step_id(services, t, "sync") for t in tasks]
     c1 = await services.runner.claim(ids[0])
@@ -119,7 +99,7 @@ async def test_a_failed_attempt_frees_its_slot_and_the_retry_needs_one_again(
 async def test_a_crashed_holders_slot_is_freed_with_its_lease_by_the_sweeper(
     services: Services,
 ) -> None:
-    clock, recorder = recording(services)
+    clock, recorder = recording(services, TimedRecorder())
     tasks = [await create(services, "limited", customer="acme") for _ in range(3)]
     ids = [await step_id(services, t, "sync") for t in tasks]
     assert await services.runner.claim(ids[0]) is not None
@@ -136,7 +116,7 @@ async def test_a_crashed_holders_slot_is_freed_with_its_lease_by_the_sweeper(
 async def test_the_hand_off_goes_to_the_highest_priority_then_the_oldest(
     services: Services,
 ) -> None:
-    _, recorder = recording(services)
+    _, recorder = recording(services, TimedRecorder())
     holders = [await create(services, "limited", customer="acme") for _ in range(2)]
     low = await create(services, "limited", customer="acme", priority=1)
     mid = await create(services, "limited", customer="acme")
@@ -157,7 +137,7 @@ async def test_the_hand_off_goes_to_the_highest_priority_then_the_oldest(
 async def test_rate_limit_refuses_past_the_window_and_wakes_once_when_it_opens(
     services: Services,
 ) -> None:
-    clock, recorder = recording(services)
+    clock, recorder = recording(services, TimedRecorder())
     tasks = [await create(services, "rated", tenant="t1") for _ in range(4)]
     ids = [await step_id(services, t, "call") for t in tasks]
     for i in ids[:3]:
@@ -185,7 +165,7 @@ async def test_rate_limit_refuses_past_the_window_and_wakes_once_when_it_opens(
 
 
 async def test_handler_concurrency_queues_whole_tasks_per_key(services: Services) -> None:
-    _, recorder = recording(services)
+    _, recorder = recording(services, TimedRecorder())
     first = await create(services, "serial", customer="acme")
     second = await create(services, "serial", customer="acme")
     assert first.priority == 3  # the handler's default
@@ -218,7 +198,7 @@ async def test_a_priority_outside_1_to_3_and_an_absent_key_are_refused(
 
 
 async def test_steps_without_limits_take_no_slot(services: Services) -> None:
-    recording(services)
+    recording(services, TimedRecorder())
     task, _ = await services.tasks.create_task(
         CreateTask(namespace="shapes", name="linear", context={})
     )
@@ -235,7 +215,7 @@ async def history(services: Services, task: TaskView) -> list[tuple[str | None, 
 async def test_cancel_in_progress_supersedes_the_running_task_of_the_key(
     services: Services,
 ) -> None:
-    recording(services)
+    recording(services, TimedRecorder())
     old = await create(services, "latest", customer="acme")
     other = await create(services, "latest", customer="globex")
     claim = await services.runner.claim(await step_id(services, old, "sync"))
@@ -254,7 +234,7 @@ async def test_cancel_in_progress_supersedes_the_running_task_of_the_key(
 
 
 async def test_cancel_newest_cancels_the_new_task_at_once(services: Services) -> None:
-    recording(services)
+    recording(services, TimedRecorder())
     old = await create(services, "first", customer="acme")
     new = await create(services, "first", customer="acme")
     assert new.status is TaskState.CANCELLED  # the creation answer says so

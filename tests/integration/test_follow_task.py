@@ -13,11 +13,9 @@ import pytest
 
 from server.db.models import Transition, WorkflowStep
 from server.domain.views import CreateTask, TransitionEvent
-from server.engine.pg_store import PgStore
-from server.engine.runner import Claimer
-from server.engine.store import Outcome
 from server.services.follow import follow_task
 from tests.conftest import BACKEND
+from tests.support.task_lock import completion_waiting_for_task_lock
 
 
 async def _record(task_id: UUID, step: WorkflowStep | None, to: str) -> None:
@@ -66,35 +64,13 @@ async def test_transitions_the_hub_delivers_out_of_order_are_all_sent_in_order(s
 @pytest.mark.skipif(BACKEND != "postgres", reason="the PostgreSQL store and row locks")
 async def test_a_completion_draws_its_cursor_under_the_task_lock(services, database_url):
     """Otherwise two sibling completions can commit in the opposite order of their cursors."""
-    import asyncpg
-
-    task, _ = await services.tasks.create_task(
-        CreateTask(namespace="shapes", name="linear", context={})
-    )
-    first = await WorkflowStep.filter(task_id=task.id, waiting_on=0).first()
-    assert first is not None
-    store = services.store
-    assert isinstance(store, PgStore)
-    claim = await Claimer(store, worker_id="w", default_timeout=30.0, lease_grace=5.0).claim(
-        first.id
-    )
-    assert claim is not None
-    holder = await asyncpg.connect(database_url)
-    try:
-        lock = holder.transaction()
-        await lock.start()
-        await holder.execute("SELECT 1 FROM tasker_tasks WHERE id = $1 FOR UPDATE", task.id)
-        completing = asyncio.create_task(store.complete([(claim, Outcome(encoded="{}"))]))
-        await asyncio.sleep(0.3)  # the completion now waits for the task's lock
-        assert not completing.done()
-        drawn = await holder.fetchval(
+    async with completion_waiting_for_task_lock(services, database_url) as held:
+        drawn = await held.conn.fetchval(
             "SELECT nextval(pg_get_serial_sequence('tasker_transitions', 'id'))"
         )
-        await lock.rollback()
-        (done,) = await asyncio.wait_for(completing, 10)
-    finally:
-        await holder.close()
+        await held.lock.rollback()
+        (done,) = await asyncio.wait_for(held.completing, 10)
     assert done.result == "complete"
-    cursor = await Transition.filter(step_id=first.id, to_status="complete").first()
+    cursor = await Transition.filter(step_id=held.step_id, to_status="complete").first()
     assert cursor is not None
     assert cursor.id > drawn

@@ -1,41 +1,23 @@
 """Fork (re-run from a step) and bulk actions over REST, on every step store: kept steps are
 copied without calling their handlers; bulk retry/cancel apply the single actions' rules."""
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
 import pytest
 
-from server.app import create_app
 from server.container import Services
 from server.db.models import Transition
 from server.domain.states import TaskState
-from server.domain.views import CreateTask
 from server.registry.handler_registry import HandlerRegistry
-from tests.conftest import WORKFLOWS, on_every_store
-from tests.support.dynamic_steps import CALLS
+from tests.conftest import DYNAMIC, WORKFLOWS, on_every_store
+from tests.support.dynamic_steps import CALLS, finished
 from tests.support.waiting import wait_for_task
 
-DYNAMIC = Path(__file__).resolve().parent.parent / "fixtures" / "dynamic"
 pytestmark = on_every_store
 
 
 @pytest.fixture(scope="module")
 def registry() -> HandlerRegistry:
     return HandlerRegistry.load([WORKFLOWS, DYNAMIC], examples=True)
-
-
-@pytest.fixture
-async def client(engine: Services) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(services=engine))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
-
-
-async def finished(engine: Services, context: dict[str, object]) -> str:
-    view, _ = await engine.tasks.create_task(CreateTask("dynamic", "chain", context))
-    return str((await wait_for_task(engine, view.id)).id)
 
 
 async def test_fork_keeps_upstream_and_reruns_downstream(

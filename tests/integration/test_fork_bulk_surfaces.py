@@ -5,27 +5,22 @@ the CLI forks with and without `--context`."""
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from server.app import create_app
 from server.cli import main
 from server.container import Services
 from server.db.models import Task
 from server.domain.states import TaskState
-from server.domain.views import CreateTask
 from server.registry.handler_registry import HandlerRegistry
-from tests.conftest import WORKFLOWS, on_every_store
+from tests.conftest import DYNAMIC, WORKFLOWS, on_every_store
 from tests.support.bridge import cli_talks_to
-from tests.support.dynamic_steps import CALLS
+from tests.support.dynamic_steps import CALLS, finished
 from tests.support.waiting import wait_for_task
 
-DYNAMIC = Path(__file__).resolve().parent.parent / "fixtures" / "dynamic"
 pytestmark = on_every_store
 
 ORIGINAL_RETURNS = {"a": {"n": 1, "said": "original a"}, "d": {"n": 4, "said": "original d"}}
@@ -35,18 +30,6 @@ NEW_RETURNS = {"a": {"n": 100}, "b": {"n": 200}, "c": {"n": 300}, "d": {"n": 400
 @pytest.fixture(scope="module")
 def registry() -> HandlerRegistry:
     return HandlerRegistry.load([WORKFLOWS, DYNAMIC], examples=True)
-
-
-@pytest.fixture
-async def client(engine: Services) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(services=engine))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
-
-
-async def finished(engine: Services, context: dict[str, object]) -> str:
-    view, _ = await engine.tasks.create_task(CreateTask("dynamic", "chain", context))
-    return str((await wait_for_task(engine, view.id)).id)
 
 
 async def steps_of(client: httpx.AsyncClient, task_id: str) -> dict[str, dict[str, Any]]:

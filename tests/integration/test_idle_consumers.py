@@ -9,6 +9,7 @@ import dramatiq
 import pytest
 
 from tests.conftest import REDIS_URL
+from tests.support.idle_worker import fetches_while_idle
 from workers.broker import build_broker
 from workers.wakeup import QuietWorker, stop_promptly
 
@@ -90,23 +91,6 @@ def test_an_idle_redis_consumer_does_not_poll() -> None:
     assert REDIS_URL
     broker = build_broker(REDIS_URL)
     dramatiq.actor(actor_name="probe", queue_name="idle_probe", broker=broker)(lambda n: None)
-    fetches = 0
-    fetch = broker.do_fetch
-
-    def counting(*args: object) -> object:
-        nonlocal fetches
-        fetches += 1
-        return fetch(*args)
-
-    broker.do_fetch = counting
-    worker = QuietWorker(broker, worker_threads=2, worker_timeout=IDLE_MS)
-    worker.start()
-    try:
-        time.sleep(0.5)
-        before = fetches
-        time.sleep(2.0)
-        # Two consumers (the queue and its delay queue), one look a second each at most.
-        assert fetches - before <= 6, fetches - before
-    finally:
-        stop_promptly(worker)
-        broker.close()
+    fetches = fetches_while_idle(broker, worker_timeout=IDLE_MS, seconds=2.0)
+    # Two consumers (the queue and its delay queue), one look a second each at most.
+    assert fetches <= 6, fetches

@@ -17,6 +17,7 @@ from server.engine.store import Outcome
 from server.registry.handler_registry import HandlerRegistry
 from server.services import queries
 from tests.conftest import WORKFLOWS, on_every_store
+from tests.support.map_items import started_map
 from tests.support.waiting import wait_for_task
 
 pytestmark = on_every_store
@@ -77,16 +78,6 @@ async def test_history_shows_at_most_twenty_items_at_once(engine: Services) -> N
     assert reply.status_code == 200, reply.text
     shown = reply.json()["data"]["task"]["transitions"]
     assert len(shown) == len(history) < 20  # the task's moves, not 2,000+ item rows
-
-
-async def started_map(services: Services, count: int) -> tuple[WorkflowStep, list[int]]:
-    view, _ = await services.tasks.create_task(
-        CreateTask(namespace="dynamic", name="map_numbers", context={"numbers": [1] * count})
-    )
-    step = await WorkflowStep.get(task_id=view.id, name="double")
-    assert await services.runner.run_step(step.id) == "awaiting"
-    ids = await StepItem.filter(step_id=step.id).order_by("idx").values_list("id", flat=True)
-    return step, list(ids)  # type: ignore[arg-type]
 
 
 async def sent(step: WorkflowStep) -> int:

@@ -9,10 +9,10 @@ import pytest
 from server.container import Services
 from server.db.models import StepItem, WorkflowStep
 from server.domain.states import StepState, TaskState
-from server.domain.views import CreateTask
 from server.engine.store import Outcome
 from server.registry.handler_registry import HandlerRegistry
 from tests.conftest import WORKFLOWS, on_every_store
+from tests.support.map_items import started_map
 
 pytestmark = on_every_store
 
@@ -22,17 +22,6 @@ DYNAMIC = Path(__file__).resolve().parent.parent / "fixtures" / "mapping"
 @pytest.fixture(scope="module")
 def registry() -> HandlerRegistry:
     return HandlerRegistry.load([WORKFLOWS, DYNAMIC], examples=True)
-
-
-async def started_map(services: Services, count: int) -> tuple[WorkflowStep, list[int]]:
-    """A map_numbers task whose map step was claimed and handed over to its items."""
-    view, _ = await services.tasks.create_task(
-        CreateTask(namespace="dynamic", name="map_numbers", context={"numbers": [1] * count})
-    )
-    step = await WorkflowStep.get(task_id=view.id, name="double")
-    assert await services.runner.run_step(step.id) == "awaiting"
-    ids = await StepItem.filter(step_id=step.id).order_by("idx").values_list("id", flat=True)
-    return step, list(ids)  # type: ignore[arg-type]
 
 
 async def test_the_claim_refuses_an_item_over_max_parallel(services: Services) -> None:

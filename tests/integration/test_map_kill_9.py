@@ -18,7 +18,6 @@ from server.domain.views import CreateTask
 from server.registry.handler_registry import HandlerRegistry
 from server.services import queries
 from tests.conftest import BACKEND, REDIS_URL, WORKFLOWS
-from tests.integration.test_dead_worker import broker_url  # noqa: F401  (a fixture)
 from tests.integration.test_production import _producer
 from tests.support.cluster import WorkerProcesses
 from tests.support.waiting import wait_for_task
@@ -39,7 +38,7 @@ def registry() -> HandlerRegistry:
 
 
 @pytest.fixture
-async def cluster(database_url, broker_url, registry, tmp_path):  # noqa: F811
+async def cluster(database_url, broker_url, registry, tmp_path):
     services = await _producer(database_url, broker_url, registry)
     workers = WorkerProcesses(database_url, broker_url, tmp_path)
     workers.env["TASKER_HANDLERS_PATH"] = f"{WORKFLOWS}:{MAP_CRASH}"

@@ -12,14 +12,11 @@ import asyncio
 import time
 
 import asyncpg
-import pytest
-import redis
 
 from bench.verify import CHECKS
 from server.db.models import Task, Transition
 from server.domain.states import TaskState
 from server.domain.views import CreateTask
-from tests.conftest import REDIS_URL
 from tests.integration.test_production import _producer
 from tests.support.cluster import WorkerProcesses
 from tests.support.production import PRODUCTION_ONLY
@@ -28,15 +25,6 @@ pytestmark = PRODUCTION_ONLY
 
 TASKS = 500
 PAUSED_INVARIANT = next(sql for name, sql in CHECKS if "paused" in name)
-
-
-@pytest.fixture
-def broker_url() -> str:
-    assert REDIS_URL
-    client = redis.Redis.from_url(REDIS_URL)
-    client.ping()
-    client.flushdb()
-    return REDIS_URL
 
 
 async def test_pause_a_handler_with_500_tasks_in_flight(  # type: ignore[no-untyped-def]

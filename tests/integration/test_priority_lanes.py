@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from tests.conftest import REDIS_URL
+from tests.support.idle_worker import fetches_while_idle
 from workers.broker import LANES, DramatiqDispatcher, build_broker, declare_run_step
 from workers.wakeup import QuietWorker, stop_promptly
 
@@ -95,22 +96,5 @@ def test_an_idle_worker_with_three_lanes_looks_at_redis_as_rarely_as_with_one() 
     redis.Redis.from_url(REDIS_URL).flushdb()
     broker = build_broker(REDIS_URL)
     declare_run_step(broker, lambda step_id: None)
-    fetches = 0
-    fetch = broker.do_fetch  # type: ignore[attr-defined]
-
-    def counting(*args: object) -> object:
-        nonlocal fetches
-        fetches += 1
-        return fetch(*args)
-
-    broker.do_fetch = counting  # type: ignore[attr-defined]
-    worker = QuietWorker(broker, worker_threads=2, worker_timeout=1000)
-    worker.start()
-    try:
-        time.sleep(0.5)
-        before = fetches
-        time.sleep(3.0)
-        assert fetches - before <= 8, fetches - before
-    finally:
-        stop_promptly(worker)
-        broker.close()
+    fetches = fetches_while_idle(broker, worker_timeout=1000, seconds=3.0)
+    assert fetches <= 8, fetches

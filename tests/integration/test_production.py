@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 
 from server.container import build_services
 from server.domain.states import StepState, TaskState
@@ -19,7 +18,7 @@ from server.domain.views import CreateTask, TaskFilter
 from server.infra.ports import NullDispatcher
 from server.infra.pubsub import RedisListener
 from server.services import queries
-from tests.conftest import REDIS_URL, fast_settings
+from tests.conftest import fast_settings
 from tests.support.cluster import PrivateRedis, WorkerProcesses
 from tests.support.production import PRODUCTION_ONLY
 from tests.support.waiting import wait_for_task
@@ -27,15 +26,6 @@ from workers.pool import WorkerPool
 from workers.runtime import LoopRuntime
 
 pytestmark = PRODUCTION_ONLY
-
-
-@pytest.fixture
-def broker_url():
-    assert REDIS_URL
-    client = redis.Redis.from_url(REDIS_URL)
-    client.ping()  # unreachable Redis fails the test, it does not skip it
-    client.flushdb()
-    return REDIS_URL
 
 
 async def _producer(database_url, broker_url, registry):

@@ -19,8 +19,8 @@ from server.domain.errors import Conflict, TaskNotFound, ValidationFailed
 from server.domain.states import StepState, TaskState
 from server.domain.views import CreateTask, TaskView
 from server.registry.handler_registry import HandlerRegistry
-from server.testing import VirtualClock
 from tests.conftest import WORKFLOWS, on_every_store
+from tests.support.recorder import TimedRecorder, recording
 from tests.support.waiting import wait_for_task
 
 pytestmark = on_every_store
@@ -33,27 +33,6 @@ HOUR = 3600
 def registry() -> Iterator[HandlerRegistry]:
     """The usual test registry plus the `waits` namespace."""
     yield HandlerRegistry.load([WORKFLOWS, WAITS], examples=True)
-
-
-class Recorder:
-    """A broker that keeps what it is asked to send, and sends nothing."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[int, float]] = []
-
-    def dispatch(self, step_ids: Any, delay_seconds: float = 0.0, priority: int = 2) -> None:
-        self.sent.extend((i, delay_seconds) for i in step_ids)
-
-    def backlog(self) -> int:
-        return 0
-
-
-def controlled(services: Services) -> tuple[VirtualClock, Recorder]:
-    clock = VirtualClock()
-    services.changes.clock = clock
-    recorder = Recorder()
-    services.set_dispatcher(recorder)
-    return clock, recorder
 
 
 async def create(services: Services, name: str, **context: Any) -> TaskView:
@@ -81,7 +60,7 @@ async def reasons(services: Services, task: TaskView) -> list[str | None]:
 async def test_a_sleep_parks_with_one_delayed_message_and_ends_at_its_wake_time(
     services: Services,
 ) -> None:
-    clock, recorder = controlled(services)
+    clock, recorder = recording(services, TimedRecorder())
     task = await create(services, "nap")
     nap = await services.steps.get_step(task.id, "nap")
     recorder.sent.clear()
@@ -118,7 +97,7 @@ async def test_a_sleep_parks_with_one_delayed_message_and_ends_at_its_wake_time(
 
 
 async def test_a_lost_wake_message_is_resent_by_the_sweeper_once_due(services: Services) -> None:
-    clock, recorder = controlled(services)
+    clock, recorder = recording(services, TimedRecorder())
     task = await create(services, "nap")
     await run(services, task, "nap")
     nap = await services.steps.get_step(task.id, "nap")
@@ -131,7 +110,7 @@ async def test_a_lost_wake_message_is_resent_by_the_sweeper_once_due(services: S
 
 
 async def test_sleep_until_a_context_time_is_checked_at_creation(services: Services) -> None:
-    clock, _ = controlled(services)
+    clock, _ = recording(services, TimedRecorder())
     with pytest.raises(ValidationFailed) as caught:
         await create(services, "nap_until")
     assert "context.send_at" in caught.value.details
@@ -152,7 +131,7 @@ async def test_sleep_until_a_context_time_is_checked_at_creation(services: Servi
 async def test_a_parents_path_that_resolves_to_nothing_fails_the_step_with_bad_path(
     services: Services,
 ) -> None:
-    controlled(services)
+    recording(services, TimedRecorder())
     task = await create(services, "nap_parent")
     await reach(services, task, "first")
     await run(services, task, "nap")
@@ -163,7 +142,7 @@ async def test_a_parents_path_that_resolves_to_nothing_fails_the_step_with_bad_p
 
 
 async def test_a_signal_completes_the_parked_step_with_its_payload(services: Services) -> None:
-    clock, recorder = controlled(services)
+    clock, recorder = recording(services, TimedRecorder())
     task = await create(services, "approval")
     await reach(services, task, "prepare")
     await run(services, task, "approve")
@@ -201,7 +180,7 @@ async def test_a_signal_completes_the_parked_step_with_its_payload(services: Ser
 async def test_a_signal_sent_early_is_kept_and_consumed_when_the_step_is_reached(
     services: Services,
 ) -> None:
-    controlled(services)
+    recording(services, TimedRecorder())
     task = await create(services, "approval")
     early = await services.signals.send(task.id, "approved")
     assert (early.created, early.consumed_by, early.payload) == (True, None, {})
@@ -214,7 +193,7 @@ async def test_a_signal_sent_early_is_kept_and_consumed_when_the_step_is_reached
 
 
 async def test_signals_refuse_unknown_names_tasks_and_bad_input(services: Services) -> None:
-    controlled(services)
+    recording(services, TimedRecorder())
     task = await create(services, "approval")
     with pytest.raises(ValidationFailed) as caught:
         await services.signals.send(task.id, "rejected")
@@ -229,7 +208,7 @@ async def test_signals_refuse_unknown_names_tasks_and_bad_input(services: Servic
 
 
 async def test_a_wait_that_times_out_fails_with_signal_timeout(services: Services) -> None:
-    clock, _ = controlled(services)
+    clock, _ = recording(services, TimedRecorder())
     task = await create(services, "approval")
     await reach(services, task, "prepare")
     await run(services, task, "approve")
@@ -250,7 +229,7 @@ async def test_a_wait_that_times_out_fails_with_signal_timeout(services: Service
 async def test_a_wait_that_times_out_with_skip_completes_with_null_results(
     services: Services,
 ) -> None:
-    clock, _ = controlled(services)
+    clock, _ = recording(services, TimedRecorder())
     task = await create(services, "optional_approval")
     assert await run(services, task, "review") == "parked"
     review = await services.steps.get_step(task.id, "review")
@@ -265,7 +244,7 @@ async def test_a_wait_that_times_out_with_skip_completes_with_null_results(
 
 
 async def test_a_wait_without_deadline_sends_no_message_and_says_so(services: Services) -> None:
-    clock, recorder = controlled(services)
+    clock, recorder = recording(services, TimedRecorder())
     task = await create(services, "forever")
     recorder.sent.clear()
     assert await run(services, task, "hold") == "parked"

@@ -5,7 +5,7 @@ the signal that ends them.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +13,6 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from server.app import create_app
 from server.cli import main
 from server.client.aio import AsyncTaskerClient
 from server.client.errors import ValidationError as ClientValidationError
@@ -33,13 +32,6 @@ APPROVAL = {"namespace": "waits", "name": "approval", "context": {}}
 @pytest.fixture(scope="module")
 def registry() -> Iterator[HandlerRegistry]:
     yield HandlerRegistry.load([WORKFLOWS, WAITS], examples=True)
-
-
-@pytest.fixture
-async def client(engine: Services) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(services=engine))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
 
 
 async def parked(client: httpx.AsyncClient, task_id: str, step: str = "approve") -> dict[str, Any]:

@@ -11,7 +11,6 @@ import time
 
 import httpx
 import pytest
-import redis
 
 from server.db.models import Transition
 from server.domain.states import TaskState
@@ -27,12 +26,8 @@ pytestmark = PRODUCTION_ONLY
 
 
 @pytest.fixture
-async def producer(database_url, registry):
-    assert REDIS_URL
-    client = redis.Redis.from_url(REDIS_URL)
-    client.ping()
-    client.flushdb()
-    services = await _producer(database_url, REDIS_URL, registry)
+async def producer(database_url, broker_url, registry):
+    services = await _producer(database_url, broker_url, registry)
     try:
         yield services
     finally:

@@ -11,12 +11,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.people.browser import Page, open_page
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -119,6 +121,19 @@ def artifacts() -> Path:
 CHROMIUM = shutil.which("chromium") or (
     "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 )
+NEEDS_CHROMIUM = pytest.mark.skipif(
+    CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"
+)
+IN_BROWSER = [pytest.mark.browser, NEEDS_CHROMIUM]
+"""The marks of a test that drives headless Chromium (skipped without it)."""
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Page]:
+    """A page in headless Chromium; the test fails on any JavaScript error the page raised."""
+    async with open_page() as opened:
+        yield opened
+        assert opened.errors == [], f"JavaScript errors: {opened.errors}"
 
 
 SECRET = "people-tests-secret-that-is-long-enough-for-hs256"

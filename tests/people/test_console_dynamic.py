@@ -2,28 +2,13 @@
 parent task and the child task its `task:` step started."""
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
 from server.client import TaskerClient
-from tests.people.browser import Page, open_page
-from tests.people.conftest import CHROMIUM, Server
+from tests.people.browser import Page
+from tests.people.conftest import IN_BROWSER, Server
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"
-    ),
-]
-
-
-@pytest.fixture
-async def page() -> AsyncIterator[Page]:
-    async with open_page() as opened:
-        yield opened
-        assert opened.errors == [], f"JavaScript errors: {opened.errors}"
+pytestmark = IN_BROWSER
 
 
 async def test_item_progress_and_parent_child_links(

@@ -2,28 +2,13 @@
 field of the create form, driven in headless Chromium."""
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
 from server.client import TaskerClient
-from tests.people.browser import Page, open_page
-from tests.people.conftest import CHROMIUM, Server
+from tests.people.browser import Page
+from tests.people.conftest import IN_BROWSER, Server
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"
-    ),
-]
-
-
-@pytest.fixture
-async def page() -> AsyncIterator[Page]:
-    async with open_page() as opened:
-        yield opened
-        assert opened.errors == [], f"JavaScript errors: {opened.errors}"
+pytestmark = IN_BROWSER
 
 
 async def test_the_handler_page_shows_limits_and_creates_with_a_priority(

@@ -2,28 +2,13 @@
 the console opens the fork; a context that is not a JSON object is refused before any call."""
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
 from server.client import TaskerClient
-from tests.people.browser import Page, open_page
-from tests.people.conftest import CHROMIUM, Server
+from tests.people.browser import Page
+from tests.people.conftest import IN_BROWSER, Server
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"
-    ),
-]
-
-
-@pytest.fixture
-async def page() -> AsyncIterator[Page]:
-    async with open_page() as opened:
-        yield opened
-        assert opened.errors == [], f"JavaScript errors: {opened.errors}"
+pytestmark = IN_BROWSER
 
 
 def finished(client: TaskerClient, context: dict[str, object]) -> str:

@@ -10,8 +10,8 @@ from graphql import build_schema, parse, validate
 
 from graphql_schema.schema import sdl
 from server.client import TaskerClient
-from tests.people.browser import Page, open_page
-from tests.people.conftest import CHROMIUM, Server
+from tests.people.browser import Page
+from tests.people.conftest import NEEDS_CHROMIUM, Server
 
 STATIC = Path(__file__).resolve().parents[2] / "server" / "console" / "static" / "js" / "views"
 DOCUMENT = re.compile(r"const (\w+) = `([^`]*)`;", re.S)
@@ -36,20 +36,8 @@ def test_the_pause_documents_of_the_console_are_valid() -> None:
     assert " paused" in task_page["TASK"] and " paused" in handler_page["HANDLER"]
 
 
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"
-)
-
-
-@pytest.fixture
-async def page():  # type: ignore[no-untyped-def]
-    async with open_page() as opened:
-        yield opened
-        assert opened.errors == [], f"JavaScript errors: {opened.errors}"
-
-
 @pytest.mark.browser
-@needs_chromium
+@NEEDS_CHROMIUM
 async def test_pause_and_resume_a_task_and_a_handler_from_the_console(
     page: Page, server: Server, artifacts: Path
 ) -> None:

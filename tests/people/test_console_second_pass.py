@@ -25,7 +25,7 @@ from server.client import TaskerClient
 from tests.people import browser
 from tests.people.browser import Page
 from tests.people.conftest import (
-    CHROMIUM,
+    IN_BROWSER,
     ROOT,
     Server,
     free_port,
@@ -33,12 +33,7 @@ from tests.people.conftest import (
     stop_server,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"
-    ),
-]
+pytestmark = IN_BROWSER
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 

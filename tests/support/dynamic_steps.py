@@ -4,7 +4,10 @@ their calls (the embedded workers run in the test process)."""
 from collections import Counter
 from typing import Any
 
+from server.container import Services
+from server.domain.views import CreateTask
 from server.handlers import StepContext, StepHandler
+from tests.support.waiting import wait_for_task
 
 CALLS: Counter[tuple[str, str]] = Counter()
 """(task id, step name) -> how many times the handler was called."""
@@ -21,3 +24,9 @@ class Echo(StepHandler):
 
             raise PermanentError(f"{step.name} told to fail", code="TOLD_TO")
         return (ctx.get("returns") or {}).get(step.name, {"step": step.name})
+
+
+async def finished(engine: Services, context: dict[str, object]) -> str:
+    """The id of a `dynamic/chain` task with this context, once it has finished."""
+    view, _ = await engine.tasks.create_task(CreateTask("dynamic", "chain", context))
+    return str((await wait_for_task(engine, view.id)).id)

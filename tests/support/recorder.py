@@ -1,4 +1,9 @@
-"""A step dispatcher for tests: keeps what the engine asks it to send, and sends nothing."""
+"""Step dispatchers for tests: they keep what the engine asks them to send, and send nothing."""
+
+from typing import Any, TypeVar
+
+from server.container import Services
+from server.testing import VirtualClock
 
 
 class Recorder:
@@ -13,3 +18,27 @@ class Recorder:
 
     def backlog(self) -> int:
         return 0
+
+
+class TimedRecorder:
+    """A `Recorder` whose `sent` holds (step id, delay in seconds) pairs."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, float]] = []
+
+    def dispatch(self, step_ids: Any, delay_seconds: float = 0.0, priority: int = 2) -> None:
+        self.sent.extend((i, delay_seconds) for i in step_ids)
+
+    def backlog(self) -> int:
+        return 0
+
+
+R = TypeVar("R", Recorder, TimedRecorder)
+
+
+def recording(services: Services, recorder: R) -> tuple[VirtualClock, R]:
+    """The engine on a virtual clock, dispatching to `recorder`."""
+    clock = VirtualClock()
+    services.changes.clock = clock
+    services.set_dispatcher(recorder)
+    return clock, recorder

@@ -1,4 +1,5 @@
-"""The PostgreSQL store's statements write only moves the allowed-move tables allow.
+"""The PostgreSQL store's statements (a step's with limits too) write only moves the
+allowed-move tables allow.
 
 Read from the SQL text itself: every status the statements write (an UPDATE's `SET status`,
 a history row's from/to) is a `$<move>_to` / `$<move>_from` parameter, and each (from, to)
@@ -12,10 +13,17 @@ import pytest
 from server.domain.errors import InvalidTransition
 from server.domain.readiness import CLAIMABLE_TASK_STATES, RETRYING, StepSnapshot, is_ready
 from server.domain.states import StepState, TaskState, can_move_step, can_move_task
+from server.engine import pg_flow
 from server.engine.pg_sql import Move, Statement
 from server.engine.pg_store import CLAIM_STATEMENT, COMPLETE_STATEMENT
 
-STATEMENTS = {"claim": CLAIM_STATEMENT, "complete": COMPLETE_STATEMENT}
+STATEMENTS = {
+    "claim": CLAIM_STATEMENT,
+    "complete": COMPLETE_STATEMENT,
+    # A step with limits has its own (`server.engine.pg_flow`), checked the same way.
+    "limited claim": pg_flow.CLAIM_STATEMENT,
+    "limited complete": pg_flow.COMPLETE_STATEMENT,
+}
 STATUSES = {s.value for s in TaskState} | {s.value for s in StepState}
 
 
