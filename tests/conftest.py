@@ -25,6 +25,7 @@ from server.registry.handler_registry import HandlerRegistry
 from workers.pool import WorkerPool
 from workers.runtime import LoopRuntime
 
+pytest_plugins = ["tests.support.statements"]  # the `statements` fixture
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / "tests" / "fixtures" / "workflows"
 DYNAMIC = ROOT / "tests" / "fixtures" / "dynamic"

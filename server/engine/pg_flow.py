@@ -37,14 +37,18 @@ CLAIM_STATEMENT = Statement(
     CLAIM_LIMITED,
     args=(
         "step_id", "now", "lease", "default_timeout", "grace", "epoch", "held", "offered",
-        "task_kind", "rate_kind", "keep",
+        "task_kind", "rate_kind", "keep", "waiting", "parked_until",
     ),
     moves={
         "retry": Move("step", RETRYING, _S.PENDING),
         "claim": Move("step", _S.PENDING, _S.IN_PROGRESS),
         "start": Move("task", _T.PENDING, _T.IN_PROGRESS),
     },
-    states={"claimable_tasks": sorted(CLAIMABLE_TASK_STATES)},
+    states={
+        "claimable_tasks": sorted(CLAIMABLE_TASK_STATES),
+        "active_tasks": sorted(ACTIVE_TASK_STATES),
+        "running": _S.IN_PROGRESS,
+    },
 )  # fmt: skip
 
 COMPLETE_STATEMENT = Statement(
@@ -73,19 +77,21 @@ CLAIM_STATEMENT.sql, _COMPLETE_SQL = _sql(CLAIM_STATEMENT), _sql(COMPLETE_STATEM
 
 async def claim_limited(store: "PgStore", req: ClaimRequest) -> Claim | None:
     """Claim a step the unlimited CLAIM left alone: in one statement when it has limits with
-    room, else through the portable claim (which refuses or admits it under the key locks)."""
+    room (or record its first wait for a full key), else through the portable claim (which
+    refuses or admits it under the key locks)."""
     now = store.changes.clock.now()
     rows = await Tortoise.get_connection("default").execute_query_dict(
         CLAIM_STATEMENT.sql,
         CLAIM_STATEMENT.values(
             req.step_id, now, req.lease_owner, req.default_timeout, req.lease_grace,
             now.timestamp(), HELD, OFFERED, limits.TASK_LIMIT, limits.RATE_LIMIT,
-            KEEP_STARTS_SECONDS,
+            KEEP_STARTS_SECONDS, WAITING, now + limits.PARKED,
         ),
     )  # fmt: skip
     r = rows[0] if rows else None
     if r is None or r["id"] is None:
-        return await store._claim(req) if r is not None and r["limited"] else None
+        undecided = r is not None and r["limited"] and not r["waited"]
+        return await store._claim(req) if undecided else None
     return claim_from_row(store.changes, r, req, CLAIM_STATEMENT.moves["start"], now, limited=True)
 
 

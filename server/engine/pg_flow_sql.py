@@ -11,10 +11,14 @@ The claim takes what it needs only when every limit has room: a concurrency slot
 and a `held` row), a rate start (`starts` gains this one, the window's old ones dropped). A
 handler slot is taken by the task's first start only (the locked task row is still pending).
 A step offered a slot (a waiter woken by a completion) turns its offer into the held slot.
-A step still waiting, or refused, returns no claim, and the portable claim decides it under
-the same locks (`limits.admit`): it records the wait or the rate refusal, or admits a step
-whose holders are gone (a cancel) before the sweeper's recount. So this statement never admits
-what the portable claim would refuse.
+A step refused for a slot the first time, with nothing else to decide, is recorded waiting
+by the statement itself (a `waiting` row for the first full key, the key's `waiting` count, its
+dispatch stamp parked), so a burst of refusals holds each key row for one statement, not for a
+transaction. Anything else that is not admitted (a step already waiting, a rate refusal, a key
+seen for the first time, an offer that another key refuses) returns no claim, and the portable
+claim decides it under the same locks (`limits.admit`). So this statement never admits what
+the portable claim would refuse; it counts the slot rows as the portable claim does before it
+records a wait.
 
 The completion frees the step's slot (and the handler's when it finished the task), offers it
 to the key's best waiting step (highest priority, then the oldest) and returns it to be sent
@@ -44,15 +48,15 @@ WITH target AS (
                         WHERE s.step_id = ws.id AND s.state <> $offered::text){CLAIMABLE_STEP}
 ), wanted AS (
     SELECT l->>'scope' AS scope, l->>'key' AS "key", l->>'kind' AS kind,
-           (l->>'limit')::int AS lim, (l->>'period')::float8 AS period
-      FROM target, jsonb_array_elements(target.flow->'limits') AS l
+           (l->>'limit')::int AS lim, (l->>'period')::float8 AS period, l_ord AS ord
+      FROM target, jsonb_array_elements(target.flow->'limits') WITH ORDINALITY AS e(l, l_ord)
      WHERE l->>'kind' <> $task_kind::text OR target.task_status = $start_from::text
 ), mine AS (
     -- The slots offered to this step (counted in their keys' in_use since the offer).
     SELECT s.id, s.scope, s."key" FROM tasker_limit_slots s, target
      WHERE s.step_id = $step_id AND s.state = $offered::text
 ), keys AS (
-    SELECT k.in_use, k.starts, w.kind, w.lim, w.period, w.scope, w."key",
+    SELECT k.in_use, k.starts, w.kind, w.lim, w.period, w.scope, w."key", w.ord,
            EXISTS (SELECT 1 FROM mine m WHERE m.scope = w.scope AND m."key" = w."key")
                AS offered_here
       FROM tasker_limit_keys k JOIN wanted w ON k.scope = w.scope AND k."key" = w."key"
@@ -110,9 +114,46 @@ WITH target AS (
        AND ls.scope = keys.scope AND ls."key" = keys."key"
        AND ls.started_at <= $now - make_interval(secs => keys.period + $keep::float8)
  RETURNING ls.id
+), refused AS (
+    -- Refused for a slot and nothing else to decide (every key row there, no rate limit, no
+    -- offer): the first full key, in the order of the step's limits as the portable claim
+    -- takes them, records the step as waiting, its dispatch stamp parked (`limits._wait`).
+    SELECT keys.scope, keys."key", keys.lim FROM keys, verdict
+     WHERE NOT verdict.ok AND keys.kind <> $rate_kind::text AND keys.in_use >= keys.lim
+       -- Full by the slot rows too, counted as the portable claim counts them: a holder whose
+       -- step (or, for a handler limit, task) no longer runs does not count, e.g. a task just
+       -- cancelled; the key row learns of it only at the next recount.
+       AND (SELECT count(*) FROM tasker_limit_slots ls
+             WHERE ls.scope = keys.scope AND ls."key" = keys."key"
+               AND (ls.state = $offered::text
+                    OR (ls.state = $held::text AND CASE WHEN keys.kind = $task_kind::text
+                        THEN EXISTS (SELECT 1 FROM tasker_tasks t WHERE t.id = ls.task_id
+                                        AND t.status = ANY($active_tasks::text[]))
+                        ELSE EXISTS (SELECT 1 FROM tasker_workflow_steps h
+                                      WHERE h.id = ls.step_id AND h.status = $running::text
+                                        AND h.lease_owner = ls.lease_owner) END))) >= keys.lim
+       AND (SELECT count(*) FROM keys) = (SELECT count(*) FROM wanted)
+       AND NOT EXISTS (SELECT 1 FROM wanted r WHERE r.kind = $rate_kind::text)
+       AND NOT EXISTS (SELECT 1 FROM mine)
+     ORDER BY keys.ord LIMIT 1
+), waits AS (
+    INSERT INTO tasker_limit_slots
+           (scope, "key", step_id, task_id, state, "limit", priority, created_at)
+    SELECT r.scope, r."key", $step_id, target.task_id, $waiting::text, r.lim,
+           COALESCE((target.flow->>'priority')::int, 2), $now
+      FROM refused r, target
+ RETURNING scope, "key"
+), counted AS (
+    UPDATE tasker_limit_keys k SET waiting = k.waiting + 1
+      FROM waits w WHERE k.scope = w.scope AND k."key" = w."key"
+ RETURNING k.id
+), parked AS (
+    UPDATE tasker_workflow_steps ws SET dispatched_at = $parked_until
+      FROM target WHERE ws.ctid = target.step_row AND EXISTS (SELECT 1 FROM waits)
+ RETURNING ws.id
 ), {CLAIM_HISTORY}
 SELECT x.*, (SELECT ws.flow IS NOT NULL FROM tasker_workflow_steps ws WHERE ws.id = $step_id)
-           AS limited
+           AS limited, EXISTS (SELECT 1 FROM waits) AS waited
   FROM (SELECT 1) AS one LEFT JOIN LATERAL (
 {CLAIM_ROW}  ) AS x ON TRUE
 """

@@ -5,8 +5,6 @@ A request with an idempotency key still goes the transaction's way, so one task 
 created from the same handler and context and their rows compared column by column.
 """
 
-import logging
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -17,31 +15,9 @@ from server.db.models import StepEdge, Transition, WorkflowStep
 from server.domain.views import CreateTask
 from tests.conftest import BACKEND
 from tests.support.recorder import Recorder
+from tests.support.statements import Statements
 
 pytestmark = pytest.mark.skipif(BACKEND != "postgres", reason="the PostgreSQL creation statement")
-
-
-class Statements(logging.Handler):
-    """The statements Tortoise's client logs (it logs every query at DEBUG)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.seen: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.seen.append(record.getMessage())
-
-
-@pytest.fixture
-def statements() -> Iterator[Statements]:
-    handler = Statements()
-    log = logging.getLogger("tortoise.db_client")
-    level = log.level
-    log.setLevel(logging.DEBUG)
-    log.addHandler(handler)
-    yield handler
-    log.removeHandler(handler)
-    log.setLevel(level)
 
 
 async def rows_of(task_id: UUID) -> dict[str, Any]:
@@ -73,7 +49,7 @@ async def test_a_plain_creation_is_one_statement_with_the_transactions_rows(
     await services.tasks.create_task(request)  # warm: the handler's catalogue row
     statements.seen.clear()
     plain, _ = await services.tasks.create_task(request)
-    writes = [s for s in statements.seen if not s.lstrip().upper().startswith("SELECT")]
+    writes = statements.writes()
     assert len(writes) == 1, writes  # no BEGIN, no COMMIT: one statement
     keyed, _ = await services.tasks.create_task(
         CreateTask(namespace="shapes", name="diamond", context={"n": 1}, idempotency_key="k")

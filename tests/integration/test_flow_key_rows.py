@@ -13,10 +13,12 @@ import pytest
 from server.container import Services
 from server.db.models import LimitKey, LimitSlot
 from server.domain.views import CreateTask
+from server.engine.pg_store import PgStore
 from server.engine.store import Outcome
 from server.registry.handler_registry import HandlerRegistry
-from tests.conftest import ROOT, WORKFLOWS, on_every_store
+from tests.conftest import BACKEND, ROOT, WORKFLOWS, on_every_store
 from tests.support.recorder import Recorder, recording
+from tests.support.statements import Statements
 
 pytestmark = on_every_store
 FLOW = ROOT / "tests" / "fixtures" / "flow"
@@ -121,3 +123,27 @@ async def test_every_way_a_holder_ends_gives_its_slot_back(services: Services) -
         assert await services.runner.record(claim, Outcome(results={})) == "complete"
     assert await counted("acme") == (0, 0)
     assert await LimitSlot.all().count() == 0
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="the PostgreSQL claim statement")
+async def test_a_first_refusal_is_recorded_by_the_claim_statement_alone(
+    services: Services, statements: Statements
+) -> None:
+    # A burst of steps for one full key: each refusal holds the key row for one statement,
+    # not for the portable claim's transaction.
+    if not isinstance(services.store, PgStore):
+        pytest.skip("the portable store's claim is its transaction")
+    clock, _ = recording(services, Recorder())
+    ids = await limited(services, "acme", 3)
+    for step_id in ids[:2]:
+        assert await services.runner.claim(step_id) is not None
+    statements.seen.clear()
+    assert await services.runner.claim(ids[2]) is None
+    writes = statements.writes()
+    assert len(writes) == 2, writes  # the unlimited claim (which skips it), the limited one
+    assert all(w.lstrip().startswith("WITH") for w in writes)
+    assert await counted("acme") == (2, 1)
+    from server.db.models import WorkflowStep
+
+    step = await WorkflowStep.get(id=ids[2])
+    assert step.dispatched_at is not None and step.dispatched_at > clock.now() + timedelta(hours=1)
