@@ -34,6 +34,14 @@ SELECT count(*) FROM pg_stat_activity
  WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%task_lock%'
 """
 
+# What every other session of the test database is doing, when the completion was not seen
+# waiting (a CI run once met that; the activity says who held up whom).
+ACTIVITY = """
+SELECT pid, state, wait_event_type, wait_event, pg_blocking_pids(pid) AS blockers,
+       left(regexp_replace(query, '\\s+', ' ', 'g'), 120) AS query FROM pg_stat_activity
+ WHERE datname = current_database() AND pid <> pg_backend_pid()
+"""
+
 
 @pytest.fixture
 async def cluster(database_url, registry, tmp_path):
@@ -91,9 +99,21 @@ async def test_kill_9_with_completions_in_the_buffer_loses_and_repeats_nothing(c
         await locker.execute("SELECT id FROM tasker_tasks WHERE id = $1 FOR UPDATE", held.id)
 
         async def blocked():
+            # The locker reads pg_stat_activity inside its transaction, where PostgreSQL
+            # keeps the first reading until the transaction ends: drop it before each poll.
+            await locker.execute("SELECT pg_stat_clear_snapshot()")
             return (await locker.fetchval(BLOCKED)) > 0
 
-        await _until(blocked, f"its completion waits on the lock\n{workers.logs()}")
+        try:
+            await _until(blocked, "its completion waits on the lock")
+        except AssertionError:
+            steps = await _steps(services, held.id)
+            await locker.execute("SELECT pg_stat_clear_snapshot()")
+            activity = await locker.fetch(ACTIVITY)
+            raise AssertionError(
+                f"no completion waits on the task lock\nsteps: {steps}\n"
+                f"activity: {[dict(r) for r in activity]}\n{workers.logs()}"
+            ) from None
         # Completions of other tasks now queue behind the one in flight.
         queued = [await _create(services, {"sleep": 0}) for _ in range(4)]
         for task in queued:
