@@ -27,6 +27,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from server.db.models import StepEdge, Task, Transition, WorkflowStep
+from server.db.sql import connection
 from server.domain.errors import TaskNotFound
 from server.domain.flow import DEFAULT_PRIORITY
 from server.domain.states import (
@@ -267,6 +268,14 @@ class StateChanges:
         async with in_transaction() as conn:
             tx = Transaction(now=self.clock.now(), conn=conn)
             yield tx
+        self.after_commit(tx)
+
+    @contextlib.asynccontextmanager
+    async def statement(self) -> AsyncIterator[Transaction]:
+        """For work whose writes are one statement (atomic on its own, after any reads): no
+        BEGIN and COMMIT; its events and dispatches take effect once the block ends."""
+        tx = Transaction(now=self.clock.now(), conn=connection())
+        yield tx
         self.after_commit(tx)
 
     @contextlib.asynccontextmanager

@@ -185,11 +185,9 @@ class TaskCreator:
         gets that task (or a Conflict) instead."""
         bypassing: list[Plan] = []
         if fits(plans) and dialect(connection()) == "postgres":
-            # One statement: atomic without BEGIN and COMMIT (`creation_statement`).
-            tx = Transaction(now=self.changes.clock.now(), conn=connection())
-            await mark_paused(tx, plans)
-            await write_at_once(tx, plans)
-            self.changes.after_commit(tx)
+            async with self.changes.statement() as tx:  # `creation_statement`
+                await mark_paused(tx, plans)
+                await write_at_once(tx, plans)
             written = plans
         else:
             async with self.changes.transaction() as tx:
