@@ -3,7 +3,8 @@
 1. Throughput, same run, same workers: a backlog of 2-step chains with no limits, then the
    same backlog of chains whose handler and steps declare limits that never bind (a handler
    concurrency of 1000 per key, a step concurrency of 1000 per key, a rate limit of 100,000/s):
-   steady steps/s (10 % -> 90 % of the work) of each and their ratio.
+   steady steps/s (10 % -> 90 % of the work) of each and their ratio, and the CPU per step of
+   the worker processes and of PostgreSQL (where a limited step's extra cost goes).
 2. Hand-off: tasks of one key with a limit of 1, queued at once; from the history rows, the
    time from a slot freed (the holder's completion) to the next step's start, p50 / p99.
 
@@ -23,7 +24,7 @@ import time
 import asyncpg
 import redis
 
-from bench.engine_bench import PG_ADMIN, ROOT, TASKER, pct
+from bench.engine_bench import PG_ADMIN, ROOT, TASKER, cpu_seconds, pct
 
 HANDLERS = f"{ROOT / 'bench/handlers'}:{ROOT / 'bench/flow_handlers'}"
 # A database and Redis of its own: the engine benchmark may run at the same time.
@@ -51,9 +52,23 @@ async def reset_database() -> None:
     subprocess.run([TASKER, "migrate"], env=env(), check=True, capture_output=True)
 
 
-async def drain(services, pg, name: str, tasks: int, tenants: int) -> float:  # type: ignore[no-untyped-def]
+async def cpu_now(pg, workers: list[int]) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """CPU seconds so far of the worker processes and of this database's backends."""
+    backends = await pg.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", DB_NAME
+    )
+    return (
+        sum(cpu_seconds(p) for p in workers),
+        sum(cpu_seconds(r["pid"]) for r in backends),
+    )
+
+
+async def drain(  # type: ignore[no-untyped-def]
+    services, pg, name: str, tasks: int, tenants: int, workers: list[int]
+) -> tuple[float, float, float]:
     """Create a backlog of `tasks` chains of handler `name` (paused meanwhile), then let the
-    workers drain it: steady steps/s from the completed-step count.
+    workers drain it: steady steps/s from the completed-step count, and the CPU per step of
+    the workers and of PostgreSQL over the drain.
 
     The backlog is made under a handler pause and released at once: created as the workers
     drained it, a fast engine finished most of it before the last creation and the 10 % and
@@ -75,6 +90,7 @@ async def drain(services, pg, name: str, tasks: int, tenants: int) -> float:  # 
     await services.pausing.pause_handler("flowbench", name)
     await asyncio.gather(*(producer() for _ in range(16)))
     await asyncio.sleep(1)  # the workers spend the messages the pause refuses
+    cpu_before = await cpu_now(pg, workers)
     await services.pausing.resume_handler("flowbench", name)
     total = tasks * 2
     marks: dict[float, float] = {}
@@ -95,7 +111,9 @@ async def drain(services, pg, name: str, tasks: int, tenants: int) -> float:  # 
         < total
     ):
         await asyncio.sleep(0.05)
-    return 0.8 * total / (marks[0.9] - marks[0.1])
+    cpu_after = await cpu_now(pg, workers)
+    per_step = [(a - b) * 1000 / total for a, b in zip(cpu_after, cpu_before, strict=True)]
+    return 0.8 * total / (marks[0.9] - marks[0.1]), per_step[0], per_step[1]
 
 
 async def handoff(services, pg, tasks: int) -> list[float]:  # type: ignore[no-untyped-def]
@@ -144,12 +162,15 @@ async def run(tasks: int, processes: int, threads: int, tenants: int) -> dict[st
         await asyncio.sleep(2)  # the workers connect
         out: dict[str, float] = {}
         # Alternate, so that neither side always runs on a warmer system.
-        plain, loose = [], []
+        pids = [w.pid for w in workers]
+        runs: dict[str, list[tuple[float, float, float]]] = {"plain": [], "loose": []}
         for _ in range(2):
-            plain.append(await drain(services, pg, "plain", tasks // 2, tenants))
-            loose.append(await drain(services, pg, "loose", tasks // 2, tenants))
-        out["plain_steps_per_s"] = statistics.mean(plain)
-        out["loose_steps_per_s"] = statistics.mean(loose)
+            for name, drained in runs.items():
+                drained.append(await drain(services, pg, name, tasks // 2, tenants, pids))
+        for name, drained in runs.items():
+            out[f"{name}_steps_per_s"] = statistics.mean(d[0] for d in drained)
+            out[f"{name}_cpu_workers"] = statistics.mean(d[1] for d in drained)
+            out[f"{name}_cpu_postgres"] = statistics.mean(d[2] for d in drained)
         gaps = await handoff(services, pg, 200)
         out["handoff_ms_p50"] = statistics.median(gaps)
         out["handoff_ms_p99"] = pct(gaps, 99)
@@ -173,9 +194,18 @@ def main() -> None:
     asyncio.run(reset_database())
     r = asyncio.run(run(args.tasks, args.processes, args.threads, args.tenants))
     ratio = r["loose_steps_per_s"] / r["plain_steps_per_s"]
-    print(f"no limits:                       {r['plain_steps_per_s']:8.0f} steps/s")
+
+    def cpu(name: str) -> str:
+        return (
+            f"CPU per step: workers {r[name + '_cpu_workers']:.2f} ms, "
+            f"PostgreSQL {r[name + '_cpu_postgres']:.2f} ms"
+        )
+
     print(
-        f"limits declared, never binding:  {r['loose_steps_per_s']:8.0f} steps/s "
+        f"no limits:                       {r['plain_steps_per_s']:8.0f} steps/s   {cpu('plain')}"
+    )
+    print(
+        f"limits declared, never binding:  {r['loose_steps_per_s']:8.0f} steps/s   {cpu('loose')} "
         f"({ratio:.2f} x no limits)"
     )
     print(
