@@ -390,7 +390,11 @@ class LimitSlot(Model):
 
     class Meta:
         table = "tasker_limit_slots"
-        indexes = (Index(fields=("scope", "key", "state")), Index(fields=("step_id",)))
+        indexes = (
+            Index(fields=("scope", "key", "state")),
+            Index(fields=("step_id",)),
+            Index(fields=("task_id",), name="idx_tasker_limi_task_id"),  # built by migration 18
+        )
 
 
 class LimitKey(Model):

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
+
 from server.db.models import LimitKey
 from server.engine.changes import Transaction
 
@@ -32,6 +34,25 @@ def split_name(name: str) -> tuple[str, str]:
     return scope, key
 
 
+_INSERT_KEYS = (
+    'INSERT INTO tasker_limit_keys (scope, "key", in_use, waiting, starts)'
+    " SELECT s, k, 0, 0, '[]'::jsonb FROM unnest($1::text[], $2::text[]) AS u(s, k)"
+    ' ORDER BY s, k ON CONFLICT (scope, "key")'
+)
+"""PostgreSQL: the key rows of (scopes, keys), in sorted order; the caller says what a row
+that exists already gets."""
+
+
+async def create_keys(conn: BaseDBAsyncClient, names: Sequence[str]) -> None:
+    """PostgreSQL: make sure the key rows of `scope|key` names exist, committed by a statement
+    of their own, so that the limited claim that found them missing can run again and lock
+    them (a key's row is never deleted once made)."""
+    pairs = sorted({split_name(n) for n in names})
+    await conn.execute_query(
+        _INSERT_KEYS + " DO NOTHING", [[s for s, _ in pairs], [k for _, k in pairs]]
+    )
+
+
 async def lock_keys(tx: Transaction, names: Sequence[str]) -> None:
     """Make sure the key rows of `scope|key` names exist and, on PostgreSQL, lock them until
     the transaction ends, in sorted order (so two writers never wait for each other's keys).
@@ -42,10 +63,7 @@ async def lock_keys(tx: Transaction, names: Sequence[str]) -> None:
     if tx.conn.capabilities.dialect == "postgres":
         # ON CONFLICT DO UPDATE locks an existing row; an inserted one is ours until commit.
         await tx.conn.execute_query(
-            'INSERT INTO tasker_limit_keys (scope, "key", in_use, waiting, starts)'
-            " SELECT s, k, 0, 0, '[]'::jsonb FROM unnest($1::text[], $2::text[]) AS u(s, k)"
-            ' ORDER BY s, k ON CONFLICT (scope, "key")'
-            " DO UPDATE SET in_use = tasker_limit_keys.in_use",
+            _INSERT_KEYS + " DO UPDATE SET in_use = tasker_limit_keys.in_use",
             [[s for s, _ in pairs], [k for _, k in pairs]],
         )
         return

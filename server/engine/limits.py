@@ -53,6 +53,10 @@ it alone (its hand-off is a message; `sweep_limits` re-offers a lost one)."""
 _ACTIVE = [s.value for s in ACTIVE_TASK_STATES]
 
 
+MAX_LIMITS = 3
+"""The most limits one step has (`step_flow`: its handler's concurrency, its own, its rate)."""
+
+
 def step_flow(
     template: HandlerTemplate, step: StepTemplate, context: Any, priority: int
 ) -> dict[str, Any] | None:

@@ -1,8 +1,9 @@
 """The PostgreSQL store's path for steps with limits: one statement to claim, one to complete
 (`server.engine.pg_flow_sql`), with the portable claim (`limits.admit`) deciding whatever that
-statement leaves: a refusal (recording the wait or the rate window), a step that has waited,
-a key seen for the first time. Failures, retries and reaped leases go through the portable
-store's transaction, which frees slots in `limits.release`.
+statement leaves: a refusal (recording the wait or the rate window), a step that has waited.
+A key seen for the first time gets its row and the statement runs again. Failures, retries
+and reaped leases go through the portable store's transaction, which frees slots in
+`limits.release`.
 """
 
 import json
@@ -19,6 +20,7 @@ from server.engine.limit_keys import (
     KEEP_STARTS_SECONDS,
     OFFERED,
     WAITING,
+    create_keys,
     lock_keys,
     split_name,
 )
@@ -79,16 +81,23 @@ async def claim_limited(store: "PgStore", req: ClaimRequest) -> Claim | None:
     """Claim a step the unlimited CLAIM left alone: in one statement when it has limits with
     room (or record its first wait for a full key), else through the portable claim (which
     refuses or admits it under the key locks)."""
-    now = store.changes.clock.now()
-    rows = await Tortoise.get_connection("default").execute_query_dict(
-        CLAIM_STATEMENT.sql,
-        CLAIM_STATEMENT.values(
-            req.step_id, now, req.lease_owner, req.default_timeout, req.lease_grace,
-            now.timestamp(), HELD, OFFERED, limits.TASK_LIMIT, limits.RATE_LIMIT,
-            KEEP_STARTS_SECONDS, WAITING, now + limits.PARKED,
-        ),
-    )  # fmt: skip
-    r = rows[0] if rows else None
+    conn = Tortoise.get_connection("default")
+    for _ in range(2):
+        now = store.changes.clock.now()
+        rows = await conn.execute_query_dict(
+            CLAIM_STATEMENT.sql,
+            CLAIM_STATEMENT.values(
+                req.step_id, now, req.lease_owner, req.default_timeout, req.lease_grace,
+                now.timestamp(), HELD, OFFERED, limits.TASK_LIMIT, limits.RATE_LIMIT,
+                KEEP_STARTS_SECONDS, WAITING, now + limits.PARKED,
+            ),
+        )  # fmt: skip
+        r = rows[0] if rows else None
+        if r is None or r["id"] is not None or not r["missing"]:
+            break
+        # Keys seen for the first time (a new customer of a per-customer limit): their rows
+        # made, the same statement decides again.
+        await create_keys(conn, r["missing"])
     if r is None or r["id"] is None:
         undecided = r is not None and r["limited"] and not r["waited"]
         return await store._claim(req) if undecided else None

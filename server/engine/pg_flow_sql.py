@@ -14,11 +14,12 @@ A step offered a slot (a waiter woken by a completion) turns its offer into the 
 A step refused for a slot the first time, with nothing else to decide, is recorded waiting
 by the statement itself (a `waiting` row for the first full key, the key's `waiting` count, its
 dispatch stamp parked), so a burst of refusals holds each key row for one statement, not for a
-transaction. Anything else that is not admitted (a step already waiting, a rate refusal, a key
-seen for the first time, an offer that another key refuses) returns no claim, and the portable
-claim decides it under the same locks (`limits.admit`). So this statement never admits what
-the portable claim would refuse; it counts the slot rows as the portable claim does before it
-records a wait.
+transaction. A key seen for the first time has no row to lock: the statement names it
+(`missing`), and the caller creates the row and runs the statement again. Anything else that
+is not admitted (a step already waiting, a rate refusal, an offer that another key refuses)
+returns no claim, and the portable claim decides it under the same locks (`limits.admit`).
+So this statement never admits what the portable claim would refuse; it counts the slot rows
+as the portable claim does before it records a wait.
 
 The completion frees the step's slot (and the handler's when it finished the task), offers it
 to the key's best waiting step (highest priority, then the oldest) and returns it to be sent
@@ -26,6 +27,7 @@ after commit. When the key row counts waiting steps that the statement's snapsho
 (a wait recorded while it ran), it names the key, and the caller offers it in a transaction.
 """
 
+from server.engine.limits import MAX_LIMITS
 from server.engine.pg_sql import (
     CLAIM_HISTORY,
     CLAIM_ROW,
@@ -51,17 +53,23 @@ WITH target AS (
            (l->>'limit')::int AS lim, (l->>'period')::float8 AS period, l_ord AS ord
       FROM target, jsonb_array_elements(target.flow->'limits') WITH ORDINALITY AS e(l, l_ord)
      WHERE l->>'kind' <> $task_kind::text OR target.task_status = $start_from::text
+     -- Said, so that the planner expects a few rows here, not its default guess of 100 (for
+     -- which it read the whole key table to update these keys' rows).
+     ORDER BY 1, 2 LIMIT {MAX_LIMITS}
 ), mine AS (
     -- The slots offered to this step (counted in their keys' in_use since the offer).
     SELECT s.id, s.scope, s."key" FROM tasker_limit_slots s, target
      WHERE s.step_id = $step_id AND s.state = $offered::text
 ), keys AS (
+    -- Each key row looked up by its unique index and locked, in the order of `wanted`
+    -- (sorted by scope and key). As a join, the planner read the whole key table for them
+    -- (one row for every key ever seen: every customer of a per-customer limit).
     SELECT k.in_use, k.starts, w.kind, w.lim, w.period, w.scope, w."key", w.ord,
            EXISTS (SELECT 1 FROM mine m WHERE m.scope = w.scope AND m."key" = w."key")
                AS offered_here
-      FROM tasker_limit_keys k JOIN wanted w ON k.scope = w.scope AND k."key" = w."key"
-     ORDER BY k.scope, k."key"
-       FOR UPDATE OF k
+      FROM wanted w CROSS JOIN LATERAL (
+           SELECT k.in_use, k.starts FROM tasker_limit_keys k
+            WHERE k.scope = w.scope AND k."key" = w."key" LIMIT 1 FOR UPDATE) AS k
 ), verdict AS (
     SELECT (SELECT count(*) FROM keys) = (SELECT count(*) FROM wanted)
            AND COALESCE(bool_and(CASE WHEN kind = $rate_kind::text
@@ -153,7 +161,10 @@ WITH target AS (
  RETURNING ws.id
 ), {CLAIM_HISTORY}
 SELECT x.*, (SELECT ws.flow IS NOT NULL FROM tasker_workflow_steps ws WHERE ws.id = $step_id)
-           AS limited, EXISTS (SELECT 1 FROM waits) AS waited
+           AS limited, EXISTS (SELECT 1 FROM waits) AS waited,
+       ARRAY(SELECT w.scope || '|' || w."key" FROM wanted w
+              WHERE NOT EXISTS (SELECT 1 FROM keys k WHERE k.scope = w.scope
+                                                       AND k."key" = w."key")) AS missing
   FROM (SELECT 1) AS one LEFT JOIN LATERAL (
 {CLAIM_ROW}  ) AS x ON TRUE
 """

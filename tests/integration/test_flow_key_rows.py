@@ -4,6 +4,7 @@ slot rows hold, and every way a holder ends (completion, failure, cancel, lost l
 its slot back, to the oldest waiting step of that key and not another key's."""
 
 import asyncio
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -147,3 +148,72 @@ async def test_a_first_refusal_is_recorded_by_the_claim_statement_alone(
 
     step = await WorkflowStep.get(id=ids[2])
     assert step.dispatched_at is not None and step.dispatched_at > clock.now() + timedelta(hours=1)
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="the PostgreSQL claim statement")
+async def test_a_key_seen_for_the_first_time_is_claimed_without_a_transaction(
+    services: Services, statements: Statements
+) -> None:
+    # Every new customer of a per-customer limit: its key row is made by one statement and the
+    # limited claim statement runs again, rather than the portable claim's transaction.
+    if not isinstance(services.store, PgStore):
+        pytest.skip("the portable store's claim is its transaction")
+    recording(services, Recorder())
+    (step_id,) = await limited(services, "newcomer", 1)
+    assert not await LimitKey.filter(scope=SCOPE, key="newcomer").exists()
+    statements.seen.clear()
+    assert await services.runner.claim(step_id) is not None
+    writes = [w.lstrip() for w in statements.writes()]
+    # The unlimited claim (which skips it), the limited one (which names the missing key),
+    # the key row, the limited claim again.
+    assert len(writes) == 4, writes
+    assert writes[2].startswith("INSERT INTO tasker_limit_keys"), writes
+    assert all(w.startswith("WITH") for i, w in enumerate(writes) if i != 2), writes
+    assert await counted("newcomer") == (1, 0)
+
+
+async def generic_plan(sql: str) -> str:
+    """The plan PostgreSQL settles on for `sql` on a pooled connection (the generic one, made
+    for any parameters: a statement prepared once and run many times)."""
+    from tortoise.transactions import in_transaction
+
+    count = max(int(n) for n in re.findall(r"\$(\d+)", sql))
+    async with in_transaction() as conn:  # one connection for all four statements
+        await conn.execute_query("SET LOCAL plan_cache_mode = force_generic_plan")
+        await conn.execute_query(f"PREPARE plan_check AS {sql}")
+        _, rows = await conn.execute_query(
+            f"EXPLAIN EXECUTE plan_check({', '.join(['NULL'] * count)})"
+        )
+        await conn.execute_query("DEALLOCATE plan_check")
+    return "\n".join(r["QUERY PLAN"] for r in rows)
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="the PostgreSQL statements' plans")
+async def test_limited_statements_find_key_and_slot_rows_by_index(services: Services) -> None:
+    # Per-customer keys: the key table holds a row for every customer ever seen, the slot
+    # table one for every step waiting. A limited claim or completion must look its rows up,
+    # not read either table.
+    if not isinstance(services.store, PgStore):
+        pytest.skip("the portable store's statements")
+    from tortoise import Tortoise
+
+    from server.engine import pg_flow
+
+    conn = Tortoise.get_connection("default")
+    await conn.execute_query(
+        'INSERT INTO tasker_limit_keys (scope, "key", in_use, waiting, starts)'
+        " SELECT $1, 'k' || n, 0, 0, '[]'::jsonb FROM generate_series(1, 3000) AS n",
+        [SCOPE],
+    )
+    await conn.execute_query(
+        'INSERT INTO tasker_limit_slots (scope, "key", step_id, task_id, state, "limit",'
+        " priority, created_at) SELECT $1, 'k' || n, n, gen_random_uuid(), 'waiting', 1, 2, now()"
+        " FROM generate_series(1, 3000) AS n",
+        [SCOPE],
+    )
+    await conn.execute_query("ANALYZE tasker_limit_keys")
+    await conn.execute_query("ANALYZE tasker_limit_slots")
+    for name, sql in (("claim", pg_flow.CLAIM_STATEMENT.sql), ("complete", pg_flow._COMPLETE_SQL)):
+        plan = await generic_plan(sql)
+        assert "Seq Scan on tasker_limit_keys" not in plan, (name, plan)
+        assert "Seq Scan on tasker_limit_slots" not in plan, (name, plan)
