@@ -61,19 +61,38 @@ async def insert_rows(
 
 
 def insert_sql(
-    model: type[Model], rows: Sequence[Mapping[str, Any]], values: list[Any], postgres: bool
+    model: type[Model],
+    rows: Sequence[Mapping[str, Any]],
+    values: list[Any],
+    postgres: bool,
+    computed: Mapping[str, str] | None = None,
 ) -> str:
     """`INSERT INTO table (columns) VALUES (...), (...)` for `rows`, their values appended to
     `values` (PostgreSQL placeholders numbered after the ones already there), so several
-    inserts can share one statement."""
+    inserts can share one statement.
+
+    `computed` (PostgreSQL): field name -> an SQL expression written in that field's place in
+    every row, where `{field}` stands for the row's own value of a field (its placeholder)."""
     names, columns, converters, defaults = _layout(model, tuple(rows[0]))
     first = len(values)
     for row in rows:
         for name, convert in zip(names, converters, strict=True):
             value = row[name] if name in row else defaults[name]()
             values.append(convert(value) if value is not None else None)
-    groups = _placeholders(len(rows), len(names), postgres, first)
+    if computed:
+        width = len(names)
+        groups = ", ".join(_row_sql(names, computed, first + r * width) for r in range(len(rows)))
+    else:
+        groups = _placeholders(len(rows), len(names), postgres, first)
     return f'INSERT INTO "{model._meta.db_table}" ({columns}) VALUES {groups}'
+
+
+def _row_sql(names: Sequence[str], computed: Mapping[str, str], first: int) -> str:
+    """One row's `($n, ..., <expression>, ...)`, its placeholders numbered from `first` + 1."""
+    own = {name: f"${first + c + 1}" for c, name in enumerate(names)}
+    return (
+        "(" + ", ".join(computed[n].format(**own) if n in computed else own[n] for n in names) + ")"
+    )
 
 
 @functools.cache

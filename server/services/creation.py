@@ -186,7 +186,6 @@ class TaskCreator:
         bypassing: list[Plan] = []
         if fits(plans) and dialect(connection()) == "postgres":
             async with self.changes.statement() as tx:  # `creation_statement`
-                await mark_paused(tx, plans)
                 await write_at_once(tx, plans)
             written = plans
         else:

@@ -15,10 +15,11 @@ large for one statement's parameters, goes the transaction's way.
 from typing import Any
 
 from server.db.bulk import MAX_PARAMETERS, insert_sql
-from server.db.models import Task, WorkflowStep
+from server.db.models import PausedHandler, Task, WorkflowStep
 from server.domain.states import StepState
 from server.engine.changes import Transaction
 from server.services.creation_rows import Plan, after_insert, step_rows, task_row
+from server.services.pausing import ALL_VERSIONS
 
 
 def fits(plans: list[Plan]) -> bool:
@@ -31,12 +32,29 @@ def fits(plans: list[Plan]) -> bool:
     return 30 * len(plans) + 16 * steps + 3 * edges + 3 <= MAX_PARAMETERS
 
 
+def _paused_when(all_versions: str) -> str:
+    """A new task's `handler_paused_at`: its value (now) when a row of
+    `tasker_paused_handlers` pauses its handler version (`pausing.handler_paused`), else NULL.
+    Asked in the insert itself: a query of its own was a round trip per creation."""
+    # Cast as the insert types them: a parameter must have one type wherever it is used.
+    return (
+        "(SELECT {handler_paused_at}::timestamptz WHERE EXISTS (SELECT 1 FROM "
+        f'"{PausedHandler._meta.db_table}" ph WHERE ph.namespace = {{namespace}}::varchar'
+        " AND ph.name = {name}::varchar"
+        f" AND ph.version IN ({all_versions}, {{version}}::varchar)))"
+    )
+
+
 async def write_at_once(tx: Transaction, plans: list[Plan]) -> None:
     """Insert the plans' tasks, steps, edges and "created" history rows in one statement
-    (`tx.conn` need not be in a transaction), and queue their after-commit effects."""
+    (`tx.conn` need not be in a transaction), created paused when their handler is, and
+    queue their after-commit effects."""
     now = tx.now
-    values: list[Any] = []
-    tasks = insert_sql(Task, [task_row(p, now) for p in plans], values, True)
+    values: list[Any] = [ALL_VERSIONS]
+    for plan in plans:
+        plan.paused_at = now  # kept by the insert only where the handler is paused
+    paused = {"handler_paused_at": _paused_when("$1::text")}
+    tasks = insert_sql(Task, [task_row(p, now) for p in plans], values, True, paused)
     steps = insert_sql(WorkflowStep, [r for p in plans for r in step_rows(p, now)], values, True)
     edges = [(p.id_text, a, b) for p in plans for a, b in p.template.graph.edges]
     rows = []
@@ -58,7 +76,7 @@ async def write_at_once(tx: Transaction, plans: list[Plan]) -> None:
     )
     # The task's "created" row first, then its steps' in template order, task after task:
     # the order `write_tasks` writes them in (events follow the history ids).
-    sql = f"""WITH tasks AS ({tasks} RETURNING id
+    sql = f"""WITH tasks AS ({tasks} RETURNING id, handler_paused_at
 ), steps AS ({steps} RETURNING id, task_id, name, position
 ), {edge_cte}history AS (
     INSERT INTO tasker_transitions
@@ -72,12 +90,19 @@ async def write_at_once(tx: Transaction, plans: list[Plan]) -> None:
 )
 SELECT id AS step_id, task_id, name AS step_name, NULL::bigint AS history_id FROM steps
 UNION ALL
-SELECT step_id, task_id, step_name, id FROM history"""
+SELECT step_id, task_id, step_name, id FROM history
+UNION ALL
+SELECT NULL, id, NULL, NULL FROM tasks WHERE handler_paused_at IS NOT NULL"""
     result = await tx.conn.execute_query_dict(sql, values)
+    paused_ids = {
+        str(r["task_id"]) for r in result if r["step_id"] is None and r["history_id"] is None
+    }
+    for plan in plans:
+        plan.paused_at = now if plan.id_text in paused_ids else None
     step_ids = {
         (str(r["task_id"]), r["step_name"]): int(r["step_id"])
         for r in result
-        if r["history_id"] is None
+        if r["history_id"] is None and r["step_id"] is not None
     }
     history = [{**r, "id": r["history_id"]} for r in result if r["history_id"] is not None]
     after_insert(tx, plans, step_ids, history)
