@@ -94,7 +94,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             from server.services import queries
 
             listener = asyncio.create_task(
-                RedisListener(settings.broker_url, core.hub, queries.events_since).run()
+                RedisListener(
+                    settings.broker_url,
+                    core.hub,
+                    queries.events_since,
+                    wanted=lambda: core.hub.subscriber_count > 0,
+                ).run()
             )
             # Servers fire cron ticks too, so schedules outlive every worker being down.
             pool.start_background(firing_only=True)

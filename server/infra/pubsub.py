@@ -60,12 +60,16 @@ class RedisListener:
         catch_up: CatchUp,
         *,
         window: timedelta = CATCH_UP_WINDOW,
+        wanted: Callable[[], bool] = lambda: True,
     ) -> None:
         self.url = url
         self.hub = hub
         self.ready = asyncio.Event()
         self.catch_up = catch_up
         self.window = window
+        self.wanted = wanted
+        """Whether anyone in this process listens now: the channel carries every transition
+        of every process, and decoding them for nobody was a server's busiest work."""
 
     async def run(self) -> None:
         """Forward every message on the channel into the hub, reconnecting after failures."""
@@ -80,7 +84,7 @@ class RedisListener:
                         lost_at = None
                     self.ready.set()
                     async for message in pubsub.listen():
-                        if message.get("type") != "message":
+                        if message.get("type") != "message" or not self.wanted():
                             continue
                         data = json.loads(message["data"])
                         self.hub.publish([TransitionEvent.from_json(d) for d in data])

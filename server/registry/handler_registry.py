@@ -78,6 +78,9 @@ class HandlerRegistry:
         self._index = {ns: names for ns, names in self._index.items() if names}
         self._handlers: dict[str, StepHandler] = {}
         self._handlers_lock = threading.Lock()
+        # One validator per context schema, made when first used: building one (its
+        # reference resolver, its keyword table) cost more than validating a small context.
+        self._validators: dict[int, tuple[HandlerTemplate, Any]] = {}
 
     @classmethod
     def load(
@@ -154,7 +157,11 @@ class HandlerRegistry:
         schema = template.context_schema
         if schema is None:
             return
-        validator = validator_for(schema, default=Draft202012Validator)(schema)
+        known = self._validators.get(id(template))
+        if known is None or known[0] is not template:
+            known = (template, validator_for(schema, default=Draft202012Validator)(schema))
+            self._validators[id(template)] = known
+        validator = known[1]
         details: dict[str, list[str]] = {}
         seen_required: set[tuple[Any, ...]] = set()
         for error in validator.iter_errors(context):

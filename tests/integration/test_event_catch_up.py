@@ -55,3 +55,48 @@ async def test_events_published_while_redis_was_down_reach_subscribers(
         await asyncio.gather(listening, return_exceptions=True)
         await services.close()
         redis.stop()
+
+
+async def test_the_channel_is_not_decoded_while_nobody_here_listens(
+    database_url: str, registry: HandlerRegistry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The channel carries every transition of every process; a server with no subscriber
+    # skips them unread. A message it cannot decode shows whether it was read: read, it
+    # breaks the subscription (a warning, a reconnect).
+    import redis as sync_redis
+
+    from server.infra.pubsub import CHANNEL
+
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    settings = fast_settings(database_url, broker_url=redis.url)
+    services = build_services(settings, NullDispatcher(), registry=registry)
+    await services.open()
+    listener = RedisListener(
+        redis.url,
+        services.hub,
+        queries.events_since,
+        wanted=lambda: services.hub.subscriber_count > 0,
+    )
+    listening = asyncio.create_task(listener.run())
+    publisher = sync_redis.Redis.from_url(redis.url)
+    try:
+        await asyncio.wait_for(listener.ready.wait(), 10)
+        assert publisher.publish(CHANNEL, b"not json") == 1
+        await asyncio.sleep(0.3)
+        assert listener.ready.is_set()
+        assert "lost its connection" not in caplog.text
+        async with services.hub.subscribe() as live:  # someone listens: read again
+            task, _ = await services.tasks.create_task(
+                CreateTask(namespace="shapes", name="linear", context={})
+            )
+            assert services.changes.outbox is not None
+            assert await asyncio.to_thread(services.changes.outbox.flush, 30)
+            event = await asyncio.wait_for(anext(live), 15)
+            assert event.task_id == str(task.id)
+    finally:
+        publisher.close()
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
+        await services.close()
+        redis.stop()
