@@ -40,7 +40,7 @@ TABLES = (
     "tasker_named_steps, tasker_named_tasks, tasker_namespaces, tasker_workers, "
     "tasker_analytics_slots, tasker_analytics_task_slots, tasker_analytics_step_slots, "
     "tasker_schedules, tasker_schedule_fires, tasker_paused_handlers, "
-    "tasker_limit_slots, tasker_limit_starts, tasker_limit_keys, tasker_step_items"
+    "tasker_limit_slots, tasker_limit_keys, tasker_step_items"
 )
 
 

@@ -414,20 +414,6 @@ class LimitKey(Model):
         unique_together = (("scope", "key"),)
 
 
-class LimitStart(Model):
-    """A start of a rate-limited step: the sliding window counts these per (scope, key)."""
-
-    id = fields.BigIntField(primary_key=True)
-    scope = fields.CharField(max_length=400)
-    key = fields.CharField(max_length=255)
-    step_id = fields.BigIntField()
-    started_at = fields.DatetimeField()
-
-    class Meta:
-        table = "tasker_limit_starts"
-        indexes = (Index(fields=("scope", "key", "started_at")),)
-
-
 class Signal(Model):
     """A signal delivered to a task: kept until a `wait_for` step of that name consumes it."""
 

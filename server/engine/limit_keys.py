@@ -10,7 +10,6 @@ row locks and then `recount` the key, so both kinds of writer agree on one count
 """
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -95,9 +94,22 @@ async def recount(tx: Transaction, scope: str, key: str) -> None:
 
 
 async def record_starts(
-    tx: Transaction, scope: str, key: str, recent: Sequence[datetime], period: float
+    tx: Transaction, scope: str, key: str, kept: Sequence[float], period: float
 ) -> None:
-    """A rate limit's kept starts after a start now: the recent ones and this one."""
-    opened = tx.now - timedelta(seconds=period + KEEP_STARTS_SECONDS)
-    starts = [s.timestamp() for s in recent if s > opened] + [tx.now.timestamp()]
+    """A rate limit's kept starts (epoch seconds) after a start now: the recent ones and this
+    one, in time order."""
+    opened = tx.now.timestamp() - period - KEEP_STARTS_SECONDS
+    starts = sorted([s for s in kept if s > opened] + [tx.now.timestamp()])
     await LimitKey.filter(scope=scope, key=key).using_db(tx.conn).update(starts=starts)
+
+
+async def kept_starts(tx: Transaction, scope: str, key: str, period: float) -> list[float]:
+    """A rate limit key's starts still kept (epoch seconds, in time order), read from its
+    row: call under the key's lock, so that the row is read at its newest version."""
+    found = (
+        await LimitKey.filter(scope=scope, key=key)
+        .using_db(tx.conn)
+        .values_list("starts", flat=True)
+    )
+    opened = tx.now.timestamp() - period - KEEP_STARTS_SECONDS
+    return sorted(float(s) for s in (found[0] if found else None) or [] if float(s) > opened)

@@ -23,22 +23,22 @@ keeps the key row's counters (what the PostgreSQL single-statement claim tests) 
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from tortoise.expressions import Q
 
-from server.db.models import LimitSlot, LimitStart, Task, WorkflowStep
+from server.db.models import LimitSlot, Task, WorkflowStep
 from server.domain.flow import resolve_key
 from server.domain.states import ACTIVE_TASK_STATES, StepState
 from server.domain.templates import HandlerTemplate, StepTemplate
 from server.engine.changes import StateChanges, Transaction
 from server.engine.limit_keys import (
     HELD,
-    KEEP_STARTS_SECONDS,
     OFFERED,
     WAITING,
+    kept_starts,
     lock_keys,
     record_starts,
     recount,
@@ -172,7 +172,7 @@ async def admit(
     priority = int(flow.get("priority", 2))
     await lock_keys(tx, [f"{lim['scope']}|{lim['key']}" for lim in limits])
     take: list[dict[str, Any]] = []
-    windows: dict[str, list[datetime]] = {}
+    windows: dict[str, list[float]] = {}
     for lim in limits:
         scope, key, kind = lim["scope"], lim["key"], lim["kind"]
         if kind == RATE_LIMIT:
@@ -195,13 +195,6 @@ async def admit(
     await LimitSlot.filter(step_id=step_id).exclude(state=HELD).using_db(tx.conn).delete()
     for lim in limits:
         if lim["kind"] == RATE_LIMIT:
-            await LimitStart.create(
-                using_db=tx.conn,
-                scope=lim["scope"],
-                key=lim["key"],
-                step_id=step_id,
-                started_at=tx.now,
-            )
             await record_starts(tx, lim["scope"], lim["key"], windows[lim["scope"]], lim["period"])
     for lim in take:
         await _slot_row(tx, lim, step_id, task_id, priority, HELD, lease_owner)
@@ -241,25 +234,19 @@ async def _slot_row(
 
 async def _rate_refusal(
     tx: Transaction, lim: dict[str, Any]
-) -> tuple[datetime | None, list[datetime]]:
+) -> tuple[datetime | None, list[float]]:
     """(None when a start fits the sliding window, else when the window next has room; the
-    starts kept, `KEEP_STARTS_SECONDS` past the window)."""
-    opened = tx.now - timedelta(seconds=lim["period"])
-    kept_from = opened - timedelta(seconds=KEEP_STARTS_SECONDS)
-    starts = LimitStart.filter(scope=lim["scope"], key=lim["key"]).using_db(tx.conn)
-    await starts.filter(started_at__lte=kept_from).delete()
-    kept: list[datetime] = await (  # type: ignore[assignment]
-        starts.filter(started_at__gt=kept_from)
-        .order_by("started_at")
-        .values_list("started_at", flat=True)
-    )
+    starts kept, `KEEP_STARTS_SECONDS` past the window, as epoch seconds)."""
+    period = float(lim["period"])
+    kept = await kept_starts(tx, lim["scope"], lim["key"], period)
     # Every start after the opening counts, a later one too (see `KEEP_STARTS_SECONDS`).
+    opened = tx.now.timestamp() - period
     recent = [s for s in kept if s > opened]
     if len(recent) < lim["limit"]:
         return None, kept
     # Room again once the (n - limit + 1)-th oldest start leaves the window.
-    oldest: datetime = recent[len(recent) - int(lim["limit"])]
-    return oldest + timedelta(seconds=float(lim["period"])), kept
+    oldest = recent[len(recent) - int(lim["limit"])]
+    return datetime.fromtimestamp(oldest + period, UTC), kept
 
 
 async def _wait(

@@ -111,17 +111,6 @@ WITH target AS (
            COALESCE((target.flow->>'priority')::int, 2), $now
       FROM keys, claimed, target WHERE keys.kind <> $rate_kind::text AND NOT keys.offered_here
  RETURNING id
-), rate_starts AS (
-    INSERT INTO tasker_limit_starts (scope, "key", step_id, started_at)
-    SELECT keys.scope, keys."key", $step_id, $now
-      FROM keys, claimed WHERE keys.kind = $rate_kind::text
- RETURNING id
-), old_starts AS (
-    DELETE FROM tasker_limit_starts ls USING keys, verdict
-     WHERE verdict.ok AND keys.kind = $rate_kind::text
-       AND ls.scope = keys.scope AND ls."key" = keys."key"
-       AND ls.started_at <= $now - make_interval(secs => keys.period + $keep::float8)
- RETURNING ls.id
 ), refused AS (
     -- Refused for a slot and nothing else to decide (every key row there, no rate limit, no
     -- offer): the first full key, in the order of the step's limits as the portable claim

@@ -15,7 +15,7 @@ from uuid import UUID
 from tortoise import Tortoise
 from tortoise.functions import Count
 
-from server.db.models import LimitSlot, LimitStart, WorkflowStep
+from server.db.models import LimitKey, LimitSlot, WorkflowStep
 from server.domain.flow import CONCURRENCY_LIMITED, RATE_LIMITED, LimitUsage
 from server.domain.states import StepState
 from server.domain.templates import HandlerTemplate
@@ -112,11 +112,11 @@ async def _usage_rows(
 ) -> list[tuple[str, int, int, tuple[str, ...]]]:
     if kind == RATE_LIMIT:
         assert period is not None
-        starts = await LimitStart.filter(
-            scope=scope, started_at__gt=now - timedelta(seconds=period)
-        ).values_list("key", flat=True)
-        counts = Counter(str(k) for k in starts)
-        return [(k, n, 0, ()) for k, n in counts.most_common(max_keys)]
+        # A key's starts are kept on its row (`limit_keys`), kept a while past the window.
+        since = (now - timedelta(seconds=period)).timestamp()
+        kept = await LimitKey.filter(scope=scope).values_list("key", "starts")
+        counts = Counter({str(k): sum(float(s) > since for s in ss or []) for k, ss in kept})
+        return [(k, n, 0, ()) for k, n in counts.most_common(max_keys) if n]
     keys = await LimitSlot.filter(scope=scope).distinct().values_list("key", flat=True)
     rows: list[tuple[str, int, int, tuple[str, ...]]] = []
     for key in keys:

@@ -19,6 +19,7 @@ from server.domain.states import StepState, TaskState
 from server.domain.views import CreateTask, TaskView
 from server.engine.store import Outcome
 from server.registry.handler_registry import HandlerRegistry
+from server.services.flow_status import limit_usage
 from server.testing import VirtualClock
 from tests.conftest import ROOT, WORKFLOWS, on_every_store
 from tests.support.recorder import TimedRecorder, recording
@@ -156,6 +157,8 @@ async def test_rate_limit_refuses_past_the_window_and_wakes_once_when_it_opens(
     assert sent == ids[3] and 5.5 < delay <= 7.0
     reason = (await services.tasks.dependencies(tasks[3].id)).reasons["call"]
     assert reason.code == "rate_limited" and reason.until is not None
+    (usage,) = await limit_usage([services.registry.get("flow", "rated")], now=clock.now())
+    assert (usage.kind, usage.key, usage.in_use) == ("rate", "t1", 3)  # the window's starts
     advance(clock, 6)
     assert await services.runner.claim(ids[3]) is None
     advance(clock, 1.5)
