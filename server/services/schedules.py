@@ -1,10 +1,9 @@
 """Cron schedules: manage them, upsert the handler files' ones, and fire the due ticks.
 
 Firing: every process runs `fire_due` on its background loop (workers and the embedded
-server alike), and sleeps between passes until the earliest `next_fire_at` it knows (at most
-`schedule_interval`); a change made through this service rings `alarm`, which wakes this
-process's firer at once. A pass with nothing due is one indexed query for that earliest
-time. Otherwise one indexed query finds the schedules whose `next_fire_at` has come; for each
+server alike), sleeping until the earliest `next_fire_at` (at most `schedule_interval`) or
+until a change made through this service rings `alarm`. With nothing due a pass is one
+indexed query for that time; else one indexed query finds the due schedules, and for each
 due tick a task is created together with a (schedule_id, tick) row whose unique index lets
 exactly one process win, whatever the number of processes: a loser's insert fails and its
 task is rolled back with it. `next_fire_at` then moves past now by compare-and-set. A process
