@@ -3,7 +3,7 @@
 Starts the cluster (bench.cluster: 2 servers, 2 workers, Redis, PostgreSQL), creates an
 every-second schedule (`* * * * * *`, catch_up all) through server 0's REST API, lets it run
 for `--seconds`, kill -9s worker 0 a third of the way in and server 0 half way (both fire
-schedules: each process looks for due ticks every TASKER_SCHEDULE_INTERVAL), pauses it through
+schedules: each sleeps until the next tick, at most TASKER_SCHEDULE_INTERVAL), pauses it through
 server 1, and then checks from the database that every second from the first tick to the
 last was fired exactly once: one task per tick, each with its unique (schedule, tick) row.
 

@@ -43,8 +43,12 @@ class Settings(BaseSettings):
     default_step_timeout: float = Field(default=300.0, gt=0)
     lease_grace_seconds: float = Field(default=15.0, ge=0)
     sweep_interval: float = Field(default=2.0, gt=0)
-    schedule_interval: float = Field(default=0.5, gt=0)
-    """How often each process looks for due cron ticks (one indexed query)."""
+    schedule_interval: float = Field(default=5.0, gt=0)
+    """The longest each process's schedule firer sleeps. It sleeps until the next due tick it
+    knows of and is woken at once by a schedule changed in this process, so ticks fire on
+    time; this cap bounds how late a schedule changed by another process (which fires it
+    itself) is seen here: only a tick within this of the change, with that process gone by
+    then, is late, by at most this. Each look is one indexed query."""
     redispatch_after: float = Field(default=10.0, gt=0)
     heartbeat_interval: float = Field(default=5.0, gt=0)
     backoff_base_seconds: float = Field(default=1.0, ge=0)

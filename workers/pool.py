@@ -79,6 +79,7 @@ class WorkerPool:
         if self._background is not None:
             if self._stopping is not None:
                 self._stopping.set()
+                self.services.schedules.alarm.ring()  # the firer's sleep ends with it
             running = asyncio.wrap_future(self._background)
             try:
                 await asyncio.wait_for(asyncio.shield(running), grace)
@@ -118,11 +119,22 @@ class WorkerPool:
         await self.services.sweeper.sweep()
 
     async def _firing(self, stopping: asyncio.Event) -> None:
-        # Its own loop: a cron tick is fired within this interval, not a sweep's.
-        await self._every(self.services.settings.schedule_interval, self._fire, stopping)
-
-    async def _fire(self) -> None:
-        await self.services.schedules.fire_due()
+        # Its own loop, not a turn of the sweep's. It sleeps until the next tick it knows of,
+        # at most `schedule_interval`: a schedule changed in this process rings the alarm and
+        # is fired on time by this process; one changed by another process is seen within
+        # that cap (and fired on time by the process that changed it).
+        schedules = self.services.schedules
+        longest = self.services.settings.schedule_interval
+        while not stopping.is_set():
+            pause = longest
+            try:
+                report = await schedules.fire_due()
+                pause = schedules.seconds_until(report.next_due, longest)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("schedule firing pass failed")
+            await schedules.alarm.sleep(pause)
 
     @staticmethod
     async def _every(

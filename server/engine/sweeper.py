@@ -3,6 +3,9 @@ steps, finalize stuck tasks.
 
 Runs periodically in every worker process (and the embedded server). Several sweepers at once
 are harmless: every effect goes through compare-and-set, and dispatch messages are idempotent.
+Each sweep first asks one statement which of its parts could act on anything
+(`server.engine.sweep_probe`) and runs only those: an idle sweep is that one query. The
+analytics roll-up has its own slower cadence, busy or idle.
 """
 
 import logging
@@ -22,6 +25,7 @@ from server.engine.map_sweep import reap_items, resend_items, settle_idle_maps
 from server.engine.progress import advance
 from server.engine.runner import StepRunner
 from server.engine.store import Claim, Outcome, lease_holder
+from server.engine.sweep_probe import SweepWork, probe
 from server.engine.workers import WorkerRegistry
 
 log = logging.getLogger(__name__)
@@ -29,6 +33,9 @@ log = logging.getLogger(__name__)
 CLAIMABLE = [s.value for s in CLAIMABLE_TASK_STATES]
 """Tasks whose ready steps may be re-sent: only theirs can be claimed."""
 ACTIVE = [s.value for s in ACTIVE_TASK_STATES]
+ROLL_UP_EVERY = 60.0
+"""Seconds between the sweeper's analytics roll-ups: a slot settles minutes after it ends and
+a report rolls up what it needs itself, so rolling on every sweep bought nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,22 +70,41 @@ class Sweeper:
         self.dead_after = timedelta(seconds=dead_after)
         self.redispatch_after = timedelta(seconds=redispatch_after)
         self._backlog_since: float | None = None
+        self._rolled_at: float | None = None
         self.batch = batch
 
     async def sweep(self) -> SweepReport:
-        """Run every part of the sweep once."""
-        reaped = await self.reclaim_from_dead_workers() + await self.reap_expired_leases()
-        return SweepReport(
-            reaped=reaped + await self.reap_map_items(),
-            redispatched=await self.redispatch_idle() + await self.resend_map_items(),
-            finalized=await self.finalize_stuck(),
-            rolled_up=await self.roll_up_analytics(),
-            offered=await sweep_limits(self.changes, self.redispatch_after),
-        )
+        """Run once every part of the sweep that has something to look at (`probe`)."""
+        work = await probe()
+        rolled_up = await self.roll_up_analytics()
+        if not work.any:
+            return SweepReport(rolled_up=rolled_up)
+        return await self._sweep(work, rolled_up)
 
-    async def roll_up_analytics(self) -> int:
-        """Roll up the analytics hours of the last day as they settle, so that reports seldom
-        have to (they would do it themselves otherwise; failing here must not stop a sweep)."""
+    async def _sweep(self, work: SweepWork, rolled_up: int) -> SweepReport:
+        reaped = redispatched = finalized = offered = 0
+        if work.running_steps:
+            reaped += await self.reclaim_from_dead_workers() + await self.reap_expired_leases()
+        if work.running_items:
+            reaped += await self.reap_map_items()
+        if work.active_tasks:
+            redispatched += await self.redispatch_idle()
+        if work.running_steps:
+            redispatched += await self.resend_map_items()
+        if work.active_tasks:
+            finalized = await self.finalize_stuck()
+        if work.limit_slots:
+            offered = await sweep_limits(self.changes, self.redispatch_after)
+        return SweepReport(reaped, redispatched, finalized, rolled_up, offered)
+
+    async def roll_up_analytics(self, *, every: float = ROLL_UP_EVERY) -> int:
+        """Roll up the analytics hours of the last day as they settle, at most once per
+        `every` seconds, so that reports seldom have to (they would do it themselves
+        otherwise; failing here must not stop a sweep)."""
+        now = time.monotonic()
+        if self._rolled_at is not None and now - self._rolled_at < every:
+            return 0
+        self._rolled_at = now
         try:
             return await roll_recent(self.changes.clock)
         except Exception:

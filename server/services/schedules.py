@@ -1,7 +1,9 @@
 """Cron schedules: manage them, upsert the handler files' ones, and fire the due ticks.
 
 Firing: every process runs `fire_due` on its background loop (workers and the embedded
-server alike). One indexed query finds the schedules whose `next_fire_at` has come; for each
+server alike), sleeping until the earliest `next_fire_at` (at most `schedule_interval`) or
+until a change made through this service rings `alarm`. With nothing due a pass is one
+indexed query for that time; else one indexed query finds the due schedules, and for each
 due tick a task is created together with a (schedule_id, tick) row whose unique index lets
 exactly one process win, whatever the number of processes: a loser's insert fails and its
 task is rolled back with it. `next_fire_at` then moves past now by compare-and-set. A process
@@ -37,6 +39,7 @@ from server.domain.schedules import (
 from server.domain.versions import semver_key
 from server.domain.views import CreateTask, ScheduleTick
 from server.engine.changes import StateChanges
+from server.infra.alarm import Alarm
 from server.registry.handler_registry import HandlerRegistry
 from server.services.creation import TaskCreator
 
@@ -45,6 +48,8 @@ log = logging.getLogger(__name__)
 YAML = "yaml"
 API = "api"
 EDITABLE = ("name", "version", "cron", "timezone", "context", "catch_up")
+AFTER_TICK = 0.005  # a timer may go off a hair early: a look before the tick finds nothing
+SHORTEST_SLEEP = 0.01  # more due than a pass took: look again at once, but never spin
 
 
 def schedule_view(row: Schedule) -> ScheduleView:
@@ -73,6 +78,8 @@ class FireReport:
     """Tasks this process created for due ticks."""
     skipped: int = 0
     """Ticks another process had fired already, or that could not make a task."""
+    next_due: datetime | None = None
+    """The earliest `next_fire_at` of the unpaused schedules after this pass (None: none)."""
 
 
 class ScheduleService:
@@ -85,6 +92,8 @@ class ScheduleService:
         self.registry = registry
         self.creator = creator
         self.batch = 100
+        self.alarm = Alarm()
+        """Rung by every change made here: this process's firer then looks again at once."""
 
     async def list(self, namespace: str | None = None) -> list[ScheduleView]:
         """Every schedule (of one namespace), by namespace, handler and name."""
@@ -114,6 +123,7 @@ class ScheduleService:
             )
         except IntegrityError:
             raise self._taken(spec["name"]) from None
+        self.alarm.ring()
         return schedule_view(row)
 
     async def update(self, schedule_id: UUID | str, changes: dict[str, Any]) -> ScheduleView:
@@ -137,6 +147,7 @@ class ScheduleService:
             await Schedule.filter(id=row.id).update(**fields)
         except IntegrityError:
             raise self._taken(merged["name"]) from None
+        self.alarm.ring()
         return await self.get(row.id)
 
     async def set_paused(self, schedule_id: UUID | str, paused: bool) -> ScheduleView:
@@ -148,12 +159,14 @@ class ScheduleService:
             if not paused:
                 fields["next_fire_at"] = next_tick(row.cron, row.timezone, now)
             await Schedule.filter(id=row.id).update(**fields)
+            self.alarm.ring()
         return await self.get(row.id)
 
     async def delete(self, schedule_id: UUID | str) -> ScheduleView:
         """Delete a schedule; the tasks it fired stay. Returns what was deleted."""
         row = await self._row(schedule_id)
         await Schedule.filter(id=row.id).delete()
+        self.alarm.ring()
         return schedule_view(row)
 
     async def sync_from_handlers(self) -> None:
@@ -186,10 +199,14 @@ class ScheduleService:
             changed = {k: v for k, v in values.items() if getattr(row, k) != v}
             if changed:
                 await self.update(row.id, changed)
+        self.alarm.ring()  # removals too; what it created or updated has rung already
 
     async def fire_due(self) -> FireReport:
         """Fire every due tick of every due schedule once (see the module's doc)."""
         now = self.changes.clock.now()
+        earliest = await self.next_due()
+        if earliest is None or earliest > now:
+            return FireReport(next_due=earliest)
         rows = await (
             Schedule.filter(paused=False, next_fire_at__lte=now)
             .order_by("next_fire_at")
@@ -217,7 +234,23 @@ class ScheduleService:
             await Schedule.filter(id=row.id, next_fire_at=row.next_fire_at).update(
                 next_fire_at=following
             )
-        return report
+        return replace(report, next_due=await self.next_due())
+
+    async def next_due(self) -> datetime | None:
+        """The earliest `next_fire_at` of the unpaused schedules (their index's first entry)."""
+        first = Schedule.filter(paused=False).order_by("next_fire_at").limit(1)
+        found: list[datetime] = await first.values_list(  # type: ignore[assignment]
+            "next_fire_at", flat=True
+        )
+        return found[0] if found else None
+
+    def seconds_until(self, due: datetime | None, longest: float) -> float:
+        """How long the firer may sleep before `due` comes: just past it, at most `longest`
+        (nothing known, a far tick, or a clock that jumps: the next look is never later)."""
+        if due is None:
+            return longest
+        wait = (due - self.changes.clock.now()).total_seconds() + AFTER_TICK
+        return min(max(wait, SHORTEST_SLEEP), longest)
 
     async def _fire(self, row: Schedule, tick: datetime) -> bool:
         request = CreateTask(

@@ -1,10 +1,13 @@
-"""The sweeper: lost nudges are re-sent, but not while a backlog is still draining."""
+"""The sweeper: lost nudges are re-sent, but not while a backlog is still draining; an idle
+sweep is one probe, and the sweep after work appears acts on it."""
 
 from datetime import timedelta
 
-from server.db.models import WorkflowStep
+from server.db.models import LimitSlot, StepItem, Task, WorkflowStep
 from server.domain.views import CreateTask
 from server.engine.store import Outcome
+from server.engine.sweep_probe import SweepWork, probe
+from server.engine.sweeper import SweepReport
 from tests.conftest import on_every_store
 
 pytestmark = on_every_store
@@ -66,3 +69,62 @@ async def test_expired_leases_go_down_the_retry_path_as_worker_lost(services):
     assert step.next_attempt_at is not None  # retryable: scheduled again
     late = await services.runner.record(claim, Outcome(results=1))
     assert late == "discarded"  # the lost worker's late result does not count
+
+
+async def test_an_idle_sweep_is_one_probe_and_the_next_sweep_acts_on_new_work(services, statements):
+    recorder = Recorder()
+    services.set_dispatcher(recorder)
+    await services.sweeper.sweep()  # the first sweep also rolls the analytics up
+    statements.seen.clear()
+    assert await services.sweeper.sweep() == SweepReport()
+    assert len(statements.seen) == 1 and "EXISTS" in statements.seen[0]
+
+    # A lost message: a ready step dispatched a window ago and never claimed.
+    task, _ = await services.tasks.create_task(
+        CreateTask(namespace="shapes", name="linear", context={})
+    )
+    root = await services.steps.get_step(task.id, "a")
+    recorder.sent.clear()
+    stale = services.changes.clock.now() - timedelta(minutes=5)
+    await WorkflowStep.filter(id=root.id).update(dispatched_at=stale)
+    assert (await services.sweeper.sweep()).redispatched == 1
+    assert recorder.sent == [root.id]
+
+    # An expired lease: taken back by the next sweep.
+    assert await services.runner.claim(root.id) is not None
+    past = services.changes.clock.now() - timedelta(seconds=1)
+    await WorkflowStep.filter(id=root.id).update(lease_expires_at=past)
+    assert (await services.sweeper.sweep()).reaped == 1
+
+    # Nothing left to act on once the task has ended: one probe again.
+    await services.tasks.cancel_task(task.id)
+    statements.seen.clear()
+    assert await services.sweeper.sweep() == SweepReport()
+    assert len(statements.seen) == 1
+
+
+async def test_the_probe_sees_each_kind_of_work(services):
+    assert not (await probe()).any
+    task, _ = await services.tasks.create_task(
+        CreateTask(namespace="shapes", name="linear", context={})
+    )
+    assert (await probe()) == SweepWork(False, False, True, False)
+    root = await services.steps.get_step(task.id, "a")
+    await WorkflowStep.filter(id=root.id).update(status="in_progress")
+    await Task.filter(id=task.id).update(status="error")
+    assert (await probe()) == SweepWork(True, False, False, False)
+    await WorkflowStep.filter(id=root.id).update(status="complete")
+    await LimitSlot.create(
+        scope="step:shapes/linear/a",
+        key="k",
+        state="waiting",
+        step_id=root.id,
+        task_id=task.id,
+        limit=1,
+        created_at=services.changes.clock.now(),
+    )
+    assert (await probe()) == SweepWork(False, False, False, True)
+    await LimitSlot.all().delete()
+    now = services.changes.clock.now()
+    await StepItem.create(step_id=root.id, idx=0, status="in_progress", updated_at=now)
+    assert (await probe()) == SweepWork(False, True, False, False)
