@@ -27,6 +27,14 @@ from server.infra.ports import EventPublisher
 log = logging.getLogger(__name__)
 
 CHANNEL = "tasker:transitions"
+
+
+def channel(url: str) -> str:
+    """The transitions channel of the Redis database in `url`. Pub/sub channels are
+    server-wide, not per database: two deployments sharing a Redis server on different
+    databases would otherwise receive (and show their subscribers) each other's events."""
+    db = redis.connection.parse_url(url).get("db", 0)
+    return f"{CHANNEL}:{db}"
 # After a disconnect, history written from this long before it is re-read: events reach Redis
 # after their transaction commits, through an outbox that may lag behind under load.
 CATCH_UP_WINDOW = timedelta(seconds=15)
@@ -41,11 +49,12 @@ class RedisPublisher:
 
     def __init__(self, url: str) -> None:
         self._client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.channel = channel(url)
 
     def publish(self, events: Sequence[TransitionEvent]) -> None:
         """One PUBLISH per batch of events (a JSON list)."""
         try:
-            self._client.publish(CHANNEL, json.dumps([e.to_json() for e in events]))
+            self._client.publish(self.channel, json.dumps([e.to_json() for e in events]))
         except redis.RedisError:
             log.warning("could not publish %d events to Redis", len(events), exc_info=True)
 
@@ -78,7 +87,7 @@ class RedisListener:
             client = aioredis.Redis.from_url(self.url)
             try:
                 async with client.pubsub() as pubsub:
-                    await pubsub.subscribe(CHANNEL)
+                    await pubsub.subscribe(channel(self.url))
                     if lost_at is not None:  # subscribed again: now fill the gap
                         await self._catch_up(lost_at - self.window)
                         lost_at = None

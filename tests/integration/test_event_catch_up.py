@@ -65,7 +65,7 @@ async def test_the_channel_is_not_decoded_while_nobody_here_listens(
     # breaks the subscription (a warning, a reconnect).
     import redis as sync_redis
 
-    from server.infra.pubsub import CHANNEL
+    from server.infra.pubsub import channel
 
     redis = PrivateRedis(tmp_path)
     redis.start()
@@ -82,7 +82,7 @@ async def test_the_channel_is_not_decoded_while_nobody_here_listens(
     publisher = sync_redis.Redis.from_url(redis.url)
     try:
         await asyncio.wait_for(listener.ready.wait(), 10)
-        assert publisher.publish(CHANNEL, b"not json") == 1
+        assert publisher.publish(channel(redis.url), b"not json") == 1
         await asyncio.sleep(0.3)
         assert listener.ready.is_set()
         assert "lost its connection" not in caplog.text
@@ -99,4 +99,41 @@ async def test_the_channel_is_not_decoded_while_nobody_here_listens(
         listening.cancel()
         await asyncio.gather(listening, return_exceptions=True)
         await services.close()
+        redis.stop()
+
+
+async def test_deployments_on_two_databases_of_one_redis_see_only_their_own_events(
+    tmp_path: Path,
+) -> None:
+    # Pub/sub is server-wide in Redis: the channel names the database, or a deployment on
+    # database 2 would show its subscribers every transition of the one on database 1.
+    from datetime import UTC, datetime
+
+    from server.domain.views import TransitionEvent
+    from server.infra.pubsub import RedisPublisher
+    from server.services.events import EventHub
+
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    base = redis.url.rsplit("/", 1)[0]
+    hubs = {db: EventHub() for db in (1, 2)}
+
+    async def none(since: datetime, limit: int) -> list[TransitionEvent]:
+        return []
+
+    listeners = {db: RedisListener(f"{base}/{db}", hubs[db], none) for db in hubs}
+    running = [asyncio.create_task(listener.run()) for listener in listeners.values()]
+    event = TransitionEvent(1, "t", "ns", None, None, None, "pending", "created", datetime.now(UTC))
+    try:
+        for listener in listeners.values():
+            await asyncio.wait_for(listener.ready.wait(), 10)
+        async with hubs[1].subscribe() as one, hubs[2].subscribe() as two:
+            RedisPublisher(f"{base}/1").publish([event])
+            assert (await asyncio.wait_for(anext(one), 5)).task_id == "t"
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(anext(two), 0.5)
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
         redis.stop()
