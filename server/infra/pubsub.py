@@ -35,6 +35,8 @@ def channel(url: str) -> str:
     databases would otherwise receive (and show their subscribers) each other's events."""
     db = redis.connection.parse_url(url).get("db", 0)
     return f"{CHANNEL}:{db}"
+
+
 # After a disconnect, history written from this long before it is re-read: events reach Redis
 # after their transaction commits, through an outbox that may lag behind under load.
 CATCH_UP_WINDOW = timedelta(seconds=15)
