@@ -29,11 +29,11 @@ log = logging.getLogger(__name__)
 CHANNEL = "tasker:transitions"
 
 
-def channel(url: str) -> str:
-    """The transitions channel of the Redis database in `url`. Pub/sub channels are
+def channel(client: redis.Redis | aioredis.Redis) -> str:
+    """The transitions channel of the Redis database `client` uses. Pub/sub channels are
     server-wide, not per database: two deployments sharing a Redis server on different
     databases would otherwise receive (and show their subscribers) each other's events."""
-    db = redis.connection.parse_url(url).get("db", 0)
+    db = client.connection_pool.connection_kwargs.get("db", 0)
     return f"{CHANNEL}:{db}"
 
 
@@ -51,7 +51,7 @@ class RedisPublisher:
 
     def __init__(self, url: str) -> None:
         self._client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        self.channel = channel(url)
+        self.channel = channel(self._client)
 
     def publish(self, events: Sequence[TransitionEvent]) -> None:
         """One PUBLISH per batch of events (a JSON list)."""
@@ -89,7 +89,7 @@ class RedisListener:
             client = aioredis.Redis.from_url(self.url)
             try:
                 async with client.pubsub() as pubsub:
-                    await pubsub.subscribe(channel(self.url))
+                    await pubsub.subscribe(channel(client))
                     if lost_at is not None:  # subscribed again: now fill the gap
                         await self._catch_up(lost_at - self.window)
                         lost_at = None

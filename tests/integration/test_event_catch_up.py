@@ -82,7 +82,7 @@ async def test_the_channel_is_not_decoded_while_nobody_here_listens(
     publisher = sync_redis.Redis.from_url(redis.url)
     try:
         await asyncio.wait_for(listener.ready.wait(), 10)
-        assert publisher.publish(channel(redis.url), b"not json") == 1
+        assert publisher.publish(channel(publisher), b"not json") == 1
         await asyncio.sleep(0.3)
         assert listener.ready.is_set()
         assert "lost its connection" not in caplog.text
