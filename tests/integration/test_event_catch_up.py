@@ -7,12 +7,15 @@ reconnects.
 """
 
 import asyncio
+import contextlib
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from server.container import build_services
+from server.container import Services, build_services
 from server.domain.views import CreateTask
 from server.infra.ports import NullDispatcher
 from server.infra.pubsub import RedisListener
@@ -26,34 +29,53 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@contextlib.asynccontextmanager
+async def listening(
+    database_url: str, registry: HandlerRegistry, redis: PrivateRedis, **listener: Any
+) -> AsyncIterator[tuple[Services, RedisListener]]:
+    """Services on a private Redis and this process's listener, subscribed."""
+    settings = fast_settings(database_url, broker_url=redis.url)
+    services = build_services(settings, NullDispatcher(), registry=registry)
+    await services.open()
+    events = RedisListener(redis.url, services.hub, queries.events_since, **listener)
+    running = asyncio.create_task(events.run())
+    try:
+        await asyncio.wait_for(events.ready.wait(), 10)
+        yield services, events
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await services.close()
+
+
+async def create_and_publish(services: Services) -> str:
+    """Create a task and let the outbox try to publish its "created" event; its id."""
+    task, _ = await services.tasks.create_task(
+        CreateTask(namespace="shapes", name="linear", context={})
+    )
+    assert services.changes.outbox is not None
+    assert await asyncio.to_thread(services.changes.outbox.flush, 30)
+    return str(task.id)
+
+
 async def test_events_published_while_redis_was_down_reach_subscribers(
     database_url: str, registry: HandlerRegistry, tmp_path: Path
 ) -> None:
     redis = PrivateRedis(tmp_path)
     redis.start()
-    settings = fast_settings(database_url, broker_url=redis.url)
-    services = build_services(settings, NullDispatcher(), registry=registry)
-    await services.open()
-    listener = RedisListener(redis.url, services.hub, queries.events_since)
-    listening = asyncio.create_task(listener.run())
     try:
-        await asyncio.wait_for(listener.ready.wait(), 10)
-        async with services.hub.subscribe() as live:
+        async with (
+            listening(database_url, registry, redis) as (services, _),
+            services.hub.subscribe() as live,
+        ):
             redis.stop()
-            task, _ = await services.tasks.create_task(
-                CreateTask(namespace="shapes", name="linear", context={})
-            )
-            # Let the outbox try (and fail) to publish the creation while Redis is down.
-            assert services.changes.outbox is not None
-            assert await asyncio.to_thread(services.changes.outbox.flush, 30)
+            # The outbox tries (and fails) to publish the creation while Redis is down.
+            task_id = await create_and_publish(services)
             redis.start()
             event = await asyncio.wait_for(anext(live), 15)
-            assert event.task_id == str(task.id)
+            assert event.task_id == task_id
             assert (event.to_status, event.reason) == ("pending", "created")
     finally:
-        listening.cancel()
-        await asyncio.gather(listening, return_exceptions=True)
-        await services.close()
         redis.stop()
 
 
@@ -69,36 +91,19 @@ async def test_the_channel_is_not_decoded_while_nobody_here_listens(
 
     redis = PrivateRedis(tmp_path)
     redis.start()
-    settings = fast_settings(database_url, broker_url=redis.url)
-    services = build_services(settings, NullDispatcher(), registry=registry)
-    await services.open()
-    listener = RedisListener(
-        redis.url,
-        services.hub,
-        queries.events_since,
-        wanted=lambda: services.hub.subscriber_count > 0,
-    )
-    listening = asyncio.create_task(listener.run())
     publisher = sync_redis.Redis.from_url(redis.url)
+    wanted = {"wanted": lambda: services.hub.subscriber_count > 0}
     try:
-        await asyncio.wait_for(listener.ready.wait(), 10)
-        assert publisher.publish(channel(publisher), b"not json") == 1
-        await asyncio.sleep(0.3)
-        assert listener.ready.is_set()
-        assert "lost its connection" not in caplog.text
-        async with services.hub.subscribe() as live:  # someone listens: read again
-            task, _ = await services.tasks.create_task(
-                CreateTask(namespace="shapes", name="linear", context={})
-            )
-            assert services.changes.outbox is not None
-            assert await asyncio.to_thread(services.changes.outbox.flush, 30)
-            event = await asyncio.wait_for(anext(live), 15)
-            assert event.task_id == str(task.id)
+        async with listening(database_url, registry, redis, **wanted) as (services, events):
+            assert publisher.publish(channel(publisher), b"not json") == 1
+            await asyncio.sleep(0.3)
+            assert events.ready.is_set()
+            assert "lost its connection" not in caplog.text
+            async with services.hub.subscribe() as live:  # someone listens: read again
+                task_id = await create_and_publish(services)
+                assert (await asyncio.wait_for(anext(live), 15)).task_id == task_id
     finally:
         publisher.close()
-        listening.cancel()
-        await asyncio.gather(listening, return_exceptions=True)
-        await services.close()
         redis.stop()
 
 

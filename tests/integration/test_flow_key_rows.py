@@ -31,6 +31,16 @@ def registry() -> Iterator[HandlerRegistry]:
     yield HandlerRegistry.load([WORKFLOWS, FLOW], examples=False)
 
 
+@pytest.fixture
+def pg_services(services: Services) -> Services:
+    """The services, when their store is the PostgreSQL statements' (the single-statement
+    claim); the portable store's claim is its transaction."""
+    if BACKEND != "postgres" or not isinstance(services.store, PgStore):
+        pytest.skip("the PostgreSQL statement store")
+    recording(services, Recorder())
+    return services
+
+
 async def limited(services: Services, customer: str, n: int) -> list[int]:
     ids = []
     for _ in range(n):
@@ -126,15 +136,13 @@ async def test_every_way_a_holder_ends_gives_its_slot_back(services: Services) -
     assert await LimitSlot.all().count() == 0
 
 
-@pytest.mark.skipif(BACKEND != "postgres", reason="the PostgreSQL claim statement")
 async def test_a_first_refusal_is_recorded_by_the_claim_statement_alone(
-    services: Services, statements: Statements
+    pg_services: Services, statements: Statements
 ) -> None:
     # A burst of steps for one full key: each refusal holds the key row for one statement,
     # not for the portable claim's transaction.
-    if not isinstance(services.store, PgStore):
-        pytest.skip("the portable store's claim is its transaction")
-    clock, _ = recording(services, Recorder())
+    services = pg_services
+    clock = services.changes.clock
     ids = await limited(services, "acme", 3)
     for step_id in ids[:2]:
         assert await services.runner.claim(step_id) is not None
@@ -150,15 +158,12 @@ async def test_a_first_refusal_is_recorded_by_the_claim_statement_alone(
     assert step.dispatched_at is not None and step.dispatched_at > clock.now() + timedelta(hours=1)
 
 
-@pytest.mark.skipif(BACKEND != "postgres", reason="the PostgreSQL claim statement")
 async def test_a_key_seen_for_the_first_time_is_claimed_without_a_transaction(
-    services: Services, statements: Statements
+    pg_services: Services, statements: Statements
 ) -> None:
     # Every new customer of a per-customer limit: its key row is made by one statement and the
     # limited claim statement runs again, rather than the portable claim's transaction.
-    if not isinstance(services.store, PgStore):
-        pytest.skip("the portable store's claim is its transaction")
-    recording(services, Recorder())
+    services = pg_services
     (step_id,) = await limited(services, "newcomer", 1)
     assert not await LimitKey.filter(scope=SCOPE, key="newcomer").exists()
     statements.seen.clear()
@@ -188,13 +193,10 @@ async def generic_plan(sql: str) -> str:
     return "\n".join(r["QUERY PLAN"] for r in rows)
 
 
-@pytest.mark.skipif(BACKEND != "postgres", reason="the PostgreSQL statements' plans")
-async def test_limited_statements_find_key_and_slot_rows_by_index(services: Services) -> None:
+async def test_limited_statements_find_key_and_slot_rows_by_index(pg_services: Services) -> None:
     # Per-customer keys: the key table holds a row for every customer ever seen, the slot
     # table one for every step waiting. A limited claim or completion must look its rows up,
     # not read either table.
-    if not isinstance(services.store, PgStore):
-        pytest.skip("the portable store's statements")
     from tortoise import Tortoise
 
     from server.engine import pg_flow
