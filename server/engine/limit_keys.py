@@ -111,5 +111,6 @@ async def kept_starts(tx: Transaction, scope: str, key: str, period: float) -> l
         .using_db(tx.conn)
         .values_list("starts", flat=True)
     )
+    starts = [float(s) for s in (found[0] if found and found[0] else [])]
     opened = tx.now.timestamp() - period - KEEP_STARTS_SECONDS
-    return sorted(float(s) for s in (found[0] if found else None) or [] if float(s) > opened)
+    return sorted(s for s in starts if s > opened)
