@@ -89,6 +89,9 @@ class Sweeper:
             reaped += await self.reap_map_items()
         if work.active_tasks:
             redispatched += await self.redispatch_idle()
+        else:
+            # Nothing claimable: a backlog seen before is not one a lost message hides behind.
+            self._backlog_since = None
         if work.running_steps:
             redispatched += await self.resend_map_items()
         if work.active_tasks:
