@@ -12,6 +12,7 @@ machine). Then creation alone (no workers): tasks/s through single POSTs and thr
     .venv/bin/python -m bench.e2e_bench --tasks 1000
     .venv/bin/python -m bench.e2e_bench --code /tmp/old-tree --label before   # older code
     .venv/bin/python -m bench.e2e_bench --tasks 1000 --sweep 1,3 --sweep-only  # scaling curve
+    .venv/bin/python -m bench.e2e_bench --tasks 1000 --rounds 3    # medians of 3 alternated rounds
 
 `--code` runs the server and workers of another checkout (the baseline engine and this
 script stay the same), so before/after figures come from one script on one machine.
@@ -343,14 +344,30 @@ async def creation_alone(code: Path, args: argparse.Namespace, batch: int) -> di
         system.stop()
 
 
+def median_round(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The round with the median steps/s (the lower one of an even count), and the range."""
+    if not all(runs):
+        return {}
+    ranked = sorted(runs, key=lambda r: r["steps_per_s"])
+    median = dict(ranked[(len(ranked) - 1) // 2])
+    median["low"], median["high"] = ranked[0]["steps_per_s"], ranked[-1]["steps_per_s"]
+    return median
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     code = Path(args.code).resolve()
     out: dict[str, Any] = {"label": args.label, "e2e": {}, "creation": {}, "sweep": {}}
     for shape in () if args.sweep_only else SHAPES:
-        out["e2e"][f"mini {shape}"] = await mini_run(shape, args)
-        out["e2e"][f"single {shape}"] = await tasker_run(code, shape, args, 0)
-        if args.batch:
-            out["e2e"][f"batch {shape}"] = await tasker_run(code, shape, args, args.batch)
+        # Alternated round by round, so that the machine's drift hits both engines alike;
+        # each figure is its median round (the minimal engine alone swung ±25 % run to run).
+        rounds: dict[str, list[dict[str, float]]] = {}
+        for _ in range(args.rounds):
+            rounds.setdefault(f"mini {shape}", []).append(await mini_run(shape, args))
+            rounds.setdefault(f"single {shape}", []).append(await tasker_run(code, shape, args, 0))
+            if args.batch:
+                batch = await tasker_run(code, shape, args, args.batch)
+                rounds.setdefault(f"batch {shape}", []).append(batch)
+        out["e2e"].update({name: median_round(runs) for name, runs in rounds.items()})
     for count in args.sweep:
         # The throughput curve: the chain shape at this many worker processes, both engines.
         at = argparse.Namespace(**{**vars(args), "processes": count})
@@ -391,6 +408,7 @@ def report(out: dict[str, Any]) -> None:
                 if "completions_per_statement" in r
                 else ""
             )
+            + (f"  [{r['low']:.0f}-{r['high']:.0f}]" if r.get("low") != r.get("high") else "")
         )
     if out["sweep"]:
         print(f"== {label}: chain, single POST (and batch), by worker processes")
@@ -431,6 +449,9 @@ def main() -> None:
         help="also run the chain shape at these worker process counts, e.g. 1,3",
     )
     parser.add_argument("--sweep-only", action="store_true", help="only the --sweep runs")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="alternated rounds per shape; medians reported"
+    )
     parser.add_argument("--code", default=str(ROOT), help="the checkout whose server to run")
     parser.add_argument("--label", default="this tree")
     parser.add_argument("--json", help="also write the figures to this file")
