@@ -49,7 +49,7 @@ class ScheduleList(Shape):
 
 
 class ScheduleListQuery(Query):
-    namespace: str | None = Field(None, description="Only this namespace's schedules")
+    namespace: Text | None = Field(None, description="Only this namespace's schedules")
 
 
 class CreateScheduleBody(Body):

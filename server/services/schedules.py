@@ -28,6 +28,7 @@ from tortoise.exceptions import IntegrityError
 
 from server.db.models import Schedule
 from server.domain.errors import Conflict, DomainError, ValidationFailed
+from server.domain.inputs import text_filter_problems
 from server.domain.schedules import (
     CatchUp,
     ScheduleNotFound,
@@ -97,6 +98,8 @@ class ScheduleService:
 
     async def list(self, namespace: str | None = None) -> list[ScheduleView]:
         """Every schedule (of one namespace), by namespace, handler and name."""
+        if problems := text_filter_problems({"namespace": namespace}):
+            raise ValidationFailed("Invalid filter", problems)
         query = Schedule.all() if namespace is None else Schedule.filter(namespace=namespace)
         rows = await query.order_by("namespace", "handler", "name")
         return [schedule_view(r) for r in rows]

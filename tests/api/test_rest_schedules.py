@@ -82,3 +82,12 @@ async def test_nulls_in_a_patch_leave_fields_alone(client: httpx.AsyncClient) ->
     body = patched.json()
     assert (body["name"], body["cron"], body["timezone"], body["version"]) == (
         "five", "*/5 * * * *", "UTC", None)  # fmt: skip
+
+
+async def test_a_namespace_filter_with_a_nul_is_422_not_a_database_error(
+    client: httpx.AsyncClient,
+) -> None:
+    # PostgreSQL cannot take a NUL in text: the filter is refused before the query.
+    listed = await client.get("/tasker/schedules", params={"namespace": "\x00ns"})
+    assert listed.status_code == 422, listed.text
+    assert listed.json()["error"]["code"] == "VALIDATION_ERROR"
