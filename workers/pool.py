@@ -125,27 +125,35 @@ class WorkerPool:
         # that cap (and fired on time by the process that changed it).
         schedules = self.services.schedules
         longest = self.services.settings.schedule_interval
-        while not stopping.is_set():
-            pause = longest
-            try:
-                report = await schedules.fire_due()
-                pause = schedules.seconds_until(report.next_due, longest)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("schedule firing pass failed")
-            await schedules.alarm.sleep(pause)
+
+        async def fire() -> float:
+            report = await schedules.fire_due()
+            return schedules.seconds_until(report.next_due, longest)
+
+        await self._every(longest, fire, stopping, sleep=schedules.alarm.sleep)
 
     @staticmethod
     async def _every(
-        interval: float, work: Callable[[], Awaitable[None]], stopping: asyncio.Event
+        interval: float,
+        work: Callable[[], Awaitable[float | None]],
+        stopping: asyncio.Event,
+        sleep: Callable[[float], Awaitable[object]] | None = None,
     ) -> None:
+        """Run `work` until stopped, pausing after each pass for the seconds it returns (else,
+        and after a failure, `interval`); `sleep` pauses instead of waiting on `stopping`
+        (it must then end when the loop is stopped)."""
+
+        async def until_stopped(seconds: float) -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), seconds)
+
         while not stopping.is_set():
+            pause = interval
             try:
-                await work()
+                asked = await work()
+                pause = interval if asked is None else asked
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("housekeeping pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), interval)
+            await (sleep or until_stopped)(pause)
