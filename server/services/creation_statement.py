@@ -15,11 +15,11 @@ large for one statement's parameters, goes the transaction's way.
 from typing import Any
 
 from server.db.bulk import MAX_PARAMETERS, insert_sql
-from server.db.models import PausedHandler, Task, WorkflowStep
+from server.db.models import Task, WorkflowStep
 from server.domain.states import StepState
 from server.engine.changes import Transaction
 from server.services.creation_rows import Plan, after_insert, step_rows, task_row
-from server.services.pausing import ALL_VERSIONS
+from server.services.pausing import ALL_VERSIONS, paused_sql
 
 
 def fits(plans: list[Plan]) -> bool:
@@ -33,16 +33,12 @@ def fits(plans: list[Plan]) -> bool:
 
 
 def _paused_when(all_versions: str) -> str:
-    """A new task's `handler_paused_at`: its value (now) when a row of
-    `tasker_paused_handlers` pauses its handler version (`pausing.handler_paused`), else NULL.
-    Asked in the insert itself: a query of its own was a round trip per creation."""
+    """A new task's `handler_paused_at`: its value (now) when its handler version is paused
+    (`pausing.paused_sql`), else NULL; `{field}` is the row's own value of a field. Asked in
+    the insert itself: a query of its own was a round trip per creation."""
     # Cast as the insert types them: a parameter must have one type wherever it is used.
-    return (
-        "(SELECT {handler_paused_at}::timestamptz WHERE EXISTS (SELECT 1 FROM "
-        f'"{PausedHandler._meta.db_table}" ph WHERE ph.namespace = {{namespace}}::varchar'
-        " AND ph.name = {name}::varchar"
-        f" AND ph.version IN ({all_versions}, {{version}}::varchar)))"
-    )
+    typed = ("{namespace}::varchar", "{name}::varchar", "{version}::varchar")
+    return f"(SELECT {{handler_paused_at}}::timestamptz WHERE {paused_sql(*typed, all_versions)})"
 
 
 async def write_at_once(tx: Transaction, plans: list[Plan]) -> None:

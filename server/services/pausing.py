@@ -198,15 +198,24 @@ async def _flag(tx: Transaction, task_id: UUID) -> object:
     return rows[0] if rows else None
 
 
+def paused_sql(namespace: str, name: str, version: str, all_versions: str) -> str:
+    """SQL that is true when `tasker_paused_handlers` pauses a handler version (its arguments
+    are SQL expressions: placeholders or columns)."""
+    return (
+        f'EXISTS (SELECT 1 FROM "{PausedHandler._meta.db_table}" ph'
+        f" WHERE ph.namespace = {namespace} AND ph.name = {name}"
+        f" AND ph.version IN ({all_versions}, {version}))"
+    )
+
+
 async def handler_paused(tx: Transaction, template: HandlerTemplate) -> bool:
     """Whether a task of this handler version is created paused (asked on every creation, in
     SQL written once: building it through the ORM cost more than the query itself)."""
     q = Query(tx.conn)
-    rows = await q.records(
-        f"SELECT 1 FROM {PausedHandler._meta.db_table}"
-        f" WHERE namespace = {q(template.namespace)} AND name = {q(template.name)}"
-        f" AND version IN ({q(ALL_VERSIONS)}, {q(template.version)}) LIMIT 1"
+    paused = paused_sql(
+        q(template.namespace), q(template.name), q(template.version), q(ALL_VERSIONS)
     )
+    rows = await q.records(f"SELECT 1 WHERE {paused}")
     return bool(rows)
 
 
