@@ -141,6 +141,18 @@ class _BlockingRedisConsumer(_RedisConsumer):
         self.pubsub.close()
 
 
+class _Enqueues:
+    """Enqueue scripts' arguments and the queues they wake, sent together (`_send`)."""
+
+    def __init__(self) -> None:
+        self.scripts: list[list[Any]] = []
+        self.queues: set[str] = set()
+
+
+def _no_script(result: object) -> bool:
+    return isinstance(result, redis.exceptions.NoScriptError)
+
+
 class QuietRedisBroker(RedisBroker):
     """The Redis broker, with consumers woken by a PUBLISH sent with each message."""
 
@@ -163,48 +175,73 @@ class QuietRedisBroker(RedisBroker):
         return f"{self.namespace}:{db}:{queue_name}.wake"
 
     _batch = threading.local()
-    """This thread's open `pipelined()` batch: (pipeline, queues to wake), if any."""
+    """This thread's open `pipelined()` batch, if any."""
 
     @contextlib.contextmanager
     def pipelined(self) -> Iterator[None]:
         """Messages this thread enqueues inside go to Redis in ONE round trip at the end, with
         one wake-up per queue (a completion's ready children, the outbox's coalesced
         dispatches). Thread-local: Dramatiq's own threads keep enqueueing one by one."""
-        pipe = self.client.pipeline(transaction=False)
-        queues: set[str] = set()
-        self._batch.open = (pipe, queues)
+        batch = _Enqueues()
+        self._batch.open = batch
         try:
             yield
         finally:
             self._batch.open = None
-        if queues:
-            for queue_name in sorted(queues):
-                pipe.publish(self.wake_channel(queue_name), WAKE)
-            pipe.execute()
+        if batch.scripts:
+            self._send(batch)
 
     def do_enqueue(self, queue_name: str, message_id: str, data: bytes) -> None:
         """Dramatiq's enqueue script and the wake-up PUBLISH, in one round trip (or added to
         this thread's `pipelined()` batch)."""
         batch = getattr(self._batch, "open", None)
-        pipe = batch[0] if batch is not None else self.client.pipeline(transaction=False)
-        args = [
-            "enqueue",
-            current_millis(),
-            queue_name,
-            self.broker_id,
-            self.heartbeat_timeout,
-            self.dead_message_ttl,
-            self._should_do_maintenance("enqueue"),
-            self._max_unpack_size(),
-            message_id,
-            data,
-        ]
-        self.scripts["dispatch"](args=args, keys=[self.namespace], client=pipe)
-        if batch is not None:
-            batch[1].add(queue_name)
-            return
-        pipe.publish(self.wake_channel(queue_name), WAKE)
-        pipe.execute()
+        mine = batch is None
+        if batch is None:
+            batch = _Enqueues()
+        batch.scripts.append(
+            [
+                "enqueue",
+                current_millis(),
+                queue_name,
+                self.broker_id,
+                self.heartbeat_timeout,
+                self.dead_message_ttl,
+                self._should_do_maintenance("enqueue"),
+                self._max_unpack_size(),
+                message_id,
+                data,
+            ]
+        )
+        batch.queues.add(queue_name)
+        if mine:
+            self._send(batch)
+
+    def _send(self, batch: "_Enqueues") -> None:
+        """The batch's enqueue scripts and a wake-up per queue, in one pipeline.
+
+        Each script is sent by its hash (EVALSHA) directly: redis-py's `Script` in a pipeline
+        first asks SCRIPT EXISTS, a second round trip on every send. A Redis that lost its
+        scripts (restarted, SCRIPT FLUSH) answers NOSCRIPT to an enqueue without running it,
+        so those are sent again once the script is loaded: nothing runs twice.
+        """
+        script = self.scripts["dispatch"]
+        pending = batch.scripts
+        for _ in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for args in pending:
+                pipe.evalsha(script.sha, 1, self.namespace, *args)
+            for queue_name in sorted(batch.queues):
+                pipe.publish(self.wake_channel(queue_name), WAKE)
+            results = pipe.execute(raise_on_error=False)
+            lost = [a for a, r in zip(pending, results, strict=False) if _no_script(r)]
+            failed = [r for r in results if isinstance(r, Exception) and not _no_script(r)]
+            if failed:
+                raise failed[0]
+            if not lost:
+                return
+            self.client.script_load(script.script)
+            pending = lost
+        raise redis.exceptions.NoScriptError("the enqueue script could not be loaded")
 
     def close(self) -> None:
         """Also close the Redis connections (Dramatiq's broker leaves its pool open)."""
