@@ -18,7 +18,6 @@ queue empty has published into this consumer's subscription, which the wait then
 import contextlib
 import heapq
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import dramatiq
@@ -30,6 +29,8 @@ from dramatiq.brokers.stub import StubBroker, _StubConsumer
 from dramatiq.common import current_millis, dq_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.worker import WorkerThread
+
+from server.infra import round_trips
 
 WAKE = b""
 """What a wake-up carries: the stub consumer skips it, Redis subscribers only count it."""
@@ -141,18 +142,6 @@ class _BlockingRedisConsumer(_RedisConsumer):
         self.pubsub.close()
 
 
-class _Enqueues:
-    """Enqueue scripts' arguments and the queues they wake, sent together (`_send`)."""
-
-    def __init__(self) -> None:
-        self.scripts: list[list[Any]] = []
-        self.queues: set[str] = set()
-
-
-def _no_script(result: object) -> bool:
-    return isinstance(result, redis.exceptions.NoScriptError)
-
-
 class QuietRedisBroker(RedisBroker):
     """The Redis broker, with consumers woken by a PUBLISH sent with each message."""
 
@@ -174,32 +163,20 @@ class QuietRedisBroker(RedisBroker):
         db = self.client.connection_pool.connection_kwargs.get("db", 0)
         return f"{self.namespace}:{db}:{queue_name}.wake"
 
-    _batch = threading.local()
-    """This thread's open `pipelined()` batch, if any."""
-
-    @contextlib.contextmanager
-    def pipelined(self) -> Iterator[None]:
+    def pipelined(self) -> contextlib.AbstractContextManager[None]:
         """Messages this thread enqueues inside go to Redis in ONE round trip at the end, with
         one wake-up per queue (a completion's ready children, the outbox's coalesced
-        dispatches). Thread-local: Dramatiq's own threads keep enqueueing one by one."""
-        batch = _Enqueues()
-        self._batch.open = batch
-        try:
-            yield
-        finally:
-            self._batch.open = None
-        if batch.scripts:
-            self._send(batch)
+        dispatches, with the events published beside them: `server.infra.round_trips`).
+        Thread-local: Dramatiq's own threads keep enqueueing one by one."""
+        return round_trips.together()
 
     def do_enqueue(self, queue_name: str, message_id: str, data: bytes) -> None:
         """Dramatiq's enqueue script and the wake-up PUBLISH, in one round trip (or added to
-        this thread's `pipelined()` batch)."""
-        batch = getattr(self._batch, "open", None)
-        mine = batch is None
-        if batch is None:
-            batch = _Enqueues()
-        batch.scripts.append(
-            [
+        this thread's open one)."""
+        with round_trips.together():
+            trip = round_trips.joining(self.client)
+            assert trip is not None  # inside together()
+            args = [
                 "enqueue",
                 current_millis(),
                 queue_name,
@@ -211,37 +188,8 @@ class QuietRedisBroker(RedisBroker):
                 message_id,
                 data,
             ]
-        )
-        batch.queues.add(queue_name)
-        if mine:
-            self._send(batch)
-
-    def _send(self, batch: "_Enqueues") -> None:
-        """The batch's enqueue scripts and a wake-up per queue, in one pipeline.
-
-        Each script is sent by its hash (EVALSHA) directly: redis-py's `Script` in a pipeline
-        first asks SCRIPT EXISTS, a second round trip on every send. A Redis that lost its
-        scripts (restarted, SCRIPT FLUSH) answers NOSCRIPT to an enqueue without running it,
-        so those are sent again once the script is loaded: nothing runs twice.
-        """
-        script = self.scripts["dispatch"]
-        pending = batch.scripts
-        for _ in range(2):
-            pipe = self.client.pipeline(transaction=False)
-            for args in pending:
-                pipe.evalsha(script.sha, 1, self.namespace, *args)
-            for queue_name in sorted(batch.queues):
-                pipe.publish(self.wake_channel(queue_name), WAKE)
-            results = pipe.execute(raise_on_error=False)
-            lost = [a for a, r in zip(pending, results, strict=False) if _no_script(r)]
-            failed = [r for r in results if isinstance(r, Exception) and not _no_script(r)]
-            if failed:
-                raise failed[0]
-            if not lost:
-                return
-            self.client.script_load(script.script)
-            pending = lost
-        raise redis.exceptions.NoScriptError("the enqueue script could not be loaded")
+            trip.script(self.scripts["dispatch"], [self.namespace], args)
+            trip.wake(self.wake_channel(queue_name), WAKE)
 
     def close(self) -> None:
         """Also close the Redis connections (Dramatiq's broker leaves its pool open)."""

@@ -39,6 +39,7 @@ from server.domain.states import (
 )
 from server.domain.views import TransitionEvent
 from server.engine.outbox import Dispatch, Outbox
+from server.infra import round_trips
 from server.infra.ports import Clock, EventPublisher, StepDispatcher
 
 log = logging.getLogger(__name__)
@@ -309,6 +310,20 @@ class StateChanges:
             self.outbox.shutdown()
 
     def _effects(self, events: Sequence[TransitionEvent], dispatches: Sequence[Dispatch]) -> None:
+        # With Redis, the events and every lane's messages go in one round trip (sent when
+        # `together` ends, so its failures surface there).
+        try:
+            with round_trips.together():
+                self._send(events, dispatches)
+        except Exception:
+            log.warning(
+                "sending %d events and %d steps failed; the sweeper will re-send the steps",
+                len(events),
+                len(dispatches),
+                exc_info=True,
+            )
+
+    def _send(self, events: Sequence[TransitionEvent], dispatches: Sequence[Dispatch]) -> None:
         if events:
             try:
                 self.publisher.publish(events)

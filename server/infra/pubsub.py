@@ -22,6 +22,7 @@ import redis
 import redis.asyncio as aioredis
 
 from server.domain.views import TransitionEvent
+from server.infra import round_trips
 from server.infra.ports import EventPublisher
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,16 @@ class RedisPublisher:
         self.channel = channel(self._client)
 
     def publish(self, events: Sequence[TransitionEvent]) -> None:
-        """One PUBLISH per batch of events (a JSON list)."""
+        """One PUBLISH per batch of events (a JSON list): with this thread's open round trip
+        (`server.infra.round_trips`: the outbox sends a commit's events with its steps), else
+        now."""
+        payload = json.dumps([e.to_json() for e in events])
+        trip = round_trips.joining(self._client)
+        if trip is not None:
+            trip.publish(self.channel, payload)
+            return
         try:
-            self._client.publish(self.channel, json.dumps([e.to_json() for e in events]))
+            self._client.publish(self.channel, payload)
         except redis.RedisError:
             log.warning("could not publish %d events to Redis", len(events), exc_info=True)
 

@@ -1,13 +1,20 @@
 """Several ready steps go to Redis in one round trip (`QuietRedisBroker.pipelined`), and arrive
-as the same messages, in order, as when they were sent one by one; a Redis that lost its
-scripts still gets every message exactly once."""
+as the same messages, in order, as when they were sent one by one; a commit's events go in
+the same round trip as its steps; a Redis that lost its scripts still gets every message
+exactly once."""
 
+import json
 import threading
+from datetime import UTC, datetime
 
 import pytest
 import redis
 
 from server.domain.flow import DEFAULT_PRIORITY
+from server.domain.views import TransitionEvent
+from server.engine.changes import Effects, StateChanges
+from server.infra.ports import SystemClock
+from server.infra.pubsub import RedisPublisher
 from tests.conftest import REDIS_URL
 from workers.broker import QUEUE, DramatiqDispatcher, build_broker, declare_run_step
 
@@ -109,3 +116,30 @@ def test_a_batch_open_on_one_thread_does_not_swallow_another_threads_sends(dispa
 def test_delayed_steps_still_wait(dispatcher):
     dispatcher.dispatch([7, 8], delay_seconds=60)
     assert dispatcher.backlog() == 0
+
+
+def test_a_commits_events_and_steps_share_one_round_trip(dispatcher, monkeypatch):
+    broker = dispatcher.broker
+    dispatcher.dispatch([30])
+    assert _received(broker, 1) == [30]
+    publisher = RedisPublisher(REDIS_URL)
+    listener = redis.Redis.from_url(REDIS_URL).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(publisher.channel)
+    changes = StateChanges(SystemClock(), dispatcher, publisher)
+    event = TransitionEvent(
+        7, "t-1", "payments", 31, "charge", "pending", "enqueued", None, datetime.now(UTC)
+    )
+    sent = _round_trips(monkeypatch)
+    # Two lanes and a delayed one, as a completion's effects may hold.
+    changes.after_commit(
+        Effects(datetime.now(UTC), [event], [(0.0, 31, 2), (0.0, 32, 3), (60.0, 33, 2)])
+    )
+    monkeypatch.undo()
+    assert len(sent) == 1
+    published = None
+    for _ in range(50):  # the first reads return the (ignored) subscription confirmation
+        published = published or listener.get_message(timeout=0.1)
+    assert published is not None
+    assert [e["cursor"] for e in json.loads(published["data"])] == [7]
+    assert dispatcher.backlog() == 2  # the delayed one waits
+    listener.close()
