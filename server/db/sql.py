@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
+from uuid import UUID
 
 import orjson
 from tortoise import Tortoise
@@ -169,6 +170,11 @@ def as_datetime(value: Any) -> datetime | None:
         return value
     parsed = datetime.fromisoformat(str(value))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def as_uuid(value: Any) -> UUID:
+    """A uuid column's value as a UUID (asyncpg hands one over, SQLite hands back text)."""
+    return value if isinstance(value, UUID) else UUID(str(value))
 
 
 def json_value(text: str | bytes) -> Any:

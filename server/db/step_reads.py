@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from server.db.sql import Query, Row, as_datetime, connection, json_value
+from server.db.sql import Query, Row, as_datetime, as_uuid, connection, json_value
 from server.domain.states import StepState
 from server.domain.views import StepView
 
@@ -51,16 +51,12 @@ def _json(value: Any) -> Any:
     return json_value(value) if isinstance(value, str | bytes) else value
 
 
-def _uuid(value: Any) -> UUID:
-    return value if isinstance(value, UUID) else UUID(str(value))
-
-
 def _view(r: Row, parents: tuple[str, ...], children: tuple[str, ...]) -> StepView:
     created, updated = as_datetime(r[16]), as_datetime(r[17])
     assert created is not None and updated is not None  # NOT NULL columns
     return StepView(
         r[0],
-        _uuid(r[1]),
+        as_uuid(r[1]),
         r[2],
         _STATES[r[3]],
         r[4],

@@ -10,13 +10,15 @@ analytics roll-up has its own slower cadence, busy or idle.
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from tortoise.expressions import Q, Subquery
+from tortoise.expressions import Q
 
 from server.db.analytics_rollup import roll_recent
 from server.db.models import StepEdge, Task, WorkflowStep
+from server.db.sql import Query, Row, as_uuid, connection, state, states
 from server.domain.readiness import CLAIMABLE_TASK_STATES
 from server.domain.states import ACTIVE_TASK_STATES, DONE_STEP_STATES, StepState
 from server.engine.changes import StateChanges, TaskRef
@@ -254,23 +256,12 @@ class Sweeper:
         return len(due_now)
 
     async def finalize_stuck(self) -> int:
-        """Re-examine active tasks that have been quiet for a while."""
+        """Re-examine active tasks that have been quiet for a while with nothing in flight."""
         now = self.changes.clock.now()
-        quiet = now - self.redispatch_after * 3
-        # A task with a parked sleep or signal wait is waiting, not stuck: re-examining
-        # 10,000 sleeping tasks every window would cost CPU for nothing (`builtin_steps`).
-        # (A step resolved or cancelled while parked keeps its wake_at: hence the status.)
-        parked = WorkflowStep.filter(wake_at__gt=now, status=StepState.PENDING.value).values(
-            "task_id"
-        )
-        rows = await (
-            Task.filter(status__in=ACTIVE, updated_at__lt=quiet)
-            .exclude(id__in=Subquery(parked))
-            .limit(self.batch)
-            .values_list("id", "namespace")
-        )
+        rows = await _quiet_tasks(now - self.redispatch_after * 3, now, self.batch)
         finalized = 0
-        for task_id, namespace in rows:
+        for row in rows:
+            task_id, namespace = as_uuid(row[0]), str(row[1])
             async with self.changes.transaction() as tx:
                 status = await tx.lock_task(task_id)
                 if status is None:
@@ -281,3 +272,23 @@ class Sweeper:
                 await advance(tx, TaskRef(task_id, namespace), status)
                 finalized += len(tx.events) > before
         return finalized
+
+
+async def _quiet_tasks(quiet: datetime, now: datetime, limit: int) -> Sequence[Row]:
+    """(id, namespace) of active tasks unchanged since `quiet` with no step in flight.
+
+    In flight: running, waiting in the queue (sent: `dispatched_at` set, a delayed start or a
+    step waiting for a limit's slot too) or parked in a sleep or signal wait until after `now`.
+    Such a task is moving, or another part of the sweep looks after it; re-examining them
+    cost a transaction per task per window, all through a backlog older than the window.
+    NOT EXISTS through the steps' task index, per candidate, up to `limit`.
+    """
+    q = Query(connection())
+    pending, running = state(StepState.PENDING), state(StepState.IN_PROGRESS)
+    return await q.records(
+        "SELECT t.id, t.namespace FROM tasker_tasks t"
+        f" WHERE t.status IN {states(*ACTIVE_TASK_STATES)}"
+        f" AND t.updated_at < {q(quiet)} AND NOT EXISTS (SELECT 1 FROM tasker_workflow_steps s"
+        f" WHERE s.task_id = t.id AND (s.status = {running} OR (s.status = {pending} AND"
+        f" (s.dispatched_at IS NOT NULL OR s.wake_at > {q(now)})))) LIMIT {int(limit)}"
+    )

@@ -128,3 +128,34 @@ async def test_the_probe_sees_each_kind_of_work(services):
     now = services.changes.clock.now()
     await StepItem.create(step_id=root.id, idx=0, status="in_progress", updated_at=now)
     assert (await probe()) == SweepWork(False, True, False, False)
+
+
+async def test_a_backlog_is_not_re_examined_as_stuck(services):
+    # Tasks whose steps wait in the queue (or run) are moving: a backlog older than the quiet
+    # window used to cost a transaction per task per window; only a task with nothing in
+    # flight is re-examined.
+    recorder = Recorder()
+    services.set_dispatcher(recorder)
+    queued, _ = await services.tasks.create_task(
+        CreateTask(namespace="shapes", name="diamond", context={})
+    )
+    running, _ = await services.tasks.create_task(
+        CreateTask(namespace="shapes", name="diamond", context={})
+    )
+    start = await services.steps.get_step(running.id, "start")
+    assert await services.runner.claim(start.id) is not None
+    stuck, _ = await services.tasks.create_task(
+        CreateTask(namespace="shapes", name="diamond", context={})
+    )
+    # Nothing in flight (its nudge lost long ago and its stamp cleared, as no path leaves it).
+    await WorkflowStep.filter(task_id=stuck.id).update(dispatched_at=None)
+    old = services.changes.clock.now() - timedelta(hours=1)
+    await Task.filter(id__in=[queued.id, running.id, stuck.id]).update(updated_at=old)
+    recorder.sent.clear()
+
+    assert await services.sweeper.finalize_stuck() == 0  # re-examined, nothing to finalize
+    stamps = dict(await Task.all().values_list("id", "updated_at"))
+    assert stamps[queued.id] == old and stamps[running.id] == old
+    assert stamps[stuck.id] > old
+    stuck_start = await services.steps.get_step(stuck.id, "start")
+    assert recorder.sent == [stuck_start.id]  # its ready step sent again
