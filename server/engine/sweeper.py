@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from tortoise.expressions import Q
 
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 CLAIMABLE = [s.value for s in CLAIMABLE_TASK_STATES]
 """Tasks whose ready steps may be re-sent: only theirs can be claimed."""
 ACTIVE = [s.value for s in ACTIVE_TASK_STATES]
+_WAITING = [StepState.PENDING.value, StepState.ERROR.value]
+"""The steps the idle re-dispatch sends: waiting to start, or for their retry."""
 ROLL_UP_EVERY = 60.0
 """Seconds between the sweeper's analytics roll-ups: a slot settles minutes after it ends and
 a report rolls up what it needs itself, so rolling on every sweep bought nothing."""
@@ -242,18 +245,37 @@ class Sweeper:
             .limit(self.batch)
             .values_list("id", flat=True)
         )
-        due_now = ready + due
-        if due_now:
-            await WorkflowStep.filter(id__in=due_now).update(dispatched_at=now)
-            # Each in its task's priority lane, the high ones sent first.
-            lanes: dict[int, list[int]] = {}
-            for step_id, priority in await WorkflowStep.filter(id__in=due_now).values_list(
+        lanes = await self._stamp(ready + due, now) if ready or due else {}
+        # Each in its task's priority lane, the high ones sent first.
+        for priority in sorted(lanes, reverse=True):
+            self.changes.send(sorted(lanes[priority]), priority)
+        return sum(len(ids) for ids in lanes.values())
+
+    async def _stamp(self, step_ids: list[int], now: datetime) -> dict[int, list[int]]:
+        """Stamp these steps sent now; they by their task's priority lane. Only those still
+        waiting to run, and never a row a claim or a completion holds (skipped, not waited
+        for: this takes no task lock first, so waiting could deadlock with them). Such a step
+        is being claimed and needs no nudge; stamping a running one would also move its row
+        under its completion, which then discards the result."""
+        q = Query(connection())
+        waiting = states(StepState.PENDING, StepState.ERROR)
+        rows: Sequence[Any]
+        if q.postgres:
+            rows = await q.records(
+                f"UPDATE tasker_workflow_steps s SET dispatched_at = {q(now)} FROM tasker_tasks t"
+                " WHERE s.id IN (SELECT id FROM tasker_workflow_steps"
+                f" WHERE id = ANY({q(step_ids)}::bigint[]) AND status IN {waiting}"
+                " FOR NO KEY UPDATE SKIP LOCKED) AND t.id = s.task_id RETURNING s.id, t.priority"
+            )
+        else:  # one writer at a time: nothing else holds a row
+            rows = await WorkflowStep.filter(id__in=step_ids, status__in=_WAITING).values_list(
                 "id", "task__priority"
-            ):
-                lanes.setdefault(int(priority), []).append(int(step_id))
-            for priority in sorted(lanes, reverse=True):
-                self.changes.send(sorted(lanes[priority]), priority)
-        return len(due_now)
+            )
+            await WorkflowStep.filter(id__in=[r[0] for r in rows]).update(dispatched_at=now)
+        lanes: dict[int, list[int]] = {}
+        for row in rows:
+            lanes.setdefault(int(row[1]), []).append(int(row[0]))
+        return lanes
 
     async def finalize_stuck(self) -> int:
         """Re-examine active tasks that have been quiet for a while with nothing in flight."""

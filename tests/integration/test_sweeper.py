@@ -1,7 +1,10 @@
 """The sweeper: lost nudges are re-sent, but not while a backlog is still draining; an idle
 sweep is one probe, and the sweep after work appears acts on it."""
 
+import asyncio
 from datetime import timedelta
+
+import asyncpg
 
 from server.db.models import LimitSlot, StepItem, Task, WorkflowStep
 from server.domain.views import CreateTask
@@ -159,3 +162,35 @@ async def test_a_backlog_is_not_re_examined_as_stuck(services):
     assert stamps[stuck.id] > old
     stuck_start = await services.steps.get_step(stuck.id, "start")
     assert recorder.sent == [stuck_start.id]  # its ready step sent again
+
+
+async def test_the_idle_re_dispatch_skips_a_step_being_claimed(services, database_url):
+    # The sweep takes no task lock, so it must never wait for a step row a claim or a
+    # completion holds (that deadlocked with them), nor stamp a step that is running by the
+    # time it stamps (its row would move under its completion, which then discards it).
+    recorder = Recorder()
+    services.set_dispatcher(recorder)
+    task, _ = await services.tasks.create_task(
+        CreateTask(namespace="shapes", name="diamond", context={})
+    )
+    root = await services.steps.get_step(task.id, "start")
+    stale = services.changes.clock.now() - timedelta(minutes=5)
+    await WorkflowStep.filter(id=root.id).update(dispatched_at=stale)
+    recorder.sent.clear()
+    if database_url.startswith("postgres"):
+        holder = await asyncpg.connect(database_url)
+        try:
+            async with holder.transaction():
+                await holder.execute(
+                    "SELECT 1 FROM tasker_workflow_steps WHERE id = $1 FOR UPDATE", root.id
+                )
+                sent = await asyncio.wait_for(services.sweeper.redispatch_idle(), 10)
+                assert (sent, recorder.sent) == (0, [])  # skipped, not waited for
+        finally:
+            await holder.close()
+    assert await services.runner.claim(root.id) is not None  # claimed after it was seen
+    assert await services.sweeper._stamp([root.id], services.changes.clock.now()) == {}
+    assert (await WorkflowStep.get(id=root.id)).dispatched_at == stale
+    await WorkflowStep.filter(id=root.id).update(status="pending", lease_owner=None)
+    assert await services.sweeper.redispatch_idle() == 1
+    assert recorder.sent == [root.id]
