@@ -125,7 +125,7 @@ WITH target AS (
                AND (ls.state = $offered::text
                     OR (ls.state = $held::text AND CASE WHEN keys.kind = $task_kind::text
                         THEN EXISTS (SELECT 1 FROM tasker_tasks t WHERE t.id = ls.task_id
-                                        AND t.status = ANY($active_tasks::text[]))
+                                        AND (t.status = ANY($active_tasks::text[])) IS TRUE)
                         ELSE EXISTS (SELECT 1 FROM tasker_workflow_steps h
                                       WHERE h.id = ls.step_id AND h.status = $running::text
                                         AND h.lease_owner = ls.lease_owner) END))) >= keys.lim

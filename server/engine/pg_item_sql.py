@@ -50,7 +50,7 @@ ITEM_STATES: dict[str, StrEnum | Sequence[StrEnum]] = {
 }
 
 ITEMS_OPEN = """ws.status = $in_progress::text AND ws.lease_owner = $items_lease
-       AND t.status = ANY($claimable_tasks::text[])
+       AND (t.status = ANY($claimable_tasks::text[])) IS TRUE  -- by key, never a status index
        -- A paused task (or handler) starts no item; resuming sends them again.
        AND t.paused_at IS NULL AND t.handler_paused_at IS NULL"""
 """An item may start: its step (`ws`) still waits for its items, and its task (`t`) may start

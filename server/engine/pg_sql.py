@@ -93,7 +93,9 @@ that wait for the disk on the hot path."""
 # limits, and a completion counts the step done the same way before limits free its slots.
 
 CLAIMABLE_STEP = """
-       AND t.status = ANY($claimable_tasks::text[])
+       -- IS TRUE: no plan may serve this from a status index. Given this statement's values and
+       -- no statistics (a table never analyzed), the planner read every active task that way.
+       AND (t.status = ANY($claimable_tasks::text[])) IS TRUE
        -- A delayed task's steps wait for its start (`readiness.has_started`).
        AND (t.run_at IS NULL OR t.run_at <= $now)
        -- A paused task (or handler) starts no step; a claim waiting on the pause's lock
