@@ -149,7 +149,9 @@ async def test_a_first_refusal_is_recorded_by_the_claim_statement_alone(
     statements.seen.clear()
     assert await services.runner.claim(ids[2]) is None
     writes = statements.writes()
-    assert len(writes) == 2, writes  # the unlimited claim (which skips it), the limited one
+    # The unlimited claim (which skips it), the short limited one (which leaves a full key to
+    # the whole statement), the whole limited one.
+    assert len(writes) == 3, writes
     assert all(w.lstrip().startswith("WITH") for w in writes)
     assert await counted("acme") == (2, 1)
     from server.db.models import WorkflowStep
@@ -169,11 +171,12 @@ async def test_a_key_seen_for_the_first_time_is_claimed_without_a_transaction(
     statements.seen.clear()
     assert await services.runner.claim(step_id) is not None
     writes = [w.lstrip() for w in statements.writes()]
-    # The unlimited claim (which skips it), the limited one (which names the missing key),
-    # the key row, the limited claim again.
-    assert len(writes) == 4, writes
-    assert writes[2].startswith("INSERT INTO tasker_limit_keys"), writes
-    assert all(w.startswith("WITH") for i, w in enumerate(writes) if i != 2), writes
+    # The unlimited claim (which skips it), the short limited one (which leaves a new key to
+    # the whole statement), the whole one (which names the missing key), the key row, the
+    # whole limited claim again.
+    assert len(writes) == 5, writes
+    assert writes[3].startswith("INSERT INTO tasker_limit_keys"), writes
+    assert all(w.startswith("WITH") for i, w in enumerate(writes) if i != 3), writes
     assert await counted("newcomer") == (1, 0)
 
 
@@ -215,7 +218,11 @@ async def test_limited_statements_find_key_and_slot_rows_by_index(pg_services: S
     )
     await conn.execute_query("ANALYZE tasker_limit_keys")
     await conn.execute_query("ANALYZE tasker_limit_slots")
-    for name, sql in (("claim", pg_flow.CLAIM_STATEMENT.sql), ("complete", pg_flow._COMPLETE_SQL)):
+    for name, sql in (
+        ("claim", pg_flow.CLAIM_STATEMENT.sql),
+        ("claim with room", pg_flow.ROOMY_CLAIM_STATEMENT.sql),
+        ("complete", pg_flow._COMPLETE_SQL),
+    ):
         plan = await generic_plan(sql)
         assert "Seq Scan on tasker_limit_keys" not in plan, (name, plan)
         assert "Seq Scan on tasker_limit_slots" not in plan, (name, plan)
