@@ -19,7 +19,10 @@ transaction. A key seen for the first time has no row to lock: the statement nam
 is not admitted (a step already waiting, a rate refusal, an offer that another key refuses)
 returns no claim, and the portable claim decides it under the same locks (`limits.admit`).
 So this statement never admits what the portable claim would refuse; it counts the slot rows
-as the portable claim does before it records a wait.
+as the portable claim does before it records a wait. The common case, a step with no slot row
+whose keys all have room, is first tried by a shorter statement built from the same CTEs
+(`CLAIM_WITH_ROOM`): PostgreSQL runs every data-modifying CTE of a statement, even one with
+nothing to do, and the offer and the wait took 10-20 % of the whole one's time.
 
 The completion frees the step's slot (and the handler's when it finished the task), offers it
 to the key's best waiting step (highest priority, then the oldest) and returns it to be sent
