@@ -91,7 +91,8 @@ _COMPLETE_SQL = _sql(COMPLETE_STATEMENT)
 async def claim_limited(store: "PgStore", req: ClaimRequest) -> Claim | None:
     """Claim a step the unlimited CLAIM left alone: in one statement when it has limits with
     room (a short one when it has no slot row either), or record its first wait for a full
-    key, else through the portable claim (which refuses or admits it under the key locks)."""
+    key, else through the portable claim (which refuses or admits it under the key locks: a
+    rate refusal, a step that has waited)."""
     conn = Tortoise.get_connection("default")
     now = store.changes.clock.now()
     rows = await conn.execute_query_dict(
@@ -101,10 +102,12 @@ async def claim_limited(store: "PgStore", req: ClaimRequest) -> Claim | None:
             now.timestamp(), HELD, limits.TASK_LIMIT, limits.RATE_LIMIT, KEEP_STARTS_SECONDS,
         ),
     )  # fmt: skip
-    if rows:
+    if rows[0]["id"] is not None:
         return claim_from_row(
             store.changes, rows[0], req, CLAIM_STATEMENT.moves["start"], now, limited=True
         )
+    if rows[0]["rate_refused"]:
+        return await store._claim(req)
     # Not the common case (an offer or a wait to decide, a key full or new, or the step not
     # claimable at all): the whole statement decides.
     for _ in range(2):

@@ -180,25 +180,41 @@ _NO_OFFERS = """mine AS (
 """`_OFFERS` and `_TAKE_OFFERS` for a step known to have none."""
 
 # A step that waits for a slot goes the portable way; one offered a slot does not.
-CLAIM_LIMITED = f"""
-WITH {_target(" AND s.state <> $offered::text")}, {_WANTED}, {_OFFERS}, {_KEYS_AND_VERDICT},
-{_TAKE_OFFERS}, {_CLAIM_AND_COUNT}, {_RECORD_WAIT}, {CLAIM_HISTORY}
-SELECT x.*, (SELECT ws.flow IS NOT NULL FROM tasker_workflow_steps ws WHERE ws.id = $step_id)
-           AS limited, EXISTS (SELECT 1 FROM waits) AS waited,
-       ARRAY(SELECT w.scope || '|' || w."key" FROM wanted w
-              WHERE NOT EXISTS (SELECT 1 FROM keys k WHERE k.scope = w.scope
-                                                       AND k."key" = w."key")) AS missing
+
+
+def _claim_or_nulls(columns: str) -> str:
+    """The final SELECT: the claimed step's row (nulls when none) and these other columns."""
+    return f"""
+SELECT x.*, {columns}
   FROM (SELECT 1) AS one LEFT JOIN LATERAL (
 {CLAIM_ROW}  ) AS x ON TRUE
 """
 
+
+CLAIM_LIMITED = f"""
+WITH {_target(" AND s.state <> $offered::text")}, {_WANTED}, {_OFFERS}, {_KEYS_AND_VERDICT},
+{_TAKE_OFFERS}, {_CLAIM_AND_COUNT}, {_RECORD_WAIT}, {CLAIM_HISTORY}""" + _claim_or_nulls(
+    """(SELECT ws.flow IS NOT NULL FROM tasker_workflow_steps ws WHERE ws.id = $step_id)
+           AS limited, EXISTS (SELECT 1 FROM waits) AS waited,
+       ARRAY(SELECT w.scope || '|' || w."key" FROM wanted w
+              WHERE NOT EXISTS (SELECT 1 FROM keys k WHERE k.scope = w.scope
+                                                       AND k."key" = w."key")) AS missing"""
+)
+
 CLAIM_WITH_ROOM = f"""
 WITH {_target("")}, {_WANTED}, {_NO_OFFERS}, {_KEYS_AND_VERDICT}, {_CLAIM_AND_COUNT},
-{CLAIM_HISTORY}{CLAIM_ROW}"""
+{CLAIM_HISTORY}""" + _claim_or_nulls(
+    # Refused with every key row there and a rate limit among them: `CLAIM_LIMITED` would
+    # record no wait either (`_RECORD_WAIT`), so the portable claim decides it at once.
+    """EXISTS (SELECT 1 FROM target) AND NOT (SELECT ok FROM verdict)
+           AND (SELECT count(*) FROM keys) = (SELECT count(*) FROM wanted)
+           AND EXISTS (SELECT 1 FROM wanted w WHERE w.kind = $rate_kind::text) AS rate_refused"""
+)
 """The common case in a shorter statement: a step with no slot row (neither offered a slot nor
-waiting for one) whose keys all have room, claimed as `CLAIM_LIMITED` claims it; anything
-else claims nothing here and is left to `CLAIM_LIMITED`. PostgreSQL runs every data-modifying
-CTE of a statement, so leaving out the offer and the wait saves their work on every claim."""
+waiting for one) whose keys all have room, claimed as `CLAIM_LIMITED` claims it. A refusal
+with a rate limit is named (`rate_refused`); anything else claims nothing here and is left to
+`CLAIM_LIMITED`. PostgreSQL runs every data-modifying CTE of a statement, so leaving out the
+offer and the wait saves their work on every claim."""
 
 COMPLETE_LIMITED = f"""
 WITH task_lock AS (

@@ -160,6 +160,30 @@ async def test_a_first_refusal_is_recorded_by_the_claim_statement_alone(
     assert step.dispatched_at is not None and step.dispatched_at > clock.now() + timedelta(hours=1)
 
 
+async def test_a_rate_refusal_goes_from_the_short_claim_to_the_portable_one(
+    pg_services: Services, statements: Statements
+) -> None:
+    # The whole limited statement records no wait for a step with a rate limit: once the short
+    # one has found every key row and refused, the portable claim decides it, as before.
+    services = pg_services
+    steps = []
+    for _ in range(4):
+        task, _ = await services.tasks.create_task(
+            CreateTask(namespace="flow", name="rated", context={"tenant": "t1"})
+        )
+        steps.append((await services.steps.get_step(task.id, "call")).id)
+    for step_id in steps[:3]:  # the window's 3 starts
+        assert await services.runner.claim(step_id) is not None
+    statements.seen.clear()
+    assert await services.runner.claim(steps[3]) is None
+    writes = [w.lstrip() for w in statements.writes()]
+    # The unlimited claim, the short limited one, then the portable claim's transaction
+    # (which puts the step's dispatch off until the window opens).
+    assert [w[:4] for w in writes[:2]] == ["WITH", "WITH"], writes
+    assert all(not w.startswith("WITH") for w in writes[2:]), writes
+    assert writes[-1].startswith('UPDATE "tasker_workflow_steps" SET "dispatched_at"'), writes
+
+
 async def test_a_key_seen_for_the_first_time_is_claimed_without_a_transaction(
     pg_services: Services, statements: Statements
 ) -> None:
