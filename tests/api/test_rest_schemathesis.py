@@ -54,6 +54,9 @@ def _node_id_for_schemathesis(request: pytest.FixtureRequest) -> None:
 
 
 @schema.parametrize()
+# Generating the schedule bodies' cases (negative ones included) took 112 s of the 120 s limit
+# for one operation on a quiet 2-core machine, and over it on a busy one: slow, not hung.
+@pytest.mark.timeout(600)
 @settings(
     max_examples=40,
     deadline=None,
