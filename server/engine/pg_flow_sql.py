@@ -45,8 +45,7 @@ from server.engine.pg_sql import (
 
 def _target(slot_rows: str) -> str:
     """The step and its task, claimable and locked, unless the step has a slot row that
-    `slot_rows` (a condition on `s`, appended to the step's own) picks: a step that waits for
-    a slot goes the portable way; one offered a slot does not."""
+    `slot_rows` (a condition on `s`, appended to the step's own) picks."""
     return f"""target AS (
     SELECT ws.ctid AS step_row, t.ctid AS task_row, ws.status AS old_status, ws.flow,
            ws.task_id, t.status AS task_status
@@ -179,6 +178,8 @@ _NO_OFFERS = """mine AS (
     SELECT NULL::bigint AS id, NULL::text AS scope, NULL::text AS "key" WHERE FALSE
 ), taken AS (SELECT NULL::bigint AS id WHERE FALSE)"""
 """`_OFFERS` and `_TAKE_OFFERS` for a step known to have none."""
+
+# A step that waits for a slot goes the portable way; one offered a slot does not.
 
 
 def _claim_or_nulls(columns: str) -> str:
