@@ -26,7 +26,7 @@ from server.engine.limit_keys import (
 )
 from server.engine.pg_claims import claim_from_row
 from server.engine.pg_complete import COMPLETE_MOVES, completion_effects
-from server.engine.pg_flow_sql import CLAIM_LIMITED, CLAIM_WITH_ROOM, COMPLETE_LIMITED
+from server.engine.pg_flow_sql import CLAIM_LIMITED, COMPLETE_LIMITED
 from server.engine.pg_sql import Move, Statement
 from server.engine.store import Claim, ClaimRequest, Recorded
 
@@ -53,16 +53,6 @@ CLAIM_STATEMENT = Statement(
     },
 )  # fmt: skip
 
-ROOMY_CLAIM_STATEMENT = Statement(
-    CLAIM_WITH_ROOM,
-    args=(
-        "step_id", "now", "lease", "default_timeout", "grace", "epoch", "held", "task_kind",
-        "rate_kind", "keep",
-    ),
-    moves=CLAIM_STATEMENT.moves,
-    states={"claimable_tasks": sorted(CLAIMABLE_TASK_STATES)},
-)  # fmt: skip
-
 COMPLETE_STATEMENT = Statement(
     COMPLETE_LIMITED,
     args=(
@@ -84,32 +74,14 @@ def _sql(statement: Statement) -> str:
     return sql
 
 
-CLAIM_STATEMENT.sql, ROOMY_CLAIM_STATEMENT.sql = _sql(CLAIM_STATEMENT), _sql(ROOMY_CLAIM_STATEMENT)
-_COMPLETE_SQL = _sql(COMPLETE_STATEMENT)
+CLAIM_STATEMENT.sql, _COMPLETE_SQL = _sql(CLAIM_STATEMENT), _sql(COMPLETE_STATEMENT)
 
 
 async def claim_limited(store: "PgStore", req: ClaimRequest) -> Claim | None:
     """Claim a step the unlimited CLAIM left alone: in one statement when it has limits with
-    room (a short one when it has no slot row either), or record its first wait for a full
-    key, else through the portable claim (which refuses or admits it under the key locks: a
-    rate refusal, a step that has waited)."""
+    room (or record its first wait for a full key), else through the portable claim (which
+    refuses or admits it under the key locks)."""
     conn = Tortoise.get_connection("default")
-    now = store.changes.clock.now()
-    rows = await conn.execute_query_dict(
-        ROOMY_CLAIM_STATEMENT.sql,
-        ROOMY_CLAIM_STATEMENT.values(
-            req.step_id, now, req.lease_owner, req.default_timeout, req.lease_grace,
-            now.timestamp(), HELD, limits.TASK_LIMIT, limits.RATE_LIMIT, KEEP_STARTS_SECONDS,
-        ),
-    )  # fmt: skip
-    if rows[0]["id"] is not None:
-        return claim_from_row(
-            store.changes, rows[0], req, CLAIM_STATEMENT.moves["start"], now, limited=True
-        )
-    if rows[0]["rate_refused"]:
-        return await store._claim(req)
-    # Not the common case (an offer or a wait to decide, a key full or new, or the step not
-    # claimable at all): the whole statement decides.
     for _ in range(2):
         now = store.changes.clock.now()
         rows = await conn.execute_query_dict(

@@ -19,10 +19,7 @@ transaction. A key seen for the first time has no row to lock: the statement nam
 is not admitted (a step already waiting, a rate refusal, an offer that another key refuses)
 returns no claim, and the portable claim decides it under the same locks (`limits.admit`).
 So this statement never admits what the portable claim would refuse; it counts the slot rows
-as the portable claim does before it records a wait. The common case, a step with no slot row
-whose keys all have room, is first tried by a shorter statement built from the same CTEs
-(`CLAIM_WITH_ROOM`): PostgreSQL runs every data-modifying CTE of a statement, even one with
-nothing to do, and the offer and the wait took 10-20 % of the whole one's time.
+as the portable claim does before it records a wait.
 
 The completion frees the step's slot (and the handler's when it finished the task), offers it
 to the key's best waiting step (highest priority, then the oldest) and returns it to be sent
@@ -42,21 +39,16 @@ from server.engine.pg_sql import (
     TASK_LOCK,
 )
 
-
-def _target(slot_rows: str) -> str:
-    """The step and its task, claimable and locked, unless the step has a slot row that
-    `slot_rows` (a condition on `s`, appended to the step's own) picks."""
-    return f"""target AS (
+CLAIM_LIMITED = f"""
+WITH target AS (
     SELECT ws.ctid AS step_row, t.ctid AS task_row, ws.status AS old_status, ws.flow,
            ws.task_id, t.status AS task_status
       FROM tasker_workflow_steps ws JOIN tasker_tasks t ON t.id = ws.task_id
      WHERE ws.id = $step_id AND ws.waiting_on = 0 AND ws.flow IS NOT NULL
+       -- A step that waits for a slot goes the portable way; one offered a slot does not.
        AND NOT EXISTS (SELECT 1 FROM tasker_limit_slots s
-                        WHERE s.step_id = ws.id{slot_rows}){CLAIMABLE_STEP}
-)"""
-
-
-_WANTED = f"""wanted AS (
+                        WHERE s.step_id = ws.id AND s.state <> $offered::text){CLAIMABLE_STEP}
+), wanted AS (
     SELECT l->>'scope' AS scope, l->>'key' AS "key", l->>'kind' AS kind,
            (l->>'limit')::int AS lim, (l->>'period')::float8 AS period, l_ord AS ord
       FROM target, jsonb_array_elements(target.flow->'limits') WITH ORDINALITY AS e(l, l_ord)
@@ -64,17 +56,11 @@ _WANTED = f"""wanted AS (
      -- Said, so that the planner expects a few rows here, not its default guess of 100 (for
      -- which it read the whole key table to update these keys' rows).
      ORDER BY 1, 2 LIMIT {MAX_LIMITS}
-)"""
-"""The step's limits that this claim takes, sorted by (scope, key)."""
-
-_OFFERS = """mine AS (
+), mine AS (
     -- The slots offered to this step (counted in their keys' in_use since the offer).
     SELECT s.id, s.scope, s."key" FROM tasker_limit_slots s, target
      WHERE s.step_id = $step_id AND s.state = $offered::text
-)"""
-"""The slots offered to this step, which the claim turns into held ones (`_TAKE_OFFERS`)."""
-
-_KEYS_AND_VERDICT = """keys AS (
+), keys AS (
     -- Each key row looked up by its unique index and locked, in the order of `wanted`
     -- (sorted by scope and key). As a join, the planner read the whole key table for them
     -- (one row for every key ever seen: every customer of a per-customer limit).
@@ -91,19 +77,14 @@ _KEYS_AND_VERDICT = """keys AS (
                       WHERE v::float8 > $epoch::float8 - keys.period) < keys.lim
                ELSE keys.offered_here OR keys.in_use < keys.lim END), TRUE) AS ok
       FROM keys
-)"""
-"""The key rows locked and read at their newest version, and whether every one has room."""
-
-_TAKE_OFFERS = """taken AS (
+), taken AS (
     -- An offer becomes the held slot, unless the sweeper took it back meanwhile (re-read
     -- under the key's lock): then nothing is claimed and the portable claim decides.
     UPDATE tasker_limit_slots s SET state = $held::text, lease_owner = $lease::text
       FROM mine, verdict
      WHERE s.id = mine.id AND s.state = $offered::text AND verdict.ok
  RETURNING s.id
-)"""
-
-_CLAIM_AND_COUNT = f"""claimed AS ({CLAIM_STEP}
+), claimed AS ({CLAIM_STEP}
       FROM target, verdict
      WHERE ws.ctid = target.step_row AND verdict.ok
        AND (SELECT count(*) FROM taken) = (SELECT count(*) FROM mine){CLAIMED_COLUMNS}
@@ -130,11 +111,7 @@ _CLAIM_AND_COUNT = f"""claimed AS ({CLAIM_STEP}
            COALESCE((target.flow->>'priority')::int, 2), $now
       FROM keys, claimed, target WHERE keys.kind <> $rate_kind::text AND NOT keys.offered_here
  RETURNING id
-)"""
-"""The step claimed when every limit has room (and its offers were taken), each key row
-counting the start, a `held` slot row for each concurrency limit."""
-
-_RECORD_WAIT = """refused AS (
+), refused AS (
     -- Refused for a slot and nothing else to decide (every key row there, no rate limit, no
     -- offer): the first full key, in the order of the step's limits as the portable claim
     -- takes them, records the step as waiting, its dispatch stamp parked (`limits._wait`).
@@ -171,50 +148,15 @@ _RECORD_WAIT = """refused AS (
     UPDATE tasker_workflow_steps ws SET dispatched_at = $parked_until
       FROM target WHERE ws.ctid = target.step_row AND EXISTS (SELECT 1 FROM waits)
  RETURNING ws.id
-)"""
-"""A refusal recorded as the step's first wait (see the module docstring)."""
-
-_NO_OFFERS = """mine AS (
-    SELECT NULL::bigint AS id, NULL::text AS scope, NULL::text AS "key" WHERE FALSE
-), taken AS (SELECT NULL::bigint AS id WHERE FALSE)"""
-"""`_OFFERS` and `_TAKE_OFFERS` for a step known to have none."""
-
-# A step that waits for a slot goes the portable way; one offered a slot does not.
-
-
-def _claim_or_nulls(columns: str) -> str:
-    """The final SELECT: the claimed step's row (nulls when none) and these other columns."""
-    return f"""
-SELECT x.*, {columns}
-  FROM (SELECT 1) AS one LEFT JOIN LATERAL (
-{CLAIM_ROW}  ) AS x ON TRUE
-"""
-
-
-CLAIM_LIMITED = f"""
-WITH {_target(" AND s.state <> $offered::text")}, {_WANTED}, {_OFFERS}, {_KEYS_AND_VERDICT},
-{_TAKE_OFFERS}, {_CLAIM_AND_COUNT}, {_RECORD_WAIT}, {CLAIM_HISTORY}""" + _claim_or_nulls(
-    """(SELECT ws.flow IS NOT NULL FROM tasker_workflow_steps ws WHERE ws.id = $step_id)
+), {CLAIM_HISTORY}
+SELECT x.*, (SELECT ws.flow IS NOT NULL FROM tasker_workflow_steps ws WHERE ws.id = $step_id)
            AS limited, EXISTS (SELECT 1 FROM waits) AS waited,
        ARRAY(SELECT w.scope || '|' || w."key" FROM wanted w
               WHERE NOT EXISTS (SELECT 1 FROM keys k WHERE k.scope = w.scope
-                                                       AND k."key" = w."key")) AS missing"""
-)
-
-CLAIM_WITH_ROOM = f"""
-WITH {_target("")}, {_WANTED}, {_NO_OFFERS}, {_KEYS_AND_VERDICT}, {_CLAIM_AND_COUNT},
-{CLAIM_HISTORY}""" + _claim_or_nulls(
-    # Refused with every key row there and a rate limit among them: `CLAIM_LIMITED` would
-    # record no wait either (`_RECORD_WAIT`), so the portable claim decides it at once.
-    """EXISTS (SELECT 1 FROM target) AND NOT (SELECT ok FROM verdict)
-           AND (SELECT count(*) FROM keys) = (SELECT count(*) FROM wanted)
-           AND EXISTS (SELECT 1 FROM wanted w WHERE w.kind = $rate_kind::text) AS rate_refused"""
-)
-"""The common case in a shorter statement: a step with no slot row (neither offered a slot nor
-waiting for one) whose keys all have room, claimed as `CLAIM_LIMITED` claims it. A refusal
-with a rate limit is named (`rate_refused`); anything else claims nothing here and is left to
-`CLAIM_LIMITED`. PostgreSQL runs every data-modifying CTE of a statement, so leaving out the
-offer and the wait saves their work on every claim."""
+                                                       AND k."key" = w."key")) AS missing
+  FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+{CLAIM_ROW}  ) AS x ON TRUE
+"""
 
 COMPLETE_LIMITED = f"""
 WITH task_lock AS (

@@ -149,39 +149,13 @@ async def test_a_first_refusal_is_recorded_by_the_claim_statement_alone(
     statements.seen.clear()
     assert await services.runner.claim(ids[2]) is None
     writes = statements.writes()
-    # The unlimited claim (which skips it), the short limited one (which leaves a full key to
-    # the whole statement), the whole limited one.
-    assert len(writes) == 3, writes
+    assert len(writes) == 2, writes  # the unlimited claim (which skips it), the limited one
     assert all(w.lstrip().startswith("WITH") for w in writes)
     assert await counted("acme") == (2, 1)
     from server.db.models import WorkflowStep
 
     step = await WorkflowStep.get(id=ids[2])
     assert step.dispatched_at is not None and step.dispatched_at > clock.now() + timedelta(hours=1)
-
-
-async def test_a_rate_refusal_goes_from_the_short_claim_to_the_portable_one(
-    pg_services: Services, statements: Statements
-) -> None:
-    # The whole limited statement records no wait for a step with a rate limit: once the short
-    # one has found every key row and refused, the portable claim decides it, as before.
-    services = pg_services
-    steps = []
-    for _ in range(4):
-        task, _ = await services.tasks.create_task(
-            CreateTask(namespace="flow", name="rated", context={"tenant": "t1"})
-        )
-        steps.append((await services.steps.get_step(task.id, "call")).id)
-    for step_id in steps[:3]:  # the window's 3 starts
-        assert await services.runner.claim(step_id) is not None
-    statements.seen.clear()
-    assert await services.runner.claim(steps[3]) is None
-    writes = [w.lstrip() for w in statements.writes()]
-    # The unlimited claim, the short limited one, then the portable claim's transaction
-    # (which puts the step's dispatch off until the window opens).
-    assert [w[:4] for w in writes[:2]] == ["WITH", "WITH"], writes
-    assert all(not w.startswith("WITH") for w in writes[2:]), writes
-    assert writes[-1].startswith('UPDATE "tasker_workflow_steps" SET "dispatched_at"'), writes
 
 
 async def test_a_key_seen_for_the_first_time_is_claimed_without_a_transaction(
@@ -195,12 +169,11 @@ async def test_a_key_seen_for_the_first_time_is_claimed_without_a_transaction(
     statements.seen.clear()
     assert await services.runner.claim(step_id) is not None
     writes = [w.lstrip() for w in statements.writes()]
-    # The unlimited claim (which skips it), the short limited one (which leaves a new key to
-    # the whole statement), the whole one (which names the missing key), the key row, the
-    # whole limited claim again.
-    assert len(writes) == 5, writes
-    assert writes[3].startswith("INSERT INTO tasker_limit_keys"), writes
-    assert all(w.startswith("WITH") for i, w in enumerate(writes) if i != 3), writes
+    # The unlimited claim (which skips it), the limited one (which names the missing key),
+    # the key row, the limited claim again.
+    assert len(writes) == 4, writes
+    assert writes[2].startswith("INSERT INTO tasker_limit_keys"), writes
+    assert all(w.startswith("WITH") for i, w in enumerate(writes) if i != 2), writes
     assert await counted("newcomer") == (1, 0)
 
 
@@ -242,11 +215,7 @@ async def test_limited_statements_find_key_and_slot_rows_by_index(pg_services: S
     )
     await conn.execute_query("ANALYZE tasker_limit_keys")
     await conn.execute_query("ANALYZE tasker_limit_slots")
-    for name, sql in (
-        ("claim", pg_flow.CLAIM_STATEMENT.sql),
-        ("claim with room", pg_flow.ROOMY_CLAIM_STATEMENT.sql),
-        ("complete", pg_flow._COMPLETE_SQL),
-    ):
+    for name, sql in (("claim", pg_flow.CLAIM_STATEMENT.sql), ("complete", pg_flow._COMPLETE_SQL)):
         plan = await generic_plan(sql)
         assert "Seq Scan on tasker_limit_keys" not in plan, (name, plan)
         assert "Seq Scan on tasker_limit_slots" not in plan, (name, plan)

@@ -22,7 +22,6 @@ STATEMENTS = {
     "complete": COMPLETE_STATEMENT,
     # A step with limits has its own (`server.engine.pg_flow`), checked the same way.
     "limited claim": pg_flow.CLAIM_STATEMENT,
-    "limited claim with room": pg_flow.ROOMY_CLAIM_STATEMENT,
     "limited complete": pg_flow.COMPLETE_STATEMENT,
 }
 STATUSES = {s.value for s in TaskState} | {s.value for s in StepState}
