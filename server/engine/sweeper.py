@@ -35,8 +35,7 @@ log = logging.getLogger(__name__)
 
 CLAIMABLE = [s.value for s in CLAIMABLE_TASK_STATES]
 """Tasks whose ready steps may be re-sent: only theirs can be claimed."""
-ACTIVE = [s.value for s in ACTIVE_TASK_STATES]
-_WAITING = [StepState.PENDING.value, StepState.ERROR.value]
+_WAITING = (StepState.PENDING, StepState.ERROR)
 """The steps the idle re-dispatch sends: waiting to start, or for their retry."""
 ROLL_UP_EVERY = 60.0
 """Seconds between the sweeper's analytics roll-ups: a slot settles minutes after it ends and
@@ -258,7 +257,7 @@ class Sweeper:
         is being claimed and needs no nudge; stamping a running one would also move its row
         under its completion, which then discards the result."""
         q = Query(connection())
-        waiting = states(StepState.PENDING, StepState.ERROR)
+        waiting = states(*_WAITING)
         rows: Sequence[Any]
         if q.postgres:
             rows = await q.records(
@@ -268,9 +267,9 @@ class Sweeper:
                 " FOR NO KEY UPDATE SKIP LOCKED) AND t.id = s.task_id RETURNING s.id, t.priority"
             )
         else:  # one writer at a time: nothing else holds a row
-            rows = await WorkflowStep.filter(id__in=step_ids, status__in=_WAITING).values_list(
-                "id", "task__priority"
-            )
+            rows = await WorkflowStep.filter(
+                id__in=step_ids, status__in=[s.value for s in _WAITING]
+            ).values_list("id", "task__priority")
             await WorkflowStep.filter(id__in=[r[0] for r in rows]).update(dispatched_at=now)
         lanes: dict[int, list[int]] = {}
         for row in rows:
