@@ -19,6 +19,7 @@ from tortoise.expressions import Q
 
 from server.db.analytics_rollup import roll_recent
 from server.db.models import StepEdge, Task, WorkflowStep
+from server.db.planner_stats import refresh_planner_stats
 from server.db.sql import Query, Row, as_uuid, connection, state, states
 from server.domain.readiness import CLAIMABLE_TASK_STATES
 from server.domain.states import ACTIVE_TASK_STATES, DONE_STEP_STATES, StepState
@@ -102,6 +103,8 @@ class Sweeper:
             finalized = await self.finalize_stuck()
         if work.limit_slots:
             offered = await sweep_limits(self.changes, self.redispatch_after)
+        # Busy sweeps only: an idle system's tables do not change.
+        await refresh_planner_stats()
         return SweepReport(reaped, redispatched, finalized, rolled_up, offered)
 
     async def roll_up_analytics(self, *, every: float = ROLL_UP_EVERY) -> int:
