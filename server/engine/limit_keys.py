@@ -24,7 +24,12 @@ KEEP_STARTS_SECONDS = 60.0
 waits for the key's lock, so a claim admitted after another may carry an earlier time: it must
 still count every start the other one made inside its own window, which the other's clean-up
 (by its later time) would otherwise have deleted. Counting every kept start later than the
-window's opening, whatever its time, then holds the limit in every window of the history."""
+window's opening, whatever its time, then holds the limit in every window of the history.
+
+Of those, only the newest `limit` are kept: a start fits a window when fewer than `limit` kept
+starts are later than its opening, that is when the `limit`-th newest is not, and the older
+ones are older still. So a key's row holds at most `limit` starts, not a minute of them (a
+limit of 100 a second held 6,100, and every start rewrote them all)."""
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -94,12 +99,12 @@ async def recount(tx: Transaction, scope: str, key: str) -> None:
 
 
 async def record_starts(
-    tx: Transaction, scope: str, key: str, kept: Sequence[float], period: float
+    tx: Transaction, scope: str, key: str, kept: Sequence[float], period: float, limit: int
 ) -> None:
     """A rate limit's kept starts (epoch seconds) after a start now: the recent ones and this
-    one, in time order."""
+    one, in time order, the newest `limit` of them (`KEEP_STARTS_SECONDS`)."""
     opened = tx.now.timestamp() - period - KEEP_STARTS_SECONDS
-    starts = sorted([s for s in kept if s > opened] + [tx.now.timestamp()])
+    starts = sorted([s for s in kept if s > opened] + [tx.now.timestamp()])[-limit:]
     await LimitKey.filter(scope=scope, key=key).using_db(tx.conn).update(starts=starts)
 
 

@@ -195,7 +195,9 @@ async def admit(
     await LimitSlot.filter(step_id=step_id).exclude(state=HELD).using_db(tx.conn).delete()
     for lim in limits:
         if lim["kind"] == RATE_LIMIT:
-            await record_starts(tx, lim["scope"], lim["key"], windows[lim["scope"]], lim["period"])
+            await record_starts(
+                tx, lim["scope"], lim["key"], windows[lim["scope"]], lim["period"], lim["limit"]
+            )
     for lim in take:
         await _slot_row(tx, lim, step_id, task_id, priority, HELD, lease_owner)
     await _recount_all(tx, limits)

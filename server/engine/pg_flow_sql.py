@@ -91,12 +91,15 @@ WITH target AS (
 ), bump AS (
     UPDATE tasker_limit_keys k
        SET in_use = k.in_use + CASE WHEN keys.kind = $rate_kind::text THEN 0 ELSE 1 END,
+           -- The starts kept and this one: the newest `lim` of them, in time order
+           -- (`limit_keys.KEEP_STARTS_SECONDS`).
            starts = CASE WHEN keys.kind = $rate_kind::text
-               THEN COALESCE((SELECT jsonb_agg(v ORDER BY v::text::float8)
-                                FROM jsonb_array_elements(k.starts) AS e(v)
-                               WHERE v::text::float8
-                                     > $epoch::float8 - keys.period - $keep::float8),
-                             '[]'::jsonb) || to_jsonb($epoch::float8)
+               THEN (SELECT COALESCE(jsonb_agg(v ORDER BY v), '[]'::jsonb) FROM (
+                     SELECT v FROM (SELECT e.v::text::float8 AS v
+                                      FROM jsonb_array_elements(k.starts) AS e(v)
+                                    UNION ALL SELECT $epoch::float8) AS started
+                      WHERE v > $epoch::float8 - keys.period - $keep::float8
+                      ORDER BY v DESC LIMIT keys.lim) AS newest)
                ELSE k.starts END
       FROM keys, verdict
      -- By its key, not its ctid: the row version locked above may be newer than this

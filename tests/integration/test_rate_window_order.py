@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 
 from server.container import Services
-from server.db.models import Transition
+from server.db.models import LimitKey, Transition
 from server.domain.views import CreateTask
 from server.engine.store import Outcome
 from server.registry.handler_registry import HandlerRegistry
@@ -64,3 +64,27 @@ async def test_a_claim_with_an_earlier_time_counts_the_starts_a_later_one_kept(
     for first in starts:  # every 10 s window of the history, from each start
         inside = [s for s in starts if first <= s < first + timedelta(seconds=10)]
         assert len(inside) <= 3, starts
+
+
+async def test_a_key_keeps_only_its_newest_limit_starts(services: Services) -> None:
+    clock = VirtualClock()
+    services.changes.clock = clock
+    services.set_dispatcher(Recorder())
+    started = clock.now()
+    offsets = (0.0, 4.0, 8.0, 14.5, 19.0, 25.0, 31.0)  # never more than 3 in 10 s
+    for at in offsets:
+        clock.advance_to(started + timedelta(seconds=at))
+        claim = await services.runner.claim(await _call_step(services))
+        assert claim is not None, at
+        assert await services.runner.record(claim, Outcome(results={})) == "complete"
+    (row,) = await LimitKey.filter(key="t1")
+    # A minute of starts used to be kept (all seven); a limit of 3 needs the newest 3.
+    kept = [round(float(s) - started.timestamp(), 1) for s in row.starts]
+    assert sorted(kept) == [19.0, 25.0, 31.0]
+    # They still decide: at +32 s the window (22, 32] holds two, at +33.5 the one at 25 is
+    # still in it with 31 and a start at +32.
+    clock.advance_to(started + timedelta(seconds=32))
+    late = await services.runner.claim(await _call_step(services))
+    assert late is not None
+    clock.advance_to(started + timedelta(seconds=33.5))
+    assert await services.runner.claim(await _call_step(services)) is None
