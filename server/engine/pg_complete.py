@@ -76,7 +76,7 @@ WITH input AS (
                                 THEN $now ELSE c.dispatched_at END
       FROM hits h
      WHERE c.id = h.id
- RETURNING c.id, c.waiting_on, c.status, h.first_parent
+ RETURNING c.id, c.waiting_on, c.status, h.first_parent, c.flow IS NOT NULL AS limited
 ), per_task AS (
     SELECT task_id AS id, count(*)::int AS n FROM done GROUP BY task_id
 ), task AS (
@@ -118,7 +118,10 @@ WITH input AS (
 SELECT d.id AS step_id, h.id AS cursor, t.remaining, f.id AS finished_cursor,
        ARRAY(SELECT c.id FROM children c
               WHERE c.first_parent = d.id AND c.waiting_on = 0
-                AND c.status = $ready_state::text ORDER BY c.id) AS ready
+                AND c.status = $ready_state::text ORDER BY c.id) AS ready,
+       ARRAY(SELECT c.id FROM children c
+              WHERE c.first_parent = d.id AND c.waiting_on = 0 AND c.limited
+                AND c.status = $ready_state::text) AS ready_limited
   FROM done d JOIN history h ON h.step_id = d.id JOIN task t ON t.id = d.task_id
   LEFT JOIN finished_history f ON f.task_id = d.task_id
 """
@@ -129,6 +132,14 @@ COMPLETE_MANY_STATEMENT = Statement(
     moves=COMPLETE_MOVES,
     states={"ready_state": _S.PENDING},
 )
+
+
+def next_to_run(ready: Sequence[int], limited: Sequence[int] | None) -> Recorded:
+    """A completion that made `ready` ready (those of `limited` have limits): the first one
+    is the caller's to run next."""
+    if not ready:
+        return Recorded("complete")
+    return Recorded("complete", ready[0], next_limited=ready[0] in (limited or ()))
 
 
 async def complete_many(
@@ -170,7 +181,7 @@ async def complete_many(
             unsettled[claim.task.id] = claim.task
         ready: list[int] = list(row["ready"] or [])
         effects.dispatch_after_commit(ready[1:], priority=claim.task.priority or DEFAULT_PRIORITY)
-        recorded.append(Recorded("complete", ready[0] if ready else None))
+        recorded.append(next_to_run(ready, row["ready_limited"]))
     for note in sorted(notes, key=_cursor):
         note.write(effects)
     changes.after_commit(effects)

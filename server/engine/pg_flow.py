@@ -25,7 +25,7 @@ from server.engine.limit_keys import (
     split_name,
 )
 from server.engine.pg_claims import claim_from_row
-from server.engine.pg_complete import COMPLETE_MOVES, completion_effects
+from server.engine.pg_complete import COMPLETE_MOVES, completion_effects, next_to_run
 from server.engine.pg_flow_sql import CLAIM_LIMITED, COMPLETE_LIMITED
 from server.engine.pg_sql import Move, Statement
 from server.engine.store import Claim, ClaimRequest, Recorded
@@ -77,10 +77,11 @@ def _sql(statement: Statement) -> str:
 CLAIM_STATEMENT.sql, _COMPLETE_SQL = _sql(CLAIM_STATEMENT), _sql(COMPLETE_STATEMENT)
 
 
-async def claim_limited(store: "PgStore", req: ClaimRequest) -> Claim | None:
-    """Claim a step the unlimited CLAIM left alone: in one statement when it has limits with
-    room (or record its first wait for a full key), else through the portable claim (which
-    refuses or admits it under the key locks)."""
+async def claim_limited(store: "PgStore", req: ClaimRequest) -> tuple[Claim | None, bool]:
+    """Claim a step with limits: in one statement when they have room (or record its first
+    wait for a full key), else through the portable claim (which refuses or admits it under
+    the key locks). Also says whether the step has limits: the unlimited CLAIM is for one
+    that has none."""
     conn = Tortoise.get_connection("default")
     for _ in range(2):
         now = store.changes.clock.now()
@@ -98,10 +99,14 @@ async def claim_limited(store: "PgStore", req: ClaimRequest) -> Claim | None:
         # Keys seen for the first time (a new customer of a per-customer limit): their rows
         # made, the same statement decides again.
         await create_keys(conn, r["missing"])
-    if r is None or r["id"] is None:
-        undecided = r is not None and r["limited"] and not r["waited"]
-        return await store._claim(req) if undecided else None
-    return claim_from_row(store.changes, r, req, CLAIM_STATEMENT.moves["start"], now, limited=True)
+    if r is None:
+        return None, False
+    limited = bool(r["limited"])
+    if r["id"] is None:
+        undecided = limited and not r["waited"]
+        return (await store._claim(req) if undecided else None), limited
+    start = CLAIM_STATEMENT.moves["start"]
+    return claim_from_row(store.changes, r, req, start, now, limited=True), True
 
 
 async def complete_limited(store: "PgStore", claim: Claim, encoded: str) -> Recorded:
@@ -138,4 +143,5 @@ async def complete_limited(store: "PgStore", claim: Claim, encoded: str) -> Reco
             await limits.offer(tx, *split_name(name))
     if int(row["remaining"]) == 0 and row["finished_cursor"] is None:
         await store._settle(claim.task)
-    return Recorded("complete", follow[0] if follow else None)
+    # A step handed a slot has limits, as the children the statement says have them.
+    return next_to_run(follow, [*(row["ready_limited"] or []), *(row["offered"] or [])])

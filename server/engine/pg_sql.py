@@ -203,7 +203,7 @@ COMPLETE_STEP = """done AS (
                                 THEN $now ELSE c.dispatched_at END
       FROM tasker_step_edges e, done
      WHERE e.from_step_id = done.id AND c.id = e.to_step_id
- RETURNING c.id, c.waiting_on, c.status
+ RETURNING c.id, c.waiting_on, c.status, c.flow IS NOT NULL AS limited
 ), task AS (
     -- One UPDATE (a statement may change a row only once): count the step done and, when it
     -- was the last one of a running task, finish the task. A child task is finished by the
@@ -247,7 +247,9 @@ SELECT (SELECT id FROM history) AS cursor,
        (SELECT remaining FROM task) AS remaining,
        (SELECT id FROM finished_history) AS finished_cursor,
        ARRAY(SELECT id FROM children WHERE waiting_on = 0 AND status = $ready_state::text)
-           AS ready"""
+           AS ready,
+       ARRAY(SELECT id FROM children WHERE waiting_on = 0 AND status = $ready_state::text
+                                       AND limited) AS ready_limited"""
 """A completion's result columns (`pg_complete.completion_effects` reads them)."""
 
 COMPLETE = f"""

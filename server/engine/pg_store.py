@@ -35,7 +35,12 @@ from server.domain.states import StepState, TaskState
 from server.engine.changes import StateChanges, TaskRef
 from server.engine.group_commit import GroupCommit
 from server.engine.pg_claims import claim_from_row
-from server.engine.pg_complete import COMPLETE_MOVES, complete_many, completion_effects
+from server.engine.pg_complete import (
+    COMPLETE_MOVES,
+    complete_many,
+    completion_effects,
+    next_to_run,
+)
 from server.engine.pg_flow import claim_limited, complete_limited
 from server.engine.pg_sql import CLAIM, COMPLETE, Move, Statement
 from server.engine.portable import PortableStore
@@ -108,6 +113,10 @@ class PgStore(PortableStore):
         return recorded
 
     async def _claim_one(self, req: ClaimRequest) -> Claim | None:
+        if req.limited:  # said to have limits: their statement first
+            claim, limited = await claim_limited(self, req)
+            if claim is not None or limited:
+                return claim
         now = self.changes.clock.now()
         rows = await connection().execute_query_dict(
             CLAIM_STATEMENT.sql,
@@ -116,8 +125,10 @@ class PgStore(PortableStore):
             ),
         )
         if not rows:
+            if req.limited:  # not limited (asked above), and not claimable
+                return None
             # The statement leaves steps with limits alone: they have their own (`pg_flow`).
-            return await claim_limited(self, req)
+            return (await claim_limited(self, req))[0]
         return claim_from_row(self.changes, rows[0], req, CLAIM_STATEMENT.moves["start"], now)
 
     async def _complete_one(self, claim: Claim, encoded: str) -> Recorded:
@@ -140,7 +151,7 @@ class PgStore(PortableStore):
             # All steps done but the task was not running (e.g. reopened from error): the
             # general path under the task lock decides.
             await self._settle(claim.task)
-        return Recorded("complete", ready[0] if ready else None)
+        return next_to_run(ready, row["ready_limited"])
 
     async def _settle(self, task: TaskRef) -> None:
         async with self.changes.transaction() as tx:

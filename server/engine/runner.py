@@ -26,7 +26,7 @@ from server.engine.changes import StateChanges
 from server.engine.conditions import Conditions
 from server.engine.map_expand import expand, map_outcome
 from server.engine.map_items import ItemClaim, MapItems
-from server.engine.store import Claim, ClaimRequest, Outcome, StepStore
+from server.engine.store import Claim, ClaimRequest, Outcome, Recorded, StepStore
 from server.engine.upstream import upstream_results
 from server.engine.waits import ChildRequest, ChildStarter, park, request_from_template, start_child
 from server.handlers.base import StartChildTask, StepContext
@@ -49,15 +49,21 @@ class Claimer:
         self.lease_grace = lease_grace
         self._leases = itertools.count(1)
 
-    async def claim(self, step_id: int) -> Claim | None:
-        """Compare-and-set the step to in_progress with a lease, or None if not runnable."""
-        (claim,) = await self.store.claim([self.request(step_id)])
+    async def claim(self, step_id: int, *, limited: bool = False) -> Claim | None:
+        """Compare-and-set the step to in_progress with a lease, or None if not runnable
+        (`limited`: a hint that it has limits, `ClaimRequest.limited`)."""
+        (claim,) = await self.store.claim([self.request(step_id, limited=limited)])
         return claim
 
-    def request(self, step_id: int) -> ClaimRequest:
+    def request(self, step_id: int, *, limited: bool = False) -> ClaimRequest:
         """A claim of this step under a new lease of this worker."""
         return ClaimRequest(
-            step_id, self._new_lease(), self.worker_id, self.default_timeout, self.lease_grace
+            step_id,
+            self._new_lease(),
+            self.worker_id,
+            self.default_timeout,
+            self.lease_grace,
+            limited,
         )
 
     def _new_lease(self) -> str:
@@ -109,11 +115,12 @@ class StepRunner:
             return await self.run_items(-step_id)
         first: str | None = None
         next_id: int | None = step_id
+        limited = False  # a message does not say whether its step has limits
         while next_id is not None:
             settled = await self.conditions.settle(next_id)  # a false run_if: skipped, not run
             if settled is not None:
                 return first or settled
-            claim = await self.claim(next_id)
+            claim = await self.claimer.claim(next_id, limited=limited)
             if claim is None:
                 return first or "skipped"
             if self.builtins.handles(claim):  # sleep / wait_for: no handler, no thread held
@@ -123,7 +130,8 @@ class StepRunner:
             with bind(task_id=str(claim.task.id), step=claim.step_name):  # log correlation
                 result = await self.execute(claim)
                 timer.executed()
-                outcome, next_id = await self._record(claim, result)
+                recorded = await self._record(claim, result)
+            outcome, next_id, limited = recorded.result, recorded.run_next, recorded.next_limited
             timer.recorded(outcome)
             first = first or outcome
         return first or "skipped"
@@ -219,22 +227,22 @@ class StepRunner:
 
     async def record(self, claim: Claim, outcome: Outcome) -> str:
         """Record the attempt's outcome unless the lease was lost (then it is discarded)."""
-        result, local = await self._record(claim, outcome)
-        if local is not None:
+        recorded = await self._record(claim, outcome)
+        if recorded.run_next is not None:
             self.changes.dispatcher.dispatch(
-                [local], priority=claim.task.priority or DEFAULT_PRIORITY
+                [recorded.run_next], priority=claim.task.priority or DEFAULT_PRIORITY
             )
-        return result
+        return recorded.result
 
-    async def _record(self, claim: Claim, outcome: Outcome) -> tuple[str, int | None]:
-        """`record`, also returning a ready child this worker may run next."""
+    async def _record(self, claim: Claim, outcome: Outcome) -> Recorded:
+        """`record`, also saying which ready child this worker may run next."""
         if outcome.awaiting is not None:  # the step now waits holding no worker
             if outcome.awaiting.startswith(AWAITING_ITEMS) and self.items is not None:
                 limit = self.items.limit_of(
                     claim.task.namespace, claim.handler_name, claim.handler_version, claim.step_name
                 )
-                return await expand(self.changes, claim, outcome.results, limit), None
-            return await park(self.changes, claim, outcome.awaiting), None
+                return Recorded(await expand(self.changes, claim, outcome.results, limit))
+            return Recorded(await park(self.changes, claim, outcome.awaiting))
         write = self.store.complete if outcome.ok else self.store.fail
         (recorded,) = await write([(claim, outcome)])
         if not outcome.ok and recorded.result != "discarded":
@@ -254,7 +262,7 @@ class StepRunner:
                     "error_class": outcome.error_class,
                 },
             )
-        return recorded.result, recorded.run_next
+        return recorded
 
 
 async def _call(process: Any, ctx: StepContext) -> Any:

@@ -36,6 +36,9 @@ class ClaimRequest:
     """The step's timeout when its template sets none."""
     lease_grace: float
     """How long past the timeout the lease lasts."""
+    limited: bool = False
+    """A hint that the step has limits (its parent's completion said so): the PostgreSQL store
+    then runs the limited claim first, not the plain one that would miss it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,8 @@ class Recorded:
 
     result: str
     run_next: int | None = None
+    next_limited: bool = False
+    """`run_next` has limits (`ClaimRequest.limited`)."""
 
 
 class StepStore(Protocol):

@@ -177,6 +177,31 @@ async def test_a_key_seen_for_the_first_time_is_claimed_without_a_transaction(
     assert await counted("newcomer") == (1, 0)
 
 
+async def test_a_child_its_parent_says_has_limits_is_claimed_by_their_statement_alone(
+    pg_services: Services, statements: Statements
+) -> None:
+    # The worker that completes `first` runs `second` itself; the completion said `second` has
+    # limits (the handler's), so its claim skips the unlimited statement, which would miss it.
+    services = pg_services
+    task, _ = await services.tasks.create_task(
+        CreateTask(namespace="flow", name="serial", context={"customer": "acme"})
+    )
+    first = (await services.steps.get_step(task.id, "first")).id
+    statements.seen.clear()
+    assert await services.runner.run_step(first) == "complete"
+    claims = [s for s in statements.seen if s.lstrip().startswith("WITH target AS")]
+    unlimited = [s for s in claims if "wanted AS" not in s]
+    # The unlimited claim ran once, for `first` (which it skipped); the rest are limited ones.
+    assert len(unlimited) == 1 and len(claims) > 2, claims
+    assert (await services.steps.get_step(task.id, "second")).status.value == "complete"
+    # A step said to have limits that has none is still claimed.
+    plain, _ = await services.tasks.create_task(
+        CreateTask(namespace="shapes", name="diamond", context={})
+    )
+    start = (await services.steps.get_step(plain.id, "start")).id
+    assert await services.runner.claimer.claim(start, limited=True) is not None
+
+
 async def generic_plan(sql: str) -> str:
     """The plan PostgreSQL settles on for `sql` on a pooled connection (the generic one, made
     for any parameters: a statement prepared once and run many times)."""
