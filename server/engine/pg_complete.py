@@ -38,7 +38,7 @@ COMPLETE_MOVES = {"done": DONE, "finish": FINISH}
 """The moves every completion statement writes: the step done and, by the task's last step, the
 task finished."""
 
-COMPLETE_MANY = """
+MANY_STEPS = """
 WITH input AS (
     SELECT * FROM unnest($step_ids::bigint[], $leases::text[], $results::text[],
                          $metadata::text[]) AS i(step_id, lease, results, metadata)
@@ -114,17 +114,26 @@ WITH input AS (
       FROM task WHERE remaining = 0 AND status = $finish_to::text
        AND (SELECT count(*) FROM history) > 0
  RETURNING id, task_id
-)
+)"""
+"""The bulk completion's CTEs: `done` (the steps), `children`, `task` (each task's row after
+the batch), their history."""
+
+MANY_COLUMNS = """
 SELECT d.id AS step_id, h.id AS cursor, t.remaining, f.id AS finished_cursor,
        ARRAY(SELECT c.id FROM children c
               WHERE c.first_parent = d.id AND c.waiting_on = 0
                 AND c.status = $ready_state::text ORDER BY c.id) AS ready,
        ARRAY(SELECT c.id FROM children c
               WHERE c.first_parent = d.id AND c.waiting_on = 0 AND c.limited
-                AND c.status = $ready_state::text) AS ready_limited
+                AND c.status = $ready_state::text) AS ready_limited"""
+"""One row per completed step (`write_many` reads them), up to its FROM clause."""
+
+MANY_FROM = """
   FROM done d JOIN history h ON h.step_id = d.id JOIN task t ON t.id = d.task_id
   LEFT JOIN finished_history f ON f.task_id = d.task_id
 """
+
+COMPLETE_MANY = MANY_STEPS + MANY_COLUMNS + MANY_FROM
 
 COMPLETE_MANY_STATEMENT = Statement(
     COMPLETE_MANY,
@@ -148,8 +157,19 @@ async def complete_many(
     """Complete these steps (results already JSON) in one statement; one answer per attempt,
     and the tasks whose steps are all done but which the statement did not finish (the
     caller settles them under the task lock)."""
+    recorded, unsettled, _ = await write_many(changes, attempts, COMPLETE_MANY_STATEMENT)
+    return recorded, unsettled
+
+
+async def write_many(
+    changes: StateChanges,
+    attempts: Sequence[tuple[Claim, str]],
+    statement: Statement,
+    *extra: Any,
+) -> tuple[list[Recorded], list[TaskRef], list[dict[str, Any]]]:
+    """`complete_many` with a statement made of its parts (`extra`: the values of its
+    arguments after the bulk completion's), also returning the statement's rows."""
     now = changes.clock.now()
-    statement = COMPLETE_MANY_STATEMENT
     rows = await Tortoise.get_connection("default").execute_query_dict(
         statement.sql,
         statement.values(
@@ -158,6 +178,7 @@ async def complete_many(
             [encoded for _, encoded in attempts],
             [json.dumps({"attempt": c.attempt}) for c, _ in attempts],
             now,
+            *extra,
         ),
     )
     by_step: dict[int, dict[str, Any]] = {int(r["step_id"]): r for r in rows}
@@ -185,7 +206,7 @@ async def complete_many(
     for note in sorted(notes, key=_cursor):
         note.write(effects)
     changes.after_commit(effects)
-    return recorded, list(unsettled.values())
+    return recorded, list(unsettled.values()), rows
 
 
 class Note(NamedTuple):

@@ -7,6 +7,8 @@ and reaped leases go through the portable store's transaction, which frees slots
 """
 
 import json
+from collections.abc import Sequence
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from tortoise import Tortoise
@@ -14,7 +16,8 @@ from tortoise import Tortoise
 from server.domain.flow import DEFAULT_PRIORITY
 from server.domain.readiness import CLAIMABLE_TASK_STATES, RETRYING
 from server.domain.states import ACTIVE_TASK_STATES, StepState, TaskState
-from server.engine import limits
+from server.engine import limits, pg_complete
+from server.engine.changes import Effects
 from server.engine.limit_keys import (
     HELD,
     KEEP_STARTS_SECONDS,
@@ -25,8 +28,13 @@ from server.engine.limit_keys import (
     split_name,
 )
 from server.engine.pg_claims import claim_from_row
-from server.engine.pg_complete import COMPLETE_MOVES, completion_effects, next_to_run
-from server.engine.pg_flow_sql import CLAIM_LIMITED, COMPLETE_LIMITED
+from server.engine.pg_complete import (
+    COMPLETE_MOVES,
+    completion_effects,
+    next_to_run,
+    write_many,
+)
+from server.engine.pg_flow_sql import CLAIM_LIMITED, COMPLETE_LIMITED, COMPLETE_MANY_LIMITED
 from server.engine.pg_sql import Move, Statement
 from server.engine.store import Claim, ClaimRequest, Recorded
 
@@ -53,15 +61,26 @@ CLAIM_STATEMENT = Statement(
     },
 )  # fmt: skip
 
+SLOT_ARGS = ("held", "waiting", "offered", "task_scopes")
+"""What a completion's freeing of slots takes after the completion's own arguments."""
+_COMPLETE_STATES: dict[str, StrEnum | list[TaskState]] = {
+    "ready_state": _S.PENDING,
+    "active_tasks": sorted(ACTIVE_TASK_STATES),
+}
+
 COMPLETE_STATEMENT = Statement(
     COMPLETE_LIMITED,
-    args=(
-        "step_id", "lease", "results", "now", "metadata", "held", "waiting", "offered",
-        "task_scopes",
-    ),
+    args=("step_id", "lease", "results", "now", "metadata", *SLOT_ARGS),
     moves=COMPLETE_MOVES,
-    states={"ready_state": _S.PENDING, "active_tasks": sorted(ACTIVE_TASK_STATES)},
-)  # fmt: skip
+    states=_COMPLETE_STATES,
+)
+
+COMPLETE_MANY_STATEMENT = Statement(
+    COMPLETE_MANY_LIMITED,
+    args=(*pg_complete.COMPLETE_MANY_STATEMENT.args, *SLOT_ARGS),
+    moves=COMPLETE_MOVES,
+    states=_COMPLETE_STATES,
+)
 
 _KINDS = {"task_kind": limits.TASK_LIMIT, "rate_kind": limits.RATE_LIMIT}
 
@@ -117,8 +136,7 @@ async def complete_limited(store: "PgStore", claim: Claim, encoded: str) -> Reco
         COMPLETE_STATEMENT.sql,
         COMPLETE_STATEMENT.values(
             claim.step_id, claim.lease_owner, encoded, now,
-            json.dumps({"attempt": claim.attempt}), HELD, WAITING, OFFERED,
-            f"{limits.TASK_LIMIT}:%",
+            json.dumps({"attempt": claim.attempt}), *_slot_values(),
         ),
     )  # fmt: skip
     row = rows[0] if rows else None
@@ -135,13 +153,42 @@ async def complete_limited(store: "PgStore", claim: Claim, encoded: str) -> Reco
     # A step handed a slot belongs to another task, whose lane is not read here.
     effects.dispatch_after_commit([i for i in follow[1:] if i not in children])
     store.changes.after_commit(effects)
-    for name in row["recheck"] or []:
-        # A wait was recorded while the statement ran (its snapshot did not show it): offer
-        # the key again now that the wait is visible.
-        async with store.changes.transaction() as tx:
-            await lock_keys(tx, [name])
-            await limits.offer(tx, *split_name(name))
+    await _offer_again(store, row["recheck"] or [])
     if int(row["remaining"]) == 0 and row["finished_cursor"] is None:
         await store._settle(claim.task)
     # A step handed a slot has limits, as the children the statement says have them.
     return next_to_run(follow, [*(row["ready_limited"] or []), *(row["offered"] or [])])
+
+
+async def complete_many_limited(
+    store: "PgStore", attempts: Sequence[tuple[Claim, str]]
+) -> list[Recorded]:
+    """Complete steps with limits in one statement, free their slots and hand them to the
+    keys' best waiting steps, which are sent after commit."""
+    changes = store.changes
+    recorded, unsettled, rows = await write_many(
+        changes, attempts, COMPLETE_MANY_STATEMENT, *_slot_values()
+    )
+    if rows:  # every row names the same offers
+        offers = Effects(changes.clock.now())
+        # Steps of other tasks, whose lanes are not read here.
+        offers.dispatch_after_commit(list(rows[0]["offered"] or []))
+        changes.after_commit(offers)
+        await _offer_again(store, rows[0]["recheck"] or [])
+    for task in unsettled:
+        await store._settle(task)
+    return recorded
+
+
+def _slot_values() -> tuple[str, ...]:
+    """The values of `SLOT_ARGS`."""
+    return HELD, WAITING, OFFERED, f"{limits.TASK_LIMIT}:%"
+
+
+async def _offer_again(store: "PgStore", names: Sequence[str]) -> None:
+    """Offer these keys again: a wait was recorded while the completion ran (its snapshot did
+    not show it), now visible."""
+    for name in names:
+        async with store.changes.transaction() as tx:
+            await lock_keys(tx, [name])
+            await limits.offer(tx, *split_name(name))

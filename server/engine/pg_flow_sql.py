@@ -25,9 +25,12 @@ The completion frees the step's slot (and the handler's when it finished the tas
 to the key's best waiting step (highest priority, then the oldest) and returns it to be sent
 after commit. When the key row counts waiting steps that the statement's snapshot did not show
 (a wait recorded while it ran), it names the key, and the caller offers it in a transaction.
+Completions that arrive together are written together (`COMPLETE_MANY_LIMITED`): the bulk
+completion, then the same freeing and offering of their slots, one offer per slot freed.
 """
 
 from server.engine.limits import MAX_LIMITS
+from server.engine.pg_complete import MANY_COLUMNS, MANY_FROM, MANY_STEPS
 from server.engine.pg_sql import (
     CLAIM_HISTORY,
     CLAIM_ROW,
@@ -161,13 +164,11 @@ SELECT x.*, (SELECT ws.flow IS NOT NULL FROM tasker_workflow_steps ws WHERE ws.i
 {CLAIM_ROW}  ) AS x ON TRUE
 """
 
-COMPLETE_LIMITED = f"""
-WITH task_lock AS (
-    -- The task row first, then its steps, then the key rows (the order of every writer).{TASK_LOCK}
-), {COMPLETE_STEP}, freed AS (
-    -- The step's slots, and its task's handler slot once the task is no longer active.
+SLOTS_FREED = """, freed AS (
+    -- The completed steps' slots, and their tasks' handler slots once no longer active
+    -- (`task` holds each task's row as the completion left it).
     DELETE FROM tasker_limit_slots s USING done, task
-     WHERE s.state = $held::text AND s.task_id = done.task_id
+     WHERE s.state = $held::text AND s.task_id = done.task_id AND task.id = done.task_id
        AND CASE WHEN s.scope LIKE $task_scopes::text
                 THEN task.status <> ALL($active_tasks::text[])
                 ELSE s.step_id = done.id END
@@ -180,10 +181,15 @@ WITH task_lock AS (
      ORDER BY k.scope, k."key"
        FOR UPDATE OF k
 ), chosen AS (
-    SELECT DISTINCT ON (w.scope, w."key") w.id
-      FROM tasker_limit_slots w JOIN keys k ON w.scope = k.scope AND w."key" = k."key"
-     WHERE w.state = $waiting::text AND k.in_use - k.n < k.lim
-     ORDER BY w.scope, w."key", w.priority DESC, w.created_at, w.id
+    -- Each key's best waiting steps (highest priority, then the oldest), one per slot freed
+    -- while the key has room.
+    SELECT id FROM (
+        SELECT w.id, LEAST(k.n, k.lim - (k.in_use - k.n)) AS room,
+               row_number() OVER (PARTITION BY w.scope, w."key"
+                                  ORDER BY w.priority DESC, w.created_at, w.id) AS place
+          FROM tasker_limit_slots w JOIN keys k ON w.scope = k.scope AND w."key" = k."key"
+         WHERE w.state = $waiting::text) AS line
+     WHERE place <= room
 ), offered AS (
     UPDATE tasker_limit_slots s SET state = $offered::text, offered_at = $now
       FROM chosen WHERE s.id = chosen.id AND s.state = $waiting::text
@@ -196,8 +202,23 @@ WITH task_lock AS (
       FROM keys LEFT JOIN offered_keys o ON o.scope = keys.scope AND o."key" = keys."key"
      WHERE k.scope = keys.scope AND k."key" = keys."key"
  RETURNING k.scope, k."key", k.waiting, COALESCE(o.n, 0) AS n_offered
-){COMPLETED_ROW},
+)"""
+"""What a completion of steps with limits adds to `done` and `task`: their slots freed and
+offered to the keys' waiting steps (`pg_store` runs the offered ones)."""
+
+OFFERS = """,
        ARRAY(SELECT step_id FROM offered) AS offered,
        ARRAY(SELECT scope || '|' || "key" FROM settled WHERE waiting > 0 AND n_offered = 0)
-           AS recheck
+           AS recheck"""
+"""The steps offered a slot, and the keys to offer again: a wait recorded while the statement
+ran (its snapshot did not show it)."""
+
+COMPLETE_LIMITED = f"""
+WITH task_lock AS (
+    -- The task row first, then its steps, then the key rows (the order of every writer).{TASK_LOCK}
+), {COMPLETE_STEP}{SLOTS_FREED}{COMPLETED_ROW}{OFFERS}
 """
+
+COMPLETE_MANY_LIMITED = MANY_STEPS + SLOTS_FREED + MANY_COLUMNS + OFFERS + MANY_FROM
+"""The bulk completion (`pg_complete`) of steps with limits: the same arrays in, the same rows
+out, each also naming every step offered a slot and every key to offer again."""

@@ -41,7 +41,7 @@ from server.engine.pg_complete import (
     completion_effects,
     next_to_run,
 )
-from server.engine.pg_flow import claim_limited, complete_limited
+from server.engine.pg_flow import claim_limited, complete_limited, complete_many_limited
 from server.engine.pg_sql import CLAIM, COMPLETE, Move, Statement
 from server.engine.portable import PortableStore
 from server.engine.progress import advance
@@ -89,14 +89,15 @@ class PgStore(PortableStore):
         )
         """Completions arriving while one is written are written together next
         (`server.engine.group_commit`)."""
+        self.limited_completions: GroupCommit[tuple[Claim, str], Recorded] = GroupCommit(
+            self._complete_limited_batch
+        )
 
     async def complete(self, attempts: Sequence[tuple[Claim, Outcome]]) -> list[Recorded]:
-        """Through the group commit (a limited step's in its own statement, which also frees
-        and hands off its slots)."""
+        """Through the group commits: one for steps with limits (whose statements also free
+        and hand off their slots), one for the others."""
         writes = [
-            complete_limited(self, c, o.encoded)
-            if c.limited
-            else self.completions.submit((c, o.encoded))
+            (self.limited_completions if c.limited else self.completions).submit((c, o.encoded))
             for c, o in attempts
         ]
         if len(writes) == 1:  # the runner's case: no task to wrap it in
@@ -111,6 +112,15 @@ class PgStore(PortableStore):
         for task in unsettled:
             await self._settle(task)
         return recorded
+
+    async def _complete_limited_batch(
+        self, attempts: Sequence[tuple[Claim, str]]
+    ) -> list[Recorded]:
+        """One alone: its statement, which may hand its slot to this worker's next step;
+        several: the bulk one."""
+        if len(attempts) == 1:
+            return [await complete_limited(self, *attempts[0])]
+        return await complete_many_limited(self, attempts)
 
     async def _claim_one(self, req: ClaimRequest) -> Claim | None:
         if req.limited:  # said to have limits: their statement first

@@ -14,6 +14,7 @@ import pytest
 from server.container import Services
 from server.db.models import LimitKey, LimitSlot
 from server.domain.views import CreateTask
+from server.engine.pg_flow import complete_many_limited
 from server.engine.pg_store import PgStore
 from server.engine.store import Outcome
 from server.registry.handler_registry import HandlerRegistry
@@ -175,6 +176,78 @@ async def test_a_key_seen_for_the_first_time_is_claimed_without_a_transaction(
     assert writes[2].startswith("INSERT INTO tasker_limit_keys"), writes
     assert all(w.startswith("WITH") for i, w in enumerate(writes) if i != 2), writes
     assert await counted("newcomer") == (1, 0)
+
+
+async def test_completions_written_together_free_their_slots_one_offer_each(
+    pg_services: Services,
+) -> None:
+    # Steps with limits completing at once are written in one statement, like the others:
+    # each slot freed goes to its own key's best waiting step, and only freed slots are offered.
+    services = pg_services
+    _, recorder = recording(services, Recorder())
+    acme = await limited(services, "acme", 4)
+    (zeta,) = await limited(services, "zeta", 1)
+    held = [await services.runner.claim(i) for i in (acme[0], acme[1], zeta)]
+    assert all(c is not None for c in held)
+    for i in acme[2:]:
+        assert await services.runner.claim(i) is None
+    assert await counted("acme") == (2, 2)
+
+    def together(*claims: Any) -> list[tuple[Any, str]]:
+        return [(c, "{}") for c in claims]
+
+    recorder.sent.clear()
+    done = await complete_many_limited(services.store, together(held[0], held[2]))
+    assert [r.result for r in done] == ["complete", "complete"]
+    assert recorder.sent == [acme[2]]  # one slot of acme freed: its oldest waiter
+    assert await counted("acme") == (2, 1)
+    assert await counted("zeta") == (0, 0)
+    offered = await services.runner.claim(acme[2])
+    assert offered is not None
+    recorder.sent.clear()
+    await complete_many_limited(services.store, together(held[1], offered))
+    assert recorder.sent == [acme[3]]  # two freed, one waiting
+    assert await counted("acme") == (1, 0)
+    assert not await LimitSlot.filter(step_id__in=[acme[0], acme[1], acme[2], zeta]).exists()
+
+
+async def test_tasks_finished_together_hand_their_handler_slots_on(
+    pg_services: Services,
+) -> None:
+    # `serial` runs one task per customer at a time: two customers' tasks finishing in one
+    # statement each hand their customer's slot to that customer's next task.
+    services = pg_services
+    _, recorder = recording(services, Recorder())
+    first, queued = [], []
+    for customer in ("acme", "zeta"):
+        for line in (first, queued):
+            task, _ = await services.tasks.create_task(
+                CreateTask(namespace="flow", name="serial", context={"customer": customer})
+            )
+            line.append(task)
+    ends = []
+    for task in first:
+        start = await services.runner.claim(await step_of(services, task.id, "first"))
+        assert start is not None
+        await services.runner.record(start, Outcome(results={}))
+        end = await services.runner.claim(await step_of(services, task.id, "second"))
+        assert end is not None
+        ends.append(end)
+    waiting = [await step_of(services, task.id, "first") for task in queued]
+    for step_id in waiting:
+        assert await services.runner.claim(step_id) is None
+    recorder.sent.clear()
+    done = await complete_many_limited(services.store, [(c, "{}") for c in ends])
+    assert [r.result for r in done] == ["complete", "complete"]
+    assert sorted(recorder.sent) == sorted(waiting)
+    for task in first:
+        assert (await services.tasks.get_task(task.id)).status.value == "complete"
+    for step_id in waiting:
+        assert await services.runner.claim(step_id) is not None
+
+
+async def step_of(services: Services, task_id: Any, name: str) -> int:
+    return (await services.steps.get_step(task_id, name)).id
 
 
 async def test_a_child_its_parent_says_has_limits_is_claimed_by_their_statement_alone(
