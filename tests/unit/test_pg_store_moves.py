@@ -13,7 +13,7 @@ import pytest
 from server.domain.errors import InvalidTransition
 from server.domain.readiness import CLAIMABLE_TASK_STATES, RETRYING, StepSnapshot, is_ready
 from server.domain.states import StepState, TaskState, can_move_step, can_move_task
-from server.engine import pg_flow
+from server.engine import pg_complete, pg_flow
 from server.engine.pg_sql import Move, Statement
 from server.engine.pg_store import CLAIM_STATEMENT, COMPLETE_STATEMENT
 
@@ -23,6 +23,9 @@ STATEMENTS = {
     # A step with limits has its own (`server.engine.pg_flow`), checked the same way.
     "limited claim": pg_flow.CLAIM_STATEMENT,
     "limited complete": pg_flow.COMPLETE_STATEMENT,
+    # Completions written together (`server.engine.pg_complete`), with limits or without.
+    "complete many": pg_complete.COMPLETE_MANY_STATEMENT,
+    "limited complete many": pg_flow.COMPLETE_MANY_STATEMENT,
 }
 STATUSES = {s.value for s in TaskState} | {s.value for s in StepState}
 
