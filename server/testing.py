@@ -109,7 +109,11 @@ class RecordingDispatcher:
     """Every step id ever nudged, in order (for tests of the environment itself)."""
 
     def dispatch(
-        self, step_ids: Sequence[int], delay_seconds: float = 0.0, priority: int = DEFAULT_PRIORITY
+        self,
+        step_ids: Sequence[int],
+        delay_seconds: float = 0.0,
+        priority: int = DEFAULT_PRIORITY,
+        limited: bool = False,
     ) -> None:
         # Due time first, then sending order (the priority lanes are the broker's business).
         due = self.clock.now() + timedelta(seconds=delay_seconds)

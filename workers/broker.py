@@ -70,11 +70,12 @@ Actors = dict[int, dramatiq.Actor]  # type: ignore[type-arg]
 """The `run_step` actor of each priority lane."""
 
 
-def declare_run_step(broker: dramatiq.Broker, run: Callable[[int], object]) -> Actors:
-    """Declare the `run_step(step_id)` actor of every priority lane, each calling `run`."""
+def declare_run_step(broker: dramatiq.Broker, run: Callable[[int, bool], object]) -> Actors:
+    """Declare the `run_step(step_id, limited)` actor of every priority lane, each calling
+    `run` (`limited`: the step has limits, `StepDispatcher.dispatch`)."""
 
-    def run_step(step_id: int) -> None:
-        run(step_id)
+    def run_step(step_id: int, limited: bool = False) -> None:
+        run(step_id, limited)
 
     actors: Actors = {}
     for level, (name, queue, rank) in LANES.items():
@@ -108,7 +109,11 @@ class DramatiqDispatcher:
         return sum(int(q.qsize()) for _, name, _ in LANES.values() if (q := queues.get(name)))
 
     def dispatch(
-        self, step_ids: Sequence[int], delay_seconds: float = 0.0, priority: int = DEFAULT_PRIORITY
+        self,
+        step_ids: Sequence[int],
+        delay_seconds: float = 0.0,
+        priority: int = DEFAULT_PRIORITY,
+        limited: bool = False,
     ) -> None:
         """Send `run_step(id)` for each id on its lane, delayed when asked."""
         actor = self.actors.get(priority) or self.actors[DEFAULT_PRIORITY]
@@ -123,4 +128,5 @@ class DramatiqDispatcher:
         )
         with batch:  # several messages: one Redis round trip
             for step_id in step_ids:
-                actor.send_with_options(args=(step_id,), delay=delay)
+                args = (step_id, True) if limited else (step_id,)
+                actor.send_with_options(args=args, delay=delay)

@@ -38,8 +38,8 @@ class WorkerPool:
         self._stopping: asyncio.Event | None = None
         self.started_at = datetime.now(UTC)
 
-    def _run(self, step_id: int) -> None:
-        outcome = self.runtime.run(self.services.runner.run_step(step_id))
+    def _run(self, step_id: int, limited: bool) -> None:
+        outcome = self.runtime.run(self.services.runner.run_step(step_id, limited=limited))
         log.debug("step %s: %s", step_id, outcome)
 
     def start_consuming(self) -> None:

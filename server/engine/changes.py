@@ -16,7 +16,7 @@ by task; `server.services.follow` relies on it.
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -98,10 +98,15 @@ class Effects:
         )
 
     def dispatch_after_commit(
-        self, step_ids: Sequence[int], delay_seconds: float = 0.0, priority: int = DEFAULT_PRIORITY
+        self,
+        step_ids: Sequence[int],
+        delay_seconds: float = 0.0,
+        priority: int = DEFAULT_PRIORITY,
+        limited: Collection[int] = (),
     ) -> None:
-        """Dispatch these steps after commit, in the lane of their task's `priority`."""
-        self.dispatches.extend((delay_seconds, i, priority) for i in step_ids)
+        """Dispatch these steps after commit, in the lane of their task's `priority`; those in
+        `limited` have limits, and their messages say so (`StepDispatcher.dispatch`)."""
+        self.dispatches.extend((delay_seconds, i, priority, i in limited) for i in step_ids)
 
 
 @dataclass
@@ -294,7 +299,7 @@ class StateChanges:
 
     def send(self, step_ids: Sequence[int], priority: int = DEFAULT_PRIORITY) -> None:
         """Nudge steps outside any transaction (the sweeper), the same way as after a commit."""
-        self._submit([], [(0.0, i, priority) for i in step_ids])
+        self._submit([], [(0.0, i, priority, False) for i in step_ids])
 
     def _submit(self, events: Sequence[TransitionEvent], dispatches: Sequence[Dispatch]) -> None:
         if not events and not dispatches:
@@ -331,12 +336,12 @@ class StateChanges:
                 log.exception("publishing %d events failed", len(events))
         # Higher lanes first: with a slow broker, a high-priority nudge does not queue behind
         # a batch of low ones on this thread either.
-        batches: dict[tuple[int, float], list[int]] = {}
-        for delay, step_id, priority in dispatches:
-            batches.setdefault((-priority, delay), []).append(step_id)
-        for (lane, delay), ids in sorted(batches.items(), key=lambda b: b[0][0]):
+        batches: dict[tuple[int, float, bool], list[int]] = {}
+        for delay, step_id, priority, limited in dispatches:
+            batches.setdefault((-priority, delay, limited), []).append(step_id)
+        for (lane, delay, limited), ids in sorted(batches.items(), key=lambda b: b[0][0]):
             try:
-                self.dispatcher.dispatch(ids, delay, -lane)
+                self.dispatcher.dispatch(ids, delay, -lane, limited)
             except Exception:
                 log.warning(
                     "dispatching steps %s failed; the sweeper will retry", ids, exc_info=True

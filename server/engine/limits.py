@@ -179,7 +179,8 @@ async def admit(
             until, windows[scope] = await _rate_refusal(tx, lim)
             if until is not None:
                 RATE_LIMITED.labels(scope.removeprefix("rate:")).inc()
-                tx.dispatch_after_commit([step_id], (until - tx.now).total_seconds())
+                delay = (until - tx.now).total_seconds()
+                tx.dispatch_after_commit([step_id], delay, limited=[step_id])
                 await WorkflowStep.filter(id=step_id).using_db(tx.conn).update(dispatched_at=until)
                 return Refusal("rate_limited", scope, key, until)
             continue
@@ -311,7 +312,8 @@ async def offer(tx: Transaction, scope: str, key: str) -> int:
             .using_db(tx.conn)
             .update(state=OFFERED, offered_at=tx.now)
         )
-        tx.dispatch_after_commit([r.step_id for r in chosen])
+        sent = [r.step_id for r in chosen]
+        tx.dispatch_after_commit(sent, limited=sent)
     await recount(tx, scope, key)
     return len(chosen)
 

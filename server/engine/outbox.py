@@ -16,8 +16,8 @@ from server.domain.views import TransitionEvent
 
 log = logging.getLogger(__name__)
 
-Dispatch = tuple[float, int, int]
-"""(delay in seconds, step id, priority lane) of one nudge."""
+Dispatch = tuple[float, int, int, bool]
+"""(delay in seconds, step id, priority lane, whether the step has limits) of one nudge."""
 Dispatches = Sequence[Dispatch]
 Effects = Callable[[Sequence[TransitionEvent], Dispatches], None]
 Item = tuple[Sequence[TransitionEvent], Dispatches] | threading.Event | None

@@ -201,7 +201,11 @@ async def write_many(
             # All steps done but the task was not running (e.g. reopened from error).
             unsettled[claim.task.id] = claim.task
         ready: list[int] = list(row["ready"] or [])
-        effects.dispatch_after_commit(ready[1:], priority=claim.task.priority or DEFAULT_PRIORITY)
+        effects.dispatch_after_commit(
+            ready[1:],
+            priority=claim.task.priority or DEFAULT_PRIORITY,
+            limited=row["ready_limited"],
+        )
         recorded.append(next_to_run(ready, row["ready_limited"]))
     for note in sorted(notes, key=_cursor):
         note.write(effects)

@@ -149,15 +149,18 @@ async def complete_limited(store: "PgStore", claim: Claim, encoded: str) -> Reco
     follow = [*ready, *(row["offered"] or [])]
     children = set(ready)
     lane = claim.task.priority or DEFAULT_PRIORITY
-    effects.dispatch_after_commit([i for i in follow[1:] if i in children], priority=lane)
+    # A step handed a slot has limits, as the children the statement says have them.
+    limited = {*(row["ready_limited"] or []), *(row["offered"] or [])}
+    effects.dispatch_after_commit(
+        [i for i in follow[1:] if i in children], priority=lane, limited=limited
+    )
     # A step handed a slot belongs to another task, whose lane is not read here.
-    effects.dispatch_after_commit([i for i in follow[1:] if i not in children])
+    effects.dispatch_after_commit([i for i in follow[1:] if i not in children], limited=limited)
     store.changes.after_commit(effects)
     await _offer_again(store, row["recheck"] or [])
     if int(row["remaining"]) == 0 and row["finished_cursor"] is None:
         await store._settle(claim.task)
-    # A step handed a slot has limits, as the children the statement says have them.
-    return next_to_run(follow, [*(row["ready_limited"] or []), *(row["offered"] or [])])
+    return next_to_run(follow, [i for i in follow if i in limited])
 
 
 async def complete_many_limited(
@@ -172,7 +175,8 @@ async def complete_many_limited(
     if rows:  # every row names the same offers
         offers = Effects(changes.clock.now())
         # Steps of other tasks, whose lanes are not read here.
-        offers.dispatch_after_commit(list(rows[0]["offered"] or []))
+        offered = list(rows[0]["offered"] or [])
+        offers.dispatch_after_commit(offered, limited=offered)
         changes.after_commit(offers)
         await _offer_again(store, rows[0]["recheck"] or [])
     for task in unsettled:

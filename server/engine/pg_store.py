@@ -155,7 +155,11 @@ class PgStore(PortableStore):
             return Recorded("discarded")
         ready: list[int] = list(row["ready"] or [])
         effects = completion_effects(claim, row, now)
-        effects.dispatch_after_commit(ready[1:], priority=claim.task.priority or DEFAULT_PRIORITY)
+        effects.dispatch_after_commit(
+            ready[1:],
+            priority=claim.task.priority or DEFAULT_PRIORITY,
+            limited=row["ready_limited"],
+        )
         self.changes.after_commit(effects)
         if int(row["remaining"]) == 0 and row["finished_cursor"] is None:
             # All steps done but the task was not running (e.g. reopened from error): the

@@ -103,7 +103,7 @@ class StepRunner:
         self.items: MapItems | None = None
         """Claims and records the items of map steps; set by the container."""
 
-    async def run_step(self, step_id: int) -> str:
+    async def run_step(self, step_id: int, *, limited: bool = False) -> str:
         """Run the step if it is runnable; returns what happened to it (for logs and tests).
 
         When its completion makes children ready, this worker goes on with one of them itself
@@ -115,7 +115,6 @@ class StepRunner:
             return await self.run_items(-step_id)
         first: str | None = None
         next_id: int | None = step_id
-        limited = False  # a message does not say whether its step has limits
         while next_id is not None:
             settled = await self.conditions.settle(next_id)  # a false run_if: skipped, not run
             if settled is not None:
@@ -230,7 +229,9 @@ class StepRunner:
         recorded = await self._record(claim, outcome)
         if recorded.run_next is not None:
             self.changes.dispatcher.dispatch(
-                [recorded.run_next], priority=claim.task.priority or DEFAULT_PRIORITY
+                [recorded.run_next],
+                priority=claim.task.priority or DEFAULT_PRIORITY,
+                limited=recorded.next_limited,
             )
         return recorded.result
 

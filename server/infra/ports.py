@@ -12,10 +12,16 @@ class StepDispatcher(Protocol):
     """Sends a nudge ("step N may be runnable") to the workers. Ids only; losing one is safe."""
 
     def dispatch(
-        self, step_ids: Sequence[int], delay_seconds: float = 0.0, priority: int = DEFAULT_PRIORITY
+        self,
+        step_ids: Sequence[int],
+        delay_seconds: float = 0.0,
+        priority: int = DEFAULT_PRIORITY,
+        limited: bool = False,
     ) -> None:
         """Enqueue one message per step id, after `delay_seconds`, in the lane of `priority`
-        (1 low .. 3 high): a worker takes a higher lane's messages before a lower one's."""
+        (1 low .. 3 high): a worker takes a higher lane's messages before a lower one's.
+        `limited`: the steps have limits, and the messages say so (the worker claims them
+        with the limited statement first)."""
         ...
 
     def backlog(self) -> int:
@@ -51,7 +57,11 @@ class NullDispatcher:
     """Drops nudges; the sweeper will find the steps (used by tools that only read)."""
 
     def dispatch(
-        self, step_ids: Sequence[int], delay_seconds: float = 0.0, priority: int = DEFAULT_PRIORITY
+        self,
+        step_ids: Sequence[int],
+        delay_seconds: float = 0.0,
+        priority: int = DEFAULT_PRIORITY,
+        limited: bool = False,
     ) -> None:
         """Do nothing."""
 

@@ -148,7 +148,8 @@ def after_insert(
     for p in plans:
         sent_at = _sent_at(p, now)
         ready = [step_ids[p.id_text, name] for name in _ready(p)]
-        tx.dispatch_after_commit(ready, (sent_at - now).total_seconds(), p.priority)
+        limited = [step_ids[p.id_text, name] for name in _ready(p) if p.flows.get(name)]
+        tx.dispatch_after_commit(ready, (sent_at - now).total_seconds(), p.priority, limited)
 
 
 async def bypass(tx: Transaction, plan: Plan) -> None:

@@ -162,7 +162,10 @@ async def insert_one(
         for cursor, step_id, step_name in created:
             tx.note(ref, step_id, step_name, None, StepState.PENDING.value, "created", cursor)
         tx.dispatch_after_commit(
-            [ids[name] for name in ready], (sent_at - now).total_seconds(), task.priority
+            [ids[name] for name in ready],
+            (sent_at - now).total_seconds(),
+            task.priority,
+            limited=[ids[name] for name in ready if flows.get(name)],
         )
         if settled:
             await keep_steps(tx, ref, ids, req.kept, req.forked_from)

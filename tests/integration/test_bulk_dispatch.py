@@ -29,7 +29,7 @@ def dispatcher():
     assert REDIS_URL
     redis.Redis.from_url(REDIS_URL).flushdb()
     broker = build_broker(REDIS_URL)
-    yield DramatiqDispatcher(declare_run_step(broker, lambda step_id: None))
+    yield DramatiqDispatcher(declare_run_step(broker, lambda step_id, limited: None))
     broker.close()
 
 
@@ -132,7 +132,11 @@ def test_a_commits_events_and_steps_share_one_round_trip(dispatcher, monkeypatch
     sent = _round_trips(monkeypatch)
     # Two lanes and a delayed one, as a completion's effects may hold.
     changes.after_commit(
-        Effects(datetime.now(UTC), [event], [(0.0, 31, 2), (0.0, 32, 3), (60.0, 33, 2)])
+        Effects(
+            datetime.now(UTC),
+            [event],
+            [(0.0, 31, 2, False), (0.0, 32, 3, False), (60.0, 33, 2, False)],
+        )
     )
     monkeypatch.undo()
     assert len(sent) == 1
@@ -143,3 +147,21 @@ def test_a_commits_events_and_steps_share_one_round_trip(dispatcher, monkeypatch
     assert [e["cursor"] for e in json.loads(published["data"])] == [7]
     assert dispatcher.backlog() == 2  # the delayed one waits
     listener.close()
+
+
+def test_a_message_says_when_its_step_has_limits(dispatcher):
+    broker = dispatcher.broker
+    dispatcher.dispatch([21, 22], limited=True)
+    dispatcher.dispatch([23])
+    consumer = broker.consume(QUEUE, prefetch=3, timeout=1000)
+    args = []
+    for message in consumer:
+        if message is None:
+            break
+        args.append(tuple(message.args))
+        consumer.ack(message)
+        if len(args) == 3:
+            break
+    consumer.close()
+    # The flag travels only when set: a message without it runs as before.
+    assert sorted(args) == [(21, True), (22, True), (23,)]

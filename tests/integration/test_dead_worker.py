@@ -226,7 +226,7 @@ def test_the_backlog_counts_waiting_messages_not_delayed_or_held_ones(broker_url
     """A pending retry's delayed message (a reclaimed step's, say) is not a backlog: counting
     it held back the sweeper's re-send of lost nudges for minutes."""
     broker = build_broker(broker_url)
-    dispatcher = DramatiqDispatcher(declare_run_step(broker, lambda step_id: None))
+    dispatcher = DramatiqDispatcher(declare_run_step(broker, lambda step_id, limited: None))
     try:
         dispatcher.dispatch([1], delay_seconds=60)
         assert dispatcher.backlog() == 0

@@ -37,7 +37,7 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[tuple[int, float]] = []
 
-    def dispatch(self, step_ids, delay_seconds=0.0, priority=2):  # type: ignore[no-untyped-def]
+    def dispatch(self, step_ids, delay_seconds=0.0, priority=2, limited=False):  # type: ignore[no-untyped-def]
         self.sent.extend((i, delay_seconds) for i in step_ids)
 
     def backlog(self) -> int:

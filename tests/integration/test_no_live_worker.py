@@ -127,7 +127,9 @@ async def test_a_stale_heartbeat_is_no_live_worker(services, client):
 class DropNudges:
     """A dispatcher that loses every nudge, so that a ready step stays ready."""
 
-    def dispatch(self, step_ids: Any, delay_seconds: float = 0.0, priority: int = 2) -> None:
+    def dispatch(
+        self, step_ids: Any, delay_seconds: float = 0.0, priority: int = 2, limited: bool = False
+    ) -> None:
         pass
 
     def backlog(self) -> int:

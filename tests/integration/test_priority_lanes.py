@@ -26,7 +26,7 @@ def run_backlog(broker_url: str | None) -> list[int]:
     ran: list[int] = []
     done = threading.Event()
 
-    def run(step_id: int) -> None:
+    def run(step_id: int, limited: bool) -> None:
         time.sleep(0.01)
         ran.append(step_id)
         if len(ran) == 33:
@@ -75,7 +75,7 @@ def test_each_priority_has_its_own_redis_queue() -> None:
     client.flushdb()
     broker = build_broker(REDIS_URL)
     try:
-        dispatcher = DramatiqDispatcher(declare_run_step(broker, lambda step_id: None))
+        dispatcher = DramatiqDispatcher(declare_run_step(broker, lambda step_id, limited: None))
         dispatcher.dispatch([1, 2], priority=1)
         dispatcher.dispatch([3], priority=2)
         dispatcher.dispatch([4, 5, 6], priority=3)
@@ -95,6 +95,6 @@ def test_an_idle_worker_with_three_lanes_looks_at_redis_as_rarely_as_with_one() 
     assert REDIS_URL
     redis.Redis.from_url(REDIS_URL).flushdb()
     broker = build_broker(REDIS_URL)
-    declare_run_step(broker, lambda step_id: None)
+    declare_run_step(broker, lambda step_id, limited: None)
     fetches = fetches_while_idle(broker, worker_timeout=1000, seconds=3.0)
     assert fetches <= 8, fetches

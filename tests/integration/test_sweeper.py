@@ -21,7 +21,7 @@ class Recorder:
         self.sent: list[int] = []
         self.queued = 0
 
-    def dispatch(self, step_ids, delay_seconds=0.0, priority=2):
+    def dispatch(self, step_ids, delay_seconds=0.0, priority=2, limited=False):
         self.sent.extend(step_ids)
 
     def backlog(self) -> int:

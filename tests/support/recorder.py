@@ -13,7 +13,13 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[int] = []
 
-    def dispatch(self, step_ids: list[int], delay_seconds: float = 0.0, priority: int = 2) -> None:
+    def dispatch(
+        self,
+        step_ids: list[int],
+        delay_seconds: float = 0.0,
+        priority: int = 2,
+        limited: bool = False,
+    ) -> None:
         self.sent.extend(step_ids)
 
     def backlog(self) -> int:
@@ -26,7 +32,9 @@ class TimedRecorder:
     def __init__(self) -> None:
         self.sent: list[tuple[int, float]] = []
 
-    def dispatch(self, step_ids: Any, delay_seconds: float = 0.0, priority: int = 2) -> None:
+    def dispatch(
+        self, step_ids: Any, delay_seconds: float = 0.0, priority: int = 2, limited: bool = False
+    ) -> None:
         self.sent.extend((i, delay_seconds) for i in step_ids)
 
     def backlog(self) -> int:
