@@ -6,14 +6,17 @@ PostgreSQL caches a generic plan after five executions. A worker that starts on 
 database plans its claims while the tables hold a few rows, where reading the whole task table
 is the cheapest way to find one task; with no ANALYZE since, every claim kept doing that as the
 table grew (on the end-to-end benchmark, a fifth of the database's CPU per step at 1,000 tasks,
-and it grows with the table). Autovacuum analyzes a table once it has changed by 10 % plus 50
-rows, but it looks at a database once a minute, and it may be off (it is on the machines our
-benchmarks run on). The sweeper applies that rule itself on every busy sweep: a statement that
-finds the tables due, and one ANALYZE of them.
+and it grows with the table). Autovacuum would analyze the table, but it looks at a database
+once a minute, and it may be off (as on the machines our benchmarks run on).
 
-ANALYZE samples a fixed number of rows (its cost does not grow with the table) and, by the
-rule, comes rarer as a table grows. `SKIP_LOCKED`: several sweepers at once analyze a table
-once. A role that does not own the tables gets a warning from PostgreSQL and nothing else.
+So the sweeper, on every busy sweep, analyzes a tasker table that has more than doubled (and
+by 200 rows) since its last ANALYZE: the plans depend on a table's size, and a table that
+only grows is analyzed about a dozen times on its way to a million rows. Not autovacuum's rule
+(a tenth of the rows changed): the engine updates each step's row several times, and every
+ANALYZE makes every connection plan its statements again, which in a steady drain cost more
+than it saved (`bench/engine_bench.py`: +0.1 ms of PostgreSQL CPU a step). ANALYZE samples a
+fixed number of rows; `SKIP_LOCKED`: several sweepers at once analyze a table once. A role
+that does not own the tables gets a warning from PostgreSQL and nothing else.
 """
 
 import logging
@@ -25,10 +28,10 @@ log = logging.getLogger(__name__)
 DUE = r"""
 SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
  WHERE s.schemaname = current_schema() AND s.relname LIKE 'tasker\_%'
-   AND s.n_mod_since_analyze > 50 + 0.1 * GREATEST(c.reltuples, 0)
+   AND s.n_live_tup > 2 * GREATEST(c.reltuples, 0) + 200
  ORDER BY s.relname"""
-"""The tasker tables changed by more than autovacuum's default threshold since their last
-ANALYZE (`reltuples` is -1 before the first one)."""
+"""The tasker tables that more than doubled since their last ANALYZE (`reltuples`, the rows it
+counted, is -1 before the first one)."""
 
 
 async def refresh_planner_stats() -> list[str]:

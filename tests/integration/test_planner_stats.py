@@ -66,7 +66,7 @@ async def test_a_claim_planned_on_a_new_database_finds_its_task_by_key_once_it_g
                 await asyncio.sleep(0.1)
             assert SEQ_SCAN not in grown, grown
             assert "tasker_tasks_pkey" in grown, grown
-            # Analyzed, the table is not due again until it changes by another tenth.
+            # Analyzed, the table is not due again until it doubles.
             assert "tasker_tasks" not in await refresh_planner_stats()
         finally:
             await conn.execute("DEALLOCATE cached_claim; RESET plan_cache_mode")
