@@ -250,39 +250,25 @@ async def step_of(services: Services, task_id: Any, name: str) -> int:
     return (await services.steps.get_step(task_id, name)).id
 
 
-class Flags:
-    """A dispatcher that keeps each message's step id and limits flag."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[int, bool]] = []
-
-    def dispatch(
-        self, step_ids: Any, delay_seconds: float = 0.0, priority: int = 2, limited: bool = False
-    ) -> None:
-        self.sent.extend((i, limited) for i in step_ids)
-
-    def backlog(self) -> int:
-        return 0
-
-
 async def test_messages_say_which_steps_have_limits(
     pg_services: Services, statements: Statements
 ) -> None:
     # Created, handed a slot or made ready: a step with limits is sent saying so, and the
     # worker that takes the message claims it with the limited statement alone.
     services = pg_services
-    _, flags = recording(services, Flags())
+    _, recorder = recording(services, Recorder())
     acme = await limited(services, "acme", 3)
     plain, _ = await services.tasks.create_task(
         CreateTask(namespace="shapes", name="diamond", context={})
     )
     start = await step_of(services, plain.id, "start")
-    assert flags.sent == [(acme[0], True), (acme[1], True), (acme[2], True), (start, False)]
+    assert recorder.sent == [*acme, start] and recorder.limited == acme
     holders = [await services.runner.claim(i) for i in acme[:2]]
     assert await services.runner.claim(acme[2]) is None
-    flags.sent.clear()
+    recorder.sent.clear()
+    recorder.limited.clear()
     await services.runner.record(holders[0], Outcome(results={}))  # its slot goes to acme[2]
-    assert flags.sent == [(acme[2], True)]
+    assert recorder.sent == recorder.limited == [acme[2]]
     statements.seen.clear()
     assert await services.runner.run_step(acme[2], limited=True) == "complete"
     claims = [s for s in statements.seen if s.lstrip().startswith("WITH target AS")]

@@ -12,6 +12,8 @@ class Recorder:
 
     def __init__(self) -> None:
         self.sent: list[int] = []
+        self.limited: list[int] = []
+        """The ids sent saying their step has limits."""
 
     def dispatch(
         self,
@@ -21,6 +23,8 @@ class Recorder:
         limited: bool = False,
     ) -> None:
         self.sent.extend(step_ids)
+        if limited:
+            self.limited.extend(step_ids)
 
     def backlog(self) -> int:
         return 0
