@@ -115,7 +115,8 @@ class DramatiqDispatcher:
         priority: int = DEFAULT_PRIORITY,
         limited: bool = False,
     ) -> None:
-        """Send `run_step(id)` for each id on its lane, delayed when asked."""
+        """Send `run_step(id)` for each id on its lane, delayed when asked; `run_step(id, True)`
+        for steps with limits."""
         actor = self.actors.get(priority) or self.actors[DEFAULT_PRIORITY]
         # Rounded up: a message must not arrive before its step may be claimed (a delayed
         # start is refused even a millisecond early, and then waits for the sweeper).

@@ -18,7 +18,7 @@ A step whose lease was lost (cancelled, reaped) is left out and answered `discar
 """
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -143,7 +143,7 @@ COMPLETE_MANY_STATEMENT = Statement(
 )
 
 
-def next_to_run(ready: Sequence[int], limited: Sequence[int] | None) -> Recorded:
+def next_to_run(ready: Sequence[int], limited: Collection[int] | None) -> Recorded:
     """A completion that made `ready` ready (those of `limited` have limits): the first one
     is the caller's to run next."""
     if not ready:

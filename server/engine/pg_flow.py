@@ -160,7 +160,7 @@ async def complete_limited(store: "PgStore", claim: Claim, encoded: str) -> Reco
     await _offer_again(store, row["recheck"] or [])
     if int(row["remaining"]) == 0 and row["finished_cursor"] is None:
         await store._settle(claim.task)
-    return next_to_run(follow, [i for i in follow if i in limited])
+    return next_to_run(follow, limited)
 
 
 async def complete_many_limited(

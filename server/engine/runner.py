@@ -119,7 +119,7 @@ class StepRunner:
             settled = await self.conditions.settle(next_id)  # a false run_if: skipped, not run
             if settled is not None:
                 return first or settled
-            claim = await self.claimer.claim(next_id, limited=limited)
+            claim = await self.claim(next_id, limited=limited)
             if claim is None:
                 return first or "skipped"
             if self.builtins.handles(claim):  # sleep / wait_for: no handler, no thread held
@@ -150,9 +150,10 @@ class StepRunner:
                 item = await self.items.claim(item, self.claimer.request(0))
         return first or "skipped"
 
-    async def claim(self, step_id: int) -> Claim | None:
-        """Compare-and-set the step to in_progress with a lease, or None if not runnable."""
-        return await self.claimer.claim(step_id)
+    async def claim(self, step_id: int, *, limited: bool = False) -> Claim | None:
+        """Compare-and-set the step to in_progress with a lease, or None if not runnable
+        (`limited`: a hint that it has limits, `ClaimRequest.limited`)."""
+        return await self.claimer.claim(step_id, limited=limited)
 
     async def execute(self, claim: Claim, mapped: tuple[int, Any] | None = None) -> Outcome:
         """Call the step handler with its timeout and classify what happened."""

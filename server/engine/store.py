@@ -37,8 +37,8 @@ class ClaimRequest:
     lease_grace: float
     """How long past the timeout the lease lasts."""
     limited: bool = False
-    """A hint that the step has limits (its parent's completion said so): the PostgreSQL store
-    then runs the limited claim first, not the plain one that would miss it."""
+    """A hint that the step has limits (its message or its parent's completion said so): the
+    PostgreSQL store then runs the limited claim first, not the plain one that would miss it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,8 +147,9 @@ def after_insert(
         tx.note(ref, step_id, row["step_name"], None, StepState.PENDING.value, "created", row["id"])
     for p in plans:
         sent_at = _sent_at(p, now)
-        ready = [step_ids[p.id_text, name] for name in _ready(p)]
-        limited = [step_ids[p.id_text, name] for name in _ready(p) if p.flows.get(name)]
+        names = _ready(p)
+        ready = [step_ids[p.id_text, name] for name in names]
+        limited = [step_ids[p.id_text, name] for name in names if p.flows.get(name)]
         tx.dispatch_after_commit(ready, (sent_at - now).total_seconds(), p.priority, limited)
 
 
