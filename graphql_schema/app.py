@@ -11,6 +11,7 @@ import json
 from importlib.resources import files
 from typing import cast
 
+import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
@@ -140,17 +141,36 @@ class TaskerGraphQL(GraphQL[GraphQLContext, None]):
         )
         self.services = services
 
-    def decode_json(self, data: str | bytes) -> object:
-        """A JSON object, else a 400 (strawberry answers syntax errors with one too)."""
+    def encode_json(self, data: object) -> str:
+        """orjson: a fraction of json's time on a page of tasks. json, giving the same
+        document, for what orjson refuses (a context's integer beyond 64 bits). Text, as
+        the websocket protocols send it."""
         try:
-            value = json.loads(data)
+            return orjson.dumps(data).decode()
+        except orjson.JSONEncodeError:
+            return json.dumps(data, separators=(",", ":"))
+
+    def decode_json(self, data: str | bytes) -> object:
+        """A JSON object, else a 400 (strawberry answers syntax errors with one too).
+
+        orjson first (a fifth of json's time); json for what orjson refuses and json takes
+        (integers beyond 64 bits, NaN, lone surrogates), or to say why a body is refused."""
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            value = self._decode_with_json(data)
+        if not isinstance(value, dict):
+            raise HTTPException(400, NOT_AN_OBJECT)
+        return value
+
+    @staticmethod
+    def _decode_with_json(data: str | bytes) -> object:
+        try:
+            return json.loads(data)
         except UnicodeDecodeError:
             raise HTTPException(400, "The request body is not valid UTF-8") from None
         except RecursionError:
             raise HTTPException(400, "The JSON is nested too deeply") from None
-        if not isinstance(value, dict):
-            raise HTTPException(400, NOT_AN_OBJECT)
-        return value
 
     def refused_before_parsing(self, context: GraphQLContext) -> GraphQLError | None:
         """With auth on and nothing waived (TASKER_*_REQUIRES_AUTH), every document needs a

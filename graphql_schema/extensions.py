@@ -94,6 +94,8 @@ class Limits:
         if not settings.graphql_introspection:
             rules.append(NoSchemaIntrospectionCustomRule)
         self.rules = tuple(rules)
+        self.cache_size = cache_size
+        self.cache_chars = cache_chars
         self.documents: TextCache[DocumentNode] = TextCache(cache_size, cache_chars)
         self.validated: TextCache[bool] = TextCache(cache_size, cache_chars)
         """Documents (and rule sets) that validated without errors."""

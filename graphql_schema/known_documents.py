@@ -16,13 +16,21 @@ changes nothing).
 
 from typing import Any, cast
 
-from graphql import DocumentNode, OperationType, execute, get_operation_ast, specified_rules
+from graphql import (
+    DocumentNode,
+    OperationDefinitionNode,
+    OperationType,
+    execute,
+    get_operation_ast,
+    specified_rules,
+)
 from graphql.execution import ExecutionResult as GraphQLResult
 from starlette.requests import Request
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.types import ExecutionResult
 
 from graphql_schema.authorization import Authorization, refusal
+from graphql_schema.compiled import Fallback, answer
 from graphql_schema.context import GraphQLContext
 from graphql_schema.extensions import Limits
 from server.domain.errors import AuthenticationFailed, AuthorizationFailed
@@ -33,9 +41,9 @@ DEFAULT_RULES = tuple(specified_rules)
 
 def known_query(
     limits: Limits, query: str | None, operation_name: str | None
-) -> tuple[DocumentNode, frozenset[str]] | None:
-    """The parsed document and the permissions it needs, when the document is a query that
-    already passed parsing, bounds, authorization and validation; else None."""
+) -> tuple[DocumentNode, OperationDefinitionNode, frozenset[str]] | None:
+    """The parsed document, its operation and the permissions it needs, when the document
+    is a query that already passed parsing, bounds, authorization and validation; else None."""
     if not query:
         return None
     document = limits.documents.get(query)
@@ -51,7 +59,7 @@ def known_query(
     needed = Authorization.permissions.get(query, ran)
     if needed is None:
         return None
-    return document, needed
+    return document, operation, needed
 
 
 async def run_known_query(
@@ -67,11 +75,18 @@ async def run_known_query(
     known = known_query(schema.limits, query, operation_name)
     if known is None:
         return None
-    document, needed = known
+    document, operation, needed = known
     try:
         context.services.auth.require(context.request.scope, needed)
     except (AuthenticationFailed, AuthorizationFailed) as exc:
         return ExecutionResult(data=None, errors=[refusal(exc, context)])
+    plan = schema.plans.plan(query, document, operation)
+    if plan is not None:
+        try:
+            return ExecutionResult(data=await answer(plan, context, variables), errors=None)
+        except Fallback:
+            context.renew_loaders()  # the full run starts from nothing, as a first run would
+            return None
     result = execute(
         schema._schema,
         document,

@@ -60,7 +60,7 @@ def _coerce(leaf: GraphQLLeafType, nullable: bool) -> Complete:
     return complete
 
 
-def _completer(output: GraphQLOutputType) -> Complete | None:
+def leaf_completer(output: GraphQLOutputType) -> Complete | None:
     """How to complete a value of `output`, when it is a (list of) scalar or enum."""
     nullable = not isinstance(output, GraphQLNonNull)
     inner = output.of_type if isinstance(output, GraphQLNonNull) else output
@@ -86,13 +86,13 @@ def _completer(output: GraphQLOutputType) -> Complete | None:
     return complete_list
 
 
-def _plain(field: GraphQLField) -> Complete | None:
+def plain_reader(field: GraphQLField) -> Complete | None:
     """A reader for a plain strawberry field, None for any other."""
     if field.args or not getattr(field.resolve, "_is_default", False):
         return None
     definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
     name = getattr(definition, "python_name", None)
-    complete = _completer(field.type)
+    complete = leaf_completer(field.type)
     if not isinstance(name, str) or complete is None:
         return None
 
@@ -125,7 +125,7 @@ class PlainFieldsExecutor(StrawberryGraphQLCoreExecutionContext):
         if readers is None:
             readers = {}
             for name, field in parent_type.fields.items():
-                read = _plain(field)
+                read = plain_reader(field)
                 if read is not None:
                     readers[name] = read
             self.plans[parent_type.name] = readers

@@ -6,7 +6,7 @@ from graphql_schema.context import Info
 from graphql_schema.types.enums import TaskStatus
 from graphql_schema.types.handlers import HandlerType, NamespaceType
 from graphql_schema.types.limits import LimitUsageType
-from graphql_schema.types.tasks import TaskConnectionType, TaskType
+from graphql_schema.types.tasks import TaskConnectionType, TaskType, read_task
 from server.domain.errors import NotFound
 from server.domain.views import TaskFilter
 from server.services.flow_status import handlers_named, limit_usage
@@ -47,7 +47,7 @@ async def resolve_task(
     info: Info, id: Annotated[strawberry.ID, _arg("Task id.")]
 ) -> TaskType | None:
     try:
-        return TaskType.from_view(await info.context.services.tasks.get_task(id), info)
+        return await read_task(info, id)
     except NotFound:
         return None
 

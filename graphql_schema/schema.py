@@ -15,6 +15,7 @@ from strawberry.types import ExecutionContext
 from graphql_schema.analytics import AnalyticsQuery
 from graphql_schema.authorization import Authorization
 from graphql_schema.batch import BatchMutations
+from graphql_schema.compiled import QueryPlans
 from graphql_schema.console_fields import ConsoleQuery
 from graphql_schema.extensions import ErrorShaping, Limits, is_unexpected, request_id
 from graphql_schema.fast_enums import speed_up_enums
@@ -45,6 +46,8 @@ class TaskerSchema(strawberry.Schema):
 
     limits: Limits
     """The query limits and document caches its requests share."""
+    plans: QueryPlans
+    """Its known queries' compiled plans."""
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -75,6 +78,7 @@ def build_schema(settings: Settings) -> TaskerSchema:
         execution_context_class=PlainFieldsExecutor.for_schema(),
     )
     schema.limits = limits
+    schema.plans = QueryPlans(schema._schema, limits.cache_size, limits.cache_chars)
     speed_up_enums(schema._schema)
     return schema
 

@@ -5,7 +5,7 @@ Lets a resolver skip a read that no requested field needs (the step edges, when 
 `info.selected_fields` converts the whole sub-tree on every call, for every row of a list.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from graphql import (
     FieldNode,
@@ -24,32 +24,41 @@ def asks_for_any(info: Info, names: frozenset[str]) -> bool:
     return selects_any(raw.field_nodes, raw.fragments, names)
 
 
+def fields_named(info: Info, name: str) -> list[FieldNode]:
+    """The fields called `name` (under any alias) in the current field's selection."""
+    raw = info._raw_info
+    return [f for f in subfields(raw.field_nodes, raw.fragments) if f.name.value == name]
+
+
 def selects_any(
     fields: Iterable[FieldNode],
     fragments: Mapping[str, FragmentDefinitionNode],
     names: frozenset[str],
 ) -> bool:
-    """True when the sub-selection of any of `fields` names any of `names`, directly or in
-    an inline fragment or a fragment spread (each fragment walked once)."""
+    """True when the sub-selection of any of `fields` names any of `names`."""
+    return any(f.name.value in names for f in subfields(fields, fragments))
+
+
+def subfields(
+    fields: Iterable[FieldNode], fragments: Mapping[str, FragmentDefinitionNode]
+) -> Iterator[FieldNode]:
+    """The fields of the sub-selections of `fields`, directly or in an inline fragment or a
+    fragment spread (each fragment walked once)."""
     seen: set[str] = set()
 
-    def walk(selections: Iterable[SelectionNode]) -> bool:
+    def walk(selections: Iterable[SelectionNode]) -> Iterator[FieldNode]:
         for node in selections:
             if isinstance(node, FieldNode):
-                if node.name.value in names:
-                    return True
+                yield node
             elif isinstance(node, InlineFragmentNode):
-                if walk(node.selection_set.selections):
-                    return True
+                yield from walk(node.selection_set.selections)
             elif isinstance(node, FragmentSpreadNode):
                 name = node.name.value
                 fragment = fragments.get(name)
                 if name not in seen and fragment is not None:
                     seen.add(name)
-                    if walk(fragment.selection_set.selections):
-                        return True
-        return False
+                    yield from walk(fragment.selection_set.selections)
 
-    return any(
-        walk(field.selection_set.selections) for field in fields if field.selection_set is not None
-    )
+    for field in fields:
+        if field.selection_set is not None:
+            yield from walk(field.selection_set.selections)

@@ -45,8 +45,8 @@ COLUMNS = (
     "parent_task_id",
     "parent_step",
 )
-_COLUMN_LIST = ", ".join(f"t.{c}" for c in COLUMNS)
-_SELECT = f"SELECT {_COLUMN_LIST} FROM tasker_tasks t"
+COLUMN_LIST = ", ".join(f"t.{c}" for c in COLUMNS)
+_SELECT = f"SELECT {COLUMN_LIST} FROM tasker_tasks t"
 NEWEST_FIRST = "ORDER BY t.created_at DESC, t.id DESC"
 DIRECT_OFFSET = 100
 """Pages starting this close to the newest task read their rows in the same index walk."""
@@ -113,7 +113,7 @@ def task_view_of(record: Row, *, json_decoded: bool = False) -> TaskView:
     )
 
 
-def _uuid_param(q: Query, value: UUID) -> str:
+def uuid_param(q: Query, value: UUID) -> str:
     # UUIDs are a native type on PostgreSQL and hyphenated text on SQLite (as Tortoise writes).
     return q(value if q.postgres else str(value))
 
@@ -142,7 +142,7 @@ async def _views(q: Query, sql: str) -> list[TaskView]:
 async def task_by_id(task_id: UUID) -> TaskView | None:
     """The task, or None."""
     q = Query(connection())
-    found = await _views(q, f"{_SELECT} WHERE t.id = {_uuid_param(q, task_id)}")
+    found = await _views(q, f"{_SELECT} WHERE t.id = {uuid_param(q, task_id)}")
     return found[0] if found else None
 
 
@@ -153,7 +153,7 @@ async def tasks_by_ids(task_ids: Sequence[UUID]) -> list[TaskView]:
     q = Query(connection())
     if q.postgres:
         return await _views(q, f"{_SELECT} WHERE t.id = ANY({q(list(task_ids))}::uuid[])")
-    marks = ", ".join(_uuid_param(q, i) for i in task_ids)
+    marks = ", ".join(uuid_param(q, i) for i in task_ids)
     return await _views(q, f"{_SELECT} WHERE t.id IN ({marks})")
 
 
@@ -190,7 +190,7 @@ async def page(
         # Near the start of the order the rows are read straight from the index walk: finding
         # 25 ids and then each row by primary key took PostgreSQL 0.58 ms against 0.09 for the
         # first page, the one clients poll.
-        sql = f"SELECT {_COLUMN_LIST}{total} FROM tasker_tasks t{_clause(terms)} {order}"
+        sql = f"SELECT {COLUMN_LIST}{total} FROM tasker_tasks t{_clause(terms)} {order}"
     else:
         # Deeper, the offset is walked over ids only (an index-only scan) and the page's ids
         # are matched as an array (PostgreSQL) or an IN list (SQLite): the rows are then read
@@ -198,7 +198,7 @@ async def page(
         # the whole table when its statistics were stale).
         ids = f"SELECT t.id FROM tasker_tasks t{_clause(terms)} {order}"
         chosen = f"= ANY(ARRAY({ids}))" if q.postgres else f"IN ({ids})"
-        sql = f"SELECT {_COLUMN_LIST}{total} FROM tasker_tasks t WHERE t.id {chosen} {NEWEST_FIRST}"
+        sql = f"SELECT {COLUMN_LIST}{total} FROM tasker_tasks t WHERE t.id {chosen} {NEWEST_FIRST}"
     rows = await q.records(sql)
     counted = int(rows[0]["total_count"]) if count and rows else None
     return [task_view_of(r) for r in rows], counted
@@ -214,7 +214,7 @@ def keyset_sql(q: Query, flt: TaskFilter, cursor: Key | None, limit: int) -> str
 
 def _beside(q: Query, key: Key, op: str) -> str:
     """`(t.created_at, t.id) op key` for a key given as values (see `_compare`)."""
-    return _compare(q(key[0]), _uuid_param(q, key[1]), op)
+    return _compare(q(key[0]), uuid_param(q, key[1]), op)
 
 
 def _compare(created: str, ident: str, op: str) -> str:

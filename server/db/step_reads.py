@@ -10,9 +10,12 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+from server.db.reads import COLUMN_LIST as TASK_COLUMN_LIST
+from server.db.reads import COLUMNS as TASK_COLUMNS
+from server.db.reads import task_view_of, uuid_param
 from server.db.sql import Query, Row, as_datetime, as_uuid, connection, json_value
 from server.domain.states import StepState
-from server.domain.views import StepView
+from server.domain.views import StepView, TaskView
 
 # The StepView fields up to `position`, in its order, in the table's column names, then the
 # columns read into its later fields by name (`_view`).
@@ -42,6 +45,11 @@ COLUMNS = (
     "skipped",
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM tasker_workflow_steps"
+_TASK_AND_STEPS = (
+    f"SELECT {TASK_COLUMN_LIST}, {', '.join(f's.{c}' for c in COLUMNS)} FROM tasker_tasks t "
+    "LEFT JOIN tasker_workflow_steps s ON s.task_id = t.id"
+)
+_IN_ORDER = " ORDER BY s.position, s.id"
 _STATES = {state.value: state for state in StepState}
 
 
@@ -96,6 +104,30 @@ async def steps_of_tasks(task_ids: Sequence[UUID], *, with_edges: bool = True) -
         return []
     q = Query(connection())
     rows = await q.records(f"{_SELECT} WHERE {_in(q, 'task_id', task_ids)}")
+    ordered = sorted(rows, key=lambda r: (str(r[1]), r[19], r[0]))
+    return await _views(q, ordered, task_ids, with_edges)
+
+
+async def task_with_steps(
+    task_id: UUID, *, with_edges: bool = True
+) -> tuple[TaskView, list[StepView]] | None:
+    """The task and its steps (as `steps_of_tasks`), or None: the task and its steps in one
+    statement, where reading them apart took two round trips."""
+    q = Query(connection())
+    rows: Sequence[Any] = await q.records(
+        f"{_TASK_AND_STEPS} WHERE t.id = {uuid_param(q, task_id)}{_IN_ORDER}"
+    )
+    if not rows:
+        return None
+    width = len(TASK_COLUMNS)
+    steps: list[tuple[Any, ...]] = [tuple(r)[width:] for r in rows if r[width] is not None]
+    return task_view_of(rows[0]), await _views(q, steps, [task_id], with_edges)
+
+
+async def _views(
+    q: Query, rows: Sequence[Row], task_ids: Sequence[UUID], with_edges: bool
+) -> list[StepView]:
+    """Views of step rows (`COLUMNS`, in order), with their edges read when `with_edges`."""
     parents: dict[int, list[str]] = {}
     children: dict[int, list[str]] = {}
     if with_edges and rows:
@@ -110,5 +142,4 @@ async def steps_of_tasks(task_ids: Sequence[UUID], *, with_edges: bool = True) -
             if parent_id in names and child_id in names:
                 parents.setdefault(child_id, []).append(names[parent_id])
                 children.setdefault(parent_id, []).append(names[child_id])
-    ordered = sorted(rows, key=lambda r: (str(r[1]), r[19], r[0]))
-    return [_view(r, tuple(parents.get(r[0], ())), tuple(children.get(r[0], ()))) for r in ordered]
+    return [_view(r, tuple(parents.get(r[0], ())), tuple(children.get(r[0], ()))) for r in rows]

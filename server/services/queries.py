@@ -44,6 +44,16 @@ async def find_task(task_id: UUID | str) -> TaskView:
     return found
 
 
+async def find_task_with_steps(
+    task_id: UUID | str, *, with_edges: bool = True
+) -> tuple[TaskView, list[StepView]]:
+    """The task and its steps in position order (as `steps_by_task`), or TaskNotFound."""
+    found = await step_reads.task_with_steps(parse_task_id(task_id), with_edges=with_edges)
+    if found is None:
+        raise TaskNotFound(task_id)
+    return found
+
+
 async def tasks_by_ids(task_ids: Sequence[UUID]) -> dict[UUID, TaskView]:
     """Views of these tasks (missing ids are absent), in one query."""
     return {view.id: view for view in await reads.tasks_by_ids(task_ids)}

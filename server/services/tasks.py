@@ -76,6 +76,13 @@ class TaskService:
         """The task, or TaskNotFound."""
         return await queries.find_task(task_id)
 
+    async def get_task_with_steps(
+        self, task_id: UUID | str, *, with_edges: bool = True
+    ) -> tuple[TaskView, list[StepView]]:
+        """The task and its steps in position order (read together), or TaskNotFound;
+        without `with_edges`, the steps' parents and children are left empty."""
+        return await queries.find_task_with_steps(task_id, with_edges=with_edges)
+
     async def history(self, task_id: UUID | str, *, after: int = 0) -> list[TransitionEvent]:
         """The task's transitions after cursor `after`, oldest first, as the hub publishes them.
 
@@ -155,9 +162,7 @@ class TaskService:
         """The task, its steps, why each waiting step waits, and the summary. TaskNotFound for
         an unknown task. Whether any worker is alive is measured here, so a ready step with
         nobody to run it says `no_live_worker` rather than `queued`."""
-        task = await self.get_task(task_id)
-        steps = (await queries.steps_by_task([task.id]))[task.id]
-        return (await self.dependencies_of([(task, steps)]))[0]
+        return (await self.dependencies_of([await queries.find_task_with_steps(task_id)]))[0]
 
     async def dependencies_of(
         self, loaded: Sequence[tuple[TaskView, Sequence[StepView]]]
