@@ -14,11 +14,13 @@ from starlette.applications import Starlette
 from graphql_schema.compiled import OperationPlan
 from server.container import Services
 from server.domain.views import CreateTask
-from tests.api.test_graphql_known_documents import graphql_app, post
+from tests.api.test_graphql_known_documents import (  # noqa: F401  (fixtures, used by name)
+    graphql_app,
+    post,
+    still_app,
+    still_client,
+)
 from tests.api.test_graphql_loaders import counting_queries
-
-# Fixtures shared with the known-documents tests: an app over services with no workers.
-from tests.api.test_graphql_known_documents import still_app, still_client  # noqa: F401
 
 ONE_TASK = """query One($id: ID!) { task(id: $id) {
   ...Head
