@@ -14,6 +14,7 @@ Its connections also read timestamps as text (`server.db.pg_times`).
 """
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,6 +65,8 @@ class FairAsyncpgClient(AsyncpgDBClient):
         """
         if self._pool is None:
             return list((await self.execute_query(sql, list(values)))[1])
+        if self.log.isEnabledFor(logging.DEBUG):  # as Tortoise logs its statements
+            self.log.debug("%s: %s", sql, values)
         connection = await self._pool.acquire()
         try:
             records: list[asyncpg.Record] = await connection.fetch(sql, *values)
