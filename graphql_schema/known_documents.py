@@ -30,9 +30,10 @@ from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.types import ExecutionResult
 
 from graphql_schema.authorization import Authorization, refusal
-from graphql_schema.compiled import Fallback, answer
 from graphql_schema.context import GraphQLContext
 from graphql_schema.extensions import Limits
+from graphql_schema.plan_runs import answer
+from graphql_schema.query_plans import Fallback
 from server.domain.errors import AuthenticationFailed, AuthorizationFailed
 
 DEFAULT_RULES = tuple(specified_rules)

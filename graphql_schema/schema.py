@@ -15,13 +15,13 @@ from strawberry.types import ExecutionContext
 from graphql_schema.analytics import AnalyticsQuery
 from graphql_schema.authorization import Authorization
 from graphql_schema.batch import BatchMutations
-from graphql_schema.compiled import QueryPlans
 from graphql_schema.console_fields import ConsoleQuery
 from graphql_schema.extensions import ErrorShaping, Limits, is_unexpected, request_id
 from graphql_schema.fast_enums import speed_up_enums
 from graphql_schema.mutations import Mutation as TaskMutations
 from graphql_schema.plain_fields import PlainFieldsExecutor
 from graphql_schema.queries import CatalogueQueries, TaskQueries
+from graphql_schema.query_plans import QueryPlans
 from graphql_schema.schedules import ScheduleQuery
 from graphql_schema.subscriptions import Subscription
 from server.config import Settings

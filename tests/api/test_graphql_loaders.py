@@ -59,11 +59,15 @@ async def page_cost(client: httpx.AsyncClient) -> tuple[int, int]:
     return len(body["data"]["tasks"]["edges"]), len(statements)
 
 
-async def add_tasks(services: Services, count: int) -> None:
+async def add_tasks(services: Services, count: int) -> list[str]:
+    """The ids of `count` new payment tasks."""
+    ids = []
     for i in range(count):
-        await services.tasks.create_task(
+        task, _ = await services.tasks.create_task(
             CreateTask(namespace="payments", name="process_payment", context={"payment_id": i})
         )
+        ids.append(str(task.id))
+    return ids
 
 
 async def test_a_page_of_50_tasks_costs_the_same_queries_as_a_page_of_1(idle_client, services):

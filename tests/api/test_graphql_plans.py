@@ -1,26 +1,26 @@
 """Known queries answered by their compiled plan give graphql-core's answers.
 
 The first request of a document always runs the full way; from the second on, a query
-`graphql_schema.compiled` can plan is answered by walking its plan. These tests compare the
+`graphql_schema.query_plans` can plan is answered by walking its plan. These tests compare the
 two answers for the shapes plans cover, check which documents are planned, that an error met
 by a plan is reported by the full way, and the one-statement read of a task with its steps.
 """
 
+import gc
 from typing import Any
 
 import httpx
 from starlette.applications import Starlette
 
-from graphql_schema.compiled import OperationPlan
+from graphql_schema.query_plans import OperationPlan
 from server.container import Services
-from server.domain.views import CreateTask
 from tests.api.test_graphql_known_documents import (  # noqa: F401  (fixtures, used by name)
     graphql_app,
     post,
     still_app,
     still_client,
 )
-from tests.api.test_graphql_loaders import counting_queries
+from tests.api.test_graphql_loaders import add_tasks, counting_queries
 
 ONE_TASK = """query One($id: ID!) { task(id: $id) {
   ...Head
@@ -52,16 +52,6 @@ def plan_of(app: Starlette, query: str, name: str | None) -> OperationPlan | boo
     return found
 
 
-async def make_tasks(services: Services, count: int) -> list[str]:
-    ids = []
-    for i in range(count):
-        task, _ = await services.tasks.create_task(
-            CreateTask(namespace="payments", name="process_payment", context={"payment_id": i})
-        )
-        ids.append(str(task.id))
-    return ids
-
-
 async def twice(client: httpx.AsyncClient, query: str, variables: dict[str, Any]) -> Any:
     """The full way's answer, after checking the plan's answer is the same."""
     first = await post(client, query, variables)
@@ -76,7 +66,7 @@ async def test_planned_queries_answer_as_the_full_way(
     services: Services,
 ):
     app, client = still_app, still_client
-    ids = await make_tasks(services, 3)
+    ids = await add_tasks(services, 3)
     cases: list[tuple[str, str | None, dict[str, Any]]] = [
         (ONE_TASK, "One", {"id": ids[0]}),
         (PAGE, "Page", {"first": 2}),
@@ -102,7 +92,7 @@ async def test_documents_plans_do_not_cover_run_through_graphql_core(
     services: Services,
 ):
     app, client = still_app, still_client
-    (task_id,) = await make_tasks(services, 1)
+    (task_id,) = await add_tasks(services, 1)
     _, with_steps = await twice(client, WITH_DIRECTIVE, {"id": task_id, "steps": True})
     _, without = await twice(client, WITH_DIRECTIVE, {"id": task_id, "steps": False})
     assert len(with_steps["data"]["task"]["steps"]) == 4
@@ -120,7 +110,7 @@ async def test_an_error_met_by_a_plan_is_reported_by_the_full_way(
     services: Services,
 ):
     app, client = still_app, still_client
-    (task_id,) = await make_tasks(services, 1)
+    (task_id,) = await add_tasks(services, 1)
     # A resolver that raises, deep in a list: the page size of each step's items.
     query = """query Items($id: ID!, $first: Int!) { task(id: $id) {
       id steps { name items(first: $first) { total } } } }"""
@@ -141,7 +131,7 @@ async def test_a_task_and_its_steps_are_read_in_one_statement(
     still_client: httpx.AsyncClient,  # noqa: F811
     services: Services,
 ):
-    (task_id,) = await make_tasks(services, 1)
+    (task_id,) = await add_tasks(services, 1)
     alone = "query T($id: ID!) { task(id: $id) { id steps { name status } } }"
     edges = "query E($id: ID!) { task(id: $id) { id steps { name parents } } }"
     for query, statements in ((alone, 1), (edges, 2)):
@@ -150,3 +140,23 @@ async def test_a_task_and_its_steps_are_read_in_one_statement(
                 _, body = await post(still_client, query, {"id": task_id})
             assert len(body["data"]["task"]["steps"]) == 4
             assert len(ran) == statements, ran
+
+
+async def test_a_stopped_plan_leaves_no_coroutine_unawaited(
+    still_app: Starlette,  # noqa: F811
+    still_client: httpx.AsyncClient,  # noqa: F811
+    services: Services,
+):
+    """The task's resolver is called (its coroutine made) before the handler's resolver
+    refuses its version: the plan stops, and the coroutine it never awaited is closed."""
+    app, client = still_app, still_client
+    (task_id,) = await add_tasks(services, 1)
+    query = """query Both($id: ID!, $version: String) {
+      task(id: $id) { id steps { name } }
+      handler(namespace: "payments", name: "process_payment", version: $version) { version } }"""
+    status, body = await twice(client, query, {"id": task_id, "version": "2.1.0"})
+    assert "errors" not in body and isinstance(plan_of(app, query, "Both"), OperationPlan)
+    status, body = await post(client, query, {"id": task_id, "version": "not a version"})
+    assert status == 200 and body["data"]["task"]["id"] == task_id
+    assert [e["path"] for e in body["errors"]] == [["handler"]]
+    gc.collect()  # a coroutine never awaited warns when collected (and warnings are errors)

@@ -1,27 +1,21 @@
-"""Known queries compiled once into a tree of field plans, and answered by walking it.
+"""Known queries compiled once into a tree of field plans (run by `graphql_schema.plan_runs`).
 
 For every request, graphql-core's executor works the document out again: an execution
 context, the fields of each object collected, and for every field a resolve info, a path and
 a chain of completion calls through its type's wrappers. For a document that already passed
 parsing, bounds, authorization and validation (`graphql_schema.known_documents`), all of that
 but the values is the same each time. Here it is done once per document: the operation
-becomes a tree of field plans (a plain field's reader, or a resolver and how to complete its
-value), and a request walks the tree. Plain fields are read in place. Resolvers are called
-as graphql-core calls them: the same strawberry resolver, with a real resolve info and the
-arguments coerced by graphql-core. Sibling fields' awaitables are awaited together, so the
-batch loaders still read a page's steps in one query.
+becomes a tree of field plans, each a plain field's reader, or a resolver and how to complete
+its value (a scalar, a list, an object with its own plan).
 
-Only answers without errors are produced here. A document with a directive, introspection
-beyond `__typename`, or a field of an abstract type is not compiled. A run that meets
-anything graphql-core would report stops with `Fallback`: an exception, a null where the
-schema says non-null, a value its scalar refuses, variables that do not coerce. The caller
-then runs the request the full way, which reports it as always.
+Only what plans cover is compiled: a document with a directive, introspection beyond
+`__typename`, a type condition on an interface, or a field of an abstract type is not, and
+runs through graphql-core.
 """
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol
 
 from graphql import (
     DocumentNode,
@@ -39,12 +33,8 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    default_field_resolver,
 )
-from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.pyutils import Path
-from graphql.type.definition import GraphQLResolveInfoHelpers
-from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.arguments import StrawberryArgument
 from strawberry.types.field import StrawberryField
@@ -62,11 +52,15 @@ class Uncompilable(Exception):
     """The document uses something plans do not cover."""
 
 
-def is_awaitable(value: Any) -> bool:
-    return bool(optimized_is_awaitable(value))
+class Walk(Protocol):
+    """What a completion needs of the run walking the plan (`graphql_schema.plan_runs.Run`)."""
+
+    def object(self, plan: "ObjectPlan", source: Any, path: Path | None) -> Any: ...
+
+    def items(self, complete: "Completion", values: Iterable[Any], path: Path) -> Any: ...
 
 
-Completion = Callable[["Run", Any, Path], Any]
+Completion = Callable[[Walk, Any, Path], Any]
 """Turns a resolver's value into its output, or an awaitable of it."""
 
 
@@ -231,7 +225,7 @@ def _completion(
 
 
 def _leaf(coerce: Callable[[Any], Any]) -> Completion:
-    def complete(run: "Run", value: Any, path: Path) -> Any:
+    def complete(run: Walk, value: Any, path: Path) -> Any:
         out = coerce(value)
         if out is SLOW:
             raise Fallback
@@ -241,7 +235,7 @@ def _leaf(coerce: Callable[[Any], Any]) -> Completion:
 
 
 def _list(item: Completion, nullable: bool) -> Completion:
-    def complete(run: "Run", value: Any, path: Path) -> Any:
+    def complete(run: Walk, value: Any, path: Path) -> Any:
         if value is None and nullable:
             return None
         if not isinstance(value, Iterable) or isinstance(value, str | bytes | Mapping):
@@ -252,7 +246,7 @@ def _list(item: Completion, nullable: bool) -> Completion:
 
 
 def _object(plan: ObjectPlan, nullable: bool) -> Completion:
-    def complete(run: "Run", value: Any, path: Path) -> Any:
+    def complete(run: Walk, value: Any, path: Path) -> Any:
         if value is None and nullable:
             return None
         if value is None or isinstance(value, Exception):
@@ -325,158 +319,3 @@ class DirectCall:
         if self.info_name is not None:
             kwargs[self.info_name] = self.info_class(_raw_info=info, _field=self.field)
         return self.function(source, **kwargs) if self.as_self else self.function(**kwargs)
-
-
-class Run:
-    """One request's walk of a plan."""
-
-    def __init__(self, plan: OperationPlan, context: Any, variables: VariableValues) -> None:
-        self.plan = plan
-        self.context = context
-        self.variables = variables
-        self.helpers = GraphQLResolveInfoHelpers(gather=_gather, track=_refuse_tracking)
-
-    async def data(self) -> dict[str, Any]:
-        out = self.object(self.plan.root, None, None)
-        return cast(dict[str, Any], await out if is_awaitable(out) else out)
-
-    def object(self, plan: ObjectPlan, source: Any, path: Path | None) -> Any:
-        """The object's dictionary, or an awaitable of it."""
-        out: dict[str, Any] = {}
-        waiting: list[tuple[str, Awaitable[Any]]] = []
-        try:
-            for field in plan.fields:
-                if field.read is not None:
-                    value = field.read(source)
-                    if value is SLOW:
-                        raise Fallback
-                else:
-                    value = self.resolve(plan.type, field, source, path)
-                    if is_awaitable(value):
-                        waiting.append((field.key, value))
-                out[field.key] = value
-        except BaseException:
-            _discard(w for _, w in waiting)
-            raise
-        if not waiting:
-            return out
-        return self._fill(out, waiting)
-
-    async def _fill(
-        self, out: dict[str, Any], waiting: list[tuple[str, Awaitable[Any]]]
-    ) -> dict[str, Any]:
-        values = await _gather([w for _, w in waiting])
-        for (key, _), value in zip(waiting, values, strict=True):
-            out[key] = value
-        return out
-
-    def items(self, complete: Completion, values: Iterable[Any], path: Path) -> Any:
-        """A list's completed items, or an awaitable of them."""
-        items: list[Any] = []
-        waiting: list[int] = []
-        try:
-            for i, value in enumerate(values):
-                item = complete(self, value, path.add_key(i))
-                if is_awaitable(item):
-                    waiting.append(i)
-                items.append(item)
-        except BaseException:
-            _discard(items[i] for i in waiting)
-            raise
-        if not waiting:
-            return items
-
-        async def settled() -> list[Any]:
-            values = await _gather([items[i] for i in waiting])
-            for i, value in zip(waiting, values, strict=True):
-                items[i] = value
-            return items
-
-        return settled()
-
-    def resolve(
-        self, parent: GraphQLObjectType, field: FieldPlan, source: Any, path: Path | None
-    ) -> Any:
-        definition = field.definition
-        assert definition is not None and field.complete is not None  # `__typename` is read
-        field_path = Path(path, field.key, parent.name)
-        plan = self.plan
-        info: GraphQLResolveInfo[Any] = GraphQLResolveInfo(
-            field.nodes[0].name.value,
-            field.nodes,
-            definition.type,
-            parent,
-            field_path,
-            plan.schema,
-            plan.fragments,
-            None,
-            plan.operation,
-            self.variables,
-            self.context,
-            cast(Any, optimized_is_awaitable),  # a TypeGuard in graphql-core's stubs
-            None,
-            self.helpers,
-        )
-        args = (
-            get_argument_values(definition, field.nodes[0], self.variables)
-            if definition.args
-            else {}
-        )
-        if field.call is not None:
-            result = field.call(source, info, args)
-        else:
-            resolver = definition.resolve or default_field_resolver
-            result = resolver(source, info, **args)
-        if is_awaitable(result):
-            return self._complete_later(field.complete, result, field_path)
-        return field.complete(self, result, field_path)
-
-    async def _complete_later(
-        self, complete: Completion, result: Awaitable[Any], path: Path
-    ) -> Any:
-        out = complete(self, await result, path)
-        return await out if is_awaitable(out) else out
-
-
-async def answer(
-    plan: OperationPlan, context: Any, variables: dict[str, Any] | None
-) -> dict[str, Any]:
-    """The query's data; Fallback when only graphql-core's executor can answer it."""
-    coerced = get_variable_values(
-        plan.schema, plan.operation.variable_definitions or (), variables or {}
-    )
-    if not isinstance(coerced, VariableValues):
-        raise Fallback  # the full way reports the variables' errors
-    try:
-        return await Run(plan, context, coerced).data()
-    except Fallback:
-        raise
-    except Exception as exc:  # graphql-core reports it, located, on the full way
-        raise Fallback from exc
-
-
-async def _gather(awaitables: Sequence[Awaitable[Any]]) -> list[Any]:
-    """Every value, awaited together (one alone is awaited in place, with no task); when one
-    fails, the others are cancelled, so nothing keeps running for a discarded answer."""
-    if len(awaitables) == 1:
-        return [await awaitables[0]]
-    tasks = [asyncio.ensure_future(a) for a in awaitables]
-    try:
-        return await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        raise
-
-
-def _refuse_tracking(values: Sequence[Any]) -> None:
-    """Resolvers here do not track background work; one that tries runs the full way."""
-    raise Fallback
-
-
-def _discard(awaitables: Iterable[Awaitable[Any]]) -> None:
-    """Closes what was started but will not be awaited (no never-awaited warnings)."""
-    for awaitable in awaitables:
-        close = getattr(awaitable, "close", None) or getattr(awaitable, "cancel", None)
-        if close is not None:
-            close()
