@@ -7,7 +7,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from graphql_schema.loaders import Loaders, build_loaders
+from graphql_schema.loaders import Loaders
 from server.container import Services
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -37,7 +37,7 @@ class GraphQLContext:
 
     def renew_loaders(self) -> None:
         """Fresh loaders (their caches last one operation; a websocket runs many)."""
-        self.loaders = build_loaders(self.services)
+        self.loaders = Loaders(self.services)
 
     @property
     def is_websocket(self) -> bool:

@@ -133,10 +133,11 @@ class StepType:
     )
 
     @classmethod
-    def from_view(cls, view: StepView) -> "StepType":
+    def from_view(cls, view: StepView, task_id: str | None = None) -> "StepType":
+        """`task_id`: the view's task id as text, when the caller has it already."""
         return cls(
             id=strawberry.ID(str(view.id)),
-            task_id=strawberry.ID(str(view.task_id)),
+            task_id=strawberry.ID(task_id or str(view.task_id)),
             name=view.name,
             status=view.status,
             handler_class=view.handler_class,

@@ -63,7 +63,8 @@ async def read_task(info: Info, task_id: str) -> "TaskType":
 async def resolve_steps(root: "TaskType", info: Info) -> list[StepType]:
     loaders = info.context.loaders
     loader = loaders.steps if asks_for_any(info, EDGE_FIELDS) else loaders.steps_alone
-    return [StepType.from_view(s) for s in await loader.load(root.view.id)]
+    task_id = root.id  # the steps' task id as text, made once for them all
+    return [StepType.from_view(s, task_id) for s in await loader.load(root.view.id)]
 
 
 async def resolve_task_transitions(root: "TaskType", info: Info) -> list[TransitionType]:
