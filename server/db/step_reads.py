@@ -45,11 +45,15 @@ COLUMNS = (
     "skipped",
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM tasker_workflow_steps"
-_TASK_AND_STEPS = (
-    f"SELECT {TASK_COLUMN_LIST}, {', '.join(f's.{c}' for c in COLUMNS)} FROM tasker_tasks t "
-    "LEFT JOIN tasker_workflow_steps s ON s.task_id = t.id"
+# A task's row, then its steps' rows, in one result: the task's columns are NULL in the steps'
+# rows (a join would repeat the task's context in every step's row), and the steps' in the
+# task's. `{id}` is the task id's placeholder.
+_TASK_THEN_STEPS = (
+    f"SELECT 0 AS part, {TASK_COLUMN_LIST}, {', '.join(f'NULL AS s_{c}' for c in COLUMNS)} "
+    "FROM tasker_tasks t WHERE t.id = {id} UNION ALL "
+    f"SELECT 1, {', '.join('NULL' for _ in TASK_COLUMNS)}, {', '.join(f's.{c}' for c in COLUMNS)} "
+    "FROM tasker_workflow_steps s WHERE s.task_id = {id} ORDER BY part, s_position, s_id"
 )
-_IN_ORDER = " ORDER BY s.position, s.id"
 _STATES = {state.value: state for state in StepState}
 
 
@@ -114,14 +118,13 @@ async def task_with_steps(
     """The task and its steps (as `steps_of_tasks`), or None: the task and its steps in one
     statement, where reading them apart took two round trips."""
     q = Query(connection())
-    rows: Sequence[Any] = await q.records(
-        f"{_TASK_AND_STEPS} WHERE t.id = {uuid_param(q, task_id)}{_IN_ORDER}"
-    )
-    if not rows:
+    records: Sequence[Any] = await q.records(_TASK_THEN_STEPS.format(id=uuid_param(q, task_id)))
+    rows = [tuple(r) for r in records]
+    if not rows or rows[0][0] != 0:
         return None
-    width = len(TASK_COLUMNS)
-    steps: list[tuple[Any, ...]] = [tuple(r)[width:] for r in rows if r[width] is not None]
-    return task_view_of(rows[0]), await _views(q, steps, [task_id], with_edges)
+    steps_at = 1 + len(TASK_COLUMNS)
+    task = task_view_of(rows[0][1:steps_at])
+    return task, await _views(q, [r[steps_at:] for r in rows[1:]], [task_id], with_edges)
 
 
 async def _views(
