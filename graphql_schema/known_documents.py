@@ -4,9 +4,11 @@ A client sends the same few documents again and again. Once a document has been 
 bounded, authorized and validated (the limits and authorization extensions remember it only
 then), what strawberry's extension runner does for it on every request is bookkeeping: four
 extensions' hooks entered and left, caches looked up, nothing refused. Here such a request
-is answered by graphql-core's executor directly, after the one check that depends on the
-caller: the gate must grant the permissions the document needs (the same `require` call the
-authorization extension makes, so a refusal is the same 401/403 and error).
+is answered after the one check that depends on the caller: the gate must grant the
+permissions the document needs (the same `require` call the authorization extension makes,
+so a refusal is the same 401/403 and error). The answer comes from the document's compiled
+plan (`graphql_schema.query_plans`), or from graphql-core's executor for a document plans
+do not cover.
 
 Only queries (never a mutation or subscription), only over HTTP, and only clean results: an
 answer with any error is thrown away and the request runs again through strawberry's full
