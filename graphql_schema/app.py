@@ -271,15 +271,39 @@ class TaskerGraphQL(GraphQL[GraphQLContext, None]):
         await response(scope, receive, send)
 
     async def known_answer(self, request: Request) -> Response | None:
-        """The answer to a POSTed query whose document already passed everything
-        (`graphql_schema.known_documents`), without strawberry's HTTP view around it: for a
-        small query that view (body parsing, adapters, hooks) cost as much as executing it.
-        None: anything else, including any body the view would refuse, runs the full way
-        (the body read here stays on the request for it)."""
-        if request.method != "POST":
+        """The answer to a query (POSTed, or sent in a GET's parameters) whose document
+        already passed everything (`graphql_schema.known_documents`), without strawberry's
+        HTTP view around it: for a small query that view (body parsing, adapters, hooks) cost
+        as much as executing it. None: anything else, including any request the view would
+        refuse, runs the full way (the body read here stays on the request for it)."""
+        sent = await self.sent_operation(request)
+        if sent is None:
             return None
+        query, variables, name = sent
+        sub_response = await self.get_sub_response(request)
+        context = await self.get_context(request, sub_response)
+        result = await run_known_query(self.schema, query, variables, context, name)
+        if result is None:
+            return None
+        return self.create_response(await self.process_result(request, result), sub_response)
+
+    async def sent_operation(
+        self, request: Request
+    ) -> tuple[str, dict[str, object] | None, str | None] | None:
+        """The request's document, variables and operation name, when well formed."""
         try:
-            data = self.decode_json(await request.body())
+            if request.method == "POST":
+                data = self.decode_json(await request.body())
+            elif request.method == "GET":
+                params = request.query_params
+                raw = params.get("variables")
+                data = {
+                    "query": params.get("query"),
+                    "variables": self.decode_json(raw) if raw else None,
+                    "operationName": params.get("operationName"),
+                }
+            else:
+                return None
         except (HTTPException, ValueError):  # the full way answers these with its 400
             return None
         if not isinstance(data, dict):
@@ -291,12 +315,7 @@ class TaskerGraphQL(GraphQL[GraphQLContext, None]):
             and (name is None or isinstance(name, str))
         ):
             return None
-        sub_response = await self.get_sub_response(request)
-        context = await self.get_context(request, sub_response)
-        result = await run_known_query(self.schema, query, variables, context, name)
-        if result is None:
-            return None
-        return self.create_response(await self.process_result(request, result), sub_response)
+        return query, variables, name
 
 
 def routes(services: Services) -> list[BaseRoute]:

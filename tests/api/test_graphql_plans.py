@@ -7,11 +7,13 @@ by a plan is reported by the full way, and the one-statement read of a task with
 """
 
 import gc
+import json
 from typing import Any
 
 import httpx
 from starlette.applications import Starlette
 
+from graphql_schema.app import PATH
 from graphql_schema.query_plans import OperationPlan
 from server.container import Services
 from tests.api.test_graphql_known_documents import (  # noqa: F401  (fixtures, used by name)
@@ -160,3 +162,25 @@ async def test_a_stopped_plan_leaves_no_coroutine_unawaited(
     assert status == 200 and body["data"]["task"]["id"] == task_id
     assert [e["path"] for e in body["errors"]] == [["handler"]]
     gc.collect()  # a coroutine never awaited warns when collected (and warnings are errors)
+
+
+async def test_a_query_sent_by_get_is_answered_from_its_plan_too(
+    still_app: Starlette,  # noqa: F811
+    still_client: httpx.AsyncClient,  # noqa: F811
+    services: Services,
+):
+    app, client = still_app, still_client
+    (task_id,) = await add_tasks(services, 1)
+    query = "query Get($id: ID!) { task(id: $id) { id status } }"
+    params = {"query": query, "variables": json.dumps({"id": task_id})}
+    first = await client.get(PATH, params=params)
+    again = await client.get(PATH, params=params)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json() and first.json()["data"]["task"]["id"] == task_id
+    assert isinstance(plan_of(app, query, "Get"), OperationPlan)
+    # Variables that are not an object: the full way's 400, as before.
+    bad = await client.get(PATH, params={"query": query, "variables": "[1]"})
+    assert bad.status_code == 400
+    # Without a query, a browser still gets GraphiQL.
+    page = await client.get(PATH, headers={"accept": "text/html"})
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
