@@ -13,6 +13,7 @@ Only what plans cover is compiled: a document with a directive, introspection be
 runs through graphql-core.
 """
 
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -42,6 +43,8 @@ from strawberry.types.info import Info
 
 from graphql_schema.caches import TextCache
 from graphql_schema.plain_fields import SLOW, leaf_completer, plain_reader
+
+log = logging.getLogger("tasker.graphql")
 
 
 class Fallback(Exception):
@@ -108,7 +111,11 @@ class QueryPlans:
         name = operation.name.value if operation.name else None
         known = self.plans.get(query, name)
         if known is None:
-            known = compile_query(self.schema, document, operation) or False
+            try:
+                known = compile_query(self.schema, document, operation) or False
+            except Exception:  # a bug here must not cost the request: graphql-core runs it
+                log.exception("could not compile a known query; it runs through graphql-core")
+                known = False
             self.plans.put(query, known, name)
         return known if isinstance(known, OperationPlan) else None
 
@@ -279,13 +286,14 @@ class DirectCall:
     @classmethod
     def of(cls, schema: GraphQLSchema, definition: GraphQLField) -> "DirectCall | None":
         field = (definition.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-        strawberry_schema = getattr(schema, "_strawberry_schema", None)
+        strawberry_schema: Any = getattr(schema, "_strawberry_schema", None)
+        handlers: Any = getattr(strawberry_schema, "exception_handlers", ())
         if (
             not isinstance(field, StrawberryField)
             or field.base_resolver is None
             or field.extensions
             or strawberry_schema is None
-            or strawberry_schema.exception_handlers
+            or handlers
         ):
             return None
         arguments = []
@@ -293,7 +301,7 @@ class DirectCall:
             declared = (argument.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
             kind = argument.type
             inner = kind.of_type if isinstance(kind, GraphQLNonNull) else kind
-            if not isinstance(declared, StrawberryArgument) or declared.is_maybe:
+            if not isinstance(declared, StrawberryArgument) or getattr(declared, "is_maybe", True):
                 return None
             if not isinstance(inner, GraphQLScalarType):
                 return None  # enums and inputs: strawberry converts them
