@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 
 from graphql_schema.app import PATH
@@ -54,6 +55,15 @@ def plan_of(app: Starlette, query: str, name: str | None) -> OperationPlan | boo
     return found
 
 
+@pytest.fixture
+def both(
+    still_app: Starlette,  # noqa: F811
+    still_client: httpx.AsyncClient,  # noqa: F811
+) -> tuple[Starlette, httpx.AsyncClient]:
+    """The app over services with no workers, and a client of it."""
+    return still_app, still_client
+
+
 async def twice(client: httpx.AsyncClient, query: str, variables: dict[str, Any]) -> Any:
     """The full way's answer, after checking the plan's answer is the same."""
     first = await post(client, query, variables)
@@ -63,11 +73,9 @@ async def twice(client: httpx.AsyncClient, query: str, variables: dict[str, Any]
 
 
 async def test_planned_queries_answer_as_the_full_way(
-    still_app: Starlette,  # noqa: F811
-    still_client: httpx.AsyncClient,  # noqa: F811
-    services: Services,
+    both: tuple[Starlette, httpx.AsyncClient], services: Services
 ):
-    app, client = still_app, still_client
+    app, client = both
     ids = await add_tasks(services, 3)
     cases: list[tuple[str, str | None, dict[str, Any]]] = [
         (ONE_TASK, "One", {"id": ids[0]}),
@@ -89,11 +97,9 @@ async def test_planned_queries_answer_as_the_full_way(
 
 
 async def test_documents_plans_do_not_cover_run_through_graphql_core(
-    still_app: Starlette,  # noqa: F811
-    still_client: httpx.AsyncClient,  # noqa: F811
-    services: Services,
+    both: tuple[Starlette, httpx.AsyncClient], services: Services
 ):
-    app, client = still_app, still_client
+    app, client = both
     (task_id,) = await add_tasks(services, 1)
     _, with_steps = await twice(client, WITH_DIRECTIVE, {"id": task_id, "steps": True})
     _, without = await twice(client, WITH_DIRECTIVE, {"id": task_id, "steps": False})
@@ -107,11 +113,9 @@ async def test_documents_plans_do_not_cover_run_through_graphql_core(
 
 
 async def test_an_error_met_by_a_plan_is_reported_by_the_full_way(
-    still_app: Starlette,  # noqa: F811
-    still_client: httpx.AsyncClient,  # noqa: F811
-    services: Services,
+    both: tuple[Starlette, httpx.AsyncClient], services: Services
 ):
-    app, client = still_app, still_client
+    app, client = both
     (task_id,) = await add_tasks(services, 1)
     # A resolver that raises, deep in a list: the page size of each step's items.
     query = """query Items($id: ID!, $first: Int!) { task(id: $id) {
@@ -165,11 +169,9 @@ async def test_a_stopped_plan_leaves_no_coroutine_unawaited(
 
 
 async def test_a_query_sent_by_get_is_answered_from_its_plan_too(
-    still_app: Starlette,  # noqa: F811
-    still_client: httpx.AsyncClient,  # noqa: F811
-    services: Services,
+    both: tuple[Starlette, httpx.AsyncClient], services: Services
 ):
-    app, client = still_app, still_client
+    app, client = both
     (task_id,) = await add_tasks(services, 1)
     query = "query Get($id: ID!) { task(id: $id) { id status } }"
     params = {"query": query, "variables": json.dumps({"id": task_id})}
