@@ -187,7 +187,7 @@ def start_time(
     if isinstance(run_at, str) and (problem := text_problem(run_at)):
         problems.add("run_at", problem)
         return None
-    moment = aware_time(run_at)
+    moment = aware_time(run_at, clamp=True)
     if moment is None:
         problems.add(
             "run_at",

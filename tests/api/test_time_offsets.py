@@ -78,3 +78,10 @@ async def test_a_filter_bound_before_the_calendar_is_its_first_moment(client):
 
 def _in_an_hour() -> str:
     return (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+
+
+async def test_a_run_at_before_the_calendar_in_utc_runs_at_once(client):
+    body = {"namespace": "payments", "name": "process_payment", "context": PAYMENT}
+    created = await client.post("/tasker/tasks", json={**body, "run_at": "0001-01-01T00:01+00:03"})
+    assert created.status_code == 201, created.text
+    assert created.json()["run_at"] is None
