@@ -141,14 +141,14 @@ class TaskerGraphQL(GraphQL[GraphQLContext, None]):
         )
         self.services = services
 
-    def encode_json(self, data: object) -> str:
-        """orjson: a fraction of json's time on a page of tasks. json, giving the same
-        document, for what orjson refuses (a context's integer beyond 64 bits). Text, as
-        the websocket protocols send it."""
+    def encode_json(self, data: object) -> str | bytes:
+        """orjson: a fraction of json's time on a page of tasks. Strawberry's json, giving
+        the same document, for what orjson refuses (a context's integer beyond 64 bits).
+        Text, as the websocket protocols send it."""
         try:
             return orjson.dumps(data).decode()
         except orjson.JSONEncodeError:
-            return json.dumps(data, separators=(",", ":"))
+            return super().encode_json(data)
 
     def decode_json(self, data: str | bytes) -> object:
         """A JSON object, else a 400 (strawberry answers syntax errors with one too).

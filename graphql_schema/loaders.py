@@ -1,5 +1,6 @@
-from collections.abc import Sequence
-from functools import cached_property
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import cached_property, partial
+from typing import TypeVar
 from uuid import UUID
 
 from strawberry.dataloader import DataLoader
@@ -8,57 +9,55 @@ from server.container import Services
 from server.domain.views import ItemCounts, StepView, TaskDependencies, TaskView, TransitionView
 from server.services import map_progress, queries
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _keyed(read: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]], missing: V) -> DataLoader[K, V]:
+    """A loader over a batch read that answers by key; a key it does not answer gets
+    `missing`."""
+
+    async def load(keys: Sequence[K]) -> list[V]:
+        found = await read(keys)
+        return [found.get(k, missing) for k in keys]
+
+    return DataLoader(load)
+
 
 class Loaders:
     """Per-operation batch readers: one query batch per relation, whatever the page size.
 
-    Each is made when an operation first uses it: most documents use one or two of them."""
+    Each is made when an operation first uses it: most documents use one or two of them.
+    A list read for a missing key is an empty tuple, never a list callers could share."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
 
     @cached_property
     def task(self) -> DataLoader[UUID, TaskView | None]:
-        async def tasks(ids: Sequence[UUID]) -> list[TaskView | None]:
-            found = await queries.tasks_by_ids(ids)
-            return [found.get(i) for i in ids]
-
-        return DataLoader(tasks)
+        return _keyed(queries.tasks_by_ids, None)
 
     @cached_property
-    def steps(self) -> DataLoader[UUID, list[StepView]]:
-        async def steps(ids: Sequence[UUID]) -> list[list[StepView]]:
-            found = await queries.steps_by_task(ids)
-            return [found.get(i, []) for i in ids]
-
-        return DataLoader(steps)
+    def steps(self) -> DataLoader[UUID, Sequence[StepView]]:
+        return _keyed(queries.steps_by_task, ())
 
     @cached_property
-    def steps_alone(self) -> DataLoader[UUID, list[StepView]]:
+    def steps_alone(self) -> DataLoader[UUID, Sequence[StepView]]:
         """The same steps without their parents and children: one query less, for the many
         documents that ask for neither (see `graphql_schema.selections`)."""
+        return _keyed(partial(queries.steps_by_task, with_edges=False), ())
 
-        async def steps_alone(ids: Sequence[UUID]) -> list[list[StepView]]:
-            found = await queries.steps_by_task(ids, with_edges=False)
-            return [found.get(i, []) for i in ids]
-
-        return DataLoader(steps_alone)
-
-    @cached_property
-    def task_transitions(self) -> DataLoader[UUID, list[TransitionView]]:
-        async def task_transitions(ids: Sequence[UUID]) -> list[list[TransitionView]]:
-            found = await queries.transitions_by_task(ids)
-            return [found.get(i, []) for i in ids]
-
-        return DataLoader(task_transitions)
+    def steps_for(self, with_edges: bool) -> DataLoader[UUID, Sequence[StepView]]:
+        """The steps loader for a selection that does or does not ask for the step edges."""
+        return self.steps if with_edges else self.steps_alone
 
     @cached_property
-    def step_transitions(self) -> DataLoader[int, list[TransitionView]]:
-        async def step_transitions(ids: Sequence[int]) -> list[list[TransitionView]]:
-            found = await self.services.steps.transitions(list(ids))
-            return [found.get(i, []) for i in ids]
+    def task_transitions(self) -> DataLoader[UUID, Sequence[TransitionView]]:
+        return _keyed(queries.transitions_by_task, ())
 
-        return DataLoader(step_transitions)
+    @cached_property
+    def step_transitions(self) -> DataLoader[int, Sequence[TransitionView]]:
+        return _keyed(lambda ids: self.services.steps.transitions(list(ids)), ())
 
     @cached_property
     def dependencies(self) -> DataLoader[UUID, TaskDependencies | None]:
@@ -76,9 +75,4 @@ class Loaders:
     @cached_property
     def item_counts(self) -> DataLoader[int, ItemCounts | None]:
         """Map steps' item progress: one grouped query for every step of the operation."""
-
-        async def counts(ids: Sequence[int]) -> list[ItemCounts | None]:
-            found = await map_progress.item_counts(ids)
-            return [found.get(i) for i in ids]
-
-        return DataLoader(counts)
+        return _keyed(map_progress.item_counts, None)

@@ -55,14 +55,12 @@ async def read_task(info: Info, task_id: str) -> "TaskType":
         return TaskType.from_view(await tasks.get_task(task_id), info)
     edges = selects_any(steps, info._raw_info.fragments, EDGE_FIELDS)
     view, step_views = await tasks.get_task_with_steps(task_id, with_edges=edges)
-    loaders = info.context.loaders
-    (loaders.steps if edges else loaders.steps_alone).prime(view.id, step_views)
+    info.context.loaders.steps_for(edges).prime(view.id, step_views)
     return TaskType.from_view(view, info)
 
 
 async def resolve_steps(root: "TaskType", info: Info) -> list[StepType]:
-    loaders = info.context.loaders
-    loader = loaders.steps if asks_for_any(info, EDGE_FIELDS) else loaders.steps_alone
+    loader = info.context.loaders.steps_for(asks_for_any(info, EDGE_FIELDS))
     task_id = root.id  # the steps' task id as text, made once for them all
     return [StepType.from_view(s, task_id) for s in await loader.load(root.view.id)]
 
