@@ -151,8 +151,10 @@ async def answer(
     plan: OperationPlan, context: Any, variables: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The query's data; Fallback when only graphql-core's executor can answer it."""
-    coerced = get_variable_values(
-        plan.schema, plan.operation.variable_definitions or (), variables or {}
+    inputs = variables or {}
+    quick = plan.variables
+    coerced = (quick.coerce(inputs) if quick is not None else None) or get_variable_values(
+        plan.schema, plan.operation.variable_definitions or (), inputs
     )
     if not isinstance(coerced, VariableValues):
         raise Fallback  # the full way reports the variables' errors

@@ -43,6 +43,7 @@ from strawberry.types.info import Info
 
 from graphql_schema.caches import TextCache
 from graphql_schema.plain_fields import SLOW, leaf_completer, plain_reader
+from graphql_schema.plan_variables import ScalarVariables
 
 log = logging.getLogger("tasker.graphql")
 
@@ -95,6 +96,8 @@ class OperationPlan:
     operation: OperationDefinitionNode
     fragments: dict[str, FragmentDefinitionNode]
     root: ObjectPlan
+    variables: ScalarVariables | None
+    """How its variables are coerced without graphql-core's walk; None: by graphql-core."""
 
 
 class QueryPlans:
@@ -136,7 +139,8 @@ def compile_query(
         plan = _object_plan(schema, root, [operation.selection_set], fragments)
     except Uncompilable:
         return None
-    return OperationPlan(schema, operation, fragments, plan)
+    variables = ScalarVariables.of(schema, operation.variable_definitions or ())
+    return OperationPlan(schema, operation, fragments, plan, variables)
 
 
 def _object_plan(

@@ -142,8 +142,8 @@ async def _views(q: Query, sql: str) -> list[TaskView]:
 async def task_by_id(task_id: UUID) -> TaskView | None:
     """The task, or None."""
     q = Query(connection())
-    found = await _views(q, f"{_SELECT} WHERE t.id = {uuid_param(q, task_id)}")
-    return found[0] if found else None
+    found = await q.point_records(f"{_SELECT} WHERE t.id = {uuid_param(q, task_id)}")
+    return task_view_of(found[0]) if found else None
 
 
 async def tasks_by_ids(task_ids: Sequence[UUID]) -> list[TaskView]:

@@ -6,6 +6,8 @@ from typing import Any
 
 from tortoise import Tortoise
 
+from server.db import loop_reads
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -68,6 +70,7 @@ async def open_database(database_url: str, *, pool_max: int = 10, migrate: bool 
 
 async def close_database() -> None:
     """Close every connection (SQLite hangs the process at exit otherwise)."""
+    loop_reads.close_all()
     await Tortoise.close_connections()
 
 

@@ -19,6 +19,7 @@ from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from server.db import loop_reads
 from server.db.fair_pool import FairAsyncpgClient
 from server.domain.analytics_rollup import BUCKETS_PER_LN, Range
 
@@ -86,6 +87,15 @@ class Query:
         if isinstance(self.conn, FairAsyncpgClient):  # the pool itself, not a transaction
             return await self.conn.fetch_records(sql, self.values)
         return (await self.conn.execute_query(sql, self.values))[1]
+
+    async def point_records(self, sql: str) -> Sequence["Row"]:
+        """`records` for a read of a few rows by key (a task by its id): on SQLite, read on
+        the event loop's own thread when it can be (`server.db.loop_reads`)."""
+        if not self.postgres:
+            found = loop_reads.read(self.conn, sql, self.values)
+            if found is not None:
+                return found
+        return await self.records(sql)
 
     async def one(self, sql: str) -> dict[str, Any]:
         """The first row of `sql`, or an empty dict."""

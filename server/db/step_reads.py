@@ -118,7 +118,9 @@ async def task_with_steps(
     """The task and its steps (as `steps_of_tasks`), or None: the task and its steps in one
     statement, where reading them apart took two round trips."""
     q = Query(connection())
-    records: Sequence[Any] = await q.records(_TASK_THEN_STEPS.format(id=uuid_param(q, task_id)))
+    records: Sequence[Any] = await q.point_records(
+        _TASK_THEN_STEPS.format(id=uuid_param(q, task_id))
+    )
     rows = [tuple(r) for r in records]
     if not rows or rows[0][0] != 0:
         return None
@@ -136,10 +138,12 @@ async def _views(
     if with_edges and rows:
         names = {r[0]: r[2] for r in rows}
         e = Query(q.conn)
-        edges = await e.records(
+        sql = (
             "SELECT from_step_id, to_step_id FROM tasker_step_edges "
             f"WHERE {_in(e, 'task_id', task_ids)} ORDER BY id"
         )
+        # One task's edges are a read by key; a page's go the usual way.
+        edges = await (e.point_records(sql) if len(task_ids) == 1 else e.records(sql))
         for edge in edges:
             parent_id, child_id = int(edge[0]), int(edge[1])
             if parent_id in names and child_id in names:
