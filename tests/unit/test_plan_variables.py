@@ -4,6 +4,7 @@ graphql-core coerces them; whatever it would refuse or treat specially is left t
 from typing import Any
 
 import pytest
+import strawberry
 from graphql import (
     GraphQLArgument,
     GraphQLField,
@@ -16,7 +17,6 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_variable_values
 from strawberry.scalars import JSON
 
-import strawberry
 from graphql_schema.plan_variables import ScalarVariables
 
 
