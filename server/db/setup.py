@@ -26,7 +26,7 @@ def tortoise_config(database_url: str, pool_max: int = 10) -> dict[str, Any]:
     """The Tortoise/aerich config dict for one database URL."""
     credentials: dict[str, Any] = {}
     if is_postgres(database_url):
-        credentials = {"minsize": 1, "maxsize": pool_max, "reset": _keep_session}
+        credentials = {"minsize": 1, "maxsize": pool_max}
     connection: str | dict[str, Any] = database_url
     if credentials:
         connection = {"engine": "server.db.fair_pool", "credentials": _pg(database_url)}
@@ -37,13 +37,6 @@ def tortoise_config(database_url: str, pool_max: int = 10) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
-
-
-async def _keep_session(_connection: object) -> None:
-    """asyncpg's pool reset, skipped: by default every release of a pooled connection costs a
-    round trip (`RESET ALL; UNLISTEN *; CLOSE ALL; pg_advisory_unlock_all()`), i.e. one per
-    query. We never SET, LISTEN, hold cursors or take advisory locks across a release, and
-    transactions always end in COMMIT or ROLLBACK, so there is nothing to reset."""
 
 
 def _pg(url: str) -> dict[str, Any]:
