@@ -71,7 +71,7 @@ def _settles_at_once(connection: Any) -> bool:
     anything: no transaction to roll back, no cancellation in flight, and the pool's reset
     does nothing (`_keep_session`). Reads asyncpg's internals (pinned to 0.32.x in
     pyproject.toml); a connection that does not look as expected takes the public path."""
-    con = getattr(connection, "_con", None)
+    con: Any = getattr(connection, "_con", None)
     holder = getattr(connection, "_holder", None)
     protocol = getattr(con, "_protocol", None)
     return (
