@@ -95,6 +95,11 @@ def _view(r: Row, parents: tuple[str, ...], children: tuple[str, ...]) -> StepVi
     )
 
 
+async def _read(q: Query, sql: str, task_ids: Sequence[UUID]) -> Sequence[Row]:
+    """One task's rows are a read by key (`Query.point_records`); a page's go the usual way."""
+    return await (q.point_records(sql) if len(task_ids) == 1 else q.records(sql))
+
+
 def _in(q: Query, column: str, task_ids: Sequence[UUID]) -> str:
     if q.postgres:
         return f"{column} = ANY({q(list(task_ids))}::uuid[])"
@@ -107,7 +112,7 @@ async def steps_of_tasks(task_ids: Sequence[UUID], *, with_edges: bool = True) -
     if not task_ids:
         return []
     q = Query(connection())
-    rows = await q.records(f"{_SELECT} WHERE {_in(q, 'task_id', task_ids)}")
+    rows = await _read(q, f"{_SELECT} WHERE {_in(q, 'task_id', task_ids)}", task_ids)
     ordered = sorted(rows, key=lambda r: (str(r[1]), r[19], r[0]))
     return await _views(q, ordered, task_ids, with_edges)
 
@@ -142,8 +147,7 @@ async def _views(
             "SELECT from_step_id, to_step_id FROM tasker_step_edges "
             f"WHERE {_in(e, 'task_id', task_ids)} ORDER BY id"
         )
-        # One task's edges are a read by key; a page's go the usual way.
-        edges = await (e.point_records(sql) if len(task_ids) == 1 else e.records(sql))
+        edges = await _read(e, sql, task_ids)
         for edge in edges:
             parent_id, child_id = int(edge[0]), int(edge[1])
             if parent_id in names and child_id in names:
