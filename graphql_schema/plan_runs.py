@@ -17,7 +17,12 @@ from collections.abc import Awaitable, Coroutine, Iterable, Sequence
 from typing import Any, cast
 
 from graphql import GraphQLObjectType, GraphQLResolveInfo, default_field_resolver
-from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+from graphql.execution.values import (
+    VariableValues,
+    VariableValuesOrErrors,
+    get_argument_values,
+    get_variable_values,
+)
 from graphql.pyutils import Path
 from graphql.type.definition import GraphQLResolveInfoHelpers
 from strawberry.execution.is_awaitable import optimized_is_awaitable
@@ -152,10 +157,13 @@ async def answer(
 ) -> dict[str, Any]:
     """The query's data; Fallback when only graphql-core's executor can answer it."""
     inputs = variables or {}
-    quick = plan.variables
-    coerced = (quick.coerce(inputs) if quick is not None else None) or get_variable_values(
-        plan.schema, plan.operation.variable_definitions or (), inputs
+    coerced: VariableValuesOrErrors | None = (
+        plan.variables.coerce(inputs) if plan.variables is not None else None
     )
+    if coerced is None:  # not the plain case: graphql-core coerces them, or reports why not
+        coerced = get_variable_values(
+            plan.schema, plan.operation.variable_definitions or (), inputs
+        )
     if not isinstance(coerced, VariableValues):
         raise Fallback  # the full way reports the variables' errors
     run = Run(plan, context, coerced)
