@@ -187,7 +187,7 @@ def start_time(
     if isinstance(run_at, str) and (problem := text_problem(run_at)):
         problems.add("run_at", problem)
         return None
-    moment = aware_time(run_at, clamp=True)
+    moment = aware_time(run_at)
     if moment is None:
         problems.add(
             "run_at",
@@ -200,13 +200,13 @@ def start_time(
     return moment if moment > now else None
 
 
-def aware_time(value: datetime | str, *, clamp: bool = False) -> datetime | None:
+def aware_time(value: datetime | str) -> datetime | None:
     """`value` (an ISO 8601 text or a datetime) as a UTC time, or None when it does not parse or
     has no time zone. UTC because Python takes offsets up to ±23:59 and PostgreSQL only up to
     ±15:59: `+16:51` is a valid ISO time that PostgreSQL refuses, so it is converted here, never
-    sent as written. A time that leaves the calendar when converted (year 1 at a positive
-    offset, year 9999 at a negative one) is None too, or with `clamp` the calendar's first or
-    last moment: the right bound for a filter, since every stored time lies between them."""
+    sent as written. A valid time that leaves the calendar when converted (year 1 at a positive
+    offset, year 9999 at a negative one) is the calendar's first or last moment: every stored
+    time lies between them, so a filter bound, a start or a wake time means the same."""
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.strip())
@@ -217,8 +217,6 @@ def aware_time(value: datetime | str, *, clamp: bool = False) -> datetime | None
     try:
         return value.astimezone(UTC)
     except OverflowError:
-        if not clamp:
-            return None
         if value.year == 1:
             return datetime.min.replace(tzinfo=UTC)
         return datetime.max.replace(tzinfo=UTC)

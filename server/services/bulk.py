@@ -207,7 +207,7 @@ def _terms(flt: BulkFilter) -> dict[str, Any]:
     ):
         if value is None:
             continue
-        moment = aware_time(value, clamp=True)
+        moment = aware_time(value)
         if moment is None:
             problems[key] = ["must be an ISO 8601 time with a time zone"]
         else:

@@ -128,6 +128,21 @@ async def test_sleep_until_a_context_time_is_checked_at_creation(services: Servi
     assert await run(services, task, "nap") == "complete"
 
 
+async def test_a_wake_time_outside_the_calendar_in_utc_is_its_first_or_last_moment(
+    services: Services,
+) -> None:
+    """Valid times that leave the calendar once converted to UTC: taken, not refused as if
+    they were not times; one before it has passed, one after it never comes."""
+    recording(services, TimedRecorder())
+    task = await create(services, "nap_until", send_at="0001-01-01T00:01:00+00:03")
+    assert await run(services, task, "nap") == "complete"
+
+    task = await create(services, "nap_until", send_at="9999-12-31T23:59:59-00:01")
+    assert await run(services, task, "nap") == "parked"
+    nap = await services.steps.get_step(task.id, "nap")
+    assert nap.wake_at == datetime.max.replace(tzinfo=UTC)
+
+
 async def test_a_parents_path_that_resolves_to_nothing_fails_the_step_with_bad_path(
     services: Services,
 ) -> None:
