@@ -399,8 +399,9 @@ class LimitSlot(Model):
 
 class LimitKey(Model):
     """One flow-control key: the slots taken (`held` + `offered` rows), the steps waiting, and
-    a rate limit's starts inside its window (epoch seconds). The PostgreSQL claim locks this
-    row and tests it in one statement (`server.engine.pg_flow_sql`)."""
+    a rate limit's recent starts (`[epoch seconds, count]` buckets, `server.domain.rate_window`).
+    The PostgreSQL claim locks this row and tests it in one statement
+    (`server.engine.pg_flow_sql`)."""
 
     id = fields.BigIntField(primary_key=True)
     scope = fields.CharField(max_length=400)

@@ -2,7 +2,7 @@
 kept equal to the key's slot rows so that one statement can test and take a slot.
 
 A key row holds `in_use` (the key's `held` + `offered` slot rows), `waiting` (its `waiting`
-rows) and, for a rate limit, `starts` (epoch seconds of the starts still in the window). The
+rows) and, for a rate limit, `starts` (its recent starts, `server.domain.rate_window`). The
 PostgreSQL claim of a limited step (`server.engine.pg_flow_sql`) locks the rows of its keys and
 reads them at their newest version, which a count of slot rows in the statement's snapshot
 would not give. The portable paths (`server.engine.limits`) change slot rows under the same
@@ -15,6 +15,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from server.db.models import LimitKey
+from server.domain import rate_window
 from server.engine.changes import Transaction
 
 HELD, OFFERED, WAITING = "held", "offered", "waiting"
@@ -25,11 +26,8 @@ waits for the key's lock, so a claim admitted after another may carry an earlier
 still count every start the other one made inside its own window, which the other's clean-up
 (by its later time) would otherwise have deleted. Counting every kept start later than the
 window's opening, whatever its time, then holds the limit in every window of the history.
-
-Of those, only the newest `limit` are kept: a start fits a window when fewer than `limit` kept
-starts are later than its opening, that is when the `limit`-th newest is not, and the older
-ones are older still. So a key's row holds at most `limit` starts, not a minute of them (a
-limit of 100 a second held 6,100, and every start rewrote them all)."""
+The starts are kept as buckets of bounded number (`server.domain.rate_window`): about a
+hundred a key whatever its limit, where a start each rewrote a window's worth of them."""
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -98,24 +96,24 @@ async def recount(tx: Transaction, scope: str, key: str) -> None:
     await tx.conn.execute_query(sql, args)
 
 
-async def record_starts(
-    tx: Transaction, scope: str, key: str, kept: Sequence[float], period: float, limit: int
+async def record_start(
+    tx: Transaction, scope: str, key: str, kept: rate_window.Buckets, period: float, limit: int
 ) -> None:
-    """A rate limit's kept starts (epoch seconds) after a start now: the recent ones and this
-    one, in time order, the newest `limit` of them (`KEEP_STARTS_SECONDS`)."""
-    opened = tx.now.timestamp() - period - KEEP_STARTS_SECONDS
-    starts = sorted([s for s in kept if s > opened] + [tx.now.timestamp()])[-limit:]
-    await LimitKey.filter(scope=scope, key=key).using_db(tx.conn).update(starts=starts)
+    """A rate limit key's buckets after a start now (`server.domain.rate_window`)."""
+    buckets = rate_window.after_start(kept, tx.now.timestamp(), period, limit, KEEP_STARTS_SECONDS)
+    await (
+        LimitKey.filter(scope=scope, key=key)
+        .using_db(tx.conn)
+        .update(starts=rate_window.stored(buckets))
+    )
 
 
-async def kept_starts(tx: Transaction, scope: str, key: str, period: float) -> list[float]:
-    """A rate limit key's starts still kept (epoch seconds, in time order), read from its
-    row: call under the key's lock, so that the row is read at its newest version."""
+async def kept_starts(tx: Transaction, scope: str, key: str) -> rate_window.Buckets:
+    """A rate limit key's buckets, read from its row: call under the key's lock, so that the
+    row is read at its newest version."""
     found = (
         await LimitKey.filter(scope=scope, key=key)
         .using_db(tx.conn)
         .values_list("starts", flat=True)
     )
-    starts = [float(s) for s in (found[0] if found and found[0] else [])]
-    opened = tx.now.timestamp() - period - KEEP_STARTS_SECONDS
-    return sorted(s for s in starts if s > opened)
+    return rate_window.read(found[0] if found else None)

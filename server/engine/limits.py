@@ -30,6 +30,7 @@ from uuid import UUID
 from tortoise.expressions import Q
 
 from server.db.models import LimitSlot, Task, WorkflowStep
+from server.domain import rate_window
 from server.domain.flow import resolve_key
 from server.domain.states import ACTIVE_TASK_STATES, StepState
 from server.domain.templates import HandlerTemplate, StepTemplate
@@ -40,7 +41,7 @@ from server.engine.limit_keys import (
     WAITING,
     kept_starts,
     lock_keys,
-    record_starts,
+    record_start,
     recount,
 )
 from server.infra.metrics import RATE_LIMITED
@@ -172,7 +173,7 @@ async def admit(
     priority = int(flow.get("priority", 2))
     await lock_keys(tx, [f"{lim['scope']}|{lim['key']}" for lim in limits])
     take: list[dict[str, Any]] = []
-    windows: dict[str, list[float]] = {}
+    windows: dict[str, rate_window.Buckets] = {}
     for lim in limits:
         scope, key, kind = lim["scope"], lim["key"], lim["kind"]
         if kind == RATE_LIMIT:
@@ -196,7 +197,7 @@ async def admit(
     await LimitSlot.filter(step_id=step_id).exclude(state=HELD).using_db(tx.conn).delete()
     for lim in limits:
         if lim["kind"] == RATE_LIMIT:
-            await record_starts(
+            await record_start(
                 tx, lim["scope"], lim["key"], windows[lim["scope"]], lim["period"], lim["limit"]
             )
     for lim in take:
@@ -237,19 +238,12 @@ async def _slot_row(
 
 async def _rate_refusal(
     tx: Transaction, lim: dict[str, Any]
-) -> tuple[datetime | None, list[float]]:
+) -> tuple[datetime | None, rate_window.Buckets]:
     """(None when a start fits the sliding window, else when the window next has room; the
-    starts kept, `KEEP_STARTS_SECONDS` past the window, as epoch seconds)."""
-    period = float(lim["period"])
-    kept = await kept_starts(tx, lim["scope"], lim["key"], period)
-    # Every start after the opening counts, a later one too (see `KEEP_STARTS_SECONDS`).
-    opened = tx.now.timestamp() - period
-    recent = [s for s in kept if s > opened]
-    if len(recent) < lim["limit"]:
-        return None, kept
-    # Room again once the (n - limit + 1)-th oldest start leaves the window.
-    oldest = recent[len(recent) - int(lim["limit"])]
-    return datetime.fromtimestamp(oldest + period, UTC), kept
+    key's kept buckets)."""
+    kept = await kept_starts(tx, lim["scope"], lim["key"])
+    room = rate_window.room_at(kept, tx.now.timestamp(), float(lim["period"]), int(lim["limit"]))
+    return (None if room is None else datetime.fromtimestamp(room, UTC)), kept
 
 
 async def _wait(

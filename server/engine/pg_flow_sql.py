@@ -8,7 +8,7 @@ counters decide (two claims racing for a key's last slot see each other), where 
 slot rows in the statement's snapshot would not.
 
 The claim takes what it needs only when every limit has room: a concurrency slot (`in_use` + 1
-and a `held` row), a rate start (`starts` gains this one, the window's old ones dropped). A
+and a `held` row), a rate start (counted in the key's `starts` buckets, `rate_window`). A
 handler slot is taken by the task's first start only (the locked task row is still pending).
 A step offered a slot (a waiter woken by a completion) turns its offer into the held slot.
 A step refused for a slot the first time, with nothing else to decide, is recorded waiting
@@ -29,6 +29,7 @@ Completions that arrive together are written together (`COMPLETE_MANY_LIMITED`):
 completion, then the same freeing and offering of their slots, one offer per slot freed.
 """
 
+from server.domain.rate_window import BUCKETS_PER_PERIOD
 from server.engine.limits import MAX_LIMITS
 from server.engine.pg_complete import MANY_COLUMNS, MANY_FROM, MANY_STEPS
 from server.engine.pg_sql import (
@@ -41,6 +42,33 @@ from server.engine.pg_sql import (
     COMPLETED_ROW,
     TASK_LOCK,
 )
+
+
+def _buckets(column: str) -> str:
+    """A rate key's kept starts as (time, count) rows: `[time, count]` pairs, or the bare
+    times of rows written before buckets (`rate_window.read`)."""
+    return f"""SELECT CASE WHEN jsonb_typeof(e.v) = 'array' THEN (e.v->>0)::float8
+                 ELSE e.v::text::float8 END AS at,
+            CASE WHEN jsonb_typeof(e.v) = 'array' THEN (e.v->>1)::int ELSE 1 END AS n
+       FROM jsonb_array_elements({column}) AS e(v)"""
+
+
+_WIDTH = f"(keys.period / {BUCKETS_PER_PERIOD})"
+_MERGED = f"""SELECT at, sum(n)::int AS n FROM (
+             {_buckets("k.starts")}
+             UNION ALL SELECT ceil($epoch::float8 / {_WIDTH}) * {_WIDTH}, 1) AS b
+       WHERE at > $epoch::float8 - keys.period - $keep::float8 GROUP BY at"""
+AFTER_START = f"""SELECT COALESCE(jsonb_agg(jsonb_build_array(at, n) ORDER BY at), '[]'::jsonb)
+       FROM (SELECT at, n, sum(n) OVER (ORDER BY at DESC) - n AS newer FROM (
+             -- The buckets that left the window, merged into one at their latest time.
+             SELECT max(at) AS at, least(sum(n), keys.lim)::int AS n FROM ({_MERGED}) AS m
+              WHERE at <= $epoch::float8 - keys.period HAVING count(*) > 0
+             UNION ALL
+             SELECT at, n FROM ({_MERGED}) AS m
+              WHERE at > $epoch::float8 - keys.period) AS kept) AS newest
+      -- The newest buckets that hold `lim` starts.
+      WHERE newer < keys.lim"""
+"""`rate_window.after_start` in SQL: the locked key row's buckets after a start at `$epoch`."""
 
 CLAIM_LIMITED = f"""
 WITH target AS (
@@ -76,8 +104,8 @@ WITH target AS (
 ), verdict AS (
     SELECT (SELECT count(*) FROM keys) = (SELECT count(*) FROM wanted)
            AND COALESCE(bool_and(CASE WHEN kind = $rate_kind::text
-               THEN (SELECT count(*) FROM jsonb_array_elements_text(keys.starts) AS e(v)
-                      WHERE v::float8 > $epoch::float8 - keys.period) < keys.lim
+               THEN (SELECT COALESCE(sum(b.n), 0) FROM ({_buckets("keys.starts")}) AS b
+                      WHERE b.at > $epoch::float8 - keys.period) < keys.lim
                ELSE keys.offered_here OR keys.in_use < keys.lim END), TRUE) AS ok
       FROM keys
 ), taken AS (
@@ -94,16 +122,9 @@ WITH target AS (
 ), bump AS (
     UPDATE tasker_limit_keys k
        SET in_use = k.in_use + CASE WHEN keys.kind = $rate_kind::text THEN 0 ELSE 1 END,
-           -- The starts kept and this one: the newest `lim` of them, in time order
-           -- (`limit_keys.KEEP_STARTS_SECONDS`).
+           -- The buckets kept after this start (`server.domain.rate_window`).
            starts = CASE WHEN keys.kind = $rate_kind::text
-               THEN (SELECT COALESCE(jsonb_agg(v ORDER BY v), '[]'::jsonb) FROM (
-                     SELECT v FROM (SELECT e.v::text::float8 AS v
-                                      FROM jsonb_array_elements(k.starts) AS e(v)
-                                    UNION ALL SELECT $epoch::float8) AS started
-                      WHERE v > $epoch::float8 - keys.period - $keep::float8
-                      ORDER BY v DESC LIMIT keys.lim) AS newest)
-               ELSE k.starts END
+               THEN ({AFTER_START}) ELSE k.starts END
       FROM keys, verdict
      -- By its key, not its ctid: the row version locked above may be newer than this
      -- statement's snapshot, where a ctid lookup would find nothing and skip the update.

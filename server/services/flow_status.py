@@ -8,7 +8,7 @@
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -16,6 +16,7 @@ from tortoise import Tortoise
 from tortoise.functions import Count
 
 from server.db.models import LimitKey, LimitSlot, WorkflowStep
+from server.domain import rate_window
 from server.domain.flow import CONCURRENCY_LIMITED, RATE_LIMITED, LimitUsage
 from server.domain.states import StepState
 from server.domain.templates import HandlerTemplate
@@ -112,10 +113,12 @@ async def _usage_rows(
 ) -> list[tuple[str, int, int, tuple[str, ...]]]:
     if kind == RATE_LIMIT:
         assert period is not None
-        # A key's starts are kept on its row (`limit_keys`), kept a while past the window.
-        since = (now - timedelta(seconds=period)).timestamp()
+        # A key's starts are kept on its row, in buckets (`server.domain.rate_window`).
+        at = now.timestamp()
         kept = await LimitKey.filter(scope=scope).values_list("key", "starts")
-        counts = Counter({str(k): sum(float(s) > since for s in ss or []) for k, ss in kept})
+        counts = Counter(
+            {str(k): rate_window.in_window(rate_window.read(ss), at, period) for k, ss in kept}
+        )
         return [(k, n, 0, ()) for k, n in counts.most_common(max_keys) if n]
     keys = await LimitSlot.filter(scope=scope).distinct().values_list("key", flat=True)
     rows: list[tuple[str, int, int, tuple[str, ...]]] = []

@@ -78,9 +78,14 @@ async def test_a_key_keeps_only_its_newest_limit_starts(services: Services) -> N
         assert claim is not None, at
         assert await services.runner.record(claim, Outcome(results={})) == "complete"
     (row,) = await LimitKey.filter(key="t1")
-    # A minute of starts used to be kept (all seven); a limit of 3 needs the newest 3.
-    kept = [round(float(s) - started.timestamp(), 1) for s in row.starts]
-    assert sorted(kept) == [19.0, 25.0, 31.0]
+    # A minute of starts used to be kept (all seven); a limit of 3 needs the newest 3, each
+    # in its bucket (its time rounded up to a hundredth of the 10 s period). The starts that
+    # left the window are one bucket, at the latest of their times: the one at 19 s, with the
+    # four before it (counted up to the limit, for a claim whose time lags that far).
+    kept = [(float(at) - started.timestamp(), n) for at, n in row.starts]
+    assert [n for _, n in kept] == [3, 1, 1]
+    for (at, _), start in zip(kept, (19.0, 25.0, 31.0), strict=True):
+        assert start <= at < start + 0.1 + 1e-6, kept
     # They still decide: at +32 s the window (22, 32] holds two, at +33.5 the one at 25 is
     # still in it with 31 and a start at +32.
     clock.advance_to(started + timedelta(seconds=32))
@@ -88,3 +93,25 @@ async def test_a_key_keeps_only_its_newest_limit_starts(services: Services) -> N
     assert late is not None
     clock.advance_to(started + timedelta(seconds=33.5))
     assert await services.runner.claim(await _call_step(services)) is None
+
+
+async def test_starts_kept_as_bare_times_by_an_earlier_version_still_count(
+    services: Services,
+) -> None:
+    clock = VirtualClock()
+    services.changes.clock = clock
+    services.set_dispatcher(Recorder())
+    first = await _call_step(services)
+    claim = await services.runner.claim(first)  # makes the key's row
+    assert claim is not None
+    await services.runner.record(claim, Outcome(results={}))
+    now = clock.now().timestamp()
+    # As the previous version kept them: one number a start (three in the last 10 s).
+    await LimitKey.filter(key="t1").update(starts=[now - 30.0, now - 6.0, now - 5.0, now - 4.0])
+    assert await services.runner.claim(await _call_step(services)) is None
+    clock.advance_to(clock.now() + timedelta(seconds=4.5))  # the start at -6 s has left
+    admitted = await services.runner.claim(await _call_step(services))
+    assert admitted is not None
+    (row,) = await LimitKey.filter(key="t1")
+    assert all(isinstance(entry, list) for entry in row.starts), row.starts
+    assert sum(n for at, n in row.starts if float(at) > clock.now().timestamp() - 10) == 3
