@@ -86,14 +86,35 @@ def leaf_completer(output: GraphQLOutputType) -> Complete | None:
     return complete_list
 
 
-def plain_reader(field: GraphQLField) -> Complete | None:
-    """A reader for a plain strawberry field, None for any other."""
+def attribute_name(field: GraphQLField) -> str | None:
+    """The attribute a strawberry field with no resolver, argument or extension reads (its
+    value is that attribute of the object), None for any other field."""
     if field.args or not getattr(field.resolve, "_is_default", False):
         return None
     definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    if getattr(definition, "extensions", None):
+        return None  # strawberry marks it default too, but its resolver runs the extensions
     name = getattr(definition, "python_name", None)
+    return name if isinstance(name, str) else None
+
+
+def attribute_reader(name: str) -> Complete:
+    """Reads the attribute `name` of an object, or SLOW when that raises."""
+
+    def read(source: Any) -> Any:
+        try:
+            return getattr(source, name)
+        except Exception:
+            return SLOW
+
+    return read
+
+
+def plain_reader(field: GraphQLField) -> Complete | None:
+    """A reader for a plain strawberry field, None for any other."""
+    name = attribute_name(field)
     complete = leaf_completer(field.type)
-    if not isinstance(name, str) or complete is None:
+    if name is None or complete is None:
         return None
 
     def read(source: Any) -> Any:

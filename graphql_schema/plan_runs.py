@@ -70,6 +70,14 @@ class Run:
                 value = field.read(source)
                 if value is SLOW:
                     raise Fallback
+            elif field.attribute is not None:
+                value = field.attribute(source)
+                if value is SLOW:
+                    raise Fallback
+                assert field.complete is not None  # an object field has its completion
+                value = field.complete(self, value, Path(path, field.key, plan.type.name))
+                if is_awaitable(value):
+                    waiting.append((field.key, value))
             else:
                 value = self.resolve(plan.type, field, source, path)
                 if is_awaitable(value):

@@ -42,7 +42,13 @@ from strawberry.types.field import StrawberryField
 from strawberry.types.info import Info
 
 from graphql_schema.caches import TextCache
-from graphql_schema.plain_fields import SLOW, leaf_completer, plain_reader
+from graphql_schema.plain_fields import (
+    SLOW,
+    attribute_name,
+    attribute_reader,
+    leaf_completer,
+    plain_reader,
+)
 from graphql_schema.plan_variables import ScalarVariables
 
 log = logging.getLogger("tasker.graphql")
@@ -82,6 +88,9 @@ class FieldPlan:
     call: "DirectCall | None" = None
     """The field's own resolver, when strawberry's wrapper around it would only rename its
     arguments; None: the wrapper is called, as graphql-core calls it."""
+    attribute: Callable[[Any], Any] | None = None
+    """For a field of object type with no resolver (`Task.steps`' edges, an edge's `node`):
+    reads its value (or SLOW), which `complete` completes, with no resolve info made."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +223,10 @@ def _field_plan(
         return FieldPlan(key, nodes, definition, read, None)
     selections = [n.selection_set for n in nodes if n.selection_set is not None]
     complete = _completion(schema, definition.type, selections, fragments)
+    attribute = attribute_name(definition)
+    if attribute is not None:
+        reader = attribute_reader(attribute)
+        return FieldPlan(key, nodes, definition, None, complete, attribute=reader)
     return FieldPlan(key, nodes, definition, None, complete, DirectCall.of(schema, definition))
 
 
