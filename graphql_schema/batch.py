@@ -58,7 +58,7 @@ async def create_tasks(info: Info, inputs: NewTasks) -> CreateTasksResult:
             items.append(CreateTasksItem(index=index, created=False, result=result))  # type: ignore[arg-type]
             continue
         view, created = outcome
-        task = TaskType.from_view(view, info)
+        task = TaskType.from_view(view)
         items.append(CreateTasksItem(index=index, created=created, result=task))
     failed = sum(isinstance(o, DomainError) for o in outcomes)
     made = sum(i.created for i in items)

@@ -29,7 +29,7 @@ async def resolve_by_prefix(
             view = await info.context.services.tasks.get_task(task_id)
         except NotFound:  # deleted in between
             continue
-        found.append(TaskType.from_view(view, info))
+        found.append(TaskType.from_view(view))
     return found
 
 

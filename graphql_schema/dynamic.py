@@ -114,7 +114,7 @@ async def rerun_task(info: Info, id: TaskId, input: RerunInput) -> RerunTaskResu
     services = info.context.services
     subject = services.auth.subject(info.context.request.scope)
     req = Rerun(input.from_step, input.context, input.inputs, subject)
-    return TaskType.from_view(await services.tasks.rerun_task(id, req), info)
+    return TaskType.from_view(await services.tasks.rerun_task(id, req))
 
 
 @expected_errors

@@ -177,34 +177,34 @@ async def create_task(info: Info, input: NewTask) -> CreateTaskResult:
     services = info.context.services
     subject = services.auth.subject(info.context.request.scope)
     task, _created = await services.tasks.create_task(input.to_request(subject))
-    return TaskType.from_view(task, info)
+    return TaskType.from_view(task)
 
 
 @expected_errors
 async def update_task(info: Info, id: TaskId, input: TaskChanges) -> UpdateTaskResult:
     tasks = info.context.services.tasks
     view = await tasks.update_task(id, reason=input.reason, tags=input.tags)
-    return TaskType.from_view(view, info)
+    return TaskType.from_view(view)
 
 
 @expected_errors
 async def cancel_task(info: Info, id: TaskId) -> TaskCommandResult:
-    return TaskType.from_view(await info.context.services.tasks.cancel_task(id), info)
+    return TaskType.from_view(await info.context.services.tasks.cancel_task(id))
 
 
 @expected_errors
 async def retry_task(info: Info, id: TaskId) -> TaskCommandResult:
-    return TaskType.from_view(await info.context.services.tasks.retry_task(id), info)
+    return TaskType.from_view(await info.context.services.tasks.retry_task(id))
 
 
 @expected_errors
 async def pause_task(info: Info, id: TaskId) -> TaskCommandResult:
-    return TaskType.from_view(await info.context.services.pausing.pause_task(id), info)
+    return TaskType.from_view(await info.context.services.pausing.pause_task(id))
 
 
 @expected_errors
 async def resume_task(info: Info, id: TaskId) -> TaskCommandResult:
-    return TaskType.from_view(await info.context.services.pausing.resume_task(id), info)
+    return TaskType.from_view(await info.context.services.pausing.resume_task(id))
 
 
 def _pause_state(

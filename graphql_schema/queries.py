@@ -63,7 +63,7 @@ async def resolve_tasks(
 ) -> TaskConnectionType:
     flt = TaskFilter(namespace=namespace, name=name, version=version, status=status)
     page = await info.context.services.tasks.list_tasks_after(flt, first=first, after=after)
-    return TaskConnectionType.from_page(page, after, info)
+    return TaskConnectionType.from_page(page, after)
 
 
 async def resolve_limits(

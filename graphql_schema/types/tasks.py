@@ -55,12 +55,12 @@ async def read_task(info: Info, task_id: str) -> "TaskType":
     tasks = info.context.services.tasks
     steps = fields_named(info, "steps")
     if not steps:
-        return TaskType.from_view(await tasks.get_task(task_id), info)
+        return TaskType.from_view(await tasks.get_task(task_id))
     edges = selects_any(steps, info._raw_info.fragments, EDGE_FIELDS)
     view, step_views = await tasks.get_task_with_steps(task_id, with_edges=edges)
     if edges:  # steps with their edges are what step reasons and `dependencies` load too
         info.context.loaders.steps.prime(view.id, step_views)
-    task = TaskType.from_view(view, info)
+    task = TaskType.from_view(view)
     task.steps_read = StepsRead(step_views, edges)
     return task
 
@@ -94,11 +94,11 @@ async def resolve_parent(root: "TaskType", info: Info) -> "TaskType | None":
     if parent_id is None:
         return None
     view = await info.context.loaders.task.load(parent_id)
-    return None if view is None else TaskType.from_view(view, info)
+    return None if view is None else TaskType.from_view(view)
 
 
 async def resolve_children(root: "TaskType", info: Info) -> list["TaskType"]:
-    return [TaskType.from_view(v, info) for v in await children_of(root.view.id)]
+    return [TaskType.from_view(v) for v in await children_of(root.view.id)]
 
 
 async def resolve_dependencies(root: "TaskType", info: Info) -> DependencyAnalysisType:
@@ -170,9 +170,7 @@ class TaskType:
     )
 
     @classmethod
-    def from_view(cls, view: TaskView, info: Info | None = None) -> "TaskType":
-        if info is not None:
-            info.context.loaders.task.prime(view.id, view)
+    def from_view(cls, view: TaskView) -> "TaskType":
         return cls(
             id=strawberry.ID(str(view.id)),
             namespace=view.namespace,
@@ -224,10 +222,9 @@ class TaskConnectionType:
     page_info: PageInfoType = strawberry.field(description="Pagination state.")
 
     @classmethod
-    def from_page(cls, page: TaskPage, after: str | None, info: Info) -> "TaskConnectionType":
+    def from_page(cls, page: TaskPage, after: str | None) -> "TaskConnectionType":
         edges = [
-            TaskEdgeType(cursor=encode_cursor(t), node=TaskType.from_view(t, info))
-            for t in page.items
+            TaskEdgeType(cursor=encode_cursor(t), node=TaskType.from_view(t)) for t in page.items
         ]
         return cls(
             total_count=page.total_count,

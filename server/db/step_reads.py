@@ -63,12 +63,12 @@ def _json(value: Any) -> Any:
     return json_value(value) if isinstance(value, str | bytes) else value
 
 
-def _view(r: Row, parents: tuple[str, ...], children: tuple[str, ...]) -> StepView:
+def _view(r: Row, task_id: UUID, parents: tuple[str, ...], children: tuple[str, ...]) -> StepView:
     created, updated = as_datetime(r[16]), as_datetime(r[17])
     assert created is not None and updated is not None  # NOT NULL columns
     return StepView(
         r[0],
-        as_uuid(r[1]),
+        task_id,
         r[2],
         _STATES[r[3]],
         r[4],
@@ -153,4 +153,12 @@ async def _views(
             if parent_id in names and child_id in names:
                 parents.setdefault(child_id, []).append(names[parent_id])
                 children.setdefault(parent_id, []).append(names[child_id])
-    return [_view(r, tuple(parents.get(r[0], ())), tuple(children.get(r[0], ()))) for r in rows]
+    # A task's steps share its id: made a UUID once per task, not once per step.
+    task_ids_of: dict[Any, UUID] = {}
+    views = []
+    for r in rows:
+        task_id = task_ids_of.get(r[1])
+        if task_id is None:
+            task_id = task_ids_of[r[1]] = as_uuid(r[1])
+        views.append(_view(r, task_id, tuple(parents.get(r[0], ())), tuple(children.get(r[0], ()))))
+    return views
