@@ -47,9 +47,20 @@ class Loaders:
         documents that ask for neither (see `graphql_schema.selections`)."""
         return _keyed(partial(queries.steps_by_task, with_edges=False), ())
 
-    def steps_for(self, with_edges: bool) -> DataLoader[UUID, Sequence[StepView]]:
-        """The steps loader for a selection that does or does not ask for the step edges."""
-        return self.steps if with_edges else self.steps_alone
+    @cached_property
+    def steps_bare(self) -> DataLoader[UUID, Sequence[StepView]]:
+        """The steps without their edges, `inputs` and `results` (None): for the documents
+        that show none of them, such as a page of tasks with their steps' states."""
+        return _keyed(partial(queries.steps_by_task, with_edges=False, with_payloads=False), ())
+
+    def steps_for(
+        self, with_edges: bool, with_payloads: bool = True
+    ) -> DataLoader[UUID, Sequence[StepView]]:
+        """The steps loader for a selection that does or does not ask for the step edges,
+        and for the steps' `inputs` or `results`."""
+        if with_edges:
+            return self.steps
+        return self.steps_alone if with_payloads else self.steps_bare
 
     @cached_property
     def task_transitions(self) -> DataLoader[UUID, Sequence[TransitionView]]:

@@ -18,10 +18,11 @@ from graphql import (
 from graphql_schema.context import Info
 
 
-def asks_for_any(info: Info, names: frozenset[str]) -> bool:
-    """True when the current field's selection (fragments included) names any of `names`."""
+def asked_for(info: Info, names: frozenset[str]) -> frozenset[str]:
+    """Which of `names` the current field's selection (fragments included) names, in one
+    walk of it."""
     raw = info._raw_info
-    return selects_any(raw.field_nodes, raw.fragments, names)
+    return names.intersection(f.name.value for f in subfields(raw.field_nodes, raw.fragments))
 
 
 def fields_named(info: Info, name: str) -> list[FieldNode]:

@@ -6,7 +6,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from graphql_schema.context import Info
-from graphql_schema.selections import asks_for_any, fields_named, selects_any
+from graphql_schema.selections import asked_for, fields_named, selects_any
 from graphql_schema.types.enums import TaskStatus
 from graphql_schema.types.steps import BlockedReasonType, StepType
 from graphql_schema.types.transitions import TransitionType
@@ -16,6 +16,8 @@ from server.services.queries import encode_cursor
 
 EDGE_FIELDS = frozenset({"parents", "children"})
 """Step fields that need the step edges read."""
+PAYLOAD_FIELDS = frozenset({"inputs", "results"})
+"""Step fields that need the steps' JSON payloads read."""
 
 
 @strawberry.type(name="BlockedStep", description="A step that cannot run now, and why.")
@@ -74,12 +76,14 @@ class StepsRead:
 
 
 async def resolve_steps(root: "TaskType", info: Info) -> list[StepType]:
-    edges = asks_for_any(info, EDGE_FIELDS)
     read = root.steps_read
+    asked = asked_for(info, EDGE_FIELDS | PAYLOAD_FIELDS)
+    edges = not asked.isdisjoint(EDGE_FIELDS)
     if read is not None and (read.with_edges or not edges):
         views = read.views
     else:
-        views = await info.context.loaders.steps_for(edges).load(root.view.id)
+        loader = info.context.loaders.steps_for(edges, not asked.isdisjoint(PAYLOAD_FIELDS))
+        views = await loader.load(root.view.id)
     task_id = root.id  # the steps' task id as text, made once for them all
     return [StepType.from_view(s, task_id) for s in views]
 

@@ -45,6 +45,12 @@ COLUMNS = (
     "skipped",
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM tasker_workflow_steps"
+PAYLOADS = ("inputs", "results")
+"""The JSON columns a step read can leave out: the largest, and decoded for every step."""
+_SELECT_WITHOUT_PAYLOADS = (
+    f"SELECT {', '.join('NULL' if c in PAYLOADS else c for c in COLUMNS)} "
+    "FROM tasker_workflow_steps"
+)
 # A task's row, then its steps' rows, in one result: the task's columns are NULL in the steps'
 # rows (a join would repeat the task's context in every step's row), and the steps' in the
 # task's. `{id}` is the task id's placeholder.
@@ -106,13 +112,18 @@ def _in(q: Query, column: str, task_ids: Sequence[UUID]) -> str:
     return f"{column} IN ({', '.join(q(str(i)) for i in task_ids)})"
 
 
-async def steps_of_tasks(task_ids: Sequence[UUID], *, with_edges: bool = True) -> list[StepView]:
+async def steps_of_tasks(
+    task_ids: Sequence[UUID], *, with_edges: bool = True, with_payloads: bool = True
+) -> list[StepView]:
     """Every step of these tasks, ordered by task, position and id; with their parents and
-    children by name when `with_edges` (else those are left empty: one statement less)."""
+    children by name when `with_edges` (else those are left empty: one statement less); with
+    their `inputs` and `results` when `with_payloads` (else those are None: for a reader that
+    shows neither, such as a page of tasks with their steps' names and states)."""
     if not task_ids:
         return []
     q = Query(connection())
-    rows = await _read(q, f"{_SELECT} WHERE {_in(q, 'task_id', task_ids)}", task_ids)
+    select = _SELECT if with_payloads else _SELECT_WITHOUT_PAYLOADS
+    rows = await _read(q, f"{select} WHERE {_in(q, 'task_id', task_ids)}", task_ids)
     ordered = sorted(rows, key=lambda r: (str(r[1]), r[19], r[0]))
     return await _views(q, ordered, task_ids, with_edges)
 

@@ -60,13 +60,15 @@ async def tasks_by_ids(task_ids: Sequence[UUID]) -> dict[UUID, TaskView]:
 
 
 async def steps_by_task(
-    task_ids: Sequence[UUID], *, with_edges: bool = True
+    task_ids: Sequence[UUID], *, with_edges: bool = True, with_payloads: bool = True
 ) -> dict[UUID, list[StepView]]:
     """Every step of these tasks, in position order, in two statements whatever the count;
-    in one without `with_edges` (their `parents` and `children` are then left empty)."""
+    in one without `with_edges` (their `parents` and `children` are then left empty);
+    without `with_payloads`, their `inputs` and `results` are None (`steps_of_tasks`)."""
     ids = list(task_ids)
     out: dict[UUID, list[StepView]] = {i: [] for i in ids}
-    for view in await step_reads.steps_of_tasks(ids, with_edges=with_edges):
+    reads = step_reads.steps_of_tasks(ids, with_edges=with_edges, with_payloads=with_payloads)
+    for view in await reads:
         out.setdefault(view.task_id, []).append(view)
     return out
 
