@@ -31,6 +31,15 @@ def registry() -> Iterator[HandlerRegistry]:
     yield HandlerRegistry.load([WORKFLOWS, FLOW], examples=False)
 
 
+@pytest.fixture
+def clock(services: Services) -> VirtualClock:
+    """A clock the test moves, installed on the engine, with dispatches recorded, not sent."""
+    moved = VirtualClock()
+    services.changes.clock = moved
+    services.set_dispatcher(Recorder())
+    return moved
+
+
 async def _call_step(services: Services) -> int:
     task, _ = await services.tasks.create_task(
         CreateTask(namespace="flow", name="rated", context={"tenant": "t1"})
@@ -39,11 +48,8 @@ async def _call_step(services: Services) -> int:
 
 
 async def test_a_claim_with_an_earlier_time_counts_the_starts_a_later_one_kept(
-    services: Services,
+    services: Services, clock: VirtualClock
 ) -> None:
-    clock = VirtualClock()
-    services.changes.clock = clock
-    services.set_dispatcher(Recorder())
     ids = [await _call_step(services) for _ in range(5)]  # at most 3 starts in any 10 s
 
     started = clock.now()
@@ -66,10 +72,9 @@ async def test_a_claim_with_an_earlier_time_counts_the_starts_a_later_one_kept(
         assert len(inside) <= 3, starts
 
 
-async def test_a_key_keeps_only_its_newest_limit_starts(services: Services) -> None:
-    clock = VirtualClock()
-    services.changes.clock = clock
-    services.set_dispatcher(Recorder())
+async def test_a_key_keeps_only_its_newest_limit_starts(
+    services: Services, clock: VirtualClock
+) -> None:
     started = clock.now()
     offsets = (0.0, 4.0, 8.0, 14.5, 19.0, 25.0, 31.0)  # never more than 3 in 10 s
     for at in offsets:
@@ -96,11 +101,8 @@ async def test_a_key_keeps_only_its_newest_limit_starts(services: Services) -> N
 
 
 async def test_starts_kept_as_bare_times_by_an_earlier_version_still_count(
-    services: Services,
+    services: Services, clock: VirtualClock
 ) -> None:
-    clock = VirtualClock()
-    services.changes.clock = clock
-    services.set_dispatcher(Recorder())
     first = await _call_step(services)
     claim = await services.runner.claim(first)  # makes the key's row
     assert claim is not None
