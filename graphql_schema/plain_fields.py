@@ -17,6 +17,7 @@ fields (a middleware), nothing is taken here at all.
 """
 
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any, ClassVar
 
 from graphql import (
@@ -33,6 +34,7 @@ from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import AwaitableOrValue, Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.field import StrawberryField
 
 SLOW = object()
 """A field this executor leaves to graphql-core."""
@@ -110,16 +112,43 @@ def attribute_reader(name: str) -> Complete:
     return read
 
 
+def method_of_source(field: GraphQLField) -> Callable[[Any], Any] | None:
+    """The resolver of a strawberry field that is a method of the object alone (no argument,
+    no `info`, no extension, not async), None for any other field: calling it on the object
+    is all strawberry's wrapper would do (`StepType`'s fields, which read the step's view)."""
+    definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    if field.args or not isinstance(definition, StrawberryField) or definition.extensions:
+        return None
+    resolver = definition.base_resolver
+    if (
+        resolver is None
+        or resolver.is_async
+        or resolver.self_parameter is None
+        or resolver.info_parameter is not None
+        or resolver.root_parameter is not None
+        or resolver.parent_parameter is not None
+        or resolver.arguments
+        or not callable(resolver.wrapped_func)  # a classmethod or staticmethod
+    ):
+        return None
+    function: Callable[[Any], Any] = resolver.wrapped_func
+    return function
+
+
 def plain_reader(field: GraphQLField) -> Complete | None:
-    """A reader for a plain strawberry field, None for any other."""
-    name = attribute_name(field)
+    """A reader for a plain field, None for any other: one whose value is an attribute of the
+    object or what a method of the object alone returns, of a (list of) scalar or enum type."""
     complete = leaf_completer(field.type)
-    if name is None or complete is None:
+    if complete is None:
+        return None
+    name = attribute_name(field)
+    get = method_of_source(field) if name is None else attrgetter(name)
+    if get is None:
         return None
 
     def read(source: Any) -> Any:
         try:
-            value = getattr(source, name)
+            value = get(source)
         except Exception:
             return SLOW
         return complete(value)

@@ -3,10 +3,11 @@ from typing import Annotated
 import strawberry
 
 from graphql_schema.context import Info
+from graphql_schema.selections import fields_at
 from graphql_schema.types.enums import TaskStatus
 from graphql_schema.types.handlers import HandlerType, NamespaceType
 from graphql_schema.types.limits import LimitUsageType
-from graphql_schema.types.tasks import TaskConnectionType, TaskType, read_task
+from graphql_schema.types.tasks import TaskConnectionType, TaskType, read_page_steps, read_task
 from server.domain.errors import NotFound
 from server.domain.views import TaskFilter
 from server.services.flow_status import handlers_named, limit_usage
@@ -63,7 +64,11 @@ async def resolve_tasks(
 ) -> TaskConnectionType:
     flt = TaskFilter(namespace=namespace, name=name, version=version, status=status)
     page = await info.context.services.tasks.list_tasks_after(flt, first=first, after=after)
-    return TaskConnectionType.from_page(page, after)
+    connection = TaskConnectionType.from_page(page, after)
+    steps = fields_at(info, ("edges", "node", "steps"))
+    if steps:
+        await read_page_steps(info, [edge.node for edge in connection.edges], steps)
+    return connection
 
 
 async def resolve_limits(

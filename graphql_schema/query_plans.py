@@ -98,6 +98,13 @@ class ObjectPlan:
     type: GraphQLObjectType
     fields: tuple[FieldPlan, ...]
 
+    @property
+    def readers(self) -> tuple[tuple[str, Callable[[Any], Any]], ...] | None:
+        """(response key, reader) of every field, when all of them are plain reads (a
+        task's steps by name and state); None when any field resolves or is an object."""
+        readers = tuple((f.key, f.read) for f in self.fields if f.read is not None)
+        return readers if len(readers) == len(self.fields) else None
+
 
 @dataclass(frozen=True, slots=True)
 class OperationPlan:
@@ -242,6 +249,9 @@ def _completion(
     nullable = not isinstance(output, GraphQLNonNull)
     inner = output.of_type if isinstance(output, GraphQLNonNull) else output
     if isinstance(inner, GraphQLList):
+        rows = _rows(schema, inner.of_type, selection_sets, fragments)
+        if rows is not None:
+            return _list_of_rows(rows, nullable)
         return _list(_completion(schema, inner.of_type, selection_sets, fragments), nullable)
     if isinstance(inner, GraphQLObjectType):
         return _object(_object_plan(schema, inner, selection_sets, fragments), nullable)
@@ -265,6 +275,53 @@ def _list(item: Completion, nullable: bool) -> Completion:
         if not isinstance(value, Iterable) or isinstance(value, str | bytes | Mapping):
             raise Fallback
         return run.items(item, value, path)
+
+    return complete
+
+
+def _rows(
+    schema: GraphQLSchema,
+    item: GraphQLOutputType,
+    selection_sets: Sequence[SelectionSetNode],
+    fragments: Mapping[str, FragmentDefinitionNode],
+) -> Callable[[Iterable[Any]], list[Any]] | None:
+    """For a list of objects whose selection is all plain reads: makes the list's dictionaries
+    in one loop (no path, completion call or awaitable check per item). None otherwise."""
+    nullable = not isinstance(item, GraphQLNonNull)
+    inner = item.of_type if isinstance(item, GraphQLNonNull) else item
+    if not isinstance(inner, GraphQLObjectType):
+        return None
+    readers = _object_plan(schema, inner, selection_sets, fragments).readers
+    if readers is None:
+        return None
+
+    def rows(values: Iterable[Any]) -> list[Any]:
+        out: list[Any] = []
+        for value in values:
+            if value is None or isinstance(value, Exception):
+                if value is None and nullable:
+                    out.append(None)
+                    continue
+                raise Fallback
+            row = {}
+            for key, read in readers:
+                field = read(value)
+                if field is SLOW:
+                    raise Fallback
+                row[key] = field
+            out.append(row)
+        return out
+
+    return rows
+
+
+def _list_of_rows(rows: Callable[[Iterable[Any]], list[Any]], nullable: bool) -> Completion:
+    def complete(run: Walk, value: Any, path: Path) -> Any:
+        if value is None and nullable:
+            return None
+        if not isinstance(value, Iterable) or isinstance(value, str | bytes | Mapping):
+            raise Fallback
+        return rows(value)
 
     return complete
 

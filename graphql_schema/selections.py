@@ -5,7 +5,7 @@ Lets a resolver skip a read that no requested field needs (the step edges, when 
 `info.selected_fields` converts the whole sub-tree on every call, for every row of a list.
 """
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from graphql import (
     FieldNode,
@@ -29,6 +29,16 @@ def fields_named(info: Info, name: str) -> list[FieldNode]:
     """The fields called `name` (under any alias) in the current field's selection."""
     raw = info._raw_info
     return [f for f in subfields(raw.field_nodes, raw.fragments) if f.name.value == name]
+
+
+def fields_at(info: Info, path: Sequence[str]) -> list[FieldNode]:
+    """The fields at `path` below the current field (`("edges", "node", "steps")`: a page's
+    tasks' steps), under any alias, through fragments."""
+    raw = info._raw_info
+    fields: list[FieldNode] = list(raw.field_nodes)
+    for name in path:
+        fields = [f for f in subfields(fields, raw.fragments) if f.name.value == name]
+    return fields
 
 
 def selects_any(

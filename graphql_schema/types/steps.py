@@ -1,5 +1,6 @@
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -88,46 +89,121 @@ async def resolve_items(
     return StepItemsType.from_page(page)
 
 
+R = TypeVar("R")
+
+
+def _reads(description: str) -> Callable[[Callable[["StepType"], R]], R]:
+    """A field whose value a method of the step alone returns (typed for mypy as its value)."""
+    return cast(Callable[[Callable[["StepType"], R]], R], strawberry.field(description=description))
+
+
 @strawberry.type(name="Step", description="One workflow step of a task.")
 class StepType:
-    id: strawberry.ID = strawberry.field(description="Step id.")
-    task_id: strawberry.ID = strawberry.field(description="The task it belongs to.")
-    name: str = strawberry.field(description="Step name, unique within the task.")
-    status: StepStatus = strawberry.field(description="Current state.")
-    handler_class: str = strawberry.field(description="Python class that runs the step.")
-    attempts: int = strawberry.field(description="Attempts started so far.")
-    retry_limit: int = strawberry.field(description="Most attempts a retryable step gets.")
-    retryable: bool = strawberry.field(description="Whether a failure is retried.")
-    skippable: bool = strawberry.field(description="Whether the step may be bypassed.")
-    skipped: bool = strawberry.field(
-        description="Completed without running its handler: its runIf condition was false."
-    )
-    results: JSON | None = strawberry.field(description="What the handler returned.")
-    inputs: JSON | None = strawberry.field(description="Inputs set on the step, if any.")
-    started_at: datetime | None = strawberry.field(description="Start of the last attempt.")
-    completed_at: datetime | None = strawberry.field(description="When it finished.")
-    next_attempt_at: datetime | None = strawberry.field(
-        description="When a failed retryable step runs again."
-    )
-    last_error: str | None = strawberry.field(description="Message of the last failure.")
-    error_class: str | None = strawberry.field(description="Exception class of the last failure.")
-    parents: list[str] = strawberry.field(description="Steps it depends on, by name.")
-    children: list[str] = strawberry.field(description="Steps that depend on it, by name.")
-    duration_ms: int | None = strawberry.field(
-        description="Milliseconds from start to completion of the last attempt."
-    )
-    created_at: datetime = strawberry.field(description="When the step was created.")
-    updated_at: datetime = strawberry.field(description="Last change to the step.")
-    view: strawberry.Private[StepView]
+    """A step's GraphQL face: each field reads the step's view, so a page of steps copies
+    nothing per step (a method of the object alone is read as plainly as an attribute:
+    `graphql_schema.plain_fields`)."""
 
-    blocked_reason: BlockedReasonType | None = strawberry.field(
+    view: strawberry.Private[StepView]
+    task_text: strawberry.Private[str]
+    """The view's task id as text (made once for all the steps of a task)."""
+
+    @_reads("Step id.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.view.id))
+
+    @_reads("The task it belongs to.")
+    def task_id(self) -> strawberry.ID:
+        return strawberry.ID(self.task_text)
+
+    @_reads("Step name, unique within the task.")
+    def name(self) -> str:
+        return self.view.name
+
+    @_reads("Current state.")
+    def status(self) -> StepStatus:
+        return self.view.status
+
+    @_reads("Python class that runs the step.")
+    def handler_class(self) -> str:
+        return self.view.handler_class
+
+    @_reads("Attempts started so far.")
+    def attempts(self) -> int:
+        return self.view.attempts
+
+    @_reads("Most attempts a retryable step gets.")
+    def retry_limit(self) -> int:
+        return self.view.retry_limit
+
+    @_reads("Whether a failure is retried.")
+    def retryable(self) -> bool:
+        return self.view.retryable
+
+    @_reads("Whether the step may be bypassed.")
+    def skippable(self) -> bool:
+        return self.view.skippable
+
+    @_reads("Completed without running its handler: its runIf condition was false.")
+    def skipped(self) -> bool:
+        return self.view.skipped
+
+    @_reads("What the handler returned.")
+    def results(self) -> JSON | None:
+        return cast(JSON | None, self.view.results)
+
+    @_reads("Inputs set on the step, if any.")
+    def inputs(self) -> JSON | None:
+        return cast(JSON | None, self.view.inputs)
+
+    @_reads("Start of the last attempt.")
+    def started_at(self) -> datetime | None:
+        return self.view.started_at
+
+    @_reads("When it finished.")
+    def completed_at(self) -> datetime | None:
+        return self.view.completed_at
+
+    @_reads("When a failed retryable step runs again.")
+    def next_attempt_at(self) -> datetime | None:
+        return self.view.next_attempt_at
+
+    @_reads("Message of the last failure.")
+    def last_error(self) -> str | None:
+        return self.view.last_error
+
+    @_reads("Exception class of the last failure.")
+    def error_class(self) -> str | None:
+        return self.view.error_class
+
+    @_reads("Steps it depends on, by name.")
+    def parents(self) -> list[str]:
+        return list(self.view.parents)
+
+    @_reads("Steps that depend on it, by name.")
+    def children(self) -> list[str]:
+        return list(self.view.children)
+
+    @_reads("Milliseconds from start to completion of the last attempt.")
+    def duration_ms(self) -> int | None:
+        return self.view.duration_ms
+
+    @_reads("When the step was created.")
+    def created_at(self) -> datetime:
+        return self.view.created_at
+
+    @_reads("Last change to the step.")
+    def updated_at(self) -> datetime:
+        return self.view.updated_at
+
+    # Without annotations, so that strawberry lists them after the methods above, as declared.
+    blocked_reason = strawberry.field(
         resolver=resolve_blocked_reason,
         description="Why the step is not running (null when running or done).",
     )
-    transitions: list[TransitionType] = strawberry.field(
+    transitions = strawberry.field(
         resolver=resolve_step_transitions, description="The step's state changes, oldest first."
     )
-    items: StepItemsType | None = strawberry.field(
+    items = strawberry.field(
         resolver=resolve_items,
         description="A map step's item progress and a page of its items (null for others).",
     )
@@ -135,28 +211,4 @@ class StepType:
     @classmethod
     def from_view(cls, view: StepView, task_id: str | None = None) -> "StepType":
         """`task_id`: the view's task id as text, when the caller has it already."""
-        return cls(
-            id=strawberry.ID(str(view.id)),
-            task_id=strawberry.ID(task_id or str(view.task_id)),
-            name=view.name,
-            status=view.status,
-            handler_class=view.handler_class,
-            attempts=view.attempts,
-            retry_limit=view.retry_limit,
-            retryable=view.retryable,
-            skippable=view.skippable,
-            skipped=view.skipped,
-            results=view.results,
-            inputs=view.inputs,
-            started_at=view.started_at,
-            completed_at=view.completed_at,
-            next_attempt_at=view.next_attempt_at,
-            last_error=view.last_error,
-            error_class=view.error_class,
-            parents=list(view.parents),
-            children=list(view.children),
-            duration_ms=view.duration_ms,
-            created_at=view.created_at,
-            updated_at=view.updated_at,
-            view=view,
-        )
+        return cls(view=view, task_text=task_id or str(view.task_id))

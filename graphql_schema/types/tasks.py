@@ -1,8 +1,8 @@
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 
 import strawberry
+from graphql import FieldNode
 from strawberry.scalars import JSON
 
 from graphql_schema.context import Info
@@ -63,28 +63,43 @@ async def read_task(info: Info, task_id: str) -> "TaskType":
     if edges:  # steps with their edges are what step reasons and `dependencies` load too
         info.context.loaders.steps.prime(view.id, step_views)
     task = TaskType.from_view(view)
-    task.steps_read = StepsRead(step_views, edges)
+    task.steps_read = step_views
     return task
 
 
-@dataclass(frozen=True, slots=True)
-class StepsRead:
-    """A task's steps, read with the task (`read_task`), with or without their edges."""
+async def read_page_steps(info: Info, tasks: Sequence["TaskType"], steps: list[FieldNode]) -> None:
+    """Reads the steps of a page's tasks in one batch, before the page is walked, and keeps
+    each task's on it: the steps resolver then answers at once, where a loader's batch cost
+    every task of the page a coroutine, a future and a task of the event loop. `steps` are
+    the page's `node { steps }` fields (their union decides the columns read)."""
+    if not tasks:
+        return
+    fragments = info._raw_info.fragments
+    edges = selects_any(steps, fragments, EDGE_FIELDS)
+    payloads = selects_any(steps, fragments, PAYLOAD_FIELDS)
+    loader = info.context.loaders.steps_for(edges, payloads)
+    found = await loader.load_many([t.view.id for t in tasks])
+    for task, views in zip(tasks, found, strict=True):
+        task.steps_read = views
 
-    views: Sequence[StepView]
-    with_edges: bool
 
-
-async def resolve_steps(root: "TaskType", info: Info) -> list[StepType]:
-    read = root.steps_read
+def resolve_steps(root: "TaskType", info: Info) -> list[StepType] | Awaitable[list[StepType]]:
+    """The task's steps: at once when read with the task or its page, else through a loader
+    (an awaitable), so a page's steps cost no coroutine per task."""
+    if root.steps_read is not None:
+        return _step_types(root.steps_read, root.id)
     asked = asked_for(info, EDGE_FIELDS | PAYLOAD_FIELDS)
     edges = not asked.isdisjoint(EDGE_FIELDS)
-    if read is not None and (read.with_edges or not edges):
-        views = read.views
-    else:
-        loader = info.context.loaders.steps_for(edges, not asked.isdisjoint(PAYLOAD_FIELDS))
-        views = await loader.load(root.view.id)
-    task_id = root.id  # the steps' task id as text, made once for them all
+    loader = info.context.loaders.steps_for(edges, not asked.isdisjoint(PAYLOAD_FIELDS))
+    return _load_steps(loader.load(root.view.id), root.id)
+
+
+async def _load_steps(views: Awaitable[Sequence[StepView]], task_id: str) -> list[StepType]:
+    return _step_types(await views, task_id)
+
+
+def _step_types(views: Sequence[StepView], task_id: str) -> list[StepType]:
+    """`task_id`: the steps' task id as text, made once for them all."""
     return [StepType.from_view(s, task_id) for s in views]
 
 
@@ -152,7 +167,9 @@ class TaskType:
     )
     parent_step: str | None = strawberry.field(default=None, description="That step's name.")
     view: strawberry.Private[TaskView]
-    steps_read: strawberry.Private[StepsRead | None] = None
+    steps_read: strawberry.Private[Sequence[StepView] | None] = None
+    """Its steps, when read with it (`read_task`) or its page (`read_page_steps`): read for
+    every `steps` field of its selection, with the columns and edges they show."""
 
     parent: "TaskType | None" = strawberry.field(
         resolver=resolve_parent, description="The task whose step started this one."
@@ -161,8 +178,10 @@ class TaskType:
         resolver=resolve_children,
         description="The tasks this task's steps started (task: steps, start_task).",
     )
-    steps: list[StepType] = strawberry.field(
-        resolver=resolve_steps, description="The task's steps, in template order."
+    steps: list[StepType] | Awaitable[list[StepType]] = strawberry.field(
+        resolver=resolve_steps,
+        graphql_type=list[StepType],  # the resolver may answer with an awaitable of it
+        description="The task's steps, in template order.",
     )
     transitions: list[TransitionType] = strawberry.field(
         resolver=resolve_task_transitions,

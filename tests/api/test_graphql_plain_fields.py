@@ -121,6 +121,12 @@ class Item:
     tags: list[str]
     note: str | None = None
 
+    @strawberry.field
+    def label(self) -> str:
+        """A method of the item alone: read as plainly as an attribute; it raises for the
+        item with no name, and the error is graphql-core's."""
+        return self.name.upper()
+
 
 def items() -> list[Item]:
     return [
@@ -160,6 +166,9 @@ class TestMisbehavingValues:
         "document",
         [
             "{ strict { name size colour tags note } }",
+            "{ strict { label } }",
+            "{ loose { size label } }",
+            "{ one(index: 0) { label } }",
             "{ strict { note } }",
             "{ loose { name } }",
             "{ loose { note tags } }",

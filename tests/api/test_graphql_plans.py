@@ -40,6 +40,12 @@ PAGE = """query Page($first: Int!) { tasks(first: $first, namespace: "payments")
   pageInfo { hasNextPage endCursor }
   edges { cursor node { id status steps { name status } } } } }"""
 
+# A page's steps are read once for the page, before it is walked: every `steps` field of its
+# tasks (aliases, fragments, edges and payloads in some of them) is answered from that read.
+PAGE_STEPS = """query PageSteps { tasks(first: 3, namespace: "payments") { edges { node {
+  id light: steps { name } ...Graph parent { id steps { name } } } } } }
+fragment Graph on Task { steps { name parents ... on Step { children results } } }"""
+
 CATALOGUE = """{ namespaces { name handlerCount handlers { name version fullName } }
   handler(namespace: "payments", name: "process_payment") { fullName } }"""
 
@@ -80,6 +86,7 @@ async def test_planned_queries_answer_as_the_full_way(
     cases: list[tuple[str, str | None, dict[str, Any]]] = [
         (ONE_TASK, "One", {"id": ids[0]}),
         (PAGE, "Page", {"first": 2}),
+        (PAGE_STEPS, "PageSteps", {}),
         (CATALOGUE, None, {}),
         (MISSING, "Missing", {"id": "00000000-0000-0000-0000-000000000000"}),
     ]
@@ -92,6 +99,12 @@ async def test_planned_queries_answer_as_the_full_way(
     assert task["__typename"] == "Task" and task["id"] == ids[1]
     assert [s["n"] for s in task["steps"]] == [s["name"] for s in task["again"]]
     assert {s["__typename"] for s in task["steps"]} == {"Step"}
+    _, steps = await post(client, PAGE_STEPS, {})
+    for edge in steps["data"]["tasks"]["edges"]:
+        node = edge["node"]
+        assert [s["name"] for s in node["light"]] == [s["name"] for s in node["steps"]]
+        assert node["steps"][1]["parents"] == [node["steps"][0]["name"]]
+        assert node["steps"][0]["children"] and node["parent"] is None
     _, page = await post(client, PAGE, {"first": 3})
     assert len(page["data"]["tasks"]["edges"]) == 3  # the variables of this request, not the plan's
 
