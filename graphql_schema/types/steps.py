@@ -1,6 +1,5 @@
-from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, TypeVar, cast
+from typing import Annotated, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -9,6 +8,7 @@ from graphql_schema.context import Info
 from graphql_schema.types.enums import StepStatus
 from graphql_schema.types.items import StepItemsType
 from graphql_schema.types.transitions import TransitionType
+from graphql_schema.types.view_fields import reads
 from server.domain.views import BlockedReason, StepView
 from server.services.map_progress import check_page_size, item_page
 
@@ -89,14 +89,6 @@ async def resolve_items(
     return StepItemsType.from_page(page)
 
 
-R = TypeVar("R")
-
-
-def _reads(description: str) -> Callable[[Callable[["StepType"], R]], R]:
-    """A field whose value a method of the step alone returns (typed for mypy as its value)."""
-    return cast(Callable[[Callable[["StepType"], R]], R], strawberry.field(description=description))
-
-
 @strawberry.type(name="Step", description="One workflow step of a task.")
 class StepType:
     """A step's GraphQL face: each field reads the step's view, so a page of steps copies
@@ -107,91 +99,91 @@ class StepType:
     task_text: strawberry.Private[str]
     """The view's task id as text (made once for all the steps of a task)."""
 
-    @_reads("Step id.")
+    @reads("Step id.")
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.id))
 
-    @_reads("The task it belongs to.")
+    @reads("The task it belongs to.")
     def task_id(self) -> strawberry.ID:
         return strawberry.ID(self.task_text)
 
-    @_reads("Step name, unique within the task.")
+    @reads("Step name, unique within the task.")
     def name(self) -> str:
         return self.view.name
 
-    @_reads("Current state.")
+    @reads("Current state.")
     def status(self) -> StepStatus:
         return self.view.status
 
-    @_reads("Python class that runs the step.")
+    @reads("Python class that runs the step.")
     def handler_class(self) -> str:
         return self.view.handler_class
 
-    @_reads("Attempts started so far.")
+    @reads("Attempts started so far.")
     def attempts(self) -> int:
         return self.view.attempts
 
-    @_reads("Most attempts a retryable step gets.")
+    @reads("Most attempts a retryable step gets.")
     def retry_limit(self) -> int:
         return self.view.retry_limit
 
-    @_reads("Whether a failure is retried.")
+    @reads("Whether a failure is retried.")
     def retryable(self) -> bool:
         return self.view.retryable
 
-    @_reads("Whether the step may be bypassed.")
+    @reads("Whether the step may be bypassed.")
     def skippable(self) -> bool:
         return self.view.skippable
 
-    @_reads("Completed without running its handler: its runIf condition was false.")
+    @reads("Completed without running its handler: its runIf condition was false.")
     def skipped(self) -> bool:
         return self.view.skipped
 
-    @_reads("What the handler returned.")
+    @reads("What the handler returned.")
     def results(self) -> JSON | None:
         return cast(JSON | None, self.view.results)
 
-    @_reads("Inputs set on the step, if any.")
+    @reads("Inputs set on the step, if any.")
     def inputs(self) -> JSON | None:
         return cast(JSON | None, self.view.inputs)
 
-    @_reads("Start of the last attempt.")
+    @reads("Start of the last attempt.")
     def started_at(self) -> datetime | None:
         return self.view.started_at
 
-    @_reads("When it finished.")
+    @reads("When it finished.")
     def completed_at(self) -> datetime | None:
         return self.view.completed_at
 
-    @_reads("When a failed retryable step runs again.")
+    @reads("When a failed retryable step runs again.")
     def next_attempt_at(self) -> datetime | None:
         return self.view.next_attempt_at
 
-    @_reads("Message of the last failure.")
+    @reads("Message of the last failure.")
     def last_error(self) -> str | None:
         return self.view.last_error
 
-    @_reads("Exception class of the last failure.")
+    @reads("Exception class of the last failure.")
     def error_class(self) -> str | None:
         return self.view.error_class
 
-    @_reads("Steps it depends on, by name.")
+    @reads("Steps it depends on, by name.")
     def parents(self) -> list[str]:
         return list(self.view.parents)
 
-    @_reads("Steps that depend on it, by name.")
+    @reads("Steps that depend on it, by name.")
     def children(self) -> list[str]:
         return list(self.view.children)
 
-    @_reads("Milliseconds from start to completion of the last attempt.")
+    @reads("Milliseconds from start to completion of the last attempt.")
     def duration_ms(self) -> int | None:
         return self.view.duration_ms
 
-    @_reads("When the step was created.")
+    @reads("When the step was created.")
     def created_at(self) -> datetime:
         return self.view.created_at
 
-    @_reads("Last change to the step.")
+    @reads("Last change to the step.")
     def updated_at(self) -> datetime:
         return self.view.updated_at
 

@@ -1,5 +1,6 @@
 from collections.abc import Awaitable, Sequence
 from datetime import datetime
+from typing import cast
 
 import strawberry
 from graphql import FieldNode
@@ -10,6 +11,7 @@ from graphql_schema.selections import asked_for, fields_named, selects_any
 from graphql_schema.types.enums import TaskStatus
 from graphql_schema.types.steps import BlockedReasonType, StepType
 from graphql_schema.types.transitions import TransitionType
+from graphql_schema.types.view_fields import reads
 from server.domain.views import DependencyAnalysis, StepView, TaskPage, TaskView
 from server.services.children import children_of
 from server.services.queries import encode_cursor
@@ -87,11 +89,11 @@ def resolve_steps(root: "TaskType", info: Info) -> list[StepType] | Awaitable[li
     """The task's steps: at once when read with the task or its page, else through a loader
     (an awaitable), so a page's steps cost no coroutine per task."""
     if root.steps_read is not None:
-        return _step_types(root.steps_read, root.id)
+        return _step_types(root.steps_read, str(root.view.id))
     asked = asked_for(info, EDGE_FIELDS | PAYLOAD_FIELDS)
     edges = not asked.isdisjoint(EDGE_FIELDS)
     loader = info.context.loaders.steps_for(edges, not asked.isdisjoint(PAYLOAD_FIELDS))
-    return _load_steps(loader.load(root.view.id), root.id)
+    return _load_steps(loader.load(root.view.id), str(root.view.id))
 
 
 async def _load_steps(views: Awaitable[Sequence[StepView]], task_id: str) -> list[StepType]:
@@ -129,97 +131,134 @@ async def resolve_dependencies(root: "TaskType", info: Info) -> DependencyAnalys
 
 @strawberry.type(name="Task", description="One run of a handler, with its own context.")
 class TaskType:
-    id: strawberry.ID = strawberry.field(description="Task id (a UUID).")
-    namespace: str = strawberry.field(description="Namespace of its handler.")
-    name: str = strawberry.field(description="Name of its handler.")
-    version: str = strawberry.field(description="Version of its handler.")
-    full_name: str = strawberry.field(description="`namespace.name@version`.")
-    status: TaskStatus = strawberry.field(description="Current state.")
-    context: JSON | None = strawberry.field(description="The input the task was created with.")
-    initiator: str | None = strawberry.field(description="Who or what created the task.")
-    source_system: str | None = strawberry.field(description="System the request came from.")
-    reason: str | None = strawberry.field(description="Why the task exists.")
-    tags: list[str] = strawberry.field(description="Free-form labels.")
-    bypass_steps: list[str] = strawberry.field(description="Steps skipped at creation.")
-    created_at: datetime = strawberry.field(description="When the task was created.")
-    updated_at: datetime = strawberry.field(description="Last change to the task.")
-    completed_at: datetime | None = strawberry.field(description="When it reached its end.")
-    run_at: datetime | None = strawberry.field(
-        description="A delayed start: no step runs before it (null: at once).",
-    )
-    paused: bool = strawberry.field(
-        description="Paused (the task or its handler): no new step starts until resumed.",
-    )
-    schedule_id: strawberry.ID | None = strawberry.field(
-        default=None, description="The schedule that fired this task (null: made by a caller)."
-    )
-    scheduled_for: datetime | None = strawberry.field(
-        default=None, description="The schedule tick this task was fired for."
-    )
-    priority: int = strawberry.field(default=2, description="1 (low) .. 3 (high).")
-    forked_from: strawberry.ID | None = strawberry.field(
-        default=None,
-        description="The task this one re-runs (rerunTask); null for a task created directly.",
-    )
-    parent_task_id: strawberry.ID | None = strawberry.field(
-        default=None,
-        description="The task whose step started this one (a child task); null if none.",
-    )
-    parent_step: str | None = strawberry.field(default=None, description="That step's name.")
+    """A task's GraphQL face: each field reads the task's view (as `StepType` does)."""
+
     view: strawberry.Private[TaskView]
     steps_read: strawberry.Private[Sequence[StepView] | None] = None
     """Its steps, when read with it (`read_task`) or its page (`read_page_steps`): read for
     every `steps` field of its selection, with the columns and edges they show."""
 
-    parent: "TaskType | None" = strawberry.field(
+    @reads("Task id (a UUID).")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.view.id))
+
+    @reads("Namespace of its handler.")
+    def namespace(self) -> str:
+        return self.view.namespace
+
+    @reads("Name of its handler.")
+    def name(self) -> str:
+        return self.view.name
+
+    @reads("Version of its handler.")
+    def version(self) -> str:
+        return self.view.version
+
+    @reads("`namespace.name@version`.")
+    def full_name(self) -> str:
+        return self.view.full_name
+
+    @reads("Current state.")
+    def status(self) -> TaskStatus:
+        return self.view.status
+
+    @reads("The input the task was created with.")
+    def context(self) -> JSON | None:
+        return cast(JSON | None, self.view.context)
+
+    @reads("Who or what created the task.")
+    def initiator(self) -> str | None:
+        return self.view.initiator
+
+    @reads("System the request came from.")
+    def source_system(self) -> str | None:
+        return self.view.source_system
+
+    @reads("Why the task exists.")
+    def reason(self) -> str | None:
+        return self.view.reason
+
+    @reads("Free-form labels.")
+    def tags(self) -> list[str]:
+        return list(self.view.tags)
+
+    @reads("Steps skipped at creation.")
+    def bypass_steps(self) -> list[str]:
+        return list(self.view.bypass_steps)
+
+    @reads("When the task was created.")
+    def created_at(self) -> datetime:
+        return self.view.created_at
+
+    @reads("Last change to the task.")
+    def updated_at(self) -> datetime:
+        return self.view.updated_at
+
+    @reads("When it reached its end.")
+    def completed_at(self) -> datetime | None:
+        return self.view.completed_at
+
+    @reads("A delayed start: no step runs before it (null: at once).")
+    def run_at(self) -> datetime | None:
+        return self.view.run_at
+
+    @reads("Paused (the task or its handler): no new step starts until resumed.")
+    def paused(self) -> bool:
+        return self.view.paused
+
+    @reads("The schedule that fired this task (null: made by a caller).")
+    def schedule_id(self) -> strawberry.ID | None:
+        return _id_or_none(self.view.schedule_id)
+
+    @reads("The schedule tick this task was fired for.")
+    def scheduled_for(self) -> datetime | None:
+        return self.view.scheduled_for
+
+    @reads("1 (low) .. 3 (high).")
+    def priority(self) -> int:
+        return self.view.priority
+
+    @reads("The task this one re-runs (rerunTask); null for a task created directly.")
+    def forked_from(self) -> strawberry.ID | None:
+        return _id_or_none(self.view.forked_from)
+
+    @reads("The task whose step started this one (a child task); null if none.")
+    def parent_task_id(self) -> strawberry.ID | None:
+        return _id_or_none(self.view.parent_task_id)
+
+    @reads("That step's name.")
+    def parent_step(self) -> str | None:
+        return self.view.parent_step
+
+    # Without annotations, so that strawberry lists them after the methods above, as declared.
+    parent = strawberry.field(
         resolver=resolve_parent, description="The task whose step started this one."
     )
-    children: list["TaskType"] = strawberry.field(
+    children = strawberry.field(
         resolver=resolve_children,
         description="The tasks this task's steps started (task: steps, start_task).",
     )
-    steps: list[StepType] | Awaitable[list[StepType]] = strawberry.field(
+    steps = strawberry.field(
         resolver=resolve_steps,
         graphql_type=list[StepType],  # the resolver may answer with an awaitable of it
         description="The task's steps, in template order.",
     )
-    transitions: list[TransitionType] = strawberry.field(
+    transitions = strawberry.field(
         resolver=resolve_task_transitions,
         description="Every state change of the task and its steps, oldest first.",
     )
-    dependencies: DependencyAnalysisType = strawberry.field(
+    dependencies = strawberry.field(
         resolver=resolve_dependencies,
         description="Which steps are done, runnable and blocked, and why.",
     )
 
     @classmethod
     def from_view(cls, view: TaskView) -> "TaskType":
-        return cls(
-            id=strawberry.ID(str(view.id)),
-            namespace=view.namespace,
-            name=view.name,
-            version=view.version,
-            full_name=view.full_name,
-            status=view.status,
-            context=view.context,
-            initiator=view.initiator,
-            source_system=view.source_system,
-            reason=view.reason,
-            tags=list(view.tags),
-            bypass_steps=list(view.bypass_steps),
-            created_at=view.created_at,
-            updated_at=view.updated_at,
-            completed_at=view.completed_at,
-            run_at=view.run_at,
-            schedule_id=strawberry.ID(str(view.schedule_id)) if view.schedule_id else None,
-            scheduled_for=view.scheduled_for,
-            paused=view.paused,
-            priority=view.priority,
-            forked_from=strawberry.ID(str(view.forked_from)) if view.forked_from else None,
-            parent_task_id=strawberry.ID(str(view.parent_task_id)) if view.parent_task_id else None,
-            parent_step=view.parent_step,
-            view=view,
-        )
+        return cls(view=view)
+
+
+def _id_or_none(value: object | None) -> strawberry.ID | None:
+    return None if value is None else strawberry.ID(str(value))
 
 
 @strawberry.type(name="TaskEdge", description="A task in a page, with its cursor.")
