@@ -1,8 +1,9 @@
 """An executor that completes plain fields without graphql-core's per-field machinery.
 
-Most fields of a read are plain: a strawberry field with no resolver, no arguments and no
-field extension, whose value is an attribute of the object and whose type is a scalar, an
-enum or a list of them (`Step.status`, `Task.id`, `Step.parents`). graphql-core still runs
+Most fields of a read are plain: a strawberry field with no arguments and no field
+extension, whose value is an attribute of the object or what a method of the object alone
+returns (`StepType`'s fields read its view), and whose type is a scalar, an enum or a list of
+them (`Step.status`, `Task.id`, `Step.parents`). graphql-core still runs
 its whole path for each one (a resolve info, a path, `complete_value` through the non-null
 and list wrappers, about ten calls): for a page of 25 tasks with their steps that is most of
 the request. Here such a field is read and coerced in one step, in selection order; and an
