@@ -17,7 +17,7 @@ produces the same error, at the same path, as before. Fields with resolvers, arg
 fields (a middleware), nothing is taken here at all.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from operator import attrgetter
 from typing import Any, ClassVar
 
@@ -224,7 +224,7 @@ class PlainFieldsExecutor(StrawberryGraphQLCoreExecutionContext):
         object_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
         if isinstance(result, list) and isinstance(object_type, GraphQLObjectType):
             plan = self._plan(object_type, field_details_list)
-            rows = None if plan is None else _rows(plan, result, nullable)
+            rows = None if plan is None else plain_rows(plan, result, nullable)
             if rows is not None:
                 return rows
         return super().complete_list_value(
@@ -302,8 +302,9 @@ def _row(plan: Plan, source: Any) -> dict[str, Any] | None:
     return row
 
 
-def _rows(plan: Plan, sources: list[Any], nullable: bool) -> list[Any] | None:
-    """A list of objects' dictionaries, or None when any item needs graphql-core."""
+def plain_rows(plan: Plan, sources: Iterable[Any], nullable: bool) -> list[Any] | None:
+    """A list of objects' dictionaries, or None when any item needs graphql-core (a null the
+    list's type refuses, an exception as a value, a field that is not plain here)."""
     rows: list[Any] = []
     for source in sources:
         if source is None:
@@ -311,7 +312,7 @@ def _rows(plan: Plan, sources: list[Any], nullable: bool) -> list[Any] | None:
                 return None
             rows.append(None)
             continue
-        row = _row(plan, source)
+        row = None if isinstance(source, Exception) else _row(plan, source)
         if row is None:
             return None
         rows.append(row)

@@ -48,6 +48,7 @@ from graphql_schema.plain_fields import (
     attribute_reader,
     leaf_completer,
     plain_reader,
+    plain_rows,
 )
 from graphql_schema.plan_variables import ScalarVariables
 
@@ -249,9 +250,9 @@ def _completion(
     nullable = not isinstance(output, GraphQLNonNull)
     inner = output.of_type if isinstance(output, GraphQLNonNull) else output
     if isinstance(inner, GraphQLList):
-        rows = _rows(schema, inner.of_type, selection_sets, fragments)
+        rows = _list_of_rows(schema, inner.of_type, selection_sets, fragments, nullable)
         if rows is not None:
-            return _list_of_rows(rows, nullable)
+            return rows
         return _list(_completion(schema, inner.of_type, selection_sets, fragments), nullable)
     if isinstance(inner, GraphQLObjectType):
         return _object(_object_plan(schema, inner, selection_sets, fragments), nullable)
@@ -279,15 +280,16 @@ def _list(item: Completion, nullable: bool) -> Completion:
     return complete
 
 
-def _rows(
+def _list_of_rows(
     schema: GraphQLSchema,
     item: GraphQLOutputType,
     selection_sets: Sequence[SelectionSetNode],
     fragments: Mapping[str, FragmentDefinitionNode],
-) -> Callable[[Iterable[Any]], list[Any]] | None:
-    """For a list of objects whose selection is all plain reads: makes the list's dictionaries
+    nullable: bool,
+) -> Completion | None:
+    """For a list of objects whose selection is all plain reads: the list's dictionaries made
     in one loop (no path, completion call or awaitable check per item). None otherwise."""
-    nullable = not isinstance(item, GraphQLNonNull)
+    items_nullable = not isinstance(item, GraphQLNonNull)
     inner = item.of_type if isinstance(item, GraphQLNonNull) else item
     if not isinstance(inner, GraphQLObjectType):
         return None
@@ -295,33 +297,15 @@ def _rows(
     if readers is None:
         return None
 
-    def rows(values: Iterable[Any]) -> list[Any]:
-        out: list[Any] = []
-        for value in values:
-            if value is None or isinstance(value, Exception):
-                if value is None and nullable:
-                    out.append(None)
-                    continue
-                raise Fallback
-            row = {}
-            for key, read in readers:
-                field = read(value)
-                if field is SLOW:
-                    raise Fallback
-                row[key] = field
-            out.append(row)
-        return out
-
-    return rows
-
-
-def _list_of_rows(rows: Callable[[Iterable[Any]], list[Any]], nullable: bool) -> Completion:
     def complete(run: Walk, value: Any, path: Path) -> Any:
         if value is None and nullable:
             return None
         if not isinstance(value, Iterable) or isinstance(value, str | bytes | Mapping):
             raise Fallback
-        return rows(value)
+        rows = plain_rows(readers, value, items_nullable)
+        if rows is None:
+            raise Fallback
+        return rows
 
     return complete
 
