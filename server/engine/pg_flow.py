@@ -122,7 +122,7 @@ async def claim_limited(store: "PgStore", req: ClaimRequest) -> tuple[Claim | No
         return None, False
     limited = bool(r["limited"])
     if r["id"] is None:
-        undecided = limited and not r["waited"]
+        undecided = limited and not r["waited"] and r["candidate"]
         return (await store._claim(req) if undecided else None), limited
     start = CLAIM_STATEMENT.moves["start"]
     return claim_from_row(store.changes, r, req, start, now, limited=True), True

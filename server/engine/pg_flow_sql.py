@@ -17,7 +17,9 @@ dispatch stamp parked), so a burst of refusals holds each key row for one statem
 transaction. A key seen for the first time has no row to lock: the statement names it
 (`missing`), and the caller creates the row and runs the statement again. Anything else that
 is not admitted (a step already waiting, a rate refusal, an offer that another key refuses)
-returns no claim, and the portable claim decides it under the same locks (`limits.admit`).
+returns no claim, and the portable claim decides it under the same locks (`limits.admit`); a
+step that is not claimable at all (a duplicate message for a running step, a paused task) is
+refused by the statement alone, as the unlimited claim refuses it.
 So this statement never admits what the portable claim would refuse; it counts the slot rows
 as the portable claim does before it records a wait.
 
@@ -71,14 +73,19 @@ AFTER_START = f"""SELECT COALESCE(jsonb_agg(jsonb_build_array(at, n) ORDER BY at
 """`rate_window.after_start` in SQL: the locked key row's buckets after a start at `$epoch`."""
 
 CLAIM_LIMITED = f"""
-WITH target AS (
+WITH candidate AS (
+    -- Claimable, by the conditions the unlimited claim trusts alone: a step that is not (a
+    -- duplicate message for a running step, a paused task) is refused by this statement,
+    -- with nothing left for the portable claim to decide.
     SELECT ws.ctid AS step_row, t.ctid AS task_row, ws.status AS old_status, ws.flow,
            ws.task_id, t.status AS task_status
       FROM tasker_workflow_steps ws JOIN tasker_tasks t ON t.id = ws.task_id
-     WHERE ws.id = $step_id AND ws.waiting_on = 0 AND ws.flow IS NOT NULL
-       -- A step that waits for a slot goes the portable way; one offered a slot does not.
-       AND NOT EXISTS (SELECT 1 FROM tasker_limit_slots s
-                        WHERE s.step_id = ws.id AND s.state <> $offered::text){CLAIMABLE_STEP}
+     WHERE ws.id = $step_id AND ws.waiting_on = 0 AND ws.flow IS NOT NULL{CLAIMABLE_STEP}
+), target AS (
+    -- A step that waits for a slot goes the portable way; one offered a slot does not.
+    SELECT c.* FROM candidate c
+     WHERE NOT EXISTS (SELECT 1 FROM tasker_limit_slots s
+                        WHERE s.step_id = $step_id AND s.state <> $offered::text)
 ), wanted AS (
     SELECT l->>'scope' AS scope, l->>'key' AS "key", l->>'kind' AS kind,
            (l->>'limit')::int AS lim, (l->>'period')::float8 AS period, l_ord AS ord
@@ -178,6 +185,7 @@ WITH target AS (
 ), {CLAIM_HISTORY}
 SELECT x.*, (SELECT ws.flow IS NOT NULL FROM tasker_workflow_steps ws WHERE ws.id = $step_id)
            AS limited, EXISTS (SELECT 1 FROM waits) AS waited,
+       EXISTS (SELECT 1 FROM candidate) AS candidate,
        ARRAY(SELECT w.scope || '|' || w."key" FROM wanted w
               WHERE NOT EXISTS (SELECT 1 FROM keys k WHERE k.scope = w.scope
                                                        AND k."key" = w."key")) AS missing

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from server.container import Services
-from server.db.models import LimitKey, LimitSlot
+from server.db.models import LimitKey, LimitSlot, WorkflowStep
 from server.domain.views import CreateTask
 from server.engine.pg_flow import complete_many_limited
 from server.engine.pg_store import PgStore
@@ -159,6 +159,26 @@ async def test_a_first_refusal_is_recorded_by_the_claim_statement_alone(
     assert step.dispatched_at is not None and step.dispatched_at > clock.now() + timedelta(hours=1)
 
 
+async def test_a_step_that_is_not_claimable_is_refused_by_the_statement_alone(
+    pg_services: Services, statements: Statements
+) -> None:
+    # A duplicate message for a running step, or a step of a paused task: nothing for the
+    # portable claim to decide, so no transaction of its own (as the unlimited claim).
+    services = pg_services
+    running, paused = await limited(services, "dup", 2)
+    assert await services.runner.claim(running) is not None
+    task_id = str((await WorkflowStep.get(id=paused)).task_id)  # type: ignore[attr-defined]
+    await services.pausing.pause_task(task_id)
+    for step_id in (running, paused):
+        statements.seen.clear()
+        assert await services.runner.claim(step_id) is None
+        # The unlimited claim (which skips it), the limited one; no read of the portable claim.
+        assert len(statements.seen) == 2, statements.seen
+        assert all(s.lstrip().startswith("WITH") for s in statements.seen), statements.seen
+    await services.pausing.resume_task(task_id)
+    assert await services.runner.claim(paused) is not None  # refused for its pause, nothing else
+
+
 async def test_a_key_seen_for_the_first_time_is_claimed_without_a_transaction(
     pg_services: Services, statements: Statements
 ) -> None:
@@ -246,6 +266,11 @@ async def test_tasks_finished_together_hand_their_handler_slots_on(
         assert await services.runner.claim(step_id) is not None
 
 
+def is_claim(statement: str) -> bool:
+    """The unlimited claim (`WITH target`) or the limited one (`WITH candidate`, `wanted`)."""
+    return statement.lstrip().startswith(("WITH target AS", "WITH candidate AS"))
+
+
 async def step_of(services: Services, task_id: Any, name: str) -> int:
     return (await services.steps.get_step(task_id, name)).id
 
@@ -271,7 +296,7 @@ async def test_messages_say_which_steps_have_limits(
     assert recorder.sent == recorder.limited == [acme[2]]
     statements.seen.clear()
     assert await services.runner.run_step(acme[2], limited=True) == "complete"
-    claims = [s for s in statements.seen if s.lstrip().startswith("WITH target AS")]
+    claims = [s for s in statements.seen if is_claim(s)]
     assert len(claims) == 1 and "wanted AS" in claims[0], claims
 
 
@@ -287,7 +312,7 @@ async def test_a_child_its_parent_says_has_limits_is_claimed_by_their_statement_
     first = (await services.steps.get_step(task.id, "first")).id
     statements.seen.clear()
     assert await services.runner.run_step(first) == "complete"
-    claims = [s for s in statements.seen if s.lstrip().startswith("WITH target AS")]
+    claims = [s for s in statements.seen if is_claim(s)]
     unlimited = [s for s in claims if "wanted AS" not in s]
     # The unlimited claim ran once, for `first` (which it skipped); the rest are limited ones.
     assert len(unlimited) == 1 and len(claims) > 2, claims
