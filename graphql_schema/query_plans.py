@@ -250,10 +250,7 @@ def _completion(
     nullable = not isinstance(output, GraphQLNonNull)
     inner = output.of_type if isinstance(output, GraphQLNonNull) else output
     if isinstance(inner, GraphQLList):
-        rows = _list_of_rows(schema, inner.of_type, selection_sets, fragments, nullable)
-        if rows is not None:
-            return rows
-        return _list(_completion(schema, inner.of_type, selection_sets, fragments), nullable)
+        return _list_completion(schema, inner.of_type, selection_sets, fragments, nullable)
     if isinstance(inner, GraphQLObjectType):
         return _object(_object_plan(schema, inner, selection_sets, fragments), nullable)
     raise Uncompilable  # an interface or a union
@@ -280,22 +277,24 @@ def _list(item: Completion, nullable: bool) -> Completion:
     return complete
 
 
-def _list_of_rows(
+def _list_completion(
     schema: GraphQLSchema,
     item: GraphQLOutputType,
     selection_sets: Sequence[SelectionSetNode],
     fragments: Mapping[str, FragmentDefinitionNode],
     nullable: bool,
-) -> Completion | None:
-    """For a list of objects whose selection is all plain reads: the list's dictionaries made
-    in one loop (no path, completion call or awaitable check per item). None otherwise."""
+) -> Completion:
+    """A list's completion, its item's plan compiled once: a list of objects whose selection
+    is all plain reads is made in one loop (no path, completion call or awaitable check per
+    item); any other, item by item."""
     items_nullable = not isinstance(item, GraphQLNonNull)
     inner = item.of_type if isinstance(item, GraphQLNonNull) else item
     if not isinstance(inner, GraphQLObjectType):
-        return None
-    readers = _object_plan(schema, inner, selection_sets, fragments).readers
+        return _list(_completion(schema, item, selection_sets, fragments), nullable)
+    plan = _object_plan(schema, inner, selection_sets, fragments)
+    readers = plan.readers
     if readers is None:
-        return None
+        return _list(_object(plan, items_nullable), nullable)
 
     def complete(run: Walk, value: Any, path: Path) -> Any:
         if value is None and nullable:
