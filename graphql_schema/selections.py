@@ -18,19 +18,6 @@ from graphql import (
 from graphql_schema.context import Info
 
 
-def asked_for(info: Info, names: frozenset[str]) -> frozenset[str]:
-    """Which of `names` the current field's selection (fragments included) names, in one
-    walk of it."""
-    raw = info._raw_info
-    return names.intersection(f.name.value for f in subfields(raw.field_nodes, raw.fragments))
-
-
-def fields_named(info: Info, name: str) -> list[FieldNode]:
-    """The fields called `name` (under any alias) in the current field's selection."""
-    raw = info._raw_info
-    return [f for f in subfields(raw.field_nodes, raw.fragments) if f.name.value == name]
-
-
 def fields_at(info: Info, path: Sequence[str]) -> list[FieldNode]:
     """The fields at `path` below the current field (`("edges", "node", "steps")`: a page's
     tasks' steps), under any alias, through fragments."""

@@ -1,13 +1,15 @@
 from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import cast
+from uuid import UUID
 
 import strawberry
 from graphql import FieldNode
+from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
 from graphql_schema.context import Info
-from graphql_schema.selections import asked_for, fields_named, selects_any
+from graphql_schema.selections import fields_at, selects_any
 from graphql_schema.types.enums import TaskStatus
 from graphql_schema.types.steps import BlockedReasonType, StepType
 from graphql_schema.types.transitions import TransitionType
@@ -57,7 +59,7 @@ async def read_task(info: Info, task_id: str) -> "TaskType":
     kept on the task for the steps resolver (one round trip instead of two, and no loader:
     its set-up cost a tenth of such a query)."""
     tasks = info.context.services.tasks
-    steps = fields_named(info, "steps")
+    steps = fields_at(info, ("steps",))
     if not steps:
         return TaskType.from_view(await tasks.get_task(task_id))
     edges = selects_any(steps, info._raw_info.fragments, EDGE_FIELDS)
@@ -76,11 +78,7 @@ async def read_page_steps(info: Info, tasks: Sequence["TaskType"], steps: list[F
     the page's `node { steps }` fields (their union decides the columns read)."""
     if not tasks:
         return
-    fragments = info._raw_info.fragments
-    edges = selects_any(steps, fragments, EDGE_FIELDS)
-    payloads = selects_any(steps, fragments, PAYLOAD_FIELDS)
-    loader = info.context.loaders.steps_for(edges, payloads)
-    found = await loader.load_many([t.view.id for t in tasks])
+    found = await _steps_loader(info, steps).load_many([t.view.id for t in tasks])
     for task, views in zip(tasks, found, strict=True):
         task.steps_read = views
 
@@ -90,10 +88,16 @@ def resolve_steps(root: "TaskType", info: Info) -> list[StepType] | Awaitable[li
     (an awaitable), so a page's steps cost no coroutine per task."""
     if root.steps_read is not None:
         return _step_types(root.steps_read, str(root.view.id))
-    asked = asked_for(info, EDGE_FIELDS | PAYLOAD_FIELDS)
-    edges = not asked.isdisjoint(EDGE_FIELDS)
-    loader = info.context.loaders.steps_for(edges, not asked.isdisjoint(PAYLOAD_FIELDS))
+    loader = _steps_loader(info, info._raw_info.field_nodes)
     return _load_steps(loader.load(root.view.id), str(root.view.id))
+
+
+def _steps_loader(info: Info, steps: Sequence[FieldNode]) -> DataLoader[UUID, Sequence[StepView]]:
+    """The steps loader for these `steps` fields: with edges and payloads when any of them
+    shows them (each left out of the read otherwise)."""
+    fragments = info._raw_info.fragments
+    edges = selects_any(steps, fragments, EDGE_FIELDS)
+    return info.context.loaders.steps_for(edges, selects_any(steps, fragments, PAYLOAD_FIELDS))
 
 
 async def _load_steps(views: Awaitable[Sequence[StepView]], task_id: str) -> list[StepType]:
