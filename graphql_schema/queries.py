@@ -63,7 +63,11 @@ async def resolve_tasks(
     after: Annotated[str | None, _arg("Cursor of the edge to start after.")] = None,
 ) -> TaskConnectionType:
     flt = TaskFilter(namespace=namespace, name=name, version=version, status=status)
-    page = await info.context.services.tasks.list_tasks_after(flt, first=first, after=after)
+    # Counted only when asked for: a count scans every matching task.
+    counted = bool(fields_at(info, ("totalCount",)))
+    page = await info.context.services.tasks.list_tasks_after(
+        flt, first=first, after=after, count=counted
+    )
     connection = TaskConnectionType.from_page(page, after)
     steps = fields_at(info, ("edges", "node", "steps"))
     if steps:

@@ -14,7 +14,7 @@ from graphql_schema.types.enums import TaskStatus
 from graphql_schema.types.steps import BlockedReasonType, StepType
 from graphql_schema.types.transitions import TransitionType
 from graphql_schema.types.view_fields import reads
-from server.domain.views import DependencyAnalysis, StepView, TaskPage, TaskView
+from server.domain.views import DependencyAnalysis, StepView, TaskSlice, TaskView
 from server.services.children import children_of
 from server.services.queries import encode_cursor
 
@@ -279,21 +279,32 @@ class PageInfoType:
     end_cursor: str | None = strawberry.field(description="Cursor of the last edge.")
 
 
+def _total_count(self: "TaskConnectionType") -> int:
+    if self.counted is None:
+        raise RuntimeError("the tasks were not counted")  # the resolver counts when asked
+    return self.counted
+
+
 @strawberry.type(
     name="TaskConnection", description="A page of tasks, newest first (Relay connection)."
 )
 class TaskConnectionType:
-    total_count: int = strawberry.field(description="Tasks matching the filter, all pages.")
+    counted: strawberry.Private[int | None]
+    """The total, counted only when the document asks for `totalCount` (`resolve_tasks`)."""
+
+    total_count: int = strawberry.field(
+        resolver=_total_count, description="Tasks matching the filter, all pages."
+    )
     edges: list[TaskEdgeType] = strawberry.field(description="The tasks of this page.")
     page_info: PageInfoType = strawberry.field(description="Pagination state.")
 
     @classmethod
-    def from_page(cls, page: TaskPage, after: str | None) -> "TaskConnectionType":
+    def from_page(cls, page: TaskSlice, after: str | None) -> "TaskConnectionType":
         edges = [
             TaskEdgeType(cursor=encode_cursor(t), node=TaskType.from_view(t)) for t in page.items
         ]
         return cls(
-            total_count=page.total_count,
+            counted=page.total_count,
             edges=edges,
             page_info=PageInfoType(
                 has_next_page=page.has_next,

@@ -200,6 +200,17 @@ class TaskPage:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskSlice:
+    """The tasks after a keyset cursor (a GraphQL connection's page), with the total matching
+    the filter only when the reader asked for it (None otherwise: counting costs a scan of
+    every matching task, which a client paging on `hasNextPage` never reads)."""
+
+    items: tuple[TaskView, ...]
+    has_next: bool
+    total_count: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class KeptStep:
     """A step a re-run copies from the task it forks: complete, its handler not called."""
 

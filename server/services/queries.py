@@ -2,7 +2,7 @@
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -19,11 +19,16 @@ from server.domain.views import (
     StepView,
     TaskFilter,
     TaskPage,
+    TaskSlice,
     TaskView,
     TransitionEvent,
     TransitionView,
 )
 from server.infra.task_counts import COUNTS, FilterKey
+
+ReadCounting = Callable[[bool], Awaitable[tuple[list[TaskView], int | None]]]
+"""A read of a page of tasks that, when told to, counts the filter's matches in its own
+statement (None when it had no row to carry the count)."""
 
 
 def parse_task_id(task_id: UUID | str) -> UUID:
@@ -161,18 +166,25 @@ async def count_tasks(flt: TaskFilter) -> int:
 
 
 async def list_tasks(flt: TaskFilter, *, page: int, per_page: int) -> TaskPage:
-    """A page of tasks, newest first, with the total matching the filter (counted in the
-    page's own statement unless a recent large count is reused)."""
+    """A page of tasks, newest first, with the total matching the filter."""
+    start, offset = await page_anchors.seek(flt, (page - 1) * per_page)
+    items, total = await _with_total(
+        flt,
+        lambda count: reads.page(flt, offset=offset, limit=per_page, count=count, start=start),
+    )
+    return TaskPage(tuple(items), total, page * per_page < total)
+
+
+async def _with_total(flt: TaskFilter, read: ReadCounting) -> tuple[list[TaskView], int]:
+    """What `read` returns, and the total matching the filter: counted in the read's own
+    statement unless a recent large count is reused (`task_counts`)."""
     key = _count_key(flt)
     total = COUNTS.recall(key, lambda: reads.count(flt))
-    start, offset = await page_anchors.seek(flt, (page - 1) * per_page)
-    items, counted = await reads.page(
-        flt, offset=offset, limit=per_page, count=total is None, start=start
-    )
+    items, counted = await read(total is None)
     if total is None:
         total = counted if counted is not None else await reads.count(flt)
         COUNTS.remember(key, total)
-    return TaskPage(tuple(items), total, page * per_page < total)
+    return items, total
 
 
 def encode_cursor(task: TaskView) -> str:
@@ -194,9 +206,18 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         raise ValidationFailed("Invalid cursor", {"after": ["is not a valid cursor"]}) from None
 
 
-async def tasks_after(flt: TaskFilter, *, first: int, after: str | None) -> TaskPage:
-    """Keyset page: `first` tasks older than the cursor, newest first."""
-    total = await count_tasks(flt)
+async def tasks_after(
+    flt: TaskFilter, *, first: int, after: str | None, count: bool = True
+) -> TaskSlice:
+    """Keyset page: `first` tasks older than the cursor, newest first; with `count`, the
+    total matching the filter, in the same statement."""
     cursor = decode_cursor(after) if after else None
-    rows = await reads.older_than(flt, cursor, limit=first + 1)
-    return TaskPage(tuple(rows[:first]), total, len(rows) > first)
+
+    def read(counting: bool) -> Awaitable[tuple[list[TaskView], int | None]]:
+        return reads.older_than(flt, cursor, limit=first + 1, count=counting)
+
+    if count:
+        rows, total = await _with_total(flt, read)
+        return TaskSlice(tuple(rows[:first]), len(rows) > first, total)
+    rows, _ = await read(False)
+    return TaskSlice(tuple(rows[:first]), len(rows) > first, None)

@@ -21,6 +21,7 @@ from server.domain.views import (
     TaskDependencies,
     TaskFilter,
     TaskPage,
+    TaskSlice,
     TaskView,
     TransitionEvent,
 )
@@ -105,13 +106,16 @@ class TaskService:
         return await queries.list_tasks(flt, page=page, per_page=min(per_page, MAX_PER_PAGE))
 
     async def list_tasks_after(
-        self, flt: TaskFilter, *, first: int = 25, after: str | None = None
-    ) -> TaskPage:
-        """Keyset pagination (GraphQL connections); `first` capped at 100."""
+        self, flt: TaskFilter, *, first: int = 25, after: str | None = None, count: bool = True
+    ) -> TaskSlice:
+        """Keyset pagination (GraphQL connections); `first` capped at 100; the total only
+        with `count`."""
         _check_filter(flt)
         if first < 0:
             raise ValidationFailed("Invalid pagination", {"first": ["must be >= 0"]})
-        return await queries.tasks_after(flt, first=min(first, MAX_PER_PAGE), after=after)
+        return await queries.tasks_after(
+            flt, first=min(first, MAX_PER_PAGE), after=after, count=count
+        )
 
     async def update_task(
         self, task_id: UUID | str, *, reason: str | None = None, tags: list[str] | None = None

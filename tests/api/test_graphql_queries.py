@@ -10,6 +10,7 @@ from server.app import create_app
 from server.container import Services
 from server.domain.states import TaskState
 from server.domain.views import CreateTask
+from tests.support.statements import Statements
 from tests.support.waiting import wait_for_task
 
 PAYMENT = {"payment_id": 1, "amount": 10.0}
@@ -236,6 +237,32 @@ class TestTasksConnection:
         assert by_status["totalCount"] == 0 and by_status["pageInfo"]["endCursor"] is None
         by_name = (await gql(client, PAGE, {"first": 10, "name": "process_payment"}))["tasks"]
         assert by_name["totalCount"] == 1
+
+    async def test_tasks_are_counted_only_when_asked_and_in_the_pages_statement(
+        self, services_client, statements: Statements
+    ):
+        client, services = services_client
+        for _ in range(3):
+            await create(services)
+
+        def counts() -> list[str]:
+            return [s for s in statements.seen if "COUNT(" in s.upper()]
+
+        page = "{ tasks(first: 2) { edges { node { id } } pageInfo { hasNextPage } } }"
+        statements.seen.clear()
+        data = (await gql(client, page))["tasks"]
+        assert len(data["edges"]) == 2 and data["pageInfo"]["hasNextPage"] is True
+        assert counts() == []
+        asked = [  # the field under an alias, in a named fragment, in an inline fragment
+            "{ tasks(first: 2) { n: totalCount } }",
+            "{ tasks(first: 2) { ...F } } fragment F on TaskConnection { totalCount }",
+            "{ tasks(first: 2) { ... on TaskConnection { totalCount } } }",
+        ]
+        for document in asked:
+            statements.seen.clear()
+            assert list((await gql(client, document))["tasks"].values()) == [3]
+            # Counted in the page's own statement: one statement read the page and its total.
+            assert len(counts()) == 1 and len(statements.seen) == 1, statements.seen
 
     async def test_bad_cursor_is_a_validation_error(self, client):
         response = await client.post(
