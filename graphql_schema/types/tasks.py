@@ -265,9 +265,15 @@ def _id_or_none(value: object | None) -> strawberry.ID | None:
     return None if value is None else strawberry.ID(str(value))
 
 
+def _cursor(self: "TaskEdgeType") -> str:
+    return encode_cursor(self.node.view)  # made only when asked for
+
+
 @strawberry.type(name="TaskEdge", description="A task in a page, with its cursor.")
 class TaskEdgeType:
-    cursor: str = strawberry.field(description="Pass as `after` to get the tasks that follow.")
+    cursor: str = strawberry.field(
+        resolver=_cursor, description="Pass as `after` to get the tasks that follow."
+    )
     node: TaskType = strawberry.field(description="The task.")
 
 
@@ -300,16 +306,14 @@ class TaskConnectionType:
 
     @classmethod
     def from_page(cls, page: TaskSlice, after: str | None) -> "TaskConnectionType":
-        edges = [
-            TaskEdgeType(cursor=encode_cursor(t), node=TaskType.from_view(t)) for t in page.items
-        ]
+        items = page.items
         return cls(
             counted=page.total_count,
-            edges=edges,
+            edges=[TaskEdgeType(node=TaskType.from_view(t)) for t in items],
             page_info=PageInfoType(
                 has_next_page=page.has_next,
                 has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
+                start_cursor=encode_cursor(items[0]) if items else None,
+                end_cursor=encode_cursor(items[-1]) if items else None,
             ),
         )
