@@ -56,18 +56,19 @@ def _buckets(column: str) -> str:
 
 
 _WIDTH = f"(keys.period / {BUCKETS_PER_PERIOD})"
-_MERGED = f"""SELECT at, sum(n)::int AS n FROM (
-             {_buckets("k.starts")}
-             UNION ALL SELECT ceil($epoch::float8 / {_WIDTH}) * {_WIDTH}, 1) AS b
-       WHERE at > $epoch::float8 - keys.period - $keep::float8 GROUP BY at"""
 AFTER_START = f"""SELECT COALESCE(jsonb_agg(jsonb_build_array(at, n) ORDER BY at), '[]'::jsonb)
        FROM (SELECT at, n, sum(n) OVER (ORDER BY at DESC) - n AS newer FROM (
-             -- The buckets that left the window, merged into one at their latest time.
-             SELECT max(at) AS at, least(sum(n), keys.lim)::int AS n FROM ({_MERGED}) AS m
-              WHERE at <= $epoch::float8 - keys.period HAVING count(*) > 0
-             UNION ALL
-             SELECT at, n FROM ({_MERGED}) AS m
-              WHERE at > $epoch::float8 - keys.period) AS kept) AS newest
+             -- One pass over the kept buckets and this start's: those in the window summed
+             -- by their time, those that left it merged into one (grouped under NULL) at
+             -- their latest time, its count capped at the limit.
+             SELECT max(b.at) AS at,
+                    CASE WHEN bool_or(b.gone) THEN least(sum(b.n), keys.lim)
+                         ELSE sum(b.n) END::int AS n
+               FROM (SELECT a.at, a.n, a.at <= $epoch::float8 - keys.period AS gone FROM (
+                     {_buckets("k.starts")}
+                     UNION ALL SELECT ceil($epoch::float8 / {_WIDTH}) * {_WIDTH}, 1) AS a
+                      WHERE a.at > $epoch::float8 - keys.period - $keep::float8) AS b
+              GROUP BY CASE WHEN b.gone THEN NULL ELSE b.at END) AS kept) AS newest
       -- The newest buckets that hold `lim` starts.
       WHERE newer < keys.lim"""
 """`rate_window.after_start` in SQL: the locked key row's buckets after a start at `$epoch`."""
