@@ -160,11 +160,6 @@ def _count_key(flt: TaskFilter) -> FilterKey:
     return (flt.namespace, flt.name, flt.version, flt.status.value if flt.status else None)
 
 
-async def count_tasks(flt: TaskFilter) -> int:
-    """How many tasks match the filter (see `task_counts` for when it may be seconds old)."""
-    return await COUNTS.get(_count_key(flt), lambda: reads.count(flt))
-
-
 async def list_tasks(flt: TaskFilter, *, page: int, per_page: int) -> TaskPage:
     """A page of tasks, newest first, with the total matching the filter."""
     start, offset = await page_anchors.seek(flt, (page - 1) * per_page)
