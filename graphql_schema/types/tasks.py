@@ -15,8 +15,8 @@ from graphql_schema.types.steps import BlockedReasonType, StepType
 from graphql_schema.types.transitions import TransitionType
 from graphql_schema.types.view_fields import reads
 from server.domain.views import DependencyAnalysis, StepView, TaskSlice, TaskView
+from server.services import queries
 from server.services.children import children_of
-from server.services.queries import encode_cursor
 
 EDGE_FIELDS = frozenset({"parents", "children"})
 """Step fields that need the step edges read."""
@@ -78,9 +78,16 @@ async def read_page_steps(info: Info, tasks: Sequence["TaskType"], steps: list[F
     the page's `node { steps }` fields (their union decides the columns read)."""
     if not tasks:
         return
-    found = await _steps_loader(info, steps).load_many([t.view.id for t in tasks])
-    for task, views in zip(tasks, found, strict=True):
-        task.steps_read = views
+    edges, payloads = _shown(info, steps)
+    # The batch read itself, not the loader's `load_many`: a future per task, their gather
+    # and the batch's own event-loop task, for the one statement the page needs.
+    found = await queries.steps_by_task(
+        [t.view.id for t in tasks], with_edges=edges, with_payloads=payloads
+    )
+    if edges:  # steps with their edges are what step reasons and `dependencies` load too
+        info.context.loaders.steps.prime_many(found)
+    for task in tasks:
+        task.steps_read = found[task.view.id]
 
 
 def resolve_steps(root: "TaskType", info: Info) -> list[StepType] | Awaitable[list[StepType]]:
@@ -93,11 +100,17 @@ def resolve_steps(root: "TaskType", info: Info) -> list[StepType] | Awaitable[li
 
 
 def _steps_loader(info: Info, steps: Sequence[FieldNode]) -> DataLoader[UUID, Sequence[StepView]]:
-    """The steps loader for these `steps` fields: with edges and payloads when any of them
-    shows them (each left out of the read otherwise)."""
+    """The steps loader for these `steps` fields (`_shown`)."""
+    return info.context.loaders.steps_for(*_shown(info, steps))
+
+
+def _shown(info: Info, steps: Sequence[FieldNode]) -> tuple[bool, bool]:
+    """Whether any of these `steps` fields shows the step edges, and their payloads (each
+    left out of the read otherwise); steps with their edges are read with their payloads,
+    as the loader other readers of them share (`Loaders.steps`) reads them."""
     fragments = info._raw_info.fragments
     edges = selects_any(steps, fragments, EDGE_FIELDS)
-    return info.context.loaders.steps_for(edges, selects_any(steps, fragments, PAYLOAD_FIELDS))
+    return edges, edges or selects_any(steps, fragments, PAYLOAD_FIELDS)
 
 
 async def _load_steps(views: Awaitable[Sequence[StepView]], task_id: str) -> list[StepType]:
@@ -266,7 +279,7 @@ def _id_or_none(value: object | None) -> strawberry.ID | None:
 
 
 def _cursor(self: "TaskEdgeType") -> str:
-    return encode_cursor(self.node.view)  # made only when asked for
+    return queries.encode_cursor(self.node.view)  # made only when asked for
 
 
 @strawberry.type(name="TaskEdge", description="A task in a page, with its cursor.")
@@ -313,7 +326,7 @@ class TaskConnectionType:
             page_info=PageInfoType(
                 has_next_page=page.has_next,
                 has_previous_page=after is not None,
-                start_cursor=encode_cursor(items[0]) if items else None,
-                end_cursor=encode_cursor(items[-1]) if items else None,
+                start_cursor=queries.encode_cursor(items[0]) if items else None,
+                end_cursor=queries.encode_cursor(items[-1]) if items else None,
             ),
         )
