@@ -117,7 +117,8 @@ def _in(q: Query, column: str, task_ids: Sequence[UUID]) -> str:
 async def steps_of_tasks(
     task_ids: Sequence[UUID], *, with_edges: bool = True, with_payloads: bool = True
 ) -> list[StepView]:
-    """Every step of these tasks, ordered by task, position and id; with their parents and
+    """Every step of these tasks, ordered by position and id (each task's in its order,
+    the tasks' interleaved: `steps_by_task` groups them); with their parents and
     children by name when `with_edges` (else those are left empty: one statement less); with
     their `inputs` and `results` when `with_payloads` (else those are None: for a reader that
     shows neither, such as a page of tasks with their steps' names and states)."""
@@ -125,9 +126,9 @@ async def steps_of_tasks(
         return []
     q = Query(connection())
     select = _SELECT if with_payloads else _SELECT_WITHOUT_PAYLOADS
-    rows = await _read(q, f"{select} WHERE {_in(q, 'task_id', task_ids)}", task_ids)
-    ordered = sorted(rows, key=lambda r: (str(r[1]), r[19], r[0]))
-    return await _views(q, ordered, task_ids, with_edges)
+    where = _in(q, "task_id", task_ids)
+    rows = await _read(q, f"{select} WHERE {where} ORDER BY position, id", task_ids)
+    return await _views(q, rows, task_ids, with_edges)
 
 
 async def task_with_steps(
