@@ -62,7 +62,7 @@ async def read_task(info: Info, task_id: str) -> "TaskType":
     steps = fields_at(info, ("steps",))
     if not steps:
         return TaskType.from_view(await tasks.get_task(task_id))
-    edges = selects_any(steps, info._raw_info.fragments, EDGE_FIELDS)
+    edges, _ = _shown(info, steps)  # its payloads are read whatever it shows
     view, step_views = await tasks.get_task_with_steps(task_id, with_edges=edges)
     if edges:  # steps with their edges are what step reasons and `dependencies` load too
         info.context.loaders.steps.prime(view.id, step_views)

@@ -211,8 +211,9 @@ async def tasks_after(
     def read(counting: bool) -> Awaitable[tuple[list[TaskView], int | None]]:
         return reads.older_than(flt, cursor, limit=first + 1, count=counting)
 
+    total: int | None = None
     if count:
         rows, total = await _with_total(flt, read)
-        return TaskSlice(tuple(rows[:first]), len(rows) > first, total)
-    rows, _ = await read(False)
-    return TaskSlice(tuple(rows[:first]), len(rows) > first, None)
+    else:
+        rows, _ = await read(False)
+    return TaskSlice(tuple(rows[:first]), len(rows) > first, total)
