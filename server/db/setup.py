@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 
 from server.db import loop_reads
 
@@ -56,6 +57,7 @@ async def open_database(database_url: str, *, pool_max: int = 10, migrate: bool 
     """Connect Tortoise for this process (global fallback: requests run in other tasks)."""
     if migrate:
         await apply_migrations(database_url)
+    _forget_cached_sql()
     await Tortoise.init(
         config=tortoise_config(database_url, pool_max), _enable_global_fallback=True
     )
@@ -65,6 +67,15 @@ async def close_database() -> None:
     """Close every connection (SQLite hangs the process at exit otherwise)."""
     loop_reads.close_all()
     await Tortoise.close_connections()
+    _forget_cached_sql()
+
+
+def _forget_cached_sql() -> None:
+    """Forget the INSERT and DELETE statements Tortoise keeps per model. It keys them by the
+    connection's name, not its database: a process that opens `default` on SQLite and then on
+    PostgreSQL (`server.testing`'s environment in a suite that also runs on a real database,
+    in either order) would send one dialect's statements to the other."""
+    EXECUTOR_CACHE.clear()
 
 
 async def apply_migrations(database_url: str) -> list[str]:

@@ -3,12 +3,20 @@ failures explained as such, HTTP steps stubbed, failures in the log."""
 
 import logging
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 
+from server.container import build_services
+from server.db.models import Transition
+from server.domain.views import CreateTask
+from server.infra.ports import NullDispatcher
+from server.registry.handler_registry import HandlerRegistry
 from server.testing import tasker_test_env
+from tests.conftest import fast_settings
 
 HANDLERS = """
 from server.handlers import PermanentError, StepContext, StepHandler
@@ -125,3 +133,32 @@ async def test_step_failures_are_logged_at_warning(
     assert str(run.task.id) in message and "step charge" in message
     assert "attempt 1" in message and "CARD_DECLINED" in message
     assert record.error_class == "CARD_DECLINED" and record.attempt == 1  # type: ignore[attr-defined]
+
+
+async def test_the_suites_own_database_still_writes_after_an_environment(
+    handlers_dir: Path, database_url: str, registry: HandlerRegistry
+) -> None:
+    """The environment's SQLite and the suite's database share Tortoise's connection name:
+    neither may be sent the other's statements (the process's first inserts are the
+    environment's here, as in a suite that runs it first)."""
+    EXECUTOR_CACHE.clear()
+    async with tasker_test_env(handlers_path=handlers_dir) as t:
+        run = await t.run("authoring", "chain", {"order": 7})
+    assert run.status == "complete"
+    services = build_services(fast_settings(database_url), NullDispatcher(), registry=registry)
+    await services.open()
+    try:
+        task, _ = await services.tasks.create_task(
+            CreateTask(namespace="shapes", name="diamond", context={})
+        )
+        seeded = Transition(
+            task_id=task.id,
+            to_status="pending",
+            reason="seeded",
+            metadata={},
+            created_at=datetime.now(UTC),
+        )
+        await Transition.bulk_create([seeded, seeded])
+        assert await Transition.filter(task_id=task.id, reason="seeded").count() == 2
+    finally:
+        await services.close()
