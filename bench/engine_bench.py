@@ -192,12 +192,14 @@ async def engine(tasks: int, processes: int, threads: int) -> dict[str, float]:
         out[f"cpu_ms_per_step_{name}"] = spent * 1000 / (tasks * 4)
     # PostgreSQL backends start with the workers' pools: all of their time is the drain's.
     out["cpu_ms_per_step_postgres"] = sum(cpu_seconds(p) for p in backends) * 1000 / (tasks * 4)
-    # Completions written per statement: the history rows of one statement share its
-    # transaction id (1.0 when every completion is written alone).
-    out["completions_per_statement"] = await pg.fetchval(
-        "SELECT count(*)::float / greatest(count(DISTINCT xmin::text), 1) FROM tasker_transitions"
-        " WHERE reason = 'completed'"
-    )
+    # Completions and claims written per statement: the history rows of one statement share
+    # its transaction id (1.0 when every one is written alone).
+    for reason, key in (("completed", "completions"), ("claimed", "claims")):
+        out[f"{key}_per_statement"] = await pg.fetchval(
+            "SELECT count(*)::float / greatest(count(DISTINCT xmin::text), 1)"
+            " FROM tasker_transitions WHERE reason = $1",
+            reason,
+        )
     await pg.close()
     out["worker_rss_mb_max"] = max(rss_mb(w.pid) for w in workers)
 
@@ -260,6 +262,7 @@ def main() -> None:
         + f" (total {sum(cpu.values()):.2f})"
     )
     print(f"completions per statement (drain):  {result['completions_per_statement']:8.2f}")
+    print(f"claims per statement (drain):       {result['claims_per_statement']:8.2f}")
     print(f"worker RSS (max of {args.processes}):            {result['worker_rss_mb_max']:8.1f} MB")
 
 

@@ -42,6 +42,7 @@ from server.engine.pg_sql import (
     CLAIMED_COLUMNS,
     COMPLETE_STEP,
     COMPLETED_ROW,
+    STEP_LOCKS,
     TASK_LOCK,
 )
 
@@ -79,9 +80,11 @@ WITH candidate AS (
     -- duplicate message for a running step, a paused task) is refused by this statement,
     -- with nothing left for the portable claim to decide.
     SELECT ws.ctid AS step_row, t.ctid AS task_row, ws.status AS old_status, ws.flow,
-           ws.task_id, t.status AS task_status
+           ws.task_id, t.status AS task_status, $lease::text AS lease,
+           $default_timeout::float8 AS default_timeout, $grace::float8 AS grace
       FROM tasker_workflow_steps ws JOIN tasker_tasks t ON t.id = ws.task_id
-     WHERE ws.id = $step_id AND ws.waiting_on = 0 AND ws.flow IS NOT NULL{CLAIMABLE_STEP}
+     WHERE ws.id = $step_id AND ws.waiting_on = 0
+       AND ws.flow IS NOT NULL{CLAIMABLE_STEP}{STEP_LOCKS}
 ), target AS (
     -- A step that waits for a slot goes the portable way; one offered a slot does not.
     SELECT c.* FROM candidate c

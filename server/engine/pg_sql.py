@@ -104,48 +104,54 @@ CLAIMABLE_STEP = """
        -- A parked sleep or signal wait is not claimed before its wake time.
        AND (ws.wake_at IS NULL OR ws.wake_at <= $now)
        AND (ws.status = $claim_from::text
-            OR (ws.status = $retry_from::text AND ws.next_attempt_at <= $now))
+            OR (ws.status = $retry_from::text AND ws.next_attempt_at <= $now))"""
+"""The `target` conditions of a claim after its own."""
+
+STEP_LOCKS = """
        -- Locks the task row (as cancel/resolve/finalize do, exclusively): a claim cannot slip
        -- between a cancel's read of the open steps and its commit, and sibling claims of a
        -- pending task serialise, so exactly one of them starts the task. The step row is
        -- locked too: a racing claim waits, then finds it no longer runnable.
        FOR NO KEY UPDATE OF t, ws"""
-"""The `target` conditions of a claim after its own, ending with the locks it takes."""
+"""The locks a claim's `target` takes, last in its query."""
 
 CLAIM_STEP = """
     UPDATE tasker_workflow_steps ws
-       SET status = $claim_to::text, attempts = ws.attempts + 1, lease_owner = $lease,
-           lease_expires_at = $now
-               + make_interval(secs => COALESCE(ws.timeout_seconds, $default_timeout) + $grace),
+       SET status = $claim_to::text, attempts = ws.attempts + 1, lease_owner = target.lease,
+           lease_expires_at = $now + make_interval(
+               secs => COALESCE(ws.timeout_seconds, target.default_timeout) + target.grace),
            started_at = $now, completed_at = NULL, next_attempt_at = NULL, updated_at = $now"""
-"""The `claimed` update, up to its FROM clause."""
+"""The `claimed` update, up to its FROM clause: each `target` row says its claim's lease,
+default timeout and grace."""
 
 CLAIMED_COLUMNS = """
  RETURNING ws.id, ws.task_id, ws.name, ws.attempts, ws.retry_limit, ws.retryable,
-           ws.timeout_seconds, ws.inputs, ws.handler_class, target.old_status"""
+           ws.timeout_seconds, ws.inputs, ws.handler_class, ws.lease_owner, target.old_status"""
 """What the `claimed` update returns."""
 
 CLAIM_HISTORY = """history AS (
     INSERT INTO tasker_transitions
            (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
     SELECT c.task_id, c.id, c.name, m.from_status, m.to_status, m.reason,
-           jsonb_build_object('attempt', c.attempts, 'worker', $lease::text), $now
+           jsonb_build_object('attempt', c.attempts, 'worker', c.lease_owner), $now
       FROM claimed c,
            (VALUES (1, $retry_from::text, $retry_to::text, 'retry due'),
                    (2, $claim_from::text, $claim_to::text, 'claimed'))
                AS m(ord, from_status, to_status, reason)
      WHERE m.ord = 2 OR c.old_status = $retry_from::text
- RETURNING id, from_status, to_status, reason
+ RETURNING id, step_id, from_status, to_status, reason
 ), started AS (
     UPDATE tasker_tasks t SET status = $start_to::text, updated_at = $now
-      FROM target, claimed c WHERE t.ctid = target.task_row AND t.status = $start_from::text
+      FROM target, claimed c
+     WHERE t.ctid = target.task_row AND target.task_id = c.task_id
+       AND t.status = $start_from::text
  RETURNING t.id
 ), started_history AS (
     INSERT INTO tasker_transitions
            (task_id, step_id, step_name, from_status, to_status, reason, metadata, created_at)
     SELECT id, NULL, NULL, $start_from::text, $start_to::text, 'step started', '{}'::jsonb, $now
       FROM started
- RETURNING id
+ RETURNING id, task_id
 )"""
 """The claim's history rows, and the start of its task when it was pending (with history)."""
 
@@ -162,23 +168,42 @@ SELECT c.id, c.task_id, c.name, c.attempts, c.retry_limit, c.retryable, c.timeou
           FROM tasker_step_edges e JOIN tasker_workflow_steps p ON p.id = e.from_step_id
          WHERE e.to_step_id = c.id AND p.task_id = c.task_id) AS parents_done_at,
        (SELECT json_agg(json_build_array(h.id, h.from_status, h.to_status, h.reason)
-                        ORDER BY h.id) FROM history h) AS history,
-       (SELECT id FROM started_history) AS started_cursor, $quick_commit
+                        ORDER BY h.id) FROM history h WHERE h.step_id = c.id) AS history,
+       -- A task's start belongs to its first step claimed here (one start, one event).
+       (SELECT s.id FROM started_history s
+         WHERE s.task_id = c.task_id
+           AND c.id = (SELECT min(o.id) FROM claimed o WHERE o.task_id = c.task_id))
+           AS started_cursor,
+       c.lease_owner, $quick_commit
   FROM claimed c JOIN tasker_tasks t ON t.id = c.task_id
 """.replace("$quick_commit", QUICK_COMMIT)
-"""The claimed step's row (`pg_claims.claim_from_row` reads it)."""
+"""A claimed step's row (`pg_claims.claim_from_row` reads it), named by its lease."""
 
 CLAIM = f"""
-WITH target AS (
-    SELECT ws.ctid AS step_row, t.ctid AS task_row, ws.status AS old_status
+WITH asked AS (
+    -- A step asked for twice is claimed once, for its first request.
+    SELECT DISTINCT ON (i.step_id) i.*
+      FROM unnest($step_ids::bigint[], $leases::text[], $default_timeouts::float8[],
+                  $graces::float8[])
+           WITH ORDINALITY AS i(step_id, lease, default_timeout, grace, ord)
+     ORDER BY i.step_id, i.ord
+), target AS (
+    SELECT ws.ctid AS step_row, t.ctid AS task_row, ws.status AS old_status, ws.task_id,
+           i.lease, i.default_timeout, i.grace
       FROM tasker_workflow_steps ws JOIN tasker_tasks t ON t.id = ws.task_id
-     WHERE ws.id = $step_id AND ws.waiting_on = 0
+      JOIN asked i ON i.step_id = ws.id
+     WHERE ws.id = ANY($step_ids::bigint[]) AND ws.waiting_on = 0
        -- A step with limits is claimed by the portable claim (`server.engine.limits`).
        AND ws.flow IS NULL{CLAIMABLE_STEP}
+     -- Locked in task order, as every statement that locks several tasks locks them: two
+     -- batches of claims cannot each hold a task the other waits for.
+     ORDER BY t.id, ws.id{STEP_LOCKS}
 ), claimed AS ({CLAIM_STEP}
       FROM target
      WHERE ws.ctid = target.step_row{CLAIMED_COLUMNS}
 ), {CLAIM_HISTORY}{CLAIM_ROW}"""
+"""Claims of steps without limits, one row per step claimed: each request a step id, its lease,
+default timeout and grace (arrays of one for a claim alone)."""
 
 TASK_LOCK = """
     SELECT t.id FROM tasker_tasks t

@@ -4,9 +4,9 @@ Atomic without BEGIN/COMMIT, one round trip each. They do what the portable stor
 compare-and-set on the step, history rows, readiness counters — and the same tests run against
 both. Under READ COMMITTED an UPDATE re-checks its WHERE clause against the newest row version,
 so the compare-and-set holds when two workers race for one step. Failures are rarer and go
-through the portable store's transaction. Completions that arrive while one is being written
-are written together in one statement (`server.engine.pg_complete`, through the process's
-`GroupCommit`).
+through the portable store's transaction. Claims, and completions, that arrive while one is
+being written are written together in one statement (`pg_sql.CLAIM`, `server.engine.pg_complete`,
+each through a `GroupCommit` of the process).
 
 The rules are `server.domain.readiness`'s, over the counters `waiting_on` (parents not done) and
 `remaining` (steps not done) that `Transaction.move_step` maintains. No status is written in the
@@ -51,7 +51,7 @@ _S, _T = StepState, TaskState
 
 CLAIM_STATEMENT = Statement(
     CLAIM,
-    args=("step_id", "now", "lease", "default_timeout", "grace"),
+    args=("step_ids", "leases", "default_timeouts", "graces", "now"),
     moves={
         "retry": Move("step", RETRYING, _S.PENDING),
         "claim": Move("step", _S.PENDING, _S.IN_PROGRESS),
@@ -79,8 +79,13 @@ class PgStore(PortableStore):
     """`StepStore` with claims and completions as single PostgreSQL statements."""
 
     async def claim(self, requests: Sequence[ClaimRequest]) -> list[Claim | None]:
-        """One statement per claim."""
-        return [await self._claim_one(r) for r in requests]
+        """Through a group commit, the claims said to have no limits: those that arrive
+        while one is written are written together, in one statement. A step said to have
+        limits goes to their statement (`pg_flow`), as does one the plain statement left
+        alone (which has limits, or is not claimable)."""
+        if len(requests) == 1:  # the runner's case: no task to wrap it in
+            return [await self._claim_one(requests[0])]
+        return list(await asyncio.gather(*(self._claim_one(r) for r in requests)))
 
     def __init__(self, changes: StateChanges, backoff: BackoffPolicy) -> None:
         super().__init__(changes, backoff)
@@ -92,6 +97,7 @@ class PgStore(PortableStore):
         self.limited_completions: GroupCommit[tuple[Claim, str], Recorded] = GroupCommit(
             self._complete_limited_batch
         )
+        self.claims: GroupCommit[ClaimRequest, Claim | None] = GroupCommit(self._claim_batch)
 
     async def complete(self, attempts: Sequence[tuple[Claim, Outcome]]) -> list[Recorded]:
         """Through the group commits: one for steps with limits (whose statements also free
@@ -127,19 +133,35 @@ class PgStore(PortableStore):
             claim, limited = await claim_limited(self, req)
             if claim is not None or limited:
                 return claim
+            return await self.claims.submit(req)  # it has none after all
+        claim = await self.claims.submit(req)
+        if claim is not None:
+            return claim
+        # The plain statement leaves steps with limits alone: they have their own (`pg_flow`).
+        return (await claim_limited(self, req))[0]
+
+    async def _claim_batch(self, requests: Sequence[ClaimRequest]) -> list[Claim | None]:
+        """Claims of steps without limits in one statement; None for each step it did not
+        claim."""
         now = self.changes.clock.now()
         rows = await connection().execute_query_dict(
             CLAIM_STATEMENT.sql,
             CLAIM_STATEMENT.values(
-                req.step_id, now, req.lease_owner, req.default_timeout, req.lease_grace
+                [r.step_id for r in requests],
+                [r.lease_owner for r in requests],
+                [r.default_timeout for r in requests],
+                [r.lease_grace for r in requests],
+                now,
             ),
         )
-        if not rows:
-            if req.limited:  # not limited (asked above), and not claimable
-                return None
-            # The statement leaves steps with limits alone: they have their own (`pg_flow`).
-            return (await claim_limited(self, req))[0]
-        return claim_from_row(self.changes, rows[0], req, CLAIM_STATEMENT.moves["start"], now)
+        by_lease = {row["lease_owner"]: row for row in rows}
+        start = CLAIM_STATEMENT.moves["start"]
+        return [
+            None
+            if (row := by_lease.get(r.lease_owner)) is None
+            else claim_from_row(self.changes, row, r, start, now)
+            for r in requests
+        ]
 
     async def _complete_one(self, claim: Claim, encoded: str) -> Recorded:
         """Complete a step we hold the lease on (its results already JSON), count it done, and

@@ -7,9 +7,9 @@ store (`server.engine.portable`, the ORM: SQLite and PostgreSQL) and the Postgre
 behavioural tests run against both.
 
 Every operation takes a sequence and returns one answer per item, in order, so a store may
-write several claims or completions in one round trip. The PostgreSQL store writes the
-completions that arrive together in one statement (`server.engine.group_commit`); claims and
-the portable store go one by one.
+write several claims or completions in one round trip. The PostgreSQL store writes the claims
+(of steps without limits) and the completions that arrive together in one statement each
+(`server.engine.group_commit`); the portable store goes one by one.
 """
 
 from collections.abc import Sequence

@@ -39,7 +39,10 @@ async def test_claims_find_their_task_by_its_key_in_a_backlog_never_analyzed(
     now = datetime.now(UTC)
     common = (step.id, now, "w/1", 300.0, 15.0)
     statements = {
-        "claim": (pg_store.CLAIM_STATEMENT.sql, pg_store.CLAIM_STATEMENT.values(*common)),
+        "claim": (
+            pg_store.CLAIM_STATEMENT.sql,
+            pg_store.CLAIM_STATEMENT.values([step.id], ["w/1"], [300.0], [15.0], now),
+        ),
         "limited claim": (
             pg_flow.CLAIM_STATEMENT.sql,
             pg_flow.CLAIM_STATEMENT.values(

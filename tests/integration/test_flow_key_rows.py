@@ -267,8 +267,8 @@ async def test_tasks_finished_together_hand_their_handler_slots_on(
 
 
 def is_claim(statement: str) -> bool:
-    """The unlimited claim (`WITH target`) or the limited one (`WITH candidate`, `wanted`)."""
-    return statement.lstrip().startswith(("WITH target AS", "WITH candidate AS"))
+    """The unlimited claim (`WITH asked`) or the limited one (`WITH candidate`, `wanted`)."""
+    return statement.lstrip().startswith(("WITH asked AS", "WITH candidate AS"))
 
 
 async def step_of(services: Services, task_id: Any, name: str) -> int:
