@@ -4,7 +4,8 @@ committed, so their steps are reclaimed and run again; the steps that had commit
 
 Real `tasker worker` processes on PostgreSQL and Redis. The test holds one task's row lock,
 so that task's completion stays in flight inside the worker and the completions of other
-tasks that finish meanwhile wait in the buffer behind it; then the worker is killed.
+tasks that finish meanwhile wait in the buffer behind it; then the worker is killed. The
+same for claims: one waits on a lock in flight, the others in the claims' buffer.
 """
 
 import asyncio
@@ -142,3 +143,49 @@ async def test_kill_9_with_completions_in_the_buffer_loses_and_repeats_nothing(c
         steps = await _steps(services, task.id)
         assert steps["a"][0].attempts == 2  # never committed: run again
         assert all(steps[n][0].attempts == 1 for n in ("b", "c", "d"))
+
+
+CLAIM_BLOCKED = """
+SELECT count(*) FROM pg_stat_activity
+ WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%WITH asked AS%'
+"""
+
+
+async def test_kill_9_with_claims_in_the_buffer_loses_and_repeats_nothing(cluster):
+    """Claims wait in the buffer too (`PgStore.claims`): the one in flight waits on a task's
+    lock, the others queue behind it; a worker killed then leaves their steps unclaimed, and
+    every step of every task still completes once."""
+    services, workers, database_url = cluster
+    held = await _create(services, {"sleep": 0})  # no worker yet: its first step waits
+    locker = await asyncpg.connect(database_url)
+    try:
+        lock = locker.transaction()
+        await lock.start()
+        await locker.execute("SELECT id FROM tasker_tasks WHERE id = $1 FOR UPDATE", held.id)
+        (worker,) = workers.start(1, threads=8)
+
+        async def blocked():
+            await locker.execute("SELECT pg_stat_clear_snapshot()")
+            return (await locker.fetchval(CLAIM_BLOCKED)) > 0
+
+        await _until(blocked, "the held task's claim waits on its lock", timeout=30)
+        queued = [await _create(services, {"sleep": 0}) for _ in range(4)]
+        await asyncio.sleep(1.0)  # their messages are long delivered
+        for task in queued:
+            step, history = (await _steps(services, task.id))["a"]
+            assert step.status.value == "pending", history  # its claim waits in the buffer
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+        await lock.rollback()
+    finally:
+        await locker.close()
+
+    workers.start(1, threads=8)
+    for task in [held, *queued]:
+        done = await wait_for_task(services, task.id, timeout=60)
+        assert done.status is TaskState.COMPLETE, workers.logs()
+        for name, (step, history) in (await _steps(services, task.id)).items():
+            completed = [t for t in history if t.reason == "completed"]
+            assert len(completed) == 1, (task.id, name, history)  # nothing completed twice
+            if task is not held:  # never claimed before the kill: claimed once, after it
+                assert step.attempts == 1, (task.id, name, history)
