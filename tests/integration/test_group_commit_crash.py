@@ -81,6 +81,35 @@ async def _steps(services, task_id):
     return {s.name: (s, history[s.id]) for s in steps}
 
 
+async def _first_steps_are(services, tasks, status):
+    for task in tasks:
+        step, history = (await _steps(services, task.id))["a"]
+        assert step.status.value == status, history
+
+
+async def _kill(worker, lock):
+    """Kill the worker with `kill -9`, then let go of the task lock it waits on."""
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    await lock.rollback()
+
+
+async def _completed_once(services, workers, waited, checked):
+    """A new worker finishes `waited`; every step of `checked` completed exactly once.
+    Returns each checked task's steps."""
+    workers.start(1, threads=8)
+    for task in waited:
+        done = await wait_for_task(services, task.id, timeout=60)
+        assert done.status is TaskState.COMPLETE, workers.logs()
+    found = {}
+    for task in checked:
+        found[task.id] = await _steps(services, task.id)
+        for name, (_, history) in found[task.id].items():
+            completed = [t for t in history if t.reason == "completed"]
+            assert len(completed) == 1, (task.id, name, history)  # nothing completed twice
+    return found
+
+
 async def test_kill_9_with_completions_in_the_buffer_loses_and_repeats_nothing(cluster):
     services, workers, database_url = cluster
     (worker,) = workers.start(1, threads=8)
@@ -120,27 +149,17 @@ async def test_kill_9_with_completions_in_the_buffer_loses_and_repeats_nothing(c
         for task in queued:
             await _until(lambda t=task.id: claimed(t), "a queued task's first step is claimed")
         await asyncio.sleep(0.5)  # their handlers are long done
-        for task in queued:
-            step, history = (await _steps(services, task.id))["a"]
-            assert step.status.value == "in_progress", history  # waiting in the buffer
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait()
-        await lock.rollback()
+        # Still running: their completions wait in the buffer.
+        await _first_steps_are(services, queued, "in_progress")
+        await _kill(worker, lock)
     finally:
         await locker.close()
 
-    workers.start(1, threads=8)
-    for task in [held, *queued]:
-        done = await wait_for_task(services, task.id, timeout=60)
-        assert done.status is TaskState.COMPLETE, workers.logs()
-    for task in [before, held, *queued]:
-        for name, (_, history) in (await _steps(services, task.id)).items():
-            completed = [t for t in history if t.reason == "completed"]
-            assert len(completed) == 1, (task.id, name, history)  # nothing completed twice
-    for name, (step, _) in (await _steps(services, before.id)).items():
+    found = await _completed_once(services, workers, [held, *queued], [before, held, *queued])
+    for name, (step, _) in found[before.id].items():
         assert step.attempts == 1, name  # committed before the kill: never run again
     for task in queued:
-        steps = await _steps(services, task.id)
+        steps = found[task.id]
         assert steps["a"][0].attempts == 2  # never committed: run again
         assert all(steps[n][0].attempts == 1 for n in ("b", "c", "d"))
 
@@ -171,21 +190,12 @@ async def test_kill_9_with_claims_in_the_buffer_loses_and_repeats_nothing(cluste
         await _until(blocked, "the held task's claim waits on its lock", timeout=30)
         queued = [await _create(services, {"sleep": 0}) for _ in range(4)]
         await asyncio.sleep(1.0)  # their messages are long delivered
-        for task in queued:
-            step, history = (await _steps(services, task.id))["a"]
-            assert step.status.value == "pending", history  # its claim waits in the buffer
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait()
-        await lock.rollback()
+        await _first_steps_are(services, queued, "pending")  # their claims wait in the buffer
+        await _kill(worker, lock)
     finally:
         await locker.close()
 
-    workers.start(1, threads=8)
-    for task in [held, *queued]:
-        done = await wait_for_task(services, task.id, timeout=60)
-        assert done.status is TaskState.COMPLETE, workers.logs()
-        for name, (step, history) in (await _steps(services, task.id)).items():
-            completed = [t for t in history if t.reason == "completed"]
-            assert len(completed) == 1, (task.id, name, history)  # nothing completed twice
-            if task is not held:  # never claimed before the kill: claimed once, after it
-                assert step.attempts == 1, (task.id, name, history)
+    found = await _completed_once(services, workers, [held, *queued], [held, *queued])
+    for task in queued:  # never claimed before the kill: claimed once, after it
+        for name, (step, history) in found[task.id].items():
+            assert step.attempts == 1, (task.id, name, history)
