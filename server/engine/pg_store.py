@@ -23,7 +23,8 @@ task (bench/engine_bench.py: ~1.7 ms of database CPU per step).
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from typing import TypeVar
 
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -48,6 +49,7 @@ from server.engine.progress import advance
 from server.engine.store import Claim, ClaimRequest, Outcome, Recorded
 
 _S, _T = StepState, TaskState
+T = TypeVar("T")
 
 CLAIM_STATEMENT = Statement(
     CLAIM,
@@ -70,6 +72,14 @@ COMPLETE_STATEMENT = Statement(
 )
 
 
+async def _answers(writes: Sequence[Awaitable[T]]) -> list[T]:
+    """Each write's answer, in order; one alone (the runner's case) is awaited as it is, with
+    no task to wrap it in."""
+    if len(writes) == 1:
+        return [await writes[0]]
+    return list(await asyncio.gather(*writes))
+
+
 def connection() -> BaseDBAsyncClient:
     """The default connection."""
     return Tortoise.get_connection("default")
@@ -83,9 +93,7 @@ class PgStore(PortableStore):
         while one is written are written together, in one statement. A step said to have
         limits goes to their statement (`pg_flow`), as does one the plain statement left
         alone (which has limits, or is not claimable)."""
-        if len(requests) == 1:  # the runner's case: no task to wrap it in
-            return [await self._claim_one(requests[0])]
-        return list(await asyncio.gather(*(self._claim_one(r) for r in requests)))
+        return await _answers([self._claim_one(r) for r in requests])
 
     def __init__(self, changes: StateChanges, backoff: BackoffPolicy) -> None:
         super().__init__(changes, backoff)
@@ -106,9 +114,7 @@ class PgStore(PortableStore):
             (self.limited_completions if c.limited else self.completions).submit((c, o.encoded))
             for c, o in attempts
         ]
-        if len(writes) == 1:  # the runner's case: no task to wrap it in
-            return [await writes[0]]
-        return list(await asyncio.gather(*writes))
+        return await _answers(writes)
 
     async def _complete_batch(self, attempts: Sequence[tuple[Claim, str]]) -> list[Recorded]:
         """One completion alone: the one-step statement; several: the bulk one."""
